@@ -1,0 +1,130 @@
+//! Artifact paths that cannot escape the store's root, and the [`ArtifactStore`] trait.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// A stream of bytes going to or coming from an artifact store.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// A relative artifact path whose components are all plain names: no `..`, no `.`, no empty
+/// component, no absolute path, no backslash, no NUL. Built only by [`ArtifactPath::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ArtifactPath(String);
+
+impl ArtifactPath {
+    /// Checks a `/`-separated path (already percent-decoded once). A trailing `/` is allowed.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let bad = |why: &str| Error::invalid(format!("Invalid artifact path '{raw}': {why}"));
+        if raw.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if raw.starts_with('/') {
+            return Err(bad("absolute paths are not allowed"));
+        }
+        if raw.contains('\\') || raw.contains('\0') {
+            return Err(bad("backslashes and NUL bytes are not allowed"));
+        }
+        let trimmed = raw.strip_suffix('/').unwrap_or(raw);
+        let mut parts = Vec::new();
+        for comp in trimmed.split('/') {
+            match comp {
+                "" => return Err(bad("empty path components ('//') are not allowed")),
+                "." | ".." => return Err(bad("'.' and '..' components are not allowed")),
+                c if c.len() == 2 && c.ends_with(':') => {
+                    return Err(bad("drive letters are not allowed"));
+                }
+                c => parts.push(c),
+            }
+        }
+        Ok(ArtifactPath(parts.join("/")))
+    }
+
+    /// Joins a child path below this one.
+    pub fn join(&self, child: &ArtifactPath) -> ArtifactPath {
+        ArtifactPath(format!("{}/{}", self.0, child.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path's components.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+
+    /// The last component.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+}
+
+impl std::fmt::Display for ArtifactPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One entry of a directory listing, in MLflow's `FileInfo` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileInfo {
+    /// Path relative to the listed root.
+    pub path: String,
+    pub is_dir: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<u64>,
+}
+
+/// Where artifacts live: bytes stream in and out, never whole in memory.
+#[async_trait::async_trait]
+pub trait ArtifactStore: Send + Sync + 'static {
+    /// Stores `body` at `path`, replacing any file there; returns the number of bytes written.
+    /// A failed upload leaves no partial file behind.
+    async fn put(&self, path: &ArtifactPath, body: ByteStream) -> Result<u64>;
+    /// Opens the file at `path`: its size and a stream of its bytes.
+    async fn get(&self, path: &ArtifactPath) -> Result<(u64, ByteStream)>;
+    /// Lists the direct children of `dir` (the root when `None`), paths relative to `dir`'s
+    /// parent as MLflow gives them (`dir/name`). A missing directory lists as empty.
+    async fn list(&self, dir: Option<&ArtifactPath>) -> Result<Vec<FileInfo>>;
+    /// Deletes the file or directory tree at `path`.
+    async fn delete(&self, path: &ArtifactPath) -> Result<()>;
+    /// A URI that names the store's root, for display (`file:///...`, `s3://...`).
+    fn root_uri(&self) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_cannot_escape() {
+        assert_eq!(
+            ArtifactPath::parse("0/abc/artifacts/model/MLmodel")
+                .unwrap()
+                .as_str(),
+            "0/abc/artifacts/model/MLmodel"
+        );
+        assert_eq!(ArtifactPath::parse("a/b/").unwrap().as_str(), "a/b");
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../../b",
+            "..",
+            "a/./b",
+            "a//b",
+            "a\\..\\b",
+            "C:/x",
+            "a\0b",
+        ] {
+            assert!(
+                ArtifactPath::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+}

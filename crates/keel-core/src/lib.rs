@@ -1,0 +1,27 @@
+//! keel-core: the domain of keel, free of I/O.
+//!
+//! It holds the entities the tracking server and model registry speak about (experiments, runs,
+//! metrics, logged models, registered models, model versions), the [`MetadataStore`] and
+//! [`ArtifactStore`] traits that storage backends implement, MLflow's search-filter grammar
+//! ([`filter`]), MLflow's input limits ([`validate`]) and the one error type whose codes map to
+//! MLflow's `error_code` and HTTP statuses ([`Error`], [`ErrorCode`]).
+
+pub mod artifact;
+pub mod entities;
+pub mod error;
+pub mod filter;
+pub mod page;
+pub mod store;
+pub mod validate;
+
+pub use artifact::{ArtifactPath, ArtifactStore, FileInfo};
+pub use error::{Error, ErrorCode, Result};
+pub use store::MetadataStore;
+
+/// Milliseconds since the Unix epoch, as MLflow timestamps are.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,215 @@
+//! The [`MetadataStore`] trait: everything the tracking server and registry persist.
+//!
+//! Backends (SQLite today) implement it; the HTTP layer only talks to this trait. Inputs have
+//! been validated against MLflow's limits by the caller; the store enforces what needs the stored
+//! state (existence, lifecycle, write-once params, unique names and version numbers).
+
+use crate::entities::*;
+use crate::error::Result;
+use crate::filter::{Clause, Order, experiments, logged_models, registry, runs};
+
+/// One page of results and the token for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchExperiments {
+    pub view: ViewType,
+    pub filter: Vec<Clause<experiments::Key>>,
+    pub order_by: Vec<Order<experiments::Key>>,
+    pub max_results: usize,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchRuns {
+    pub experiment_ids: Vec<String>,
+    pub filter: Vec<Clause<runs::Key>>,
+    pub view: ViewType,
+    pub max_results: usize,
+    pub order_by: Vec<Order<runs::Key>>,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchRegistry {
+    pub filter: Vec<Clause<registry::Key>>,
+    pub order_by: Vec<Order<registry::Key>>,
+    pub max_results: usize,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchLoggedModels {
+    pub experiment_ids: Vec<String>,
+    pub filter: Vec<Clause<logged_models::Key>>,
+    pub order_by: Vec<Order<logged_models::Key>>,
+    pub max_results: usize,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateRun {
+    pub experiment_id: String,
+    pub user_id: String,
+    pub start_time: i64,
+    pub run_name: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateLoggedModel {
+    pub experiment_id: String,
+    pub name: Option<String>,
+    pub model_type: String,
+    pub source_run_id: String,
+    pub params: Vec<Param>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateModelVersion {
+    pub name: String,
+    pub source: String,
+    pub run_id: String,
+    pub run_link: String,
+    pub description: String,
+    pub model_id: String,
+    pub tags: Vec<Tag>,
+}
+
+/// Metadata persistence for tracking and the model registry.
+#[async_trait::async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    // ---- experiments
+    async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: Vec<Tag>,
+    ) -> Result<String>;
+    async fn get_experiment(&self, id: &str) -> Result<Experiment>;
+    /// The active experiment of that name, else a deleted one, else `None`.
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>>;
+    async fn search_experiments(&self, q: SearchExperiments) -> Result<Page<Experiment>>;
+    /// Soft-deletes the experiment and its runs.
+    async fn delete_experiment(&self, id: &str) -> Result<()>;
+    async fn restore_experiment(&self, id: &str) -> Result<()>;
+    async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()>;
+    async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()>;
+    async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()>;
+
+    // ---- runs
+    async fn create_run(&self, req: CreateRun) -> Result<Run>;
+    async fn get_run(&self, run_id: &str) -> Result<Run>;
+    async fn update_run(
+        &self,
+        run_id: &str,
+        status: Option<RunStatus>,
+        end_time: Option<i64>,
+        run_name: Option<String>,
+    ) -> Result<RunInfo>;
+    async fn delete_run(&self, run_id: &str) -> Result<()>;
+    async fn restore_run(&self, run_id: &str) -> Result<()>;
+    /// Logs metrics (appended), params (write-once) and tags (overwritten) in one transaction.
+    async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: Vec<Metric>,
+        params: Vec<Param>,
+        tags: Vec<Tag>,
+    ) -> Result<()>;
+    async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()>;
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: Vec<DatasetInput>,
+        models: Vec<ModelInput>,
+    ) -> Result<()>;
+    async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()>;
+    async fn search_runs(&self, q: SearchRuns) -> Result<Page<Run>>;
+    /// Every value of one metric of one run, by step then timestamp.
+    async fn metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        offset: u64,
+        max_results: usize,
+    ) -> Result<Page<Metric>>;
+    /// The histories of one metric over several runs (each metric carries its `run_id`).
+    async fn metric_history_bulk(
+        &self,
+        run_ids: &[String],
+        key: &str,
+        max_results: usize,
+    ) -> Result<Vec<Metric>>;
+
+    // ---- logged models (MLflow 3)
+    async fn create_logged_model(&self, req: CreateLoggedModel) -> Result<LoggedModel>;
+    async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel>;
+    async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel>;
+    async fn delete_logged_model(&self, model_id: &str) -> Result<()>;
+    async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()>;
+    async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
+    async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()>;
+    async fn search_logged_models(&self, q: SearchLoggedModels) -> Result<Page<LoggedModel>>;
+
+    // ---- registered models
+    async fn create_registered_model(
+        &self,
+        name: &str,
+        tags: Vec<Tag>,
+        description: &str,
+    ) -> Result<RegisteredModel>;
+    async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel>;
+    async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel>;
+    async fn update_registered_model(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<RegisteredModel>;
+    async fn delete_registered_model(&self, name: &str) -> Result<()>;
+    async fn search_registered_models(&self, q: SearchRegistry) -> Result<Page<RegisteredModel>>;
+    /// The newest version per stage (all stages when `stages` is empty).
+    async fn latest_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>>;
+    async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()>;
+    async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()>;
+    async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<()>;
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<()>;
+    async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
+
+    // ---- model versions
+    /// Creates the next version: numbers are unique and gapless per model.
+    async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion>;
+    async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion>;
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: &str,
+        description: &str,
+    ) -> Result<ModelVersion>;
+    async fn transition_stage(
+        &self,
+        name: &str,
+        version: &str,
+        stage: &str,
+        archive_existing: bool,
+    ) -> Result<ModelVersion>;
+    async fn delete_model_version(&self, name: &str, version: &str) -> Result<()>;
+    async fn search_model_versions(&self, q: SearchRegistry) -> Result<Page<ModelVersion>>;
+    /// Where the version's files are (`storage_location`, resolved from its source at creation).
+    async fn model_version_download_uri(&self, name: &str, version: &str) -> Result<String>;
+    async fn set_model_version_tag(&self, name: &str, version: &str, tag: Tag) -> Result<()>;
+    async fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()>;
+
+    // ---- operations
+    /// Cheap liveness check of the backing database.
+    async fn ping(&self) -> Result<()>;
+}

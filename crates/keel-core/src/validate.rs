@@ -1,0 +1,289 @@
+//! MLflow's input limits and name rules (`mlflow/utils/validation.py`), so keel accepts and
+//! refuses exactly what MLflow does.
+
+use crate::entities::{Metric, Param, Tag};
+use crate::error::{Error, Result};
+
+pub const MAX_METRICS_PER_BATCH: usize = 1000;
+pub const MAX_PARAMS_TAGS_PER_BATCH: usize = 100;
+pub const MAX_ENTITIES_PER_BATCH: usize = 1000;
+pub const MAX_ENTITY_KEY_LENGTH: usize = 250;
+pub const MAX_PARAM_VAL_LENGTH: usize = 6000;
+pub const MAX_TAG_VAL_LENGTH: usize = 8000;
+pub const MAX_EXPERIMENT_NAME_LENGTH: usize = 500;
+pub const MAX_EXPERIMENT_TAG_KEY_LENGTH: usize = 250;
+pub const MAX_EXPERIMENT_TAG_VAL_LENGTH: usize = 20000;
+pub const MAX_REGISTRY_TAG_KEY_LENGTH: usize = 250;
+pub const MAX_REGISTRY_TAG_VAL_LENGTH: usize = 100_000;
+pub const MAX_ALIAS_LENGTH: usize = 255;
+pub const MAX_DATASET_NAME_SIZE: usize = 500;
+pub const MAX_DATASET_DIGEST_SIZE: usize = 36;
+pub const MAX_DATASET_SCHEMA_SIZE: usize = 1_048_575;
+pub const MAX_DATASET_SOURCE_SIZE: usize = 65_535;
+pub const MAX_DATASET_PROFILE_SIZE: usize = 16_777_215;
+pub const MAX_INPUT_TAG_KEY_SIZE: usize = 255;
+pub const MAX_INPUT_TAG_VALUE_SIZE: usize = 500;
+/// Largest `max_results` for run search.
+pub const MAX_RESULTS_RUNS: i64 = 50_000;
+/// Largest `max_results` for experiment search.
+pub const MAX_RESULTS_EXPERIMENTS: i64 = 50_000;
+/// Largest `max_results` for registry searches.
+pub const MAX_RESULTS_REGISTRY: i64 = 1_000;
+
+/// `posixpath.normpath`: collapses `//`, drops `.`, resolves `..` where it can.
+pub fn normpath(path: &str) -> String {
+    if path.is_empty() {
+        return ".".into();
+    }
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for comp in path.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..");
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+fn bad_chars(name: &str) -> bool {
+    !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-' | ' ' | ':'))
+}
+
+fn path_not_unique(name: &str) -> bool {
+    let n = normpath(name);
+    n != name || n == "." || n.starts_with("..") || n.starts_with('/')
+}
+
+/// Checks a metric, param or tag key: allowed characters, no path tricks, at most 250 chars.
+pub fn key(kind: &str, path: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid(format!(
+            "Missing value for required parameter '{path}'."
+        )));
+    }
+    if bad_chars(name) {
+        return Err(Error::invalid(format!(
+            "Invalid value \"{name}\" for parameter '{path}' supplied: Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
+        )));
+    }
+    if path_not_unique(name) {
+        return Err(Error::invalid(format!(
+            "Invalid value \"{name}\" for parameter '{path}' supplied: Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to '{}'",
+            normpath(name)
+        )));
+    }
+    length(kind, name, MAX_ENTITY_KEY_LENGTH)
+}
+
+/// Refuses a value longer than `limit` characters.
+pub fn length(what: &str, value: &str, limit: usize) -> Result<()> {
+    if value.chars().count() > limit {
+        return Err(Error::invalid(format!(
+            "'{what}' exceeds the maximum length of {limit} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn metric(path: &str, m: &Metric) -> Result<()> {
+    key("Metric name", &join(path, "key"), &m.key)?;
+    if m.timestamp < 0 {
+        return Err(Error::invalid(format!(
+            "Invalid value {} for parameter '{}' supplied: metric '{}' (value={}). Timestamp must be a nonnegative long (64-bit integer)",
+            m.timestamp,
+            join(path, "timestamp"),
+            m.key,
+            m.value
+        )));
+    }
+    Ok(())
+}
+
+pub fn param(path: &str, p: &Param) -> Result<()> {
+    key("Param key", &join(path, "key"), &p.key)?;
+    length("Param value", &p.value, MAX_PARAM_VAL_LENGTH)
+}
+
+pub fn tag(path: &str, t: &Tag) -> Result<()> {
+    key("Tag key", &join(path, "key"), &t.key)?;
+    length("Tag value", &t.value, MAX_TAG_VAL_LENGTH)
+}
+
+pub fn experiment_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid(format!("Invalid experiment name: '{name}'")));
+    }
+    length("name", name, MAX_EXPERIMENT_NAME_LENGTH)
+}
+
+pub fn experiment_tag(t: &Tag) -> Result<()> {
+    key("key", "key", &t.key)?;
+    length("key", &t.key, MAX_EXPERIMENT_TAG_KEY_LENGTH)?;
+    length("value", &t.value, MAX_EXPERIMENT_TAG_VAL_LENGTH)
+}
+
+pub fn registry_tag(t: &Tag) -> Result<()> {
+    key("key", "key", &t.key)?;
+    length("key", &t.key, MAX_REGISTRY_TAG_KEY_LENGTH)?;
+    length("value", &t.value, MAX_REGISTRY_TAG_VAL_LENGTH)
+}
+
+/// Registered model names: non-empty, no path tricks (they appear in `models:/NAME/...` URIs).
+pub fn model_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("Registered model name cannot be empty."));
+    }
+    if name.contains('/') || name.contains(':') {
+        return Err(Error::invalid(format!(
+            "Invalid model name '{name}': names cannot contain '/' or ':'."
+        )));
+    }
+    Ok(())
+}
+
+/// Aliases: non-empty, at most 255 characters, not `latest` and not a version (`v3`).
+pub fn alias(alias: &str) -> Result<()> {
+    if alias.is_empty()
+        || !alias
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::invalid(format!(
+            "Invalid alias name '{alias}'. Aliases may only contain alphanumerics, underscores and dashes."
+        )));
+    }
+    length("alias", alias, MAX_ALIAS_LENGTH)?;
+    let lower = alias.to_ascii_lowercase();
+    let version_like = lower
+        .strip_prefix('v')
+        .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()));
+    if lower == "latest" || version_like {
+        return Err(Error::invalid(format!(
+            "'{alias}' alias name (case insensitive) is reserved: 'latest' and 'v<number>' cannot be aliases."
+        )));
+    }
+    Ok(())
+}
+
+/// MLflow's batch limits: 1000 metrics, 100 params, 100 tags, 1000 entities in all.
+pub fn batch_limits(metrics: usize, params: usize, tags: usize) -> Result<()> {
+    let check = |what: &str, limit: usize, n: usize| {
+        if n > limit {
+            Err(Error::invalid(format!(
+                "A batch logging request can contain at most {limit} {what}. Got {n} {what}. Please split up {what} across multiple requests and try again."
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    check("metrics", MAX_METRICS_PER_BATCH, metrics)?;
+    check("params", MAX_PARAMS_TAGS_PER_BATCH, params)?;
+    check("tags", MAX_PARAMS_TAGS_PER_BATCH, tags)?;
+    check(
+        "metrics, params, and tags",
+        MAX_ENTITIES_PER_BATCH,
+        metrics + params + tags,
+    )
+}
+
+/// Rejects duplicate param keys in one batch.
+pub fn unique_param_keys(params: &[Param]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let dupes: Vec<&str> = params
+        .iter()
+        .filter(|p| !seen.insert(p.key.as_str()))
+        .map(|p| p.key.as_str())
+        .collect();
+    if dupes.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "Duplicate parameter keys have been submitted: {dupes:?}. Please ensure the request contains only one param value per param key."
+        )))
+    }
+}
+
+/// A run id: 1 to 256 word characters or dashes.
+pub fn run_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > 256
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::invalid(format!(
+            "Invalid value \"{id}\" for parameter 'run_id' supplied."
+        )));
+    }
+    Ok(())
+}
+
+/// An experiment id: digits only.
+pub fn experiment_id(id: &str) -> Result<i64> {
+    id.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+        Error::invalid(format!(
+            "Invalid experiment ID '{id}'. Experiment ID must be a valid integer."
+        ))
+    })
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normpath_matches_posixpath() {
+        assert_eq!(normpath("a//b/./c/"), "a/b/c");
+        assert_eq!(normpath("../a"), "../a");
+        assert_eq!(normpath("a/../.."), "..");
+        assert_eq!(normpath("/a/../../b"), "/b");
+        assert_eq!(normpath(""), ".");
+    }
+
+    #[test]
+    fn keys_follow_mlflow_rules() {
+        assert!(key("k", "key", "train/loss-1 a:b").is_ok());
+        assert!(key("k", "key", "a$b").is_err());
+        assert!(key("k", "key", "../x").is_err());
+        assert!(key("k", "key", "a//b").is_err());
+        assert!(key("k", "key", "/abs").is_err());
+        assert!(key("k", "key", &"x".repeat(251)).is_err());
+        assert!(key("k", "key", "").is_err());
+    }
+
+    #[test]
+    fn batch_limits_and_aliases() {
+        assert!(batch_limits(1000, 0, 0).is_ok());
+        assert!(batch_limits(1001, 0, 0).is_err());
+        assert!(batch_limits(900, 100, 1).is_err());
+        assert!(alias("champion").is_ok());
+        assert!(alias("latest").is_err());
+        assert!(alias("V2").is_err());
+        assert!(alias("v2a").is_ok());
+        assert_eq!(experiment_id("12").unwrap(), 12);
+        assert!(experiment_id("x1").is_err());
+    }
+}
