@@ -73,7 +73,7 @@ impl std::fmt::Display for ArtifactPath {
 /// One entry of a directory listing, in MLflow's `FileInfo` shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileInfo {
-    /// Path relative to the listed root.
+    /// The entry's path (a bare name from [`ArtifactStore::list`]).
     pub path: String,
     pub is_dir: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,8 +88,8 @@ pub trait ArtifactStore: Send + Sync + 'static {
     async fn put(&self, path: &ArtifactPath, body: ByteStream) -> Result<u64>;
     /// Opens the file at `path`: its size and a stream of its bytes.
     async fn get(&self, path: &ArtifactPath) -> Result<(u64, ByteStream)>;
-    /// Lists the direct children of `dir` (the root when `None`), paths relative to `dir`'s
-    /// parent as MLflow gives them (`dir/name`). A missing directory lists as empty.
+    /// Lists the direct children of `dir` (the root when `None`), each `path` being the child's
+    /// name, sorted by name. A missing directory lists as empty.
     async fn list(&self, dir: Option<&ArtifactPath>) -> Result<Vec<FileInfo>>;
     /// Deletes the file or directory tree at `path`.
     async fn delete(&self, path: &ArtifactPath) -> Result<()>;

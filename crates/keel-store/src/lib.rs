@@ -1,1 +1,91 @@
+//! keel-store: where keel keeps things.
+//!
+//! [`sqlite::SqliteStore`] implements [`keel_core::MetadataStore`] on one SQLite file in WAL mode,
+//! with a single writer task that batches concurrent writes into transactions.
+//! [`local::LocalArtifactStore`] implements [`keel_core::ArtifactStore`] on a folder, streaming
+//! bytes both ways. [`open_metadata_store`] and [`open_artifact_store`] pick a backend from a URL.
 
+pub mod local;
+pub mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use keel_core::{ArtifactStore, Error, MetadataStore, Result};
+
+/// Where metadata lives, parsed from `--db`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    /// `sqlite:///abs/path.db`, `sqlite://rel/path.db` or a bare file path.
+    Sqlite(PathBuf),
+}
+
+impl DbUrl {
+    pub fn parse(url: &str) -> Result<Self> {
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            if rest.is_empty() {
+                return Err(Error::invalid(format!(
+                    "Invalid database URL '{url}': no file path"
+                )));
+            }
+            return Ok(DbUrl::Sqlite(PathBuf::from(rest)));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            return Ok(DbUrl::Sqlite(PathBuf::from(rest)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(Error::not_implemented(format!(
+                "Database URL '{url}': PostgreSQL is not supported by this build; use sqlite:///path/keel.db"
+            )));
+        }
+        if url.contains("://") {
+            return Err(Error::invalid(format!(
+                "Unsupported database URL '{url}': expected sqlite:///path/keel.db"
+            )));
+        }
+        Ok(DbUrl::Sqlite(PathBuf::from(url)))
+    }
+}
+
+/// Opens (creating and migrating if needed) the metadata store at `url`. `artifact_root` is the
+/// URI prefix new experiments get their artifact location under (`mlflow-artifacts:`).
+pub async fn open_metadata_store(url: &str, artifact_root: &str) -> Result<Arc<dyn MetadataStore>> {
+    match DbUrl::parse(url)? {
+        DbUrl::Sqlite(path) => Ok(Arc::new(
+            sqlite::SqliteStore::open(&path, artifact_root).await?,
+        )),
+    }
+}
+
+/// Opens the artifact store at `url`: `file:///path` or a bare path.
+pub async fn open_artifact_store(url: &str) -> Result<Arc<dyn ArtifactStore>> {
+    let path = if let Some(rest) = url.strip_prefix("file://") {
+        PathBuf::from(rest)
+    } else if url.contains("://") {
+        return Err(Error::invalid(format!(
+            "Unsupported artifact store URL '{url}': expected file:///path or a folder path"
+        )));
+    } else {
+        PathBuf::from(url)
+    };
+    Ok(Arc::new(local::LocalArtifactStore::open(&path).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_urls() {
+        assert_eq!(
+            DbUrl::parse("sqlite:///tmp/a.db").unwrap(),
+            DbUrl::Sqlite("/tmp/a.db".into())
+        );
+        assert_eq!(
+            DbUrl::parse("keel.db").unwrap(),
+            DbUrl::Sqlite("keel.db".into())
+        );
+        assert!(DbUrl::parse("mysql://x").is_err());
+        assert!(DbUrl::parse("sqlite://").is_err());
+    }
+}

@@ -1,0 +1,99 @@
+//! The SQLite metadata store.
+//!
+//! One file in WAL mode. Reads use a small pool of read-only connections and never block on
+//! writes. Every write goes through one writer task ([`writer`]): it drains the queue, runs each
+//! write in its own savepoint inside one transaction, commits (fsync) once, then answers every
+//! caller. So concurrent clients never see "database is locked", one failed write does not undo
+//! its neighbours, and a write is acknowledged only once it is durable.
+
+mod logged_models;
+mod registry;
+mod rows;
+mod schema;
+mod search;
+mod store_impl;
+mod tracking;
+mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use keel_core::{Error, Result};
+use sqlx::ConnectOptions;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use schema::{MIGRATIONS, SchemaStatus};
+
+/// Converts sqlx errors into keel's internal errors.
+pub(crate) trait DbResult<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> DbResult<T> for std::result::Result<T, sqlx::Error> {
+    fn db(self) -> Result<T> {
+        self.map_err(|e| Error::internal(format!("database error: {e}")))
+    }
+}
+
+/// Whether a sqlx error is a unique-constraint violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// [`keel_core::MetadataStore`] on SQLite.
+pub struct SqliteStore {
+    read: SqlitePool,
+    writer: writer::Writer,
+    artifact_root: String,
+}
+
+impl SqliteStore {
+    /// Opens the database file (creating it and its folder if needed), applies migrations and
+    /// makes sure the `Default` experiment (id 0) exists.
+    pub async fn open(path: &Path, artifact_root: &str) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::internal(format!("cannot create folder {}: {e}", dir.display()))
+            })?;
+        }
+        let base = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .db()?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-32768")
+            .disable_statement_logging();
+
+        let mut write_conn = base.clone().create_if_missing(true).connect().await.db()?;
+        schema::migrate(&mut write_conn).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(base.read_only(true))
+            .await
+            .db()?;
+        let store = SqliteStore {
+            read,
+            writer: writer::Writer::spawn(write_conn),
+            artifact_root: artifact_root.trim_end_matches('/').to_string(),
+        };
+        store.ensure_default_experiment().await?;
+        Ok(store)
+    }
+
+    /// The migration state of the database file at `path`, without changing it.
+    pub async fn schema_status(path: &Path) -> Result<SchemaStatus> {
+        let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .db()?
+            .read_only(true)
+            .connect()
+            .await
+            .db()?;
+        schema::status(&mut conn).await
+    }
+}

@@ -1,0 +1,494 @@
+//! Compiles search ASTs to parameterised SQL. Values are always bound, never spliced; only
+//! fixed column names and operators come from keel's own tables below.
+
+use keel_core::filter::{Clause, Op, Order, Value, experiments, logged_models, registry, runs};
+use keel_core::{Error, Result};
+use sqlx::sqlite::{Sqlite, SqliteArguments};
+use sqlx::{Arguments, AssertSqlSafe};
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Str(String),
+    F64(f64),
+    I64(i64),
+}
+
+/// SQL text with `?` placeholders and the values for them, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+impl Sql {
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    pub fn bind(&mut self, b: Bind) -> &mut Self {
+        self.text.push('?');
+        self.binds.push(b);
+        self
+    }
+    pub fn bind_str(&mut self, s: impl Into<String>) -> &mut Self {
+        self.bind(Bind::Str(s.into()))
+    }
+    pub fn bind_list(&mut self, items: impl IntoIterator<Item = Bind>) -> &mut Self {
+        self.text.push('(');
+        for (i, b) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(b);
+        }
+        self.text.push(')');
+        self
+    }
+    /// A query over this SQL with every value bound.
+    pub fn query(&self) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
+        let mut args = SqliteArguments::default();
+        for b in &self.binds {
+            let r = match b {
+                Bind::Str(s) => args.add(s.clone()),
+                Bind::F64(f) => args.add(*f),
+                Bind::I64(i) => args.add(*i),
+            };
+            r.map_err(|e| Error::internal(format!("cannot bind a query value: {e}")))?;
+        }
+        Ok(sqlx::query_with(AssertSqlSafe(self.text.clone()), args))
+    }
+}
+
+/// Converts a SQL `LIKE` pattern to a case-sensitive `GLOB` pattern.
+pub(crate) fn like_to_glob(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    for c in pattern.chars() {
+        match c {
+            '%' => out.push('*'),
+            '_' => out.push('?'),
+            '*' => out.push_str("[*]"),
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn sql_op(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Ne => "!=",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+        _ => "=",
+    }
+}
+
+/// Appends `<expr> <op> <value>` for a string or numeric comparison on a column expression.
+fn compare(sql: &mut Sql, expr: &str, op: Op, value: &Value) {
+    match (op, value) {
+        (Op::Like, Value::Str(s)) => {
+            sql.push(expr).push(" GLOB ").bind_str(like_to_glob(s));
+        }
+        (Op::ILike, Value::Str(s)) => {
+            sql.push("LOWER(")
+                .push(expr)
+                .push(") LIKE LOWER(")
+                .bind_str(s.clone())
+                .push(")");
+        }
+        (Op::In | Op::NotIn, Value::List(items)) => {
+            sql.push(expr)
+                .push(if op == Op::In { " IN " } else { " NOT IN " });
+            sql.bind_list(items.iter().cloned().map(Bind::Str));
+        }
+        (_, Value::Number(n)) => {
+            sql.push(expr)
+                .push(" ")
+                .push(sql_op(op))
+                .push(" ")
+                .bind(Bind::F64(*n));
+        }
+        (_, Value::Str(s)) => {
+            sql.push(expr)
+                .push(" ")
+                .push(sql_op(op))
+                .push(" ")
+                .bind_str(s.clone());
+        }
+        _ => {
+            sql.push("0");
+        }
+    }
+}
+
+/// `EXISTS`/`NOT EXISTS` over a key/value table for params and tags.
+fn kv_clause(
+    sql: &mut Sql,
+    table: &str,
+    owner_col: &str,
+    owner_expr: &str,
+    key: &str,
+    op: Op,
+    value: &Value,
+) {
+    match op {
+        Op::IsNull => {
+            sql.push("NOT EXISTS (SELECT 1 FROM ")
+                .push(table)
+                .push(" kv WHERE kv.")
+                .push(owner_col)
+                .push(" = ")
+                .push(owner_expr);
+            sql.push(" AND kv.key = ").bind_str(key).push(")");
+        }
+        _ => {
+            sql.push("EXISTS (SELECT 1 FROM ")
+                .push(table)
+                .push(" kv WHERE kv.")
+                .push(owner_col)
+                .push(" = ")
+                .push(owner_expr);
+            sql.push(" AND kv.key = ").bind_str(key);
+            if op != Op::IsNotNull {
+                sql.push(" AND ");
+                compare(sql, "kv.value", op, value);
+            }
+            sql.push(")");
+        }
+    }
+}
+
+fn run_attr_column(a: runs::Attr) -> &'static str {
+    match a {
+        runs::Attr::RunId => "r.run_uuid",
+        runs::Attr::RunName => "r.name",
+        runs::Attr::UserId => "r.user_id",
+        runs::Attr::Status => "r.status",
+        runs::Attr::ArtifactUri => "r.artifact_uri",
+        runs::Attr::StartTime => "r.start_time",
+        runs::Attr::EndTime => "r.end_time",
+        runs::Attr::ExperimentId => "r.experiment_id",
+    }
+}
+
+/// Appends ` AND <clause>` for each run-search clause.
+pub(crate) fn run_where(sql: &mut Sql, clauses: &[Clause<runs::Key>]) {
+    for c in clauses {
+        sql.push(" AND ");
+        match &c.key {
+            runs::Key::Metric(k) => {
+                sql.push("EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ").bind_str(k.clone());
+                sql.push(" AND m.is_nan = 0 AND ");
+                compare(sql, "m.value", c.op, &c.value);
+                sql.push(")");
+            }
+            runs::Key::Param(k) => {
+                kv_clause(sql, "params", "run_uuid", "r.run_uuid", k, c.op, &c.value)
+            }
+            runs::Key::Tag(k) => {
+                kv_clause(sql, "tags", "run_uuid", "r.run_uuid", k, c.op, &c.value)
+            }
+            runs::Key::Attr(a) => compare(sql, run_attr_column(*a), c.op, &c.value),
+            runs::Key::Dataset(f) => {
+                let (from, col) = match f {
+                    runs::DatasetField::Name => (
+                        "run_dataset_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid",
+                        "d.name",
+                    ),
+                    runs::DatasetField::Digest => (
+                        "run_dataset_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid",
+                        "d.digest",
+                    ),
+                    runs::DatasetField::Context => ("run_dataset_input_tags i", "i.value"),
+                };
+                sql.push("EXISTS (SELECT 1 FROM ")
+                    .push(from)
+                    .push(" WHERE i.run_uuid = r.run_uuid AND ");
+                if *f == runs::DatasetField::Context {
+                    sql.push("i.key = 'mlflow.data.context' AND ");
+                }
+                compare(sql, col, c.op, &c.value);
+                sql.push(")");
+            }
+        }
+    }
+}
+
+/// Joins needed by run ordering and the ORDER BY list (without the keyword). Default order:
+/// `start_time DESC, run_uuid`; missing and NaN values sort last.
+pub(crate) fn run_order(order: &[Order<runs::Key>]) -> (Sql, String) {
+    let mut joins = Sql::default();
+    let mut terms = Vec::new();
+    for (i, o) in order.iter().enumerate() {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        match &o.key {
+            runs::Key::Metric(k) => {
+                let a = format!("o{i}");
+                joins
+                    .push(&format!(
+                        " LEFT JOIN latest_metrics {a} ON {a}.run_uuid = r.run_uuid AND {a}.key = "
+                    ))
+                    .bind_str(k.clone());
+                terms.push(format!("({a}.value IS NULL OR {a}.is_nan = 1)"));
+                terms.push(format!("{a}.value {dir}"));
+            }
+            runs::Key::Param(k) | runs::Key::Tag(k) => {
+                let table = if matches!(o.key, runs::Key::Param(_)) {
+                    "params"
+                } else {
+                    "tags"
+                };
+                let a = format!("o{i}");
+                joins
+                    .push(&format!(
+                        " LEFT JOIN {table} {a} ON {a}.run_uuid = r.run_uuid AND {a}.key = "
+                    ))
+                    .bind_str(k.clone());
+                terms.push(format!("({a}.value IS NULL)"));
+                terms.push(format!("{a}.value {dir}"));
+            }
+            runs::Key::Attr(attr) => {
+                let col = run_attr_column(*attr);
+                terms.push(format!("({col} IS NULL)"));
+                terms.push(format!("{col} {dir}"));
+            }
+            runs::Key::Dataset(_) => {}
+        }
+    }
+    terms.push("r.start_time DESC".into());
+    terms.push("r.run_uuid ASC".into());
+    (joins, terms.join(", "))
+}
+
+/// WHERE clauses for experiment search over `experiments e`.
+pub(crate) fn experiment_where(sql: &mut Sql, clauses: &[Clause<experiments::Key>]) {
+    for c in clauses {
+        sql.push(" AND ");
+        match &c.key {
+            experiments::Key::Name => compare(sql, "e.name", c.op, &c.value),
+            experiments::Key::CreationTime => compare(sql, "e.creation_time", c.op, &c.value),
+            experiments::Key::LastUpdateTime => compare(sql, "e.last_update_time", c.op, &c.value),
+            experiments::Key::Tag(k) => kv_clause(
+                sql,
+                "experiment_tags",
+                "experiment_id",
+                "e.experiment_id",
+                k,
+                c.op,
+                &c.value,
+            ),
+        }
+    }
+}
+
+pub(crate) fn experiment_order(order: &[Order<experiments::Key>]) -> String {
+    let mut terms: Vec<String> = order
+        .iter()
+        .filter_map(|o| {
+            let col = match o.key {
+                experiments::Key::Name => "e.name",
+                experiments::Key::CreationTime => "e.creation_time",
+                experiments::Key::LastUpdateTime => "e.last_update_time",
+                experiments::Key::Tag(_) => return None,
+            };
+            Some(format!(
+                "{col} {}",
+                if o.ascending { "ASC" } else { "DESC" }
+            ))
+        })
+        .collect();
+    if terms.is_empty() {
+        terms.push("e.creation_time DESC".into());
+    }
+    terms.push("e.experiment_id ASC".into());
+    terms.join(", ")
+}
+
+/// WHERE clauses for registered-model (`m`) or model-version (`v`) search.
+pub(crate) fn registry_where(sql: &mut Sql, clauses: &[Clause<registry::Key>], versions: bool) {
+    let (alias, tag_table) = if versions {
+        ("v", "model_version_tags")
+    } else {
+        ("m", "registered_model_tags")
+    };
+    for c in clauses {
+        sql.push(" AND ");
+        match &c.key {
+            registry::Key::Name => compare(sql, &format!("{alias}.name"), c.op, &c.value),
+            registry::Key::RunId => compare(sql, "v.run_id", c.op, &c.value),
+            registry::Key::SourcePath => compare(sql, "v.source", c.op, &c.value),
+            registry::Key::VersionNumber => compare(sql, "v.version", c.op, &c.value),
+            registry::Key::CreationTimestamp => {
+                compare(sql, &format!("{alias}.creation_time"), c.op, &c.value)
+            }
+            registry::Key::LastUpdatedTimestamp => {
+                compare(sql, &format!("{alias}.last_updated_time"), c.op, &c.value)
+            }
+            registry::Key::Tag(k) => {
+                if versions {
+                    match c.op {
+                        Op::IsNull => sql.push("NOT "),
+                        _ => sql.push(""),
+                    };
+                    sql.push("EXISTS (SELECT 1 FROM model_version_tags kv WHERE kv.name = v.name AND kv.version = v.version AND kv.key = ").bind_str(k.clone());
+                    if !matches!(c.op, Op::IsNull | Op::IsNotNull) {
+                        sql.push(" AND ");
+                        compare(sql, "kv.value", c.op, &c.value);
+                    }
+                    sql.push(")");
+                } else {
+                    kv_clause(sql, tag_table, "name", "m.name", k, c.op, &c.value);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn registry_order(order: &[Order<registry::Key>], versions: bool) -> String {
+    let alias = if versions { "v" } else { "m" };
+    let mut terms: Vec<String> = order
+        .iter()
+        .filter_map(|o| {
+            let col = match o.key {
+                registry::Key::Name => format!("{alias}.name"),
+                registry::Key::VersionNumber => "v.version".into(),
+                registry::Key::CreationTimestamp => format!("{alias}.creation_time"),
+                registry::Key::LastUpdatedTimestamp => format!("{alias}.last_updated_time"),
+                _ => return None,
+            };
+            Some(format!(
+                "{col} {}",
+                if o.ascending { "ASC" } else { "DESC" }
+            ))
+        })
+        .collect();
+    if versions {
+        if terms.is_empty() {
+            terms.push("v.name ASC".into());
+            terms.push("v.version DESC".into());
+        } else {
+            terms.push("v.name ASC".into());
+            terms.push("v.version ASC".into());
+        }
+    } else {
+        terms.push("m.name ASC".into());
+    }
+    terms.join(", ")
+}
+
+fn logged_model_column(k: &logged_models::Key) -> Option<&'static str> {
+    Some(match k {
+        logged_models::Key::ModelId => "lm.model_id",
+        logged_models::Key::Name => "lm.name",
+        logged_models::Key::Status => "lm.status",
+        logged_models::Key::ModelType => "lm.model_type",
+        logged_models::Key::SourceRunId => "lm.source_run_id",
+        logged_models::Key::CreationTimestamp => "lm.creation_timestamp_ms",
+        logged_models::Key::LastUpdatedTimestamp => "lm.last_updated_timestamp_ms",
+        _ => return None,
+    })
+}
+
+pub(crate) fn logged_model_where(sql: &mut Sql, clauses: &[Clause<logged_models::Key>]) {
+    for c in clauses {
+        sql.push(" AND ");
+        match &c.key {
+            logged_models::Key::Metric(k) => {
+                sql.push("EXISTS (SELECT 1 FROM metrics mm WHERE mm.model_id = lm.model_id AND mm.key = ").bind_str(k.clone());
+                sql.push(" AND mm.is_nan = 0 AND ");
+                compare(sql, "mm.value", c.op, &c.value);
+                sql.push(")");
+            }
+            logged_models::Key::Param(k) => kv_clause(
+                sql,
+                "logged_model_params",
+                "model_id",
+                "lm.model_id",
+                k,
+                c.op,
+                &c.value,
+            ),
+            logged_models::Key::Tag(k) => kv_clause(
+                sql,
+                "logged_model_tags",
+                "model_id",
+                "lm.model_id",
+                k,
+                c.op,
+                &c.value,
+            ),
+            other => {
+                let col = logged_model_column(other).unwrap_or("lm.model_id");
+                // Statuses are stored by proto name; accept the short forms too.
+                let value = match (other, &c.value) {
+                    (logged_models::Key::Status, Value::Str(s)) => Value::Str(
+                        keel_core::entities::LoggedModelStatus::parse(s)
+                            .map(|st| st.as_str().to_string())
+                            .unwrap_or_else(|| s.clone()),
+                    ),
+                    (_, v) => v.clone(),
+                };
+                compare(sql, col, c.op, &value);
+            }
+        }
+    }
+}
+
+pub(crate) fn logged_model_order(order: &[Order<logged_models::Key>]) -> (Sql, String) {
+    let mut joins = Sql::default();
+    let mut terms = Vec::new();
+    for (i, o) in order.iter().enumerate() {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        match &o.key {
+            logged_models::Key::Metric(k) => {
+                let a = format!("o{i}");
+                joins.push(&format!(" LEFT JOIN (SELECT model_id, MAX(value) AS value FROM metrics WHERE model_id IS NOT NULL AND key = "));
+                joins.bind_str(k.clone());
+                joins.push(&format!(
+                    " GROUP BY model_id) {a} ON {a}.model_id = lm.model_id"
+                ));
+                terms.push(format!("({a}.value IS NULL)"));
+                terms.push(format!("{a}.value {dir}"));
+            }
+            logged_models::Key::Param(k) | logged_models::Key::Tag(k) => {
+                let table = if matches!(o.key, logged_models::Key::Param(_)) {
+                    "logged_model_params"
+                } else {
+                    "logged_model_tags"
+                };
+                let a = format!("o{i}");
+                joins
+                    .push(&format!(
+                        " LEFT JOIN {table} {a} ON {a}.model_id = lm.model_id AND {a}.key = "
+                    ))
+                    .bind_str(k.clone());
+                terms.push(format!("({a}.value IS NULL)"));
+                terms.push(format!("{a}.value {dir}"));
+            }
+            other => {
+                if let Some(col) = logged_model_column(other) {
+                    terms.push(format!("{col} {dir}"));
+                }
+            }
+        }
+    }
+    terms.push("lm.creation_timestamp_ms DESC".into());
+    terms.push("lm.model_id ASC".into());
+    (joins, terms.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_become_globs() {
+        assert_eq!(like_to_glob("a%b_c"), "a*b?c");
+        assert_eq!(like_to_glob("x*y?[z"), "x[*]y[?][[]z");
+    }
+}

@@ -1,0 +1,815 @@
+//! Experiments, runs, metrics, params, tags, inputs and outputs.
+
+use std::collections::HashMap;
+
+use keel_core::entities::*;
+use keel_core::store::{CreateRun, Page, SearchExperiments, SearchRuns};
+use keel_core::{Error, Result, now_millis, page, validate};
+use sqlx::{Row, SqliteConnection};
+
+use super::search::{self, Bind, Sql};
+use super::{DbResult, SqliteStore, is_unique_violation, rows};
+
+/// Metrics per multi-row INSERT statement.
+const METRIC_ROWS_PER_INSERT: usize = 500;
+
+pub(crate) fn parse_experiment_id(id: &str) -> Result<i64> {
+    validate::experiment_id(id).map_err(|_| {
+        Error::invalid(format!(
+            "Invalid experiment ID '{id}'. Experiment ID must be a valid integer."
+        ))
+    })
+}
+
+/// The run's info if it is active; `INVALID_PARAMETER_VALUE` if deleted, 404 if missing.
+pub(crate) async fn active_run(conn: &mut SqliteConnection, run_id: &str) -> Result<RunInfo> {
+    let info = rows::run_info_of(conn, run_id).await?;
+    if info.lifecycle_stage != LifecycleStage::Active {
+        return Err(Error::invalid(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {}.",
+            info.lifecycle_stage.as_str()
+        )));
+    }
+    Ok(info)
+}
+
+async fn active_experiment(conn: &mut SqliteConnection, id: i64) -> Result<Experiment> {
+    let e = rows::experiment(conn, id).await?;
+    if e.lifecycle_stage != LifecycleStage::Active {
+        return Err(Error::invalid(format!(
+            "The experiment {id} must be in the 'active' state. Current state is {}.",
+            e.lifecycle_stage.as_str()
+        )));
+    }
+    Ok(e)
+}
+
+const ADJECTIVES: &[&str] = &[
+    "amber", "brave", "calm", "dapper", "eager", "fleet", "gentle", "honest", "ivory", "jolly",
+    "keen", "lucid", "mellow", "nimble", "omber", "placid", "quiet", "rustic", "sturdy", "tidy",
+    "upbeat", "vivid", "wise", "young", "zesty",
+];
+const NOUNS: &[&str] = &[
+    "anchor", "badger", "comet", "delta", "ember", "falcon", "grove", "harbor", "island", "jetty",
+    "kestrel", "lagoon", "meadow", "narwhal", "otter", "pier", "quay", "reef", "sloop", "tide",
+    "vessel", "wharf", "yawl", "zephyr",
+];
+
+/// A readable random run name such as `brave-otter-417`.
+fn random_run_name(seed: &str) -> String {
+    let h = seed
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    format!(
+        "{}-{}-{}",
+        ADJECTIVES[(h % ADJECTIVES.len() as u64) as usize],
+        NOUNS[((h / 31) % NOUNS.len() as u64) as usize],
+        (h / 1000) % 1000
+    )
+}
+
+/// Inserts or overwrites run tags; `mlflow.runName` also renames the run.
+async fn upsert_run_tags(conn: &mut SqliteConnection, run_id: &str, tags: &[Tag]) -> Result<()> {
+    for t in tags {
+        sqlx::query("INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?) ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value")
+            .bind(run_id)
+            .bind(&t.key)
+            .bind(&t.value)
+            .execute(&mut *conn)
+            .await
+            .db()?;
+        if t.key == "mlflow.runName" {
+            sqlx::query("UPDATE runs SET name = ? WHERE run_uuid = ?")
+                .bind(&t.value)
+                .bind(run_id)
+                .execute(&mut *conn)
+                .await
+                .db()?;
+        }
+    }
+    Ok(())
+}
+
+/// Logs params write-once: the same value again is fine, another value is refused.
+async fn insert_params(conn: &mut SqliteConnection, run_id: &str, params: &[Param]) -> Result<()> {
+    if params.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT key, value FROM params WHERE run_uuid = ")
+        .bind_str(run_id)
+        .push(" AND key IN ");
+    sql.bind_list(params.iter().map(|p| Bind::Str(p.key.clone())));
+    let existing: HashMap<String, String> = sql
+        .query()?
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String, _>(0).db()?,
+                r.try_get::<String, _>(1).db()?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    for p in params {
+        match existing.get(&p.key) {
+            Some(old) if *old != p.value => {
+                return Err(Error::invalid(format!(
+                    "Changing param values is not allowed. Param with key='{}' was already logged with value='{}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                    p.key, old, p.value
+                )));
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query("INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)")
+                    .bind(run_id)
+                    .bind(&p.key)
+                    .bind(&p.value)
+                    .execute(&mut *conn)
+                    .await
+                    .db()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends metric values and moves `latest_metrics` forward where a value is newer.
+async fn insert_metrics(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    metrics: &[Metric],
+) -> Result<()> {
+    for chunk in metrics.chunks(METRIC_ROWS_PER_INSERT) {
+        let mut sql = Sql::default();
+        sql.push("INSERT OR IGNORE INTO metrics (run_uuid, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ");
+        for (i, m) in chunk.iter().enumerate() {
+            let (v, nan) = rows::store_value(m.value);
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .bind_str(run_id)
+                .push(", ")
+                .bind_str(m.key.clone())
+                .push(", ")
+                .bind(Bind::I64(m.step))
+                .push(", ");
+            sql.bind(Bind::I64(m.timestamp))
+                .push(", ")
+                .bind(Bind::F64(v))
+                .push(", ")
+                .bind(Bind::I64(nan as i64))
+                .push(", ");
+            for (j, opt) in [&m.model_id, &m.dataset_name, &m.dataset_digest]
+                .into_iter()
+                .enumerate()
+            {
+                if j > 0 {
+                    sql.push(", ");
+                }
+                match opt {
+                    Some(s) => sql.bind_str(s.clone()),
+                    None => sql.push("NULL"),
+                };
+            }
+            sql.push(")");
+        }
+        sql.query()?.execute(&mut *conn).await.db()?;
+    }
+    // The newest value per key in this batch, then one conditional upsert per key.
+    let mut newest: HashMap<&str, &Metric> = HashMap::new();
+    for m in metrics {
+        match newest.get(m.key.as_str()) {
+            Some(cur) if !m.is_newer_than(cur) => {}
+            _ => {
+                newest.insert(&m.key, m);
+            }
+        }
+    }
+    let newest: Vec<&Metric> = newest.into_values().collect();
+    for chunk in newest.chunks(METRIC_ROWS_PER_INSERT) {
+        let mut sql = Sql::default();
+        sql.push(
+            "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES ",
+        );
+        for (i, m) in chunk.iter().enumerate() {
+            let (v, nan) = rows::store_value(m.value);
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .bind_str(run_id)
+                .push(", ")
+                .bind_str(m.key.clone())
+                .push(", ")
+                .bind(Bind::F64(v))
+                .push(", ");
+            sql.bind(Bind::I64(m.timestamp))
+                .push(", ")
+                .bind(Bind::I64(m.step))
+                .push(", ")
+                .bind(Bind::I64(nan as i64))
+                .push(")");
+        }
+        sql.push(
+            " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
+             WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
+        );
+        sql.query()?.execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(crate) async fn ensure_default_experiment(&self) -> Result<()> {
+        let loc = format!("{}/0", self.artifact_root);
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    let now = now_millis();
+                    sqlx::query("INSERT OR IGNORE INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (0, 'Default', ?, 'active', ?, ?)")
+                        .bind(loc)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await
+                        .db()?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn read_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        self.read.acquire().await.db()
+    }
+
+    pub(crate) async fn do_create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: Vec<Tag>,
+    ) -> Result<String> {
+        let name = name.to_string();
+        let location = artifact_location
+            .filter(|l| !l.is_empty())
+            .map(str::to_string);
+        let root = self.artifact_root.clone();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    let now = now_millis();
+                    let existing: Option<String> = sqlx::query_scalar("SELECT lifecycle_stage FROM experiments WHERE name = ?").bind(&name).fetch_optional(&mut *c).await.db()?;
+                    if let Some(stage) = existing {
+                        let hint = if stage == "deleted" { " (it is deleted: restore it or choose another name)" } else { "" };
+                        return Err(Error::already_exists(format!("Experiment '{name}' already exists{hint}.")));
+                    }
+                    let res = sqlx::query("INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (?, '', 'active', ?, ?)")
+                        .bind(&name)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await;
+                    let id = match res {
+                        Ok(r) => r.last_insert_rowid(),
+                        Err(e) if is_unique_violation(&e) => return Err(Error::already_exists(format!("Experiment '{name}' already exists."))),
+                        Err(e) => return Err(Error::internal(format!("database error: {e}"))),
+                    };
+                    let loc = location.unwrap_or_else(|| format!("{root}/{id}"));
+                    sqlx::query("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?").bind(loc).bind(id).execute(&mut *c).await.db()?;
+                    for t in &tags {
+                        sqlx::query("INSERT OR REPLACE INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)").bind(id).bind(&t.key).bind(&t.value).execute(&mut *c).await.db()?;
+                    }
+                    Ok(id.to_string())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_get_experiment(&self, id: &str) -> Result<Experiment> {
+        let id = parse_experiment_id(id)?;
+        rows::experiment(&mut *self.read_conn().await?, id).await
+    }
+
+    pub(crate) async fn do_get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
+        let mut c = self.read_conn().await?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *c)
+                .await
+                .db()?;
+        match id {
+            Some(id) => Ok(Some(rows::experiment(&mut c, id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn do_search_experiments(
+        &self,
+        q: SearchExperiments,
+    ) -> Result<Page<Experiment>> {
+        let mut sql = Sql::default();
+        sql.push("SELECT e.experiment_id FROM experiments e WHERE 1 = 1");
+        match q.view {
+            ViewType::ActiveOnly => sql.push(" AND e.lifecycle_stage = 'active'"),
+            ViewType::DeletedOnly => sql.push(" AND e.lifecycle_stage = 'deleted'"),
+            ViewType::All => sql.push(""),
+        };
+        search::experiment_where(&mut sql, &q.filter);
+        sql.push(" ORDER BY ")
+            .push(&search::experiment_order(&q.order_by));
+        sql.push(" LIMIT ")
+            .bind(Bind::I64(q.max_results as i64 + 1))
+            .push(" OFFSET ")
+            .bind(Bind::I64(q.offset as i64));
+        let mut c = self.read_conn().await?;
+        let mut ids: Vec<i64> = sql
+            .query()?
+            .fetch_all(&mut *c)
+            .await
+            .db()?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .db()?;
+        let more = ids.len() > q.max_results;
+        ids.truncate(q.max_results);
+        let items = rows::experiments(&mut c, &ids).await?;
+        let next_page_token = page::next(q.offset, items.len(), q.max_results, more);
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
+    /// Sets an experiment's lifecycle stage (and its runs' when deleting or restoring).
+    async fn set_experiment_stage(&self, id: &str, stage: LifecycleStage) -> Result<()> {
+        let id = parse_experiment_id(id)?;
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    let e = rows::experiment(c, id).await?;
+                    if id == 0 && stage == LifecycleStage::Deleted {
+                        return Err(Error::invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment."));
+                    }
+                    if e.lifecycle_stage == stage && stage == LifecycleStage::Active {
+                        return Err(Error::invalid(format!("Cannot restore an active experiment: experiment {id} is not deleted.")));
+                    }
+                    let now = now_millis();
+                    let deleted_time = (stage == LifecycleStage::Deleted).then_some(now);
+                    sqlx::query("UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? WHERE experiment_id = ?").bind(stage.as_str()).bind(now).bind(id).execute(&mut *c).await.db()?;
+                    sqlx::query("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE experiment_id = ?").bind(stage.as_str()).bind(deleted_time).bind(id).execute(&mut *c).await.db()?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_delete_experiment(&self, id: &str) -> Result<()> {
+        self.set_experiment_stage(id, LifecycleStage::Deleted).await
+    }
+
+    pub(crate) async fn do_restore_experiment(&self, id: &str) -> Result<()> {
+        self.set_experiment_stage(id, LifecycleStage::Active).await
+    }
+
+    pub(crate) async fn do_rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
+        let id = parse_experiment_id(id)?;
+        let new_name = new_name.to_string();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    active_experiment(c, id).await?;
+                    let res = sqlx::query("UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?").bind(&new_name).bind(now_millis()).bind(id).execute(&mut *c).await;
+                    match res {
+                        Ok(_) => Ok(()),
+                        Err(e) if is_unique_violation(&e) => Err(Error::already_exists(format!("Experiment '{new_name}' already exists."))),
+                        Err(e) => Err(Error::internal(format!("database error: {e}"))),
+                    }
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
+        let id = parse_experiment_id(id)?;
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    active_experiment(c, id).await?;
+                    sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
+                        .bind(id)
+                        .bind(&tag.key)
+                        .bind(&tag.value)
+                        .execute(&mut *c)
+                        .await
+                        .db()?;
+                    sqlx::query("UPDATE experiments SET last_update_time = ? WHERE experiment_id = ?").bind(now_millis()).bind(id).execute(&mut *c).await.db()?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
+        let id = parse_experiment_id(id)?;
+        let key = key.to_string();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    active_experiment(c, id).await?;
+                    let n = sqlx::query(
+                        "DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?",
+                    )
+                    .bind(id)
+                    .bind(&key)
+                    .execute(&mut *c)
+                    .await
+                    .db()?
+                    .rows_affected();
+                    if n == 0 {
+                        return Err(Error::not_found(format!(
+                            "No tag with name: {key} in experiment with id {id}"
+                        )));
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_create_run(&self, req: CreateRun) -> Result<Run> {
+        let exp_id = parse_experiment_id(&req.experiment_id)?;
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    let exp = active_experiment(c, exp_id).await?;
+                    let run_id = uuid::Uuid::new_v4().simple().to_string();
+                    let tag_name = req.tags.iter().find(|t| t.key == "mlflow.runName").map(|t| t.value.clone());
+                    let given = req.run_name.clone().filter(|n| !n.is_empty());
+                    if let (Some(a), Some(b)) = (&given, &tag_name) {
+                        if a != b {
+                            return Err(Error::invalid(format!(
+                                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values (run_name='{a}', mlflow.runName='{b}')."
+                            )));
+                        }
+                    }
+                    let name = given.or(tag_name.clone()).unwrap_or_else(|| random_run_name(&run_id));
+                    let user = if req.user_id.is_empty() {
+                        req.tags.iter().find(|t| t.key == "mlflow.user").map(|t| t.value.clone()).unwrap_or_default()
+                    } else {
+                        req.user_id.clone()
+                    };
+                    let start = if req.start_time > 0 { req.start_time } else { now_millis() };
+                    let artifact_uri = format!("{}/{run_id}/artifacts", exp.artifact_location);
+                    sqlx::query("INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, 'RUNNING', ?, NULL, ?, 'active')")
+                        .bind(&run_id)
+                        .bind(&name)
+                        .bind(exp_id)
+                        .bind(&user)
+                        .bind(start)
+                        .bind(&artifact_uri)
+                        .execute(&mut *c)
+                        .await
+                        .db()?;
+                    let mut tags = req.tags;
+                    if tag_name.is_none() {
+                        tags.push(Tag::new("mlflow.runName", name));
+                    }
+                    upsert_run_tags(c, &run_id, &tags).await?;
+                    rows::run(c, &run_id).await
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_get_run(&self, run_id: &str) -> Result<Run> {
+        rows::run(&mut *self.read_conn().await?, run_id).await
+    }
+
+    pub(crate) async fn do_update_run(
+        &self,
+        run_id: &str,
+        status: Option<RunStatus>,
+        end_time: Option<i64>,
+        run_name: Option<String>,
+    ) -> Result<RunInfo> {
+        let run_id = run_id.to_string();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    active_run(c, &run_id).await?;
+                    if let Some(s) = status {
+                        sqlx::query("UPDATE runs SET status = ? WHERE run_uuid = ?")
+                            .bind(s.as_str())
+                            .bind(&run_id)
+                            .execute(&mut *c)
+                            .await
+                            .db()?;
+                    }
+                    if let Some(t) = end_time {
+                        sqlx::query("UPDATE runs SET end_time = ? WHERE run_uuid = ?")
+                            .bind(t)
+                            .bind(&run_id)
+                            .execute(&mut *c)
+                            .await
+                            .db()?;
+                    }
+                    if let Some(n) = run_name.filter(|n| !n.is_empty()) {
+                        upsert_run_tags(c, &run_id, &[Tag::new("mlflow.runName", n)]).await?;
+                    }
+                    rows::run_info_of(c, &run_id).await
+                })
+            })
+            .await
+    }
+
+    async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    let info = rows::run_info_of(c, &run_id).await?;
+                    if stage == LifecycleStage::Active {
+                        let exp =
+                            rows::experiment(c, info.experiment_id.parse().unwrap_or_default())
+                                .await?;
+                        if exp.lifecycle_stage == LifecycleStage::Deleted {
+                            return Err(Error::invalid(format!(
+                                "Cannot restore run {run_id}: its experiment {} is deleted.",
+                                exp.experiment_id
+                            )));
+                        }
+                    }
+                    let deleted_time = (stage == LifecycleStage::Deleted).then(now_millis);
+                    sqlx::query(
+                        "UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?",
+                    )
+                    .bind(stage.as_str())
+                    .bind(deleted_time)
+                    .bind(&run_id)
+                    .execute(&mut *c)
+                    .await
+                    .db()?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_delete_run(&self, run_id: &str) -> Result<()> {
+        self.set_run_stage(run_id, LifecycleStage::Deleted).await
+    }
+
+    pub(crate) async fn do_restore_run(&self, run_id: &str) -> Result<()> {
+        self.set_run_stage(run_id, LifecycleStage::Active).await
+    }
+
+    pub(crate) async fn do_log_batch(
+        &self,
+        run_id: &str,
+        metrics: Vec<Metric>,
+        params: Vec<Param>,
+        tags: Vec<Tag>,
+    ) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    active_run(c, &run_id).await?;
+                    insert_params(c, &run_id, &params).await?;
+                    upsert_run_tags(c, &run_id, &tags).await?;
+                    insert_metrics(c, &run_id, &metrics).await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let (run_id, key) = (run_id.to_string(), key.to_string());
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    active_run(c, &run_id).await?;
+                    let n = sqlx::query("DELETE FROM tags WHERE run_uuid = ? AND key = ?")
+                        .bind(&run_id)
+                        .bind(&key)
+                        .execute(&mut *c)
+                        .await
+                        .db()?
+                        .rows_affected();
+                    if n == 0 {
+                        return Err(Error::not_found(format!(
+                            "No tag with name: {key} in run with id {run_id}"
+                        )));
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_log_inputs(
+        &self,
+        run_id: &str,
+        datasets: Vec<DatasetInput>,
+        models: Vec<ModelInput>,
+    ) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    let info = active_run(c, &run_id).await?;
+                    let exp_id: i64 = info.experiment_id.parse().unwrap_or_default();
+                    for input in &datasets {
+                        let d = &input.dataset;
+                        let existing: Option<String> = sqlx::query_scalar("SELECT dataset_uuid FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?")
+                            .bind(exp_id)
+                            .bind(&d.name)
+                            .bind(&d.digest)
+                            .fetch_optional(&mut *c)
+                            .await
+                            .db()?;
+                        let ds_id = match existing {
+                            Some(id) => id,
+                            None => {
+                                let id = uuid::Uuid::new_v4().simple().to_string();
+                                sqlx::query("INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                                    .bind(&id)
+                                    .bind(exp_id)
+                                    .bind(&d.name)
+                                    .bind(&d.digest)
+                                    .bind(&d.source_type)
+                                    .bind(&d.source)
+                                    .bind(&d.schema)
+                                    .bind(&d.profile)
+                                    .execute(&mut *c)
+                                    .await
+                                    .db()?;
+                                id
+                            }
+                        };
+                        let position: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run_dataset_inputs WHERE run_uuid = ?").bind(&run_id).fetch_one(&mut *c).await.db()?;
+                        sqlx::query("INSERT OR IGNORE INTO run_dataset_inputs (run_uuid, dataset_uuid, position) VALUES (?, ?, ?)").bind(&run_id).bind(&ds_id).bind(position).execute(&mut *c).await.db()?;
+                        for t in &input.tags {
+                            sqlx::query("INSERT OR REPLACE INTO run_dataset_input_tags (run_uuid, dataset_uuid, key, value) VALUES (?, ?, ?, ?)")
+                                .bind(&run_id)
+                                .bind(&ds_id)
+                                .bind(&t.key)
+                                .bind(&t.value)
+                                .execute(&mut *c)
+                                .await
+                                .db()?;
+                        }
+                    }
+                    for m in &models {
+                        sqlx::query("INSERT OR IGNORE INTO run_model_inputs (run_uuid, model_id) VALUES (?, ?)").bind(&run_id).bind(&m.model_id).execute(&mut *c).await.db()?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_log_outputs(
+        &self,
+        run_id: &str,
+        models: Vec<ModelOutput>,
+    ) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.writer
+            .write(move |c| {
+                Box::pin(async move {
+                    active_run(c, &run_id).await?;
+                    for m in &models {
+                        let exists: Option<String> = sqlx::query_scalar("SELECT model_id FROM logged_models WHERE model_id = ?").bind(&m.model_id).fetch_optional(&mut *c).await.db()?;
+                        if exists.is_none() {
+                            return Err(Error::not_found(format!("Logged model with ID '{}' not found.", m.model_id)));
+                        }
+                        sqlx::query("INSERT OR IGNORE INTO run_model_outputs (run_uuid, model_id, step) VALUES (?, ?, ?)").bind(&run_id).bind(&m.model_id).bind(m.step).execute(&mut *c).await.db()?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn do_search_runs(&self, q: SearchRuns) -> Result<Page<Run>> {
+        let exp_ids: Vec<i64> = q
+            .experiment_ids
+            .iter()
+            .map(|e| parse_experiment_id(e))
+            .collect::<Result<_>>()?;
+        if exp_ids.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                next_page_token: None,
+            });
+        }
+        let (joins, order) = search::run_order(&q.order_by);
+        let mut sql = Sql::default();
+        sql.push("SELECT r.run_uuid FROM runs r");
+        sql.push(&joins.text);
+        sql.binds.extend(joins.binds);
+        sql.push(" WHERE r.experiment_id IN ");
+        sql.bind_list(exp_ids.iter().map(|i| Bind::I64(*i)));
+        match q.view {
+            ViewType::ActiveOnly => sql.push(" AND r.lifecycle_stage = 'active'"),
+            ViewType::DeletedOnly => sql.push(" AND r.lifecycle_stage = 'deleted'"),
+            ViewType::All => sql.push(""),
+        };
+        search::run_where(&mut sql, &q.filter);
+        sql.push(" ORDER BY ").push(&order);
+        sql.push(" LIMIT ")
+            .bind(Bind::I64(q.max_results as i64 + 1))
+            .push(" OFFSET ")
+            .bind(Bind::I64(q.offset as i64));
+        let mut c = self.read_conn().await?;
+        let mut ids: Vec<String> = sql
+            .query()?
+            .fetch_all(&mut *c)
+            .await
+            .db()?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .db()?;
+        let more = ids.len() > q.max_results;
+        ids.truncate(q.max_results);
+        let items = rows::runs(&mut c, &ids).await?;
+        let next_page_token = page::next(q.offset, items.len(), q.max_results, more);
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
+    pub(crate) async fn do_metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        offset: u64,
+        max_results: usize,
+    ) -> Result<Page<Metric>> {
+        let mut c = self.read_conn().await?;
+        rows::run_info_of(&mut c, run_id).await?;
+        let rows = sqlx::query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value LIMIT ? OFFSET ?")
+            .bind(run_id)
+            .bind(key)
+            .bind(max_results as i64 + 1)
+            .bind(offset as i64)
+            .fetch_all(&mut *c)
+            .await
+            .db()?;
+        let more = rows.len() > max_results;
+        let mut items = Vec::with_capacity(rows.len().min(max_results));
+        for r in rows.iter().take(max_results) {
+            items.push(Metric::new(
+                r.try_get::<String, _>(0).db()?,
+                rows::metric_value(r.try_get(1).db()?, r.try_get(2).db()?),
+                r.try_get(3).db()?,
+                r.try_get(4).db()?,
+            ));
+        }
+        let next_page_token = page::next(offset, items.len(), max_results, more);
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
+    pub(crate) async fn do_metric_history_bulk(
+        &self,
+        run_ids: &[String],
+        key: &str,
+        max_results: usize,
+    ) -> Result<Vec<Metric>> {
+        let mut c = self.read_conn().await?;
+        let mut out = Vec::new();
+        for run_id in run_ids {
+            let rows = sqlx::query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value LIMIT ?")
+                .bind(run_id)
+                .bind(key)
+                .bind(max_results as i64)
+                .fetch_all(&mut *c)
+                .await
+                .db()?;
+            for r in rows {
+                let mut m = Metric::new(
+                    r.try_get::<String, _>(0).db()?,
+                    rows::metric_value(r.try_get(1).db()?, r.try_get(2).db()?),
+                    r.try_get(3).db()?,
+                    r.try_get(4).db()?,
+                );
+                m.run_id = Some(run_id.clone());
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+}
