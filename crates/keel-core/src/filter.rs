@@ -789,9 +789,13 @@ pub mod registry {
             .collect()
     }
 
+    /// Parses a registry `order_by` item; `timestamp` means the last update, as in MLflow.
     pub fn parse_order(s: &str, versions: bool) -> Result<Order<Key>> {
         let t = parse_order_by(s)?;
-        let key = resolve(&t.entity, &t.key, versions)?;
+        let key = match (&t.entity, t.key.as_str()) {
+            (None, "timestamp") => Key::LastUpdatedTimestamp,
+            _ => resolve(&t.entity, &t.key, versions)?,
+        };
         if matches!(key, Key::Tag(_) | Key::RunId | Key::SourcePath) {
             return Err(Error::invalid(format!("Invalid order_by clause '{s}'")));
         }

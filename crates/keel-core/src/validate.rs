@@ -16,6 +16,7 @@ pub const MAX_EXPERIMENT_TAG_VAL_LENGTH: usize = 20000;
 pub const MAX_REGISTRY_TAG_KEY_LENGTH: usize = 250;
 pub const MAX_REGISTRY_TAG_VAL_LENGTH: usize = 100_000;
 pub const MAX_ALIAS_LENGTH: usize = 255;
+pub const MAX_DATASETS_PER_BATCH: usize = 1000;
 pub const MAX_DATASET_NAME_SIZE: usize = 500;
 pub const MAX_DATASET_DIGEST_SIZE: usize = 36;
 pub const MAX_DATASET_SCHEMA_SIZE: usize = 1_048_575;

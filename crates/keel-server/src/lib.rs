@@ -1,1 +1,67 @@
+//! keel-server: keel's HTTP server.
+//!
+//! It speaks the MLflow REST API 2.0 (tracking, logged models, model registry) under
+//! `/api/2.0/mlflow/` and `/ajax-api/2.0/mlflow/`, proxies artifacts under
+//! `/api/2.0/mlflow-artifacts/`, and answers `/health`, `/version` and `/metrics`. Handlers
+//! validate input against MLflow's rules, call the [`MetadataStore`] and [`ArtifactStore`]
+//! traits, and answer in MLflow's JSON shapes; they hold no state of their own.
 
+pub mod api;
+pub mod error;
+pub mod metrics;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use keel_core::{ArtifactStore, MetadataStore};
+use tokio::net::TcpListener;
+
+/// The URI scheme of proxied artifacts: run and model artifact URIs start with it.
+pub const ARTIFACT_SCHEME: &str = "mlflow-artifacts:";
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub meta: Arc<dyn MetadataStore>,
+    pub artifacts: Arc<dyn ArtifactStore>,
+    pub metrics: Arc<metrics::HttpMetrics>,
+}
+
+impl AppState {
+    pub fn new(meta: Arc<dyn MetadataStore>, artifacts: Arc<dyn ArtifactStore>) -> Self {
+        AppState {
+            meta,
+            artifacts,
+            metrics: Arc::new(metrics::HttpMetrics::default()),
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
+    api::router()
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(wire::MAX_JSON_BODY))
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,1 +1,306 @@
-fn main() {}
+//! `keel`: the command line. Thin: parses, calls the crates, prints.
+
+mod client;
+mod commands;
+mod config;
+mod output;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{FileSettings, ServerSettings};
+
+#[derive(Parser)]
+#[command(
+    name = "keel",
+    version,
+    about = "The machine-learning lifecycle in one binary: tracking, registry and more, MLflow-compatible."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the tracking server and model registry (MLflow REST API, artifact proxy).
+    Server(ServerArgs),
+    /// Experiments on a tracking server.
+    #[command(subcommand)]
+    Experiments(ExperimentsCmd),
+    /// Runs on a tracking server.
+    #[command(subcommand)]
+    Runs(RunsCmd),
+    /// Registered models on a tracking server.
+    #[command(subcommand)]
+    Models(ModelsCmd),
+    /// The metadata database's schema.
+    #[command(subcommand)]
+    Db(DbCmd),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "KEEL_HOST")]
+    host: Option<String>,
+    /// Port to listen on (0 picks a free one) [default: 5000].
+    #[arg(long, env = "KEEL_PORT")]
+    port: Option<u16>,
+    /// Metadata database URL [default: sqlite://keel-data/keel.db].
+    #[arg(long, env = "KEEL_DB")]
+    db: Option<String>,
+    /// Artifact store: a folder or file:///path [default: keel-data/artifacts].
+    #[arg(long, env = "KEEL_ARTIFACTS")]
+    artifacts: Option<String>,
+    /// Config file (TOML) [default: ./keel.toml when present].
+    #[arg(long, env = "KEEL_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct Remote {
+    /// The tracking server's URL.
+    #[arg(
+        long,
+        env = "MLFLOW_TRACKING_URI",
+        default_value = "http://127.0.0.1:5000",
+        global = true
+    )]
+    tracking_uri: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ExperimentsCmd {
+    /// List experiments.
+    Ls {
+        /// active, deleted or all.
+        #[arg(long, default_value = "active", value_parser = ["active", "deleted", "all"])]
+        view: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCmd {
+    /// List runs, newest first.
+    Ls {
+        /// Only this experiment (by name); all active experiments otherwise.
+        #[arg(long)]
+        experiment: Option<String>,
+        /// MLflow search filter, e.g. "metrics.acc > 0.9 and params.lr = '0.1'".
+        #[arg(long)]
+        filter: Option<String>,
+        /// Order, e.g. "metrics.acc DESC" (repeatable).
+        #[arg(long = "order-by")]
+        order_by: Vec<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one run: info, params, latest metrics, tags, inputs and outputs.
+    Show {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// List registered models.
+    Ls {
+        /// Registry search filter, e.g. "name LIKE 'fraud%'".
+        #[arg(long)]
+        filter: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a registered model and its versions.
+    Show {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCmd {
+    /// Show applied and pending migrations.
+    Status(DbArgs),
+    /// Apply pending migrations.
+    Migrate(DbArgs),
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// Metadata database URL [default: sqlite://keel-data/keel.db].
+    #[arg(long, env = "KEEL_DB", default_value = ServerSettings::DEFAULT_DB)]
+    db: String,
+}
+
+async fn run_server(a: ServerArgs) -> Result<()> {
+    let file = config::read_file(a.config.as_deref())?;
+    let flags = FileSettings {
+        host: a.host,
+        port: a.port,
+        db: a.db,
+        artifacts: a.artifacts,
+    };
+    let settings = ServerSettings::layer(flags, file);
+    let meta = keel_store::open_metadata_store(&settings.db, keel_server::ARTIFACT_SCHEME)
+        .await
+        .with_context(|| format!("cannot open the metadata store {}", settings.db))?;
+    let artifacts = keel_store::open_artifact_store(&settings.artifacts)
+        .await
+        .with_context(|| format!("cannot open the artifact store {}", settings.artifacts))?;
+    let listener = tokio::net::TcpListener::bind((settings.host.as_str(), settings.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+    let addr = listener.local_addr()?;
+    println!("keel server listening on http://{addr}");
+    println!("  metadata:  {}", settings.db);
+    println!("  artifacts: {}", artifacts.root_uri());
+    let state = keel_server::AppState::new(meta, artifacts);
+    keel_server::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn db_command(cmd: DbCmd) -> Result<()> {
+    let (DbCmd::Status(a) | DbCmd::Migrate(a)) = &cmd;
+    let keel_store::DbUrl::Sqlite(path) = keel_store::DbUrl::parse(&a.db)?;
+    if matches!(cmd, DbCmd::Migrate(_)) {
+        keel_store::sqlite::SqliteStore::open(&path, keel_server::ARTIFACT_SCHEME).await?;
+    } else if !path.exists() {
+        println!(
+            "{}: no database yet; `keel db migrate` or `keel server` creates it",
+            path.display()
+        );
+        return Ok(());
+    }
+    let st = keel_store::sqlite::SqliteStore::schema_status(&path).await?;
+    println!("database: {}", path.display());
+    println!("applied:  {:?}", st.applied);
+    println!("pending:  {:?}", st.pending);
+    if !st.unknown.is_empty() {
+        println!(
+            "unknown:  {:?} (written by a newer keel: upgrade keel)",
+            st.unknown
+        );
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Server(a) => run_server(a).await,
+        Command::Experiments(ExperimentsCmd::Ls { view, remote }) => {
+            commands::experiments_ls(
+                &client::Client::new(&remote.tracking_uri)?,
+                &view
+                    .to_uppercase()
+                    .replace("ACTIVE", "ACTIVE_ONLY")
+                    .replace("DELETED", "DELETED_ONLY"),
+                remote.json,
+            )
+            .await
+        }
+        Command::Runs(RunsCmd::Ls {
+            experiment,
+            filter,
+            order_by,
+            max,
+            remote,
+        }) => {
+            let c = client::Client::new(&remote.tracking_uri)?;
+            commands::runs_ls(
+                &c,
+                commands::RunsLs {
+                    experiment: experiment.as_deref(),
+                    filter: filter.as_deref(),
+                    order_by,
+                    max,
+                    as_json: remote.json,
+                },
+            )
+            .await
+        }
+        Command::Runs(RunsCmd::Show { id, remote }) => {
+            commands::runs_show(
+                &client::Client::new(&remote.tracking_uri)?,
+                &id,
+                remote.json,
+            )
+            .await
+        }
+        Command::Models(ModelsCmd::Ls { filter, remote }) => {
+            commands::models_ls(
+                &client::Client::new(&remote.tracking_uri)?,
+                filter.as_deref(),
+                remote.json,
+            )
+            .await
+        }
+        Command::Models(ModelsCmd::Show { name, remote }) => {
+            commands::models_show(
+                &client::Client::new(&remote.tracking_uri)?,
+                &name,
+                remote.json,
+            )
+            .await
+        }
+        Command::Db(cmd) => db_command(cmd).await,
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cli)) {
+        let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        eprintln!("error: {}", chain.join(": "));
+        std::process::exit(1);
+    }
+}

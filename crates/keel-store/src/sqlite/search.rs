@@ -309,13 +309,43 @@ pub(crate) fn experiment_order(order: &[Order<experiments::Key>]) -> String {
     terms.join(", ")
 }
 
-/// WHERE clauses for registered-model (`m`) or model-version (`v`) search.
+/// The tag that marks prompts in the registry: searches return models unless asked for prompts.
+const PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
+
+/// Whether the clauses ask for prompts (`is_prompt = 'true'` or `!= 'false'`).
+fn wants_prompts(clauses: &[Clause<registry::Key>]) -> bool {
+    clauses.iter().any(|c| match (&c.key, c.op, &c.value) {
+        (registry::Key::Tag(k), Op::Eq, Value::Str(v)) if k == PROMPT_TAG => {
+            v.eq_ignore_ascii_case("true")
+        }
+        (registry::Key::Tag(k), Op::Ne, Value::Str(v)) if k == PROMPT_TAG => {
+            v.eq_ignore_ascii_case("false")
+        }
+        _ => false,
+    })
+}
+
+/// WHERE clauses for registered-model (`m`) or model-version (`v`) search. Prompts (models
+/// tagged `mlflow.prompt.is_prompt = 'true'`) are kept apart from models, as MLflow does.
 pub(crate) fn registry_where(sql: &mut Sql, clauses: &[Clause<registry::Key>], versions: bool) {
     let (alias, tag_table) = if versions {
         ("v", "model_version_tags")
     } else {
         ("m", "registered_model_tags")
     };
+    sql.push(if wants_prompts(clauses) {
+        " AND EXISTS"
+    } else {
+        " AND NOT EXISTS"
+    });
+    sql.push(&format!(
+        " (SELECT 1 FROM {tag_table} pt WHERE pt.name = {alias}.name AND pt.key = "
+    ));
+    sql.bind_str(PROMPT_TAG)
+        .push(" AND LOWER(pt.value) = 'true')");
+    let clauses = clauses
+        .iter()
+        .filter(|c| !matches!(&c.key, registry::Key::Tag(k) if k == PROMPT_TAG));
     for c in clauses {
         sql.push(" AND ");
         match &c.key {

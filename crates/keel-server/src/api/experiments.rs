@@ -1,0 +1,191 @@
+//! `experiments/*`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use keel_core::entities::{Experiment, ViewType};
+use keel_core::filter::experiments as ef;
+use keel_core::store::SearchExperiments;
+use keel_core::{Error, page, validate};
+use serde::{Deserialize, Serialize};
+
+use super::{empty, json};
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::wire::{Kv, Msg, enum_text, i64_lenient, kvs, max_results, required};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Create {
+    name: Option<String>,
+    artifact_location: Option<String>,
+    tags: Vec<Kv>,
+}
+
+async fn create(State(s): State<AppState>, Msg { body, .. }: Msg<Create>) -> ApiResult<Response> {
+    let name = required(body.name, "name")?;
+    validate::experiment_name(&name)?;
+    let tags = kvs(body.tags, "tags", |_, t| validate::experiment_tag(t))?;
+    let id = s
+        .meta
+        .create_experiment(&name, body.artifact_location.as_deref(), tags)
+        .await?;
+    Ok(json(&serde_json::json!({ "experiment_id": id })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ById {
+    experiment_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct One {
+    experiment: Experiment,
+}
+
+async fn get_one(State(s): State<AppState>, Msg { body, .. }: Msg<ById>) -> ApiResult<Response> {
+    let id = required(body.experiment_id, "experiment_id")?;
+    Ok(json(&One {
+        experiment: s.meta.get_experiment(&id).await?,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ByName {
+    experiment_name: Option<String>,
+}
+
+async fn get_by_name(
+    State(s): State<AppState>,
+    Msg { body, .. }: Msg<ByName>,
+) -> ApiResult<Response> {
+    let name = required(body.experiment_name, "experiment_name")?;
+    match s.meta.get_experiment_by_name(&name).await? {
+        Some(experiment) => Ok(json(&One { experiment })),
+        None => {
+            Err(Error::not_found(format!("Could not find experiment with name '{name}'")).into())
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Search {
+    #[serde(deserialize_with = "i64_lenient")]
+    max_results: Option<i64>,
+    page_token: Option<String>,
+    filter: Option<String>,
+    order_by: Vec<String>,
+    #[serde(deserialize_with = "enum_text")]
+    view_type: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SearchResp {
+    experiments: Vec<Experiment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+pub(super) fn view(v: Option<&str>) -> Result<ViewType, Error> {
+    match v {
+        None | Some("") => Ok(ViewType::ActiveOnly),
+        Some(v) => ViewType::parse(v).ok_or_else(|| {
+            Error::invalid(format!(
+                "Invalid view type '{v}': expected ACTIVE_ONLY, DELETED_ONLY or ALL"
+            ))
+        }),
+    }
+}
+
+async fn search(State(s): State<AppState>, Msg { body, .. }: Msg<Search>) -> ApiResult<Response> {
+    let q = SearchExperiments {
+        view: view(body.view_type.as_deref())?,
+        filter: ef::parse_filter(body.filter.as_deref().unwrap_or(""))?,
+        order_by: body
+            .order_by
+            .iter()
+            .map(|o| ef::parse_order(o))
+            .collect::<Result<_, _>>()?,
+        max_results: max_results(body.max_results, 1000, validate::MAX_RESULTS_EXPERIMENTS)?,
+        offset: page::decode(body.page_token.as_deref())?,
+    };
+    let p = s.meta.search_experiments(q).await?;
+    Ok(json(&SearchResp {
+        experiments: p.items,
+        next_page_token: p.next_page_token,
+    }))
+}
+
+async fn delete(State(s): State<AppState>, Msg { body, .. }: Msg<ById>) -> ApiResult<Response> {
+    s.meta
+        .delete_experiment(&required(body.experiment_id, "experiment_id")?)
+        .await?;
+    Ok(empty())
+}
+
+async fn restore(State(s): State<AppState>, Msg { body, .. }: Msg<ById>) -> ApiResult<Response> {
+    s.meta
+        .restore_experiment(&required(body.experiment_id, "experiment_id")?)
+        .await?;
+    Ok(empty())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Update {
+    experiment_id: Option<String>,
+    new_name: Option<String>,
+}
+
+async fn update(State(s): State<AppState>, Msg { body, .. }: Msg<Update>) -> ApiResult<Response> {
+    let id = required(body.experiment_id, "experiment_id")?;
+    let name = required(body.new_name, "new_name")?;
+    validate::experiment_name(&name)?;
+    s.meta.rename_experiment(&id, &name).await?;
+    Ok(empty())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TagReq {
+    experiment_id: Option<String>,
+    key: Option<String>,
+    value: Option<String>,
+}
+
+async fn set_tag(State(s): State<AppState>, Msg { body, .. }: Msg<TagReq>) -> ApiResult<Response> {
+    let id = required(body.experiment_id, "experiment_id")?;
+    let tag =
+        keel_core::entities::Tag::new(required(body.key, "key")?, body.value.unwrap_or_default());
+    validate::experiment_tag(&tag)?;
+    s.meta.set_experiment_tag(&id, tag).await?;
+    Ok(empty())
+}
+
+async fn delete_tag(
+    State(s): State<AppState>,
+    Msg { body, .. }: Msg<TagReq>,
+) -> ApiResult<Response> {
+    let id = required(body.experiment_id, "experiment_id")?;
+    s.meta
+        .delete_experiment_tag(&id, &required(body.key, "key")?)
+        .await?;
+    Ok(empty())
+}
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/experiments/create", post(create))
+        .route("/experiments/get", get(get_one))
+        .route("/experiments/get-by-name", get(get_by_name))
+        .route("/experiments/search", get(search).post(search))
+        .route("/experiments/delete", post(delete))
+        .route("/experiments/restore", post(restore))
+        .route("/experiments/update", post(update))
+        .route("/experiments/set-experiment-tag", post(set_tag))
+        .route("/experiments/delete-experiment-tag", post(delete_tag))
+}

@@ -1,0 +1,61 @@
+//! The routes: MLflow's REST API mounted under both of MLflow's prefixes, the artifact proxy,
+//! and the operational endpoints.
+
+mod artifacts;
+mod experiments;
+mod logged_models;
+mod ops;
+mod registry;
+mod runs;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use keel_core::{Error, ErrorCode};
+use serde::Serialize;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A JSON response.
+pub(crate) fn json<T: Serialize>(v: &T) -> Response {
+    axum::Json(v).into_response()
+}
+
+/// The empty `{}` answer of write endpoints.
+pub(crate) fn empty() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+        .into_response()
+}
+
+/// The MLflow REST routes (relative to `/api/2.0/mlflow`).
+fn mlflow_api() -> Router<AppState> {
+    Router::new()
+        .merge(experiments::routes())
+        .merge(runs::routes())
+        .merge(logged_models::routes())
+        .merge(registry::routes())
+        .merge(artifacts::mlflow_routes())
+}
+
+async fn not_found() -> ApiError {
+    Error::new(
+        ErrorCode::EndpointNotFound,
+        "No such endpoint. See the keel README for the supported MLflow REST API.",
+    )
+    .into()
+}
+
+pub(crate) fn router() -> Router<AppState> {
+    let api = mlflow_api().fallback(not_found);
+    let art = artifacts::routes().fallback(not_found);
+    Router::new()
+        .nest("/api/2.0/mlflow", api.clone())
+        .nest("/ajax-api/2.0/mlflow", api)
+        .nest("/api/2.0/mlflow-artifacts", art.clone())
+        .nest("/ajax-api/2.0/mlflow-artifacts", art)
+        .merge(ops::routes())
+        .merge(artifacts::ui_routes())
+}

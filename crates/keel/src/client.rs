@@ -1,0 +1,70 @@
+//! A small client of the MLflow REST API, for the CLI's read commands.
+
+use anyhow::{Context, Result, bail};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Talks to a keel (or MLflow) tracking server.
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(tracking_uri: &str) -> Result<Self> {
+        let base = tracking_uri.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            bail!("tracking URI '{tracking_uri}' must start with http:// or https://");
+        }
+        Ok(Client {
+            base,
+            http: reqwest::Client::builder().build()?,
+        })
+    }
+
+    async fn answer<T: DeserializeOwned>(&self, what: &str, resp: reqwest::Response) -> Result<T> {
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .with_context(|| format!("{what}: cannot read the answer"))?;
+        if !status.is_success() {
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let msg = v.get("message").and_then(Value::as_str).unwrap_or(&text);
+            let code = v.get("error_code").and_then(Value::as_str).unwrap_or("");
+            bail!("{what}: {msg} ({code}, HTTP {status})");
+        }
+        serde_json::from_str(&text)
+            .with_context(|| format!("{what}: the server answered something that is not JSON"))
+    }
+
+    /// `GET /api/2.0/mlflow/{endpoint}?query`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, String)],
+    ) -> Result<T> {
+        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        self.answer(endpoint, resp).await
+    }
+
+    /// `POST /api/2.0/mlflow/{endpoint}` with a JSON body.
+    pub async fn post<T: DeserializeOwned>(&self, endpoint: &str, body: &Value) -> Result<T> {
+        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        self.answer(endpoint, resp).await
+    }
+}

@@ -1,0 +1,361 @@
+//! The read commands: `experiments ls`, `runs ls|show`, `models ls|show`.
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::output::{duration, number, table, time};
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn print_json(v: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Fetches every page of a search.
+async fn all_pages(
+    client: &Client,
+    endpoint: &str,
+    mut body: Value,
+    field: &str,
+    limit: usize,
+) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    loop {
+        let page: Value = client.post(endpoint, &body).await?;
+        out.extend(arr(&page, field).iter().cloned());
+        match page.get("next_page_token").and_then(Value::as_str) {
+            Some(tok) if out.len() < limit => body["page_token"] = json!(tok),
+            _ => break,
+        }
+    }
+    out.truncate(limit);
+    Ok(out)
+}
+
+pub async fn experiments_ls(client: &Client, view: &str, as_json: bool) -> Result<()> {
+    let exps = all_pages(
+        client,
+        "experiments/search",
+        json!({ "view_type": view, "max_results": 1000 }),
+        "experiments",
+        usize::MAX,
+    )
+    .await?;
+    if as_json {
+        return print_json(&Value::Array(exps));
+    }
+    let mut t = table(&["id", "name", "stage", "created", "artifact location"]);
+    for e in &exps {
+        t.add_row(vec![
+            s(e, "experiment_id"),
+            s(e, "name"),
+            s(e, "lifecycle_stage"),
+            time(e["creation_time"].as_i64()),
+            s(e, "artifact_location"),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+async fn experiment_ids(client: &Client, name: Option<&str>) -> Result<Vec<String>> {
+    match name {
+        Some(n) => {
+            let v: Value = client
+                .get(
+                    "experiments/get-by-name",
+                    &[("experiment_name", n.to_string())],
+                )
+                .await
+                .with_context(|| format!("experiment '{n}'"))?;
+            Ok(vec![s(&v["experiment"], "experiment_id")])
+        }
+        None => {
+            let exps = all_pages(
+                client,
+                "experiments/search",
+                json!({ "max_results": 1000 }),
+                "experiments",
+                usize::MAX,
+            )
+            .await?;
+            Ok(exps.iter().map(|e| s(e, "experiment_id")).collect())
+        }
+    }
+}
+
+fn kv_summary(items: &[Value], value_key: &str, max: usize) -> String {
+    let mut parts: Vec<String> = items
+        .iter()
+        .take(max)
+        .map(|m| {
+            let v = if value_key == "value"
+                && m.get("value").is_some_and(|v| !v.is_string() || v == "NaN")
+            {
+                number(&m["value"])
+            } else {
+                s(m, value_key)
+            };
+            format!("{}={v}", s(m, "key"))
+        })
+        .collect();
+    if items.len() > max {
+        parts.push(format!("+{}", items.len() - max));
+    }
+    parts.join(" ")
+}
+
+pub struct RunsLs<'a> {
+    pub experiment: Option<&'a str>,
+    pub filter: Option<&'a str>,
+    pub order_by: Vec<String>,
+    pub max: usize,
+    pub as_json: bool,
+}
+
+pub async fn runs_ls(client: &Client, a: RunsLs<'_>) -> Result<()> {
+    let ids = experiment_ids(client, a.experiment).await?;
+    let body = json!({ "experiment_ids": ids, "filter": a.filter.unwrap_or(""), "order_by": a.order_by, "max_results": a.max.min(1000) });
+    let runs = all_pages(client, "runs/search", body, "runs", a.max).await?;
+    if a.as_json {
+        return print_json(&Value::Array(runs));
+    }
+    let mut t = table(&[
+        "run id", "name", "exp", "status", "started", "duration", "metrics", "params",
+    ]);
+    for r in &runs {
+        let (info, data) = (&r["info"], &r["data"]);
+        t.add_row(vec![
+            s(info, "run_id"),
+            s(info, "run_name"),
+            s(info, "experiment_id"),
+            s(info, "status"),
+            time(info["start_time"].as_i64()),
+            duration(info["start_time"].as_i64(), info["end_time"].as_i64()),
+            kv_summary(arr(data, "metrics"), "value", 4),
+            kv_summary(arr(data, "params"), "value", 4),
+        ]);
+    }
+    println!("{t}");
+    println!("{} run(s)", runs.len());
+    Ok(())
+}
+
+pub async fn runs_show(client: &Client, id: &str, as_json: bool) -> Result<()> {
+    let v: Value = client
+        .get("runs/get", &[("run_id", id.to_string())])
+        .await?;
+    let run = &v["run"];
+    if as_json {
+        return print_json(run);
+    }
+    let info = &run["info"];
+    let mut t = table(&["field", "value"]);
+    for (k, val) in [
+        ("run id", s(info, "run_id")),
+        ("name", s(info, "run_name")),
+        ("experiment", s(info, "experiment_id")),
+        ("status", s(info, "status")),
+        ("stage", s(info, "lifecycle_stage")),
+        ("user", s(info, "user_id")),
+        ("started", time(info["start_time"].as_i64())),
+        ("ended", time(info["end_time"].as_i64())),
+        (
+            "duration",
+            duration(info["start_time"].as_i64(), info["end_time"].as_i64()),
+        ),
+        ("artifacts", s(info, "artifact_uri")),
+    ] {
+        t.add_row(vec![k.to_string(), val]);
+    }
+    println!("{t}");
+    let data = &run["data"];
+    for (title, key) in [
+        ("params", "params"),
+        ("metrics (latest)", "metrics"),
+        ("tags", "tags"),
+    ] {
+        let items = arr(data, key);
+        if items.is_empty() {
+            continue;
+        }
+        let mut t = if key == "metrics" {
+            table(&["metric", "value", "step", "time"])
+        } else {
+            table(&[title, "value"])
+        };
+        for m in items {
+            if key == "metrics" {
+                t.add_row(vec![
+                    s(m, "key"),
+                    number(&m["value"]),
+                    s(m, "step"),
+                    time(m["timestamp"].as_i64()),
+                ]);
+            } else {
+                t.add_row(vec![s(m, "key"), s(m, "value")]);
+            }
+        }
+        println!("{t}");
+    }
+    let inputs = arr(&run["inputs"], "dataset_inputs");
+    if !inputs.is_empty() {
+        let mut t = table(&["dataset", "digest", "source type", "source", "context"]);
+        for i in inputs {
+            let d = &i["dataset"];
+            let ctx = arr(i, "tags")
+                .iter()
+                .find(|t| s(t, "key") == "mlflow.data.context")
+                .map(|t| s(t, "value"))
+                .unwrap_or_default();
+            t.add_row(vec![
+                s(d, "name"),
+                s(d, "digest"),
+                s(d, "source_type"),
+                s(d, "source"),
+                ctx,
+            ]);
+        }
+        println!("{t}");
+    }
+    let outputs = arr(&run["outputs"], "model_outputs");
+    if !outputs.is_empty() {
+        let mut t = table(&["logged model", "step"]);
+        for o in outputs {
+            t.add_row(vec![s(o, "model_id"), s(o, "step")]);
+        }
+        println!("{t}");
+    }
+    Ok(())
+}
+
+pub async fn models_ls(client: &Client, filter: Option<&str>, as_json: bool) -> Result<()> {
+    let mut models = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut q = vec![("max_results", "1000".to_string())];
+        if let Some(f) = filter {
+            q.push(("filter", f.to_string()));
+        }
+        if let Some(tok) = &token {
+            q.push(("page_token", tok.clone()));
+        }
+        let page: Value = client.get("registered-models/search", &q).await?;
+        models.extend(arr(&page, "registered_models").iter().cloned());
+        token = page
+            .get("next_page_token")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    if as_json {
+        return print_json(&Value::Array(models));
+    }
+    let mut t = table(&[
+        "name",
+        "latest version",
+        "aliases",
+        "updated",
+        "description",
+    ]);
+    for m in &models {
+        let latest = arr(m, "latest_versions")
+            .iter()
+            .filter_map(|v| s(v, "version").parse::<i64>().ok())
+            .max()
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into());
+        let aliases = arr(m, "aliases")
+            .iter()
+            .map(|a| format!("{}→v{}", s(a, "alias"), s(a, "version")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        t.add_row(vec![
+            s(m, "name"),
+            latest,
+            aliases,
+            time(m["last_updated_timestamp"].as_i64()),
+            s(m, "description"),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub async fn models_show(client: &Client, name: &str, as_json: bool) -> Result<()> {
+    let m: Value = client
+        .get("registered-models/get", &[("name", name.to_string())])
+        .await?;
+    let esc = name.replace('\'', "''");
+    let versions: Value = client
+        .get(
+            "model-versions/search",
+            &[
+                ("filter", format!("name = '{esc}'")),
+                ("order_by", "version_number DESC".into()),
+            ],
+        )
+        .await?;
+    if as_json {
+        return print_json(
+            &json!({ "registered_model": m["registered_model"], "model_versions": versions["model_versions"] }),
+        );
+    }
+    let rm = &m["registered_model"];
+    println!(
+        "{}  (created {}, updated {})",
+        s(rm, "name"),
+        time(rm["creation_timestamp"].as_i64()),
+        time(rm["last_updated_timestamp"].as_i64())
+    );
+    if !s(rm, "description").is_empty() {
+        println!("{}", s(rm, "description"));
+    }
+    let mut t = table(&[
+        "version", "stage", "aliases", "status", "run", "source", "created", "tags",
+    ]);
+    for v in arr(&versions, "model_versions") {
+        let aliases = arr(v, "aliases")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        t.add_row(vec![
+            s(v, "version"),
+            s(v, "current_stage"),
+            aliases,
+            s(v, "status"),
+            s(v, "run_id"),
+            s(v, "source"),
+            time(v["creation_timestamp"].as_i64()),
+            kv_summary(arr(v, "tags"), "value", 3),
+        ]);
+    }
+    println!("{t}");
+    let tags = arr(rm, "tags");
+    if !tags.is_empty() {
+        let mut t = table(&["model tag", "value"]);
+        for tg in tags {
+            t.add_row(vec![s(tg, "key"), s(tg, "value")]);
+        }
+        println!("{t}");
+    }
+    Ok(())
+}

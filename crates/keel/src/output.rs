@@ -1,0 +1,80 @@
+//! Printing for people: tables and times.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+
+/// A table with keel's look and the given header.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    t
+}
+
+/// `2026-11-23 15:04:05` (UTC) from epoch milliseconds; `-` for none.
+pub fn time(ms: Option<i64>) -> String {
+    let Some(ms) = ms.filter(|m| *m > 0) else {
+        return "-".into();
+    };
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `1h 02m`, `3m 05s`, `4.2s` from a span in milliseconds.
+pub fn duration(start: Option<i64>, end: Option<i64>) -> String {
+    match (start, end) {
+        (Some(s), Some(e)) if e >= s => {
+            let ms = e - s;
+            if ms < 60_000 {
+                format!("{:.1}s", ms as f64 / 1000.0)
+            } else if ms < 3_600_000 {
+                format!("{}m {:02}s", ms / 60_000, ms % 60_000 / 1000)
+            } else {
+                format!("{}h {:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000)
+            }
+        }
+        _ => "-".into(),
+    }
+}
+
+/// A metric value as people read it.
+pub fn number(v: &serde_json::Value) -> String {
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+        Some(f) => format!("{f:.4}"),
+        None => v.as_str().unwrap_or("-").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(time(Some(0)), "-");
+        assert_eq!(time(Some(1_700_000_000_000)), "2023-11-14 22:13:20");
+        assert_eq!(duration(Some(0), Some(4_200)), "4.2s");
+        assert_eq!(duration(Some(0), Some(185_000)), "3m 05s");
+        assert_eq!(duration(Some(0), Some(3_720_000)), "1h 02m");
+        assert_eq!(number(&serde_json::json!(0.123456)), "0.1235");
+        assert_eq!(number(&serde_json::json!("NaN")), "NaN");
+    }
+}
