@@ -293,7 +293,7 @@ impl SqliteStore {
         search::logged_model_where(&mut sql, &q.filter);
         sql.push(" ORDER BY ").push(&order);
         sql.push(" LIMIT ")
-            .bind(Bind::I64(q.max_results as i64 + 1))
+            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
             .push(" OFFSET ")
             .bind(Bind::I64(q.offset as i64));
         let mut c = self.read_conn().await?;

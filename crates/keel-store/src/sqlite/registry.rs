@@ -339,7 +339,7 @@ impl SqliteStore {
         sql.push(" ORDER BY ")
             .push(&search::registry_order(&q.order_by, false));
         sql.push(" LIMIT ")
-            .bind(Bind::I64(q.max_results as i64 + 1))
+            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
             .push(" OFFSET ")
             .bind(Bind::I64(q.offset as i64));
         let mut c = self.read_conn().await?;
@@ -599,7 +599,7 @@ impl SqliteStore {
         sql.push(" ORDER BY ")
             .push(&search::registry_order(&q.order_by, true));
         sql.push(" LIMIT ")
-            .bind(Bind::I64(q.max_results as i64 + 1))
+            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
             .push(" OFFSET ")
             .bind(Bind::I64(q.offset as i64));
         let mut items = load_versions(&mut *self.read_conn().await?, &sql).await?;

@@ -323,7 +323,7 @@ impl SqliteStore {
         sql.push(" ORDER BY ")
             .push(&search::experiment_order(&q.order_by));
         sql.push(" LIMIT ")
-            .bind(Bind::I64(q.max_results as i64 + 1))
+            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
             .push(" OFFSET ")
             .bind(Bind::I64(q.offset as i64));
         let mut c = self.read_conn().await?;
@@ -726,7 +726,7 @@ impl SqliteStore {
         search::run_where(&mut sql, &q.filter);
         sql.push(" ORDER BY ").push(&order);
         sql.push(" LIMIT ")
-            .bind(Bind::I64(q.max_results as i64 + 1))
+            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
             .push(" OFFSET ")
             .bind(Bind::I64(q.offset as i64));
         let mut c = self.read_conn().await?;
@@ -761,7 +761,7 @@ impl SqliteStore {
         let rows = sqlx::query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value LIMIT ? OFFSET ?")
             .bind(run_id)
             .bind(key)
-            .bind(max_results as i64 + 1)
+            .bind((max_results as i64).saturating_add(1))
             .bind(offset as i64)
             .fetch_all(&mut *c)
             .await

@@ -1,0 +1,1517 @@
+//! Every REST endpoint over real HTTP on loopback, against a real SQLite file: the happy paths,
+//! and the bad input MLflow answers with an error.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct TestServer {
+    base: String,
+    http: reqwest::Client,
+    dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = keel_store::open_metadata_store(
+            &format!("sqlite://{}", dir.path().join("keel.db").display()),
+            keel_server::ARTIFACT_SCHEME,
+        )
+        .await
+        .unwrap();
+        let artifacts =
+            keel_store::open_artifact_store(dir.path().join("artifacts").to_str().unwrap())
+                .await
+                .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = keel_server::AppState::new(meta, artifacts);
+        tokio::spawn(keel_server::serve(listener, state, std::future::pending()));
+        TestServer {
+            base,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    fn api(&self, endpoint: &str) -> String {
+        format!("{}/api/2.0/mlflow/{endpoint}", self.base)
+    }
+
+    async fn answer(resp: reqwest::Response) -> (StatusCode, Value) {
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A raw HTTP/1.1 request, path sent exactly as given; returns the status and body.
+    async fn raw(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(self.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        conn.read_to_string(&mut out).await.unwrap();
+        let status = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, out)
+    }
+
+    async fn post(&self, endpoint: &str, body: Value) -> (StatusCode, Value) {
+        Self::answer(
+            self.http
+                .post(self.api(endpoint))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn patch(&self, endpoint: &str, body: Value) -> (StatusCode, Value) {
+        Self::answer(
+            self.http
+                .patch(self.api(endpoint))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn delete(&self, endpoint: &str, body: Value) -> (StatusCode, Value) {
+        Self::answer(
+            self.http
+                .delete(self.api(endpoint))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn get(&self, endpoint: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
+        Self::answer(
+            self.http
+                .get(self.api(endpoint))
+                .query(query)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// POST that must succeed.
+    async fn ok(&self, endpoint: &str, body: Value) -> Value {
+        let (st, v) = self.post(endpoint, body).await;
+        assert_eq!(st, StatusCode::OK, "{endpoint}: {v}");
+        v
+    }
+
+    async fn experiment(&self, name: &str) -> String {
+        self.ok("experiments/create", json!({ "name": name })).await["experiment_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn run(&self, exp: &str) -> String {
+        self.ok(
+            "runs/create",
+            json!({ "experiment_id": exp, "start_time": 1_700_000_000_000i64 }),
+        )
+        .await["run"]["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn assert_error(r: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(r.0.as_u16(), status, "{}", r.1);
+    assert_eq!(r.1["error_code"], code, "{}", r.1);
+    assert!(
+        r.1["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        r.1
+    );
+}
+
+#[tokio::test]
+async fn experiments_lifecycle() {
+    let s = TestServer::start().await;
+    let (st, v) = s.get("experiments/get", &[("experiment_id", "0")]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["experiment"]["name"], "Default");
+
+    let id = s.experiment("exp-a").await;
+    assert_error(
+        &s.post("experiments/create", json!({ "name": "exp-a" }))
+            .await,
+        400,
+        "RESOURCE_ALREADY_EXISTS",
+    );
+    assert_error(
+        &s.post("experiments/create", json!({})).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post("experiments/create", json!({ "name": "x".repeat(501) }))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let (_, v) = s
+        .get("experiments/get-by-name", &[("experiment_name", "exp-a")])
+        .await;
+    assert_eq!(v["experiment"]["experiment_id"], id.as_str());
+    assert_eq!(
+        v["experiment"]["artifact_location"],
+        format!("mlflow-artifacts:/{id}")
+    );
+    assert_error(
+        &s.get("experiments/get-by-name", &[("experiment_name", "nope")])
+            .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    assert_error(
+        &s.get("experiments/get", &[("experiment_id", "999")]).await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    assert_error(
+        &s.get("experiments/get", &[("experiment_id", "abc")]).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+
+    s.ok(
+        "experiments/set-experiment-tag",
+        json!({ "experiment_id": id, "key": "team", "value": "a" }),
+    )
+    .await;
+    s.ok(
+        "experiments/update",
+        json!({ "experiment_id": id, "new_name": "exp-b" }),
+    )
+    .await;
+    let (_, v) = s.get("experiments/get", &[("experiment_id", &id)]).await;
+    assert_eq!(v["experiment"]["name"], "exp-b");
+    assert_eq!(
+        v["experiment"]["tags"][0],
+        json!({ "key": "team", "value": "a" })
+    );
+    s.ok(
+        "experiments/delete-experiment-tag",
+        json!({ "experiment_id": id, "key": "team" }),
+    )
+    .await;
+    assert_error(
+        &s.post(
+            "experiments/delete-experiment-tag",
+            json!({ "experiment_id": id, "key": "team" }),
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+
+    for i in 0..5 {
+        s.experiment(&format!("paged-{i}")).await;
+    }
+    let (_, p1) = s
+        .post(
+            "experiments/search",
+            json!({ "max_results": 3, "filter": "name LIKE 'paged-%'", "order_by": ["name ASC"] }),
+        )
+        .await;
+    let names: Vec<&str> = p1["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["paged-0", "paged-1", "paged-2"]);
+    let tok = p1["next_page_token"].as_str().unwrap();
+    let (_, p2) = s.post("experiments/search", json!({ "max_results": 3, "filter": "name LIKE 'paged-%'", "order_by": ["name ASC"], "page_token": tok })).await;
+    assert_eq!(p2["experiments"].as_array().unwrap().len(), 2);
+    assert!(p2.get("next_page_token").is_none());
+    assert_error(
+        &s.post("experiments/search", json!({ "filter": "name >< 'x'" }))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+
+    let run = s.run(&id).await;
+    s.ok("experiments/delete", json!({ "experiment_id": id }))
+        .await;
+    let (_, v) = s.get("runs/get", &[("run_id", &run)]).await;
+    assert_eq!(
+        v["run"]["info"]["lifecycle_stage"], "deleted",
+        "deleting an experiment deletes its runs"
+    );
+    let (_, v) = s
+        .post("experiments/search", json!({ "view_type": "DELETED_ONLY" }))
+        .await;
+    assert_eq!(v["experiments"].as_array().unwrap().len(), 1);
+    assert_error(
+        &s.post("runs/create", json!({ "experiment_id": id })).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    s.ok("experiments/restore", json!({ "experiment_id": id }))
+        .await;
+    let (_, v) = s.get("runs/get", &[("run_id", &run)]).await;
+    assert_eq!(v["run"]["info"]["lifecycle_stage"], "active");
+    assert_error(
+        &s.post("experiments/delete", json!({ "experiment_id": "0" }))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+
+    // The UI prefix serves the same API.
+    let resp = s
+        .http
+        .get(format!(
+            "{}/ajax-api/2.0/mlflow/experiments/get?experiment_id={id}",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn runs_metrics_params_tags() {
+    let s = TestServer::start().await;
+    let exp = s.experiment("runs").await;
+    let (_, v) = s.post("runs/create", json!({ "experiment_id": exp, "start_time": 5, "run_name": "r", "tags": [{ "key": "mlflow.user", "value": "ana" }] })).await;
+    let info = &v["run"]["info"];
+    let run = info["run_id"].as_str().unwrap().to_string();
+    assert_eq!(info["run_uuid"], info["run_id"]);
+    assert_eq!(info["status"], "RUNNING");
+    assert_eq!(info["user_id"], "ana");
+    assert_eq!(
+        info["artifact_uri"],
+        format!("mlflow-artifacts:/{exp}/{run}/artifacts")
+    );
+    assert_error(&s.post("runs/create", json!({ "experiment_id": exp, "run_name": "a", "tags": [{ "key": "mlflow.runName", "value": "b" }] })).await, 400, "INVALID_PARAMETER_VALUE");
+    assert_error(
+        &s.post("runs/create", json!({ "experiment_id": "987654" }))
+            .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    assert_error(
+        &s.post("runs/create", json!({ "experiment_id": 1 })).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+
+    // Metrics: numbers as strings, NaN, infinities, steps, timestamps.
+    s.ok(
+        "runs/log-metric",
+        json!({ "run_id": run, "key": "loss", "value": 0.5, "timestamp": 10, "step": 0 }),
+    )
+    .await;
+    s.ok(
+        "runs/log-metric",
+        json!({ "run_id": run, "key": "loss", "value": "0.25", "timestamp": "11", "step": "1" }),
+    )
+    .await;
+    s.ok(
+        "runs/log-metric",
+        json!({ "run_id": run, "key": "bad", "value": "NaN", "timestamp": 10 }),
+    )
+    .await;
+    s.ok(
+        "runs/log-metric",
+        json!({ "run_id": run, "key": "big", "value": "Infinity", "timestamp": 10 }),
+    )
+    .await;
+    assert_error(
+        &s.post(
+            "runs/log-metric",
+            json!({ "run_id": run, "key": "loss", "value": 1.0 }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post(
+            "runs/log-metric",
+            json!({ "run_id": run, "key": "loss", "timestamp": 1 }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post(
+            "runs/log-metric",
+            json!({ "run_id": run, "key": "loss", "value": "abc", "timestamp": 1 }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post(
+            "runs/log-metric",
+            json!({ "run_id": run, "key": "../x", "value": 1, "timestamp": 1 }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post(
+            "runs/log-metric",
+            json!({ "run_id": "0".repeat(32), "key": "k", "value": 1, "timestamp": 1 }),
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    let wrong_type = s
+        .post(
+            "runs/log-metric",
+            json!({ "run_id": run, "key": 5, "value": 1, "timestamp": 1 }),
+        )
+        .await;
+    assert_error(&wrong_type, 400, "INVALID_PARAMETER_VALUE");
+    assert!(
+        wrong_type.1["message"].as_str().unwrap().contains("'key'"),
+        "{}",
+        wrong_type.1
+    );
+
+    let (_, v) = s.get("runs/get", &[("run_id", &run)]).await;
+    let metrics = v["run"]["data"]["metrics"].as_array().unwrap();
+    let by = |k: &str| metrics.iter().find(|m| m["key"] == k).unwrap().clone();
+    assert_eq!(by("loss")["value"], 0.25);
+    assert_eq!(by("loss")["step"], 1);
+    assert_eq!(by("bad")["value"], "NaN");
+    assert_eq!(by("big")["value"].as_f64(), Some(f64::MAX));
+
+    // An older step does not replace the latest value; history keeps everything in step order.
+    s.ok(
+        "runs/log-metric",
+        json!({ "run_id": run, "key": "loss", "value": 9.0, "timestamp": 99, "step": 0 }),
+    )
+    .await;
+    let (_, v) = s.get("runs/get", &[("run_id", &run)]).await;
+    assert_eq!(
+        v["run"]["data"]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["key"] == "loss")
+            .unwrap()["value"],
+        0.25
+    );
+    let (_, h) = s
+        .get(
+            "metrics/get-history",
+            &[("run_id", &run), ("metric_key", "loss")],
+        )
+        .await;
+    let values: Vec<f64> = h["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [0.5, 9.0, 0.25]);
+    let (_, h1) = s
+        .get(
+            "metrics/get-history",
+            &[
+                ("run_id", &run),
+                ("metric_key", "loss"),
+                ("max_results", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(h1["metrics"].as_array().unwrap().len(), 2);
+    let tok = h1["next_page_token"].as_str().unwrap();
+    let (_, h2) = s
+        .get(
+            "metrics/get-history",
+            &[
+                ("run_id", &run),
+                ("metric_key", "loss"),
+                ("max_results", "2"),
+                ("page_token", tok),
+            ],
+        )
+        .await;
+    assert_eq!(h2["metrics"][0]["value"], 0.25);
+
+    // Params are write-once; tags overwrite; delete-tag.
+    s.ok(
+        "runs/log-parameter",
+        json!({ "run_id": run, "key": "lr", "value": "0.1" }),
+    )
+    .await;
+    s.ok(
+        "runs/log-parameter",
+        json!({ "run_id": run, "key": "lr", "value": "0.1" }),
+    )
+    .await;
+    assert_error(
+        &s.post(
+            "runs/log-parameter",
+            json!({ "run_id": run, "key": "lr", "value": "0.2" }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post(
+            "runs/log-parameter",
+            json!({ "run_id": run, "key": "long", "value": "x".repeat(6001) }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    s.ok(
+        "runs/set-tag",
+        json!({ "run_id": run, "key": "t", "value": "1" }),
+    )
+    .await;
+    s.ok(
+        "runs/set-tag",
+        json!({ "run_id": run, "key": "t", "value": "2" }),
+    )
+    .await;
+    s.ok(
+        "runs/set-tag",
+        json!({ "run_id": run, "key": "mlflow.runName", "value": "renamed" }),
+    )
+    .await;
+    let (_, v) = s.get("runs/get", &[("run_id", &run)]).await;
+    assert_eq!(v["run"]["info"]["run_name"], "renamed");
+    assert!(
+        v["run"]["data"]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "key": "t", "value": "2" }))
+    );
+    s.ok("runs/delete-tag", json!({ "run_id": run, "key": "t" }))
+        .await;
+    assert_error(
+        &s.post("runs/delete-tag", json!({ "run_id": run, "key": "t" }))
+            .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+
+    // Update, delete, restore; a deleted run refuses writes.
+    let (_, v) = s
+        .post(
+            "runs/update",
+            json!({ "run_id": run, "status": "FINISHED", "end_time": 20 }),
+        )
+        .await;
+    assert_eq!(v["run_info"]["status"], "FINISHED");
+    assert_eq!(v["run_info"]["end_time"], 20);
+    assert_error(
+        &s.post("runs/update", json!({ "run_id": run, "status": "NOPE" }))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    s.ok("runs/delete", json!({ "run_id": run })).await;
+    assert_error(
+        &s.post(
+            "runs/log-metric",
+            json!({ "run_id": run, "key": "k", "value": 1, "timestamp": 1 }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    s.ok("runs/restore", json!({ "run_id": run })).await;
+    s.ok(
+        "runs/log-metric",
+        json!({ "run_id": run, "key": "k", "value": 1, "timestamp": 1 }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn log_batch_limits_and_atomicity() {
+    let s = TestServer::start().await;
+    let exp = s.experiment("batch").await;
+    let run = s.run(&exp).await;
+    let metrics: Vec<Value> = (0..1000)
+        .map(|i| json!({ "key": format!("m{}", i % 10), "value": i, "timestamp": 1, "step": i }))
+        .collect();
+    let params: Vec<Value> = (0..0)
+        .map(|i| json!({ "key": format!("p{i}"), "value": "v" }))
+        .collect();
+    s.ok(
+        "runs/log-batch",
+        json!({ "run_id": run, "metrics": metrics, "params": params }),
+    )
+    .await;
+    s.ok("runs/log-batch", json!({ "run_id": run })).await;
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| json!({ "key": "z", "value": 1, "timestamp": 1, "step": i }))
+        .collect();
+    assert_error(
+        &s.post(
+            "runs/log-batch",
+            json!({ "run_id": run, "metrics": too_many }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let params: Vec<Value> = (0..101)
+        .map(|i| json!({ "key": format!("p{i}"), "value": "v" }))
+        .collect();
+    assert_error(
+        &s.post("runs/log-batch", json!({ "run_id": run, "params": params }))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let dupes = json!([{ "key": "a", "value": "1" }, { "key": "a", "value": "2" }]);
+    assert_error(
+        &s.post("runs/log-batch", json!({ "run_id": run, "params": dupes }))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let missing = s
+        .post(
+            "runs/log-batch",
+            json!({ "run_id": run, "metrics": [{ "key": "z", "value": 1.0 }] }),
+        )
+        .await;
+    assert_error(&missing, 400, "INVALID_PARAMETER_VALUE");
+    assert!(
+        missing.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("metrics[0].timestamp"),
+        "{}",
+        missing.1
+    );
+    // Each value within its limit, the request over MLflow's 1 MB.
+    let tags: Vec<Value> = (0..100)
+        .map(|i| json!({ "key": format!("t{i}"), "value": "x".repeat(7999) }))
+        .collect();
+    let params: Vec<Value> = (0..100)
+        .map(|i| json!({ "key": format!("q{i}"), "value": "x".repeat(5999) }))
+        .collect();
+    let big = s
+        .post(
+            "runs/log-batch",
+            json!({ "run_id": run, "tags": tags, "params": params }),
+        )
+        .await;
+    assert_error(&big, 400, "INVALID_PARAMETER_VALUE");
+    assert!(
+        big.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000000 bytes"),
+        "{}",
+        big.1
+    );
+
+    // A batch whose param conflicts is refused whole: its metrics are not stored either.
+    s.ok(
+        "runs/log-parameter",
+        json!({ "run_id": run, "key": "fixed", "value": "1" }),
+    )
+    .await;
+    let bad = json!({ "run_id": run, "metrics": [{ "key": "after", "value": 1, "timestamp": 1 }], "params": [{ "key": "fixed", "value": "2" }] });
+    assert_error(
+        &s.post("runs/log-batch", bad).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let (_, h) = s
+        .get(
+            "metrics/get-history",
+            &[("run_id", &run), ("metric_key", "after")],
+        )
+        .await;
+    assert!(
+        h.get("metrics")
+            .is_none_or(|m| m.as_array().unwrap().is_empty()),
+        "{h}"
+    );
+
+    let (_, h) = s
+        .get(
+            "metrics/get-history",
+            &[("run_id", &run), ("metric_key", "m3")],
+        )
+        .await;
+    assert_eq!(h["metrics"].as_array().unwrap().len(), 100);
+    let (_, bulk) = s
+        .get(
+            "metrics/get-history-bulk",
+            &[("run_id", &run), ("metric_key", "m3")],
+        )
+        .await;
+    assert_eq!(bulk["metrics"].as_array().unwrap().len(), 100);
+    assert_eq!(bulk["metrics"][0]["run_id"], run.as_str());
+    let (_, iv) = s
+        .get(
+            "metrics/get-history-bulk-interval",
+            &[
+                ("run_ids", &run),
+                ("metric_key", "m3"),
+                ("max_results", "10"),
+            ],
+        )
+        .await;
+    let steps: Vec<i64> = iv["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["step"].as_i64().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 10);
+    assert_eq!((steps[0], steps[9]), (3, 993));
+}
+
+#[tokio::test]
+async fn malformed_requests() {
+    let s = TestServer::start().await;
+    let url = s.api("experiments/create");
+    let r = TestServer::answer(
+        s.http
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(&r, 400, "INVALID_PARAMETER_VALUE");
+    assert!(r.1["message"].as_str().unwrap().contains("Malformed JSON"));
+    let r = TestServer::answer(
+        s.http
+            .post(&url)
+            .body("{\"name\":\"x\"}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(&r, 400, "INVALID_PARAMETER_VALUE");
+    let r = TestServer::answer(
+        s.http
+            .post(&url)
+            .header("Content-Type", "text/plain")
+            .body("{\"name\":\"x\"}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(&r, 400, "INVALID_PARAMETER_VALUE");
+    let r = TestServer::answer(
+        s.http
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(vec![b' '; 33 * 1024 * 1024])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.0.as_u16(), 400, "oversized body: {}", r.1);
+    let r = s.post("runs/does-not-exist", json!({})).await;
+    assert_error(&r, 404, "ENDPOINT_NOT_FOUND");
+    let r = s.http.get(s.api("runs/log-metric")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_error(
+        &s.post(
+            "runs/search",
+            json!({ "experiment_ids": ["0"], "max_results": 50001 }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post(
+            "runs/search",
+            json!({ "experiment_ids": ["0"], "page_token": "garbage" }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post(
+            "runs/search",
+            json!({ "experiment_ids": ["0"], "order_by": ["metrics.x SIDEWAYS"] }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post("runs/search", json!({ "experiment_ids": "0" }))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+}
+
+#[tokio::test]
+async fn run_search_filters_order_and_pages() {
+    let s = TestServer::start().await;
+    let exp = s.experiment("search").await;
+    let mut ids = Vec::new();
+    for i in 0..30i64 {
+        let (_, v) = s.post("runs/create", json!({ "experiment_id": exp, "start_time": 1000 + i, "run_name": format!("run-{i:02}") })).await;
+        let id = v["run"]["info"]["run_id"].as_str().unwrap().to_string();
+        let batch = json!({
+            "run_id": id,
+            "metrics": [{ "key": "acc", "value": i as f64 / 30.0, "timestamp": 1 }, { "key": "loss", "value": 30 - i, "timestamp": 1 }],
+            "params": [{ "key": "lr", "value": if i % 2 == 0 { "0.1" } else { "0.01" } }],
+            "tags": [{ "key": "group", "value": format!("g{}", i % 3) }],
+        });
+        s.ok("runs/log-batch", batch).await;
+        ids.push(id);
+    }
+    let search = |filter: &'static str, order: Vec<&'static str>| json!({ "experiment_ids": [exp], "filter": filter, "order_by": order, "max_results": 100 });
+    let names = |v: &Value| {
+        v["runs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| r["info"]["run_name"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+
+    let v = s.ok("runs/search", search("", vec![])).await;
+    assert_eq!(names(&v)[0], "run-29", "default order is newest first");
+    let v = s
+        .ok(
+            "runs/search",
+            search(
+                "metrics.acc >= 0.9 and params.lr = '0.1'",
+                vec!["metrics.acc DESC"],
+            ),
+        )
+        .await;
+    assert_eq!(names(&v), ["run-28"]);
+    let v = s
+        .ok(
+            "runs/search",
+            search(
+                "tags.group = 'g1' and metrics.loss < 10",
+                vec!["metrics.loss ASC"],
+            ),
+        )
+        .await;
+    assert_eq!(names(&v), ["run-28", "run-25", "run-22"]);
+    let v = s
+        .ok(
+            "runs/search",
+            search(
+                "attributes.run_name LIKE 'run-0%'",
+                vec!["attributes.run_name ASC"],
+            ),
+        )
+        .await;
+    assert_eq!(names(&v).len(), 10);
+    let v = s
+        .ok("runs/search", search("run_name ILIKE 'RUN-1_'", vec![]))
+        .await;
+    assert_eq!(names(&v).len(), 10);
+    let v = s
+        .ok("runs/search", search("params.lr != '0.1'", vec![]))
+        .await;
+    assert_eq!(names(&v).len(), 15);
+    let v = s
+        .ok(
+            "runs/search",
+            search("params.missing IS NULL and tags.group IS NOT NULL", vec![]),
+        )
+        .await;
+    assert_eq!(names(&v).len(), 30);
+    let v = s
+        .ok("runs/search", search("metrics.nope > 0", vec![]))
+        .await;
+    assert!(names(&v).is_empty());
+    let v = s.ok("runs/search", json!({ "experiment_ids": [exp], "filter": format!("attributes.run_id IN ('{}', '{}')", ids[3], ids[4]) })).await;
+    assert_eq!(names(&v), ["run-04", "run-03"]);
+    let v = s
+        .ok(
+            "runs/search",
+            search("attributes.start_time > 1027", vec!["start_time ASC"]),
+        )
+        .await;
+    assert_eq!(names(&v), ["run-28", "run-29"]);
+
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body =
+            json!({ "experiment_ids": [exp], "order_by": ["metrics.acc ASC"], "max_results": 7 });
+        if let Some(t) = &token {
+            body["page_token"] = json!(t);
+        }
+        let v = s.ok("runs/search", body).await;
+        seen.extend(names(&v));
+        match v["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..30).map(|i| format!("run-{i:02}")).collect::<Vec<_>>()
+    );
+
+    s.ok("runs/delete", json!({ "run_id": ids[0] })).await;
+    let v = s
+        .ok(
+            "runs/search",
+            json!({ "experiment_ids": [exp], "run_view_type": "DELETED_ONLY" }),
+        )
+        .await;
+    assert_eq!(names(&v), ["run-00"]);
+    let v = s
+        .ok(
+            "runs/search",
+            json!({ "experiment_ids": [exp], "run_view_type": "ALL", "max_results": 100 }),
+        )
+        .await;
+    assert_eq!(names(&v).len(), 30);
+    let bad = s
+        .post("runs/search", search("metrics.acc >>> 1", vec![]))
+        .await;
+    assert_error(&bad, 400, "INVALID_PARAMETER_VALUE");
+    assert!(bad.1["message"].as_str().unwrap().contains(">>>"));
+    assert_error(
+        &s.post("runs/search", search("metrics.acc = 'x'", vec![]))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post("runs/search", search("params.lr > 1", vec![])).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post(
+            "runs/search",
+            search("metrics.a > 1 OR metrics.b > 1", vec![]),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+}
+
+#[tokio::test]
+async fn inputs_outputs_and_logged_models() {
+    let s = TestServer::start().await;
+    let exp = s.experiment("models").await;
+    let run = s.run(&exp).await;
+    let ds = json!({ "name": "train", "digest": "abc123", "source_type": "local", "source": "{\"uri\": \"/d.csv\"}", "schema": "{}", "profile": "{\"rows\": 3}" });
+    s.ok("runs/log-inputs", json!({ "run_id": run, "datasets": [{ "tags": [{ "key": "mlflow.data.context", "value": "training" }], "dataset": ds }] })).await;
+    s.ok(
+        "runs/log-inputs",
+        json!({ "run_id": run, "datasets": [{ "dataset": ds }] }),
+    )
+    .await;
+    assert_error(&s.post("runs/log-inputs", json!({ "run_id": run, "datasets": [{ "dataset": { "name": "x", "digest": "d".repeat(37), "source_type": "l", "source": "s" } }] })).await, 400, "INVALID_PARAMETER_VALUE");
+
+    let (_, m) = s.post("logged-models", json!({ "experiment_id": exp, "name": "clf", "source_run_id": run, "params": [{ "key": "C", "value": "1" }], "tags": [{ "key": "k", "value": "v" }] })).await;
+    let model = &m["model"]["info"];
+    let id = model["model_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("m-"));
+    assert_eq!(model["status"], "LOGGED_MODEL_PENDING");
+    assert_eq!(
+        model["artifact_uri"],
+        format!("mlflow-artifacts:/{exp}/models/{id}/artifacts")
+    );
+    let (st, f) = s
+        .patch(
+            &format!("logged-models/{id}"),
+            json!({ "model_id": id, "status": "LOGGED_MODEL_READY" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{f}");
+    assert_eq!(f["model"]["info"]["status"], "LOGGED_MODEL_READY");
+    s.patch(
+        &format!("logged-models/{id}/tags"),
+        json!({ "tags": [{ "key": "k2", "value": "v2" }] }),
+    )
+    .await;
+    s.ok(
+        &format!("logged-models/{id}/params"),
+        json!({ "model_id": id, "params": [{ "key": "penalty", "value": "l2" }] }),
+    )
+    .await;
+    s.ok(
+        "runs/log-metric",
+        json!({ "run_id": run, "key": "acc", "value": 0.9, "timestamp": 1, "model_id": id }),
+    )
+    .await;
+    s.ok(
+        "runs/outputs",
+        json!({ "run_id": run, "models": [{ "model_id": id, "step": 0 }] }),
+    )
+    .await;
+    assert_error(
+        &s.post(
+            "runs/outputs",
+            json!({ "run_id": run, "models": [{ "model_id": "m-nope", "step": 0 }] }),
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+
+    let (_, g) = s.get(&format!("logged-models/{id}"), &[]).await;
+    let tags = g["model"]["info"]["tags"].as_array().unwrap();
+    assert_eq!(tags.len(), 2);
+    assert_eq!(g["model"]["data"]["params"].as_array().unwrap().len(), 2);
+    assert_eq!(g["model"]["data"]["metrics"][0]["value"], 0.9);
+    let (_, found) = s
+        .post(
+            "logged-models/search",
+            json!({ "experiment_ids": [exp], "filter": "metrics.acc > 0.5 and params.C = '1'" }),
+        )
+        .await;
+    assert_eq!(found["models"].as_array().unwrap().len(), 1);
+    let (_, none) = s
+        .post(
+            "logged-models/search",
+            json!({ "experiment_ids": [exp], "filter": "name = 'other'" }),
+        )
+        .await;
+    assert!(
+        none.get("models")
+            .is_none_or(|m| m.as_array().unwrap().is_empty())
+    );
+
+    let (_, r) = s.get("runs/get", &[("run_id", &run)]).await;
+    let inputs = &r["run"]["inputs"]["dataset_inputs"];
+    assert_eq!(
+        inputs.as_array().unwrap().len(),
+        1,
+        "the same dataset is linked once"
+    );
+    assert_eq!(inputs[0]["dataset"]["digest"], "abc123");
+    assert_eq!(inputs[0]["tags"][0]["value"], "training");
+    assert_eq!(
+        r["run"]["outputs"]["model_outputs"][0]["model_id"],
+        id.as_str()
+    );
+    let v = s.ok("runs/search", json!({ "experiment_ids": [exp], "filter": "datasets.digest = 'abc123' and datasets.context = 'training'" })).await;
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1);
+
+    let (st, _) = s
+        .delete(&format!("logged-models/{id}/tags/k2"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s.delete(&format!("logged-models/{id}"), json!({})).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_error(
+        &s.get(&format!("logged-models/{id}"), &[]).await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    let (st, _) = s
+        .get(&format!("logged-models/{id}"), &[("allow_deleted", "true")])
+        .await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn model_registry() {
+    let s = TestServer::start().await;
+    let exp = s.experiment("reg").await;
+    let run = s.run(&exp).await;
+    let (_, m) = s.post("registered-models/create", json!({ "name": "churn", "description": "d", "tags": [{ "key": "team", "value": "a" }] })).await;
+    assert_eq!(m["registered_model"]["name"], "churn");
+    assert_error(
+        &s.post("registered-models/create", json!({ "name": "churn" }))
+            .await,
+        400,
+        "RESOURCE_ALREADY_EXISTS",
+    );
+    assert_error(
+        &s.post("registered-models/create", json!({ "name": "" }))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    for i in 1..=3 {
+        let (_, v) = s.post("model-versions/create", json!({ "name": "churn", "source": format!("runs:/{run}/model"), "run_id": run, "tags": [{ "key": "i", "value": i.to_string() }] })).await;
+        assert_eq!(v["model_version"]["version"], i.to_string());
+        assert_eq!(v["model_version"]["status"], "READY");
+    }
+    assert_error(
+        &s.post(
+            "model-versions/create",
+            json!({ "name": "nope", "source": "x" }),
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    assert_error(
+        &s.post("model-versions/create", json!({ "name": "churn" }))
+            .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let (_, u) = s
+        .get(
+            "model-versions/get-download-uri",
+            &[("name", "churn"), ("version", "2")],
+        )
+        .await;
+    assert_eq!(
+        u["artifact_uri"],
+        format!("mlflow-artifacts:/{exp}/{run}/artifacts/model")
+    );
+
+    s.ok(
+        "registered-models/alias",
+        json!({ "name": "churn", "alias": "champion", "version": "2" }),
+    )
+    .await;
+    assert_error(
+        &s.post(
+            "registered-models/alias",
+            json!({ "name": "churn", "alias": "latest", "version": "2" }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &s.post(
+            "registered-models/alias",
+            json!({ "name": "churn", "alias": "x", "version": "9" }),
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    let (_, a) = s
+        .get(
+            "registered-models/alias",
+            &[("name", "churn"), ("alias", "champion")],
+        )
+        .await;
+    assert_eq!(a["model_version"]["version"], "2");
+    assert_eq!(a["model_version"]["aliases"], json!(["champion"]));
+    s.ok(
+        "model-versions/set-tag",
+        json!({ "name": "churn", "version": "2", "key": "validated", "value": "yes" }),
+    )
+    .await;
+    let (_, t) = s.post("model-versions/transition-stage", json!({ "name": "churn", "version": "1", "stage": "production", "archive_existing_versions": false })).await;
+    assert_eq!(t["model_version"]["current_stage"], "Production");
+    s.ok("model-versions/transition-stage", json!({ "name": "churn", "version": "3", "stage": "Production", "archive_existing_versions": true })).await;
+    let (_, v1) = s
+        .get("model-versions/get", &[("name", "churn"), ("version", "1")])
+        .await;
+    assert_eq!(v1["model_version"]["current_stage"], "Archived");
+    assert_error(
+        &s.post(
+            "model-versions/transition-stage",
+            json!({ "name": "churn", "version": "1", "stage": "Gone" }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let (_, l) = s
+        .post(
+            "registered-models/get-latest-versions",
+            json!({ "name": "churn", "stages": ["Production"] }),
+        )
+        .await;
+    assert_eq!(l["model_versions"][0]["version"], "3");
+    let (st, up) = s
+        .patch(
+            "model-versions/update",
+            json!({ "name": "churn", "version": "3", "description": "best" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(up["model_version"]["description"], "best");
+
+    let (_, sv) = s
+        .get(
+            "model-versions/search",
+            &[("filter", "name = 'churn' and tags.validated = 'yes'")],
+        )
+        .await;
+    assert_eq!(sv["model_versions"].as_array().unwrap().len(), 1);
+    let (_, sv) = s
+        .get(
+            "model-versions/search",
+            &[
+                ("filter", &format!("run_id = '{run}'")),
+                ("order_by", "version_number ASC"),
+                ("max_results", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(sv["model_versions"][0]["version"], "1");
+    assert!(sv["next_page_token"].is_string());
+    s.ok(
+        "registered-models/set-tag",
+        json!({ "name": "churn", "key": "k", "value": "v" }),
+    )
+    .await;
+    let (_, sm) = s
+        .get("registered-models/search", &[("filter", "tags.k = 'v'")])
+        .await;
+    assert_eq!(
+        sm["registered_models"][0]["aliases"][0]["alias"],
+        "champion"
+    );
+
+    let (st, r) = s
+        .post(
+            "registered-models/rename",
+            json!({ "name": "churn", "new_name": "churn2" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    let (_, g) = s.get("registered-models/get", &[("name", "churn2")]).await;
+    assert_eq!(
+        g["registered_model"]["aliases"][0]["version"], "2",
+        "aliases follow a rename"
+    );
+    assert_error(
+        &s.get("registered-models/get", &[("name", "churn")]).await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    let (st, _) = s
+        .delete(
+            "model-versions/delete",
+            json!({ "name": "churn2", "version": "2" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_error(
+        &s.get(
+            "registered-models/alias",
+            &[("name", "churn2"), ("alias", "champion")],
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    let (_, v4) = s
+        .post(
+            "model-versions/create",
+            json!({ "name": "churn2", "source": "s3://b/m" }),
+        )
+        .await;
+    assert_eq!(
+        v4["model_version"]["version"], "4",
+        "version numbers are never reused"
+    );
+    let (st, _) = s
+        .delete(
+            "registered-models/delete-tag",
+            json!({ "name": "churn2", "key": "k" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s
+        .delete(
+            "model-versions/delete-tag",
+            json!({ "name": "churn2", "version": "3", "key": "i" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s
+        .delete("registered-models/delete", json!({ "name": "churn2" }))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_error(
+        &s.get(
+            "model-versions/get",
+            &[("name", "churn2"), ("version", "3")],
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+}
+
+#[tokio::test]
+async fn artifacts_stream_and_cannot_escape() {
+    let s = TestServer::start().await;
+    let art = |p: &str| format!("{}/api/2.0/mlflow-artifacts/artifacts/{p}", s.base);
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let r = s
+        .http
+        .put(art("1/run/artifacts/big.bin"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .http
+        .get(art("1/run/artifacts/big.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-length"], "3000000");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &body[..]);
+    s.http
+        .put(art("1/run/artifacts/dir/a.txt"))
+        .body("a")
+        .send()
+        .await
+        .unwrap();
+    let (_, l) = TestServer::answer(
+        s.http
+            .get(format!(
+                "{}/api/2.0/mlflow-artifacts/artifacts?path=1/run/artifacts",
+                s.base
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        l["files"],
+        json!([{ "path": "big.bin", "is_dir": false, "file_size": 3000000 }, { "path": "dir", "is_dir": true }])
+    );
+    let r = s
+        .http
+        .delete(art("1/run/artifacts/dir"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.http
+            .get(art("1/run/artifacts/dir/a.txt"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Sent raw: HTTP client libraries would normalise `..` away before the server sees it.
+    for evil in [
+        "1/../../escape.txt",
+        "1/%2e%2e/%2e%2e/escape.txt",
+        "%2Fetc%2Fescape.txt",
+        "1/..%5C..%5Cescape.txt",
+        "1/.%2E/x",
+        "1//x",
+        "../escape.txt",
+    ] {
+        let (status, body) = s
+            .raw(
+                "PUT",
+                &format!("/api/2.0/mlflow-artifacts/artifacts/{evil}"),
+                "pwned",
+            )
+            .await;
+        assert_eq!(status, 400, "{evil}: {body}");
+        assert!(body.contains("INVALID_PARAMETER_VALUE"), "{evil}: {body}");
+    }
+    let r = s
+        .http
+        .get(format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts?path=../..",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(!s.dir.path().join("escape.txt").exists());
+    assert!(!s.dir.path().parent().unwrap().join("escape.txt").exists());
+
+    // Run listings and UI downloads go through the run's artifact URI.
+    let exp = s.experiment("arts").await;
+    let run = s.run(&exp).await;
+    s.http
+        .put(art(&format!("{exp}/{run}/artifacts/model/MLmodel")))
+        .body("flavors: {}")
+        .send()
+        .await
+        .unwrap();
+    let (_, l) = s
+        .get("artifacts/list", &[("run_id", &run), ("path", "model")])
+        .await;
+    assert_eq!(l["files"][0]["path"], "model/MLmodel");
+    assert_eq!(
+        l["root_uri"],
+        format!("mlflow-artifacts:/{exp}/{run}/artifacts")
+    );
+    let r = s
+        .http
+        .get(format!("{}/get-artifact", s.base))
+        .query(&[("run_id", run.as_str()), ("path", "model/MLmodel")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "flavors: {}");
+    let r = s
+        .http
+        .get(format!("{}/get-artifact", s.base))
+        .query(&[("run_id", run.as_str()), ("path", "../../x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = s
+        .http
+        .post(format!(
+            "{}/api/2.0/mlflow-artifacts/mpu/create/1/x",
+            s.base
+        ))
+        .json(&json!({ "path": "1/x", "num_parts": 2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Multipart upload is not supported")
+    );
+}
+
+#[tokio::test]
+async fn health_version_and_metrics() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.http
+            .get(format!("{}/health", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "OK"
+    );
+    assert_eq!(
+        s.http
+            .get(format!("{}/version", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        env!("CARGO_PKG_VERSION")
+    );
+    s.get("experiments/get", &[("experiment_id", "0")]).await;
+    s.get("experiments/get", &[("experiment_id", "404")]).await;
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#"keel_http_requests_total{method="GET",route="/api/2.0/mlflow/experiments/get",status="200"} 1"#), "{text}");
+    assert!(text.contains(r#"keel_http_errors_total{method="GET",route="/api/2.0/mlflow/experiments/get",status="404"} 1"#), "{text}");
+    assert!(
+        text.contains("keel_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+/// 8 clients x 1,000 log-batch calls at once: no "database is locked", every row stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_log_batch_keeps_every_row() {
+    let s = Arc::new(TestServer::start().await);
+    let exp = s.experiment("conc").await;
+    let mut runs = Vec::new();
+    for _ in 0..8 {
+        runs.push(s.run(&exp).await);
+    }
+    let mut tasks = Vec::new();
+    for (c, run) in runs.iter().cloned().enumerate() {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..1000i64 {
+                let metrics: Vec<Value> = (0..5).map(|k| json!({ "key": format!("k{k}"), "value": (c as i64 * 1_000_000 + i) as f64, "timestamp": i, "step": i })).collect();
+                let (st, v) = s.post("runs/log-batch", json!({ "run_id": run, "metrics": metrics })).await;
+                assert_eq!(st, StatusCode::OK, "client {c} call {i}: {v}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (c, run) in runs.iter().enumerate() {
+        for k in 0..5 {
+            let (_, h) = s
+                .get(
+                    "metrics/get-history",
+                    &[("run_id", run), ("metric_key", &format!("k{k}"))],
+                )
+                .await;
+            let steps: Vec<i64> = h["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["step"].as_i64().unwrap())
+                .collect();
+            assert_eq!(steps, (0..1000).collect::<Vec<_>>(), "client {c} key k{k}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The official mlflow Python client against a real `keel server` process:
+//! `tests/compat/mlflow_client_compat.py` runs a training script's worth of calls and checks
+//! every answer.
+
+mod support;
+
+use std::process::Command;
+
+#[test]
+fn mlflow_client_runs_unchanged_against_keel() {
+    let python = match support::python_with_mlflow() {
+        Ok(p) => p,
+        Err(reason) => {
+            eprintln!("SKIPPED mlflow_client_runs_unchanged_against_keel: {reason}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = support::Server::start(dir.path(), 0);
+    let script = support::workspace().join("tests/compat/mlflow_client_compat.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .env("MLFLOW_TRACKING_URI", &server.url)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("PYTHONWARNINGS", "ignore")
+        .current_dir(dir.path())
+        .output()
+        .expect("run the compatibility script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "compatibility script failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(
+        stdout.contains("checks passed"),
+        "no summary line\n{stdout}"
+    );
+    println!("{}", stdout.lines().last().unwrap_or_default());
+}
