@@ -66,25 +66,39 @@ fn bad_chars(name: &str) -> bool {
 }
 
 fn path_not_unique(name: &str) -> bool {
+    if !name.contains('/') {
+        return name == "." || name == "..";
+    }
     let n = normpath(name);
     n != name || n == "." || n.starts_with("..") || n.starts_with('/')
 }
 
 /// Checks a metric, param or tag key: allowed characters, no path tricks, at most 250 chars.
+/// `path` names the field in error messages.
 pub fn key(kind: &str, path: &str, name: &str) -> Result<()> {
+    key_at(kind, path, "", name)
+}
+
+/// [`key`] for the field `field` below `path` (`metrics[3]` + `key`); the name of the field is
+/// only put together when there is an error to report.
+fn key_at(kind: &str, path: &str, field: &str, name: &str) -> Result<()> {
+    let at = || join(path, field);
     if name.is_empty() {
         return Err(Error::invalid(format!(
-            "Missing value for required parameter '{path}'."
+            "Missing value for required parameter '{}'.",
+            at()
         )));
     }
     if bad_chars(name) {
         return Err(Error::invalid(format!(
-            "Invalid value \"{name}\" for parameter '{path}' supplied: Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
+            "Invalid value \"{name}\" for parameter '{}' supplied: Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/).",
+            at()
         )));
     }
     if path_not_unique(name) {
         return Err(Error::invalid(format!(
-            "Invalid value \"{name}\" for parameter '{path}' supplied: Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to '{}'",
+            "Invalid value \"{name}\" for parameter '{}' supplied: Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to '{}'",
+            at(),
             normpath(name)
         )));
     }
@@ -102,7 +116,7 @@ pub fn length(what: &str, value: &str, limit: usize) -> Result<()> {
 }
 
 pub fn metric(path: &str, m: &Metric) -> Result<()> {
-    key("Metric name", &join(path, "key"), &m.key)?;
+    key_at("Metric name", path, "key", &m.key)?;
     if m.timestamp < 0 {
         return Err(Error::invalid(format!(
             "Invalid value {} for parameter '{}' supplied: metric '{}' (value={}). Timestamp must be a nonnegative long (64-bit integer)",
@@ -116,12 +130,12 @@ pub fn metric(path: &str, m: &Metric) -> Result<()> {
 }
 
 pub fn param(path: &str, p: &Param) -> Result<()> {
-    key("Param key", &join(path, "key"), &p.key)?;
+    key_at("Param key", path, "key", &p.key)?;
     length("Param value", &p.value, MAX_PARAM_VAL_LENGTH)
 }
 
 pub fn tag(path: &str, t: &Tag) -> Result<()> {
-    key("Tag key", &join(path, "key"), &t.key)?;
+    key_at("Tag key", path, "key", &t.key)?;
     length("Tag value", &t.value, MAX_TAG_VAL_LENGTH)
 }
 

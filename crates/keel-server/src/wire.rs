@@ -127,22 +127,60 @@ impl<T> Presence for Vec<T> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumOrStr {
+/// A scalar JSON value as proto JSON allows it: a number, a string or a boolean. Read with a
+/// visitor (no buffering, no trial and error) because metric values are on the hot path.
+enum Scalar {
     I(i64),
     F(f64),
     S(String),
     B(bool),
+    Null,
+}
+
+struct ScalarVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a number, a string or a boolean")
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::I(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+        i64::try_from(v).map(Scalar::I).or(Ok(Scalar::F(v as f64)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Scalar::F(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::S(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
+        Ok(Scalar::S(v))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar::B(v))
+    }
+    fn visit_none<E>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+}
+
+fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+    d.deserialize_any(ScalarVisitor)
 }
 
 /// A double given as a number or a string (`"0.5"`, `"NaN"`, `"Infinity"`, `"-Infinity"`).
 pub fn f64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Ok(match Option::<NumOrStr>::deserialize(d)? {
-        None => None,
-        Some(NumOrStr::I(i)) => Some(i as f64),
-        Some(NumOrStr::F(f)) => Some(f),
-        Some(NumOrStr::S(s)) => Some(match s.trim() {
+    Ok(match scalar(d)? {
+        Scalar::Null => None,
+        Scalar::I(i) => Some(i as f64),
+        Scalar::F(f) => Some(f),
+        Scalar::S(s) => Some(match s.trim() {
             "NaN" | "nan" => f64::NAN,
             "Infinity" | "inf" => f64::INFINITY,
             "-Infinity" | "-inf" => f64::NEG_INFINITY,
@@ -150,7 +188,7 @@ pub fn f64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Er
                 .parse()
                 .map_err(|_| D::Error::custom(format!("'{s}' is not a number")))?,
         }),
-        Some(NumOrStr::B(b)) => {
+        Scalar::B(b) => {
             return Err(D::Error::custom(format!(
                 "expected a number, got the boolean {b}"
             )));
@@ -160,19 +198,17 @@ pub fn f64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Er
 
 /// A 64-bit integer given as a number or a string.
 pub fn i64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Ok(match Option::<NumOrStr>::deserialize(d)? {
-        None => None,
-        Some(NumOrStr::I(i)) => Some(i),
-        Some(NumOrStr::F(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => Some(f as i64),
-        Some(NumOrStr::F(f)) => {
-            return Err(D::Error::custom(format!("expected an integer, got {f}")));
-        }
-        Some(NumOrStr::S(s)) => Some(
+    Ok(match scalar(d)? {
+        Scalar::Null => None,
+        Scalar::I(i) => Some(i),
+        Scalar::F(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Some(f as i64),
+        Scalar::F(f) => return Err(D::Error::custom(format!("expected an integer, got {f}"))),
+        Scalar::S(s) => Some(
             s.trim()
                 .parse()
                 .map_err(|_| D::Error::custom(format!("'{s}' is not an integer")))?,
         ),
-        Some(NumOrStr::B(b)) => {
+        Scalar::B(b) => {
             return Err(D::Error::custom(format!(
                 "expected an integer, got the boolean {b}"
             )));
@@ -182,22 +218,33 @@ pub fn i64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
 
 /// A boolean given as a JSON boolean or the strings `true`/`false`.
 pub fn bool_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    Ok(match Option::<NumOrStr>::deserialize(d)? {
-        None => None,
-        Some(NumOrStr::B(b)) => Some(b),
-        Some(NumOrStr::S(s)) if s.eq_ignore_ascii_case("true") => Some(true),
-        Some(NumOrStr::S(s)) if s.eq_ignore_ascii_case("false") => Some(false),
-        Some(_) => return Err(D::Error::custom("expected 'true' or 'false'")),
+    Ok(match scalar(d)? {
+        Scalar::Null => None,
+        Scalar::B(b) => Some(b),
+        Scalar::S(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Scalar::S(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => return Err(D::Error::custom("expected 'true' or 'false'")),
     })
 }
 
 /// An enum given by name or number, kept as text for the caller to parse.
 pub fn enum_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<NumOrStr>::deserialize(d)? {
-        None => None,
-        Some(NumOrStr::I(i)) => Some(i.to_string()),
-        Some(NumOrStr::S(s)) => Some(s),
-        Some(_) => return Err(D::Error::custom("expected an enum name or number")),
+    Ok(match scalar(d)? {
+        Scalar::Null => None,
+        Scalar::I(i) => Some(i.to_string()),
+        Scalar::S(s) => Some(s),
+        _ => return Err(D::Error::custom("expected an enum name or number")),
+    })
+}
+
+/// A string field that clients may also send as a number (`version`).
+pub fn string_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match scalar(d)? {
+        Scalar::Null => None,
+        Scalar::I(i) => Some(i.to_string()),
+        Scalar::S(s) => Some(s),
+        Scalar::F(f) => Some(f.to_string()),
+        Scalar::B(_) => return Err(D::Error::custom("expected a string")),
     })
 }
 
@@ -237,15 +284,4 @@ pub fn kvs(
             Ok(t)
         })
         .collect()
-}
-
-/// A string field that clients may also send as a number (`version`).
-pub fn string_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<NumOrStr>::deserialize(d)? {
-        None => None,
-        Some(NumOrStr::I(i)) => Some(i.to_string()),
-        Some(NumOrStr::S(s)) => Some(s),
-        Some(NumOrStr::F(f)) => Some(f.to_string()),
-        Some(NumOrStr::B(_)) => return Err(D::Error::custom("expected a string")),
-    })
 }

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod output;
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -166,9 +167,13 @@ async fn run_server(a: ServerArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;
-    println!("keel server listening on http://{addr}");
-    println!("  metadata:  {}", settings.db);
-    println!("  artifacts: {}", artifacts.root_uri());
+    // The banner must not take the server down when nobody reads stdout any more.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "keel server listening on http://{addr}");
+    let _ = writeln!(out, "  metadata:  {}", settings.db);
+    let _ = writeln!(out, "  artifacts: {}", artifacts.root_uri());
+    let _ = out.flush();
+    drop(out);
     let state = keel_server::AppState::new(meta, artifacts);
     keel_server::serve(listener, state, shutdown_signal()).await?;
     Ok(())

@@ -135,16 +135,22 @@ struct MetricIn {
 
 impl MetricIn {
     fn into_metric(self, path: &str) -> Result<Metric, Error> {
-        let at = |f: &str| {
-            if path.is_empty() {
+        let missing = |f: &str| {
+            let at = if path.is_empty() {
                 f.to_string()
             } else {
                 format!("{path}.{f}")
-            }
+            };
+            Error::invalid(format!(
+                "Missing value for required parameter '{at}'. See the API docs for more information about request parameters."
+            ))
         };
-        let key = required(self.key, &at("key"))?;
-        let value = required(self.value, &at("value"))?;
-        let timestamp = required(self.timestamp, &at("timestamp"))?;
+        let key = self
+            .key
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| missing("key"))?;
+        let value = self.value.ok_or_else(|| missing("value"))?;
+        let timestamp = self.timestamp.ok_or_else(|| missing("timestamp"))?;
         let mut m = Metric::new(key, value, timestamp, self.step.unwrap_or(0));
         m.model_id = self.model_id.filter(|s| !s.is_empty());
         m.dataset_name = self.dataset_name.filter(|s| !s.is_empty());

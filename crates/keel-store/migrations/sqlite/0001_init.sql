@@ -17,7 +17,9 @@ CREATE TABLE experiment_tags (
 ) WITHOUT ROWID;
 
 CREATE TABLE runs (
-    run_uuid TEXT PRIMARY KEY,
+    -- A compact internal key: metric rows carry it instead of the 32-character run id.
+    run_key INTEGER PRIMARY KEY,
+    run_uuid TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
     experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),
     user_id TEXT NOT NULL,
@@ -45,11 +47,18 @@ CREATE TABLE tags (
     PRIMARY KEY (run_uuid, key)
 ) WITHOUT ROWID;
 
--- Every logged value. NaN is stored as value 0 with is_nan 1; infinities as +-DBL_MAX.
--- An exact duplicate (same key, step, timestamp, value) is stored once.
+-- Metric names, interned: metric rows carry the small id.
+CREATE TABLE metric_keys (
+    key_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+-- Every logged value, clustered by (run, metric, step) so a history is one range scan.
+-- NaN is stored as value 0 with is_nan 1; infinities as +-DBL_MAX. An exact duplicate
+-- (same metric, step, timestamp and value) is stored once.
 CREATE TABLE metrics (
-    run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
-    key TEXT NOT NULL,
+    run_key INTEGER NOT NULL REFERENCES runs(run_key) ON DELETE CASCADE,
+    key_id INTEGER NOT NULL REFERENCES metric_keys(key_id),
     step INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
     value REAL NOT NULL,
@@ -57,21 +66,20 @@ CREATE TABLE metrics (
     model_id TEXT,
     dataset_name TEXT,
     dataset_digest TEXT,
-    PRIMARY KEY (run_uuid, key, step, timestamp, value, is_nan)
+    PRIMARY KEY (run_key, key_id, step, timestamp, value, is_nan)
 ) WITHOUT ROWID;
 CREATE INDEX metrics_by_model ON metrics(model_id) WHERE model_id IS NOT NULL;
 
--- The latest value per (run, key) by (step, timestamp, value): what runs/get and search see.
+-- The latest value per (run, metric) by (step, timestamp, value): what runs/get and search see.
 CREATE TABLE latest_metrics (
-    run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
-    key TEXT NOT NULL,
+    run_key INTEGER NOT NULL REFERENCES runs(run_key) ON DELETE CASCADE,
+    key_id INTEGER NOT NULL REFERENCES metric_keys(key_id),
     value REAL NOT NULL,
     timestamp INTEGER NOT NULL,
     step INTEGER NOT NULL,
     is_nan INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_uuid, key)
+    PRIMARY KEY (run_key, key_id)
 ) WITHOUT ROWID;
-CREATE INDEX latest_metrics_by_key ON latest_metrics(key, value);
 
 CREATE TABLE datasets (
     dataset_uuid TEXT PRIMARY KEY,

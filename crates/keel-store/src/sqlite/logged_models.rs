@@ -73,9 +73,12 @@ async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<Vec<LoggedM
         }
     }
     let mut sql = Sql::default();
-    sql.push("SELECT model_id, key, value, is_nan, timestamp, step, run_uuid, dataset_name, dataset_digest FROM metrics WHERE model_id IN ");
+    sql.push(
+        "SELECT m.model_id, k.name, m.value, m.is_nan, m.timestamp, m.step, r.run_uuid, m.dataset_name, m.dataset_digest \
+         FROM metrics m JOIN metric_keys k ON k.key_id = m.key_id JOIN runs r ON r.run_key = m.run_key WHERE m.model_id IN ",
+    );
     sql.bind_list(list());
-    sql.push(" ORDER BY key, step, timestamp");
+    sql.push(" ORDER BY k.name, m.step, m.timestamp");
     for r in sql.query()?.fetch_all(&mut *conn).await.db()? {
         let id: &str = r.try_get(0).db()?;
         if let Some(m) = by_id.get_mut(id) {

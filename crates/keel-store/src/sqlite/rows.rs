@@ -133,9 +133,9 @@ pub(crate) async fn runs(conn: &mut SqliteConnection, ids: &[String]) -> Result<
         }
 
         let mut sql = Sql::default();
-        sql.push("SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN ");
+        sql.push("SELECT r.run_uuid, k.name, lm.value, lm.timestamp, lm.step, lm.is_nan FROM latest_metrics lm JOIN runs r ON r.run_key = lm.run_key JOIN metric_keys k ON k.key_id = lm.key_id WHERE r.run_uuid IN ");
         sql.bind_list(list());
-        sql.push(" ORDER BY key");
+        sql.push(" ORDER BY k.name");
         for r in sql.query()?.fetch_all(&mut *conn).await.db()? {
             let id: &str = r.try_get(0).db()?;
             if let Some(run) = by_id.get_mut(id) {

@@ -47,16 +47,26 @@ impl Sql {
     }
     /// A query over this SQL with every value bound.
     pub fn query(&self) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
+        Sql {
+            text: self.text.clone(),
+            binds: self.binds.clone(),
+        }
+        .into_query()
+    }
+
+    /// [`Sql::query`], consuming the SQL (no copies of the values).
+    pub fn into_query(self) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
         let mut args = SqliteArguments::default();
-        for b in &self.binds {
+        args.reserve(self.binds.len(), 0);
+        for b in self.binds {
             let r = match b {
-                Bind::Str(s) => args.add(s.clone()),
-                Bind::F64(f) => args.add(*f),
-                Bind::I64(i) => args.add(*i),
+                Bind::Str(s) => args.add(s),
+                Bind::F64(f) => args.add(f),
+                Bind::I64(i) => args.add(i),
             };
             r.map_err(|e| Error::internal(format!("cannot bind a query value: {e}")))?;
         }
-        Ok(sqlx::query_with(AssertSqlSafe(self.text.clone()), args))
+        Ok(sqlx::query_with(AssertSqlSafe(self.text), args))
     }
 }
 
@@ -182,7 +192,7 @@ pub(crate) fn run_where(sql: &mut Sql, clauses: &[Clause<runs::Key>]) {
         sql.push(" AND ");
         match &c.key {
             runs::Key::Metric(k) => {
-                sql.push("EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ").bind_str(k.clone());
+                sql.push("EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_key = r.run_key AND m.key_id = (SELECT key_id FROM metric_keys WHERE name = ").bind_str(k.clone()).push(")");
                 sql.push(" AND m.is_nan = 0 AND ");
                 compare(sql, "m.value", c.op, &c.value);
                 sql.push(")");
@@ -231,9 +241,9 @@ pub(crate) fn run_order(order: &[Order<runs::Key>]) -> (Sql, String) {
                 let a = format!("o{i}");
                 joins
                     .push(&format!(
-                        " LEFT JOIN latest_metrics {a} ON {a}.run_uuid = r.run_uuid AND {a}.key = "
+                        " LEFT JOIN latest_metrics {a} ON {a}.run_key = r.run_key AND {a}.key_id = (SELECT key_id FROM metric_keys WHERE name = "
                     ))
-                    .bind_str(k.clone());
+                    .bind_str(k.clone()).push(")");
                 terms.push(format!("({a}.value IS NULL OR {a}.is_nan = 1)"));
                 terms.push(format!("{a}.value {dir}"));
             }
@@ -429,7 +439,7 @@ pub(crate) fn logged_model_where(sql: &mut Sql, clauses: &[Clause<logged_models:
         sql.push(" AND ");
         match &c.key {
             logged_models::Key::Metric(k) => {
-                sql.push("EXISTS (SELECT 1 FROM metrics mm WHERE mm.model_id = lm.model_id AND mm.key = ").bind_str(k.clone());
+                sql.push("EXISTS (SELECT 1 FROM metrics mm WHERE mm.model_id = lm.model_id AND mm.key_id = (SELECT key_id FROM metric_keys WHERE name = ").bind_str(k.clone()).push(")");
                 sql.push(" AND mm.is_nan = 0 AND ");
                 compare(sql, "mm.value", c.op, &c.value);
                 sql.push(")");
@@ -477,10 +487,10 @@ pub(crate) fn logged_model_order(order: &[Order<logged_models::Key>]) -> (Sql, S
         match &o.key {
             logged_models::Key::Metric(k) => {
                 let a = format!("o{i}");
-                joins.push(&format!(" LEFT JOIN (SELECT model_id, MAX(value) AS value FROM metrics WHERE model_id IS NOT NULL AND key = "));
+                joins.push(&format!(" LEFT JOIN (SELECT model_id, MAX(value) AS value FROM metrics WHERE model_id IS NOT NULL AND key_id = (SELECT key_id FROM metric_keys WHERE name = "));
                 joins.bind_str(k.clone());
                 joins.push(&format!(
-                    " GROUP BY model_id) {a} ON {a}.model_id = lm.model_id"
+                    ") GROUP BY model_id) {a} ON {a}.model_id = lm.model_id"
                 ));
                 terms.push(format!("({a}.value IS NULL)"));
                 terms.push(format!("{a}.value {dir}"));

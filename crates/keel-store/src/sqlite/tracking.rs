@@ -1,17 +1,12 @@
 //! Experiments, runs, metrics, params, tags, inputs and outputs.
 
-use std::collections::HashMap;
-
 use keel_core::entities::*;
 use keel_core::store::{CreateRun, Page, SearchExperiments, SearchRuns};
 use keel_core::{Error, Result, now_millis, page, validate};
 use sqlx::{Row, SqliteConnection};
 
 use super::search::{self, Bind, Sql};
-use super::{DbResult, SqliteStore, is_unique_violation, rows};
-
-/// Metrics per multi-row INSERT statement.
-const METRIC_ROWS_PER_INSERT: usize = 500;
+use super::{DbResult, SqliteStore, is_unique_violation, log_batch, rows};
 
 pub(crate) fn parse_experiment_id(id: &str) -> Result<i64> {
     validate::experiment_id(id).map_err(|_| {
@@ -68,157 +63,36 @@ fn random_run_name(seed: &str) -> String {
     )
 }
 
+/// Serialises rows for `json_each(?)`: one bound value instead of one per column per row.
+fn json_rows<T: serde::Serialize>(rows: &T) -> Result<String> {
+    serde_json::to_string(rows).map_err(|e| Error::internal(format!("cannot encode rows: {e}")))
+}
+
 /// Inserts or overwrites run tags; `mlflow.runName` also renames the run.
 async fn upsert_run_tags(conn: &mut SqliteConnection, run_id: &str, tags: &[Tag]) -> Result<()> {
-    for t in tags {
-        sqlx::query("INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?) ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value")
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(&str, &str)> = tags
+        .iter()
+        .map(|t| (t.key.as_str(), t.value.as_str()))
+        .collect();
+    sqlx::query(
+        "INSERT INTO tags (run_uuid, key, value) SELECT ?1, j.value ->> 0, j.value ->> 1 FROM json_each(?2) j WHERE true \
+         ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(run_id)
+    .bind(json_rows(&rows)?)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    if let Some(name) = tags.iter().rev().find(|t| t.key == "mlflow.runName") {
+        sqlx::query("UPDATE runs SET name = ? WHERE run_uuid = ?")
+            .bind(&name.value)
             .bind(run_id)
-            .bind(&t.key)
-            .bind(&t.value)
             .execute(&mut *conn)
             .await
             .db()?;
-        if t.key == "mlflow.runName" {
-            sqlx::query("UPDATE runs SET name = ? WHERE run_uuid = ?")
-                .bind(&t.value)
-                .bind(run_id)
-                .execute(&mut *conn)
-                .await
-                .db()?;
-        }
-    }
-    Ok(())
-}
-
-/// Logs params write-once: the same value again is fine, another value is refused.
-async fn insert_params(conn: &mut SqliteConnection, run_id: &str, params: &[Param]) -> Result<()> {
-    if params.is_empty() {
-        return Ok(());
-    }
-    let mut sql = Sql::default();
-    sql.push("SELECT key, value FROM params WHERE run_uuid = ")
-        .bind_str(run_id)
-        .push(" AND key IN ");
-    sql.bind_list(params.iter().map(|p| Bind::Str(p.key.clone())));
-    let existing: HashMap<String, String> = sql
-        .query()?
-        .fetch_all(&mut *conn)
-        .await
-        .db()?
-        .into_iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<String, _>(0).db()?,
-                r.try_get::<String, _>(1).db()?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    for p in params {
-        match existing.get(&p.key) {
-            Some(old) if *old != p.value => {
-                return Err(Error::invalid(format!(
-                    "Changing param values is not allowed. Param with key='{}' was already logged with value='{}' for run ID='{run_id}'. Attempted logging new value '{}'.",
-                    p.key, old, p.value
-                )));
-            }
-            Some(_) => {}
-            None => {
-                sqlx::query("INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)")
-                    .bind(run_id)
-                    .bind(&p.key)
-                    .bind(&p.value)
-                    .execute(&mut *conn)
-                    .await
-                    .db()?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Appends metric values and moves `latest_metrics` forward where a value is newer.
-async fn insert_metrics(
-    conn: &mut SqliteConnection,
-    run_id: &str,
-    metrics: &[Metric],
-) -> Result<()> {
-    for chunk in metrics.chunks(METRIC_ROWS_PER_INSERT) {
-        let mut sql = Sql::default();
-        sql.push("INSERT OR IGNORE INTO metrics (run_uuid, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ");
-        for (i, m) in chunk.iter().enumerate() {
-            let (v, nan) = rows::store_value(m.value);
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .bind_str(run_id)
-                .push(", ")
-                .bind_str(m.key.clone())
-                .push(", ")
-                .bind(Bind::I64(m.step))
-                .push(", ");
-            sql.bind(Bind::I64(m.timestamp))
-                .push(", ")
-                .bind(Bind::F64(v))
-                .push(", ")
-                .bind(Bind::I64(nan as i64))
-                .push(", ");
-            for (j, opt) in [&m.model_id, &m.dataset_name, &m.dataset_digest]
-                .into_iter()
-                .enumerate()
-            {
-                if j > 0 {
-                    sql.push(", ");
-                }
-                match opt {
-                    Some(s) => sql.bind_str(s.clone()),
-                    None => sql.push("NULL"),
-                };
-            }
-            sql.push(")");
-        }
-        sql.query()?.execute(&mut *conn).await.db()?;
-    }
-    // The newest value per key in this batch, then one conditional upsert per key.
-    let mut newest: HashMap<&str, &Metric> = HashMap::new();
-    for m in metrics {
-        match newest.get(m.key.as_str()) {
-            Some(cur) if !m.is_newer_than(cur) => {}
-            _ => {
-                newest.insert(&m.key, m);
-            }
-        }
-    }
-    let newest: Vec<&Metric> = newest.into_values().collect();
-    for chunk in newest.chunks(METRIC_ROWS_PER_INSERT) {
-        let mut sql = Sql::default();
-        sql.push(
-            "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES ",
-        );
-        for (i, m) in chunk.iter().enumerate() {
-            let (v, nan) = rows::store_value(m.value);
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .bind_str(run_id)
-                .push(", ")
-                .bind_str(m.key.clone())
-                .push(", ")
-                .bind(Bind::F64(v))
-                .push(", ");
-            sql.bind(Bind::I64(m.timestamp))
-                .push(", ")
-                .bind(Bind::I64(m.step))
-                .push(", ")
-                .bind(Bind::I64(nan as i64))
-                .push(")");
-        }
-        sql.push(
-            " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
-             WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
-        );
-        sql.query()?.execute(&mut *conn).await.db()?;
     }
     Ok(())
 }
@@ -579,13 +453,9 @@ impl SqliteStore {
         let run_id = run_id.to_string();
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    active_run(c, &run_id).await?;
-                    insert_params(c, &run_id, &params).await?;
-                    upsert_run_tags(c, &run_id, &tags).await?;
-                    insert_metrics(c, &run_id, &metrics).await?;
-                    Ok(())
-                })
+                Box::pin(
+                    async move { log_batch::write(c, &run_id, &metrics, &params, &tags).await },
+                )
             })
             .await
     }
@@ -758,7 +628,7 @@ impl SqliteStore {
     ) -> Result<Page<Metric>> {
         let mut c = self.read_conn().await?;
         rows::run_info_of(&mut c, run_id).await?;
-        let rows = sqlx::query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value LIMIT ? OFFSET ?")
+        let rows = sqlx::query("SELECT ?2, m.value, m.is_nan, m.timestamp, m.step FROM metrics m JOIN runs r ON r.run_key = m.run_key WHERE r.run_uuid = ?1 AND m.key_id = (SELECT key_id FROM metric_keys WHERE name = ?2) ORDER BY m.step, m.timestamp, m.value LIMIT ?3 OFFSET ?4")
             .bind(run_id)
             .bind(key)
             .bind((max_results as i64).saturating_add(1))
@@ -792,7 +662,7 @@ impl SqliteStore {
         let mut c = self.read_conn().await?;
         let mut out = Vec::new();
         for run_id in run_ids {
-            let rows = sqlx::query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value LIMIT ?")
+            let rows = sqlx::query("SELECT ?2, m.value, m.is_nan, m.timestamp, m.step FROM metrics m JOIN runs r ON r.run_key = m.run_key WHERE r.run_uuid = ?1 AND m.key_id = (SELECT key_id FROM metric_keys WHERE name = ?2) ORDER BY m.step, m.timestamp, m.value LIMIT ?3")
                 .bind(run_id)
                 .bind(key)
                 .bind(max_results as i64)

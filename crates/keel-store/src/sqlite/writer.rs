@@ -84,40 +84,51 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let mut dones = Vec::with_capacity(batch.len());
-        let begun = exec(&mut conn, "BEGIN IMMEDIATE").await;
-        if let Err(e) = begun {
+        if let Err(e) = exec(&mut conn, "BEGIN IMMEDIATE").await {
+            // Dropping the jobs answers their callers with an error.
             tracing::error!("cannot begin a write transaction: {e}");
-            for j in batch.drain(..) {
-                // Run nothing; answer with the error through a failed savepoint-less job.
-                drop(j);
-            }
+            batch.clear();
             continue;
         }
-        for j in batch.drain(..) {
-            if let Err(e) = exec(&mut conn, "SAVEPOINT keel_write").await {
-                tracing::error!("cannot open a savepoint: {e}");
-                break;
+        if batch.len() == 1 {
+            // Alone in its transaction: the transaction is the savepoint.
+            for j in batch.drain(..) {
+                dones.push(j(&mut conn).await);
             }
-            let done = j(&mut conn).await;
-            let closed = if done.ok {
-                exec(&mut conn, "RELEASE keel_write").await
-            } else {
-                match exec(&mut conn, "ROLLBACK TO keel_write").await {
-                    Ok(()) => exec(&mut conn, "RELEASE keel_write").await,
-                    Err(e) => Err(e),
+        } else {
+            for j in batch.drain(..) {
+                if let Err(e) = exec(&mut conn, "SAVEPOINT keel_write").await {
+                    tracing::error!("cannot open a savepoint: {e}");
+                    break;
                 }
-            };
-            dones.push(done);
-            if let Err(e) = closed {
-                tracing::error!("cannot close a savepoint: {e}");
-                break;
+                let done = j(&mut conn).await;
+                let closed = if done.ok {
+                    exec(&mut conn, "RELEASE keel_write").await
+                } else {
+                    match exec(&mut conn, "ROLLBACK TO keel_write").await {
+                        Ok(()) => exec(&mut conn, "RELEASE keel_write").await,
+                        Err(e) => Err(e),
+                    }
+                };
+                dones.push(done);
+                if let Err(e) = closed {
+                    tracing::error!("cannot close a savepoint: {e}");
+                    break;
+                }
             }
         }
-        let commit = exec(&mut conn, "COMMIT").await;
-        if commit.is_err() {
-            let _ = exec(&mut conn, "ROLLBACK").await;
-        }
-        let err = commit.err();
+        let commit = if dones.len() == 1 && !dones[0].ok {
+            // The only job failed: nothing to keep.
+            exec(&mut conn, "ROLLBACK").await
+        } else {
+            let c = exec(&mut conn, "COMMIT").await;
+            if c.is_err() {
+                let _ = exec(&mut conn, "ROLLBACK").await;
+            }
+            c
+        };
+        // A failed rollback of a failed job changes nothing for its caller.
+        let err = commit.err().filter(|_| dones.iter().any(|d| d.ok));
         for d in dones {
             (d.reply)(err.clone());
         }
