@@ -102,7 +102,12 @@ def measure(label, argv_for, args, tmp):
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=d, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_health(url, proc)
+        try:
+            wait_health(url, proc)
+        except SystemExit:
+            log.flush()
+            print(open(os.path.join(d, "server.log")).read()[-3000:], file=sys.stderr)
+            raise
         start_s = time.perf_counter() - t0
         time.sleep(2)
         idle_kib = tree_rss_kib(proc.pid)
@@ -118,8 +123,12 @@ def measure(label, argv_for, args, tmp):
         return {"label": label, "start_s": start_s, "idle_mib": idle_kib / 1024, "after_mib": after_kib / 1024,
                 "summary": summary}
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait()
+        log.close()
 
 
 def fmt(v, unit=""):

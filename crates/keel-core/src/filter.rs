@@ -123,12 +123,10 @@ fn tokenize(input: &str) -> Result<Vec<(usize, Tok)>> {
                         closed = true;
                         break;
                     }
-                    if ch == '\\' && c == '\'' {
-                        if let Some(&(_, n)) = chars.get(j + 1) {
-                            s.push(n);
-                            j += 2;
-                            continue;
-                        }
+                    if let (true, Some(&(_, n))) = (ch == '\\' && c == '\'', chars.get(j + 1)) {
+                        s.push(n);
+                        j += 2;
+                        continue;
                     }
                     s.push(ch);
                     j += 1;

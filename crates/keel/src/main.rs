@@ -13,6 +13,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{FileSettings, ServerSettings};
 
+/// The server allocates many small, short-lived values per request (JSON, rows); mimalloc
+/// handles that pattern markedly faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "keel",

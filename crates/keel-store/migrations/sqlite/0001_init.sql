@@ -30,8 +30,9 @@ CREATE TABLE runs (
     lifecycle_stage TEXT NOT NULL DEFAULT 'active',
     deleted_time INTEGER
 );
--- The default search order (start_time DESC, run_uuid) within an experiment.
-CREATE INDEX runs_by_experiment ON runs(experiment_id, start_time DESC, run_uuid);
+-- Run search: the active runs of an experiment in the default order (start_time DESC,
+-- run_uuid), without touching the table (run_key, the rowid, is in every index).
+CREATE INDEX runs_by_experiment ON runs(experiment_id, lifecycle_stage, start_time DESC, run_uuid);
 
 CREATE TABLE params (
     run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
@@ -80,6 +81,8 @@ CREATE TABLE latest_metrics (
     is_nan INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_key, key_id)
 ) WITHOUT ROWID;
+-- Searches that filter or order on a metric can start from its values.
+CREATE INDEX latest_metrics_by_value ON latest_metrics(key_id, value);
 
 CREATE TABLE datasets (
     dataset_uuid TEXT PRIMARY KEY,

@@ -67,7 +67,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-32768")
+            .pragma("cache_size", "-8192")
             .disable_statement_logging();
 
         let mut write_conn = base.clone().create_if_missing(true).connect().await.db()?;

@@ -216,10 +216,10 @@ async fn touch_version(conn: &mut SqliteConnection, name: &str, v: i64) -> Resul
 async fn storage_location(conn: &mut SqliteConnection, source: &str) -> Result<String> {
     if let Some(rest) = source.strip_prefix("models:/") {
         let id = rest.split('/').next().unwrap_or_default();
-        if id.starts_with("m-") {
-            if let Some(loc) = SqliteStore::logged_model_location(conn, id).await? {
-                return Ok(loc);
-            }
+        if id.starts_with("m-")
+            && let Some(loc) = SqliteStore::logged_model_location(conn, id).await?
+        {
+            return Ok(loc);
         }
     }
     if let Some(rest) = source.strip_prefix("runs:/") {

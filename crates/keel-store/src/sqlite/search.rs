@@ -186,25 +186,26 @@ fn run_attr_column(a: runs::Attr) -> &'static str {
     }
 }
 
-/// Appends ` AND <clause>` for each run-search clause.
-pub(crate) fn run_where(sql: &mut Sql, clauses: &[Clause<runs::Key>]) {
+/// Appends ` AND <clause>` for each run-search clause except metric comparisons, which
+/// [`run_search`] turns into joins.
+fn run_where(sql: &mut Sql, clauses: &[Clause<runs::Key>]) {
     for c in clauses {
-        sql.push(" AND ");
         match &c.key {
-            runs::Key::Metric(k) => {
-                sql.push("EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_key = r.run_key AND m.key_id = (SELECT key_id FROM metric_keys WHERE name = ").bind_str(k.clone()).push(")");
-                sql.push(" AND m.is_nan = 0 AND ");
-                compare(sql, "m.value", c.op, &c.value);
-                sql.push(")");
-            }
+            runs::Key::Metric(_) => continue,
             runs::Key::Param(k) => {
+                sql.push(" AND ");
                 kv_clause(sql, "params", "run_uuid", "r.run_uuid", k, c.op, &c.value)
             }
             runs::Key::Tag(k) => {
+                sql.push(" AND ");
                 kv_clause(sql, "tags", "run_uuid", "r.run_uuid", k, c.op, &c.value)
             }
-            runs::Key::Attr(a) => compare(sql, run_attr_column(*a), c.op, &c.value),
+            runs::Key::Attr(a) => {
+                sql.push(" AND ");
+                compare(sql, run_attr_column(*a), c.op, &c.value)
+            }
             runs::Key::Dataset(f) => {
+                sql.push(" AND ");
                 let (from, col) = match f {
                     runs::DatasetField::Name => (
                         "run_dataset_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid",
@@ -229,24 +230,49 @@ pub(crate) fn run_where(sql: &mut Sql, clauses: &[Clause<runs::Key>]) {
     }
 }
 
-/// Joins needed by run ordering and the ORDER BY list (without the keyword). Default order:
-/// `start_time DESC, run_uuid`; missing and NaN values sort last.
-pub(crate) fn run_order(order: &[Order<runs::Key>]) -> (Sql, String) {
-    let mut joins = Sql::default();
+/// The id query of a run search: `SELECT r.run_uuid FROM runs r ... LIMIT limit OFFSET offset`.
+///
+/// Metric comparisons become inner joins on `latest_metrics` (so SQLite may drive the search from
+/// the `(key_id, value)` index), and an order on a metric that is also filtered reuses that join.
+/// Default order: `start_time DESC, run_uuid`; missing and NaN values sort last.
+pub(crate) fn run_search(
+    exp_ids: &[i64],
+    view: keel_core::entities::ViewType,
+    filter: &[Clause<runs::Key>],
+    order: &[Order<runs::Key>],
+    limit: i64,
+    offset: i64,
+) -> Sql {
+    let mut sql = Sql::default();
+    sql.push("SELECT r.run_uuid FROM runs r");
+    let mut metric_alias: Vec<(&str, String)> = Vec::new();
+    for (i, c) in filter.iter().enumerate() {
+        if let runs::Key::Metric(k) = &c.key {
+            let a = format!("f{i}");
+            sql.push(&format!(" JOIN latest_metrics {a} ON {a}.run_key = r.run_key AND {a}.key_id = (SELECT key_id FROM metric_keys WHERE name = "));
+            sql.bind_str(k.clone())
+                .push(&format!(") AND {a}.is_nan = 0 AND "));
+            compare(&mut sql, &format!("{a}.value"), c.op, &c.value);
+            if !metric_alias.iter().any(|(key, _)| key == k) {
+                metric_alias.push((k, a));
+            }
+        }
+    }
     let mut terms = Vec::new();
     for (i, o) in order.iter().enumerate() {
         let dir = if o.ascending { "ASC" } else { "DESC" };
         match &o.key {
-            runs::Key::Metric(k) => {
-                let a = format!("o{i}");
-                joins
-                    .push(&format!(
-                        " LEFT JOIN latest_metrics {a} ON {a}.run_key = r.run_key AND {a}.key_id = (SELECT key_id FROM metric_keys WHERE name = "
-                    ))
-                    .bind_str(k.clone()).push(")");
-                terms.push(format!("({a}.value IS NULL OR {a}.is_nan = 1)"));
-                terms.push(format!("{a}.value {dir}"));
-            }
+            runs::Key::Metric(k) => match metric_alias.iter().find(|(key, _)| key == k) {
+                // Filtered metrics are present and not NaN: no "missing last" term needed.
+                Some((_, a)) => terms.push(format!("{a}.value {dir}")),
+                None => {
+                    let a = format!("o{i}");
+                    sql.push(&format!(" LEFT JOIN latest_metrics {a} ON {a}.run_key = r.run_key AND {a}.key_id = (SELECT key_id FROM metric_keys WHERE name = "));
+                    sql.bind_str(k.clone()).push(")");
+                    terms.push(format!("({a}.value IS NULL OR {a}.is_nan = 1)"));
+                    terms.push(format!("{a}.value {dir}"));
+                }
+            },
             runs::Key::Param(k) | runs::Key::Tag(k) => {
                 let table = if matches!(o.key, runs::Key::Param(_)) {
                     "params"
@@ -254,11 +280,10 @@ pub(crate) fn run_order(order: &[Order<runs::Key>]) -> (Sql, String) {
                     "tags"
                 };
                 let a = format!("o{i}");
-                joins
-                    .push(&format!(
-                        " LEFT JOIN {table} {a} ON {a}.run_uuid = r.run_uuid AND {a}.key = "
-                    ))
-                    .bind_str(k.clone());
+                sql.push(&format!(
+                    " LEFT JOIN {table} {a} ON {a}.run_uuid = r.run_uuid AND {a}.key = "
+                ))
+                .bind_str(k.clone());
                 terms.push(format!("({a}.value IS NULL)"));
                 terms.push(format!("{a}.value {dir}"));
             }
@@ -272,7 +297,22 @@ pub(crate) fn run_order(order: &[Order<runs::Key>]) -> (Sql, String) {
     }
     terms.push("r.start_time DESC".into());
     terms.push("r.run_uuid ASC".into());
-    (joins, terms.join(", "))
+    sql.push(" WHERE r.experiment_id IN ");
+    sql.bind_list(exp_ids.iter().map(|i| Bind::I64(*i)));
+    match view {
+        keel_core::entities::ViewType::ActiveOnly => sql.push(" AND r.lifecycle_stage = 'active'"),
+        keel_core::entities::ViewType::DeletedOnly => {
+            sql.push(" AND r.lifecycle_stage = 'deleted'")
+        }
+        keel_core::entities::ViewType::All => sql.push(""),
+    };
+    run_where(&mut sql, filter);
+    sql.push(" ORDER BY ").push(&terms.join(", "));
+    sql.push(" LIMIT ")
+        .bind(Bind::I64(limit))
+        .push(" OFFSET ")
+        .bind(Bind::I64(offset));
+    sql
 }
 
 /// WHERE clauses for experiment search over `experiments e`.
@@ -487,7 +527,7 @@ pub(crate) fn logged_model_order(order: &[Order<logged_models::Key>]) -> (Sql, S
         match &o.key {
             logged_models::Key::Metric(k) => {
                 let a = format!("o{i}");
-                joins.push(&format!(" LEFT JOIN (SELECT model_id, MAX(value) AS value FROM metrics WHERE model_id IS NOT NULL AND key_id = (SELECT key_id FROM metric_keys WHERE name = "));
+                joins.push(" LEFT JOIN (SELECT model_id, MAX(value) AS value FROM metrics WHERE model_id IS NOT NULL AND key_id = (SELECT key_id FROM metric_keys WHERE name = ");
                 joins.bind_str(k.clone());
                 joins.push(&format!(
                     ") GROUP BY model_id) {a} ON {a}.model_id = lm.model_id"

@@ -325,12 +325,12 @@ impl SqliteStore {
                     let run_id = uuid::Uuid::new_v4().simple().to_string();
                     let tag_name = req.tags.iter().find(|t| t.key == "mlflow.runName").map(|t| t.value.clone());
                     let given = req.run_name.clone().filter(|n| !n.is_empty());
-                    if let (Some(a), Some(b)) = (&given, &tag_name) {
-                        if a != b {
-                            return Err(Error::invalid(format!(
-                                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values (run_name='{a}', mlflow.runName='{b}')."
-                            )));
-                        }
+                    if let (Some(a), Some(b)) = (&given, &tag_name)
+                        && a != b
+                    {
+                        return Err(Error::invalid(format!(
+                            "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values (run_name='{a}', mlflow.runName='{b}')."
+                        )));
                     }
                     let name = given.or(tag_name.clone()).unwrap_or_else(|| random_run_name(&run_id));
                     let user = if req.user_id.is_empty() {
@@ -581,24 +581,14 @@ impl SqliteStore {
                 next_page_token: None,
             });
         }
-        let (joins, order) = search::run_order(&q.order_by);
-        let mut sql = Sql::default();
-        sql.push("SELECT r.run_uuid FROM runs r");
-        sql.push(&joins.text);
-        sql.binds.extend(joins.binds);
-        sql.push(" WHERE r.experiment_id IN ");
-        sql.bind_list(exp_ids.iter().map(|i| Bind::I64(*i)));
-        match q.view {
-            ViewType::ActiveOnly => sql.push(" AND r.lifecycle_stage = 'active'"),
-            ViewType::DeletedOnly => sql.push(" AND r.lifecycle_stage = 'deleted'"),
-            ViewType::All => sql.push(""),
-        };
-        search::run_where(&mut sql, &q.filter);
-        sql.push(" ORDER BY ").push(&order);
-        sql.push(" LIMIT ")
-            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
-            .push(" OFFSET ")
-            .bind(Bind::I64(q.offset as i64));
+        let sql = search::run_search(
+            &exp_ids,
+            q.view,
+            &q.filter,
+            &q.order_by,
+            (q.max_results as i64).saturating_add(1),
+            q.offset as i64,
+        );
         let mut c = self.read_conn().await?;
         let mut ids: Vec<String> = sql
             .query()?
