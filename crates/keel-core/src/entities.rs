@@ -46,14 +46,6 @@ impl ViewType {
             _ => None,
         }
     }
-    /// Whether an entity in `stage` is visible under this view.
-    pub fn admits(self, stage: LifecycleStage) -> bool {
-        match self {
-            ViewType::ActiveOnly => stage == LifecycleStage::Active,
-            ViewType::DeletedOnly => stage == LifecycleStage::Deleted,
-            ViewType::All => true,
-        }
-    }
 }
 
 /// A key/value pair: run tags, params, experiment tags, registry tags all have this shape.
@@ -122,13 +114,6 @@ impl RunStatus {
             .enumerate()
             .find(|(i, st)| st.as_str() == s || (i + 1).to_string() == s)
             .map(|(_, st)| st)
-    }
-    /// Whether a run in this status has ended.
-    pub fn is_terminated(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Finished | RunStatus::Failed | RunStatus::Killed
-        )
     }
 }
 

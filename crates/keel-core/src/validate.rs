@@ -233,21 +233,6 @@ pub fn unique_param_keys(params: &[Param]) -> Result<()> {
     }
 }
 
-/// A run id: 1 to 256 word characters or dashes.
-pub fn run_id(id: &str) -> Result<()> {
-    if id.is_empty()
-        || id.len() > 256
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(Error::invalid(format!(
-            "Invalid value \"{id}\" for parameter 'run_id' supplied."
-        )));
-    }
-    Ok(())
-}
-
 /// An experiment id: digits only.
 pub fn experiment_id(id: &str) -> Result<i64> {
     id.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {

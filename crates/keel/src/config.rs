@@ -79,7 +79,8 @@ pub fn read_file(explicit: Option<&Path>) -> Result<FileSettings> {
 }
 
 fn parse(text: &str) -> Result<FileSettings> {
-    let root: FileRoot = toml::from_str(text)?;
+    let root: FileRoot =
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))?;
     let top = root.top;
     match root.server {
         Some(s) if top != FileSettings::default() => {

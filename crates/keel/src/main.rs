@@ -13,11 +13,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{FileSettings, ServerSettings};
 
-/// The server allocates many small, short-lived values per request (JSON, rows); mimalloc
-/// handles that pattern markedly faster than the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "keel",
@@ -309,7 +304,16 @@ fn main() {
         }
     };
     if let Err(e) = rt.block_on(run(cli)) {
-        let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        // One line, whatever the causes say.
+        let chain: Vec<String> = e
+            .chain()
+            .map(|c| {
+                c.to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
         eprintln!("error: {}", chain.join(": "));
         std::process::exit(1);
     }

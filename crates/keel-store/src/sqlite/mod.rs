@@ -44,6 +44,10 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// Read connections: enough to keep both cores of a small machine busy on reads while the
+/// writer works.
+const READERS: u32 = 3;
+
 /// [`keel_core::MetadataStore`] on SQLite.
 pub struct SqliteStore {
     read: SqlitePool,
@@ -67,15 +71,21 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-8192")
             .disable_statement_logging();
 
-        let mut write_conn = base.clone().create_if_missing(true).connect().await.db()?;
+        // Page caches: 8 MiB for the writer, 4 MiB per reader (the OS caches the file too).
+        let mut write_conn = base
+            .clone()
+            .create_if_missing(true)
+            .pragma("cache_size", "-8192")
+            .connect()
+            .await
+            .db()?;
         schema::migrate(&mut write_conn).await?;
         let read = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(READERS)
             .min_connections(1)
-            .connect_with(base.read_only(true))
+            .connect_with(base.read_only(true).pragma("cache_size", "-4096"))
             .await
             .db()?;
         let store = SqliteStore {

@@ -1,0 +1,173 @@
+//! The `keel` read commands against a real server: tables for people, JSON for scripts, and a
+//! one-line error naming what is wrong.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+fn keel(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .env("MLFLOW_TRACKING_URI", url)
+        .output()
+        .expect("run keel");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn post(http: &reqwest::Client, url: &str, endpoint: &str, body: Value) -> Value {
+    let resp = http
+        .post(format!("{url}/api/2.0/mlflow/{endpoint}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert!(resp.status().is_success(), "{endpoint}: {}", resp.status());
+    resp.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn read_commands_print_tables_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::Server::start(dir.path(), 0);
+    let url = server.url.as_str();
+    let http = reqwest::Client::new();
+    let exp = post(
+        &http,
+        url,
+        "experiments/create",
+        json!({ "name": "cli-exp" }),
+    )
+    .await["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ids = Vec::new();
+    for (i, acc) in [0.7, 0.9].iter().enumerate() {
+        let run = post(&http, url, "runs/create", json!({ "experiment_id": exp, "run_name": format!("cli-run-{i}"), "start_time": 1_700_000_000_000i64 + i as i64 })).await;
+        let id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+        post(&http, url, "runs/log-batch", json!({ "run_id": id, "metrics": [{ "key": "acc", "value": acc, "timestamp": 1, "step": 3 }], "params": [{ "key": "lr", "value": "0.1" }] })).await;
+        ids.push(id);
+    }
+    post(
+        &http,
+        url,
+        "registered-models/create",
+        json!({ "name": "cli-model", "description": "for the CLI" }),
+    )
+    .await;
+    post(&http, url, "model-versions/create", json!({ "name": "cli-model", "source": format!("runs:/{}/model", ids[1]), "run_id": ids[1] })).await;
+    post(
+        &http,
+        url,
+        "registered-models/alias",
+        json!({ "name": "cli-model", "alias": "champion", "version": "1" }),
+    )
+    .await;
+
+    let (ok, out, err) = keel(url, &["experiments", "ls"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("cli-exp") && out.contains("Default"), "{out}");
+
+    let (ok, out, err) = keel(
+        url,
+        &[
+            "runs",
+            "ls",
+            "--experiment",
+            "cli-exp",
+            "--filter",
+            "metrics.acc > 0.8",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("cli-run-1") && !out.contains("cli-run-0"),
+        "{out}"
+    );
+    assert!(out.contains("acc=0.9000"), "{out}");
+
+    let (ok, out, err) = keel(
+        url,
+        &["runs", "ls", "--json", "--order-by", "metrics.acc ASC"],
+    );
+    assert!(ok, "{err}");
+    let runs: Value = serde_json::from_str(&out).expect("runs ls --json prints JSON");
+    let names: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["info"]["run_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cli-run-0", "cli-run-1"]);
+
+    let (ok, out, _) = keel(url, &["runs", "show", &ids[0]]);
+    assert!(ok);
+    assert!(
+        out.contains("cli-run-0") && out.contains("lr") && out.contains("0.7000"),
+        "{out}"
+    );
+    let (ok, out, _) = keel(url, &["runs", "show", &ids[0], "--json"]);
+    assert!(ok);
+    let run: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(run["data"]["params"][0]["value"], "0.1");
+
+    let (ok, out, _) = keel(url, &["models", "ls"]);
+    assert!(ok);
+    assert!(
+        out.contains("cli-model") && out.contains("champion"),
+        "{out}"
+    );
+    let (ok, out, _) = keel(url, &["models", "show", "cli-model", "--json"]);
+    assert!(ok);
+    let m: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(m["model_versions"][0]["aliases"][0], "champion");
+    assert_eq!(m["registered_model"]["description"], "for the CLI");
+
+    // Errors: one line, naming the problem.
+    let (ok, _, err) = keel(url, &["runs", "ls", "--filter", "metrics.acc >>> 1"]);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("'>>>'") && err.contains("INVALID_PARAMETER_VALUE"),
+        "{err}"
+    );
+    let (ok, _, err) = keel(url, &["runs", "show", "0123456789abcdef0123456789abcdef"]);
+    assert!(!ok);
+    assert!(err.contains("RESOURCE_DOES_NOT_EXIST"), "{err}");
+    let (ok, _, err) = keel("http://127.0.0.1:9", &["experiments", "ls"]);
+    assert!(!ok);
+    assert!(
+        err.starts_with("error: cannot reach http://127.0.0.1:9"),
+        "{err}"
+    );
+}
+
+#[test]
+fn server_settings_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "[server]\nprot = 5000\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["server", "--config"])
+        .arg(dir.path().join("bad.toml"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("bad.toml") && err.contains("prot"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["server", "--db", "mysql://x/y"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mysql://x/y"), "{err}");
+}
