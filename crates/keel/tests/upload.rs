@@ -31,7 +31,7 @@ fn a_large_upload_streams_in_flat_memory() {
     let mut peak = before;
     for i in 0..(SIZE / chunk.len() as u64) {
         s.write_all(&chunk).unwrap();
-        if i % 64 == 0 {
+        if i.is_multiple_of(64) {
             peak = peak.max(rss_mib(pid));
         }
     }
@@ -76,7 +76,7 @@ fn a_large_upload_streams_in_flat_memory() {
         }
         got += n as u64;
         n_reads += 1;
-        if n_reads % 256 == 0 {
+        if n_reads.is_multiple_of(256) {
             peak = peak.max(rss_mib(pid));
         }
     }
