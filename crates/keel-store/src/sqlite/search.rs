@@ -352,10 +352,13 @@ pub(crate) fn experiment_order(order: &[Order<experiments::Key>]) -> String {
             ))
         })
         .collect();
+    // MLflow's order: by default newest first then by id; after an explicit order, id descending.
     if terms.is_empty() {
         terms.push("e.creation_time DESC".into());
+        terms.push("e.experiment_id ASC".into());
+    } else {
+        terms.push("e.experiment_id DESC".into());
     }
-    terms.push("e.experiment_id ASC".into());
     terms.join(", ")
 }
 
