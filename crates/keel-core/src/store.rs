@@ -15,6 +15,25 @@ pub struct Page<T> {
     pub next_page_token: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The page at `offset` holding `items`, with a token when `more` rows follow.
+    pub fn new(items: Vec<T>, offset: u64, max_results: usize, more: bool) -> Self {
+        let next_page_token = crate::page::next(offset, items.len(), max_results, more);
+        Page {
+            items,
+            next_page_token,
+        }
+    }
+
+    /// No results.
+    pub fn empty() -> Self {
+        Page {
+            items: Vec::new(),
+            next_page_token: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SearchExperiments {
     pub view: ViewType,

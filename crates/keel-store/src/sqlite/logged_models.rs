@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use keel_core::entities::*;
 use keel_core::store::{CreateLoggedModel, Page, SearchLoggedModels};
-use keel_core::{Error, Result, now_millis, page};
+use keel_core::{Error, Result, now_millis};
 use sqlx::{Row, SqliteConnection};
 
 use super::search::{self, Bind, Sql};
@@ -281,10 +281,7 @@ impl SqliteStore {
             .map(|e| parse_experiment_id(e))
             .collect::<Result<_>>()?;
         if exp_ids.is_empty() {
-            return Ok(Page {
-                items: Vec::new(),
-                next_page_token: None,
-            });
+            return Ok(Page::empty());
         }
         let (joins, order) = search::logged_model_order(&q.order_by);
         let mut sql = Sql::default();
@@ -295,28 +292,14 @@ impl SqliteStore {
         sql.bind_list(exp_ids.iter().map(|i| Bind::I64(*i)));
         search::logged_model_where(&mut sql, &q.filter);
         sql.push(" ORDER BY ").push(&order);
-        sql.push(" LIMIT ")
-            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
-            .push(" OFFSET ")
-            .bind(Bind::I64(q.offset as i64));
         let mut c = self.read_conn().await?;
-        let mut ids: Vec<String> = sql
-            .query()?
-            .fetch_all(&mut *c)
-            .await
-            .db()?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()
-            .db()?;
-        let more = ids.len() > q.max_results;
-        ids.truncate(q.max_results);
-        let items = load(&mut c, &ids).await?;
-        let next_page_token = page::next(q.offset, items.len(), q.max_results, more);
-        Ok(Page {
-            items,
-            next_page_token,
-        })
+        let (ids, more) = search::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
+        Ok(Page::new(
+            load(&mut c, &ids).await?,
+            q.offset,
+            q.max_results,
+            more,
+        ))
     }
 
     /// The artifact location of a logged model, for resolving `models:/m-...` sources.

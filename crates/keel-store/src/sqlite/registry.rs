@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use keel_core::entities::*;
 use keel_core::store::{CreateModelVersion, Page, SearchRegistry};
-use keel_core::{Error, Result, now_millis, page};
+use keel_core::{Error, Result, now_millis};
 use sqlx::{Row, SqliteConnection};
 
 use super::search::{self, Bind, Sql};
@@ -338,28 +338,15 @@ impl SqliteStore {
         search::registry_where(&mut sql, &q.filter, false);
         sql.push(" ORDER BY ")
             .push(&search::registry_order(&q.order_by, false));
-        sql.push(" LIMIT ")
-            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
-            .push(" OFFSET ")
-            .bind(Bind::I64(q.offset as i64));
         let mut c = self.read_conn().await?;
-        let mut names: Vec<String> = sql
-            .query()?
-            .fetch_all(&mut *c)
-            .await
-            .db()?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()
-            .db()?;
-        let more = names.len() > q.max_results;
-        names.truncate(q.max_results);
-        let items = models(&mut c, &names).await?;
-        let next_page_token = page::next(q.offset, items.len(), q.max_results, more);
-        Ok(Page {
-            items,
-            next_page_token,
-        })
+        let (names, more) =
+            search::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
+        Ok(Page::new(
+            models(&mut c, &names).await?,
+            q.offset,
+            q.max_results,
+            more,
+        ))
     }
 
     pub(crate) async fn do_latest_versions(
@@ -605,11 +592,7 @@ impl SqliteStore {
         let mut items = load_versions(&mut *self.read_conn().await?, &sql).await?;
         let more = items.len() > q.max_results;
         items.truncate(q.max_results);
-        let next_page_token = page::next(q.offset, items.len(), q.max_results, more);
-        Ok(Page {
-            items,
-            next_page_token,
-        })
+        Ok(Page::new(items, q.offset, q.max_results, more))
     }
 
     pub(crate) async fn do_model_version_download_uri(

@@ -70,6 +70,37 @@ impl Sql {
     }
 }
 
+/// Runs an id query one page at a time: appends `LIMIT max + 1 OFFSET offset` and returns the
+/// first `max` ids and whether more follow.
+pub(crate) async fn page_ids<T>(
+    conn: &mut sqlx::SqliteConnection,
+    mut sql: Sql,
+    max: usize,
+    offset: u64,
+) -> Result<(Vec<T>, bool)>
+where
+    T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + Send + Unpin,
+{
+    use sqlx::Row;
+    sql.push(" LIMIT ")
+        .bind(Bind::I64((max as i64).saturating_add(1)))
+        .push(" OFFSET ")
+        .bind(Bind::I64(offset as i64));
+    let rows = sql
+        .into_query()?
+        .fetch_all(conn)
+        .await
+        .map_err(|e| Error::internal(format!("database error: {e}")))?;
+    let mut ids = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<Vec<T>, _>>()
+        .map_err(|e| Error::internal(format!("database error: {e}")))?;
+    let more = ids.len() > max;
+    ids.truncate(max);
+    Ok((ids, more))
+}
+
 /// Converts a SQL `LIKE` pattern to a case-sensitive `GLOB` pattern.
 pub(crate) fn like_to_glob(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 4);
@@ -230,7 +261,8 @@ fn run_where(sql: &mut Sql, clauses: &[Clause<runs::Key>]) {
     }
 }
 
-/// The id query of a run search: `SELECT r.run_uuid FROM runs r ... LIMIT limit OFFSET offset`.
+/// The id query of a run search: `SELECT r.run_uuid FROM runs r ... ORDER BY ...` (paged by
+/// [`page_ids`]).
 ///
 /// Metric comparisons become inner joins on `latest_metrics` (so SQLite may drive the search from
 /// the `(key_id, value)` index), and an order on a metric that is also filtered reuses that join.
@@ -240,8 +272,6 @@ pub(crate) fn run_search(
     view: keel_core::entities::ViewType,
     filter: &[Clause<runs::Key>],
     order: &[Order<runs::Key>],
-    limit: i64,
-    offset: i64,
 ) -> Sql {
     let mut sql = Sql::default();
     sql.push("SELECT r.run_uuid FROM runs r");
@@ -308,10 +338,6 @@ pub(crate) fn run_search(
     };
     run_where(&mut sql, filter);
     sql.push(" ORDER BY ").push(&terms.join(", "));
-    sql.push(" LIMIT ")
-        .bind(Bind::I64(limit))
-        .push(" OFFSET ")
-        .bind(Bind::I64(offset));
     sql
 }
 

@@ -2,10 +2,10 @@
 
 use keel_core::entities::*;
 use keel_core::store::{CreateRun, Page, SearchExperiments, SearchRuns};
-use keel_core::{Error, Result, now_millis, page, validate};
+use keel_core::{Error, Result, now_millis, validate};
 use sqlx::{Row, SqliteConnection};
 
-use super::search::{self, Bind, Sql};
+use super::search::{self, Sql};
 use super::{DbResult, SqliteStore, is_unique_violation, log_batch, rows};
 
 pub(crate) fn parse_experiment_id(id: &str) -> Result<i64> {
@@ -196,28 +196,14 @@ impl SqliteStore {
         search::experiment_where(&mut sql, &q.filter);
         sql.push(" ORDER BY ")
             .push(&search::experiment_order(&q.order_by));
-        sql.push(" LIMIT ")
-            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
-            .push(" OFFSET ")
-            .bind(Bind::I64(q.offset as i64));
         let mut c = self.read_conn().await?;
-        let mut ids: Vec<i64> = sql
-            .query()?
-            .fetch_all(&mut *c)
-            .await
-            .db()?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()
-            .db()?;
-        let more = ids.len() > q.max_results;
-        ids.truncate(q.max_results);
-        let items = rows::experiments(&mut c, &ids).await?;
-        let next_page_token = page::next(q.offset, items.len(), q.max_results, more);
-        Ok(Page {
-            items,
-            next_page_token,
-        })
+        let (ids, more) = search::page_ids::<i64>(&mut c, sql, q.max_results, q.offset).await?;
+        Ok(Page::new(
+            rows::experiments(&mut c, &ids).await?,
+            q.offset,
+            q.max_results,
+            more,
+        ))
     }
 
     /// Sets an experiment's lifecycle stage (and its runs' when deleting or restoring).
@@ -576,37 +562,17 @@ impl SqliteStore {
             .map(|e| parse_experiment_id(e))
             .collect::<Result<_>>()?;
         if exp_ids.is_empty() {
-            return Ok(Page {
-                items: Vec::new(),
-                next_page_token: None,
-            });
+            return Ok(Page::empty());
         }
-        let sql = search::run_search(
-            &exp_ids,
-            q.view,
-            &q.filter,
-            &q.order_by,
-            (q.max_results as i64).saturating_add(1),
-            q.offset as i64,
-        );
+        let sql = search::run_search(&exp_ids, q.view, &q.filter, &q.order_by);
         let mut c = self.read_conn().await?;
-        let mut ids: Vec<String> = sql
-            .query()?
-            .fetch_all(&mut *c)
-            .await
-            .db()?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()
-            .db()?;
-        let more = ids.len() > q.max_results;
-        ids.truncate(q.max_results);
-        let items = rows::runs(&mut c, &ids).await?;
-        let next_page_token = page::next(q.offset, items.len(), q.max_results, more);
-        Ok(Page {
-            items,
-            next_page_token,
-        })
+        let (ids, more) = search::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
+        Ok(Page::new(
+            rows::runs(&mut c, &ids).await?,
+            q.offset,
+            q.max_results,
+            more,
+        ))
     }
 
     pub(crate) async fn do_metric_history(
@@ -636,11 +602,7 @@ impl SqliteStore {
                 r.try_get(4).db()?,
             ));
         }
-        let next_page_token = page::next(offset, items.len(), max_results, more);
-        Ok(Page {
-            items,
-            next_page_token,
-        })
+        Ok(Page::new(items, offset, max_results, more))
     }
 
     pub(crate) async fn do_metric_history_bulk(
