@@ -2,7 +2,7 @@
 //!
 //! Every statement of a batch (intern metric names, read existing params, insert params, upsert
 //! tags, insert metrics, move the latest values forward, read the run's state) travels as one
-//! multi-statement query with numbered parameters, because each round trip to the connection's
+//! multi-statement query with anonymous parameters, because each round trip to the connection's
 //! worker thread costs more than the statements themselves. Rows are written only for an
 //! active run; when the run is missing or deleted, or a param would change, the job fails and
 //! the writer rolls its savepoint back.

@@ -63,40 +63,6 @@ fn random_run_name(seed: &str) -> String {
     )
 }
 
-/// Serialises rows for `json_each(?)`: one bound value instead of one per column per row.
-fn json_rows<T: serde::Serialize>(rows: &T) -> Result<String> {
-    serde_json::to_string(rows).map_err(|e| Error::internal(format!("cannot encode rows: {e}")))
-}
-
-/// Inserts or overwrites run tags; `mlflow.runName` also renames the run.
-async fn upsert_run_tags(conn: &mut SqliteConnection, run_id: &str, tags: &[Tag]) -> Result<()> {
-    if tags.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<(&str, &str)> = tags
-        .iter()
-        .map(|t| (t.key.as_str(), t.value.as_str()))
-        .collect();
-    sqlx::query(
-        "INSERT INTO tags (run_uuid, key, value) SELECT ?1, j.value ->> 0, j.value ->> 1 FROM json_each(?2) j WHERE true \
-         ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(run_id)
-    .bind(json_rows(&rows)?)
-    .execute(&mut *conn)
-    .await
-    .db()?;
-    if let Some(name) = tags.iter().rev().find(|t| t.key == "mlflow.runName") {
-        sqlx::query("UPDATE runs SET name = ? WHERE run_uuid = ?")
-            .bind(&name.value)
-            .bind(run_id)
-            .execute(&mut *conn)
-            .await
-            .db()?;
-    }
-    Ok(())
-}
-
 impl SqliteStore {
     pub(crate) async fn ensure_default_experiment(&self) -> Result<()> {
         let loc = format!("{}/0", self.artifact_root);
@@ -340,7 +306,7 @@ impl SqliteStore {
                     if tag_name.is_none() {
                         tags.push(Tag::new("mlflow.runName", name));
                     }
-                    upsert_run_tags(c, &run_id, &tags).await?;
+                    log_batch::write(c, &run_id, &[], &[], &tags).await?;
                     rows::run(c, &run_id).await
                 })
             })
@@ -380,7 +346,8 @@ impl SqliteStore {
                             .db()?;
                     }
                     if let Some(n) = run_name.filter(|n| !n.is_empty()) {
-                        upsert_run_tags(c, &run_id, &[Tag::new("mlflow.runName", n)]).await?;
+                        log_batch::write(c, &run_id, &[], &[], &[Tag::new("mlflow.runName", n)])
+                            .await?;
                     }
                     rows::run_info_of(c, &run_id).await
                 })
