@@ -317,6 +317,11 @@ async fn runs_metrics_params_tags() {
         info["artifact_uri"],
         format!("mlflow-artifacts:/{exp}/{run}/artifacts")
     );
+    let (_, stored) = s.get("runs/get", &[("run_id", &run)]).await;
+    assert_eq!(
+        stored["run"], v["run"],
+        "runs/create answers what runs/get reads back"
+    );
     assert_error(&s.post("runs/create", json!({ "experiment_id": exp, "run_name": "a", "tags": [{ "key": "mlflow.runName", "value": "b" }] })).await, 400, "INVALID_PARAMETER_VALUE");
     assert_error(
         &s.post("runs/create", json!({ "experiment_id": "987654" }))

@@ -273,9 +273,21 @@ impl SqliteStore {
         self.writer
             .write(move |c| {
                 Box::pin(async move {
-                    let exp = active_experiment(c, exp_id).await?;
+                    let exp: Option<(String, String)> = sqlx::query_as("SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = ?")
+                        .bind(exp_id)
+                        .fetch_optional(&mut *c)
+                        .await
+                        .db()?;
+                    let artifact_location = match exp {
+                        None => return Err(Error::not_found(format!("No Experiment with id={exp_id} exists"))),
+                        Some((_, stage)) if stage != "active" => {
+                            return Err(Error::invalid(format!("The experiment {exp_id} must be in the 'active' state. Current state is {stage}.")));
+                        }
+                        Some((location, _)) => location,
+                    };
                     let run_id = uuid::Uuid::new_v4().simple().to_string();
-                    let tag_name = req.tags.iter().find(|t| t.key == "mlflow.runName").map(|t| t.value.clone());
+                    // The last of repeated tags wins, as when they are logged one by one.
+                    let tag_name = req.tags.iter().rev().find(|t| t.key == "mlflow.runName").map(|t| t.value.clone());
                     let given = req.run_name.clone().filter(|n| !n.is_empty());
                     if let (Some(a), Some(b)) = (&given, &tag_name)
                         && a != b
@@ -291,7 +303,7 @@ impl SqliteStore {
                         req.user_id.clone()
                     };
                     let start = if req.start_time > 0 { req.start_time } else { now_millis() };
-                    let artifact_uri = format!("{}/{run_id}/artifacts", exp.artifact_location);
+                    let artifact_uri = format!("{artifact_location}/{run_id}/artifacts");
                     sqlx::query("INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, 'RUNNING', ?, NULL, ?, 'active')")
                         .bind(&run_id)
                         .bind(&name)
@@ -304,10 +316,28 @@ impl SqliteStore {
                         .db()?;
                     let mut tags = req.tags;
                     if tag_name.is_none() {
-                        tags.push(Tag::new("mlflow.runName", name));
+                        tags.push(Tag::new("mlflow.runName", name.clone()));
                     }
                     log_batch::write(c, &run_id, &[], &[], &tags).await?;
-                    rows::run(c, &run_id).await
+                    // A new run is exactly what was just written: build it rather than read it back.
+                    let tags: std::collections::BTreeMap<String, String> = tags.into_iter().map(|t| (t.key, t.value)).collect();
+                    Ok(Run {
+                        info: RunInfo {
+                            run_id: run_id.clone(),
+                            run_uuid: run_id,
+                            run_name: name,
+                            experiment_id: exp_id.to_string(),
+                            user_id: user,
+                            status: RunStatus::Running,
+                            start_time: start,
+                            end_time: None,
+                            artifact_uri,
+                            lifecycle_stage: LifecycleStage::Active,
+                        },
+                        data: RunData { tags: tags.into_iter().map(|(k, v)| Tag::new(k, v)).collect(), ..RunData::default() },
+                        inputs: RunInputs::default(),
+                        outputs: RunOutputs::default(),
+                    })
                 })
             })
             .await
