@@ -2,10 +2,11 @@
 //!
 //! [`sqlite::SqliteStore`] implements [`keel_core::MetadataStore`] on one SQLite file in WAL mode,
 //! with a single writer task that batches concurrent writes into transactions.
-//! [`local::LocalArtifactStore`] implements [`keel_core::ArtifactStore`] on a folder, streaming
-//! bytes both ways. [`open_metadata_store`] and [`open_artifact_store`] pick a backend from a URL.
+//! [`local::LocalArtifactStore`] and [`s3::S3ArtifactStore`] implement [`keel_core::ArtifactStore`]
+//! on a folder and on an S3-compatible bucket, streaming bytes both ways. [`open_metadata_store`] and [`open_artifact_store`] pick a backend from a URL.
 
 pub mod local;
+pub mod s3;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -57,13 +58,16 @@ pub async fn open_metadata_store(url: &str, artifact_root: &str) -> Result<Arc<d
     }
 }
 
-/// Opens the artifact store at `url`: `file:///path` or a bare path.
+/// Opens the artifact store at `url`: `s3://bucket/prefix`, `file:///path` or a bare path.
 pub async fn open_artifact_store(url: &str) -> Result<Arc<dyn ArtifactStore>> {
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(s3::S3ArtifactStore::open(url)?));
+    }
     let path = if let Some(rest) = url.strip_prefix("file://") {
         PathBuf::from(rest)
     } else if url.contains("://") {
         return Err(Error::invalid(format!(
-            "Unsupported artifact store URL '{url}': expected file:///path or a folder path"
+            "Unsupported artifact store URL '{url}': expected s3://bucket/prefix, file:///path or a folder path"
         )));
     } else {
         PathBuf::from(url)

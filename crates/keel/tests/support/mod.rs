@@ -18,13 +18,21 @@ pub struct Server {
 impl Server {
     /// Starts `keel server` with its metadata and artifacts under `dir` on `port` (0 = any).
     pub fn start(dir: &Path, port: u16) -> Server {
+        let artifacts = dir.join("artifacts").display().to_string();
+        Server::start_with(dir, port, &artifacts, &[])
+    }
+
+    /// Starts `keel server` with its metadata under `dir`, its artifacts at `artifacts` (a path
+    /// or URL) and extra environment variables.
+    pub fn start_with(dir: &Path, port: u16, artifacts: &str, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
             .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--db")
             .arg(format!("sqlite://{}", dir.join("keel.db").display()))
             .arg("--artifacts")
-            .arg(dir.join("artifacts"))
+            .arg(artifacts)
             .env_remove("KEEL_CONFIG")
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -68,22 +76,113 @@ impl Drop for Server {
     }
 }
 
-fn wait_healthy(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = url.trim_start_matches("http://").to_string();
+/// One HTTP/1.1 request over a fresh connection; the status code and the body.
+pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let (status, _head, body) = http_with_head(addr, method, path, body);
+    (status, body)
+}
+
+/// One HTTP/1.1 request over a fresh connection; the status code, the response head (status
+/// line and headers) and the body.
+pub fn http_with_head(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .and_then(|_| s.write_all(body))
+    .expect("send request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .unwrap_or(raw.len());
+    let status = std::str::from_utf8(&raw[..head_end.min(12)])
+        .ok()
+        .and_then(|h| h.get(9..12))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    (status, head, raw[head_end..].to_vec())
+}
+
+/// Waits until `GET path` on `addr` answers 200.
+pub fn wait_ready(addr: &str, path: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut buf = String::new();
-            let _ = s.read_to_string(&mut buf);
-            if buf.starts_with("HTTP/1.1 200") {
-                return;
-            }
+        if std::net::TcpStream::connect(addr).is_ok() && http(addr, "GET", path, b"").0 == 200 {
+            return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("keel server at {url} did not become healthy");
+    panic!("{what} at {addr} did not become ready");
+}
+
+fn wait_healthy(url: &str) {
+    wait_ready(url.trim_start_matches("http://"), "/health", "keel server");
+}
+
+/// A free loopback port (it may be taken again before use; good enough for child servers
+/// that report failure to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// An S3-compatible server (moto, from the test virtualenv) on a loopback port, killed on drop.
+pub struct S3Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl S3Server {
+    /// Starts `moto_server` beside `python` and creates `bucket` in it.
+    pub fn start(python: &Path, bucket: &str) -> S3Server {
+        let moto = python.with_file_name("moto_server");
+        let port = free_port();
+        let child = Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", moto.display()));
+        let server = S3Server {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        wait_ready(&server.addr, "/moto-api/", "moto S3 server");
+        let (status, body) = http(&server.addr, "PUT", &format!("/{bucket}"), b"");
+        assert_eq!(
+            status,
+            200,
+            "create bucket: {}",
+            String::from_utf8_lossy(&body)
+        );
+        server
+    }
+
+    /// The environment a client of this server needs.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", format!("http://{}", self.addr)),
+            ("AWS_ACCESS_KEY_ID", "keel-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "keel-test-secret".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The workspace root.
@@ -94,7 +193,7 @@ pub fn workspace() -> PathBuf {
         .expect("workspace root")
 }
 
-/// A Python interpreter that can import mlflow, scikit-learn and pandas: `KEEL_PYTHON`, else the
+/// A Python interpreter that can import mlflow, scikit-learn, pandas and moto: `KEEL_PYTHON`, else the
 /// workspace's `.venv`. `None` (with the reason) when there is none; under CI that is a failure,
 /// because `.ci/run` installs it.
 pub fn python_with_mlflow() -> Result<PathBuf, String> {
@@ -102,7 +201,7 @@ pub fn python_with_mlflow() -> Result<PathBuf, String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join(".venv/bin/python"));
     let ok = Command::new(&candidate)
-        .args(["-c", "import mlflow, sklearn, pandas"])
+        .args(["-c", "import mlflow, sklearn, pandas, moto.server"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -112,7 +211,7 @@ pub fn python_with_mlflow() -> Result<PathBuf, String> {
         return Ok(candidate);
     }
     let reason = format!(
-        "no Python with mlflow, scikit-learn and pandas at {} (set KEEL_PYTHON or run scripts/test)",
+        "no Python with mlflow, scikit-learn, pandas and moto at {} (set KEEL_PYTHON or run scripts/test)",
         candidate.display()
     );
     if std::env::var_os("CI").is_some() {
