@@ -228,6 +228,29 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn set_model_version_tag(&self, name: &str, version: &str, tag: Tag) -> Result<()>;
     async fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()>;
 
+    // ---- import: entities from another server or store, with their own ids and timestamps.
+    // Each is "create unless present", so an interrupted import can run again.
+    /// Finds the experiment with `exp.name`, or creates it with its stage, times and tags (and
+    /// its id when that id is free here). Returns the local id and whether it was created.
+    async fn import_experiment(&self, exp: Experiment) -> Result<(String, bool)>;
+    /// Creates run `info.run_id` in experiment `experiment_id` with its name, user, status and
+    /// times, unless it exists. It is created active, so its data can be logged; the artifact
+    /// URI is this store's own. Returns the stored info and whether it was created.
+    async fn import_run(&self, experiment_id: &str, info: RunInfo) -> Result<(RunInfo, bool)>;
+    /// Creates logged model `info.model_id` in `experiment_id` (active, with this store's
+    /// artifact location) unless it exists; tags and params are set separately.
+    async fn import_logged_model(
+        &self,
+        experiment_id: &str,
+        info: LoggedModelInfo,
+    ) -> Result<(LoggedModel, bool)>;
+    /// Creates a registered model with its times, description and tags unless it exists (tags
+    /// are set either way). Returns whether it was created.
+    async fn import_registered_model(&self, model: RegisteredModel) -> Result<bool>;
+    /// Creates a model version with its own number, stage, status, source and tags unless it
+    /// exists; later new versions are numbered after it. Returns whether it was created.
+    async fn import_model_version(&self, version: ModelVersion) -> Result<bool>;
+
     // ---- operations
     /// Cheap liveness check of the backing database.
     async fn ping(&self) -> Result<()>;

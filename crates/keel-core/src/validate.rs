@@ -233,6 +233,21 @@ pub fn unique_param_keys(params: &[Param]) -> Result<()> {
     }
 }
 
+/// A run id brought from another store: 1 to 64 ASCII letters, digits, `-` or `_` (MLflow's are
+/// 32 hex digits). It becomes part of artifact paths, so nothing else is allowed.
+pub fn run_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("Invalid run id '{id}'")))
+    }
+}
+
 /// An experiment id: digits only.
 pub fn experiment_id(id: &str) -> Result<i64> {
     id.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {

@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod config;
+mod import;
 mod output;
 
 use std::io::Write;
@@ -40,6 +41,8 @@ enum Command {
     /// The metadata database's schema.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Copy everything from a running MLflow tracking server into keel's store.
+    Import(ImportArgs),
 }
 
 #[derive(Args)]
@@ -133,6 +136,27 @@ enum ModelsCmd {
     },
 }
 
+#[derive(Args)]
+struct ImportArgs {
+    /// The MLflow tracking server to copy from (http://host:port).
+    #[arg(long = "from-mlflow", value_name = "URL")]
+    from_mlflow: String,
+    /// The metadata store to write (as for `keel server`).
+    #[arg(long, env = "KEEL_DB")]
+    db: Option<String>,
+    /// The artifact store to write (as for `keel server`).
+    #[arg(long, env = "KEEL_ARTIFACTS")]
+    artifacts: Option<String>,
+    #[arg(long, env = "KEEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Records finished runs and models, so that an interrupted import resumes.
+    #[arg(long, default_value = "keel-import.journal")]
+    journal: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum DbCmd {
     /// Show applied and pending migrations.
@@ -222,6 +246,52 @@ async fn db_command(cmd: DbCmd) -> Result<()> {
     Ok(())
 }
 
+async fn import_command(a: ImportArgs) -> Result<()> {
+    let file = config::read_file(a.config.as_deref())?;
+    let flags = FileSettings {
+        host: None,
+        port: None,
+        db: a.db,
+        artifacts: a.artifacts,
+    };
+    let settings = ServerSettings::layer(flags, file);
+    let src = import::Source::new(&a.from_mlflow)?;
+    let target = import::Target {
+        meta: keel_store::open_metadata_store(&settings.db, keel_server::ARTIFACT_SCHEME)
+            .await
+            .with_context(|| format!("cannot open the metadata store {}", settings.db))?,
+        artifacts: keel_store::open_artifact_store(&settings.artifacts)
+            .await
+            .with_context(|| format!("cannot open the artifact store {}", settings.artifacts))?,
+    };
+    let started = std::time::Instant::now();
+    let sum = import::from_mlflow(&src, &target, &a.journal, a.json)
+        .await
+        .with_context(|| format!("import from {} stopped (run it again to resume)", src.url()))?;
+    let rows = sum.rows();
+    if a.json {
+        let obj: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(k, v)| (k.replace(' ', "_").replace(['(', ')'], ""), (*v).into()))
+            .collect();
+        println!("{}", serde_json::Value::Object(obj));
+    } else {
+        let mut t = output::table(&["imported", "count"]);
+        for (what, n) in rows {
+            t.add_row(vec![what.to_string(), n.to_string()]);
+        }
+        println!("{t}");
+        println!(
+            "from {} into {} and {} in {:.1}s",
+            src.url(),
+            settings.db,
+            target.artifacts.root_uri(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Server(a) => run_server(a).await,
@@ -281,6 +351,7 @@ async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Command::Db(cmd) => db_command(cmd).await,
+        Command::Import(a) => import_command(a).await,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::{ARTIFACT_SCHEME, AppState};
 
 /// The store path behind a proxied artifact URI (`mlflow-artifacts:/1/<run>/artifacts`, also
 /// written `mlflow-artifacts://host:port/1/...`).
-pub(crate) fn store_path(uri: &str) -> Result<ArtifactPath, Error> {
+pub fn store_path(uri: &str) -> Result<ArtifactPath, Error> {
     let rest = uri.strip_prefix(ARTIFACT_SCHEME).ok_or_else(|| {
         Error::invalid(format!(
             "Artifact URI '{uri}' is not served by this server (expected {ARTIFACT_SCHEME}/...)"

@@ -2,6 +2,7 @@
 //! and the operational endpoints.
 
 mod artifacts;
+pub use artifacts::store_path;
 mod experiments;
 mod logged_models;
 mod ops;

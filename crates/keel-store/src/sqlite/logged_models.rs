@@ -98,7 +98,7 @@ async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<Vec<LoggedM
     Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
 }
 
-async fn load_one(
+pub(crate) async fn load_one(
     conn: &mut SqliteConnection,
     id: &str,
     allow_deleted: bool,

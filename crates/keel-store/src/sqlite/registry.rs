@@ -213,7 +213,7 @@ async fn touch_version(conn: &mut SqliteConnection, name: &str, v: i64) -> Resul
 
 /// Where a version's files are: `models:/m-<id>` resolves to the logged model's location,
 /// `runs:/<run>/<path>` to the run's artifact URI joined with the path.
-async fn storage_location(conn: &mut SqliteConnection, source: &str) -> Result<String> {
+pub(crate) async fn storage_location(conn: &mut SqliteConnection, source: &str) -> Result<String> {
     if let Some(rest) = source.strip_prefix("models:/") {
         let id = rest.split('/').next().unwrap_or_default();
         if id.starts_with("m-")

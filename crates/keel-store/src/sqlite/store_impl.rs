@@ -220,6 +220,25 @@ impl MetadataStore for SqliteStore {
     async fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()> {
         self.do_delete_model_version_tag(name, version, key).await
     }
+    async fn import_experiment(&self, exp: Experiment) -> Result<(String, bool)> {
+        self.do_import_experiment(exp).await
+    }
+    async fn import_run(&self, experiment_id: &str, info: RunInfo) -> Result<(RunInfo, bool)> {
+        self.do_import_run(experiment_id, info).await
+    }
+    async fn import_logged_model(
+        &self,
+        experiment_id: &str,
+        info: LoggedModelInfo,
+    ) -> Result<(LoggedModel, bool)> {
+        self.do_import_logged_model(experiment_id, info).await
+    }
+    async fn import_registered_model(&self, model: RegisteredModel) -> Result<bool> {
+        self.do_import_registered_model(model).await
+    }
+    async fn import_model_version(&self, version: ModelVersion) -> Result<bool> {
+        self.do_import_model_version(version).await
+    }
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&mut *self.read_conn().await?)

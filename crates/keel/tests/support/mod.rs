@@ -112,7 +112,12 @@ pub fn http_with_head(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16
 
 /// Waits until `GET path` on `addr` answers 200.
 pub fn wait_ready(addr: &str, path: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_ready_for(addr, path, what, Duration::from_secs(30));
+}
+
+/// [`wait_ready`] with its own time limit.
+pub fn wait_ready_for(addr: &str, path: &str, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(addr).is_ok() && http(addr, "GET", path, b"").0 == 200 {
             return;
