@@ -1,4 +1,4 @@
-//! A small client of the MLflow REST API, for the CLI's read commands.
+//! A small client of the MLflow REST API, for the CLI's read commands and `keel import`.
 
 use anyhow::{Context, Result, bail};
 use serde::de::DeserializeOwned;
@@ -20,6 +20,34 @@ impl Client {
             base,
             http: reqwest::Client::builder().build()?,
         })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET {base}{path}?query` as a byte stream; any answer but 2xx is an error.
+    pub async fn download(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<keel_core::artifact::ByteStream> {
+        use futures::TryStreamExt;
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            bail!("download {path} {query:?}: HTTP {status}: {}", text.trim());
+        }
+        Ok(Box::pin(resp.bytes_stream().map_err(std::io::Error::other)))
     }
 
     async fn answer<T: DeserializeOwned>(&self, what: &str, resp: reqwest::Response) -> Result<T> {

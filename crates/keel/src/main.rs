@@ -3,8 +3,8 @@
 mod client;
 mod commands;
 mod config;
-mod import;
 mod output;
+mod transfer;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{FileSettings, ServerSettings};
+use crate::transfer::Source;
 
 #[derive(Parser)]
 #[command(
@@ -41,8 +42,10 @@ enum Command {
     /// The metadata database's schema.
     #[command(subcommand)]
     Db(DbCmd),
-    /// Copy everything from a running MLflow tracking server into keel's store.
+    /// Copy everything from a running MLflow server or a keel export folder into keel's store.
     Import(ImportArgs),
+    /// Write the whole store (metadata and artifacts) into a folder `keel import` reads.
+    Export(ExportArgs),
 }
 
 #[derive(Args)]
@@ -137,10 +140,14 @@ enum ModelsCmd {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["from_mlflow", "from"])))]
 struct ImportArgs {
     /// The MLflow tracking server to copy from (http://host:port).
     #[arg(long = "from-mlflow", value_name = "URL")]
-    from_mlflow: String,
+    from_mlflow: Option<String>,
+    /// A folder written by `keel export`.
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
     /// The metadata store to write (as for `keel server`).
     #[arg(long, env = "KEEL_DB")]
     db: Option<String>,
@@ -152,6 +159,24 @@ struct ImportArgs {
     /// Records finished runs and models, so that an interrupted import resumes.
     #[arg(long, default_value = "keel-import.journal")]
     journal: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The folder to write (new or empty).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+    /// The metadata store to read (as for `keel server`).
+    #[arg(long, env = "KEEL_DB")]
+    db: Option<String>,
+    /// The artifact store to read (as for `keel server`).
+    #[arg(long, env = "KEEL_ARTIFACTS")]
+    artifacts: Option<String>,
+    #[arg(long, env = "KEEL_CONFIG")]
+    config: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -246,17 +271,22 @@ async fn db_command(cmd: DbCmd) -> Result<()> {
     Ok(())
 }
 
-async fn import_command(a: ImportArgs) -> Result<()> {
-    let file = config::read_file(a.config.as_deref())?;
+/// The metadata and artifact stores that `--db`, `--artifacts` and `--config` (layered as for
+/// `keel server`) name.
+async fn open_stores(
+    db: Option<String>,
+    artifacts: Option<String>,
+    config: Option<&std::path::Path>,
+) -> Result<(ServerSettings, transfer::Target)> {
+    let file = config::read_file(config)?;
     let flags = FileSettings {
         host: None,
         port: None,
-        db: a.db,
-        artifacts: a.artifacts,
+        db,
+        artifacts,
     };
     let settings = ServerSettings::layer(flags, file);
-    let src = import::Source::new(&a.from_mlflow)?;
-    let target = import::Target {
+    let target = transfer::Target {
         meta: keel_store::open_metadata_store(&settings.db, keel_server::ARTIFACT_SCHEME)
             .await
             .with_context(|| format!("cannot open the metadata store {}", settings.db))?,
@@ -264,31 +294,74 @@ async fn import_command(a: ImportArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot open the artifact store {}", settings.artifacts))?,
     };
-    let started = std::time::Instant::now();
-    let sum = import::from_mlflow(&src, &target, &a.journal, a.json)
-        .await
-        .with_context(|| format!("import from {} stopped (run it again to resume)", src.url()))?;
-    let rows = sum.rows();
-    if a.json {
+    Ok((settings, target))
+}
+
+/// Prints a summary as a table or as one JSON object.
+fn print_summary(rows: Vec<(&'static str, u64)>, as_json: bool, footer: String) {
+    if as_json {
         let obj: serde_json::Map<String, serde_json::Value> = rows
             .iter()
             .map(|(k, v)| (k.replace(' ', "_").replace(['(', ')'], ""), (*v).into()))
             .collect();
         println!("{}", serde_json::Value::Object(obj));
     } else {
-        let mut t = output::table(&["imported", "count"]);
+        let mut t = output::table(&["what", "count"]);
         for (what, n) in rows {
             t.add_row(vec![what.to_string(), n.to_string()]);
         }
         println!("{t}");
-        println!(
-            "from {} into {} and {} in {:.1}s",
-            src.url(),
+        println!("{footer}");
+    }
+}
+
+async fn import_command(a: ImportArgs) -> Result<()> {
+    let src: Box<dyn Source> = match (&a.from_mlflow, &a.from) {
+        (Some(url), _) => Box::new(transfer::MlflowSource::new(url)?),
+        (None, Some(dir)) => Box::new(transfer::FolderSource::open(dir)?),
+        (None, None) => anyhow::bail!("--from-mlflow URL or --from DIR is required"),
+    };
+    let (settings, target) = open_stores(a.db, a.artifacts, a.config.as_deref()).await?;
+    let started = std::time::Instant::now();
+    let sum = transfer::copy_all(src.as_ref(), &target, &a.journal, a.json)
+        .await
+        .with_context(|| {
+            format!(
+                "import from {} stopped (run it again to resume)",
+                src.describe()
+            )
+        })?;
+    print_summary(
+        sum.rows(),
+        a.json,
+        format!(
+            "imported from {} into {} and {} in {:.1}s",
+            src.describe(),
             settings.db,
             target.artifacts.root_uri(),
             started.elapsed().as_secs_f64()
-        );
-    }
+        ),
+    );
+    Ok(())
+}
+
+async fn export_command(a: ExportArgs) -> Result<()> {
+    let (settings, store) = open_stores(a.db, a.artifacts, a.config.as_deref()).await?;
+    let started = std::time::Instant::now();
+    let sum = transfer::export(&store.meta, &store.artifacts, &a.to, a.json)
+        .await
+        .with_context(|| format!("export into {} failed", a.to.display()))?;
+    print_summary(
+        sum.export_rows(),
+        a.json,
+        format!(
+            "exported {} and {} into {} in {:.1}s",
+            settings.db,
+            store.artifacts.root_uri(),
+            a.to.display(),
+            started.elapsed().as_secs_f64()
+        ),
+    );
     Ok(())
 }
 
@@ -352,6 +425,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Db(cmd) => db_command(cmd).await,
         Command::Import(a) => import_command(a).await,
+        Command::Export(a) => export_command(a).await,
     }
 }
 

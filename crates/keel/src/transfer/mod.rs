@@ -1,11 +1,13 @@
-//! `keel import --from-mlflow URL`: copies a running MLflow server's experiments, runs (params,
-//! tags, whole metric histories, dataset inputs, model outputs, artifacts), logged models,
-//! registered models, versions and aliases into a keel store, keeping ids, names and timestamps.
+//! `keel import`: copies a running MLflow server's (or a keel export folder's) experiments, runs
+//! (params, tags, whole metric histories, dataset inputs, model outputs, artifacts), logged
+//! models, registered models, versions and aliases into a keel store, keeping ids, names and
+//! timestamps. `keel export` writes such a folder from a keel store.
 //!
 //! Every write is "create unless present" or idempotent, so a second import of the same source
 //! changes nothing. A journal file records each finished run and logged model, so an interrupted
 //! import resumes where it stopped instead of copying everything again.
 
+mod folder;
 mod journal;
 mod source;
 
@@ -21,8 +23,9 @@ use keel_core::entities::*;
 use keel_core::{ArtifactPath, ArtifactStore, MetadataStore};
 use keel_server::api::store_path;
 
+pub use folder::{FolderSource, export};
 use journal::Journal;
-pub use source::Source;
+pub use source::{MlflowSource, Source};
 use source::{SrcLoggedModel, SrcMetric, SrcRun};
 
 /// Runs copied at the same time.
@@ -57,7 +60,26 @@ fn add(counter: &AtomicU64, n: usize) {
 }
 
 impl Summary {
-    /// `(what, how many)` rows for the final table.
+    /// `(what, how many)` rows for the table after an export.
+    pub fn export_rows(&self) -> Vec<(&'static str, u64)> {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("experiments", g(&self.experiments_created)),
+            ("runs", g(&self.runs)),
+            ("params", g(&self.params)),
+            ("tags", g(&self.tags)),
+            ("metric values", g(&self.metric_values)),
+            ("dataset inputs", g(&self.dataset_inputs)),
+            ("logged models", g(&self.logged_models)),
+            ("artifact files", g(&self.files)),
+            ("artifact bytes", g(&self.bytes)),
+            ("registered models", g(&self.registered_models)),
+            ("model versions", g(&self.model_versions)),
+            ("aliases", g(&self.aliases)),
+        ]
+    }
+
+    /// `(what, how many)` rows for the table after an import.
     pub fn rows(&self) -> Vec<(&'static str, u64)> {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         vec![
@@ -104,8 +126,8 @@ fn bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
 }
 
 /// Copies everything from `src` into `target`; `journal` is the resume file.
-pub async fn from_mlflow(
-    src: &Source,
+pub async fn copy_all(
+    src: &dyn Source,
     target: &Target,
     journal: &Path,
     quiet: bool,
@@ -237,7 +259,7 @@ fn metric(m: SrcMetric) -> Metric {
 }
 
 async fn copy_run(
-    src: &Source,
+    src: &dyn Source,
     target: &Target,
     experiment_id: &str,
     run: SrcRun,
@@ -269,9 +291,10 @@ async fn copy_run(
             .await?;
         add(&sum.tags, chunk.len());
     }
-    for key in run.data.metrics.iter().map(|m| m.key.clone()) {
+    let keys: Vec<String> = run.data.metrics.iter().map(|m| m.key.clone()).collect();
+    if !keys.is_empty() {
         let history: Vec<Metric> = src
-            .history(&run_id, &key)
+            .histories(&run_id, &keys)
             .await?
             .into_iter()
             .map(metric)
@@ -325,7 +348,7 @@ async fn copy_run(
 }
 
 async fn copy_logged_model(
-    src: &Source,
+    src: &dyn Source,
     target: &Target,
     exp_ids: &HashMap<String, String>,
     m: SrcLoggedModel,
@@ -397,7 +420,7 @@ async fn put(
 }
 
 async fn copy_registered_model(
-    src: &Source,
+    src: &dyn Source,
     target: &Target,
     m: source::SrcRegisteredModel,
     sum: &Summary,
