@@ -248,18 +248,30 @@ async fn shutdown_signal() {
 
 async fn db_command(cmd: DbCmd) -> Result<()> {
     let (DbCmd::Status(a) | DbCmd::Migrate(a)) = &cmd;
-    let keel_store::DbUrl::Sqlite(path) = keel_store::DbUrl::parse(&a.db)?;
-    if matches!(cmd, DbCmd::Migrate(_)) {
-        keel_store::sqlite::SqliteStore::open(&path, keel_server::ARTIFACT_SCHEME).await?;
-    } else if !path.exists() {
-        println!(
-            "{}: no database yet; `keel db migrate` or `keel server` creates it",
-            path.display()
-        );
-        return Ok(());
-    }
-    let st = keel_store::sqlite::SqliteStore::schema_status(&path).await?;
-    println!("database: {}", path.display());
+    let migrate = matches!(cmd, DbCmd::Migrate(_));
+    let (shown, st) = match keel_store::DbUrl::parse(&a.db)? {
+        keel_store::DbUrl::Sqlite(path) => {
+            if migrate {
+                keel_store::sqlite::SqliteStore::open(&path, keel_server::ARTIFACT_SCHEME).await?;
+            } else if !path.exists() {
+                println!(
+                    "{}: no database yet; `keel db migrate` or `keel server` creates it",
+                    path.display()
+                );
+                return Ok(());
+            }
+            let st = keel_store::sqlite::SqliteStore::schema_status(&path).await?;
+            (path.display().to_string(), st)
+        }
+        keel_store::DbUrl::Postgres(url) => {
+            use keel_store::postgres::PgStore;
+            if migrate {
+                PgStore::migrate(&url).await?;
+            }
+            (redact(&url), PgStore::schema_status(&url).await?)
+        }
+    };
+    println!("database: {shown}");
     println!("applied:  {:?}", st.applied);
     println!("pending:  {:?}", st.pending);
     if !st.unknown.is_empty() {
@@ -269,6 +281,20 @@ async fn db_command(cmd: DbCmd) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A database URL with its password hidden.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// The metadata and artifact stores that `--db`, `--artifacts` and `--config` (layered as for

@@ -13,8 +13,8 @@ use keel_core::entities::{Metric, Param, Tag};
 use keel_core::{Error, Result};
 use sqlx::{Row, SqliteConnection};
 
-use super::search::{Bind, Sql};
 use super::{DbResult, rows};
+use crate::search::{Bind, Sql};
 
 /// `WHERE` guard: the statement writes only while the run is active (binds the run id).
 fn run_active(sql: &mut Sql, run_id: &str) {

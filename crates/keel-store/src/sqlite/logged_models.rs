@@ -7,9 +7,9 @@ use keel_core::store::{CreateLoggedModel, Page, SearchLoggedModels};
 use keel_core::{Error, Result, now_millis};
 use sqlx::{Row, SqliteConnection};
 
-use super::search::{self, Bind, Sql};
 use super::tracking::parse_experiment_id;
-use super::{DbResult, SqliteStore, rows};
+use super::{DbResult, SqliteStore, paging, rows};
+use crate::search::{self, Bind, Sql};
 
 const COLUMNS: &str = "model_id, experiment_id, name, artifact_location, creation_timestamp_ms, last_updated_timestamp_ms, status, lifecycle_stage, model_type, source_run_id, status_message";
 
@@ -283,7 +283,7 @@ impl SqliteStore {
         if exp_ids.is_empty() {
             return Ok(Page::empty());
         }
-        let (joins, order) = search::logged_model_order(&q.order_by);
+        let (joins, order) = search::logged_model_order(search::Dialect::Sqlite, &q.order_by);
         let mut sql = Sql::default();
         sql.push("SELECT lm.model_id FROM logged_models lm");
         sql.push(&joins.text);
@@ -293,7 +293,7 @@ impl SqliteStore {
         search::logged_model_where(&mut sql, &q.filter);
         sql.push(" ORDER BY ").push(&order);
         let mut c = self.read_conn().await?;
-        let (ids, more) = search::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
+        let (ids, more) = paging::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
         Ok(Page::new(
             load(&mut c, &ids).await?,
             q.offset,

@@ -9,10 +9,10 @@
 mod import;
 mod log_batch;
 mod logged_models;
+mod paging;
 mod registry;
 mod rows;
 mod schema;
-mod search;
 mod store_impl;
 mod tracking;
 mod writer;
@@ -27,7 +27,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use schema::{MIGRATIONS, SchemaStatus};
+pub use crate::schema::SchemaStatus;
+pub use schema::MIGRATIONS;
 
 /// Converts sqlx errors into keel's internal errors.
 pub(crate) trait DbResult<T> {

@@ -7,8 +7,8 @@ use keel_core::store::{CreateModelVersion, Page, SearchRegistry};
 use keel_core::{Error, Result, now_millis};
 use sqlx::{Row, SqliteConnection};
 
-use super::search::{self, Bind, Sql};
-use super::{DbResult, SqliteStore, is_unique_violation, rows};
+use super::{DbResult, SqliteStore, is_unique_violation, paging, rows};
+use crate::search::{self, Bind, Sql};
 
 const VERSION_COLUMNS: &str = "v.name, v.version, v.creation_time, v.last_updated_time, v.description, v.user_id, v.current_stage, v.source, v.run_id, v.run_link, v.status, v.status_message, v.model_id";
 
@@ -340,7 +340,7 @@ impl SqliteStore {
             .push(&search::registry_order(&q.order_by, false));
         let mut c = self.read_conn().await?;
         let (names, more) =
-            search::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
+            paging::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
         Ok(Page::new(
             models(&mut c, &names).await?,
             q.offset,

@@ -7,7 +7,7 @@ use keel_core::{Error, Result};
 use sqlx::{Row, SqliteConnection};
 
 use super::DbResult;
-use super::search::{Bind, Sql};
+use crate::search::{Bind, Sql};
 
 /// Reads a metric value as stored (NaN flag, finite value).
 pub(crate) fn metric_value(value: f64, is_nan: bool) -> f64 {

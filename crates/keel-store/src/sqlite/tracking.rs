@@ -5,8 +5,8 @@ use keel_core::store::{CreateRun, Page, SearchExperiments, SearchRuns};
 use keel_core::{Error, Result, now_millis, validate};
 use sqlx::{Row, SqliteConnection};
 
-use super::search::{self, Sql};
-use super::{DbResult, SqliteStore, is_unique_violation, log_batch, rows};
+use super::{DbResult, SqliteStore, is_unique_violation, log_batch, paging, rows};
+use crate::search::{self, Sql};
 
 pub(crate) fn parse_experiment_id(id: &str) -> Result<i64> {
     validate::experiment_id(id).map_err(|_| {
@@ -163,7 +163,7 @@ impl SqliteStore {
         sql.push(" ORDER BY ")
             .push(&search::experiment_order(&q.order_by));
         let mut c = self.read_conn().await?;
-        let (ids, more) = search::page_ids::<i64>(&mut c, sql, q.max_results, q.offset).await?;
+        let (ids, more) = paging::page_ids::<i64>(&mut c, sql, q.max_results, q.offset).await?;
         Ok(Page::new(
             rows::experiments(&mut c, &ids).await?,
             q.offset,
@@ -561,9 +561,15 @@ impl SqliteStore {
         if exp_ids.is_empty() {
             return Ok(Page::empty());
         }
-        let sql = search::run_search(&exp_ids, q.view, &q.filter, &q.order_by);
+        let sql = search::run_search(
+            search::Dialect::Sqlite,
+            &exp_ids,
+            q.view,
+            &q.filter,
+            &q.order_by,
+        );
         let mut c = self.read_conn().await?;
-        let (ids, more) = search::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
+        let (ids, more) = paging::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
         Ok(Page::new(
             rows::runs(&mut c, &ids).await?,
             q.offset,

@@ -1,10 +1,20 @@
-//! Compiles search ASTs to parameterised SQL. Values are always bound, never spliced; only
-//! fixed column names and operators come from keel's own tables below.
+//! Compiles search ASTs to parameterised SQL for either backend. Values are always bound, never
+//! spliced; only fixed column names and operators come from keel's own tables below. The
+//! dialect decides the placeholder syntax (`?` or `$n`) and how `LIKE`/`ILIKE` are spelled.
 
 use keel_core::filter::{Clause, Op, Order, Value, experiments, logged_models, registry, runs};
 use keel_core::{Error, Result};
+use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteArguments};
 use sqlx::{Arguments, AssertSqlSafe};
+
+/// Which SQL the text is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Dialect {
+    #[default]
+    Sqlite,
+    Postgres,
+}
 
 /// A value bound to a placeholder.
 #[derive(Debug, Clone)]
@@ -14,20 +24,34 @@ pub(crate) enum Bind {
     I64(i64),
 }
 
-/// SQL text with `?` placeholders and the values for them, in order.
+/// SQL text with placeholders (`?` for SQLite, `$1, $2, ...` for PostgreSQL) and the values for
+/// them, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Sql {
     pub text: String,
     pub binds: Vec<Bind>,
+    pub dialect: Dialect,
 }
 
 impl Sql {
+    pub fn new(dialect: Dialect) -> Self {
+        Sql {
+            dialect,
+            ..Sql::default()
+        }
+    }
     pub fn push(&mut self, s: &str) -> &mut Self {
         self.text.push_str(s);
         self
     }
     pub fn bind(&mut self, b: Bind) -> &mut Self {
-        self.text.push('?');
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&(self.binds.len() + 1).to_string());
+            }
+        }
         self.binds.push(b);
         self
     }
@@ -50,6 +74,7 @@ impl Sql {
         Sql {
             text: self.text.clone(),
             binds: self.binds.clone(),
+            dialect: self.dialect,
         }
         .into_query()
     }
@@ -68,37 +93,21 @@ impl Sql {
         }
         Ok(sqlx::query_with(AssertSqlSafe(self.text), args))
     }
-}
 
-/// Runs an id query one page at a time: appends `LIMIT max + 1 OFFSET offset` and returns the
-/// first `max` ids and whether more follow.
-pub(crate) async fn page_ids<T>(
-    conn: &mut sqlx::SqliteConnection,
-    mut sql: Sql,
-    max: usize,
-    offset: u64,
-) -> Result<(Vec<T>, bool)>
-where
-    T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + Send + Unpin,
-{
-    use sqlx::Row;
-    sql.push(" LIMIT ")
-        .bind(Bind::I64((max as i64).saturating_add(1)))
-        .push(" OFFSET ")
-        .bind(Bind::I64(offset as i64));
-    let rows = sql
-        .into_query()?
-        .fetch_all(conn)
-        .await
-        .map_err(|e| Error::internal(format!("database error: {e}")))?;
-    let mut ids = rows
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<Vec<T>, _>>()
-        .map_err(|e| Error::internal(format!("database error: {e}")))?;
-    let more = ids.len() > max;
-    ids.truncate(max);
-    Ok((ids, more))
+    /// A PostgreSQL query over this SQL (written with [`Dialect::Postgres`]) with every value bound.
+    pub fn into_pg_query(self) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
+        debug_assert_eq!(self.dialect, Dialect::Postgres);
+        let mut args = PgArguments::default();
+        for b in self.binds {
+            let r = match b {
+                Bind::Str(s) => args.add(s),
+                Bind::F64(f) => args.add(f),
+                Bind::I64(i) => args.add(i),
+            };
+            r.map_err(|e| Error::internal(format!("cannot bind a query value: {e}")))?;
+        }
+        Ok(sqlx::query_with(AssertSqlSafe(self.text), args))
+    }
 }
 
 /// Converts a SQL `LIKE` pattern to a case-sensitive `GLOB` pattern.
@@ -132,6 +141,12 @@ fn sql_op(op: Op) -> &'static str {
 /// Appends `<expr> <op> <value>` for a string or numeric comparison on a column expression.
 fn compare(sql: &mut Sql, expr: &str, op: Op, value: &Value) {
     match (op, value) {
+        (Op::Like, Value::Str(s)) if sql.dialect == Dialect::Postgres => {
+            sql.push(expr).push(" LIKE ").bind_str(s.clone());
+        }
+        (Op::ILike, Value::Str(s)) if sql.dialect == Dialect::Postgres => {
+            sql.push(expr).push(" ILIKE ").bind_str(s.clone());
+        }
         (Op::Like, Value::Str(s)) => {
             sql.push(expr).push(" GLOB ").bind_str(like_to_glob(s));
         }
@@ -262,18 +277,19 @@ fn run_where(sql: &mut Sql, clauses: &[Clause<runs::Key>]) {
 }
 
 /// The id query of a run search: `SELECT r.run_uuid FROM runs r ... ORDER BY ...` (paged by
-/// [`page_ids`]).
+/// `page_ids`).
 ///
 /// Metric comparisons become inner joins on `latest_metrics` (so SQLite may drive the search from
 /// the `(key_id, value)` index), and an order on a metric that is also filtered reuses that join.
 /// Default order: `start_time DESC, run_uuid`; missing and NaN values sort last.
 pub(crate) fn run_search(
+    dialect: Dialect,
     exp_ids: &[i64],
     view: keel_core::entities::ViewType,
     filter: &[Clause<runs::Key>],
     order: &[Order<runs::Key>],
 ) -> Sql {
-    let mut sql = Sql::default();
+    let mut sql = Sql::new(dialect);
     sql.push("SELECT r.run_uuid FROM runs r");
     let mut metric_alias: Vec<(&str, String)> = Vec::new();
     for (i, c) in filter.iter().enumerate() {
@@ -548,8 +564,11 @@ pub(crate) fn logged_model_where(sql: &mut Sql, clauses: &[Clause<logged_models:
     }
 }
 
-pub(crate) fn logged_model_order(order: &[Order<logged_models::Key>]) -> (Sql, String) {
-    let mut joins = Sql::default();
+pub(crate) fn logged_model_order(
+    dialect: Dialect,
+    order: &[Order<logged_models::Key>],
+) -> (Sql, String) {
+    let mut joins = Sql::new(dialect);
     let mut terms = Vec::new();
     for (i, o) in order.iter().enumerate() {
         let dir = if o.ascending { "ASC" } else { "DESC" };
@@ -599,5 +618,24 @@ mod tests {
     fn like_patterns_become_globs() {
         assert_eq!(like_to_glob("a%b_c"), "a*b?c");
         assert_eq!(like_to_glob("x*y?[z"), "x[*]y[?][[]z");
+    }
+
+    #[test]
+    fn each_dialect_gets_its_placeholders_and_like() {
+        let filter = keel_core::filter::runs::parse_filter(
+            "params.p LIKE 'a%' and tags.t ILIKE 'B%' and metrics.m > 0.5",
+        )
+        .unwrap();
+        let order = [keel_core::filter::runs::parse_order("metrics.m DESC").unwrap()];
+        let lite = run_search(Dialect::Sqlite, &[1], Default::default(), &filter, &order);
+        let pg = run_search(Dialect::Postgres, &[1], Default::default(), &filter, &order);
+        assert_eq!(lite.binds.len(), pg.binds.len());
+        assert!(!lite.text.contains('$') && lite.text.contains(" GLOB "));
+        assert!(pg.text.contains(" LIKE ") && pg.text.contains(" ILIKE ") && !pg.text.contains('?'));
+        let numbered: Vec<String> = (1..=pg.binds.len()).map(|i| format!("${i}")).collect();
+        for n in &numbered {
+            assert!(pg.text.contains(n.as_str()), "{n} missing in {}", pg.text);
+        }
+        assert_eq!(lite.text.matches('?').count(), lite.binds.len());
     }
 }

@@ -1,0 +1,96 @@
+//! The PostgreSQL metadata store, for teams that outgrow one SQLite file and for several keel
+//! servers sharing one database.
+//!
+//! Same tables and meaning as the SQLite store ([`crate::sqlite`]), its own migrations
+//! (`migrations/postgres/`), and no in-process state: every read and write goes to the database,
+//! and each write is one transaction on a pooled connection, so any number of servers can share
+//! it. Concurrency is PostgreSQL's: row locks where a write reads before it writes (a version
+//! number, a run's state), unique constraints everywhere else.
+//!
+//! The store grows here method by method; `open_metadata_store` hands it out once it implements
+//! the whole [`keel_core::MetadataStore`].
+
+mod schema;
+mod tracking;
+
+use std::str::FromStr;
+
+use keel_core::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+pub use schema::MIGRATIONS;
+
+use crate::schema::SchemaStatus;
+
+/// Converts sqlx errors into keel's internal errors.
+pub(crate) trait DbResult<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> DbResult<T> for std::result::Result<T, sqlx::Error> {
+    fn db(self) -> Result<T> {
+        self.map_err(|e| Error::internal(format!("database error: {e}")))
+    }
+}
+
+/// Whether a sqlx error is a unique-constraint violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Connections per server process: enough for both cores' worth of requests plus slow readers,
+/// few enough that a handful of replicas stay well under PostgreSQL's default 100.
+const POOL_SIZE: u32 = 12;
+
+fn options(url: &str) -> Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid(format!("Invalid PostgreSQL URL: {e}")))?
+        .disable_statement_logging())
+}
+
+/// The metadata store on PostgreSQL.
+pub struct PgStore {
+    pool: PgPool,
+    artifact_root: String,
+}
+
+impl PgStore {
+    /// Connects, applies pending migrations (under PostgreSQL's advisory lock, so replicas that
+    /// start together migrate once) and makes sure the `Default` experiment (id 0) exists.
+    pub async fn open(url: &str, artifact_root: &str) -> Result<Self> {
+        let opts = options(url)?;
+        {
+            let mut conn = opts.connect().await.map_err(connect_error)?;
+            schema::migrate(&mut conn).await?;
+            let _ = conn.close().await;
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(opts)
+            .await
+            .map_err(connect_error)?;
+        let store = PgStore {
+            pool,
+            artifact_root: artifact_root.trim_end_matches('/').to_string(),
+        };
+        store.ensure_default_experiment().await?;
+        Ok(store)
+    }
+
+    /// The migration state of the database at `url`, without changing it.
+    pub async fn schema_status(url: &str) -> Result<SchemaStatus> {
+        let mut conn = options(url)?.connect().await.map_err(connect_error)?;
+        schema::status(&mut conn).await
+    }
+
+    /// Applies pending migrations without opening a store.
+    pub async fn migrate(url: &str) -> Result<()> {
+        let mut conn = options(url)?.connect().await.map_err(connect_error)?;
+        schema::migrate(&mut conn).await
+    }
+}
+
+fn connect_error(e: sqlx::Error) -> Error {
+    Error::internal(format!("cannot connect to PostgreSQL: {e}"))
+}

@@ -1,0 +1,219 @@
+//! The PostgreSQL store against a real server: `KEEL_TEST_DATABASE_URL` (set by `.ci/run`).
+//! Each test works in a schema of its own, created and dropped by the test, so tests running in
+//! parallel never see each other's tables.
+
+use keel_core::ErrorCode;
+use keel_core::entities::{LifecycleStage, Tag, ViewType};
+use keel_core::filter::experiments;
+use keel_core::store::SearchExperiments;
+use keel_store::postgres::PgStore;
+use sqlx::{Connection, PgConnection};
+
+/// A schema of its own in the test database; `url` points the store at it.
+struct Schema {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    async fn create(test: &str) -> Option<Schema> {
+        let Ok(admin_url) = std::env::var("KEEL_TEST_DATABASE_URL") else {
+            eprintln!(
+                "SKIPPED {test}: KEEL_TEST_DATABASE_URL is not set (postgres://user@host:port/db; .ci/run sets it)"
+            );
+            return None;
+        };
+        let name = format!("keel_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to KEEL_TEST_DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create the test schema");
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{name}");
+        Some(Schema {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn drop(self) {
+        let mut conn = PgConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_a_newer_schema_is_refused() {
+    let Some(schema) = Schema::create("migrations_apply_once_and_a_newer_schema_is_refused").await
+    else {
+        return;
+    };
+    let before = PgStore::schema_status(&schema.url).await.unwrap();
+    assert_eq!(before.applied, Vec::<i64>::new());
+    assert_eq!(before.pending, vec![1]);
+
+    // Three servers starting at once migrate once (sqlx's advisory lock).
+    let opened =
+        futures::future::join_all((0..3).map(|_| PgStore::open(&schema.url, "mlflow-artifacts:")))
+            .await;
+    for o in &opened {
+        assert!(o.is_ok(), "{:?}", o.as_ref().err());
+    }
+    let after = PgStore::schema_status(&schema.url).await.unwrap();
+    assert_eq!((after.applied, after.pending), (vec![1], vec![]));
+
+    // A migration this keel does not know: the database was written by a newer keel.
+    let mut conn = PgConnection::connect(&schema.url).await.unwrap();
+    sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (999, 'future', true, '\\x00', 0)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = PgStore::open(&schema.url, "mlflow-artifacts:")
+        .await
+        .err()
+        .expect("a newer schema must be refused");
+    assert!(err.message.contains("newer keel"), "{}", err.message);
+    assert_eq!(
+        PgStore::schema_status(&schema.url).await.unwrap().unknown,
+        vec![999]
+    );
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn experiments_behave_as_on_sqlite() {
+    let Some(schema) = Schema::create("experiments_behave_as_on_sqlite").await else {
+        return;
+    };
+    let store = PgStore::open(&schema.url, "mlflow-artifacts:")
+        .await
+        .unwrap();
+    let default = store.do_get_experiment("0").await.unwrap();
+    assert_eq!(default.name, "Default");
+    assert_eq!(default.artifact_location, "mlflow-artifacts:/0");
+
+    let id = store
+        .do_create_experiment("exp-a", None, vec![Tag::new("team", "growth")])
+        .await
+        .unwrap();
+    let a = store.do_get_experiment(&id).await.unwrap();
+    assert_eq!(a.artifact_location, format!("mlflow-artifacts:/{id}"));
+    assert_eq!(a.tags, vec![Tag::new("team", "growth")]);
+    let dup = store.do_create_experiment("exp-a", None, vec![]).await;
+    assert_eq!(dup.unwrap_err().code, ErrorCode::ResourceAlreadyExists);
+    for n in ["exp-b", "exp-c", "other"] {
+        store.do_create_experiment(n, None, vec![]).await.unwrap();
+    }
+
+    // Search: filter, order, pages.
+    let q = |filter: &str, order: &str, max: usize, offset: u64| SearchExperiments {
+        view: ViewType::ActiveOnly,
+        filter: experiments::parse_filter(filter).unwrap(),
+        order_by: if order.is_empty() {
+            vec![]
+        } else {
+            vec![experiments::parse_order(order).unwrap()]
+        },
+        max_results: max,
+        offset,
+    };
+    let page = store
+        .do_search_experiments(q("name LIKE 'exp-%'", "name DESC", 2, 0))
+        .await
+        .unwrap();
+    let names: Vec<_> = page.items.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["exp-c", "exp-b"]);
+    assert!(page.next_page_token.is_some());
+    let page = store
+        .do_search_experiments(q("name LIKE 'exp-%'", "name DESC", 2, 2))
+        .await
+        .unwrap();
+    let names: Vec<_> = page.items.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["exp-a"]);
+    assert!(page.next_page_token.is_none());
+    // LIKE is case-sensitive and ILIKE is not, as on SQLite and in MLflow.
+    let like = store
+        .do_search_experiments(q("name LIKE 'EXP-%'", "", 10, 0))
+        .await
+        .unwrap();
+    assert!(like.items.is_empty());
+    let ilike = store
+        .do_search_experiments(q("name ILIKE 'EXP-%'", "", 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(ilike.items.len(), 3);
+    let tagged = store
+        .do_search_experiments(q("tags.team = 'growth'", "", 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(tagged.items.len(), 1);
+
+    // Rename, tags, delete and restore.
+    store
+        .do_rename_experiment(&id, "exp-renamed")
+        .await
+        .unwrap();
+    let clash = store.do_rename_experiment(&id, "other").await;
+    assert_eq!(clash.unwrap_err().code, ErrorCode::ResourceAlreadyExists);
+    store
+        .do_set_experiment_tag(&id, Tag::new("team", "risk"))
+        .await
+        .unwrap();
+    store.do_delete_experiment_tag(&id, "team").await.unwrap();
+    let missing = store.do_delete_experiment_tag(&id, "team").await;
+    assert_eq!(missing.unwrap_err().code, ErrorCode::ResourceDoesNotExist);
+    store.do_delete_experiment(&id).await.unwrap();
+    let deleted = store.do_get_experiment(&id).await.unwrap();
+    assert_eq!(deleted.lifecycle_stage, LifecycleStage::Deleted);
+    assert!(
+        store
+            .do_set_experiment_tag(&id, Tag::new("k", "v"))
+            .await
+            .is_err()
+    );
+    store.do_restore_experiment(&id).await.unwrap();
+    assert_eq!(
+        store.do_restore_experiment(&id).await.unwrap_err().code,
+        ErrorCode::InvalidParameterValue
+    );
+    assert_eq!(
+        store.do_delete_experiment("0").await.unwrap_err().code,
+        ErrorCode::InvalidParameterValue
+    );
+    assert!(
+        store
+            .do_get_experiment_by_name("nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.do_get_experiment("12345").await.unwrap_err().code,
+        ErrorCode::ResourceDoesNotExist
+    );
+
+    // Eight clients creating the same name at once: exactly one wins, the rest are told it exists.
+    let results =
+        futures::future::join_all((0..8).map(|_| store.do_create_experiment("race", None, vec![])))
+            .await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| e.code == ErrorCode::ResourceAlreadyExists)
+    );
+    schema.drop().await;
+}
