@@ -1,5 +1,7 @@
-//! Every REST endpoint over real HTTP on loopback, against a real SQLite file: the happy paths,
-//! and the bad input MLflow answers with an error.
+//! Every REST endpoint over real HTTP on loopback: the happy paths, and the bad input MLflow
+//! answers with an error. Each test runs twice: on a real SQLite file and on the real PostgreSQL
+//! that `KEEL_TEST_DATABASE_URL` names (in a schema of its own, dropped afterwards); without that
+//! variable the PostgreSQL half says it was skipped.
 
 use std::sync::Arc;
 
@@ -10,17 +12,50 @@ struct TestServer {
     base: String,
     http: reqwest::Client,
     dir: tempfile::TempDir,
+    /// PostgreSQL: the admin URL and the test's schema, dropped by [`TestServer::finish`].
+    pg_schema: Option<(String, String)>,
+}
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 impl TestServer {
-    async fn start() -> TestServer {
+    /// A server on `backend`, or `None` (after saying why) when PostgreSQL is not configured.
+    async fn start(backend: Backend) -> Option<TestServer> {
         let dir = tempfile::tempdir().unwrap();
-        let meta = keel_store::open_metadata_store(
-            &format!("sqlite://{}", dir.path().join("keel.db").display()),
-            keel_server::ARTIFACT_SCHEME,
-        )
-        .await
-        .unwrap();
+        let (db, pg_schema) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("keel.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let Ok(admin) = std::env::var("KEEL_TEST_DATABASE_URL") else {
+                    eprintln!(
+                        "SKIPPED on PostgreSQL: KEEL_TEST_DATABASE_URL is not set (.ci/run sets it)"
+                    );
+                    return None;
+                };
+                let schema = format!("keel_test_{}", uuid::Uuid::new_v4().simple());
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                let sep = if admin.contains('?') { '&' } else { '?' };
+                (
+                    format!("{admin}{sep}options=-c%20search_path%3D{schema}"),
+                    Some((admin, schema)),
+                )
+            }
+        };
+        let meta = keel_store::open_metadata_store(&db, keel_server::ARTIFACT_SCHEME)
+            .await
+            .unwrap();
         let artifacts =
             keel_store::open_artifact_store(dir.path().join("artifacts").to_str().unwrap())
                 .await
@@ -29,10 +64,24 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = keel_server::AppState::new(meta, artifacts);
         tokio::spawn(keel_server::serve(listener, state, std::future::pending()));
-        TestServer {
+        Some(TestServer {
             base,
             http: reqwest::Client::new(),
             dir,
+            pg_schema,
+        })
+    }
+
+    /// Drops the PostgreSQL schema of a test that passed.
+    async fn finish(&self) {
+        if let Some((admin, schema)) = &self.pg_schema {
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut c)
+                .await
+                .unwrap();
         }
     }
 
@@ -154,9 +203,7 @@ fn assert_error(r: &(StatusCode, Value), status: u16, code: &str) {
     );
 }
 
-#[tokio::test]
-async fn experiments_lifecycle() {
-    let s = TestServer::start().await;
+async fn experiments_lifecycle(s: Arc<TestServer>) {
     let (st, v) = s.get("experiments/get", &[("experiment_id", "0")]).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["experiment"]["name"], "Default");
@@ -303,9 +350,7 @@ async fn experiments_lifecycle() {
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn runs_metrics_params_tags() {
-    let s = TestServer::start().await;
+async fn runs_metrics_params_tags(s: Arc<TestServer>) {
     let exp = s.experiment("runs").await;
     let (_, v) = s.post("runs/create", json!({ "experiment_id": exp, "start_time": 5, "run_name": "r", "tags": [{ "key": "mlflow.user", "value": "ana" }] })).await;
     let info = &v["run"]["info"];
@@ -570,9 +615,7 @@ async fn runs_metrics_params_tags() {
     .await;
 }
 
-#[tokio::test]
-async fn log_batch_limits_and_atomicity() {
-    let s = TestServer::start().await;
+async fn log_batch_limits_and_atomicity(s: Arc<TestServer>) {
     let exp = s.experiment("batch").await;
     let run = s.run(&exp).await;
     let metrics: Vec<Value> = (0..1000)
@@ -712,9 +755,7 @@ async fn log_batch_limits_and_atomicity() {
     assert_eq!((steps[0], steps[9]), (3, 993));
 }
 
-#[tokio::test]
-async fn malformed_requests() {
-    let s = TestServer::start().await;
+async fn malformed_requests(s: Arc<TestServer>) {
     let url = s.api("experiments/create");
     let r = TestServer::answer(
         s.http
@@ -799,9 +840,7 @@ async fn malformed_requests() {
     );
 }
 
-#[tokio::test]
-async fn run_search_filters_order_and_pages() {
-    let s = TestServer::start().await;
+async fn run_search_filters_order_and_pages(s: Arc<TestServer>) {
     let exp = s.experiment("search").await;
     let mut ids = Vec::new();
     for i in 0..30i64 {
@@ -951,9 +990,7 @@ async fn run_search_filters_order_and_pages() {
     );
 }
 
-#[tokio::test]
-async fn inputs_outputs_and_logged_models() {
-    let s = TestServer::start().await;
+async fn inputs_outputs_and_logged_models(s: Arc<TestServer>) {
     let exp = s.experiment("models").await;
     let run = s.run(&exp).await;
     let ds = json!({ "name": "train", "digest": "abc123", "source_type": "local", "source": "{\"uri\": \"/d.csv\"}", "schema": "{}", "profile": "{\"rows\": 3}" });
@@ -1068,9 +1105,7 @@ async fn inputs_outputs_and_logged_models() {
     assert_eq!(st, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn model_registry() {
-    let s = TestServer::start().await;
+async fn model_registry(s: Arc<TestServer>) {
     let exp = s.experiment("reg").await;
     let run = s.run(&exp).await;
     let (_, m) = s.post("registered-models/create", json!({ "name": "churn", "description": "d", "tags": [{ "key": "team", "value": "a" }] })).await;
@@ -1290,9 +1325,7 @@ async fn model_registry() {
     );
 }
 
-#[tokio::test]
-async fn artifacts_stream_and_cannot_escape() {
-    let s = TestServer::start().await;
+async fn artifacts_stream_and_cannot_escape(s: Arc<TestServer>) {
     let art = |p: &str| format!("{}/api/2.0/mlflow-artifacts/artifacts/{p}", s.base);
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let r = s
@@ -1435,9 +1468,7 @@ async fn artifacts_stream_and_cannot_escape() {
     );
 }
 
-#[tokio::test]
-async fn health_version_and_metrics() {
-    let s = TestServer::start().await;
+async fn health_version_and_metrics(s: Arc<TestServer>) {
     assert_eq!(
         s.http
             .get(format!("{}/health", s.base))
@@ -1480,9 +1511,7 @@ async fn health_version_and_metrics() {
 }
 
 /// 8 clients x 1,000 log-batch calls at once: no "database is locked", every row stored once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_log_batch_keeps_every_row() {
-    let s = Arc::new(TestServer::start().await);
+async fn concurrent_log_batch_keeps_every_row(s: Arc<TestServer>) {
     let exp = s.experiment("conc").await;
     let mut runs = Vec::new();
     for _ in 0..8 {
@@ -1520,3 +1549,38 @@ async fn concurrent_log_batch_keeps_every_row() {
         }
     }
 }
+
+/// Runs each test body on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let s = Arc::new(TestServer::start(Backend::Sqlite).await.unwrap());
+                super::$name(s.clone()).await;
+                s.finish().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(s) = TestServer::start(Backend::Postgres).await else { return };
+                let s = Arc::new(s);
+                super::$name(s.clone()).await;
+                s.finish().await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    experiments_lifecycle,
+    runs_metrics_params_tags,
+    log_batch_limits_and_atomicity,
+    malformed_requests,
+    run_search_filters_order_and_pages,
+    inputs_outputs_and_logged_models,
+    model_registry,
+    artifacts_stream_and_cannot_escape,
+    health_version_and_metrics,
+    concurrent_log_batch_keeps_every_row,
+);

@@ -1,11 +1,13 @@
 //! keel-store: where keel keeps things.
 //!
 //! [`sqlite::SqliteStore`] implements [`keel_core::MetadataStore`] on one SQLite file in WAL mode,
-//! with a single writer task that batches concurrent writes into transactions.
+//! with a single writer task that batches concurrent writes into transactions;
+//! [`postgres::PgStore`] implements it on PostgreSQL, shared by any number of servers.
 //! [`local::LocalArtifactStore`] and [`s3::S3ArtifactStore`] implement [`keel_core::ArtifactStore`]
 //! on a folder and on an S3-compatible bucket, streaming bytes both ways. [`open_metadata_store`] and [`open_artifact_store`] pick a backend from a URL.
 
 pub mod local;
+mod names;
 pub mod postgres;
 pub mod s3;
 mod schema;
@@ -58,10 +60,8 @@ pub async fn open_metadata_store(url: &str, artifact_root: &str) -> Result<Arc<d
         DbUrl::Sqlite(path) => Ok(Arc::new(
             sqlite::SqliteStore::open(&path, artifact_root).await?,
         )),
-        // The schema and migrations are ready (`keel db migrate`); the store's methods land one
-        // group at a time and it serves once all of them are there.
-        DbUrl::Postgres(_) => Err(Error::not_implemented(
-            "serving from PostgreSQL is not available in this build yet; use sqlite:///path/keel.db (keel db status|migrate already work on PostgreSQL)",
+        DbUrl::Postgres(url) => Ok(Arc::new(
+            postgres::PgStore::open(&url, artifact_root).await?,
         )),
     }
 }

@@ -631,7 +631,9 @@ mod tests {
         let pg = run_search(Dialect::Postgres, &[1], Default::default(), &filter, &order);
         assert_eq!(lite.binds.len(), pg.binds.len());
         assert!(!lite.text.contains('$') && lite.text.contains(" GLOB "));
-        assert!(pg.text.contains(" LIKE ") && pg.text.contains(" ILIKE ") && !pg.text.contains('?'));
+        assert!(
+            pg.text.contains(" LIKE ") && pg.text.contains(" ILIKE ") && !pg.text.contains('?')
+        );
         let numbered: Vec<String> = (1..=pg.binds.len()).map(|i| format!("${i}")).collect();
         for n in &numbered {
             assert!(pg.text.contains(n.as_str()), "{n} missing in {}", pg.text);

@@ -2,10 +2,10 @@
 //! Each test works in a schema of its own, created and dropped by the test, so tests running in
 //! parallel never see each other's tables.
 
-use keel_core::ErrorCode;
 use keel_core::entities::{LifecycleStage, Tag, ViewType};
 use keel_core::filter::experiments;
 use keel_core::store::SearchExperiments;
+use keel_core::{ErrorCode, MetadataStore};
 use keel_store::postgres::PgStore;
 use sqlx::{Connection, PgConnection};
 
@@ -99,21 +99,21 @@ async fn experiments_behave_as_on_sqlite() {
     let store = PgStore::open(&schema.url, "mlflow-artifacts:")
         .await
         .unwrap();
-    let default = store.do_get_experiment("0").await.unwrap();
+    let default = store.get_experiment("0").await.unwrap();
     assert_eq!(default.name, "Default");
     assert_eq!(default.artifact_location, "mlflow-artifacts:/0");
 
     let id = store
-        .do_create_experiment("exp-a", None, vec![Tag::new("team", "growth")])
+        .create_experiment("exp-a", None, vec![Tag::new("team", "growth")])
         .await
         .unwrap();
-    let a = store.do_get_experiment(&id).await.unwrap();
+    let a = store.get_experiment(&id).await.unwrap();
     assert_eq!(a.artifact_location, format!("mlflow-artifacts:/{id}"));
     assert_eq!(a.tags, vec![Tag::new("team", "growth")]);
-    let dup = store.do_create_experiment("exp-a", None, vec![]).await;
+    let dup = store.create_experiment("exp-a", None, vec![]).await;
     assert_eq!(dup.unwrap_err().code, ErrorCode::ResourceAlreadyExists);
     for n in ["exp-b", "exp-c", "other"] {
-        store.do_create_experiment(n, None, vec![]).await.unwrap();
+        store.create_experiment(n, None, vec![]).await.unwrap();
     }
 
     // Search: filter, order, pages.
@@ -129,14 +129,14 @@ async fn experiments_behave_as_on_sqlite() {
         offset,
     };
     let page = store
-        .do_search_experiments(q("name LIKE 'exp-%'", "name DESC", 2, 0))
+        .search_experiments(q("name LIKE 'exp-%'", "name DESC", 2, 0))
         .await
         .unwrap();
     let names: Vec<_> = page.items.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["exp-c", "exp-b"]);
     assert!(page.next_page_token.is_some());
     let page = store
-        .do_search_experiments(q("name LIKE 'exp-%'", "name DESC", 2, 2))
+        .search_experiments(q("name LIKE 'exp-%'", "name DESC", 2, 2))
         .await
         .unwrap();
     let names: Vec<_> = page.items.iter().map(|e| e.name.as_str()).collect();
@@ -144,68 +144,65 @@ async fn experiments_behave_as_on_sqlite() {
     assert!(page.next_page_token.is_none());
     // LIKE is case-sensitive and ILIKE is not, as on SQLite and in MLflow.
     let like = store
-        .do_search_experiments(q("name LIKE 'EXP-%'", "", 10, 0))
+        .search_experiments(q("name LIKE 'EXP-%'", "", 10, 0))
         .await
         .unwrap();
     assert!(like.items.is_empty());
     let ilike = store
-        .do_search_experiments(q("name ILIKE 'EXP-%'", "", 10, 0))
+        .search_experiments(q("name ILIKE 'EXP-%'", "", 10, 0))
         .await
         .unwrap();
     assert_eq!(ilike.items.len(), 3);
     let tagged = store
-        .do_search_experiments(q("tags.team = 'growth'", "", 10, 0))
+        .search_experiments(q("tags.team = 'growth'", "", 10, 0))
         .await
         .unwrap();
     assert_eq!(tagged.items.len(), 1);
 
     // Rename, tags, delete and restore.
-    store
-        .do_rename_experiment(&id, "exp-renamed")
-        .await
-        .unwrap();
-    let clash = store.do_rename_experiment(&id, "other").await;
+    store.rename_experiment(&id, "exp-renamed").await.unwrap();
+    let clash = store.rename_experiment(&id, "other").await;
     assert_eq!(clash.unwrap_err().code, ErrorCode::ResourceAlreadyExists);
     store
-        .do_set_experiment_tag(&id, Tag::new("team", "risk"))
+        .set_experiment_tag(&id, Tag::new("team", "risk"))
         .await
         .unwrap();
-    store.do_delete_experiment_tag(&id, "team").await.unwrap();
-    let missing = store.do_delete_experiment_tag(&id, "team").await;
+    store.delete_experiment_tag(&id, "team").await.unwrap();
+    let missing = store.delete_experiment_tag(&id, "team").await;
     assert_eq!(missing.unwrap_err().code, ErrorCode::ResourceDoesNotExist);
-    store.do_delete_experiment(&id).await.unwrap();
-    let deleted = store.do_get_experiment(&id).await.unwrap();
+    store.delete_experiment(&id).await.unwrap();
+    let deleted = store.get_experiment(&id).await.unwrap();
     assert_eq!(deleted.lifecycle_stage, LifecycleStage::Deleted);
     assert!(
         store
-            .do_set_experiment_tag(&id, Tag::new("k", "v"))
+            .set_experiment_tag(&id, Tag::new("k", "v"))
             .await
             .is_err()
     );
-    store.do_restore_experiment(&id).await.unwrap();
+    store.restore_experiment(&id).await.unwrap();
     assert_eq!(
-        store.do_restore_experiment(&id).await.unwrap_err().code,
+        store.restore_experiment(&id).await.unwrap_err().code,
         ErrorCode::InvalidParameterValue
     );
     assert_eq!(
-        store.do_delete_experiment("0").await.unwrap_err().code,
+        store.delete_experiment("0").await.unwrap_err().code,
         ErrorCode::InvalidParameterValue
     );
     assert!(
         store
-            .do_get_experiment_by_name("nope")
+            .get_experiment_by_name("nope")
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(
-        store.do_get_experiment("12345").await.unwrap_err().code,
+        store.get_experiment("12345").await.unwrap_err().code,
         ErrorCode::ResourceDoesNotExist
     );
 
     // Eight clients creating the same name at once: exactly one wins, the rest are told it exists.
     let results =
-        futures::future::join_all((0..8).map(|_| store.do_create_experiment("race", None, vec![])))
+        futures::future::join_all((0..8).map(|_| store.create_experiment("race", None, vec![])))
             .await;
     let won = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(won, 1, "{results:?}");

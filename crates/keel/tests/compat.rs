@@ -1,6 +1,6 @@
 //! The official mlflow Python client against a real `keel server` process:
 //! `tests/compat/mlflow_client_compat.py` runs a training script's worth of calls and checks
-//! every answer.
+//! every answer, on SQLite and on PostgreSQL.
 
 mod support;
 
@@ -17,13 +17,37 @@ fn mlflow_client_runs_unchanged_against_keel() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let server = support::Server::start(dir.path(), 0);
+    run_compat(&python, dir.path(), &server);
+}
+
+#[test]
+fn mlflow_client_runs_unchanged_against_keel_on_postgres() {
+    let python = match support::python_with_mlflow() {
+        Ok(p) => p,
+        Err(reason) => {
+            eprintln!("SKIPPED mlflow_client_runs_unchanged_against_keel_on_postgres: {reason}");
+            return;
+        }
+    };
+    let Some(schema) =
+        support::PgSchema::create("mlflow_client_runs_unchanged_against_keel_on_postgres")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let artifacts = dir.path().join("artifacts").display().to_string();
+    let server = support::Server::launch(dir.path(), 0, &schema.url, &artifacts, &[]);
+    run_compat(&python, dir.path(), &server);
+}
+
+fn run_compat(python: &std::path::Path, dir: &std::path::Path, server: &support::Server) {
     let script = support::workspace().join("tests/compat/mlflow_client_compat.py");
     let out = Command::new(python)
         .arg(&script)
         .env("MLFLOW_TRACKING_URI", &server.url)
         .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         .env("PYTHONWARNINGS", "ignore")
-        .current_dir(dir.path())
+        .current_dir(dir)
         .output()
         .expect("run the compatibility script");
     let stdout = String::from_utf8_lossy(&out.stdout);

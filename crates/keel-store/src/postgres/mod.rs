@@ -6,11 +6,13 @@
 //! and each write is one transaction on a pooled connection, so any number of servers can share
 //! it. Concurrency is PostgreSQL's: row locks where a write reads before it writes (a version
 //! number, a run's state), unique constraints everywhere else.
-//!
-//! The store grows here method by method; `open_metadata_store` hands it out once it implements
-//! the whole [`keel_core::MetadataStore`].
 
+mod import;
+mod logged_models;
+mod registry;
+mod runs;
 mod schema;
+mod store_impl;
 mod tracking;
 
 use std::str::FromStr;

@@ -97,7 +97,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn do_create_experiment(
+    pub(crate) async fn do_create_experiment(
         &self,
         name: &str,
         artifact_location: Option<&str>,
@@ -158,12 +158,12 @@ impl PgStore {
         Ok(id.to_string())
     }
 
-    pub async fn do_get_experiment(&self, id: &str) -> Result<Experiment> {
+    pub(crate) async fn do_get_experiment(&self, id: &str) -> Result<Experiment> {
         let id = parse_experiment_id(id)?;
         experiment(&mut *self.pool.acquire().await.db()?, id).await
     }
 
-    pub async fn do_get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
+    pub(crate) async fn do_get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
         let mut c = self.pool.acquire().await.db()?;
         let id: Option<i64> =
             sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
@@ -177,7 +177,10 @@ impl PgStore {
         }
     }
 
-    pub async fn do_search_experiments(&self, q: SearchExperiments) -> Result<Page<Experiment>> {
+    pub(crate) async fn do_search_experiments(
+        &self,
+        q: SearchExperiments,
+    ) -> Result<Page<Experiment>> {
         let mut sql = Sql::new(Dialect::Postgres);
         sql.push("SELECT e.experiment_id FROM experiments e WHERE 1 = 1");
         match q.view {
@@ -256,15 +259,15 @@ impl PgStore {
         tx.commit().await.db()
     }
 
-    pub async fn do_delete_experiment(&self, id: &str) -> Result<()> {
+    pub(crate) async fn do_delete_experiment(&self, id: &str) -> Result<()> {
         self.set_experiment_stage(id, LifecycleStage::Deleted).await
     }
 
-    pub async fn do_restore_experiment(&self, id: &str) -> Result<()> {
+    pub(crate) async fn do_restore_experiment(&self, id: &str) -> Result<()> {
         self.set_experiment_stage(id, LifecycleStage::Active).await
     }
 
-    pub async fn do_rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
+    pub(crate) async fn do_rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
         let id = parse_experiment_id(id)?;
         let mut tx = self.pool.begin().await.db()?;
         active_experiment(&mut tx, id).await?;
@@ -285,7 +288,7 @@ impl PgStore {
         }
     }
 
-    pub async fn do_set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
+    pub(crate) async fn do_set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
         let id = parse_experiment_id(id)?;
         let mut tx = self.pool.begin().await.db()?;
         active_experiment(&mut tx, id).await?;
@@ -305,7 +308,7 @@ impl PgStore {
         tx.commit().await.db()
     }
 
-    pub async fn do_delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
+    pub(crate) async fn do_delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
         let id = parse_experiment_id(id)?;
         let mut tx = self.pool.begin().await.db()?;
         active_experiment(&mut tx, id).await?;

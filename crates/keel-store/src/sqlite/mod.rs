@@ -11,7 +11,7 @@ mod log_batch;
 mod logged_models;
 mod paging;
 mod registry;
-mod rows;
+pub(crate) mod rows;
 mod schema;
 mod store_impl;
 mod tracking;

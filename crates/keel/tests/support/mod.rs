@@ -25,10 +25,23 @@ impl Server {
     /// Starts `keel server` with its metadata under `dir`, its artifacts at `artifacts` (a path
     /// or URL) and extra environment variables.
     pub fn start_with(dir: &Path, port: u16, artifacts: &str, env: &[(&str, &str)]) -> Server {
+        let db = format!("sqlite://{}", dir.join("keel.db").display());
+        Server::launch(dir, port, &db, artifacts, env)
+    }
+
+    /// Starts `keel server` on the metadata store `db` (a URL) and the artifact store
+    /// `artifacts`, in `dir`.
+    pub fn launch(
+        dir: &Path,
+        port: u16,
+        db: &str,
+        artifacts: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
             .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--db")
-            .arg(format!("sqlite://{}", dir.join("keel.db").display()))
+            .arg(db)
             .arg("--artifacts")
             .arg(artifacts)
             .env_remove("KEEL_CONFIG")
@@ -196,6 +209,61 @@ pub fn workspace() -> PathBuf {
         .join("../..")
         .canonicalize()
         .expect("workspace root")
+}
+
+/// A schema of its own in the PostgreSQL that `KEEL_TEST_DATABASE_URL` names, dropped on drop;
+/// `url` points keel at it.
+pub struct PgSchema {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+impl PgSchema {
+    /// `None` (after saying why) when `KEEL_TEST_DATABASE_URL` is not set.
+    pub fn create(test: &str) -> Option<PgSchema> {
+        let Ok(admin) = std::env::var("KEEL_TEST_DATABASE_URL") else {
+            eprintln!("SKIPPED {test}: KEEL_TEST_DATABASE_URL is not set (.ci/run sets it)");
+            return None;
+        };
+        let name = format!("keel_test_{}", uuid::Uuid::new_v4().simple());
+        block_on(async {
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .expect("connect to KEEL_TEST_DATABASE_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+                .execute(&mut c)
+                .await
+                .expect("create the test schema");
+        });
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{name}");
+        Some(PgSchema { admin, name, url })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        block_on(async {
+            if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin).await
+            {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA {} CASCADE",
+                    self.name
+                )))
+                .execute(&mut c)
+                .await;
+            }
+        });
+    }
 }
 
 /// A Python interpreter that can import mlflow, scikit-learn, pandas and moto: `KEEL_PYTHON`, else the

@@ -1,0 +1,334 @@
+//! MLflow 3 logged models on PostgreSQL.
+
+use std::collections::HashMap;
+
+use keel_core::entities::*;
+use keel_core::store::{CreateLoggedModel, Page, SearchLoggedModels};
+use keel_core::{Error, Result, now_millis, validate};
+use sqlx::{PgConnection, Row};
+
+use super::runs::run_info_of;
+use super::tracking::experiment;
+use super::{DbResult, PgStore};
+use crate::search::{self, Bind, Dialect, Sql};
+use crate::sqlite::rows::metric_value;
+
+const COLUMNS: &str = "model_id, experiment_id, name, artifact_location, creation_timestamp_ms, last_updated_timestamp_ms, status, lifecycle_stage, model_type, source_run_id, status_message";
+
+/// Loads logged models with tags, params and metrics, in `ids` order.
+async fn load(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<LoggedModel>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let q = format!("SELECT {COLUMNS} FROM logged_models WHERE model_id = ANY($1)");
+    let mut by_id: HashMap<String, LoggedModel> = HashMap::new();
+    for r in sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+    {
+        let id: String = r.try_get(0).db()?;
+        let status: String = r.try_get(6).db()?;
+        let info = LoggedModelInfo {
+            model_id: id.clone(),
+            experiment_id: r.try_get::<i64, _>(1).db()?.to_string(),
+            name: r.try_get(2).db()?,
+            artifact_uri: r.try_get(3).db()?,
+            creation_timestamp_ms: r.try_get(4).db()?,
+            last_updated_timestamp_ms: r.try_get(5).db()?,
+            status: LoggedModelStatus::parse(&status).unwrap_or(LoggedModelStatus::Unspecified),
+            lifecycle_stage: LifecycleStage::parse(r.try_get::<&str, _>(7).db()?),
+            model_type: r.try_get(8).db()?,
+            source_run_id: r.try_get(9).db()?,
+            status_message: r.try_get(10).db()?,
+            tags: Vec::new(),
+        };
+        by_id.insert(
+            id,
+            LoggedModel {
+                info,
+                data: LoggedModelData::default(),
+            },
+        );
+    }
+    for (table, is_param) in [("logged_model_params", true), ("logged_model_tags", false)] {
+        let q = format!(
+            "SELECT model_id, key, value FROM {table} WHERE model_id = ANY($1) ORDER BY key"
+        );
+        for r in sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?
+        {
+            if let Some(m) = by_id.get_mut(r.try_get::<&str, _>(0).db()?) {
+                let t = Tag::new(
+                    r.try_get::<String, _>(1).db()?,
+                    r.try_get::<String, _>(2).db()?,
+                );
+                if is_param {
+                    m.data.params.push(t)
+                } else {
+                    m.info.tags.push(t)
+                }
+            }
+        }
+    }
+    for r in sqlx::query(
+        "SELECT m.model_id, k.name, m.value, m.is_nan, m.timestamp, m.step, r.run_uuid, m.dataset_name, m.dataset_digest \
+         FROM metrics m JOIN metric_keys k ON k.key_id = m.key_id JOIN runs r ON r.run_key = m.run_key \
+         WHERE m.model_id = ANY($1) ORDER BY k.name, m.step, m.timestamp",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?
+    {
+        let id: String = r.try_get(0).db()?;
+        if let Some(m) = by_id.get_mut(&id) {
+            let mut metric = Metric::new(
+                r.try_get::<String, _>(1).db()?,
+                metric_value(r.try_get(2).db()?, r.try_get::<i16, _>(3).db()? != 0),
+                r.try_get(4).db()?,
+                r.try_get(5).db()?,
+            );
+            metric.model_id = Some(id);
+            metric.run_id = Some(r.try_get(6).db()?);
+            metric.dataset_name = r.try_get(7).db()?;
+            metric.dataset_digest = r.try_get(8).db()?;
+            m.data.metrics.push(metric);
+        }
+    }
+    Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
+}
+
+pub(crate) async fn load_one(
+    conn: &mut PgConnection,
+    id: &str,
+    allow_deleted: bool,
+) -> Result<LoggedModel> {
+    match load(conn, &[id.to_string()]).await?.pop() {
+        Some(m) if allow_deleted || m.info.lifecycle_stage == LifecycleStage::Active => Ok(m),
+        _ => Err(Error::not_found(format!(
+            "Logged model with ID '{id}' not found."
+        ))),
+    }
+}
+
+/// Locks an active logged model for a write.
+async fn lock(conn: &mut PgConnection, id: &str) -> Result<()> {
+    let stage: Option<String> = sqlx::query_scalar(
+        "SELECT lifecycle_stage FROM logged_models WHERE model_id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?;
+    match stage.as_deref() {
+        Some("active") => Ok(()),
+        _ => Err(Error::not_found(format!(
+            "Logged model with ID '{id}' not found."
+        ))),
+    }
+}
+
+async fn upsert_kv(conn: &mut PgConnection, table: &str, id: &str, kvs: &[Tag]) -> Result<()> {
+    let mut last: HashMap<&str, &str> = HashMap::new();
+    let mut keys: Vec<&str> = Vec::new();
+    for t in kvs {
+        if last.insert(&t.key, &t.value).is_none() {
+            keys.push(&t.key);
+        }
+    }
+    let values: Vec<&str> = keys.iter().map(|k| last[k]).collect();
+    let q = format!(
+        "INSERT INTO {table} (model_id, key, value) SELECT $1, k, v FROM UNNEST($2::text[], $3::text[]) AS t(k, v) ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(id)
+        .bind(&keys)
+        .bind(&values)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query("UPDATE logged_models SET last_updated_timestamp_ms = $1 WHERE model_id = $2")
+        .bind(now_millis())
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+impl PgStore {
+    pub(crate) async fn do_create_logged_model(
+        &self,
+        req: CreateLoggedModel,
+    ) -> Result<LoggedModel> {
+        let exp_id = validate::experiment_id(&req.experiment_id)?;
+        let mut tx = self.pool.begin().await.db()?;
+        let exp = experiment(&mut tx, exp_id).await?;
+        if exp.lifecycle_stage != LifecycleStage::Active {
+            return Err(Error::invalid(format!(
+                "The experiment {exp_id} must be in the 'active' state. Current state is deleted."
+            )));
+        }
+        if !req.source_run_id.is_empty() {
+            run_info_of(&mut tx, &req.source_run_id).await?;
+        }
+        let id = format!("m-{}", uuid::Uuid::new_v4().simple());
+        let name = req
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("model-{}", &id[2..10]));
+        let location = format!("{}/models/{id}/artifacts", exp.artifact_location);
+        let now = now_millis();
+        sqlx::query("INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms, last_updated_timestamp_ms, status, lifecycle_stage, model_type, source_run_id, status_message) VALUES ($1, $2, $3, $4, $5, $5, $6, 'active', $7, $8, '')")
+            .bind(&id)
+            .bind(exp_id)
+            .bind(&name)
+            .bind(&location)
+            .bind(now)
+            .bind(LoggedModelStatus::Pending.as_str())
+            .bind(&req.model_type)
+            .bind(&req.source_run_id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        upsert_kv(&mut tx, "logged_model_params", &id, &req.params).await?;
+        upsert_kv(&mut tx, "logged_model_tags", &id, &req.tags).await?;
+        let model = load_one(&mut tx, &id, false).await?;
+        tx.commit().await.db()?;
+        Ok(model)
+    }
+
+    pub(crate) async fn do_get_logged_model(
+        &self,
+        id: &str,
+        allow_deleted: bool,
+    ) -> Result<LoggedModel> {
+        load_one(&mut *self.pool.acquire().await.db()?, id, allow_deleted).await
+    }
+
+    pub(crate) async fn do_finalize_logged_model(
+        &self,
+        id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock(&mut tx, id).await?;
+        sqlx::query("UPDATE logged_models SET status = $1, last_updated_timestamp_ms = $2 WHERE model_id = $3")
+            .bind(status.as_str())
+            .bind(now_millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let model = load_one(&mut tx, id, false).await?;
+        tx.commit().await.db()?;
+        Ok(model)
+    }
+
+    pub(crate) async fn do_delete_logged_model(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock(&mut tx, id).await?;
+        sqlx::query("UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_timestamp_ms = $1 WHERE model_id = $2")
+            .bind(now_millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()
+    }
+
+    pub(crate) async fn do_set_logged_model_tags(&self, id: &str, tags: Vec<Tag>) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock(&mut tx, id).await?;
+        upsert_kv(&mut tx, "logged_model_tags", id, &tags).await?;
+        tx.commit().await.db()
+    }
+
+    pub(crate) async fn do_delete_logged_model_tag(&self, id: &str, key: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock(&mut tx, id).await?;
+        let n = sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
+            .bind(id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::not_found(format!(
+                "No tag with key '{key}' found for logged model with ID '{id}'."
+            )));
+        }
+        tx.commit().await.db()
+    }
+
+    pub(crate) async fn do_log_logged_model_params(
+        &self,
+        id: &str,
+        params: Vec<Param>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock(&mut tx, id).await?;
+        upsert_kv(&mut tx, "logged_model_params", id, &params).await?;
+        tx.commit().await.db()
+    }
+
+    pub(crate) async fn do_search_logged_models(
+        &self,
+        q: SearchLoggedModels,
+    ) -> Result<Page<LoggedModel>> {
+        let exp_ids: Vec<i64> = q
+            .experiment_ids
+            .iter()
+            .map(|e| validate::experiment_id(e))
+            .collect::<Result<_>>()?;
+        if exp_ids.is_empty() {
+            return Ok(Page::empty());
+        }
+        let (joins, order) = search::logged_model_order(Dialect::Postgres, &q.order_by);
+        let mut sql = Sql::new(Dialect::Postgres);
+        sql.push("SELECT lm.model_id FROM logged_models lm");
+        // The joins' placeholders are $1..$k: their values come first.
+        sql.push(&joins.text);
+        sql.binds.extend(joins.binds);
+        sql.push(" WHERE lm.lifecycle_stage = 'active' AND lm.experiment_id IN ");
+        sql.bind_list(exp_ids.iter().map(|i| Bind::I64(*i)));
+        search::logged_model_where(&mut sql, &q.filter);
+        sql.push(" ORDER BY ")
+            .push(&order)
+            .push(" LIMIT ")
+            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
+            .push(" OFFSET ")
+            .bind(Bind::I64(q.offset as i64));
+        let mut c = self.pool.acquire().await.db()?;
+        let rows = sql.into_pg_query()?.fetch_all(&mut *c).await.db()?;
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .db()?;
+        let more = ids.len() > q.max_results;
+        ids.truncate(q.max_results);
+        Ok(Page::new(
+            load(&mut c, &ids).await?,
+            q.offset,
+            q.max_results,
+            more,
+        ))
+    }
+}
+
+/// The artifact location of a logged model, for resolving `models:/m-...` sources.
+pub(crate) async fn location(conn: &mut PgConnection, id: &str) -> Result<Option<String>> {
+    sqlx::query_scalar("SELECT artifact_location FROM logged_models WHERE model_id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()
+}

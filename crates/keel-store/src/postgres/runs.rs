@@ -1,0 +1,729 @@
+//! Runs, their metrics, params, tags, inputs and outputs on PostgreSQL.
+//!
+//! A log batch is one transaction: the run row is share-locked (so it cannot be deleted
+//! half-way), metric names are interned, and params, tags, metric values and latest values each
+//! go in as one statement over arrays (`UNNEST`), whatever the batch size.
+
+use std::collections::HashMap;
+
+use keel_core::entities::*;
+use keel_core::store::{CreateRun, Page, SearchRuns};
+use keel_core::{Error, Result, now_millis, validate};
+use sqlx::{PgConnection, Row};
+
+use super::tracking::experiment;
+use super::{DbResult, PgStore};
+use crate::names::random_run_name;
+use crate::search::{self, Bind, Dialect};
+use crate::sqlite::rows::{metric_value, store_value};
+
+const RUN_COLUMNS: &str = "run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage";
+
+fn run_info(r: &sqlx::postgres::PgRow) -> Result<RunInfo> {
+    let id: String = r.try_get("run_uuid").db()?;
+    let status: String = r.try_get("status").db()?;
+    Ok(RunInfo {
+        run_uuid: id.clone(),
+        run_id: id,
+        run_name: r.try_get("name").db()?,
+        experiment_id: r.try_get::<i64, _>("experiment_id").db()?.to_string(),
+        user_id: r.try_get("user_id").db()?,
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
+        start_time: r.try_get("start_time").db()?,
+        end_time: r.try_get("end_time").db()?,
+        artifact_uri: r.try_get("artifact_uri").db()?,
+        lifecycle_stage: LifecycleStage::parse(r.try_get::<&str, _>("lifecycle_stage").db()?),
+    })
+}
+
+/// The run's info, or `RESOURCE_DOES_NOT_EXIST`.
+pub(crate) async fn run_info_of(conn: &mut PgConnection, run_id: &str) -> Result<RunInfo> {
+    let q = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_uuid = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(run_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    match row {
+        Some(r) => run_info(&r),
+        None => Err(Error::not_found(format!("Run with id={run_id} not found"))),
+    }
+}
+
+/// Locks the run row (`FOR SHARE` to write under it, `FOR UPDATE` to change it) and returns
+/// its key if the run is active.
+pub(crate) async fn lock_active_run(
+    conn: &mut PgConnection,
+    run_id: &str,
+    exclusive: bool,
+) -> Result<i64> {
+    let q = if exclusive {
+        "SELECT run_key, lifecycle_stage FROM runs WHERE run_uuid = $1 FOR UPDATE"
+    } else {
+        "SELECT run_key, lifecycle_stage FROM runs WHERE run_uuid = $1 FOR SHARE"
+    };
+    let row: Option<(i64, String)> = sqlx::query_as(q)
+        .bind(run_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    match row {
+        None => Err(Error::not_found(format!("Run with id={run_id} not found"))),
+        Some((key, stage)) if stage == "active" => Ok(key),
+        Some((_, stage)) => Err(Error::invalid(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {stage}."
+        ))),
+    }
+}
+
+/// Writes a batch for `run_id` inside the caller's transaction.
+pub(crate) async fn write_batch(
+    conn: &mut PgConnection,
+    run_id: &str,
+    metrics: &[Metric],
+    params: &[Param],
+    tags: &[Tag],
+) -> Result<()> {
+    let run_key = lock_active_run(conn, run_id, false).await?;
+    if !params.is_empty() {
+        let keys: Vec<&str> = params.iter().map(|p| p.key.as_str()).collect();
+        let values: Vec<&str> = params.iter().map(|p| p.value.as_str()).collect();
+        sqlx::query("INSERT INTO params (run_uuid, key, value) SELECT $1, k, v FROM UNNEST($2::text[], $3::text[]) AS t(k, v) ON CONFLICT DO NOTHING")
+            .bind(run_id)
+            .bind(&keys)
+            .bind(&values)
+            .execute(&mut *conn)
+            .await
+            .db()?;
+        let stored: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM params WHERE run_uuid = $1 AND key = ANY($2)")
+                .bind(run_id)
+                .bind(&keys)
+                .fetch_all(&mut *conn)
+                .await
+                .db()?;
+        let stored: HashMap<String, String> = stored.into_iter().collect();
+        for p in params {
+            if let Some(old) = stored.get(&p.key).filter(|old| **old != p.value) {
+                return Err(Error::invalid(format!(
+                    "Changing param values is not allowed. Param with key='{}' was already logged with value='{}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                    p.key, old, p.value
+                )));
+            }
+        }
+    }
+    if !tags.is_empty() {
+        // The last value of a repeated key wins, as when tags are set one by one.
+        let mut last: HashMap<&str, &str> = HashMap::new();
+        let mut order: Vec<&str> = Vec::new();
+        for t in tags {
+            if last.insert(&t.key, &t.value).is_none() {
+                order.push(&t.key);
+            }
+        }
+        let values: Vec<&str> = order.iter().map(|k| last[k]).collect();
+        sqlx::query("INSERT INTO tags (run_uuid, key, value) SELECT $1, k, v FROM UNNEST($2::text[], $3::text[]) AS t(k, v) ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value")
+            .bind(run_id)
+            .bind(&order)
+            .bind(&values)
+            .execute(&mut *conn)
+            .await
+            .db()?;
+        if let Some(name) = last.get("mlflow.runName") {
+            sqlx::query("UPDATE runs SET name = $1 WHERE run_key = $2")
+                .bind(name)
+                .bind(run_key)
+                .execute(&mut *conn)
+                .await
+                .db()?;
+        }
+    }
+    if !metrics.is_empty() {
+        write_metrics(conn, run_key, metrics).await?;
+    }
+    Ok(())
+}
+
+async fn write_metrics(conn: &mut PgConnection, run_key: i64, metrics: &[Metric]) -> Result<()> {
+    let mut names: Vec<&str> = metrics.iter().map(|m| m.key.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    sqlx::query("INSERT INTO metric_keys (name) SELECT UNNEST($1::text[]) ON CONFLICT DO NOTHING")
+        .bind(&names)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    let ids: Vec<(i64, String)> =
+        sqlx::query_as("SELECT key_id, name FROM metric_keys WHERE name = ANY($1)")
+            .bind(&names)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?;
+    let ids: HashMap<String, i64> = ids.into_iter().map(|(id, n)| (n, id)).collect();
+    let key_of = |m: &Metric| {
+        ids.get(&m.key)
+            .copied()
+            .ok_or_else(|| Error::internal(format!("metric name '{}' was not interned", m.key)))
+    };
+
+    let n = metrics.len();
+    let (mut keys, mut steps, mut times, mut values, mut nans) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut models, mut ds_names, mut ds_digests) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut newest: HashMap<&str, usize> = HashMap::new();
+    for (i, m) in metrics.iter().enumerate() {
+        let (v, nan) = store_value(m.value);
+        keys.push(key_of(m)?);
+        steps.push(m.step);
+        times.push(m.timestamp);
+        values.push(v);
+        nans.push(i16::from(nan));
+        models.push(m.model_id.clone());
+        ds_names.push(m.dataset_name.clone());
+        ds_digests.push(m.dataset_digest.clone());
+        match newest.get(m.key.as_str()) {
+            Some(&j) if !m.is_newer_than(&metrics[j]) => {}
+            _ => {
+                newest.insert(&m.key, i);
+            }
+        }
+    }
+    sqlx::query("INSERT INTO metrics (run_key, key_id, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::smallint[], $7::text[], $8::text[], $9::text[]) ON CONFLICT DO NOTHING")
+        .bind(run_key)
+        .bind(&keys)
+        .bind(&steps)
+        .bind(&times)
+        .bind(&values)
+        .bind(&nans)
+        .bind(&models)
+        .bind(&ds_names)
+        .bind(&ds_digests)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+
+    let mut latest: Vec<usize> = newest.into_values().collect();
+    latest.sort_unstable();
+    let pick = |f: &dyn Fn(usize) -> i64| latest.iter().map(|&i| f(i)).collect::<Vec<i64>>();
+    let l_values: Vec<f64> = latest.iter().map(|&i| values[i]).collect();
+    let l_nans: Vec<i16> = latest.iter().map(|&i| nans[i]).collect();
+    sqlx::query("INSERT INTO latest_metrics (run_key, key_id, step, timestamp, value, is_nan) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::smallint[]) \
+                 ON CONFLICT (run_key, key_id) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
+                 WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)")
+        .bind(run_key)
+        .bind(pick(&|i| keys[i]))
+        .bind(pick(&|i| steps[i]))
+        .bind(pick(&|i| times[i]))
+        .bind(&l_values)
+        .bind(&l_nans)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// Loads whole runs (info, latest metrics, params, tags, inputs, outputs) in `ids` order.
+pub(crate) async fn runs(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<Run>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let q = format!("SELECT run_key, {RUN_COLUMNS} FROM runs WHERE run_uuid = ANY($1)");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    let mut by_id: HashMap<String, Run> = HashMap::with_capacity(rows.len());
+    let mut by_key: HashMap<i64, String> = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let info = run_info(r)?;
+        by_key.insert(r.try_get("run_key").db()?, info.run_id.clone());
+        by_id.insert(
+            info.run_id.clone(),
+            Run {
+                info,
+                data: RunData::default(),
+                inputs: RunInputs::default(),
+                outputs: RunOutputs::default(),
+            },
+        );
+    }
+    let keys: Vec<i64> = by_key.keys().copied().collect();
+    let metrics = sqlx::query("SELECT lm.run_key, k.name, lm.value, lm.is_nan, lm.timestamp, lm.step FROM latest_metrics lm JOIN metric_keys k ON k.key_id = lm.key_id WHERE lm.run_key = ANY($1) ORDER BY k.name")
+        .bind(&keys)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    for r in metrics {
+        let run = by_key
+            .get(&r.try_get::<i64, _>(0).db()?)
+            .and_then(|id| by_id.get_mut(id));
+        if let Some(run) = run {
+            run.data.metrics.push(Metric::new(
+                r.try_get::<String, _>(1).db()?,
+                metric_value(r.try_get(2).db()?, r.try_get::<i16, _>(3).db()? != 0),
+                r.try_get(4).db()?,
+                r.try_get(5).db()?,
+            ));
+        }
+    }
+    for (table, is_param) in [("params", true), ("tags", false)] {
+        let q = format!(
+            "SELECT run_uuid, key, value FROM {table} WHERE run_uuid = ANY($1) ORDER BY key"
+        );
+        for r in sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?
+        {
+            if let Some(run) = by_id.get_mut(r.try_get::<&str, _>(0).db()?) {
+                let t = Tag::new(
+                    r.try_get::<String, _>(1).db()?,
+                    r.try_get::<String, _>(2).db()?,
+                );
+                if is_param {
+                    run.data.params.push(t);
+                } else {
+                    run.data.tags.push(t);
+                }
+            }
+        }
+    }
+    let inputs = sqlx::query("SELECT i.run_uuid, d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile FROM run_dataset_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid WHERE i.run_uuid = ANY($1) ORDER BY i.run_uuid, i.position")
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    let mut input_pos: HashMap<(String, String), usize> = HashMap::new();
+    for r in inputs {
+        let id: String = r.try_get(0).db()?;
+        if let Some(run) = by_id.get_mut(&id) {
+            let ds_id: String = r.try_get(1).db()?;
+            input_pos.insert((id, ds_id), run.inputs.dataset_inputs.len());
+            run.inputs.dataset_inputs.push(DatasetInput {
+                tags: Vec::new(),
+                dataset: Dataset {
+                    name: r.try_get(2).db()?,
+                    digest: r.try_get(3).db()?,
+                    source_type: r.try_get(4).db()?,
+                    source: r.try_get(5).db()?,
+                    schema: r.try_get(6).db()?,
+                    profile: r.try_get(7).db()?,
+                },
+            });
+        }
+    }
+    if !input_pos.is_empty() {
+        for r in sqlx::query("SELECT run_uuid, dataset_uuid, key, value FROM run_dataset_input_tags WHERE run_uuid = ANY($1) ORDER BY key")
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?
+        {
+            let key = (
+                r.try_get::<String, _>(0).db()?,
+                r.try_get::<String, _>(1).db()?,
+            );
+            if let (Some(pos), Some(run)) = (input_pos.get(&key), by_id.get_mut(&key.0)) {
+                run.inputs.dataset_inputs[*pos].tags.push(Tag::new(
+                    r.try_get::<String, _>(2).db()?,
+                    r.try_get::<String, _>(3).db()?,
+                ));
+            }
+        }
+    }
+    for r in sqlx::query("SELECT run_uuid, model_id FROM run_model_inputs WHERE run_uuid = ANY($1)")
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+    {
+        if let Some(run) = by_id.get_mut(r.try_get::<&str, _>(0).db()?) {
+            run.inputs.model_inputs.push(ModelInput {
+                model_id: r.try_get(1).db()?,
+            });
+        }
+    }
+    for r in sqlx::query(
+        "SELECT run_uuid, model_id, step FROM run_model_outputs WHERE run_uuid = ANY($1) ORDER BY step",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?
+    {
+        if let Some(run) = by_id.get_mut(r.try_get::<&str, _>(0).db()?) {
+            run.outputs.model_outputs.push(ModelOutput {
+                model_id: r.try_get(1).db()?,
+                step: r.try_get(2).db()?,
+            });
+        }
+    }
+    Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
+}
+
+impl PgStore {
+    pub(crate) async fn do_create_run(&self, req: CreateRun) -> Result<Run> {
+        let exp_id = validate::experiment_id(&req.experiment_id)?;
+        let mut tx = self.pool.begin().await.db()?;
+        let exp: Option<(String, String)> = sqlx::query_as("SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = $1 FOR SHARE")
+            .bind(exp_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+        let artifact_location = match exp {
+            None => {
+                return Err(Error::not_found(format!(
+                    "No Experiment with id={exp_id} exists"
+                )));
+            }
+            Some((_, stage)) if stage != "active" => {
+                return Err(Error::invalid(format!(
+                    "The experiment {exp_id} must be in the 'active' state. Current state is {stage}."
+                )));
+            }
+            Some((location, _)) => location,
+        };
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let tag_name = req
+            .tags
+            .iter()
+            .rev()
+            .find(|t| t.key == "mlflow.runName")
+            .map(|t| t.value.clone());
+        let given = req.run_name.clone().filter(|n| !n.is_empty());
+        if let (Some(a), Some(b)) = (&given, &tag_name)
+            && a != b
+        {
+            return Err(Error::invalid(format!(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values (run_name='{a}', mlflow.runName='{b}')."
+            )));
+        }
+        let name = given
+            .or(tag_name.clone())
+            .unwrap_or_else(|| random_run_name(&run_id));
+        let user = if req.user_id.is_empty() {
+            req.tags
+                .iter()
+                .find(|t| t.key == "mlflow.user")
+                .map(|t| t.value.clone())
+                .unwrap_or_default()
+        } else {
+            req.user_id.clone()
+        };
+        let start = if req.start_time > 0 {
+            req.start_time
+        } else {
+            now_millis()
+        };
+        let artifact_uri = format!("{artifact_location}/{run_id}/artifacts");
+        sqlx::query("INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) VALUES ($1, $2, $3, $4, 'RUNNING', $5, NULL, $6, 'active')")
+            .bind(&run_id)
+            .bind(&name)
+            .bind(exp_id)
+            .bind(&user)
+            .bind(start)
+            .bind(&artifact_uri)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let mut tags = req.tags;
+        if tag_name.is_none() {
+            tags.push(Tag::new("mlflow.runName", name.clone()));
+        }
+        write_batch(&mut tx, &run_id, &[], &[], &tags).await?;
+        let run = runs(&mut tx, std::slice::from_ref(&run_id)).await?.pop();
+        tx.commit().await.db()?;
+        run.ok_or_else(|| Error::internal("the new run vanished"))
+    }
+
+    pub(crate) async fn do_get_run(&self, run_id: &str) -> Result<Run> {
+        let mut c = self.pool.acquire().await.db()?;
+        runs(&mut c, &[run_id.to_string()])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))
+    }
+
+    pub(crate) async fn do_update_run(
+        &self,
+        run_id: &str,
+        status: Option<RunStatus>,
+        end_time: Option<i64>,
+        run_name: Option<String>,
+    ) -> Result<RunInfo> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock_active_run(&mut tx, run_id, true).await?;
+        sqlx::query("UPDATE runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time) WHERE run_uuid = $3")
+            .bind(status.map(|s| s.as_str()))
+            .bind(end_time)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if let Some(n) = run_name.filter(|n| !n.is_empty()) {
+            write_batch(&mut tx, run_id, &[], &[], &[Tag::new("mlflow.runName", n)]).await?;
+        }
+        let info = run_info_of(&mut tx, run_id).await?;
+        tx.commit().await.db()?;
+        Ok(info)
+    }
+
+    async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        let row: Option<i64> =
+            sqlx::query_scalar("SELECT experiment_id FROM runs WHERE run_uuid = $1 FOR UPDATE")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        let Some(exp_id) = row else {
+            return Err(Error::not_found(format!("Run with id={run_id} not found")));
+        };
+        if stage == LifecycleStage::Active {
+            let exp = experiment(&mut tx, exp_id).await?;
+            if exp.lifecycle_stage == LifecycleStage::Deleted {
+                return Err(Error::invalid(format!(
+                    "Cannot restore run {run_id}: its experiment {exp_id} is deleted."
+                )));
+            }
+        }
+        let deleted_time = (stage == LifecycleStage::Deleted).then(now_millis);
+        sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
+            .bind(stage.as_str())
+            .bind(deleted_time)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()
+    }
+
+    pub(crate) async fn do_delete_run(&self, run_id: &str) -> Result<()> {
+        self.set_run_stage(run_id, LifecycleStage::Deleted).await
+    }
+
+    pub(crate) async fn do_restore_run(&self, run_id: &str) -> Result<()> {
+        self.set_run_stage(run_id, LifecycleStage::Active).await
+    }
+
+    pub(crate) async fn do_log_batch(
+        &self,
+        run_id: &str,
+        metrics: Vec<Metric>,
+        params: Vec<Param>,
+        tags: Vec<Tag>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        write_batch(&mut tx, run_id, &metrics, &params, &tags).await?;
+        tx.commit().await.db()
+    }
+
+    pub(crate) async fn do_delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock_active_run(&mut tx, run_id, false).await?;
+        let n = sqlx::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2")
+            .bind(run_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::not_found(format!(
+                "No tag with name: {key} in run with id {run_id}"
+            )));
+        }
+        tx.commit().await.db()
+    }
+
+    pub(crate) async fn do_log_inputs(
+        &self,
+        run_id: &str,
+        datasets: Vec<DatasetInput>,
+        models: Vec<ModelInput>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        // Exclusive: the input positions are counted from what is there.
+        lock_active_run(&mut tx, run_id, true).await?;
+        let exp_id: i64 = sqlx::query_scalar("SELECT experiment_id FROM runs WHERE run_uuid = $1")
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await
+            .db()?;
+        for input in &datasets {
+            let d = &input.dataset;
+            sqlx::query("INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (experiment_id, name, digest) DO NOTHING")
+                .bind(uuid::Uuid::new_v4().simple().to_string())
+                .bind(exp_id)
+                .bind(&d.name)
+                .bind(&d.digest)
+                .bind(&d.source_type)
+                .bind(&d.source)
+                .bind(&d.schema)
+                .bind(&d.profile)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            let ds_id: String = sqlx::query_scalar("SELECT dataset_uuid FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3")
+                .bind(exp_id)
+                .bind(&d.name)
+                .bind(&d.digest)
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
+            sqlx::query("INSERT INTO run_dataset_inputs (run_uuid, dataset_uuid, position) SELECT $1, $2, COUNT(*) FROM run_dataset_inputs WHERE run_uuid = $1 ON CONFLICT DO NOTHING")
+                .bind(run_id)
+                .bind(&ds_id)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            for t in &input.tags {
+                sqlx::query("INSERT INTO run_dataset_input_tags (run_uuid, dataset_uuid, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (run_uuid, dataset_uuid, key) DO UPDATE SET value = excluded.value")
+                    .bind(run_id)
+                    .bind(&ds_id)
+                    .bind(&t.key)
+                    .bind(&t.value)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+            }
+        }
+        for m in &models {
+            sqlx::query(
+                "INSERT INTO run_model_inputs (run_uuid, model_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(&m.model_id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        }
+        tx.commit().await.db()
+    }
+
+    pub(crate) async fn do_log_outputs(
+        &self,
+        run_id: &str,
+        models: Vec<ModelOutput>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock_active_run(&mut tx, run_id, false).await?;
+        for m in &models {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT model_id FROM logged_models WHERE model_id = $1")
+                    .bind(&m.model_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?;
+            if exists.is_none() {
+                return Err(Error::not_found(format!(
+                    "Logged model with ID '{}' not found.",
+                    m.model_id
+                )));
+            }
+            sqlx::query("INSERT INTO run_model_outputs (run_uuid, model_id, step) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(run_id)
+                .bind(&m.model_id)
+                .bind(m.step)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        tx.commit().await.db()
+    }
+
+    pub(crate) async fn do_search_runs(&self, q: SearchRuns) -> Result<Page<Run>> {
+        let exp_ids: Vec<i64> = q
+            .experiment_ids
+            .iter()
+            .map(|e| validate::experiment_id(e))
+            .collect::<Result<_>>()?;
+        if exp_ids.is_empty() {
+            return Ok(Page::empty());
+        }
+        let mut sql =
+            search::run_search(Dialect::Postgres, &exp_ids, q.view, &q.filter, &q.order_by);
+        sql.push(" LIMIT ")
+            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
+            .push(" OFFSET ")
+            .bind(Bind::I64(q.offset as i64));
+        let mut c = self.pool.acquire().await.db()?;
+        let rows = sql.into_pg_query()?.fetch_all(&mut *c).await.db()?;
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .db()?;
+        let more = ids.len() > q.max_results;
+        ids.truncate(q.max_results);
+        Ok(Page::new(
+            runs(&mut c, &ids).await?,
+            q.offset,
+            q.max_results,
+            more,
+        ))
+    }
+
+    pub(crate) async fn do_metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        offset: u64,
+        max_results: usize,
+    ) -> Result<Page<Metric>> {
+        let mut c = self.pool.acquire().await.db()?;
+        run_info_of(&mut c, run_id).await?;
+        let rows = sqlx::query("SELECT m.value, m.is_nan, m.timestamp, m.step FROM metrics m JOIN runs r ON r.run_key = m.run_key WHERE r.run_uuid = $1 AND m.key_id = (SELECT key_id FROM metric_keys WHERE name = $2) ORDER BY m.step, m.timestamp, m.value LIMIT $3 OFFSET $4")
+            .bind(run_id)
+            .bind(key)
+            .bind((max_results as i64).saturating_add(1))
+            .bind(offset as i64)
+            .fetch_all(&mut *c)
+            .await
+            .db()?;
+        let more = rows.len() > max_results;
+        let mut items = Vec::with_capacity(rows.len().min(max_results));
+        for r in rows.iter().take(max_results) {
+            items.push(Metric::new(
+                key,
+                metric_value(r.try_get(0).db()?, r.try_get::<i16, _>(1).db()? != 0),
+                r.try_get(2).db()?,
+                r.try_get(3).db()?,
+            ));
+        }
+        Ok(Page::new(items, offset, max_results, more))
+    }
+
+    pub(crate) async fn do_metric_history_bulk(
+        &self,
+        run_ids: &[String],
+        key: &str,
+        max_results: usize,
+    ) -> Result<Vec<Metric>> {
+        let mut out = Vec::new();
+        for run_id in run_ids {
+            let page = self.do_metric_history(run_id, key, 0, max_results).await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) if e.code == keel_core::ErrorCode::ResourceDoesNotExist => continue,
+                Err(e) => return Err(e),
+            };
+            for mut m in page.items {
+                m.run_id = Some(run_id.clone());
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+}
