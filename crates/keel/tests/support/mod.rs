@@ -98,11 +98,28 @@ pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>)
 /// One HTTP/1.1 request over a fresh connection; the status code, the response head (status
 /// line and headers) and the body.
 pub fn http_with_head(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    request(addr, method, path, "", body)
+}
+
+/// One HTTP/1.1 request with a JSON body; the status code and the body.
+pub fn http_json(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let json = "Content-Type: application/json\r\n";
+    let (status, _head, body) = request(addr, method, path, json, body);
+    (status, body)
+}
+
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .and_then(|_| s.write_all(body))
