@@ -8,6 +8,11 @@ idle memory, then phases a (single log-metric), b (log-batch), c (8 threads), d 
 create, filtered+ordered search, unfiltered page). Prints a Markdown table with ratios.
 
     python bench/tracking_compare.py --shared ../shared [--quick] [--out results.json]
+        [--postgres postgres://user@127.0.0.1:5432/postgres]
+
+With --postgres every server keeps its metadata in a fresh database of its own on that
+PostgreSQL (created with `psql`, dropped afterwards) instead of SQLite; MLflow then needs
+psycopg2 in its venv (`pip install psycopg2-binary`).
 
 Only loopback traffic; every server is killed at the end.
 """
@@ -75,28 +80,46 @@ def wait_health(url, proc, timeout=120):
 
 
 def servers(args, tmp):
-    """(label, argv, env) per server to measure."""
+    """(label, argv_for(port, dir, postgres_database_url_or_None)) per server to measure."""
     out = []
     keel = args.keel
-    out.append(("keel", lambda port, d: [keel, "server", "--host", "127.0.0.1", "--port", str(port),
-                                           "--db", f"sqlite://{d}/keel.db", "--artifacts", f"{d}/artifacts"]))
+    out.append(("keel", lambda port, d, pg: [keel, "server", "--host", "127.0.0.1", "--port", str(port),
+                                               "--db", pg or f"sqlite://{d}/keel.db", "--artifacts", f"{d}/artifacts"]))
     if args.mlflow:
-        out.append(("mlflow", lambda port, d: [args.mlflow, "server", "--host", "127.0.0.1", "--port", str(port),
-                                                 "--workers", "1", "--backend-store-uri", f"sqlite:///{d}/mlflow.db",
-                                                 "--artifacts-destination", f"{d}/artifacts"]))
+        out.append(("mlflow", lambda port, d, pg: [args.mlflow, "server", "--host", "127.0.0.1", "--port", str(port),
+                                                     "--workers", "1", "--backend-store-uri",
+                                                     pg.replace("postgres://", "postgresql://", 1) if pg else f"sqlite:///{d}/mlflow.db",
+                                                     "--artifacts-destination", f"{d}/artifacts"]))
     fml = args.fasttrackml or shutil.which("fml") or (os.path.join(os.path.dirname(args.mlflow), "fml") if args.mlflow else None)
     if fml and os.path.exists(fml):
-        out.append(("fasttrackml", lambda port, d: [fml, "server", "--listen-address", f"127.0.0.1:{port}",
-                                                      "--database-uri", f"sqlite://{d}/fml.db",
-                                                      "--default-artifact-root", f"{d}/artifacts"]))
+        out.append(("fasttrackml", lambda port, d, pg: [fml, "server", "--listen-address", f"127.0.0.1:{port}",
+                                                          "--database-uri", pg or f"sqlite://{d}/fml.db",
+                                                          "--default-artifact-root", f"{d}/artifacts"]))
     return out
+
+
+def psql(admin_url, sql):
+    subprocess.run(["psql", admin_url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def database_url(admin_url, name):
+    """`admin_url` with its database replaced by `name`."""
+    base, _, query = admin_url.partition("?")
+    base = base.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
 def measure(label, argv_for, args, tmp):
     d = tempfile.mkdtemp(prefix=f"{label}-", dir=tmp)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = argv_for(port, d)
+    db_name = None
+    if args.postgres:
+        db_name = f"bench_{label}_{os.getpid()}"
+        psql(args.postgres, f"DROP DATABASE IF EXISTS {db_name}")
+        psql(args.postgres, f"CREATE DATABASE {db_name}")
+    argv = argv_for(port, d, database_url(args.postgres, db_name) if db_name else None)
     print(f"[{label}] starting: {' '.join(argv)}", file=sys.stderr, flush=True)
     log = open(os.path.join(d, "server.log"), "wb")
     t0 = time.perf_counter()
@@ -129,6 +152,8 @@ def measure(label, argv_for, args, tmp):
             pass
         proc.wait()
         log.close()
+        if db_name:
+            psql(args.postgres, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
 def fmt(v, unit=""):
@@ -194,6 +219,7 @@ def main():
     ap.add_argument("--only", default=None, help="comma list of servers to run (keel,mlflow,fasttrackml)")
     ap.add_argument("--quick", action="store_true", help="a small workload, for a smoke run")
     ap.add_argument("--out", default=None, help="write all results as JSON here")
+    ap.add_argument("--postgres", default=None, help="admin URL of a PostgreSQL: each server gets a fresh database there")
     args = ap.parse_args()
     if not os.path.exists(args.keel):
         raise SystemExit(f"no keel binary at {args.keel}: cargo build --release -p keel")

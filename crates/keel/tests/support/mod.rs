@@ -283,15 +283,18 @@ impl Drop for PgSchema {
     }
 }
 
-/// A Python interpreter that can import mlflow, scikit-learn, pandas and moto: `KEEL_PYTHON`, else the
-/// workspace's `.venv`. `None` (with the reason) when there is none; under CI that is a failure,
-/// because `.ci/run` installs it.
+/// A Python interpreter with the test requirements (mlflow, scikit-learn, pandas, moto,
+/// kubernetes-validate): `KEEL_PYTHON`, else the workspace's `.venv`. `None` (with the reason)
+/// when there is none; under CI that is a failure, because `.ci/run` installs it.
 pub fn python_with_mlflow() -> Result<PathBuf, String> {
     let candidate = std::env::var_os("KEEL_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join(".venv/bin/python"));
     let ok = Command::new(&candidate)
-        .args(["-c", "import mlflow, sklearn, pandas, moto.server"])
+        .args([
+            "-c",
+            "import mlflow, sklearn, pandas, moto.server, kubernetes_validate",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -301,7 +304,7 @@ pub fn python_with_mlflow() -> Result<PathBuf, String> {
         return Ok(candidate);
     }
     let reason = format!(
-        "no Python with mlflow, scikit-learn, pandas and moto at {} (set KEEL_PYTHON or run scripts/test)",
+        "no Python with the test requirements (tests/compat/requirements.txt) at {} (set KEEL_PYTHON or run scripts/test)",
         candidate.display()
     );
     if std::env::var_os("CI").is_some() {

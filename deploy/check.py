@@ -1,0 +1,124 @@
+"""Offline checks of keel's deployment files (no Docker engine or cluster needed).
+
+    python deploy/check.py KEEL_BINARY
+
+- Every Kubernetes manifest validates, strictly (unknown fields rejected), against the official
+  schemas of several Kubernetes versions bundled in `kubernetes-validate`; a manifest with a
+  misspelt field must fail, so the check itself is known to work.
+- The Dockerfile's build stage builds what the workspace can build (`cargo build --release
+  --locked -p keel`, for a package `keel` with a binary `keel`, from paths that exist), and its
+  runtime stage copies that binary; the `KEEL_*` settings it sets are ones keel reads.
+- Every keel command in the compose file and the manifests (`server`, `db migrate`) parses with
+  the real binary, and every `KEEL_*` variable they set is one keel reads.
+"""
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+K8S = os.path.join(ROOT, "deploy", "kubernetes")
+VERSIONS = ["1.29.0", "1.33.0"]
+# The settings keel reads from the environment (clap `env = ...` in crates/keel/src/main.rs).
+MAIN = open(os.path.join(ROOT, "crates", "keel", "src", "main.rs")).read()
+KEEL_ENV = set(re.findall(r'env = "(KEEL_[A-Z_]+)"', MAIN)) | {"KEEL_LOG"}
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL", msg)
+
+
+def validate(paths):
+    validator = os.path.join(os.path.dirname(sys.executable), "kubernetes-validate")
+    for v in VERSIONS:
+        r = subprocess.run([validator, "--strict", "--quiet", "-k", v, *paths], capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"kubernetes {v}: {r.stdout.strip()} {r.stderr.strip()}"
+    return None
+
+
+def keel_accepts(binary, args, what):
+    r = subprocess.run([binary, *args, "--help"], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"{what}: `keel {' '.join(args)}` does not parse: {r.stderr.strip()}")
+
+
+def check_env(env, what):
+    for k in env:
+        if k.startswith("KEEL_") and k not in KEEL_ENV:
+            fail(f"{what}: {k} is not a setting keel reads ({sorted(KEEL_ENV)})")
+
+
+def main():
+    binary = sys.argv[1]
+    manifests = sorted(p for p in glob.glob(os.path.join(K8S, "*.yaml")) if not p.endswith("kustomization.yaml"))
+    err = validate(manifests)
+    if err:
+        fail(err)
+    # The kustomization lists every manifest.
+    kust = yaml.safe_load(open(os.path.join(K8S, "kustomization.yaml")))
+    listed = {os.path.join(K8S, r) for r in kust["resources"]}
+    if listed != set(manifests):
+        fail(f"kustomization.yaml resources {sorted(listed)} != manifests {manifests}")
+    # A misspelt field must be rejected: the validator really validates.
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = os.path.join(tmp, "bad.yaml")
+        doc = yaml.safe_load(open(os.path.join(K8S, "deployment.yaml")))
+        doc["spec"]["replica"] = doc["spec"].pop("replicas")
+        yaml.safe_dump(doc, open(bad, "w"))
+        if validate([bad]) is None:
+            fail("a Deployment with 'replica' instead of 'replicas' passed validation")
+    for path in manifests:
+        for doc in yaml.safe_load_all(open(path)):
+            kind = doc["kind"]
+            if kind in ("Deployment", "Job"):
+                spec = doc["spec"]["template"]["spec"]
+                for c in spec["containers"]:
+                    keel_accepts(binary, c.get("args", []), f"{os.path.basename(path)} {c['name']}")
+                    probes = [c.get(p, {}).get("httpGet", {}).get("path") for p in ("livenessProbe", "readinessProbe")]
+                    if kind == "Deployment" and probes != ["/health", "/health"]:
+                        fail(f"{path}: liveness and readiness must probe /health, got {probes}")
+            if kind in ("ConfigMap", "Secret"):
+                check_env(doc.get("data") or doc.get("stringData") or {}, os.path.basename(path))
+
+    compose = yaml.safe_load(open(os.path.join(ROOT, "deploy", "compose.yaml")))
+    for name, svc in compose["services"].items():
+        if svc.get("image", "").startswith("keel") or "build" in svc:
+            keel_accepts(binary, svc.get("command", []), f"compose service {name}")
+            check_env(svc.get("environment", {}), f"compose service {name}")
+
+    docker = open(os.path.join(ROOT, "deploy", "Dockerfile")).read()
+    stages = re.split(r"^FROM ", docker, flags=re.M)[1:]
+    if len(stages) != 2:
+        fail(f"Dockerfile: expected a build and a runtime stage, found {len(stages)}")
+    else:
+        build, runtime = stages
+        if "cargo build --release --locked -p keel" not in build:
+            fail("Dockerfile: the build stage must run `cargo build --release --locked -p keel`")
+        for src in re.findall(r"^COPY (?!--from)(.+?) \S+$", build, flags=re.M):
+            for p in src.split():
+                if not os.path.exists(os.path.join(ROOT, p)):
+                    fail(f"Dockerfile copies {p}, which does not exist")
+        meta = json.loads(subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1", "--locked"],
+                                         cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        bins = {t["name"] for p in meta["packages"] if p["name"] == "keel" for t in p["targets"] if "bin" in t["kind"]}
+        if "keel" not in bins:
+            fail("the workspace has no package `keel` with a binary `keel`")
+        if "COPY --from=build /src/target/release/keel /usr/local/bin/keel" not in runtime:
+            fail("Dockerfile: the runtime stage must copy the release binary")
+        check_env(re.findall(r"(KEEL_[A-Z_]+)=", runtime), "Dockerfile")
+        keel_accepts(binary, ["server"], "Dockerfile CMD")
+    print("deploy files: " + ("OK" if not failures else f"{len(failures)} problem(s)"))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
