@@ -719,6 +719,19 @@ async fn log_batch_limits_and_atomicity(s: Arc<TestServer>) {
             .is_none_or(|m| m.as_array().unwrap().is_empty()),
         "{h}"
     );
+    // The metric name first seen in the refused batch works afterwards.
+    s.ok(
+        "runs/log-metric",
+        json!({ "run_id": run, "key": "after", "value": 2.5, "timestamp": 2, "step": 0 }),
+    )
+    .await;
+    let (_, h) = s
+        .get(
+            "metrics/get-history",
+            &[("run_id", &run), ("metric_key", "after")],
+        )
+        .await;
+    assert_eq!(h["metrics"][0]["value"], 2.5, "{h}");
 
     let (_, h) = s
         .get(

@@ -55,6 +55,9 @@ fn options(url: &str) -> Result<PgConnectOptions> {
 pub struct PgStore {
     pool: PgPool,
     artifact_root: String,
+    /// Metric name -> key id. Ids are assigned once and never change or get reused, so this
+    /// cache can never disagree with the database or with other servers.
+    metric_keys: runs::MetricKeys,
 }
 
 impl PgStore {
@@ -75,6 +78,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             artifact_root: artifact_root.trim_end_matches('/').to_string(),
+            metric_keys: runs::MetricKeys::default(),
         };
         store.ensure_default_experiment().await?;
         Ok(store)

@@ -2,14 +2,17 @@
 //!
 //! A log batch is one transaction: the run row is share-locked (so it cannot be deleted
 //! half-way), metric names are interned, and params, tags, metric values and latest values each
-//! go in as one statement over arrays (`UNNEST`), whatever the batch size.
+//! go in as one statement over arrays (`UNNEST`), whatever the batch size. A batch of metrics
+//! alone (what `log-metric` and most `log-batch` calls send) is a single statement: one round
+//! trip and one commit.
 
 use std::collections::HashMap;
+use std::sync::RwLock;
 
 use keel_core::entities::*;
 use keel_core::store::{CreateRun, Page, SearchRuns};
 use keel_core::{Error, Result, now_millis, validate};
-use sqlx::{PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row};
 
 use super::tracking::experiment;
 use super::{DbResult, PgStore};
@@ -76,11 +79,157 @@ pub(crate) async fn lock_active_run(
     }
 }
 
-/// Writes a batch for `run_id` inside the caller's transaction.
+/// Metric name -> key id, shared by a server's requests (see `PgStore::metric_keys`).
+#[derive(Default)]
+pub(crate) struct MetricKeys(RwLock<HashMap<String, i64>>);
+
+impl MetricKeys {
+    /// The ids of `names`, interning the ones the database does not have yet. Run it outside
+    /// any transaction: what it caches must be committed.
+    async fn ids(&self, conn: &mut PgConnection, names: &[&str]) -> Result<HashMap<String, i64>> {
+        let mut out = HashMap::with_capacity(names.len());
+        let mut missing: Vec<&str> = Vec::new();
+        {
+            let known = self
+                .0
+                .read()
+                .map_err(|_| Error::internal("metric key cache lock poisoned"))?;
+            for n in names {
+                match known.get(*n) {
+                    Some(id) => {
+                        out.insert(n.to_string(), *id);
+                    }
+                    None => missing.push(n),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        // One statement: insert the new names, and read the ids of all of them (the rows this
+        // statement inserted are not visible to its own SELECT, hence the UNION).
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "WITH new AS (INSERT INTO metric_keys (name) SELECT UNNEST($1::text[]) ON CONFLICT DO NOTHING RETURNING key_id, name) \
+             SELECT key_id, name FROM new UNION ALL SELECT key_id, name FROM metric_keys WHERE name = ANY($1)",
+        )
+        .bind(&missing)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+        let mut known = self
+            .0
+            .write()
+            .map_err(|_| Error::internal("metric key cache lock poisoned"))?;
+        for (id, name) in rows {
+            known.insert(name.clone(), id);
+            out.insert(name, id);
+        }
+        Ok(out)
+    }
+}
+
+/// The arrays of a metrics insert and of its latest-value upsert.
+struct MetricArrays {
+    keys: Vec<i64>,
+    steps: Vec<i64>,
+    times: Vec<i64>,
+    values: Vec<f64>,
+    nans: Vec<i16>,
+    models: Vec<Option<String>>,
+    ds_names: Vec<Option<String>>,
+    ds_digests: Vec<Option<String>>,
+    /// Indexes of the newest value of each metric in this batch.
+    latest: Vec<usize>,
+}
+
+impl MetricArrays {
+    fn new(metrics: &[Metric], ids: &HashMap<String, i64>) -> Result<Self> {
+        let n = metrics.len();
+        let mut a = MetricArrays {
+            keys: Vec::with_capacity(n),
+            steps: Vec::with_capacity(n),
+            times: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+            nans: Vec::with_capacity(n),
+            models: Vec::with_capacity(n),
+            ds_names: Vec::with_capacity(n),
+            ds_digests: Vec::with_capacity(n),
+            latest: Vec::new(),
+        };
+        let mut newest: HashMap<&str, usize> = HashMap::new();
+        for (i, m) in metrics.iter().enumerate() {
+            let (v, nan) = store_value(m.value);
+            a.keys.push(ids.get(&m.key).copied().ok_or_else(|| {
+                Error::internal(format!("metric name '{}' was not interned", m.key))
+            })?);
+            a.steps.push(m.step);
+            a.times.push(m.timestamp);
+            a.values.push(v);
+            a.nans.push(i16::from(nan));
+            a.models.push(m.model_id.clone());
+            a.ds_names.push(m.dataset_name.clone());
+            a.ds_digests.push(m.dataset_digest.clone());
+            match newest.get(m.key.as_str()) {
+                Some(&j) if !m.is_newer_than(&metrics[j]) => {}
+                _ => {
+                    newest.insert(&m.key, i);
+                }
+            }
+        }
+        a.latest = newest.into_values().collect();
+        a.latest.sort_unstable();
+        Ok(a)
+    }
+
+    fn pick<T: Clone>(&self, v: &[T]) -> Vec<T> {
+        self.latest.iter().map(|&i| v[i].clone()).collect()
+    }
+}
+
+/// Inserts metric values and moves latest values forward for the active run `run_id`, in one
+/// statement. `false` when the run is missing or not active (nothing is written then).
+async fn insert_metrics(conn: &mut PgConnection, run_id: &str, a: &MetricArrays) -> Result<bool> {
+    let row: Option<i64> = sqlx::query_scalar(
+        "WITH run AS (SELECT run_key FROM runs WHERE run_uuid = $1 AND lifecycle_stage = 'active' FOR SHARE), \
+         ins AS (INSERT INTO metrics (run_key, key_id, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) \
+                 SELECT run.run_key, u.* FROM run, UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::smallint[], $7::text[], $8::text[], $9::text[]) u \
+                 ON CONFLICT DO NOTHING), \
+         lat AS (INSERT INTO latest_metrics (run_key, key_id, step, timestamp, value, is_nan) \
+                 SELECT run.run_key, u.* FROM run, UNNEST($10::bigint[], $11::bigint[], $12::bigint[], $13::float8[], $14::smallint[]) u \
+                 ON CONFLICT (run_key, key_id) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
+                 WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)) \
+         SELECT run_key FROM run",
+    )
+    .bind(run_id)
+    .bind(&a.keys)
+    .bind(&a.steps)
+    .bind(&a.times)
+    .bind(&a.values)
+    .bind(&a.nans)
+    .bind(&a.models)
+    .bind(&a.ds_names)
+    .bind(&a.ds_digests)
+    .bind(a.pick(&a.keys))
+    .bind(a.pick(&a.steps))
+    .bind(a.pick(&a.times))
+    .bind(a.pick(&a.values))
+    .bind(a.pick(&a.nans))
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?;
+    Ok(row.is_some())
+}
+
+/// Writes a batch for `run_id` inside the caller's transaction; `ids` holds the key ids of the
+/// metrics' names (interned beforehand, outside the transaction, so a rollback cannot leave the
+/// cache holding ids that were never committed).
 pub(crate) async fn write_batch(
     conn: &mut PgConnection,
     run_id: &str,
     metrics: &[Metric],
+    ids: &HashMap<String, i64>,
     params: &[Param],
     tags: &[Tag],
 ) -> Result<()> {
@@ -138,96 +287,13 @@ pub(crate) async fn write_batch(
                 .db()?;
         }
     }
-    if !metrics.is_empty() {
-        write_metrics(conn, run_key, metrics).await?;
+    if !metrics.is_empty()
+        && !insert_metrics(conn, run_id, &MetricArrays::new(metrics, ids)?).await?
+    {
+        return Err(Error::internal(format!(
+            "run {run_id} changed state while locked"
+        )));
     }
-    Ok(())
-}
-
-async fn write_metrics(conn: &mut PgConnection, run_key: i64, metrics: &[Metric]) -> Result<()> {
-    let mut names: Vec<&str> = metrics.iter().map(|m| m.key.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    sqlx::query("INSERT INTO metric_keys (name) SELECT UNNEST($1::text[]) ON CONFLICT DO NOTHING")
-        .bind(&names)
-        .execute(&mut *conn)
-        .await
-        .db()?;
-    let ids: Vec<(i64, String)> =
-        sqlx::query_as("SELECT key_id, name FROM metric_keys WHERE name = ANY($1)")
-            .bind(&names)
-            .fetch_all(&mut *conn)
-            .await
-            .db()?;
-    let ids: HashMap<String, i64> = ids.into_iter().map(|(id, n)| (n, id)).collect();
-    let key_of = |m: &Metric| {
-        ids.get(&m.key)
-            .copied()
-            .ok_or_else(|| Error::internal(format!("metric name '{}' was not interned", m.key)))
-    };
-
-    let n = metrics.len();
-    let (mut keys, mut steps, mut times, mut values, mut nans) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut models, mut ds_names, mut ds_digests) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let mut newest: HashMap<&str, usize> = HashMap::new();
-    for (i, m) in metrics.iter().enumerate() {
-        let (v, nan) = store_value(m.value);
-        keys.push(key_of(m)?);
-        steps.push(m.step);
-        times.push(m.timestamp);
-        values.push(v);
-        nans.push(i16::from(nan));
-        models.push(m.model_id.clone());
-        ds_names.push(m.dataset_name.clone());
-        ds_digests.push(m.dataset_digest.clone());
-        match newest.get(m.key.as_str()) {
-            Some(&j) if !m.is_newer_than(&metrics[j]) => {}
-            _ => {
-                newest.insert(&m.key, i);
-            }
-        }
-    }
-    sqlx::query("INSERT INTO metrics (run_key, key_id, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::smallint[], $7::text[], $8::text[], $9::text[]) ON CONFLICT DO NOTHING")
-        .bind(run_key)
-        .bind(&keys)
-        .bind(&steps)
-        .bind(&times)
-        .bind(&values)
-        .bind(&nans)
-        .bind(&models)
-        .bind(&ds_names)
-        .bind(&ds_digests)
-        .execute(&mut *conn)
-        .await
-        .db()?;
-
-    let mut latest: Vec<usize> = newest.into_values().collect();
-    latest.sort_unstable();
-    let pick = |f: &dyn Fn(usize) -> i64| latest.iter().map(|&i| f(i)).collect::<Vec<i64>>();
-    let l_values: Vec<f64> = latest.iter().map(|&i| values[i]).collect();
-    let l_nans: Vec<i16> = latest.iter().map(|&i| nans[i]).collect();
-    sqlx::query("INSERT INTO latest_metrics (run_key, key_id, step, timestamp, value, is_nan) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::smallint[]) \
-                 ON CONFLICT (run_key, key_id) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
-                 WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)")
-        .bind(run_key)
-        .bind(pick(&|i| keys[i]))
-        .bind(pick(&|i| steps[i]))
-        .bind(pick(&|i| times[i]))
-        .bind(&l_values)
-        .bind(&l_nans)
-        .execute(&mut *conn)
-        .await
-        .db()?;
     Ok(())
 }
 
@@ -441,7 +507,7 @@ impl PgStore {
         if tag_name.is_none() {
             tags.push(Tag::new("mlflow.runName", name.clone()));
         }
-        write_batch(&mut tx, &run_id, &[], &[], &tags).await?;
+        write_batch(&mut tx, &run_id, &[], &HashMap::new(), &[], &tags).await?;
         let run = runs(&mut tx, std::slice::from_ref(&run_id)).await?.pop();
         tx.commit().await.db()?;
         run.ok_or_else(|| Error::internal("the new run vanished"))
@@ -472,7 +538,15 @@ impl PgStore {
             .await
             .db()?;
         if let Some(n) = run_name.filter(|n| !n.is_empty()) {
-            write_batch(&mut tx, run_id, &[], &[], &[Tag::new("mlflow.runName", n)]).await?;
+            write_batch(
+                &mut tx,
+                run_id,
+                &[],
+                &HashMap::new(),
+                &[],
+                &[Tag::new("mlflow.runName", n)],
+            )
+            .await?;
         }
         let info = run_info_of(&mut tx, run_id).await?;
         tx.commit().await.db()?;
@@ -524,8 +598,27 @@ impl PgStore {
         params: Vec<Param>,
         tags: Vec<Tag>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.db()?;
-        write_batch(&mut tx, run_id, &metrics, &params, &tags).await?;
+        let mut c = self.pool.acquire().await.db()?;
+        let names: Vec<&str> = metrics.iter().map(|m| m.key.as_str()).collect();
+        let ids = if names.is_empty() {
+            HashMap::new()
+        } else {
+            self.metric_keys.ids(&mut c, &names).await?
+        };
+        if params.is_empty() && tags.is_empty() && !metrics.is_empty() {
+            // Metrics alone: one autocommitted statement.
+            if insert_metrics(&mut c, run_id, &MetricArrays::new(&metrics, &ids)?).await? {
+                return Ok(());
+            }
+            // Nothing was written: say why, as the transaction path would.
+            return lock_active_run(&mut c, run_id, false)
+                .await
+                .and(Err(Error::internal(format!(
+                    "run {run_id} could not be written"
+                ))));
+        }
+        let mut tx = c.begin().await.db()?;
+        write_batch(&mut tx, run_id, &metrics, &ids, &params, &tags).await?;
         tx.commit().await.db()
     }
 
