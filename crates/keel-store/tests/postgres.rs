@@ -214,3 +214,42 @@ async fn experiments_behave_as_on_sqlite() {
     );
     schema.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_metric_names_logged_at_once_by_many_writers() {
+    let Some(schema) = Schema::create("new_metric_names_logged_at_once_by_many_writers").await
+    else {
+        return;
+    };
+    // Two stores on one database: two servers, each with its own cache of metric names.
+    let a = PgStore::open(&schema.url, "mlflow-artifacts:")
+        .await
+        .unwrap();
+    let b = PgStore::open(&schema.url, "mlflow-artifacts:")
+        .await
+        .unwrap();
+    let run = a
+        .create_run(keel_core::store::CreateRun {
+            experiment_id: "0".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .info
+        .run_id;
+    for round in 0..20 {
+        let writes = (0..16).map(|w| {
+            let store = if w % 2 == 0 { &a } else { &b };
+            let metrics = (0..5)
+                .map(|k| keel_core::entities::Metric::new(format!("r{round}-k{k}"), w as f64, 1, w))
+                .collect();
+            store.log_batch(&run, metrics, vec![], vec![])
+        });
+        for r in futures::future::join_all(writes).await {
+            assert!(r.is_ok(), "round {round}: {:?}", r.err());
+        }
+    }
+    let page = a.metric_history(&run, "r19-k4", 0, 100).await.unwrap();
+    assert_eq!(page.items.len(), 16);
+    schema.drop().await;
+}

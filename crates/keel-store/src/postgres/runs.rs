@@ -118,11 +118,29 @@ impl MetricKeys {
         .fetch_all(&mut *conn)
         .await
         .db()?;
+        let mut found: HashMap<String, i64> = rows.into_iter().map(|(id, n)| (n, id)).collect();
+        // A name another writer inserted while this statement ran is in neither half of the
+        // UNION (its row was not yet visible, and ON CONFLICT skipped ours); a new statement
+        // sees it, committed.
+        let late: Vec<&str> = missing
+            .iter()
+            .copied()
+            .filter(|n| !found.contains_key(*n))
+            .collect();
+        if !late.is_empty() {
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("SELECT key_id, name FROM metric_keys WHERE name = ANY($1)")
+                    .bind(&late)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .db()?;
+            found.extend(rows.into_iter().map(|(id, n)| (n, id)));
+        }
         let mut known = self
             .0
             .write()
             .map_err(|_| Error::internal("metric key cache lock poisoned"))?;
-        for (id, name) in rows {
+        for (name, id) in found {
             known.insert(name.clone(), id);
             out.insert(name, id);
         }
