@@ -57,10 +57,14 @@ CREATE TABLE metric_keys (
 );
 
 -- Every logged value. The primary key makes a repeated (step, timestamp, value) a no-op, as in
--- MLflow, and serves a run's history of one metric in step order.
+-- MLflow, and serves a run's history of one metric in step order. run_key and key_id carry no
+-- foreign keys here: PostgreSQL checks each with a trigger per row, which cost more than the
+-- inserts themselves in a 1000-value batch. keel writes values only in the statement that finds
+-- the run active (share-locked), with ids from metric_keys, and never deletes runs or metric
+-- names, so nothing a foreign key would catch can happen.
 CREATE TABLE metrics (
-    run_key BIGINT NOT NULL REFERENCES runs(run_key) ON DELETE CASCADE,
-    key_id BIGINT NOT NULL REFERENCES metric_keys(key_id),
+    run_key BIGINT NOT NULL,
+    key_id BIGINT NOT NULL,
     step BIGINT NOT NULL,
     timestamp BIGINT NOT NULL,
     value DOUBLE PRECISION NOT NULL,
@@ -73,10 +77,10 @@ CREATE TABLE metrics (
 CREATE INDEX metrics_by_model ON metrics(model_id) WHERE model_id IS NOT NULL;
 
 -- The newest value of each metric of each run: what search filters and orders on, through
--- the (key_id, value) index.
+-- the (key_id, value) index. No foreign keys, for the reason given above `metrics`.
 CREATE TABLE latest_metrics (
-    run_key BIGINT NOT NULL REFERENCES runs(run_key) ON DELETE CASCADE,
-    key_id BIGINT NOT NULL REFERENCES metric_keys(key_id),
+    run_key BIGINT NOT NULL,
+    key_id BIGINT NOT NULL,
     value DOUBLE PRECISION NOT NULL,
     timestamp BIGINT NOT NULL,
     step BIGINT NOT NULL,

@@ -109,6 +109,7 @@ impl PgStore {
             .db()?;
         let created = run_info_of(&mut tx, &info.run_id).await?;
         tx.commit().await.db()?;
+        self.run_created();
         Ok((created, true))
     }
 

@@ -58,7 +58,12 @@ pub struct PgStore {
     /// Metric name -> key id. Ids are assigned once and never change or get reused, so this
     /// cache can never disagree with the database or with other servers.
     metric_keys: runs::MetricKeys,
+    /// Runs this process created, for [`PgStore::run_created`].
+    runs_created: std::sync::atomic::AtomicU64,
 }
+
+/// How many new runs make [`PgStore::run_created`] refresh the planner's statistics.
+const ANALYZE_EVERY: u64 = 500;
 
 impl PgStore {
     /// Connects, applies pending migrations (under PostgreSQL's advisory lock, so replicas that
@@ -79,6 +84,7 @@ impl PgStore {
             pool,
             artifact_root: artifact_root.trim_end_matches('/').to_string(),
             metric_keys: runs::MetricKeys::default(),
+            runs_created: std::sync::atomic::AtomicU64::new(0),
         };
         store.ensure_default_experiment().await?;
         Ok(store)
@@ -94,6 +100,31 @@ impl PgStore {
     pub async fn migrate(url: &str) -> Result<()> {
         let mut conn = options(url)?.connect().await.map_err(connect_error)?;
         schema::migrate(&mut conn).await
+    }
+}
+
+impl PgStore {
+    /// Counts a new run and, every [`ANALYZE_EVERY`], refreshes the planner's statistics of the
+    /// tables search reads, in the background. Autovacuum analyzes a table only after it grew by
+    /// a tenth and a minute passed; until then the planner takes a table that went from empty to
+    /// thousands of runs for empty and picks nested loops that make a search ten times slower.
+    pub(crate) fn run_created(&self) {
+        let n = self
+            .runs_created
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if n.is_multiple_of(ANALYZE_EVERY) {
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    sqlx::query("ANALYZE runs, params, tags, latest_metrics, metric_keys")
+                        .execute(&pool)
+                        .await
+                {
+                    tracing::warn!("cannot refresh PostgreSQL statistics: {e}");
+                }
+            });
+        }
     }
 }
 

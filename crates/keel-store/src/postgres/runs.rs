@@ -528,6 +528,7 @@ impl PgStore {
         write_batch(&mut tx, &run_id, &[], &HashMap::new(), &[], &tags).await?;
         let run = runs(&mut tx, std::slice::from_ref(&run_id)).await?.pop();
         tx.commit().await.db()?;
+        self.run_created();
         run.ok_or_else(|| Error::internal("the new run vanished"))
     }
 
