@@ -172,7 +172,7 @@ pub async fn copy_all(
         .iter()
         .map(|e| e.experiment_id.clone())
         .collect();
-    let models = src.logged_models(&src_exp_ids).await.unwrap_or_default();
+    let models = src.logged_models(&src_exp_ids).await?;
     let pb = bar(models.len() as u64, "logged models", quiet);
     for m in models {
         let id = m.info.model_id.clone();

@@ -394,8 +394,14 @@ impl Source for MlflowSource {
             return Ok(Vec::new());
         }
         let body = json!({"experiment_ids": experiment_ids, "max_results": 100});
-        self.pages("models", Call::Post("logged-models/search", body))
+        match self
+            .pages("models", Call::Post("logged-models/search", body))
             .await
+        {
+            // MLflow 2 has no such endpoint: no logged models to copy. Anything else is an error.
+            Err(e) if format!("{e:#}").contains("HTTP 404") => Ok(Vec::new()),
+            other => other,
+        }
     }
 
     async fn registered_models(&self) -> Result<Vec<SrcRegisteredModel>> {
