@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Row};
 
 use super::runs::run_info_of;
 use super::tracking::experiment;
-use super::{DbResult, PgStore};
+use super::{DbResult, PgStore, paging};
 use crate::search::{self, Bind, Dialect, Sql};
 use crate::sqlite::rows::metric_value;
 
@@ -300,21 +300,9 @@ impl PgStore {
         sql.push(" WHERE lm.lifecycle_stage = 'active' AND lm.experiment_id IN ");
         sql.bind_list(exp_ids.iter().map(|i| Bind::I64(*i)));
         search::logged_model_where(&mut sql, &q.filter);
-        sql.push(" ORDER BY ")
-            .push(&order)
-            .push(" LIMIT ")
-            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
-            .push(" OFFSET ")
-            .bind(Bind::I64(q.offset as i64));
+        sql.push(" ORDER BY ").push(&order);
         let mut c = self.pool.acquire().await.db()?;
-        let rows = sql.into_pg_query()?.fetch_all(&mut *c).await.db()?;
-        let mut ids = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .db()?;
-        let more = ids.len() > q.max_results;
-        ids.truncate(q.max_results);
+        let (ids, more) = paging::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
         Ok(Page::new(
             load(&mut c, &ids).await?,
             q.offset,

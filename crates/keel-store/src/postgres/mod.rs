@@ -9,6 +9,7 @@
 
 mod import;
 mod logged_models;
+mod paging;
 mod registry;
 mod runs;
 mod schema;

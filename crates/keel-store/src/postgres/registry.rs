@@ -11,7 +11,7 @@ use sqlx::{PgConnection, Row};
 
 use super::logged_models::location as logged_model_location;
 use super::runs::run_info_of;
-use super::{DbResult, PgStore, is_unique_violation};
+use super::{DbResult, PgStore, is_unique_violation, paging};
 use crate::search::{self, Bind, Dialect, Sql};
 
 const VERSION_COLUMNS: &str = "v.name, v.version, v.creation_time, v.last_updated_time, v.description, v.user_id, v.current_stage, v.source, v.run_id, v.run_link, v.status, v.status_message, v.model_id";
@@ -355,20 +355,10 @@ impl PgStore {
         sql.push("SELECT m.name FROM registered_models m WHERE 1 = 1");
         search::registry_where(&mut sql, &q.filter, false);
         sql.push(" ORDER BY ")
-            .push(&search::registry_order(&q.order_by, false))
-            .push(" LIMIT ")
-            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
-            .push(" OFFSET ")
-            .bind(Bind::I64(q.offset as i64));
+            .push(&search::registry_order(&q.order_by, false));
         let mut c = self.pool.acquire().await.db()?;
-        let rows = sql.into_pg_query()?.fetch_all(&mut *c).await.db()?;
-        let mut names = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .db()?;
-        let more = names.len() > q.max_results;
-        names.truncate(q.max_results);
+        let (names, more) =
+            paging::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
         Ok(Page::new(
             models(&mut c, &names).await?,
             q.offset,

@@ -15,9 +15,9 @@ use keel_core::{Error, Result, now_millis, validate};
 use sqlx::{Connection, PgConnection, Row};
 
 use super::tracking::experiment;
-use super::{DbResult, PgStore};
+use super::{DbResult, PgStore, paging};
 use crate::names::random_run_name;
-use crate::search::{self, Bind, Dialect};
+use crate::search::{self, Dialect};
 use crate::sqlite::rows::{metric_value, store_value};
 
 const RUN_COLUMNS: &str = "run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage";
@@ -764,21 +764,9 @@ impl PgStore {
         if exp_ids.is_empty() {
             return Ok(Page::empty());
         }
-        let mut sql =
-            search::run_search(Dialect::Postgres, &exp_ids, q.view, &q.filter, &q.order_by);
-        sql.push(" LIMIT ")
-            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
-            .push(" OFFSET ")
-            .bind(Bind::I64(q.offset as i64));
+        let sql = search::run_search(Dialect::Postgres, &exp_ids, q.view, &q.filter, &q.order_by);
         let mut c = self.pool.acquire().await.db()?;
-        let rows = sql.into_pg_query()?.fetch_all(&mut *c).await.db()?;
-        let mut ids = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .db()?;
-        let more = ids.len() > q.max_results;
-        ids.truncate(q.max_results);
+        let (ids, more) = paging::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
         Ok(Page::new(
             runs(&mut c, &ids).await?,
             q.offset,

@@ -8,8 +8,8 @@ use keel_core::store::{Page, SearchExperiments};
 use keel_core::{Error, Result, now_millis, validate};
 use sqlx::{PgConnection, Row};
 
-use super::{DbResult, PgStore, is_unique_violation};
-use crate::search::{self, Bind, Dialect, Sql};
+use super::{DbResult, PgStore, is_unique_violation, paging};
+use crate::search::{self, Dialect, Sql};
 
 fn parse_experiment_id(id: &str) -> Result<i64> {
     validate::experiment_id(id)
@@ -190,20 +190,9 @@ impl PgStore {
         };
         search::experiment_where(&mut sql, &q.filter);
         sql.push(" ORDER BY ")
-            .push(&search::experiment_order(&q.order_by))
-            .push(" LIMIT ")
-            .bind(Bind::I64((q.max_results as i64).saturating_add(1)))
-            .push(" OFFSET ")
-            .bind(Bind::I64(q.offset as i64));
+            .push(&search::experiment_order(&q.order_by));
         let mut c = self.pool.acquire().await.db()?;
-        let rows = sql.into_pg_query()?.fetch_all(&mut *c).await.db()?;
-        let mut ids = rows
-            .iter()
-            .map(|r| r.try_get::<i64, _>(0))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .db()?;
-        let more = ids.len() > q.max_results;
-        ids.truncate(q.max_results);
+        let (ids, more) = paging::page_ids::<i64>(&mut c, sql, q.max_results, q.offset).await?;
         Ok(Page::new(
             experiments(&mut c, &ids).await?,
             q.offset,
