@@ -11,13 +11,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DataError, Result};
+use crate::error::Result;
 use crate::format::Format;
 
 /// The profile layout written by this version of keel.
@@ -106,6 +105,10 @@ pub struct TimeStats {
     pub min_ms: i64,
     /// Latest, milliseconds since the epoch (UTC).
     pub max_ms: i64,
+    /// Equal-width histogram of the times (edges in epoch milliseconds); absent in profiles
+    /// written before keel recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<Histogram>,
 }
 
 /// What a column's statistics describe.
@@ -185,146 +188,15 @@ pub fn profile_with_samples(format: Format, paths: &[&Path]) -> Result<(Table, V
     scan(format, paths, true)
 }
 
-/// CSV column types are first inferred from this many rows; a value further down that does
-/// not fit makes the whole read start again with types inferred from every row.
-const INFER_ROWS: usize = 10_000;
-
 fn scan(format: Format, paths: &[&Path], keep: bool) -> Result<(Table, Vec<Sample>)> {
-    match scan_with(format, paths, keep, false) {
-        Ok(t) => Ok(t),
-        Err(Scan::Retry) => scan_with(format, paths, keep, true).map_err(Scan::into_error),
-        Err(e) => Err(e.into_error()),
-    }
-}
-
-/// A failed scan: final, or worth repeating with full type inference.
-enum Scan {
-    Failed(DataError),
-    Retry,
-}
-
-impl Scan {
-    fn into_error(self) -> DataError {
-        match self {
-            Scan::Failed(e) => e,
-            Scan::Retry => DataError::Invalid("the table could not be read".into()),
-        }
-    }
-}
-
-impl From<DataError> for Scan {
-    fn from(e: DataError) -> Self {
-        Scan::Failed(e)
-    }
-}
-
-fn scan_with(
-    format: Format,
-    paths: &[&Path],
-    keep: bool,
-    full_inference: bool,
-) -> std::result::Result<(Table, Vec<Sample>), Scan> {
-    let first = *paths
-        .first()
-        .ok_or_else(|| DataError::Invalid("no files to read".into()))?;
-    let mut acc: Option<Arc<Mutex<Accumulator>>> = None;
-    let mut schema: Option<(SchemaRef, &Path)> = None;
-    for path in paths {
-        let size = std::fs::metadata(path)
-            .map_err(|e| DataError::io(path, e))?
-            .len();
-        if size == 0 {
-            return Err(DataError::content(path, "the file is empty").into());
-        }
-        if format == Format::Csv {
-            crate::locate::check_csv(path)?;
-        }
-        let mut lf = open(format, path, full_inference).map_err(|e| read_error(format, path, e))?;
-        let this = lf
-            .collect_schema()
-            .map_err(|e| read_error(format, path, e))?;
-        match &schema {
-            None => schema = Some((this.clone(), path)),
-            Some((s, p)) if **s != *this => {
-                return Err(DataError::content(
-                    path,
-                    format!(
-                        "its columns ({}) differ from those of {} ({})",
-                        names(&this),
-                        p.display(),
-                        names(s)
-                    ),
-                )
-                .into());
-            }
-            Some(_) => {}
-        }
-        let shared = acc
-            .get_or_insert_with(|| Arc::new(Mutex::new(Accumulator::new(&this))))
-            .clone();
-        let sink = PlanCallback::new(move |df: DataFrame| {
-            let mut a = shared
-                .lock()
-                .map_err(|_| polars_err!(ComputeError: "profile accumulator poisoned"))?;
-            a.feed(&df)?;
-            Ok(false)
-        });
-        if let Err(e) = lf
-            .sink_batches(sink, true, None)
-            .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
-        {
-            if format == Format::Csv && !full_inference {
-                return Err(Scan::Retry);
-            }
-            return Err(read_error(format, path, e).into());
-        }
-    }
-    let acc = acc.ok_or_else(|| DataError::content(first, "nothing to read"))?;
-    let acc = Arc::try_unwrap(acc)
-        .map_err(|_| DataError::Invalid("profile still in use".into()))?
-        .into_inner()
-        .map_err(|_| DataError::Invalid("profile accumulator poisoned".into()))?;
+    let acc = crate::read::read_table(format, paths, Accumulator::new)?;
     Ok(acc.finish(keep))
 }
 
-fn names(s: &polars::prelude::Schema) -> String {
-    s.iter_names()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn open(format: Format, path: &Path, full_inference: bool) -> PolarsResult<LazyFrame> {
-    let p = PlRefPath::from(path.to_string_lossy().as_ref());
-    match format {
-        // A column that mixes numbers and text is read as text: when a sampled type fails
-        // further down, the read is repeated with every row deciding the types.
-        Format::Csv => LazyCsvReader::new(p)
-            .with_has_header(true)
-            .with_infer_schema_length((!full_inference).then_some(INFER_ROWS))
-            .finish(),
-        Format::Parquet => LazyFrame::scan_parquet(p, ScanArgsParquet::default()),
-        Format::Jsonl => LazyJsonLineReader::new(p)
-            .with_infer_schema_length(None)
-            .finish(),
-        Format::Binary => polars_bail!(ComputeError: "binary data has no rows to read"),
+impl crate::read::Rows for Accumulator {
+    fn feed(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        Accumulator::feed(self, df)
     }
-}
-
-/// A one-line error for a file polars could not read, with the line and column found by
-/// [`crate::locate`] where the format allows.
-fn read_error(format: Format, path: &Path, e: PolarsError) -> DataError {
-    if (format == Format::Csv || format == Format::Jsonl)
-        && let Some(found) = crate::locate::first_problem(format, path)
-    {
-        return found;
-    }
-    let msg = e.to_string();
-    let first = msg.lines().next().unwrap_or("cannot be read").trim();
-    DataError::content(
-        path,
-        format!("cannot be read as {}: {first}", format.as_str()),
-    )
 }
 
 /// How a column is accumulated.
@@ -342,7 +214,8 @@ struct Accumulator {
     rows: u64,
 }
 
-fn dtype_name(d: &DataType) -> String {
+/// The type name profiles and schemas use for a polars type.
+pub(crate) fn dtype_name(d: &DataType) -> String {
     match d {
         d if d.is_integer() => "integer".into(),
         d if d.is_float() => "float".into(),
@@ -472,21 +345,28 @@ impl Column {
                     counts.map_or(Sample::None, Sample::Counts),
                 )
             }
-            Column::Time(t) => (
-                ColumnProfile {
-                    name,
-                    count: t.count,
-                    nulls: t.nulls,
-                    stats: match (t.min, t.max) {
-                        (Some(min_ms), Some(max_ms)) => {
-                            ColumnStats::Time(TimeStats { min_ms, max_ms })
-                        }
-                        _ => ColumnStats::Empty,
+            Column::Time(t) => {
+                let exact = t.values.seen <= EXACT_VALUES as u64;
+                let (count, nulls) = (t.values.seen, t.values.nulls);
+                let stats = match t.values.finish() {
+                    (ColumnStats::Numeric(n), _) => ColumnStats::Time(TimeStats {
+                        min_ms: n.min as i64,
+                        max_ms: n.max as i64,
+                        histogram: Some(n.histogram),
+                    }),
+                    _ => ColumnStats::Empty,
+                };
+                (
+                    ColumnProfile {
+                        name,
+                        count,
+                        nulls,
+                        stats,
                     },
-                },
-                true,
-                Sample::None,
-            ),
+                    exact,
+                    Sample::None,
+                )
+            }
             Column::Other { nulls, count, .. } => (
                 ColumnProfile {
                     name,
@@ -681,29 +561,18 @@ impl Strings {
     }
 }
 
-/// Range of dates or datetimes, in epoch milliseconds.
+/// Dates or datetimes, as epoch milliseconds (exact in an f64 for any real date), kept
+/// like a numeric column's values for the range and histogram.
 #[derive(Default)]
 struct Time {
-    count: u64,
-    nulls: u64,
-    min: Option<i64>,
-    max: Option<i64>,
+    values: Numeric,
 }
 
 impl Time {
     fn feed(&mut self, s: &Series) -> PolarsResult<()> {
         let ms = s.cast(&DataType::Datetime(TimeUnit::Milliseconds, None))?;
-        let ms = ms.cast(&DataType::Int64)?;
-        let ca = ms.i64()?;
-        self.nulls += ca.null_count() as u64;
-        self.count += (ca.len() - ca.null_count()) as u64;
-        if let Some(v) = ca.min() {
-            self.min = Some(self.min.map_or(v, |m| m.min(v)));
-        }
-        if let Some(v) = ca.max() {
-            self.max = Some(self.max.map_or(v, |m| m.max(v)));
-        }
-        Ok(())
+        self.values
+            .feed(&ms.cast(&DataType::Int64)?.cast(&DataType::Float64)?)
     }
 }
 
