@@ -3,7 +3,9 @@
 //! A file or folder is hashed with BLAKE3 ([`hash`]), its content stored once in the artifact
 //! store ([`objects`]), read and profiled with polars ([`profile`]) and recorded as a
 //! version in the metadata store ([`add`]); the local [`workspace`] remembers what was added
-//! from where and which file states were already hashed, for `keel data status`.
+//! from where and which file states were already hashed, for `keel data status`. Tables are
+//! read batch by batch ([`read`]), checked against [`rules`] ([`validate`]), compared
+//! ([`diff`]) and shown as an HTML page ([`report`]).
 
 pub mod add;
 pub mod backend;
@@ -14,6 +16,10 @@ pub mod hash;
 pub mod locate;
 pub mod objects;
 pub mod profile;
+pub mod read;
+pub mod report;
+pub mod rules;
+pub mod validate;
 pub mod workspace;
 
 pub use add::{AddRequest, Added, Progress, Quiet, add};

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keel_core::data::{DataKind, DataSummary, DataUse, DataVersion};
 use keel_data::profile::{ColumnStats, Profile, Schema};
+use keel_data::validate::Files;
 use keel_data::workspace::{Workspace, folder_changes};
 use keel_data::{AddRequest, DataBackend, Format, LocalBackend};
 
@@ -22,7 +23,7 @@ pub enum Store {
 }
 
 impl Store {
-    fn backend(&self) -> &dyn DataBackend {
+    pub(crate) fn backend(&self) -> &dyn DataBackend {
         match self {
             Store::Local(l) => l,
             Store::Remote(r) => r,
@@ -43,7 +44,7 @@ impl Store {
         }
     }
 
-    async fn version(&self, r: &DataRef) -> Result<(DataVersion, Vec<DataUse>)> {
+    pub(crate) async fn version(&self, r: &DataRef) -> Result<(DataVersion, Vec<DataUse>)> {
         match self {
             Store::Local(l) => {
                 let v = l.meta.get_data_version(&r.name, r.version).await?;
@@ -265,8 +266,11 @@ pub async fn ls(store: &Store, name: Option<String>, as_json: bool) -> Result<()
 }
 
 /// `keel data show NAME[@VERSION]`.
-pub async fn show(store: &Store, r: &DataRef, as_json: bool) -> Result<()> {
+pub async fn show(store: &Store, r: &DataRef, html: Option<PathBuf>, as_json: bool) -> Result<()> {
     let (v, uses) = store.version(r).await?;
+    if let Some(path) = html {
+        write_html(&v, &path)?;
+    }
     if as_json {
         let mut out = serde_json::to_value(&v)?;
         out["digest"] = keel_core::data::digest_of(&v.hash)?.into();
@@ -312,6 +316,40 @@ pub async fn show(store: &Store, r: &DataRef, as_json: bool) -> Result<()> {
         }
         println!("{t}");
     }
+    Ok(())
+}
+
+/// Writes the HTML report of a tabular version.
+fn write_html(v: &DataVersion, path: &Path) -> Result<()> {
+    let (Some(schema), Some(profile)) = (&v.schema, &v.profile) else {
+        bail!(
+            "{}@{} is {} data: HTML reports show tables (csv, parquet, jsonl)",
+            v.name,
+            v.version,
+            v.format
+        );
+    };
+    let schema: Schema = serde_json::from_value(schema.clone()).context("stored schema")?;
+    let profile: Profile = serde_json::from_value(profile.clone()).context("stored profile")?;
+    let title = format!("{}@{}", v.name, v.version);
+    let facts = [
+        ("hash", v.hash.clone()),
+        ("format", format!("{} {}", v.format, v.kind.as_str())),
+        ("size", size(v.size_bytes)),
+        ("files", v.file_count.to_string()),
+        (
+            "added",
+            format!(
+                "{} by {}",
+                output::time(Some(v.creation_time)),
+                v.created_by
+            ),
+        ),
+        ("source", v.source.clone()),
+    ];
+    let page = keel_data::report::html(&title, &facts, &schema, &profile);
+    std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 
@@ -460,12 +498,12 @@ pub async fn status(store: &Store, as_json: bool) -> Result<bool> {
     Ok(changed)
 }
 
-/// Restores a version into `dir` and returns its format and files.
-async fn materialise(store: &Store, v: &DataVersion, dir: &Path) -> Result<(Format, Vec<PathBuf>)> {
+/// Restores a tabular version into `dir` (verified by hash) and returns its files.
+pub async fn materialise(store: &Store, v: &DataVersion, dir: &Path) -> Result<Files> {
     let format = Format::parse(&v.format)?;
     if !format.is_tabular() {
         bail!(
-            "{}@{} is {} data: keel diffs tables (csv, parquet, jsonl)",
+            "{}@{} is {} data: keel reads tables (csv, parquet, jsonl)",
             v.name,
             v.version,
             v.format
@@ -477,13 +515,15 @@ async fn materialise(store: &Store, v: &DataVersion, dir: &Path) -> Result<(Form
     };
     keel_data::objects::restore(store.backend(), v, &target, &|_| {}).await?;
     let files = match v.kind {
-        DataKind::File => vec![target],
-        DataKind::Folder => keel_data::hash::list_folder(dir)?
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect(),
+        DataKind::File => {
+            let name = Path::new(&v.source)
+                .file_name()
+                .map_or_else(|| v.name.clone(), |n| n.to_string_lossy().into_owned());
+            vec![(name, target)]
+        }
+        DataKind::Folder => keel_data::hash::list_folder(dir)?,
     };
-    Ok((format, files))
+    Ok(Files { format, files })
 }
 
 /// `keel data diff A B`: schema changes, rows and per-column drift of B against A.
@@ -492,12 +532,12 @@ pub async fn diff(store: &Store, a: &DataRef, b: &DataRef, as_json: bool) -> Res
     let (vb, _) = store.version(b).await?;
     let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
     let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
-    let (fa, pa) = materialise(store, &va, &da).await?;
-    let (fb, pb) = materialise(store, &vb, &db).await?;
+    let fa = materialise(store, &va, &da).await?;
+    let fb = materialise(store, &vb, &db).await?;
     let d = tokio::task::spawn_blocking(move || {
-        let ra: Vec<&Path> = pa.iter().map(PathBuf::as_path).collect();
-        let rb: Vec<&Path> = pb.iter().map(PathBuf::as_path).collect();
-        keel_data::diff::diff((fa, &ra), (fb, &rb))
+        let ra: Vec<&Path> = fa.files.iter().map(|(_, p)| p.as_path()).collect();
+        let rb: Vec<&Path> = fb.files.iter().map(|(_, p)| p.as_path()).collect();
+        keel_data::diff::diff((fa.format, &ra), (fb.format, &rb))
     })
     .await
     .context("diff task failed")??;

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod data;
 mod data_remote;
+mod data_validate;
 mod output;
 mod transfer;
 
@@ -48,7 +49,7 @@ enum Command {
     Import(ImportArgs),
     /// Write the whole store (metadata and artifacts) into a folder `keel import` reads.
     Export(ExportArgs),
-    /// Dataset versions: add, list, show, restore, and what changed since.
+    /// Dataset versions: add, list, show, restore, compare, validate, and what changed since.
     #[command(subcommand)]
     Data(DataCmd),
 }
@@ -100,6 +101,9 @@ enum DataCmd {
     /// Show a version (NAME or NAME@VERSION): size, rows, schema, column statistics, runs that used it.
     Show {
         reference: String,
+        /// Also write an HTML report with a chart per column to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -122,6 +126,37 @@ enum DataCmd {
     /// Which added paths changed since they were added (only files whose size, time or inode
     /// changed are read again).
     Status {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Check a version (NAME@VERSION, or a local file or folder that exists) against rules;
+    /// exits with status 1 when a rule fails.
+    #[command(group(clap::ArgGroup::new("rule_source").required(true).args(["rules", "against"])))]
+    Validate {
+        target: String,
+        /// A rules file (YAML, keel.rules/v1).
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
+        /// Check against rules inferred from this reference version.
+        #[arg(long, value_name = "NAME@VERSION")]
+        against: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Validation rules.
+    #[command(subcommand)]
+    Rules(RulesCmd),
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Write rules inferred from a reference version's profile (schema, row count, missing
+    /// values, unique columns, ranges, means, quantiles, allowed values).
+    Infer {
+        reference: String,
+        /// Write the rules here instead of to standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -541,6 +576,8 @@ async fn data_command(cmd: DataCmd) -> Result<()> {
     | DataCmd::Show { store, .. }
     | DataCmd::Get { store, .. }
     | DataCmd::Diff { store, .. }
+    | DataCmd::Validate { store, .. }
+    | DataCmd::Rules(RulesCmd::Infer { store, .. })
     | DataCmd::Status { store }) = &cmd;
     let target = match &store.tracking_uri {
         Some(uri) => data::Store::Remote(data_remote::RemoteBackend {
@@ -568,8 +605,18 @@ async fn data_command(cmd: DataCmd) -> Result<()> {
             store,
         } => data::add(&target, path, name, format, description, store.json).await,
         DataCmd::Ls { name, store } => data::ls(&target, name, store.json).await,
-        DataCmd::Show { reference, store } => {
-            data::show(&target, &data::DataRef::parse(&reference)?, store.json).await
+        DataCmd::Show {
+            reference,
+            html,
+            store,
+        } => {
+            data::show(
+                &target,
+                &data::DataRef::parse(&reference)?,
+                html,
+                store.json,
+            )
+            .await
         }
         DataCmd::Get {
             reference,
@@ -581,6 +628,15 @@ async fn data_command(cmd: DataCmd) -> Result<()> {
             data::diff(&target, &a, &b, store.json).await
         }
         DataCmd::Status { store } => data::status(&target, store.json).await.map(|_| ()),
+        DataCmd::Validate {
+            target: subject,
+            rules,
+            against,
+            store,
+        } => data_validate::validate(&target, &subject, rules, against, store.json).await,
+        DataCmd::Rules(RulesCmd::Infer { reference, out, .. }) => {
+            data_validate::rules_infer(&target, &reference, out).await
+        }
     }
 }
 
@@ -604,6 +660,11 @@ fn main() {
         }
     };
     if let Err(e) = rt.block_on(run(cli)) {
+        // Failed checks are a result, not an error: status 1, errors 2.
+        if let Some(failed) = e.downcast_ref::<data_validate::ChecksFailed>() {
+            eprintln!("{failed}");
+            std::process::exit(1);
+        }
         // One line, whatever the causes say.
         let chain: Vec<String> = e
             .chain()
@@ -615,6 +676,6 @@ fn main() {
             })
             .collect();
         eprintln!("error: {}", chain.join(": "));
-        std::process::exit(1);
+        std::process::exit(2);
     }
 }

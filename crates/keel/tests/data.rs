@@ -10,6 +10,12 @@ use serde_json::Value;
 
 /// Runs `keel` in `dir` (the workspace and the default store `keel-data/` live there).
 fn keel(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = keel_status(dir, args);
+    (code == 0, out, err)
+}
+
+/// Runs `keel` in `dir` and returns its exit status with what it printed.
+fn keel_status(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_keel"))
         .args(args)
         .current_dir(dir)
@@ -19,7 +25,7 @@ fn keel(dir: &Path, args: &[&str]) -> (bool, String, String) {
         .output()
         .expect("run keel");
     (
-        out.status.success(),
+        out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -219,6 +225,135 @@ fn bad_input_is_one_line_and_stores_nothing() {
     );
     let (ok, _, err) = keel(d, &["data", "get", "x@zero", "--to", "y"]);
     assert!(!ok && err.contains("must be a number"), "{err}");
+}
+
+/// 300 rows of people: id (unique), age 20..=79, city of three, email.
+fn people(bad: bool) -> String {
+    let mut s = String::from("id,age,city,email\n");
+    for i in 1..=300usize {
+        let age = if bad && i == 42 { 140 } else { 20 + i % 60 };
+        let city = if bad && i == 7 {
+            "Atlantis"
+        } else {
+            ["Paris", "Lyon", "Nice"][i % 3]
+        };
+        s.push_str(&format!("{i},{age},{city},u{i}@example.com\n"));
+    }
+    s
+}
+
+#[test]
+fn validate_gates_on_rules_and_on_a_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("people.csv"), people(false)).unwrap();
+    json(d, &["data", "add", "people.csv"]);
+    std::fs::write(d.join("people.csv"), people(true)).unwrap();
+    json(d, &["data", "add", "people.csv"]);
+
+    // Rules inferred from version 1 hold for version 1 and fail version 2.
+    let (code, _, err) = keel_status(
+        d,
+        &["data", "rules", "infer", "people@1", "--out", "rules.yaml"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let yaml = std::fs::read_to_string(d.join("rules.yaml")).unwrap();
+    assert!(
+        yaml.starts_with("# Rules keel inferred from people@1 (300 rows)"),
+        "{yaml}"
+    );
+    for rule in [
+        "rule: schema",
+        "rule: unique\n  column: id",
+        "rule: allowed_values",
+        "rule: range",
+    ] {
+        assert!(yaml.contains(rule), "{rule} missing from\n{yaml}");
+    }
+    let (code, out, err) = keel_status(
+        d,
+        &["data", "validate", "people@1", "--rules", "rules.yaml"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("people@1: 300 rows"), "{out}");
+
+    let (code, out, err) = keel_status(
+        d,
+        &["data", "validate", "people@2", "--rules", "rules.yaml"],
+    );
+    assert_eq!(code, 1, "failing rules exit 1: {out}{err}");
+    assert!(err.contains("people@2: 2 of"), "{err}");
+    assert!(
+        out.contains("FAIL") && out.contains("people.csv row 42: 140"),
+        "{out}"
+    );
+    assert!(out.contains("people.csv row 7: Atlantis"), "{out}");
+
+    // --against infers the same rules on the fly; --json is the report.
+    let (code, out, _) = keel_status(
+        d,
+        &[
+            "data",
+            "validate",
+            "people@2",
+            "--against",
+            "people@1",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["failed"], 2);
+    let range = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "range" && r["column"] == "age")
+        .unwrap();
+    assert_eq!(range["passed"], false);
+    assert_eq!(range["failing_rows"], 1);
+    assert_eq!(range["samples"][0]["row"], 42);
+
+    // A local file is checked before it is added.
+    std::fs::write(d.join("next.csv"), people(false)).unwrap();
+    let (code, _, err) = keel_status(
+        d,
+        &["data", "validate", "next.csv", "--rules", "rules.yaml"],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // A wrong rules file is an error (exit 2) on one line naming the rule.
+    std::fs::write(d.join("broken.yaml"), "format: keel.rules/v1\nrules:\n  - rule: range\n    column: age\n    min: 10\n    max: 1\n").unwrap();
+    let (code, _, err) = keel_status(
+        d,
+        &["data", "validate", "people@1", "--rules", "broken.yaml"],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("rule 1 (range age): min 10 is above max 1"),
+        "{err}"
+    );
+    let (code, _, err) = keel_status(d, &["data", "validate", "people@1"]);
+    assert_eq!(code, 2, "no rules given: {err}");
+}
+
+#[test]
+fn show_writes_an_html_report_with_a_chart_per_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("people.csv"), people(false)).unwrap();
+    json(d, &["data", "add", "people.csv"]);
+    let (ok, _, err) = keel(d, &["data", "show", "people", "--html", "report.html"]);
+    assert!(ok, "{err}");
+    let page = std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{}", &page[..100]);
+    assert!(page.contains("<h1>people@1</h1>"));
+    // id, age: histograms; city: every value; email: most frequent values.
+    assert_eq!(page.matches("<svg").count(), 4, "one chart per column");
+    assert!(page.contains("every value") && !page.contains("Atlantis"));
+    assert!(page.contains(">\nParis\n</text>"), "category labels drawn");
 }
 
 #[tokio::test]
