@@ -398,6 +398,43 @@ async fn the_same_commands_work_against_a_server() {
         std::fs::read(w.join("copy/b.csv")).unwrap(),
         csv(70).as_bytes()
     );
+    // Validation reads the rows through the server too; a folder names the file of a failing row.
+    let report = json(
+        w,
+        &[
+            "data",
+            "validate",
+            "parts@1",
+            "--against",
+            "parts@1",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    assert_eq!(report["passed"], true, "{report}");
+    std::fs::write(
+        w.join("rules.yaml"),
+        "format: keel.rules/v1\nrules:\n  - rule: range\n    column: id\n    max: 60\n",
+    )
+    .unwrap();
+    let (code, out, _) = keel_status(
+        w,
+        &[
+            "data",
+            "validate",
+            "parts",
+            "--rules",
+            "rules.yaml",
+            "--json",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["results"][0]["failing_rows"], 9);
+    assert_eq!(report["results"][0]["samples"][0]["file"], "b.csv");
+    assert_eq!(report["results"][0]["samples"][0]["row"], 62);
 
     // The server refuses bytes that do not match the hash they are stored under, and
     // versions whose objects it does not hold.
