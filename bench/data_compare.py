@@ -84,11 +84,13 @@ def main():
     a = ap.parse_args()
     script = os.path.join(os.path.abspath(a.shared), "bench", "dvc_bench.sh")
     keel = os.path.abspath(a.keel)
+    a.dvc = os.path.abspath(a.dvc) if os.sep in a.dvc else a.dvc
     tmp = tempfile.mkdtemp(prefix="keel-data-bench-")
     try:
         dvc_rows = run_workload(script, os.path.join(tmp, "dvc"), {"DVC": a.dvc}, a.big_mb, a.small)
         keel_rows = run_workload(script, os.path.join(tmp, "keel"), {
-            "INIT_CMD": "true", "ADD_CMD": f"{keel} data add", "STATUS_CMD": f"{keel} data status",
+            "DVC": keel, "INIT_CMD": "true", "ADD_CMD": f"{keel} data add",
+            "STATUS_CMD": f"{keel} data status",
         }, a.big_mb, a.small)
         prof = profile_bench(keel, tmp, a.rows)
     finally:

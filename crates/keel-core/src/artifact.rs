@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -103,7 +103,39 @@ pub trait ArtifactStore: Send + Sync + 'static {
     async fn put_file(&self, path: &ArtifactPath, src: &std::path::Path) -> Result<u64>;
     /// Makes every earlier [`ArtifactStore::put_file`] durable.
     async fn sync(&self) -> Result<()>;
+
+    /// The sizes of several files (`None` where there is none), in order. By default
+    /// [`ArtifactStore::head`] on each, [`BATCH_CONCURRENCY`] at a time.
+    async fn head_many(&self, paths: &[ArtifactPath]) -> Result<Vec<Option<u64>>> {
+        futures::stream::iter(paths.iter().cloned())
+            .map(|p| async move { self.head(&p).await })
+            .buffered(BATCH_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Stores several local files (`(path, src)` pairs) as [`ArtifactStore::put_file`] does,
+    /// calling `done` with each file's size as it lands; returns the sizes in order. By
+    /// default [`ArtifactStore::put_file`] on each, [`BATCH_CONCURRENCY`] at a time.
+    async fn put_files(
+        &self,
+        files: &[(ArtifactPath, std::path::PathBuf)],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u64>> {
+        futures::stream::iter(files.iter().cloned())
+            .map(|(p, src)| async move {
+                let n = self.put_file(&p, &src).await?;
+                done(n);
+                Ok(n)
+            })
+            .buffered(BATCH_CONCURRENCY)
+            .try_collect()
+            .await
+    }
 }
+
+/// Requests in flight at once in the default batch methods of [`ArtifactStore`].
+pub const BATCH_CONCURRENCY: usize = 16;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! Where dataset versions and their objects live: the local stores directly, or a keel server
 //! (the CLI's `--tracking-uri`), behind one interface.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -24,6 +24,24 @@ pub trait DataBackend: Send + Sync {
     async fn missing(&self, hashes: &[String]) -> Result<Vec<String>>;
     /// Stores the local file `src` as object `hash` (durable after [`DataBackend::sync`]).
     async fn upload_file(&self, hash: &str, src: &Path) -> Result<u64>;
+    /// Stores several local files (`(hash, src)` pairs), calling `done` with each size as it
+    /// lands; returns the sizes in order. By default [`DataBackend::upload_file`] on each,
+    /// [`CONCURRENCY`] at a time.
+    async fn upload_files(
+        &self,
+        files: &[(String, PathBuf)],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u64>> {
+        futures::stream::iter(files.iter().cloned())
+            .map(|(hash, src)| async move {
+                let n = self.upload_file(&hash, &src).await?;
+                done(n);
+                Ok(n)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await
+    }
     /// Stores bytes as object `hash`.
     async fn upload_bytes(&self, hash: &str, bytes: Vec<u8>) -> Result<()>;
     /// Makes the uploads so far durable.
@@ -53,19 +71,33 @@ impl DataBackend for LocalBackend {
     }
 
     async fn missing(&self, hashes: &[String]) -> Result<Vec<String>> {
-        let found: Vec<Option<String>> = futures::stream::iter(hashes.iter().cloned())
-            .map(|h| async move {
-                let size = self.artifacts.head(&object_path(&h)?).await?;
-                Ok::<_, keel_core::Error>(size.is_none().then_some(h))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
+        let paths = hashes
+            .iter()
+            .map(|h| object_path(h))
+            .collect::<keel_core::Result<Vec<_>>>()?;
+        let sizes = self.artifacts.head_many(&paths).await?;
+        Ok(hashes
+            .iter()
+            .zip(sizes)
+            .filter(|(_, size)| size.is_none())
+            .map(|(h, _)| h.clone())
+            .collect())
     }
 
     async fn upload_file(&self, hash: &str, src: &Path) -> Result<u64> {
         Ok(self.artifacts.put_file(&object_path(hash)?, src).await?)
+    }
+
+    async fn upload_files(
+        &self,
+        files: &[(String, PathBuf)],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u64>> {
+        let files = files
+            .iter()
+            .map(|(h, src)| Ok((object_path(h)?, src.clone())))
+            .collect::<keel_core::Result<Vec<_>>>()?;
+        Ok(self.artifacts.put_files(&files, done).await?)
     }
 
     async fn upload_bytes(&self, hash: &str, bytes: Vec<u8>) -> Result<()> {

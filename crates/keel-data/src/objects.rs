@@ -47,19 +47,12 @@ pub async fn store_files(
             done(e.size);
         }
     }
-    let written: Vec<u64> = futures::stream::iter(
-        unique
-            .into_iter()
-            .filter(|(_, e)| missing.contains(&e.hash)),
-    )
-    .map(|(path, entry)| async move {
-        let n = backend.upload_file(&entry.hash, path).await?;
-        done(entry.size);
-        Ok::<_, DataError>(n)
-    })
-    .buffer_unordered(CONCURRENCY)
-    .try_collect()
-    .await?;
+    let uploads: Vec<(String, PathBuf)> = unique
+        .into_iter()
+        .filter(|(_, e)| missing.contains(&e.hash))
+        .map(|(path, e)| (e.hash.clone(), path.clone()))
+        .collect();
+    let written = backend.upload_files(&uploads, done).await?;
     stored.objects = written.len();
     stored.bytes = written.iter().sum();
     backend.sync().await?;

@@ -199,33 +199,37 @@ impl ArtifactStore for LocalArtifactStore {
     async fn put_file(&self, path: &ArtifactPath, src: &Path) -> Result<u64> {
         let target = self.resolve(path);
         let src = src.to_path_buf();
-        let name = path.file_name().to_string();
-        tokio::task::spawn_blocking(move || {
-            let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
-            std::fs::create_dir_all(&dir).map_err(|e| io_err("cannot create folder", &dir, e))?;
-            let tmp = dir.join(format!(
-                ".{name}.keel-upload-{}",
-                uuid::Uuid::new_v4().simple()
-            ));
-            let copied = std::fs::copy(&src, &tmp)
-                .map_err(|e| io_err("cannot copy", &src, e))
-                .and_then(|n| {
-                    if !cfg!(target_os = "linux") {
-                        std::fs::File::open(&tmp)
-                            .and_then(|f| f.sync_all())
-                            .map_err(|e| io_err("cannot sync", &tmp, e))?;
-                    }
-                    std::fs::rename(&tmp, &target)
-                        .map_err(|e| io_err("cannot move into place at", &target, e))?;
-                    Ok(n)
-                });
-            if copied.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            copied
-        })
-        .await
-        .map_err(|e| Error::internal(format!("copy task failed: {e}")))?
+        tokio::task::spawn_blocking(move || copy_into_place(&src, &target))
+            .await
+            .map_err(|e| Error::internal(format!("copy task failed: {e}")))?
+    }
+
+    /// Checks every path in one blocking task rather than one task per path.
+    async fn head_many(&self, paths: &[ArtifactPath]) -> Result<Vec<Option<u64>>> {
+        let paths: Vec<PathBuf> = paths.iter().map(|p| self.resolve(p)).collect();
+        tokio::task::spawn_blocking(move || paths.iter().map(|p| file_size(p)).collect())
+            .await
+            .map_err(|e| Error::internal(format!("inspect task failed: {e}")))?
+    }
+
+    /// Copies on [`COPY_THREADS`] threads of one blocking task (small files cost file system
+    /// round trips, not bandwidth, so a few run at once), reporting sizes as they land.
+    async fn put_files(
+        &self,
+        files: &[(ArtifactPath, PathBuf)],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u64>> {
+        let jobs: Vec<(PathBuf, PathBuf)> = files
+            .iter()
+            .map(|(p, src)| (src.clone(), self.resolve(p)))
+            .collect();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::task::spawn_blocking(move || copy_all(&jobs, &tx));
+        while let Some(n) = rx.recv().await {
+            done(n);
+        }
+        task.await
+            .map_err(|e| Error::internal(format!("copy task failed: {e}")))?
     }
 
     async fn sync(&self) -> Result<()> {
@@ -243,6 +247,111 @@ impl ArtifactStore for LocalArtifactStore {
         }
         Ok(())
     }
+}
+
+/// Threads [`LocalArtifactStore::put_files`] copies on.
+pub const COPY_THREADS: usize = 8;
+
+fn file_size(p: &Path) -> Result<Option<u64>> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => Ok(Some(m.len())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("cannot inspect", p, e)),
+    }
+}
+
+/// Copies each `(src, target)` pair, several at a time, sending each size to `tx`; stops at
+/// the first error (the copies already made are complete files).
+fn copy_all(
+    jobs: &[(PathBuf, PathBuf)],
+    tx: &tokio::sync::mpsc::UnboundedSender<u64>,
+) -> Result<Vec<u64>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let sizes: Vec<std::sync::OnceLock<u64>> =
+        jobs.iter().map(|_| std::sync::OnceLock::new()).collect();
+    let first_error = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..COPY_THREADS.min(jobs.len()) {
+            scope.spawn(|| {
+                use std::sync::atomic::Ordering::Relaxed;
+                while !failed.load(Relaxed) {
+                    let i = next.fetch_add(1, Relaxed);
+                    let Some((src, target)) = jobs.get(i) else {
+                        break;
+                    };
+                    match copy_into_place(src, target) {
+                        Ok(n) => {
+                            let _ = sizes[i].set(n);
+                            let _ = tx.send(n);
+                        }
+                        Err(e) => {
+                            failed.store(true, Relaxed);
+                            if let Ok(mut slot) = first_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    Ok(sizes
+        .into_iter()
+        .map(|s| s.into_inner().unwrap_or(0))
+        .collect())
+}
+
+/// Copies `src` to a temporary file beside `target` and renames it into place, so `target`
+/// is either absent or complete. The folder is created when missing.
+fn copy_into_place(src: &Path, target: &Path) -> Result<u64> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.keel-upload-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut input = std::fs::File::open(src).map_err(|e| io_err("cannot read", src, e))?;
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+    };
+    let mut output = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create folder", dir, e))?;
+            create()
+        }
+        other => other,
+    }
+    .map_err(|e| io_err("cannot create", &tmp, e))?;
+    let copied = std::io::copy(&mut input, &mut output)
+        .map_err(|e| io_err("cannot copy", src, e))
+        .and_then(|n| {
+            if !cfg!(target_os = "linux") {
+                output
+                    .sync_all()
+                    .map_err(|e| io_err("cannot sync", &tmp, e))?;
+            }
+            drop(output);
+            std::fs::rename(&tmp, target)
+                .map_err(|e| io_err("cannot move into place at", target, e))?;
+            Ok(n)
+        });
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    copied
 }
 
 #[cfg(test)]
@@ -318,5 +427,51 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn put_files_copies_every_file_and_reports_each() {
+        let src = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalArtifactStore::open(dir.path()).await.unwrap();
+        let files: Vec<(ArtifactPath, PathBuf)> = (0..50)
+            .map(|i| {
+                let p = src.path().join(format!("{i}.bin"));
+                std::fs::write(&p, vec![i as u8; i]).unwrap();
+                (ArtifactPath::parse(&format!("d{}/f{i}", i % 7)).unwrap(), p)
+            })
+            .collect();
+        let reported = std::sync::atomic::AtomicU64::new(0);
+        let sizes = store
+            .put_files(&files, &|n| {
+                reported.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            })
+            .await
+            .unwrap();
+        assert_eq!(sizes, (0..50u64).collect::<Vec<_>>());
+        assert_eq!(reported.into_inner(), (0..50u64).sum::<u64>());
+        let heads = store
+            .head_many(&files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        assert_eq!(heads[7], Some(7));
+        assert_eq!(
+            std::fs::read(dir.path().join("d3/f10")).unwrap(),
+            vec![10u8; 10]
+        );
+        store.sync().await.unwrap();
+
+        // A missing source fails the batch and leaves no temporary file behind.
+        let bad = vec![(
+            ArtifactPath::parse("d0/ghost").unwrap(),
+            src.path().join("nope.bin"),
+        )];
+        assert!(store.put_files(&bad, &|_| {}).await.is_err());
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("d0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+        assert!(!names.contains(&"ghost".to_string()));
     }
 }
