@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Side-by-side data-versioning benchmark: `keel data` vs DVC, then keel's profiling speed.
 
-1. Runs the shared reference workload (`bench/dvc_bench.sh` in the shared folder) once with
-   DVC and once with keel (`keel data add` / `keel data status`), on the same generated files
-   (a 1 GiB random file, 10,000 files of 10 KiB), and prints each figure with the ratio.
+1. Runs the shared reference workload (`bench/dvc_bench.sh` in the shared folder) with DVC and
+   with keel (`keel data add` / `keel data status`), on the same generated files (a 1 GiB random
+   file, 10,000 files of 10 KiB), `--rounds` times in alternating order, and prints each figure's
+   median with the ratio. Nothing is deleted until the end: ext4 is slow to create files for a
+   minute or more after many were deleted (it skips recently freed inodes), which would make
+   whichever tool runs after another's clean-up pay for it.
 2. Writes a CSV of 1M rows x 25 columns (20 numeric, 5 categorical) and times
    `keel data add` on it (read, profile, hash, store, record), with its peak memory.
 
     python bench/data_compare.py --shared ../shared [--dvc .venv/bin/dvc] [--keel target/release/keel]
-        [--big-mb 1024] [--small 10000] [--rows 1000000] [--out results.json]
+        [--big-mb 1024] [--small 10000] [--rows 1000000] [--rounds 3] [--out results.json]
 
 Needs DVC (`pip install dvc`) and numpy. Everything runs under a temporary folder.
 """
@@ -18,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +36,8 @@ LINE = re.compile(r"^(?P<label>.+?)\s+(?P<secs>[0-9.]+) s\s+peakRSS\s+(?P<mib>\d
 def run_workload(script, work, env_extra, big_mb, small):
     env = dict(os.environ)
     env.update(env_extra)
-    env.update({"WORK": work, "BIG_MB": str(big_mb), "NSMALL": str(small), "RES": work + ".results.txt"})
+    env.update({"WORK": work, "BIG_MB": str(big_mb), "NSMALL": str(small), "RES": work + ".results.txt",
+                "KEEP": "1"})
     subprocess.run(["bash", script], env=env, check=True, stdout=sys.stderr)
     rows = []
     with open(work + ".results.txt") as f:
@@ -80,38 +85,58 @@ def main():
     ap.add_argument("--big-mb", type=int, default=1024)
     ap.add_argument("--small", type=int, default=10000)
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     script = os.path.join(os.path.abspath(a.shared), "bench", "dvc_bench.sh")
     keel = os.path.abspath(a.keel)
     a.dvc = os.path.abspath(a.dvc) if os.sep in a.dvc else a.dvc
     tmp = tempfile.mkdtemp(prefix="keel-data-bench-")
+    tools = {
+        "dvc": {"DVC": a.dvc},
+        "keel": {"DVC": keel, "INIT_CMD": "true", "ADD_CMD": f"{keel} data add",
+                 "STATUS_CMD": f"{keel} data status"},
+    }
+    runs = {"dvc": [], "keel": []}
     try:
-        dvc_rows = run_workload(script, os.path.join(tmp, "dvc"), {"DVC": a.dvc}, a.big_mb, a.small)
-        keel_rows = run_workload(script, os.path.join(tmp, "keel"), {
-            "DVC": keel, "INIT_CMD": "true", "ADD_CMD": f"{keel} data add",
-            "STATUS_CMD": f"{keel} data status",
-        }, a.big_mb, a.small)
+        for r in range(a.rounds):
+            order = ["dvc", "keel"] if r % 2 == 0 else ["keel", "dvc"]
+            for tool in order:
+                work = os.path.join(tmp, f"{tool}{r}")
+                runs[tool].append(run_workload(script, work, tools[tool], a.big_mb, a.small))
         prof = profile_bench(keel, tmp, a.rows)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    keel_by = {r[0]: r for r in keel_rows}
+    def medians(tool):
+        by = {}
+        for rows in runs[tool]:
+            for label, secs, mib, rc in rows:
+                by.setdefault(label, []).append((secs, mib, rc))
+        return {label: (statistics.median(x[0] for x in v), max(x[1] for x in v), max(x[2] for x in v))
+                for label, v in by.items()}
+
+    dvc, kl = medians("dvc"), medians("keel")
+    print(f"median of {a.rounds} rounds; memory is the largest peak RSS seen")
     print("| figure | DVC | keel | keel vs DVC |")
     print("|---|---|---|---|")
-    for label, secs, mib, rc in dvc_rows:
-        k = keel_by.get(label)
+    for label, (secs, mib, rc) in dvc.items():
+        k = kl.get(label)
         if not k or label.startswith("tool --version"):
             continue
-        ratio = secs / k[1] if k[1] > 0 else float("inf")
-        flag = "" if rc == 0 and k[3] == 0 else " (non-zero exit)"
-        print(f"| {label} | {secs:.2f} s, {mib} MiB | {k[1]:.2f} s, {k[2]} MiB | {ratio:.1f}x{flag} |")
+        flag = "" if rc == 0 and k[2] == 0 else " (non-zero exit)"
+        # /usr/bin/time counts in hundredths of a second.
+        if k[0] > 0:
+            kt, ratio = f"{k[0]:.2f} s", f"{secs / k[0]:.1f}x"
+        else:
+            kt, ratio = "<0.01 s", f">{secs / 0.01:.0f}x"
+        print(f"| {label} | {secs:.2f} s, {mib} MiB | {kt}, {k[1]} MiB | {ratio}{flag} |")
     print()
     print(f"profile {prof['rows']:,} rows x {prof['columns']} columns ({prof['file_mib']} MiB CSV) with "
           f"`keel data add`: {prof['seconds']:.2f} s, peak {prof['peak_rss_mib']} MiB")
     if a.out:
         with open(a.out, "w") as f:
-            json.dump({"dvc": dvc_rows, "keel": keel_rows, "profile": prof}, f, indent=1)
+            json.dump({"runs": runs, "profile": prof}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ pub struct AddRequest {
     pub description: String,
     /// Who adds it.
     pub created_by: String,
+    /// Whether to wait until the stored bytes are on disk before recording the version (a
+    /// crash soon after an add without it may leave a damaged object: `get` refuses it by its
+    /// hash, and the next add of the same bytes stores them again).
+    pub sync: bool,
 }
 
 /// What an add did.
@@ -151,7 +155,7 @@ pub async fn add(
         .zip(&hashed)
         .map(|((_, p), h)| (p.clone(), h.entry.clone()))
         .collect();
-    let stored = objects::store_files(backend, &pairs, &|n| progress.advance(n)).await?;
+    let stored = objects::store_files(backend, &pairs, &|n| progress.advance(n), req.sync).await?;
     if let Some(m) = &manifest {
         objects::store_manifest(backend, m).await?;
     }

@@ -20,8 +20,9 @@ pub trait DataBackend: Send + Sync {
     /// A version of a dataset (the newest when `version` is `None`); `None` when the dataset
     /// or version does not exist.
     async fn version(&self, name: &str, version: Option<i64>) -> Result<Option<DataVersion>>;
-    /// Those of `hashes` that have no stored object.
-    async fn missing(&self, hashes: &[String]) -> Result<Vec<String>>;
+    /// The hashes of those `objects` (hash, size) that are not stored, or are stored with
+    /// another size (a copy a crash cut short, which must be stored again).
+    async fn missing(&self, objects: &[(String, u64)]) -> Result<Vec<String>>;
     /// Stores the local file `src` as object `hash` (durable after [`DataBackend::sync`]).
     async fn upload_file(&self, hash: &str, src: &Path) -> Result<u64>;
     /// Stores several local files (`(hash, src)` pairs), calling `done` with each size as it
@@ -70,17 +71,17 @@ impl DataBackend for LocalBackend {
         }
     }
 
-    async fn missing(&self, hashes: &[String]) -> Result<Vec<String>> {
-        let paths = hashes
+    async fn missing(&self, objects: &[(String, u64)]) -> Result<Vec<String>> {
+        let paths = objects
             .iter()
-            .map(|h| object_path(h))
+            .map(|(h, _)| object_path(h))
             .collect::<keel_core::Result<Vec<_>>>()?;
         let sizes = self.artifacts.head_many(&paths).await?;
-        Ok(hashes
+        Ok(objects
             .iter()
             .zip(sizes)
-            .filter(|(_, size)| size.is_none())
-            .map(|(h, _)| h.clone())
+            .filter(|((_, want), size)| *size != Some(*want))
+            .map(|((h, _), _)| h.clone())
             .collect())
     }
 

@@ -24,20 +24,25 @@ pub struct Stored {
     pub deduplicated: usize,
 }
 
-/// Stores each file's content unless an object with its hash exists, then makes the writes
-/// durable. `files` pairs local paths with their entries; `done` gets each file's size.
+/// Stores each file's content unless an object with its hash (and size) exists, then, when
+/// `sync`, makes the writes durable. `files` pairs local paths with their entries; `done` gets
+/// each file's size.
 pub async fn store_files(
     backend: &dyn DataBackend,
     files: &[(PathBuf, ManifestEntry)],
     done: &(dyn Fn(u64) + Sync),
+    sync: bool,
 ) -> Result<Stored> {
     let mut seen = HashSet::new();
     let unique: Vec<&(PathBuf, ManifestEntry)> = files
         .iter()
         .filter(|(_, e)| seen.insert(e.hash.as_str()))
         .collect();
-    let hashes: Vec<String> = unique.iter().map(|(_, e)| e.hash.clone()).collect();
-    let missing: HashSet<String> = backend.missing(&hashes).await?.into_iter().collect();
+    let wanted: Vec<(String, u64)> = unique
+        .iter()
+        .map(|(_, e)| (e.hash.clone(), e.size))
+        .collect();
+    let missing: HashSet<String> = backend.missing(&wanted).await?.into_iter().collect();
     let mut stored = Stored {
         deduplicated: files.len() - missing.len(),
         ..Stored::default()
@@ -55,7 +60,9 @@ pub async fn store_files(
     let written = backend.upload_files(&uploads, done).await?;
     stored.objects = written.len();
     stored.bytes = written.iter().sum();
-    backend.sync().await?;
+    if sync {
+        backend.sync().await?;
+    }
     Ok(stored)
 }
 
@@ -63,7 +70,7 @@ pub async fn store_files(
 pub async fn store_manifest(backend: &dyn DataBackend, manifest: &Manifest) -> Result<String> {
     let (bytes, hash) = crate::hash::encode_manifest(manifest);
     if !backend
-        .missing(std::slice::from_ref(&hash))
+        .missing(&[(hash.clone(), bytes.len() as u64)])
         .await?
         .is_empty()
     {

@@ -152,6 +152,7 @@ pub async fn add(
     name: Option<String>,
     format: Option<String>,
     description: String,
+    sync: bool,
     as_json: bool,
 ) -> Result<()> {
     let format = format.map(|f| Format::parse(&f)).transpose()?;
@@ -164,6 +165,7 @@ pub async fn add(
             format,
             description,
             created_by: user(),
+            sync,
         },
         store.backend(),
         &mut ws,

@@ -87,11 +87,14 @@ impl DataBackend for RemoteBackend {
             .map(|(v, _)| v))
     }
 
-    async fn missing(&self, hashes: &[String]) -> keel_data::Result<Vec<String>> {
+    /// The server stores each object durably before answering its upload, so only
+    /// presence matters here.
+    async fn missing(&self, objects: &[(String, u64)]) -> keel_data::Result<Vec<String>> {
         #[derive(Deserialize)]
         struct A {
             missing: Vec<String>,
         }
+        let hashes: Vec<&str> = objects.iter().map(|(h, _)| h.as_str()).collect();
         let mut out = Vec::new();
         for chunk in hashes.chunks(50_000) {
             let a: A = self

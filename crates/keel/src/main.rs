@@ -89,6 +89,11 @@ enum DataCmd {
         /// A note kept with the version.
         #[arg(long, default_value = "")]
         description: String,
+        /// Record the version without waiting for the local store's bytes to reach the disk
+        /// (faster; a crash within the next half minute may damage an object, which `get`
+        /// detects by its hash and the next add of the same bytes repairs).
+        #[arg(long, env = "KEEL_DATA_NO_SYNC")]
+        no_sync: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -602,8 +607,20 @@ async fn data_command(cmd: DataCmd) -> Result<()> {
             name,
             format,
             description,
+            no_sync,
             store,
-        } => data::add(&target, path, name, format, description, store.json).await,
+        } => {
+            data::add(
+                &target,
+                path,
+                name,
+                format,
+                description,
+                !no_sync,
+                store.json,
+            )
+            .await
+        }
         DataCmd::Ls { name, store } => data::ls(&target, name, store.json).await,
         DataCmd::Show {
             reference,
