@@ -309,8 +309,9 @@ impl Accumulator {
 }
 
 impl Column {
+    /// The column's profile, whether its statistics are exact, and its sample when `keep`.
     fn finish(self, name: String, keep: bool) -> (ColumnProfile, bool, Sample) {
-        match self {
+        let (count, nulls, stats, exact, sample) = match self {
             Column::Numeric(n) => {
                 let exact = n.seen <= EXACT_VALUES as u64;
                 let (count, nulls) = (n.seen + n.nans, n.nulls);
@@ -320,30 +321,13 @@ impl Column {
                 } else {
                     Sample::None
                 };
-                (
-                    ColumnProfile {
-                        name,
-                        count,
-                        nulls,
-                        stats,
-                    },
-                    exact,
-                    sample,
-                )
+                (count, nulls, stats, exact, sample)
             }
             Column::Strings(s) => {
                 let (count, nulls) = (s.count, s.nulls);
                 let (stats, counts) = s.finish(keep);
-                (
-                    ColumnProfile {
-                        name,
-                        count,
-                        nulls,
-                        stats,
-                    },
-                    true,
-                    counts.map_or(Sample::None, Sample::Counts),
-                )
+                let sample = counts.map_or(Sample::None, Sample::Counts);
+                (count, nulls, stats, true, sample)
             }
             Column::Time(t) => {
                 let exact = t.values.seen <= EXACT_VALUES as u64;
@@ -356,28 +340,19 @@ impl Column {
                     }),
                     _ => ColumnStats::Empty,
                 };
-                (
-                    ColumnProfile {
-                        name,
-                        count,
-                        nulls,
-                        stats,
-                    },
-                    exact,
-                    Sample::None,
-                )
+                (count, nulls, stats, exact, Sample::None)
             }
-            Column::Other { nulls, count, .. } => (
-                ColumnProfile {
-                    name,
-                    count,
-                    nulls,
-                    stats: ColumnStats::Empty,
-                },
-                true,
-                Sample::None,
-            ),
-        }
+            Column::Other { nulls, count } => {
+                (count, nulls, ColumnStats::Empty, true, Sample::None)
+            }
+        };
+        let profile = ColumnProfile {
+            name,
+            count,
+            nulls,
+            stats,
+        };
+        (profile, exact, sample)
     }
 }
 

@@ -503,85 +503,47 @@ impl Check {
             }
             Test::Range { min, max } => {
                 let f = s.cast(&DataType::Float64)?;
-                for (i, v) in f.f64()?.iter().enumerate() {
-                    if let Some(v) = v {
-                        self.checked += 1;
-                        if !(v >= *min && v <= *max) {
-                            failed.push(i);
-                        }
-                    }
-                }
+                each(f.f64()?.iter(), &mut self.checked, &mut failed, |v| {
+                    v >= *min && v <= *max
+                });
             }
             Test::AllowedNumbers(set) => {
                 let f = s.cast(&DataType::Float64)?;
-                for (i, v) in f.f64()?.iter().enumerate() {
-                    if let Some(v) = v {
-                        self.checked += 1;
-                        if !set.contains(&key(v)) {
-                            failed.push(i);
-                        }
-                    }
-                }
+                each(f.f64()?.iter(), &mut self.checked, &mut failed, |v| {
+                    set.contains(&key(v))
+                });
             }
             Test::AllowedText(set) => {
                 let t = s.cast(&DataType::String)?;
-                for (i, v) in t.str()?.iter().enumerate() {
-                    if let Some(v) = v {
-                        self.checked += 1;
-                        if !set.contains(v) {
-                            failed.push(i);
-                        }
-                    }
-                }
+                each(t.str()?.iter(), &mut self.checked, &mut failed, |v| {
+                    set.contains(v)
+                });
             }
             Test::Regex(re) => {
                 let t = s.cast(&DataType::String)?;
-                for (i, v) in t.str()?.iter().enumerate() {
-                    if let Some(v) = v {
-                        self.checked += 1;
-                        if !re.is_match(v) {
-                            failed.push(i);
-                        }
-                    }
-                }
+                each(t.str()?.iter(), &mut self.checked, &mut failed, |v| {
+                    re.is_match(v)
+                });
             }
             Test::Unique(seen) => {
                 let before = failed.len();
+                let checked = &mut self.checked;
                 match seen {
                     Seen::Ints(set) => {
                         let t = s.cast(&DataType::Int64)?;
-                        for (i, v) in t.i64()?.iter().enumerate() {
-                            if let Some(v) = v {
-                                self.checked += 1;
-                                if !set.insert(v) {
-                                    failed.push(i);
-                                }
-                            }
-                        }
+                        each(t.i64()?.iter(), checked, &mut failed, |v| set.insert(v));
                     }
                     Seen::Floats(set) => {
                         let t = s.cast(&DataType::Float64)?;
-                        for (i, v) in t.f64()?.iter().enumerate() {
-                            if let Some(v) = v {
-                                self.checked += 1;
-                                if !set.insert(key(v)) {
-                                    failed.push(i);
-                                }
-                            }
-                        }
+                        each(t.f64()?.iter(), checked, &mut failed, |v| {
+                            set.insert(key(v))
+                        });
                     }
                     Seen::Text(set) => {
                         let t = s.cast(&DataType::String)?;
-                        for (i, v) in t.str()?.iter().enumerate() {
-                            if let Some(v) = v {
-                                self.checked += 1;
-                                if set.contains(v) {
-                                    failed.push(i);
-                                } else {
-                                    set.insert(v.to_string());
-                                }
-                            }
-                        }
+                        each(t.str()?.iter(), checked, &mut failed, |v| {
+                            !set.contains(v) && set.insert(v.to_string())
+                        });
                     }
                     Seen::Abandoned => {}
                 }
@@ -615,6 +577,23 @@ impl Check {
             failing: Some(self.failing),
             checked: Some(self.checked),
             samples: self.samples,
+        }
+    }
+}
+
+/// Counts each present value in `checked` and notes the index of each one `passes` refuses.
+fn each<T>(
+    values: impl Iterator<Item = Option<T>>,
+    checked: &mut u64,
+    failed: &mut Vec<usize>,
+    mut passes: impl FnMut(T) -> bool,
+) {
+    for (i, v) in values.enumerate() {
+        if let Some(v) = v {
+            *checked += 1;
+            if !passes(v) {
+                failed.push(i);
+            }
         }
     }
 }

@@ -306,10 +306,37 @@ fn copy_all(
         .collect())
 }
 
+/// Copies all of `input` into `output`: in the kernel by `copy_file_range` on Linux (a reflink
+/// where the file system offers one), through a buffer elsewhere or where the kernel refuses.
+fn copy_bytes(input: &mut std::fs::File, output: &mut std::fs::File) -> std::io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut total = 0u64;
+        loop {
+            match rustix::fs::copy_file_range(&*input, None, &*output, None, 1 << 30) {
+                Ok(0) => return Ok(total),
+                Ok(n) => total += n as u64,
+                // Nothing copied yet and the kernel cannot do it here: copy through a buffer.
+                Err(
+                    rustix::io::Errno::XDEV
+                    | rustix::io::Errno::NOSYS
+                    | rustix::io::Errno::OPNOTSUPP
+                    | rustix::io::Errno::INVAL,
+                ) if total == 0 => {
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    std::io::copy(input, output)
+}
+
 /// Copies `src` to a temporary file beside `target` and renames it into place, so `target`
 /// is either absent or complete. The folder is created when missing.
 fn copy_into_place(src: &Path, target: &Path) -> Result<u64> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let dir = target.parent().unwrap_or(Path::new("."));
     let name = target
         .file_name()
@@ -317,7 +344,7 @@ fn copy_into_place(src: &Path, target: &Path) -> Result<u64> {
         .unwrap_or_default();
     let tmp = dir.join(format!(
         ".{name}.keel-upload-{}-{}",
-        std::process::id(),
+        PID.get_or_init(std::process::id),
         COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let mut input = std::fs::File::open(src).map_err(|e| io_err("cannot read", src, e))?;
@@ -335,7 +362,7 @@ fn copy_into_place(src: &Path, target: &Path) -> Result<u64> {
         other => other,
     }
     .map_err(|e| io_err("cannot create", &tmp, e))?;
-    let copied = std::io::copy(&mut input, &mut output)
+    let copied = copy_bytes(&mut input, &mut output)
         .map_err(|e| io_err("cannot copy", src, e))
         .and_then(|n| {
             if !cfg!(target_os = "linux") {

@@ -104,7 +104,7 @@ impl Loaded {
 }
 
 /// Rules inferred from `reference` (reading its rows to find columns without repeats).
-async fn inferred(store: &Store, reference: &str) -> Result<(RuleSet, Loaded)> {
+async fn inferred(store: &Store, reference: &str, quiet: bool) -> Result<(RuleSet, Loaded)> {
     let r = Loaded::open(store, reference).await?;
     let candidates = unique_candidates(&r.table);
     let unique = if candidates.is_empty() {
@@ -112,16 +112,26 @@ async fn inferred(store: &Store, reference: &str) -> Result<(RuleSet, Loaded)> {
     } else {
         let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
         let files = r.files(store, scratch.path()).await?;
-        tokio::task::spawn_blocking(move || unique_columns(&files, &candidates))
+        let spinner = spinner(
+            quiet,
+            format!(
+                "looking for repeated values in {} columns of {}",
+                candidates.len(),
+                r.label
+            ),
+        );
+        let found = tokio::task::spawn_blocking(move || unique_columns(&files, &candidates))
             .await
-            .context("rules task failed")??
+            .context("rules task failed");
+        spinner.finish_and_clear();
+        found??
     };
     Ok((infer(&r.table, &unique), r))
 }
 
 /// `keel data rules infer REF [--out FILE]`.
 pub async fn rules_infer(store: &Store, reference: &str, out: Option<PathBuf>) -> Result<()> {
-    let (rules, r) = inferred(store, reference).await?;
+    let (rules, r) = inferred(store, reference, false).await?;
     let text = format!(
         "# Rules keel inferred from {} ({} rows). Edit freely, then check data with\n# keel data validate NAME@VERSION --rules FILE\n{}",
         r.label,
@@ -159,7 +169,7 @@ pub async fn validate(
                 .with_context(|| format!("cannot read {}", path.display()))?;
             RuleSet::from_yaml(&text).with_context(|| path.display().to_string())?
         }
-        (None, Some(reference)) => inferred(store, &reference).await?.0,
+        (None, Some(reference)) => inferred(store, &reference, as_json).await?.0,
         _ => bail!("give either --rules FILE or --against NAME@VERSION"),
     };
     let subject = Loaded::open(store, target).await?;
@@ -171,11 +181,21 @@ pub async fn validate(
     };
     let label = subject.label.clone();
     let table = subject.table;
+    let spinner = spinner(
+        as_json || files.is_none(),
+        format!(
+            "checking {} rules on {} rows",
+            rules.rules.len(),
+            table.row_count
+        ),
+    );
     let report = tokio::task::spawn_blocking(move || {
         check(&label, &rules, &table, files.as_ref(), SystemTime::now())
     })
     .await
-    .context("validation task failed")??;
+    .context("validation task failed");
+    spinner.finish_and_clear();
+    let report = report??;
     if as_json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -192,6 +212,16 @@ pub async fn validate(
         ))
         .into())
     }
+}
+
+/// A spinner on stderr while rows are read (hidden for `--json` or when nothing is read).
+fn spinner(hidden: bool, message: String) -> indicatif::ProgressBar {
+    if hidden {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 fn print_report(report: &Report) {
