@@ -1,18 +1,24 @@
 //! Two-sample statistics that keel compares data with, shared by `keel data diff` and by
-//! monitoring: the same numbers wherever a distribution change is measured.
+//! monitoring: the same numbers wherever a distribution change is measured; and the quality
+//! metrics of models ([`classification`], [`regression`]), shared by training and by
+//! performance monitoring.
 //!
 //! Each test follows the definition scipy uses (`ks_2samp`, `wasserstein_distance`,
 //! `jensenshannon`, `chi2_contingency`), so results can be checked against it; [`drift`] picks
 //! the test per column the way Evidently's defaults do.
 
 pub mod chi2;
+pub mod classification;
 pub mod divergence;
 pub mod drift;
 pub mod ks;
+pub mod regression;
 
 pub use chi2::{Chi2, chi2_contingency};
+pub use classification::{ClassificationMetrics, classification};
 pub use divergence::{jensen_shannon, psi, wasserstein_distance};
 pub use ks::{Ks, ks_2samp};
+pub use regression::{RegressionMetrics, regression};
 
 /// Why a statistic cannot be computed from the given samples.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,7 +1,8 @@
-//! keel's statistics against scipy's on the same data: every figure within 1e-6.
+//! keel's statistics against scipy's, and its model metrics against scikit-learn's, on the
+//! same data: every figure within 1e-6 (metrics within 1e-9).
 //!
-//! Needs a Python with scipy: `KEEL_PYTHON` (set by `scripts/test`), else the test prints that
-//! it was skipped and why.
+//! Needs a Python with scipy and scikit-learn: `KEEL_PYTHON` (set by `scripts/test`), else the
+//! test prints that it was skipped and why.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -30,12 +31,12 @@ impl Rng {
     }
 }
 
-fn scipy(cases: &Value) -> Option<Vec<Value>> {
+fn reference(cases: &Value) -> Option<Vec<Value>> {
     let Ok(python) = std::env::var("KEEL_PYTHON") else {
         eprintln!("SKIPPED: KEEL_PYTHON is not set (scripts/test sets it to a venv with scipy)");
         return None;
     };
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scipy_reference.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference.py");
     let mut child = Command::new(python)
         .arg(script)
         .stdin(Stdio::piped())
@@ -49,7 +50,7 @@ fn scipy(cases: &Value) -> Option<Vec<Value>> {
         .write_all(cases.to_string().as_bytes())
         .expect("send cases");
     let out = child.wait_with_output().expect("python runs");
-    assert!(out.status.success(), "scipy_reference.py failed");
+    assert!(out.status.success(), "reference.py failed");
     Some(serde_json::from_slice(&out.stdout).expect("json answer"))
 }
 
@@ -137,7 +138,7 @@ fn statistics_agree_with_scipy() {
         }));
     }
 
-    let Some(answers) = scipy(&Value::Array(cases)) else {
+    let Some(answers) = reference(&Value::Array(cases)) else {
         return;
     };
     assert_eq!(answers.len(), expect.len());
@@ -151,7 +152,7 @@ fn ks_past_the_exact_range_stays_close_to_scipy() {
     let mut rng = Rng(42);
     let (a, b) = (rng.sample(12_000, 0.0, 1.0), rng.sample(15_000, 0.02, 1.0));
     let r = keel_stats::ks_2samp(&a, &b).unwrap();
-    let Some(answers) = scipy(&json!([{"kind": "ks", "a": a, "b": b}])) else {
+    let Some(answers) = reference(&json!([{"kind": "ks", "a": a, "b": b}])) else {
         return;
     };
     close("ks statistic", r.statistic, &answers[0]["statistic"]);
@@ -161,4 +162,69 @@ fn ks_past_the_exact_range_stays_close_to_scipy() {
         "asymptotic p {} vs scipy {p}",
         r.pvalue
     );
+}
+
+fn near(what: &str, keel: f64, reference: &Value) {
+    let r = reference
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: no number in {reference}"));
+    assert!(
+        (keel - r).abs() <= 1e-9 * r.abs().max(1.0),
+        "{what}: keel {keel} vs scikit-learn {r}"
+    );
+}
+
+#[test]
+fn metrics_agree_with_scikit_learn() {
+    let mut rng = Rng(7);
+    let mut cases = Vec::new();
+    let mut expect: Vec<Check> = Vec::new();
+    // Binary and three-class problems with an informative, noisy score; scores rounded to two
+    // decimals so that ties occur.
+    for (n, k) in [(500usize, 2usize), (40, 2), (400, 3)] {
+        let y: Vec<usize> = (0..n).map(|_| (rng.next() * k as f64) as usize).collect();
+        let proba: Vec<Vec<f64>> = y
+            .iter()
+            .map(|t| {
+                let raw: Vec<f64> = (0..k)
+                    .map(|c| {
+                        let signal = if c == *t { 1.0 } else { 0.0 };
+                        ((signal + rng.normal(0.0, 1.0)).exp() * 100.0).round() / 100.0 + 0.01
+                    })
+                    .collect();
+                let sum: f64 = raw.iter().sum();
+                raw.iter().map(|v| v / sum).collect()
+            })
+            .collect();
+        let m = keel_stats::classification(&y, &proba, k).unwrap();
+        cases.push(json!({"kind": "classification", "y": y, "proba": proba, "n_classes": k}));
+        expect.push(Box::new(move |s| {
+            near("accuracy", m.accuracy, &s["accuracy"]);
+            near("precision", m.precision, &s["precision"]);
+            near("recall", m.recall, &s["recall"]);
+            near("f1", m.f1, &s["f1"]);
+            near("roc_auc", m.roc_auc.unwrap(), &s["roc_auc"]);
+            near("log_loss", m.log_loss, &s["log_loss"]);
+            assert_eq!(json!(m.confusion), s["confusion"], "confusion matrix");
+        }));
+    }
+    for n in [300usize, 7] {
+        let y_true = rng.sample(n, 10.0, 4.0);
+        let y_pred: Vec<f64> = y_true.iter().map(|t| t + rng.normal(0.0, 1.5)).collect();
+        let m = keel_stats::regression(&y_true, &y_pred).unwrap();
+        cases.push(json!({"kind": "regression", "y_true": y_true, "y_pred": y_pred}));
+        expect.push(Box::new(move |s| {
+            near("rmse", m.rmse, &s["rmse"]);
+            near("mae", m.mae, &s["mae"]);
+            near("r2", m.r2, &s["r2"]);
+            near("mape", m.mape, &s["mape"]);
+        }));
+    }
+    let Some(answers) = reference(&Value::Array(cases)) else {
+        return;
+    };
+    assert_eq!(answers.len(), expect.len());
+    for (check, answer) in expect.iter().zip(&answers) {
+        check(answer);
+    }
 }
