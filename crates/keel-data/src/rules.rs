@@ -138,7 +138,8 @@ pub enum Rule {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mostly: Option<f64>,
     },
-    /// No value appears twice.
+    /// No value appears twice (checking keeps every distinct value in memory: about the
+    /// column's size for a column of distinct values).
     Unique {
         /// Column.
         column: String,
