@@ -9,6 +9,7 @@
 
 pub mod add;
 pub mod backend;
+pub mod columns;
 pub mod diff;
 pub mod error;
 pub mod format;

@@ -167,3 +167,46 @@ fn a_column_mixing_numbers_and_text_is_read_as_text() {
     assert_eq!(t.schema.columns[0].dtype, "string");
     assert_eq!(t.row_count, 20_001);
 }
+
+#[test]
+fn whole_tables_load_as_typed_columns() {
+    use keel_data::columns::{Values, load_columns};
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "t.csv",
+        b"n,s,d,b\n1,x,2026-11-01,true\n,y,2026-11-02,false\n3.5,,,true\n",
+    );
+    let t = load_columns(Format::Csv, &[&p]).unwrap();
+    assert_eq!(t.names, ["n", "s", "d", "b"]);
+    assert_eq!(t.rows(), 3);
+    assert_eq!(
+        t.get("n"),
+        Some(&Values::Numbers(vec![Some(1.0), None, Some(3.5)]))
+    );
+    assert_eq!(
+        t.get("s"),
+        Some(&Values::Text(vec![
+            Some("x".into()),
+            Some("y".into()),
+            None
+        ]))
+    );
+    // Dates as epoch milliseconds; booleans as text.
+    assert_eq!(
+        t.get("d"),
+        Some(&Values::Numbers(vec![
+            Some(1_793_491_200_000.0),
+            Some(1_793_577_600_000.0),
+            None
+        ]))
+    );
+    assert_eq!(
+        t.get("b"),
+        Some(&Values::Text(vec![
+            Some("true".into()),
+            Some("false".into()),
+            Some("true".into())
+        ]))
+    );
+}

@@ -1,0 +1,15 @@
+//! keel-ml: training on dataset versions.
+//!
+//! A table's columns ([`keel_data::columns`]) become a numeric matrix through a [`pipeline`]
+//! fitted on the training rows only (imputation, one-hot or ordinal encoding, scaling) and
+//! stored with the model; rows are divided by seeded, optionally stratified [`split`]s.
+
+pub mod error;
+pub mod matrix;
+pub mod pipeline;
+pub mod rng;
+pub mod split;
+
+pub use error::{MlError, Result};
+pub use matrix::Matrix;
+pub use pipeline::{Encoding, Pipeline, PipelineSpec};
