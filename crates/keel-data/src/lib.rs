@@ -9,6 +9,7 @@
 
 pub mod add;
 pub mod backend;
+pub mod charts;
 pub mod columns;
 pub mod diff;
 pub mod error;

@@ -3,15 +3,11 @@
 //! drawn as inline SVG so the file opens anywhere without network access.
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use plotters::prelude::*;
 
-use crate::profile::{ColumnProfile, ColumnStats, Histogram, NumericStats, Schema, StringStats};
+use crate::charts;
+use crate::profile::{ColumnProfile, ColumnStats, NumericStats, Schema, StringStats};
 use crate::profile::{Profile, TimeStats};
 use crate::rules::num;
-
-const WIDTH: u32 = 520;
-const HEIGHT: u32 = 260;
-const BAR: RGBColor = RGBColor(0x3b, 0x6e, 0xa8);
 
 /// The page for a table titled `title`, with `facts` (label, value) shown above the columns.
 pub fn html(title: &str, facts: &[(&str, String)], schema: &Schema, profile: &Profile) -> String {
@@ -58,7 +54,7 @@ fn column(c: &ColumnProfile, dtype: &str, rows: u64) -> Markup {
         ColumnStats::Numeric(n) => (
             "numeric",
             numeric_stats(n),
-            histogram_svg(&n.histogram, &|v| num(*v)),
+            charts::histogram(&n.histogram, &|v| num(*v)),
         ),
         ColumnStats::Categorical(s) => ("categorical", string_stats(s), top_svg(&s.top, s)),
         ColumnStats::Text(s) => ("text", string_stats(s), top_svg(&s.top, s)),
@@ -67,7 +63,7 @@ fn column(c: &ColumnProfile, dtype: &str, rows: u64) -> Markup {
             time_stats(t),
             t.histogram
                 .as_ref()
-                .and_then(|h| histogram_svg(h, &|v| day(*v as i64))),
+                .and_then(|h| charts::histogram(h, &|v| day(*v as i64))),
         ),
         ColumnStats::Empty => ("empty", Vec::new(), None),
     };
@@ -148,112 +144,19 @@ fn day(ms: i64) -> String {
     rfc3339(ms).chars().take(10).collect()
 }
 
-/// Bars of a histogram, value on x (labelled by `label`), count on y.
-fn histogram_svg(h: &Histogram, label: &dyn Fn(&f64) -> String) -> Option<String> {
-    let (lo, hi) = (*h.edges.first()?, *h.edges.last()?);
-    let top = h.counts.iter().copied().max()?.max(1);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(56)
-            .build_cartesian_2d(lo..hi, 0u64..top + top / 10 + 1)
-            .ok()?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(6)
-            .y_labels(5)
-            .x_label_formatter(label)
-            .y_desc("rows")
-            .label_style(("sans-serif", 12))
-            .axis_desc_style(("sans-serif", 12))
-            .draw()
-            .ok()?;
-        chart
-            .draw_series(h.counts.iter().enumerate().map(|(i, c)| {
-                let mut bar = Rectangle::new([(h.edges[i], 0), (h.edges[i + 1], *c)], BAR.filled());
-                bar.set_margin(0, 0, 1, 1);
-                bar
-            }))
-            .ok()?;
-        root.present().ok()?;
-    }
-    Some(svg)
-}
-
 /// Horizontal bars of the most frequent values, most frequent on top.
 fn top_svg(top: &[(String, u64)], s: &StringStats) -> Option<String> {
-    if top.is_empty() {
-        return None;
-    }
-    let shown: Vec<&(String, u64)> = top.iter().take(12).collect();
-    let most = shown.iter().map(|(_, c)| *c).max()?.max(1);
-    let longest = shown
+    let shown: Vec<(String, f64)> = top
         .iter()
-        .map(|(v, _)| v.chars().count().min(24))
-        .max()
-        .unwrap_or(1) as u32;
-    let height = (HEIGHT / 2).max(40 + 20 * shown.len() as u32);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let n = shown.len();
-        // Bars run bottom to top: segment i shows the (n - 1 - i)th most frequent value.
-        let label = |i: &usize| -> String {
-            n.checked_sub(1 + *i)
-                .and_then(|k| shown.get(k))
-                .map_or(String::new(), |(v, _)| v.chars().take(24).collect())
-        };
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(16 + 8 * longest)
-            .caption(
-                if s.cardinality as usize > shown.len() {
-                    format!("{} most frequent of {}", shown.len(), s.cardinality)
-                } else {
-                    "every value".to_string()
-                },
-                ("sans-serif", 13),
-            )
-            .build_cartesian_2d(0u64..most + most / 10 + 1, (0..n).into_segmented())
-            .ok()?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => label(i),
-                SegmentValue::Last => String::new(),
-            })
-            .x_labels(5)
-            .x_desc("rows")
-            .label_style(("sans-serif", 12))
-            .axis_desc_style(("sans-serif", 12))
-            .draw()
-            .ok()?;
-        chart
-            .draw_series(shown.iter().enumerate().map(|(k, (_, c))| {
-                let i = n - 1 - k;
-                let mut bar = Rectangle::new(
-                    [
-                        (0, SegmentValue::Exact(i)),
-                        (*c, SegmentValue::Exact(i + 1)),
-                    ],
-                    BAR.filled(),
-                );
-                bar.set_margin(2, 2, 0, 0);
-                bar
-            }))
-            .ok()?;
-        root.present().ok()?;
-    }
-    Some(svg)
+        .take(12)
+        .map(|(v, c)| (v.clone(), *c as f64))
+        .collect();
+    let caption = if s.cardinality as usize > shown.len() {
+        format!("{} most frequent of {}", shown.len(), s.cardinality)
+    } else {
+        "every value".to_string()
+    };
+    charts::bars(&shown, &caption, "rows")
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2733;padding:0 1rem}\
