@@ -6,6 +6,7 @@
 
 pub mod charts;
 pub mod error;
+pub mod linear;
 pub mod matrix;
 pub mod pipeline;
 pub mod rng;

@@ -1,0 +1,229 @@
+//! Linear models, fitted by linfa and kept as plain coefficients (so the stored model is a
+//! few numbers, identical for identical inputs, and exports directly to ONNX's
+//! `LinearClassifier` / `LinearRegressor`).
+//!
+//! Least squares comes from linfa-linear. Logistic regression comes from linfa-logistic, whose
+//! objective is scikit-learn's for `penalty="l2"`: the summed log loss plus `alpha / 2 * |w|^2`
+//! with the intercept not penalised, so scikit-learn's `C` is `alpha = 1 / C`; two classes use
+//! the binary model, more the multinomial (softmax) one, as scikit-learn's `lbfgs` solver does.
+
+use linfa::Dataset;
+use linfa::traits::Fit;
+use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{MlError, Result};
+use crate::matrix::Matrix;
+
+/// A fitted linear model: one row of coefficients and one intercept per output (one output
+/// for regression and binary classification, one per class for several classes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearModel {
+    /// Coefficients, one row per output, one value per feature.
+    pub coef: Vec<Vec<f64>>,
+    /// Intercepts, one per output.
+    pub intercept: Vec<f64>,
+}
+
+fn array(x: &Matrix) -> Result<Array2<f64>> {
+    Array2::from_shape_vec((x.rows, x.cols), x.data.clone())
+        .map_err(|e| MlError::Invalid(format!("feature matrix: {e}")))
+}
+
+/// Ordinary least squares with an intercept.
+pub fn fit_least_squares(x: &Matrix, y: &[f64]) -> Result<LinearModel> {
+    let data = Dataset::new(array(x)?, Array1::from_vec(y.to_vec()));
+    let fitted = linfa_linear::LinearRegression::new()
+        .fit(&data)
+        .map_err(|e| MlError::Invalid(format!("linear_regression: {e}")))?;
+    Ok(LinearModel {
+        coef: vec![fitted.params().to_vec()],
+        intercept: vec![fitted.intercept()],
+    })
+}
+
+/// L2-regularised logistic regression on classes `0..n_classes` (scikit-learn's `C`,
+/// `max_iter` and `tol`).
+pub fn fit_logistic(
+    x: &Matrix,
+    y: &[usize],
+    n_classes: usize,
+    c: f64,
+    max_iter: u64,
+    tol: f64,
+) -> Result<LinearModel> {
+    let records = array(x)?;
+    let targets = Array1::from_vec(y.to_vec());
+    let fail =
+        |e: linfa_logistic::error::Error| MlError::Invalid(format!("logistic_regression: {e}"));
+    if n_classes == 2 {
+        let fitted = linfa_logistic::LogisticRegression::default()
+            .alpha(1.0 / c)
+            .max_iterations(max_iter)
+            .gradient_tolerance(tol)
+            .fit(&Dataset::new(records, targets))
+            .map_err(fail)?;
+        // linfa models the probability of its "positive" class, which is the more frequent
+        // one; keel's single output is the probability of class 1.
+        let sign = if fitted.labels().pos.class == 1 {
+            1.0
+        } else {
+            -1.0
+        };
+        return Ok(LinearModel {
+            coef: vec![fitted.params().iter().map(|w| sign * w).collect()],
+            intercept: vec![sign * fitted.intercept()],
+        });
+    }
+    let fitted = linfa_logistic::MultiLogisticRegression::default()
+        .alpha(1.0 / c)
+        .max_iterations(max_iter)
+        .gradient_tolerance(tol)
+        .fit(&Dataset::new(records, targets))
+        .map_err(fail)?;
+    // Columns of `params` follow `classes()`, which are the labels seen, sorted.
+    let classes = fitted.classes();
+    let mut coef = vec![vec![0.0; x.cols]; n_classes];
+    let mut intercept = vec![f64::NEG_INFINITY; n_classes];
+    for (k, class) in classes.iter().enumerate() {
+        coef[*class] = fitted.params().column(k).to_vec();
+        intercept[*class] = fitted.intercept()[k];
+    }
+    Ok(LinearModel { coef, intercept })
+}
+
+impl LinearModel {
+    /// `x . coef[k] + intercept[k]` for each row and output.
+    fn scores(&self, x: &Matrix) -> Vec<Vec<f64>> {
+        (0..x.rows)
+            .map(|i| {
+                let row = x.row(i);
+                self.coef
+                    .iter()
+                    .zip(&self.intercept)
+                    .map(|(w, b)| row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + b)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Predicted values (regression).
+    pub fn predict_values(&self, x: &Matrix) -> Vec<f64> {
+        self.scores(x).into_iter().map(|s| s[0]).collect()
+    }
+
+    /// Class probabilities (classification): the logistic function of the one score for two
+    /// classes, the softmax of the scores for more.
+    pub fn predict_proba(&self, x: &Matrix) -> Vec<Vec<f64>> {
+        self.scores(x)
+            .into_iter()
+            .map(|s| {
+                if s.len() == 1 {
+                    let p = 1.0 / (1.0 + (-s[0]).exp());
+                    vec![1.0 - p, p]
+                } else {
+                    let top = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = s.iter().map(|v| (v - top).exp()).collect();
+                    let sum: f64 = e.iter().sum();
+                    e.iter().map(|v| v / sum).collect()
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Standard normal draws (Box-Muller) from the seeded generator.
+    fn normals(rng: &mut Rng, n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                let u1 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 + 1e-12;
+                let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn least_squares_recovers_exact_coefficients() {
+        let mut rng = Rng::new(1);
+        let data = normals(&mut rng, 200 * 3);
+        let x = Matrix {
+            rows: 200,
+            cols: 3,
+            data,
+        };
+        let y: Vec<f64> = (0..200)
+            .map(|i| 3.0 * x.row(i)[0] - 2.0 * x.row(i)[1] + 0.5 * x.row(i)[2] + 5.0)
+            .collect();
+        let m = fit_least_squares(&x, &y).unwrap();
+        for (got, want) in m.coef[0].iter().zip([3.0, -2.0, 0.5]) {
+            assert!((got - want).abs() < 1e-8, "{got} vs {want}");
+        }
+        assert!((m.intercept[0] - 5.0).abs() < 1e-8);
+        let p = m.predict_values(&x);
+        assert!((p[7] - y[7]).abs() < 1e-8);
+    }
+
+    #[test]
+    fn logistic_regression_separates_two_and_three_classes() {
+        let mut rng = Rng::new(2);
+        let n = 2000;
+        let x = Matrix {
+            rows: n,
+            cols: 2,
+            data: normals(&mut rng, n * 2),
+        };
+        let noise = normals(&mut rng, n);
+        let y: Vec<usize> = (0..n)
+            .map(|i| usize::from(2.0 * x.row(i)[0] - x.row(i)[1] + 0.3 * noise[i] > 0.0))
+            .collect();
+        let m = fit_logistic(&x, &y, 2, 1.0, 100, 1e-4).unwrap();
+        let proba = m.predict_proba(&x);
+        let metrics = keel_stats::classification(&y, &proba, 2).unwrap();
+        assert!(metrics.roc_auc.unwrap() > 0.98, "{metrics:?}");
+        // The direction learned is the one that generated the labels.
+        assert!(m.coef[0][0] > 0.0 && m.coef[0][1] < 0.0, "{m:?}");
+        // Class 1 as the rarer and as the more frequent class: its probability either way.
+        for (threshold, ones) in [(2.0, 0.15..0.25), (-2.0, 0.75..0.85)] {
+            let y: Vec<usize> = (0..n)
+                .map(|i| usize::from(2.0 * x.row(i)[0] - x.row(i)[1] + 0.3 * noise[i] > threshold))
+                .collect();
+            let share = y.iter().sum::<usize>() as f64 / n as f64;
+            assert!(ones.contains(&share), "{share}");
+            let m = fit_logistic(&x, &y, 2, 1.0, 100, 1e-4).unwrap();
+            let auc = keel_stats::classification(&y, &m.predict_proba(&x), 2)
+                .unwrap()
+                .roc_auc
+                .unwrap();
+            assert!(auc > 0.98, "class 1 share {share}: AUC {auc}");
+        }
+
+        // Three blobs around (0, 4), (4, 0), (-4, -4).
+        let centres = [(0.0, 4.0), (4.0, 0.0), (-4.0, -4.0)];
+        let y3: Vec<usize> = (0..n).map(|i| i % 3).collect();
+        let mut data = normals(&mut rng, n * 2);
+        for (i, c) in y3.iter().enumerate() {
+            data[2 * i] += centres[*c].0;
+            data[2 * i + 1] += centres[*c].1;
+        }
+        let x3 = Matrix {
+            rows: n,
+            cols: 2,
+            data,
+        };
+        let m3 = fit_logistic(&x3, &y3, 3, 1.0, 200, 1e-4).unwrap();
+        let proba = m3.predict_proba(&x3);
+        assert!(
+            proba
+                .iter()
+                .all(|p| (p.iter().sum::<f64>() - 1.0).abs() < 1e-12)
+        );
+        let metrics = keel_stats::classification(&y3, &proba, 3).unwrap();
+        assert!(metrics.accuracy > 0.97, "{metrics:?}");
+    }
+}
