@@ -12,6 +12,7 @@ pub mod params;
 pub mod pipeline;
 pub mod rng;
 pub mod split;
+pub mod train;
 
 pub use error::{MlError, Result};
 pub use matrix::Matrix;

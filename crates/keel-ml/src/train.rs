@@ -1,0 +1,426 @@
+//! One training: the target and features picked from a table, rows split (or folded), the
+//! feature pipeline and the model fitted on training rows only, and the held-out metrics.
+//!
+//! Rows whose target is missing are left out (and counted). Without an explicit task, a text
+//! target means classification and a numeric one regression. With `k` folds, each fold's
+//! metrics are reported with their mean and standard deviation, and the model kept is then
+//! fitted on every row.
+
+use keel_data::columns::{Columns, Values};
+use keel_stats::{ClassificationMetrics, RegressionMetrics};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+use crate::linear::{LinearModel, fit_least_squares, fit_logistic};
+use crate::matrix::Matrix;
+use crate::params::{Algorithm, Params, Task};
+use crate::pipeline::{Encoding, Pipeline, PipelineSpec};
+use crate::split::{Split, k_folds, train_test};
+
+/// How rows are held out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Holdout {
+    /// Train on this share of the rows, evaluate on the rest.
+    Split(f64),
+    /// Cross-validate over this many folds.
+    Folds(usize),
+}
+
+/// What to train.
+#[derive(Debug, Clone)]
+pub struct TrainRequest<'a> {
+    /// Target column.
+    pub target: &'a str,
+    /// Task; inferred from the target's type when `None`.
+    pub task: Option<Task>,
+    /// Algorithm.
+    pub algorithm: &'static Algorithm,
+    /// Its parameters (see [`Algorithm::parse`]).
+    pub params: Params,
+    /// Held-out rows.
+    pub holdout: Holdout,
+    /// Seed of the split and of any randomness in fitting.
+    pub seed: u64,
+}
+
+/// A fitted model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Model {
+    /// Coefficients of a linear or logistic model.
+    Linear(LinearModel),
+}
+
+/// Held-out quality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum Evaluation {
+    /// Classification metrics.
+    Classification(ClassificationMetrics),
+    /// Regression metrics.
+    Regression(RegressionMetrics),
+}
+
+/// The result of a training.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// The task trained for.
+    pub task: Task,
+    /// Class names, in the order of the model's outputs (classification).
+    pub classes: Vec<String>,
+    /// Feature columns, in order.
+    pub features: Vec<String>,
+    /// The fitted feature pipeline.
+    pub pipeline: Pipeline,
+    /// The fitted model.
+    pub model: Model,
+    /// Metrics on held-out rows (with folds: of each fold, in order).
+    pub evaluations: Vec<Evaluation>,
+    /// Rows trained and evaluated on (missing targets excluded).
+    pub rows: usize,
+    /// Rows left out because their target was missing.
+    pub missing_target: usize,
+}
+
+/// The target as the model sees it.
+enum Target {
+    Classes(Vec<usize>),
+    Values(Vec<f64>),
+}
+
+/// Trains `req` on `table`.
+pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
+    let Some(target) = table.get(req.target) else {
+        return invalid(format!(
+            "unknown target column '{}': the columns are {}",
+            req.target,
+            table.names.join(", ")
+        ));
+    };
+    let task = req.task.unwrap_or(match target {
+        Values::Text(_) => Task::Classification,
+        Values::Numbers(_) => Task::Regression,
+    });
+    if !req.algorithm.supports(task) {
+        return invalid(format!(
+            "{} does not do {}",
+            req.algorithm.name,
+            task.as_str()
+        ));
+    }
+    // Rows with a target; everything below indexes into them.
+    let kept: Vec<usize> = (0..table.rows())
+        .filter(|&i| match target {
+            Values::Text(v) => v[i].is_some(),
+            Values::Numbers(v) => v[i].is_some_and(|x| !x.is_nan()),
+        })
+        .collect();
+    let missing_target = table.rows() - kept.len();
+    let (y, classes) = encode_target(req.target, target, &kept, task)?;
+    let features: Vec<String> = table
+        .names
+        .iter()
+        .filter(|n| *n != req.target)
+        .cloned()
+        .collect();
+    if features.is_empty() {
+        return invalid(format!(
+            "no feature columns besides the target '{}'",
+            req.target
+        ));
+    }
+    let strata = match &y {
+        Target::Classes(c) => Some(c.as_slice()),
+        Target::Values(_) => None,
+    };
+    let n = kept.len();
+    let splits: Vec<Split> = match req.holdout {
+        Holdout::Split(train_share) => vec![train_test(n, 1.0 - train_share, req.seed, strata)?],
+        Holdout::Folds(k) => k_folds(n, k, req.seed, strata)?,
+    };
+    let spec = PipelineSpec {
+        encoding: Encoding::OneHot,
+        scale: req.algorithm.name == "logistic_regression",
+    };
+    let rows_of = |idx: &[usize]| idx.iter().map(|&i| kept[i]).collect::<Vec<usize>>();
+    let mut evaluations = Vec::with_capacity(splits.len());
+    let mut last = None;
+    for split in &splits {
+        let pipeline = Pipeline::fit(table, &features, &rows_of(&split.train), spec)?;
+        let x_train = pipeline.transform(table, &rows_of(&split.train))?;
+        let x_test = pipeline.transform(table, &rows_of(&split.test))?;
+        let model = fit(req, &x_train, &y, &split.train, classes.len())?;
+        evaluations.push(evaluate(&model, &x_test, &y, &split.test, classes.len())?);
+        last = Some((pipeline, model));
+    }
+    let (pipeline, model) = match (req.holdout, last) {
+        (Holdout::Split(_), Some(fitted)) => fitted,
+        _ => {
+            // Cross-validation measured the method; the model kept learns from every row.
+            let all: Vec<usize> = (0..n).collect();
+            let pipeline = Pipeline::fit(table, &features, &kept, spec)?;
+            let x = pipeline.transform(table, &kept)?;
+            let model = fit(req, &x, &y, &all, classes.len())?;
+            (pipeline, model)
+        }
+    };
+    Ok(Trained {
+        task,
+        classes,
+        features,
+        pipeline,
+        model,
+        evaluations,
+        rows: n,
+        missing_target,
+    })
+}
+
+fn encode_target(
+    name: &str,
+    target: &Values,
+    kept: &[usize],
+    task: Task,
+) -> Result<(Target, Vec<String>)> {
+    match (task, target) {
+        (Task::Regression, Values::Numbers(v)) => Ok((
+            Target::Values(kept.iter().map(|&i| v[i].unwrap_or(f64::NAN)).collect()),
+            Vec::new(),
+        )),
+        (Task::Regression, Values::Text(_)) => invalid(format!(
+            "target '{name}' holds text; regression needs numbers (or use --task classification)"
+        )),
+        (Task::Classification, values) => {
+            let labels: Vec<String> = kept
+                .iter()
+                .map(|&i| match values {
+                    Values::Text(v) => v[i].clone().unwrap_or_default(),
+                    Values::Numbers(v) => keel_data::rules::num(v[i].unwrap_or(f64::NAN)),
+                })
+                .collect();
+            let mut classes: Vec<String> = labels.clone();
+            // Numbers sort as numbers, text as text.
+            match values {
+                Values::Numbers(_) => classes.sort_by(|a, b| {
+                    let (x, y) = (a.parse::<f64>(), b.parse::<f64>());
+                    match (x, y) {
+                        (Ok(x), Ok(y)) => x.total_cmp(&y),
+                        _ => a.cmp(b),
+                    }
+                }),
+                Values::Text(_) => classes.sort(),
+            }
+            classes.dedup();
+            if classes.len() < 2 {
+                return invalid(format!(
+                    "target '{name}' has a single class{}: classification needs two or more",
+                    classes
+                        .first()
+                        .map(|c| format!(" '{c}'"))
+                        .unwrap_or_default()
+                ));
+            }
+            let index: std::collections::HashMap<&str, usize> = classes
+                .iter()
+                .enumerate()
+                .map(|(k, c)| (c.as_str(), k))
+                .collect();
+            let y = labels
+                .iter()
+                .map(|l| index.get(l.as_str()).copied().unwrap_or(0))
+                .collect();
+            Ok((Target::Classes(y), classes))
+        }
+    }
+}
+
+fn fit(
+    req: &TrainRequest,
+    x: &Matrix,
+    y: &Target,
+    rows: &[usize],
+    n_classes: usize,
+) -> Result<Model> {
+    match (req.algorithm.name, y) {
+        ("linear_regression", Target::Values(v)) => {
+            let y: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
+            Ok(Model::Linear(fit_least_squares(x, &y)?))
+        }
+        ("logistic_regression", Target::Classes(c)) => {
+            let y: Vec<usize> = rows.iter().map(|&i| c[i]).collect();
+            let p = &req.params;
+            Ok(Model::Linear(fit_logistic(
+                x,
+                &y,
+                n_classes,
+                p.get("C"),
+                p.get("max_iter") as u64,
+                p.get("tol"),
+            )?))
+        }
+        (name, _) => invalid(format!("{name} cannot fit this target")),
+    }
+}
+
+fn evaluate(model: &Model, x: &Matrix, y: &Target, rows: &[usize], n: usize) -> Result<Evaluation> {
+    let Model::Linear(m) = model;
+    let fail = |e: keel_stats::StatsError| crate::error::MlError::Invalid(e.to_string());
+    match y {
+        Target::Classes(c) => {
+            let truth: Vec<usize> = rows.iter().map(|&i| c[i]).collect();
+            keel_stats::classification(&truth, &m.predict_proba(x), n)
+                .map(Evaluation::Classification)
+                .map_err(fail)
+        }
+        Target::Values(v) => {
+            let truth: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
+            keel_stats::regression(&truth, &m.predict_values(x))
+                .map(Evaluation::Regression)
+                .map_err(fail)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::algorithm;
+
+    /// 400 rows: x numeric, colour text; label "yes" when x + (colour == red) > 1, with a
+    /// missing label every 50th row; price = 3x + 10 (red) + 1.
+    fn table() -> Columns {
+        let n = 400;
+        let x: Vec<Option<f64>> = (0..n).map(|i| Some((i % 40) as f64 / 20.0)).collect();
+        let colour: Vec<Option<String>> = (0..n)
+            .map(|i| Some(["red", "blue", "green"][i % 3].to_string()))
+            .collect();
+        let label = (0..n)
+            .map(|i| {
+                (i % 50 != 7).then(|| {
+                    let red = if i % 3 == 0 { 1.0 } else { 0.0 };
+                    if x[i].unwrap() + red > 1.0 {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .to_string()
+                })
+            })
+            .collect();
+        let price = (0..n)
+            .map(|i| Some(3.0 * x[i].unwrap() + if i % 3 == 0 { 10.0 } else { 0.0 } + 1.0))
+            .collect();
+        Columns {
+            names: vec!["x".into(), "colour".into(), "label".into(), "price".into()],
+            values: vec![
+                Values::Numbers(x),
+                Values::Text(colour),
+                Values::Text(label),
+                Values::Numbers(price),
+            ],
+        }
+    }
+
+    fn request<'a>(target: &'a str, algo: &str, holdout: Holdout) -> TrainRequest<'a> {
+        let a = algorithm(algo).unwrap();
+        TrainRequest {
+            target,
+            task: None,
+            algorithm: a,
+            params: a.parse(&[]).unwrap(),
+            holdout,
+            seed: 42,
+        }
+    }
+
+    #[test]
+    fn classification_on_text_and_numbers_with_a_split_and_folds() {
+        let mut t = table();
+        // price gives the label away; leave it out of this table.
+        t.names.pop();
+        t.values.pop();
+        let r = train(
+            &t,
+            &request("label", "logistic_regression", Holdout::Split(0.8)),
+        )
+        .unwrap();
+        assert_eq!(r.task, Task::Classification);
+        assert_eq!(r.classes, ["no", "yes"]);
+        assert_eq!((r.rows, r.missing_target), (392, 8));
+        assert_eq!(
+            r.pipeline.feature_names(),
+            ["x", "colour=blue", "colour=green", "colour=red"]
+        );
+        let Evaluation::Classification(m) = &r.evaluations[0] else {
+            panic!("classification expected")
+        };
+        assert!(m.roc_auc.unwrap() > 0.95, "{m:?}");
+        assert_eq!(m.confusion.iter().flatten().sum::<u64>(), 78);
+
+        let cv = train(
+            &t,
+            &request("label", "logistic_regression", Holdout::Folds(4)),
+        )
+        .unwrap();
+        assert_eq!(cv.evaluations.len(), 4);
+        // The same data, params and seed give the same model.
+        let again = train(
+            &t,
+            &request("label", "logistic_regression", Holdout::Folds(4)),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&again.model).unwrap(),
+            serde_json::to_string(&cv.model).unwrap()
+        );
+    }
+
+    #[test]
+    fn regression_recovers_a_linear_target() {
+        let mut t = table();
+        t.names.remove(2);
+        t.values.remove(2);
+        let r = train(
+            &t,
+            &request("price", "linear_regression", Holdout::Split(0.75)),
+        )
+        .unwrap();
+        let Evaluation::Regression(m) = &r.evaluations[0] else {
+            panic!("regression expected")
+        };
+        assert!(m.rmse < 1e-6 && m.r2 > 0.999_999, "{m:?}");
+    }
+
+    #[test]
+    fn bad_requests_are_named() {
+        let t = table();
+        let err = |r: TrainRequest| train(&t, &r).unwrap_err().to_string();
+        assert_eq!(
+            err(request("nope", "logistic_regression", Holdout::Split(0.8))),
+            "unknown target column 'nope': the columns are x, colour, label, price"
+        );
+        assert_eq!(
+            err(request("label", "linear_regression", Holdout::Split(0.8))),
+            "linear_regression does not do classification"
+        );
+        let mut r = request("colour", "linear_regression", Holdout::Split(0.8));
+        r.task = Some(Task::Regression);
+        assert!(err(r).starts_with("target 'colour' holds text; regression needs numbers"));
+        let mut one = table();
+        one.values[1] = Values::Text(vec![Some("red".into()); 400]);
+        let e = train(
+            &one,
+            &request("colour", "logistic_regression", Holdout::Split(0.8)),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "target 'colour' has a single class 'red': classification needs two or more"
+        );
+        assert!(
+            err(request("label", "logistic_regression", Holdout::Split(1.0)))
+                .contains("between 0 and 1")
+        );
+    }
+}
