@@ -141,51 +141,72 @@ pub fn residuals(y_true: &[f64], y_pred: &[f64]) -> Option<String> {
         let root = SVGBackend::with_string(&mut svg, (2 * WIDTH, HEIGHT + 60)).into_drawing_area();
         root.fill(&WHITE).ok()?;
         let (left, right) = root.split_horizontally(WIDTH);
-        let dot = |x: f64, y: f64| Circle::new((x, y), 2, BAR.mix(0.5).filled());
-        let mut a = ChartBuilder::on(&left)
-            .margin(10)
-            .caption("predicted against actual", ("sans-serif", 13))
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(values.clone(), values.clone())
-            .ok()?;
-        a.configure_mesh()
-            .x_desc("actual")
-            .y_desc("predicted")
-            .x_label_formatter(&|v| num(*v))
-            .y_label_formatter(&|v| num(*v))
-            .label_style(LABEL_FONT)
-            .axis_desc_style(LABEL_FONT)
-            .draw()
-            .ok()?;
-        a.draw_series(std::iter::once(PathElement::new(
-            vec![(values.start, values.start), (values.end, values.end)],
-            ShapeStyle::from(&RGBColor(0xaa, 0xaa, 0xaa)).stroke_width(1),
-        )))
-        .ok()?;
-        a.draw_series(points.iter().map(|(t, p)| dot(*t, *p)))
-            .ok()?;
-        let mut b = ChartBuilder::on(&right)
-            .margin(10)
-            .caption("residuals (actual - predicted)", ("sans-serif", 13))
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(values.clone(), errors)
-            .ok()?;
-        b.configure_mesh()
-            .x_desc("predicted")
-            .y_desc("residual")
-            .x_label_formatter(&|v| num(*v))
-            .y_label_formatter(&|v| num(*v))
-            .label_style(LABEL_FONT)
-            .axis_desc_style(LABEL_FONT)
-            .draw()
-            .ok()?;
-        b.draw_series(points.iter().map(|(t, p)| dot(*p, t - p)))
-            .ok()?;
+        let fitted: Vec<(f64, f64)> = points.iter().map(|(t, p)| (*t, *p)).collect();
+        let residual: Vec<(f64, f64)> = points.iter().map(|(t, p)| (*p, t - p)).collect();
+        let axes = [("actual", "predicted"), ("predicted", "residual")];
+        scatter(
+            &left,
+            "predicted against actual",
+            axes[0],
+            (values.clone(), values.clone()),
+            &fitted,
+            true,
+        )?;
+        scatter(
+            &right,
+            "residuals (actual - predicted)",
+            axes[1],
+            (values, errors),
+            &residual,
+            false,
+        )?;
         root.present().ok()?;
     }
     Some(svg)
+}
+
+/// One scatter plot on `area`, with the line y = x when `diagonal`.
+fn scatter<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    (x_desc, y_desc): (&str, &str),
+    (xs, ys): (std::ops::Range<f64>, std::ops::Range<f64>),
+    points: &[(f64, f64)],
+    diagonal: bool,
+) -> Option<()> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .caption(caption, ("sans-serif", 13))
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(xs.clone(), ys)
+        .ok()?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| num(*v))
+        .y_label_formatter(&|v| num(*v))
+        .label_style(LABEL_FONT)
+        .axis_desc_style(LABEL_FONT)
+        .draw()
+        .ok()?;
+    if diagonal {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(xs.start, xs.start), (xs.end, xs.end)],
+                ShapeStyle::from(&RGBColor(0xaa, 0xaa, 0xaa)).stroke_width(1),
+            )))
+            .ok()?;
+    }
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|(x, y)| Circle::new((*x, *y), 2, BAR.mix(0.5).filled())),
+        )
+        .ok()?;
+    Some(())
 }
 
 /// Feature importance as horizontal bars, largest first, at most `top` features.
