@@ -113,7 +113,8 @@ impl Scalar {
 #[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Rule {
     /// The table has these columns with these types: exactly these, in this order, unless
-    /// `exact` is false (then at least these, in any order).
+    /// `exact` is false (then at least these, in any order). An `integer` column satisfies
+    /// an expected `float`.
     Schema {
         /// Expected columns.
         columns: Vec<ExpectedColumn>,

@@ -203,7 +203,7 @@ fn table_rules_fail_from_the_profile() {
     let strict = rules(
         "
   - rule: schema
-    columns: [{name: id, type: float}, {name: age}, {name: zip}]
+    columns: [{name: id, type: string}, {name: age}, {name: zip}]
     exact: true
   - rule: schema
     columns: [{name: age}, {name: id}]
@@ -243,7 +243,7 @@ fn table_rules_fail_from_the_profile() {
     let observed: Vec<&str> = r.results.iter().map(|x| x.observed.as_str()).collect();
     assert_eq!(
         observed[0],
-        "id is integer not float; missing zip; extra city; extra email; extra score; extra seen"
+        "id is integer not string; missing zip; extra city; extra email; extra score; extra seen"
     );
     assert_eq!(observed[2], "200 rows");
     assert_eq!(observed[3], "mean 50.25 (off by 9.75)");
@@ -266,6 +266,16 @@ fn columns_in_another_order_fail_an_exact_schema() {
     );
     assert!(!r.passed);
     assert_eq!(r.results[0].observed, "columns in another order");
+    // Whole numbers satisfy a float column; text does not.
+    let r = check(
+        &d,
+        &rules(
+            "  - rule: schema\n    exact: false\n    columns: [{name: id, type: float}]\n  - rule: schema\n    exact: false\n    columns: [{name: city, type: float}]\n",
+        ),
+        SystemTime::now(),
+    );
+    assert!(r.results[0].passed, "{:?}", r.results[0]);
+    assert_eq!(r.results[1].observed, "city is string not float");
 }
 
 #[test]
