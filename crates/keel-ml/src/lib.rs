@@ -8,6 +8,7 @@ pub mod charts;
 pub mod error;
 pub mod linear;
 pub mod matrix;
+pub mod model_dir;
 pub mod params;
 pub mod pipeline;
 pub mod rng;

@@ -1,0 +1,191 @@
+//! The keel model directory, laid out as an MLflow model so MLflow's tools read it:
+//!
+//! ```text
+//! MLmodel                      flavors (keel), signature, input example info (YAML, MLflow's keys)
+//! model.json                   the model: keel.model/v1, below
+//! input_example.json           a few training rows, pandas "split" orient
+//! serving_input_example.json   the same rows as a scoring request body (dataframe_split)
+//! ```
+//!
+//! `model.json` holds everything prediction needs: the task, target and class names, the
+//! input columns with their types, the fitted [`Pipeline`] and the fitted [`Model`]. It is
+//! written deterministically (no time, no random id), so the same data, parameters and seed
+//! give a byte-identical file; the MLmodel's `model_uuid` is derived from its hash.
+
+use std::path::Path;
+
+use keel_data::columns::{Columns, Values};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{MlError, Result, invalid};
+use crate::params::Task;
+use crate::pipeline::Pipeline;
+use crate::train::{Model, Trained};
+
+/// The model layout written by this version of keel.
+pub const MODEL_FORMAT: &str = "keel.model/v1";
+/// Rows kept as the input example.
+pub const EXAMPLE_ROWS: usize = 5;
+
+/// An input column and its MLflow type (`double` for numbers, `string` for text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputColumn {
+    /// Column name.
+    pub name: String,
+    /// MLflow column type.
+    #[serde(rename = "type")]
+    pub dtype: String,
+}
+
+/// `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeelModel {
+    /// `keel.model/v1`.
+    pub format: String,
+    /// `classification` or `regression`.
+    pub task: String,
+    /// The target column.
+    pub target: String,
+    /// Class names in the order of the model's outputs (classification).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// The input columns, in order.
+    pub inputs: Vec<InputColumn>,
+    /// The feature pipeline.
+    pub pipeline: Pipeline,
+    /// The fitted model.
+    pub model: Model,
+}
+
+impl KeelModel {
+    /// The model of a training on `table`.
+    pub fn of(trained: &Trained, target: &str, table: &Columns) -> Result<KeelModel> {
+        let inputs = trained
+            .features
+            .iter()
+            .map(|name| {
+                let dtype = match table.get(name) {
+                    Some(Values::Numbers(_)) => "double",
+                    Some(Values::Text(_)) => "string",
+                    None => return invalid(format!("no column '{name}' in the data")),
+                };
+                Ok(InputColumn {
+                    name: name.clone(),
+                    dtype: dtype.into(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KeelModel {
+            format: MODEL_FORMAT.into(),
+            task: trained.task.as_str().into(),
+            target: target.into(),
+            classes: trained.classes.clone(),
+            inputs,
+            pipeline: trained.pipeline.clone(),
+            model: trained.model.clone(),
+        })
+    }
+
+    /// The output column's MLflow type.
+    fn output_type(&self) -> &'static str {
+        if self.task == Task::Regression.as_str() {
+            "double"
+        } else {
+            "string"
+        }
+    }
+}
+
+fn io(path: &Path, e: std::io::Error) -> MlError {
+    MlError::Invalid(format!("{}: {e}", path.display()))
+}
+
+/// Writes the model directory `dir` (created if needed), with up to [`EXAMPLE_ROWS`] rows of
+/// `example` as the input example and `created` (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC) as its
+/// creation time.
+pub fn write(dir: &Path, model: &KeelModel, example: &Columns, created: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let body = serde_json::to_vec_pretty(model)
+        .map_err(|e| MlError::Invalid(format!("model.json: {e}")))?;
+    let uuid: String = blake3::hash(&body).to_hex().chars().take(32).collect();
+    let signature = |cols: Vec<Value>| Value::Array(cols).to_string();
+    let inputs: Vec<Value> = model
+        .inputs
+        .iter()
+        .map(|c| json!({"type": c.dtype, "name": c.name, "required": true}))
+        .collect();
+    let outputs =
+        vec![json!({"type": model.output_type(), "name": model.target, "required": true})];
+    let mlmodel = json!({
+        "flavors": {"keel": {
+            "format": MODEL_FORMAT,
+            "data": "model.json",
+            "keel_version": env!("CARGO_PKG_VERSION"),
+        }},
+        "model_uuid": uuid,
+        "saved_input_example_info": {
+            "artifact_path": "input_example.json",
+            "pandas_orient": "split",
+            "serving_input_path": "serving_input_example.json",
+            "type": "dataframe",
+        },
+        "signature": {
+            "inputs": signature(inputs),
+            "outputs": signature(outputs),
+            "params": null,
+        },
+        "utc_time_created": created,
+    });
+    let yaml =
+        serde_norway::to_string(&mlmodel).map_err(|e| MlError::Invalid(format!("MLmodel: {e}")))?;
+    let rows = example.rows().min(EXAMPLE_ROWS);
+    let data: Vec<Value> = (0..rows)
+        .map(|i| {
+            Value::Array(
+                model
+                    .inputs
+                    .iter()
+                    .map(|c| match example.get(&c.name) {
+                        Some(Values::Numbers(v)) => v[i].map_or(Value::Null, |x| json!(x)),
+                        Some(Values::Text(v)) => v[i].clone().map_or(Value::Null, Value::String),
+                        None => Value::Null,
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let columns: Vec<&str> = model.inputs.iter().map(|c| c.name.as_str()).collect();
+    let split = json!({"columns": columns, "data": data});
+    let files = [
+        ("model.json", body),
+        ("MLmodel", yaml.into_bytes()),
+        ("input_example.json", split.to_string().into_bytes()),
+        (
+            "serving_input_example.json",
+            serde_json::to_vec_pretty(&json!({"dataframe_split": split}))
+                .map_err(|e| MlError::Invalid(e.to_string()))?,
+        ),
+    ];
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Reads `model.json` of the model directory `dir`.
+pub fn read(dir: &Path) -> Result<KeelModel> {
+    let path = dir.join("model.json");
+    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    let model: KeelModel = serde_json::from_slice(&bytes)
+        .map_err(|e| MlError::Invalid(format!("{}: {e}", path.display())))?;
+    if model.format != MODEL_FORMAT {
+        return invalid(format!(
+            "{}: format '{}'; this keel reads '{MODEL_FORMAT}'",
+            path.display(),
+            model.format
+        ));
+    }
+    Ok(model)
+}
