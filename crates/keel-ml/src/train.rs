@@ -61,6 +61,25 @@ pub enum Evaluation {
     Regression(RegressionMetrics),
 }
 
+/// The held-out rows of the last split with what the model made of them (for charts).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeldOut {
+    /// True classes and predicted probabilities.
+    Classes {
+        /// True class per row.
+        truth: Vec<usize>,
+        /// Probabilities per row.
+        proba: Vec<Vec<f64>>,
+    },
+    /// True and predicted values.
+    Values {
+        /// True value per row.
+        truth: Vec<f64>,
+        /// Predicted value per row.
+        predicted: Vec<f64>,
+    },
+}
+
 /// The result of a training.
 #[derive(Debug, Clone)]
 pub struct Trained {
@@ -76,6 +95,8 @@ pub struct Trained {
     pub model: Model,
     /// Metrics on held-out rows (with folds: of each fold, in order).
     pub evaluations: Vec<Evaluation>,
+    /// The last split's held-out rows and predictions.
+    pub held_out: Option<HeldOut>,
     /// Rows trained and evaluated on (missing targets excluded).
     pub rows: usize,
     /// Rows left out because their target was missing.
@@ -144,13 +165,16 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
     };
     let rows_of = |idx: &[usize]| idx.iter().map(|&i| kept[i]).collect::<Vec<usize>>();
     let mut evaluations = Vec::with_capacity(splits.len());
+    let mut held_out = None;
     let mut last = None;
     for split in &splits {
         let pipeline = Pipeline::fit(table, &features, &rows_of(&split.train), spec)?;
         let x_train = pipeline.transform(table, &rows_of(&split.train))?;
         let x_test = pipeline.transform(table, &rows_of(&split.test))?;
         let model = fit(req, &x_train, &y, &split.train, classes.len())?;
-        evaluations.push(evaluate(&model, &x_test, &y, &split.test, classes.len())?);
+        let (evaluation, rows) = evaluate(&model, &x_test, &y, &split.test, classes.len())?;
+        evaluations.push(evaluation);
+        held_out = Some(rows);
         last = Some((pipeline, model));
     }
     let (pipeline, model) = match (req.holdout, last) {
@@ -171,6 +195,7 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         pipeline,
         model,
         evaluations,
+        held_out,
         rows: n,
         missing_target,
     })
@@ -262,21 +287,33 @@ fn fit(
     }
 }
 
-fn evaluate(model: &Model, x: &Matrix, y: &Target, rows: &[usize], n: usize) -> Result<Evaluation> {
+fn evaluate(
+    model: &Model,
+    x: &Matrix,
+    y: &Target,
+    rows: &[usize],
+    n: usize,
+) -> Result<(Evaluation, HeldOut)> {
     let Model::Linear(m) = model;
     let fail = |e: keel_stats::StatsError| crate::error::MlError::Invalid(e.to_string());
     match y {
         Target::Classes(c) => {
             let truth: Vec<usize> = rows.iter().map(|&i| c[i]).collect();
-            keel_stats::classification(&truth, &m.predict_proba(x), n)
-                .map(Evaluation::Classification)
-                .map_err(fail)
+            let proba = m.predict_proba(x);
+            let metrics = keel_stats::classification(&truth, &proba, n).map_err(fail)?;
+            Ok((
+                Evaluation::Classification(metrics),
+                HeldOut::Classes { truth, proba },
+            ))
         }
         Target::Values(v) => {
             let truth: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
-            keel_stats::regression(&truth, &m.predict_values(x))
-                .map(Evaluation::Regression)
-                .map_err(fail)
+            let predicted = m.predict_values(x);
+            let metrics = keel_stats::regression(&truth, &predicted).map_err(fail)?;
+            Ok((
+                Evaluation::Regression(metrics),
+                HeldOut::Values { truth, predicted },
+            ))
         }
     }
 }

@@ -139,7 +139,7 @@ pub fn size(bytes: i64) -> String {
     }
 }
 
-fn user() -> String {
+pub(crate) fn user() -> String {
     std::env::var("KEEL_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into())

@@ -7,6 +7,8 @@ mod data;
 mod data_remote;
 mod data_validate;
 mod output;
+mod tracking;
+mod train;
 mod transfer;
 
 use std::io::Write;
@@ -49,6 +51,8 @@ enum Command {
     Import(ImportArgs),
     /// Write the whole store (metadata and artifacts) into a folder `keel import` reads.
     Export(ExportArgs),
+    /// Train a model on a dataset version and record it as a run.
+    Train(TrainCmd),
     /// Dataset versions: add, list, show, restore, compare, validate, and what changed since.
     #[command(subcommand)]
     Data(DataCmd),
@@ -151,6 +155,46 @@ enum DataCmd {
     /// Validation rules.
     #[command(subcommand)]
     Rules(RulesCmd),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("holdout").args(["split", "cv"])))]
+struct TrainCmd {
+    /// The dataset version to train on (NAME@VERSION; NAME alone is the newest).
+    #[arg(long, required_unless_present = "help_params")]
+    data: Option<String>,
+    /// The column to predict.
+    #[arg(long, required_unless_present = "help_params")]
+    target: Option<String>,
+    /// classification or regression [default: classification for a text target, else regression].
+    #[arg(long)]
+    task: Option<String>,
+    /// The algorithm (`--help-params` lists them with their parameters).
+    #[arg(long, required_unless_present = "help_params")]
+    algo: Option<String>,
+    /// A parameter, KEY=VALUE, named as scikit-learn names it (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Train on this share of the rows and evaluate on the rest [default: 0.8].
+    #[arg(long)]
+    split: Option<f64>,
+    /// Cross-validate over K folds instead (the model kept is then fitted on every row).
+    #[arg(long, value_name = "K")]
+    cv: Option<usize>,
+    /// Seed of the split.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The experiment to record the run in (created when missing).
+    #[arg(long, default_value = "Default")]
+    experiment: String,
+    /// The run's name [default: ALGO-DATASET].
+    #[arg(long)]
+    run_name: Option<String>,
+    /// List the algorithms' parameters (of --algo, or all) and exit.
+    #[arg(long)]
+    help_params: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Subcommand)]
@@ -572,19 +616,41 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => import_command(a).await,
         Command::Export(a) => export_command(a).await,
         Command::Data(cmd) => data_command(cmd).await,
+        Command::Train(cmd) => train_command(cmd).await,
     }
 }
 
-async fn data_command(cmd: DataCmd) -> Result<()> {
-    let (DataCmd::Add { store, .. }
-    | DataCmd::Ls { store, .. }
-    | DataCmd::Show { store, .. }
-    | DataCmd::Get { store, .. }
-    | DataCmd::Diff { store, .. }
-    | DataCmd::Validate { store, .. }
-    | DataCmd::Rules(RulesCmd::Infer { store, .. })
-    | DataCmd::Status { store }) = &cmd;
-    let target = match &store.tracking_uri {
+async fn train_command(cmd: TrainCmd) -> Result<()> {
+    if cmd.help_params {
+        return train::help_params(cmd.algo.as_deref());
+    }
+    let target = data_store(&cmd.store).await?;
+    let tracking = match &target {
+        data::Store::Local(l) => tracking::Tracking::Local {
+            meta: l.meta.clone(),
+            artifacts: l.artifacts.clone(),
+        },
+        data::Store::Remote(r) => tracking::Tracking::Remote(&r.client),
+    };
+    let args = train::TrainArgs {
+        data: cmd.data.unwrap_or_default(),
+        target: cmd.target.unwrap_or_default(),
+        task: cmd.task,
+        algo: cmd.algo.unwrap_or_default(),
+        params: cmd.params,
+        split: cmd.split,
+        cv: cmd.cv,
+        seed: cmd.seed,
+        experiment: cmd.experiment,
+        run_name: cmd.run_name,
+        json: cmd.store.json,
+    };
+    train::run(&target, tracking, args).await
+}
+
+/// The local stores, or the server `--tracking-uri` names.
+async fn data_store(store: &StoreArgs) -> Result<data::Store> {
+    Ok(match &store.tracking_uri {
         Some(uri) => data::Store::Remote(data_remote::RemoteBackend {
             client: client::Client::new(uri)?,
         }),
@@ -600,7 +666,19 @@ async fn data_command(cmd: DataCmd) -> Result<()> {
                 artifacts: t.artifacts,
             })
         }
-    };
+    })
+}
+
+async fn data_command(cmd: DataCmd) -> Result<()> {
+    let (DataCmd::Add { store, .. }
+    | DataCmd::Ls { store, .. }
+    | DataCmd::Show { store, .. }
+    | DataCmd::Get { store, .. }
+    | DataCmd::Diff { store, .. }
+    | DataCmd::Validate { store, .. }
+    | DataCmd::Rules(RulesCmd::Infer { store, .. })
+    | DataCmd::Status { store }) = &cmd;
+    let target = data_store(store).await?;
     match cmd {
         DataCmd::Add {
             path,

@@ -3,41 +3,11 @@
 
 mod support;
 
+use support::{json, keel, keel_status};
+
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
-
-/// Runs `keel` in `dir` (the workspace and the default store `keel-data/` live there).
-fn keel(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let (code, out, err) = keel_status(dir, args);
-    (code == 0, out, err)
-}
-
-/// Runs `keel` in `dir` and returns its exit status with what it printed.
-fn keel_status(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("KEEL_DB")
-        .env_remove("KEEL_ARTIFACTS")
-        .env("KEEL_USER", "tester")
-        .output()
-        .expect("run keel");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(dir: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let (ok, out, err) = keel(dir, &all);
-    assert!(ok, "keel {args:?} failed: {err}");
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
 
 /// Every object file under the store's content-addressed folder.
 fn objects(dir: &Path) -> Vec<std::path::PathBuf> {

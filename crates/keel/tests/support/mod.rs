@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// A running `keel server` child process, killed on drop.
 pub struct Server {
     pub child: Child,
@@ -311,4 +313,35 @@ pub fn python_with_mlflow() -> Result<PathBuf, String> {
         panic!("{reason}: CI must install it");
     }
     Err(reason)
+}
+
+/// Runs `keel` in `dir` (the workspace and the default store `keel-data/` live there).
+pub fn keel(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = keel_status(dir, args);
+    (code == 0, out, err)
+}
+
+/// Runs `keel` in `dir` and returns its exit status with what it printed.
+pub fn keel_status(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KEEL_DB")
+        .env_remove("KEEL_ARTIFACTS")
+        .env("KEEL_USER", "tester")
+        .output()
+        .expect("run keel");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn json(dir: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (ok, out, err) = keel(dir, &all);
+    assert!(ok, "keel {args:?} failed: {err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }

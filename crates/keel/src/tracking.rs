@@ -1,0 +1,273 @@
+//! Where `keel train` records its run: the local stores, or a tracking server through the
+//! MLflow REST API (`--tracking-uri`). Either way the run is an ordinary MLflow run: params,
+//! metrics, tags, a dataset input, and artifacts under the run's artifact URI.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use keel_core::entities::{Dataset, DatasetInput, Metric, Param, RunStatus, Tag};
+use keel_core::store::CreateRun;
+use keel_core::{ArtifactPath, ArtifactStore, MetadataStore};
+use serde_json::{Value, json};
+
+use crate::client::Client;
+
+/// A run being recorded.
+pub struct RunRef {
+    /// Run id.
+    pub run_id: String,
+    /// Experiment id.
+    pub experiment_id: String,
+    /// Where its artifacts go, as a store path (`<experiment>/<run>/artifacts`).
+    artifact_path: String,
+}
+
+/// The stores or server a run is recorded in.
+pub enum Tracking<'a> {
+    /// The local metadata and artifact stores.
+    Local {
+        meta: Arc<dyn MetadataStore>,
+        artifacts: Arc<dyn ArtifactStore>,
+    },
+    /// A tracking server.
+    Remote(&'a Client),
+}
+
+/// MLflow's limits per `log-batch` request.
+const MAX_PARAMS: usize = 100;
+const MAX_METRICS: usize = 1000;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The store path behind an artifact URI of keel's proxied scheme
+/// (`mlflow-artifacts:/1/<run>/artifacts`, or with a `//host:port` part).
+fn store_path(uri: &str) -> Result<String> {
+    let Some(rest) = uri.strip_prefix(keel_server::ARTIFACT_SCHEME) else {
+        bail!("the run's artifact location {uri} is not in keel's artifact store");
+    };
+    let rest = match rest.strip_prefix("//") {
+        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
+        None => rest.trim_start_matches('/'),
+    };
+    Ok(rest.trim_end_matches('/').to_string())
+}
+
+impl Tracking<'_> {
+    /// Starts a run named `name` in the experiment `experiment` (created when missing).
+    pub async fn start(&self, experiment: &str, name: &str, tags: Vec<Tag>) -> Result<RunRef> {
+        let user = crate::data::user();
+        match self {
+            Tracking::Local { meta, .. } => {
+                let experiment_id = match meta.get_experiment_by_name(experiment).await? {
+                    Some(e) => e.experiment_id,
+                    None => meta.create_experiment(experiment, None, Vec::new()).await?,
+                };
+                let mut all = tags;
+                all.push(Tag {
+                    key: "mlflow.user".into(),
+                    value: user.clone(),
+                });
+                let run = meta
+                    .create_run(CreateRun {
+                        experiment_id: experiment_id.clone(),
+                        user_id: user,
+                        start_time: now_ms(),
+                        run_name: Some(name.to_string()),
+                        tags: all,
+                    })
+                    .await?;
+                Ok(RunRef {
+                    run_id: run.info.run_id.clone(),
+                    experiment_id,
+                    artifact_path: store_path(&run.info.artifact_uri)?,
+                })
+            }
+            Tracking::Remote(client) => {
+                let found: Result<Value> = client
+                    .get(
+                        "experiments/get-by-name",
+                        &[("experiment_name", experiment.to_string())],
+                    )
+                    .await;
+                let experiment_id = match found {
+                    Ok(v) => v["experiment"]["experiment_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    Err(e) if e.to_string().contains("RESOURCE_DOES_NOT_EXIST") => {
+                        let v: Value = client
+                            .post("experiments/create", &json!({"name": experiment}))
+                            .await?;
+                        v["experiment_id"].as_str().unwrap_or_default().to_string()
+                    }
+                    Err(e) => return Err(e),
+                };
+                let mut all: Vec<Value> = tags
+                    .iter()
+                    .map(|t| json!({"key": t.key, "value": t.value}))
+                    .collect();
+                all.push(json!({"key": "mlflow.user", "value": user}));
+                let v: Value = client
+                    .post(
+                        "runs/create",
+                        &json!({"experiment_id": experiment_id, "run_name": name,
+                            "start_time": now_ms(), "user_id": user, "tags": all}),
+                    )
+                    .await?;
+                let info = &v["run"]["info"];
+                Ok(RunRef {
+                    run_id: info["run_id"].as_str().unwrap_or_default().to_string(),
+                    experiment_id,
+                    artifact_path: store_path(info["artifact_uri"].as_str().unwrap_or_default())?,
+                })
+            }
+        }
+    }
+
+    /// Logs params and metrics (`(key, value, step)`), in batches within MLflow's limits.
+    pub async fn log(
+        &self,
+        run: &RunRef,
+        params: Vec<(String, String)>,
+        metrics: Vec<(String, f64, i64)>,
+    ) -> Result<()> {
+        let ts = now_ms();
+        let params: Vec<Param> = params
+            .into_iter()
+            .map(|(key, value)| Param { key, value })
+            .collect();
+        let metrics: Vec<Metric> = metrics
+            .into_iter()
+            .map(|(key, value, step)| Metric {
+                key,
+                value,
+                timestamp: ts,
+                step,
+                run_id: None,
+                dataset_name: None,
+                dataset_digest: None,
+                model_id: None,
+            })
+            .collect();
+        for p in params.chunks(MAX_PARAMS) {
+            self.batch(run, Vec::new(), p.to_vec()).await?;
+        }
+        for m in metrics.chunks(MAX_METRICS) {
+            self.batch(run, m.to_vec(), Vec::new()).await?;
+        }
+        Ok(())
+    }
+
+    async fn batch(&self, run: &RunRef, metrics: Vec<Metric>, params: Vec<Param>) -> Result<()> {
+        match self {
+            Tracking::Local { meta, .. } => Ok(meta
+                .log_batch(&run.run_id, metrics, params, Vec::new())
+                .await?),
+            Tracking::Remote(client) => {
+                let _: Value = client
+                    .post(
+                        "runs/log-batch",
+                        &json!({"run_id": run.run_id, "metrics": metrics, "params": params}),
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Records `dataset` as the run's input in `context` (`training`).
+    pub async fn log_dataset(&self, run: &RunRef, dataset: Dataset, context: &str) -> Result<()> {
+        let input = DatasetInput {
+            tags: vec![Tag {
+                key: "mlflow.data.context".into(),
+                value: context.into(),
+            }],
+            dataset,
+        };
+        match self {
+            Tracking::Local { meta, .. } => Ok(meta
+                .log_inputs(&run.run_id, vec![input], Vec::new())
+                .await?),
+            Tracking::Remote(client) => {
+                let _: Value = client
+                    .post(
+                        "runs/log-inputs",
+                        &json!({"run_id": run.run_id, "datasets": [input]}),
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Stores `bytes` as the run's artifact `rel` (`model/MLmodel`).
+    pub async fn upload(&self, run: &RunRef, rel: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = format!("{}/{rel}", run.artifact_path);
+        match self {
+            Tracking::Local { artifacts, .. } => {
+                let p = ArtifactPath::parse(&path)?;
+                let body = futures::stream::once(async move { Ok(bytes::Bytes::from(bytes)) });
+                artifacts.put(&p, Box::pin(body)).await?;
+                Ok(())
+            }
+            Tracking::Remote(client) => {
+                client
+                    .keel_put(
+                        &format!("/api/2.0/mlflow-artifacts/artifacts/{path}"),
+                        reqwest::Body::from(bytes),
+                    )
+                    .await
+                    .with_context(|| format!("cannot upload {rel}"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the run as finished, or as failed.
+    pub async fn finish(&self, run: &RunRef, ok: bool) -> Result<()> {
+        let status = if ok {
+            RunStatus::Finished
+        } else {
+            RunStatus::Failed
+        };
+        match self {
+            Tracking::Local { meta, .. } => {
+                meta.update_run(&run.run_id, Some(status), Some(now_ms()), None)
+                    .await?;
+                Ok(())
+            }
+            Tracking::Remote(client) => {
+                let _: Value = client
+                    .post(
+                        "runs/update",
+                        &json!({"run_id": run.run_id, "status": status, "end_time": now_ms()}),
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_uris_map_to_store_paths() {
+        assert_eq!(
+            store_path("mlflow-artifacts:/1/abc/artifacts").unwrap(),
+            "1/abc/artifacts"
+        );
+        assert_eq!(
+            store_path("mlflow-artifacts://host:5000/1/abc/artifacts").unwrap(),
+            "1/abc/artifacts"
+        );
+        assert!(store_path("s3://bucket/1/abc").is_err());
+    }
+}

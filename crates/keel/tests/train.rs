@@ -1,0 +1,260 @@
+//! `keel train` end to end: a dataset version trained on, the run recorded with its params,
+//! metrics, dataset input and artifacts, on the embedded store and through a server; and bad
+//! requests named in one line.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::Value;
+use support::{json, keel_status};
+
+/// 600 rows: x1, x2 numeric, colour of three; label "yes" when 2 x1 - x2 (+ 1 for red)
+/// is positive (a little noise); price linear in x1 and x2.
+fn shop() -> String {
+    let mut s = String::from("x1,x2,colour,label,price\n");
+    let mut state = 7u64;
+    let mut unit = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for i in 0..600 {
+        let (a, b) = (unit() * 4.0 - 2.0, unit() * 4.0 - 2.0);
+        let colour = ["red", "blue", "green"][i % 3];
+        let z = 2.0 * a - b + if colour == "red" { 1.0 } else { 0.0 } + (unit() - 0.5) * 0.2;
+        let label = if z > 0.0 { "yes" } else { "no" };
+        s.push_str(&format!(
+            "{a:.4},{b:.4},{colour},{label},{:.4}\n",
+            3.0 * a + 2.0 * b + 5.0
+        ));
+    }
+    s
+}
+
+fn add_shop(d: &Path, extra: &[&str]) {
+    std::fs::write(d.join("shop.csv"), shop()).unwrap();
+    let mut args = vec!["data", "add", "shop.csv"];
+    args.extend_from_slice(extra);
+    json(d, &args);
+}
+
+#[test]
+fn train_records_a_run_in_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    add_shop(d, &[]);
+    let out = json(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop@1",
+            "--target",
+            "label",
+            "--algo",
+            "logistic_regression",
+            "--param",
+            "C=2",
+            "--seed",
+            "5",
+        ],
+    );
+    assert_eq!(out["task"], "classification");
+    assert_eq!(out["classes"], serde_json::json!(["no", "yes"]));
+    assert_eq!(out["rows"], 600);
+    assert!(out["metrics"]["roc_auc"].as_f64().unwrap() > 0.97, "{out}");
+    let run = out["run_id"].as_str().unwrap();
+    let root = d.join(format!("keel-data/artifacts/0/{run}/artifacts"));
+    for file in [
+        "model/MLmodel",
+        "model/model.json",
+        "model/input_example.json",
+        "charts/roc.svg",
+        "charts/confusion_matrix.svg",
+    ] {
+        assert!(root.join(file).is_file(), "{file} missing");
+    }
+    // The same data, params and seed give the same model file.
+    let again = json(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop@1",
+            "--target",
+            "label",
+            "--algo",
+            "logistic_regression",
+            "--param",
+            "C=2",
+            "--seed",
+            "5",
+        ],
+    );
+    let other = d.join(format!(
+        "keel-data/artifacts/0/{}/artifacts",
+        again["run_id"].as_str().unwrap()
+    ));
+    assert_eq!(
+        std::fs::read(root.join("model/model.json")).unwrap(),
+        std::fs::read(other.join("model/model.json")).unwrap()
+    );
+
+    // Regression with cross-validation: mean and spread over the folds.
+    let reg = json(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "price",
+            "--algo",
+            "linear_regression",
+            "--cv",
+            "4",
+        ],
+    );
+    assert_eq!(reg["task"], "regression");
+    assert!(reg["metrics"]["r2"].as_f64().unwrap() > 0.9999, "{reg}");
+}
+
+#[test]
+fn bad_training_requests_are_one_line_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    add_shop(d, &[]);
+    let base = ["train", "--data", "shop", "--algo", "logistic_regression"];
+    for (extra, want) in [
+        (vec!["--target", "nope"], "unknown target column 'nope'"),
+        (
+            vec!["--target", "label", "--param", "n_estimators=3"],
+            "unknown parameter 'n_estimators'",
+        ),
+        (
+            vec!["--target", "label", "--param", "C=-1"],
+            "C must be above 0, not -1",
+        ),
+        (vec!["--target", "label", "--split", "1.5"], "--split"),
+        (
+            vec!["--target", "label", "--cv", "1"],
+            "--cv: at least 2 folds",
+        ),
+        (
+            vec!["--target", "price", "--task", "regression"],
+            "logistic_regression does not do regression",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let (code, _, err) = keel_status(d, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let (code, _, err) = keel_status(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "colour",
+            "--algo",
+            "linear_regression",
+            "--task",
+            "regression",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("target 'colour' holds text; regression needs numbers"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn train_records_a_run_on_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_dir = dir.path().join("server");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    let server = support::Server::start(&server_dir, 0);
+    let url = server.url.clone();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    add_shop(&work, &["--tracking-uri", &url]);
+    let out = json(
+        &work,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "label",
+            "--algo",
+            "logistic_regression",
+            "--experiment",
+            "shop-models",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    let run_id = out["run_id"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let run: Value = http
+        .get(format!("{url}/api/2.0/mlflow/runs/get?run_id={run_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run = &run["run"];
+    assert_eq!(run["info"]["status"], "FINISHED");
+    let param = |k: &str| {
+        run["data"]["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["key"] == k)
+            .map(|p| p["value"].clone())
+    };
+    assert_eq!(param("algo"), Some("logistic_regression".into()));
+    assert_eq!(param("C"), Some("1".into()));
+    let auc = run["data"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "roc_auc")
+        .unwrap()["value"]
+        .as_f64()
+        .unwrap();
+    assert!((auc - out["metrics"]["roc_auc"].as_f64().unwrap()).abs() < 1e-12);
+    // The input is the dataset version (digest = its MLflow digest), so lineage resolves.
+    let shown = json(&work, &["data", "show", "shop", "--tracking-uri", &url]);
+    let input = &run["inputs"]["dataset_inputs"][0]["dataset"];
+    assert_eq!(input["digest"], shown["digest"]);
+    assert_eq!(shown["used_by"][0]["run_id"], run_id.as_str());
+    let listed: Value = http
+        .get(format!(
+            "{url}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=model"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let files: Vec<&str> = listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"model/MLmodel") && files.contains(&"model/model.json"),
+        "{files:?}"
+    );
+}
