@@ -215,7 +215,7 @@ pub async fn validate(
 }
 
 /// A spinner on stderr while rows are read (hidden for `--json` or when nothing is read).
-fn spinner(hidden: bool, message: String) -> indicatif::ProgressBar {
+pub(crate) fn spinner(hidden: bool, message: String) -> indicatif::ProgressBar {
     if hidden {
         return indicatif::ProgressBar::hidden();
     }

@@ -129,7 +129,9 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     let target = a.target.clone();
     let fit_params = params.clone();
     let seed = a.seed;
-    let (table, trained) = tokio::task::spawn_blocking(move || -> Result<_> {
+    let spinner =
+        crate::data_validate::spinner(a.json, format!("training {} on {label}", algo.name));
+    let fitted = tokio::task::spawn_blocking(move || -> Result<_> {
         let paths: Vec<&Path> = files.files.iter().map(|(_, p)| p.as_path()).collect();
         let table = keel_data::columns::load_columns(files.format, &paths)?;
         let trained = train(
@@ -146,7 +148,9 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
         Ok((table, trained))
     })
     .await
-    .context("training task failed")??;
+    .context("training task failed");
+    spinner.finish_and_clear();
+    let (table, trained) = fitted??;
 
     // The model directory and charts, written locally first.
     let model = KeelModel::of(&trained, &a.target, &table)?;
