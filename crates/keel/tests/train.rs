@@ -45,22 +45,21 @@ fn train_records_a_run_in_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     add_shop(d, &[]);
-    let out = json(
-        d,
-        &[
-            "train",
-            "--data",
-            "shop@1",
-            "--target",
-            "label",
-            "--algo",
-            "logistic_regression",
-            "--param",
-            "C=2",
-            "--seed",
-            "5",
-        ],
-    );
+    // Logistic regression, C = 2, seed 5.
+    const LOGISTIC: [&str; 11] = [
+        "train",
+        "--data",
+        "shop@1",
+        "--target",
+        "label",
+        "--algo",
+        "logistic_regression",
+        "--param",
+        "C=2",
+        "--seed",
+        "5",
+    ];
+    let out = json(d, &LOGISTIC);
     assert_eq!(out["task"], "classification");
     assert_eq!(out["classes"], serde_json::json!(["no", "yes"]));
     assert_eq!(out["rows"], 600);
@@ -77,22 +76,7 @@ fn train_records_a_run_in_the_embedded_store() {
         assert!(root.join(file).is_file(), "{file} missing");
     }
     // The same data, params and seed give the same model file.
-    let again = json(
-        d,
-        &[
-            "train",
-            "--data",
-            "shop@1",
-            "--target",
-            "label",
-            "--algo",
-            "logistic_regression",
-            "--param",
-            "C=2",
-            "--seed",
-            "5",
-        ],
-    );
+    let again = json(d, &LOGISTIC);
     let other = d.join(format!(
         "keel-data/artifacts/0/{}/artifacts",
         again["run_id"].as_str().unwrap()
