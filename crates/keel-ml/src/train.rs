@@ -41,6 +41,10 @@ pub struct TrainRequest<'a> {
     pub holdout: Holdout,
     /// Seed of the split and of any randomness in fitting.
     pub seed: u64,
+    /// Columns to use as features (`None`: every column but the target and `drop`).
+    pub features: Option<Vec<String>>,
+    /// Columns never to use as features.
+    pub drop: Vec<String>,
 }
 
 /// A fitted model.
@@ -49,6 +53,20 @@ pub struct TrainRequest<'a> {
 pub enum Model {
     /// Coefficients of a linear or logistic model.
     Linear(LinearModel),
+}
+
+impl Model {
+    /// Importance of each pipeline feature: for a linear model the mean absolute coefficient
+    /// over its outputs (numeric features are standardised for logistic regression, so their
+    /// coefficients compare; a one-hot feature's is that of its 0/1 indicator).
+    pub fn importance(&self) -> Vec<f64> {
+        let Model::Linear(m) = self;
+        let outputs = m.coef.len().max(1) as f64;
+        let width = m.coef.first().map_or(0, Vec::len);
+        (0..width)
+            .map(|j| m.coef.iter().map(|row| row[j].abs()).sum::<f64>() / outputs)
+            .collect()
+    }
 }
 
 /// Held-out quality.
@@ -138,12 +156,29 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         .collect();
     let missing_target = table.rows() - kept.len();
     let (y, classes) = encode_target(req.target, target, &kept, task)?;
-    let features: Vec<String> = table
-        .names
-        .iter()
-        .filter(|n| *n != req.target)
-        .cloned()
-        .collect();
+    for name in req.features.iter().flatten().chain(&req.drop) {
+        if table.get(name).is_none() {
+            return invalid(format!(
+                "unknown feature column '{name}': the columns are {}",
+                table.names.join(", ")
+            ));
+        }
+        if name == req.target {
+            return invalid(format!("the target '{name}' cannot be a feature"));
+        }
+    }
+    let features: Vec<String> = match &req.features {
+        Some(chosen) => chosen.clone(),
+        None => table
+            .names
+            .iter()
+            .filter(|n| *n != req.target)
+            .cloned()
+            .collect(),
+    }
+    .into_iter()
+    .filter(|n| !req.drop.contains(n))
+    .collect();
     if features.is_empty() {
         return invalid(format!(
             "no feature columns besides the target '{}'",
@@ -367,6 +402,8 @@ mod tests {
             params: a.parse(&[]).unwrap(),
             holdout,
             seed: 42,
+            features: None,
+            drop: Vec::new(),
         }
     }
 
@@ -426,6 +463,25 @@ mod tests {
             panic!("regression expected")
         };
         assert!(m.rmse < 1e-6 && m.r2 > 0.999_999, "{m:?}");
+    }
+
+    #[test]
+    fn features_can_be_chosen_or_dropped() {
+        let t = table();
+        let mut r = request("label", "logistic_regression", Holdout::Split(0.8));
+        r.drop = vec!["price".into()];
+        let trained = train(&t, &r).unwrap();
+        assert_eq!(trained.features, ["x", "colour"]);
+        assert_eq!(trained.model.importance().len(), 4);
+        r.drop.clear();
+        r.features = Some(vec!["x".into()]);
+        assert_eq!(train(&t, &r).unwrap().features, ["x"]);
+        r.features = Some(vec!["nope".into()]);
+        let e = train(&t, &r).unwrap_err().to_string();
+        assert!(e.starts_with("unknown feature column 'nope'"), "{e}");
+        r.features = Some(vec!["label".into()]);
+        let e = train(&t, &r).unwrap_err().to_string();
+        assert_eq!(e, "the target 'label' cannot be a feature");
     }
 
     #[test]

@@ -44,6 +44,8 @@ fn trained(t: &Columns) -> KeelModel {
         params: algo.parse(&["C=2".into()]).unwrap(),
         holdout: Holdout::Split(0.8),
         seed: 3,
+        features: None,
+        drop: Vec::new(),
     };
     KeelModel::of(&train(t, &req).unwrap(), "size", t).unwrap()
 }

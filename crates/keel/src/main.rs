@@ -190,6 +190,12 @@ struct TrainCmd {
     /// The run's name [default: ALGO-DATASET].
     #[arg(long)]
     run_name: Option<String>,
+    /// Only these columns as features (comma-separated) [default: every column but the target].
+    #[arg(long, value_delimiter = ',', value_name = "COL,...")]
+    features: Option<Vec<String>>,
+    /// A column not to use as a feature (repeatable).
+    #[arg(long = "drop", value_name = "COL")]
+    drop: Vec<String>,
     /// List the algorithms' parameters (of --algo, or all) and exit.
     #[arg(long)]
     help_params: bool,
@@ -643,6 +649,8 @@ async fn train_command(cmd: TrainCmd) -> Result<()> {
         seed: cmd.seed,
         experiment: cmd.experiment,
         run_name: cmd.run_name,
+        features: cmd.features,
+        drop: cmd.drop,
         json: cmd.store.json,
     };
     train::run(&target, tracking, args).await

@@ -27,6 +27,8 @@ pub struct TrainArgs {
     pub seed: u64,
     pub experiment: String,
     pub run_name: Option<String>,
+    pub features: Option<Vec<String>>,
+    pub drop: Vec<String>,
     pub json: bool,
 }
 
@@ -129,6 +131,7 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     let target = a.target.clone();
     let fit_params = params.clone();
     let seed = a.seed;
+    let (features, drop) = (a.features.clone(), a.drop.clone());
     let spinner =
         crate::data_validate::spinner(a.json, format!("training {} on {label}", algo.name));
     let fitted = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -143,6 +146,8 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
                 params: fit_params,
                 holdout,
                 seed,
+                features,
+                drop,
             },
         )?;
         Ok((table, trained))
@@ -156,7 +161,18 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     let model = KeelModel::of(&trained, &a.target, &table)?;
     let model_dir = scratch.path().join("model");
     model_dir::write(&model_dir, &model, &table, &created_now())?;
-    let charts = charts(&trained);
+    let mut charts = charts(&trained);
+    let names = trained.pipeline.feature_names();
+    let importance = trained.model.importance();
+    if let Some(svg) = keel_ml::charts::importance(&names, &importance, 20) {
+        charts.push(("feature_importance.svg".into(), svg));
+    }
+    let importance_json = serde_json::to_vec_pretty(&json!({
+        "kind": "mean absolute coefficient",
+        "features": names.iter().zip(&importance)
+            .map(|(n, v)| json!({"feature": n, "importance": v}))
+            .collect::<Vec<_>>(),
+    }))?;
     let (logged, rows) = metrics(&trained);
 
     let mut run_params: Vec<(String, String)> = params.logged();
@@ -197,6 +213,9 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
                 .upload(&run, &format!("model/{file}"), std::fs::read(entry.path())?)
                 .await?;
         }
+        tracking
+            .upload(&run, "feature_importance.json", importance_json.clone())
+            .await?;
         for (file, svg) in &charts {
             tracking
                 .upload(&run, &format!("charts/{file}"), svg.clone().into_bytes())

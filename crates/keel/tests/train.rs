@@ -45,8 +45,8 @@ fn train_records_a_run_in_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     add_shop(d, &[]);
-    // Logistic regression, C = 2, seed 5.
-    const LOGISTIC: [&str; 11] = [
+    // Logistic regression, C = 2, seed 5, without the price column.
+    const LOGISTIC: [&str; 13] = [
         "train",
         "--data",
         "shop@1",
@@ -58,11 +58,14 @@ fn train_records_a_run_in_the_embedded_store() {
         "C=2",
         "--seed",
         "5",
+        "--drop",
+        "price",
     ];
     let out = json(d, &LOGISTIC);
     assert_eq!(out["task"], "classification");
     assert_eq!(out["classes"], serde_json::json!(["no", "yes"]));
     assert_eq!(out["rows"], 600);
+    assert_eq!(out["features"], serde_json::json!(["x1", "x2", "colour"]));
     assert!(out["metrics"]["roc_auc"].as_f64().unwrap() > 0.97, "{out}");
     let run = out["run_id"].as_str().unwrap();
     let root = d.join(format!("keel-data/artifacts/0/{run}/artifacts"));
@@ -72,6 +75,8 @@ fn train_records_a_run_in_the_embedded_store() {
         "model/input_example.json",
         "charts/roc.svg",
         "charts/confusion_matrix.svg",
+        "charts/feature_importance.svg",
+        "feature_importance.json",
     ] {
         assert!(root.join(file).is_file(), "{file} missing");
     }
@@ -113,6 +118,10 @@ fn bad_training_requests_are_one_line_naming_the_problem() {
     let base = ["train", "--data", "shop", "--algo", "logistic_regression"];
     for (extra, want) in [
         (vec!["--target", "nope"], "unknown target column 'nope'"),
+        (
+            vec!["--target", "label", "--drop", "zip"],
+            "unknown feature column 'zip'",
+        ),
         (
             vec!["--target", "label", "--param", "n_estimators=3"],
             "unknown parameter 'n_estimators'",
