@@ -196,6 +196,9 @@ struct TrainCmd {
     /// A column not to use as a feature (repeatable).
     #[arg(long = "drop", value_name = "COL")]
     drop: Vec<String>,
+    /// Register the model as a new version of this registered model (created when missing).
+    #[arg(long, value_name = "MODEL")]
+    register: Option<String>,
     /// List the algorithms' parameters (of --algo, or all) and exit.
     #[arg(long)]
     help_params: bool,
@@ -651,6 +654,7 @@ async fn train_command(cmd: TrainCmd) -> Result<()> {
         run_name: cmd.run_name,
         features: cmd.features,
         drop: cmd.drop,
+        register: cmd.register,
         json: cmd.store.json,
     };
     train::run(&target, tracking, args).await

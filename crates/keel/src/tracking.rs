@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use keel_core::entities::{Dataset, DatasetInput, Metric, Param, RunStatus, Tag};
-use keel_core::store::CreateRun;
+use keel_core::store::{CreateModelVersion, CreateRun};
 use keel_core::{ArtifactPath, ArtifactStore, MetadataStore};
 use serde_json::{Value, json};
 
@@ -19,6 +19,8 @@ pub struct RunRef {
     pub run_id: String,
     /// Experiment id.
     pub experiment_id: String,
+    /// Its artifact URI (`mlflow-artifacts:/<experiment>/<run>/artifacts`).
+    pub artifact_uri: String,
     /// Where its artifacts go, as a store path (`<experiment>/<run>/artifacts`).
     artifact_path: String,
 }
@@ -85,6 +87,7 @@ impl Tracking<'_> {
                     run_id: run.info.run_id.clone(),
                     experiment_id,
                     artifact_path: store_path(&run.info.artifact_uri)?,
+                    artifact_uri: run.info.artifact_uri.clone(),
                 })
             }
             Tracking::Remote(client) => {
@@ -120,10 +123,15 @@ impl Tracking<'_> {
                     )
                     .await?;
                 let info = &v["run"]["info"];
+                let artifact_uri = info["artifact_uri"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 Ok(RunRef {
                     run_id: info["run_id"].as_str().unwrap_or_default().to_string(),
                     experiment_id,
-                    artifact_path: store_path(info["artifact_uri"].as_str().unwrap_or_default())?,
+                    artifact_path: store_path(&artifact_uri)?,
+                    artifact_uri,
                 })
             }
         }
@@ -224,6 +232,55 @@ impl Tracking<'_> {
                     .await
                     .with_context(|| format!("cannot upload {rel}"))?;
                 Ok(())
+            }
+        }
+    }
+
+    /// Registers the run's `model/` artifacts as a new version of the registered model `name`
+    /// (created when missing), with `tags`; returns the version.
+    pub async fn register(&self, name: &str, run: &RunRef, tags: Vec<Tag>) -> Result<String> {
+        let source = format!("{}/model", run.artifact_uri);
+        match self {
+            Tracking::Local { meta, .. } => {
+                if let Err(e) = meta.get_registered_model(name).await {
+                    if e.code != keel_core::ErrorCode::ResourceDoesNotExist {
+                        return Err(e.into());
+                    }
+                    meta.create_registered_model(name, Vec::new(), "").await?;
+                }
+                let v = meta
+                    .create_model_version(CreateModelVersion {
+                        name: name.to_string(),
+                        source,
+                        run_id: run.run_id.clone(),
+                        run_link: String::new(),
+                        description: String::new(),
+                        model_id: String::new(),
+                        tags,
+                    })
+                    .await?;
+                Ok(v.version)
+            }
+            Tracking::Remote(client) => {
+                let created: Result<Value> = client
+                    .post("registered-models/create", &json!({"name": name}))
+                    .await;
+                if let Err(e) = created
+                    && !e.to_string().contains("RESOURCE_ALREADY_EXISTS")
+                {
+                    return Err(e);
+                }
+                let v: Value = client
+                    .post(
+                        "model-versions/create",
+                        &json!({"name": name, "source": source, "run_id": run.run_id,
+                            "tags": tags}),
+                    )
+                    .await?;
+                Ok(v["model_version"]["version"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string())
             }
         }
     }

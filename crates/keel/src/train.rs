@@ -29,7 +29,20 @@ pub struct TrainArgs {
     pub run_name: Option<String>,
     pub features: Option<Vec<String>>,
     pub drop: Vec<String>,
+    pub register: Option<String>,
     pub json: bool,
+}
+
+/// The commit checked out in the working folder, when it is inside a git repository.
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()))
+        .then_some(commit)
 }
 
 /// `keel train --algo X --help-params` (all algorithms without `--algo`).
@@ -191,15 +204,25 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
         .run_name
         .clone()
         .unwrap_or_else(|| format!("{}-{}", algo.name, version.name));
+    let digest = keel_core::data::digest_of(&version.hash)?.to_string();
+    let mut lineage = vec![
+        Tag {
+            key: "keel.dataset".into(),
+            value: label.clone(),
+        },
+        Tag {
+            key: "keel.dataset_digest".into(),
+            value: digest,
+        },
+    ];
+    if let Some(commit) = git_commit() {
+        lineage.push(Tag {
+            key: "mlflow.source.git.commit".into(),
+            value: commit,
+        });
+    }
     let run = tracking
-        .start(
-            &a.experiment,
-            &name,
-            vec![Tag {
-                key: "keel.dataset".into(),
-                value: label.clone(),
-            }],
-        )
+        .start(&a.experiment, &name, lineage.clone())
         .await?;
     let recorded = async {
         tracking.log(&run, run_params, logged.clone()).await?;
@@ -226,6 +249,17 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     .await;
     tracking.finish(&run, recorded.is_ok()).await?;
     recorded?;
+    let registered = match &a.register {
+        Some(model) => {
+            let mut tags = lineage;
+            tags.push(Tag {
+                key: "keel.run_id".into(),
+                value: run.run_id.clone(),
+            });
+            Some((model.clone(), tracking.register(model, &run, tags).await?))
+        }
+        None => None,
+    };
 
     if a.json {
         let metrics: serde_json::Map<String, serde_json::Value> =
@@ -237,6 +271,7 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
                 "task": trained.task.as_str(), "classes": trained.classes, "rows": trained.rows,
                 "missing_target": trained.missing_target, "features": trained.features,
                 "metrics": metrics,
+                "registered": registered.as_ref().map(|(m, v)| json!({"name": m, "version": v})),
             })
         );
         return Ok(());
@@ -265,6 +300,9 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     );
     println!("{t}");
     println!("run {} (experiment '{}')", run.run_id, a.experiment);
+    if let Some((model, version)) = registered {
+        println!("registered {model} version {version}");
+    }
     Ok(())
 }
 

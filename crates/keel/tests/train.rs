@@ -81,7 +81,11 @@ fn train_records_a_run_in_the_embedded_store() {
         assert!(root.join(file).is_file(), "{file} missing");
     }
     // The same data, params and seed give the same model file.
-    let again = json(d, &LOGISTIC);
+    let mut registering = LOGISTIC.to_vec();
+    registering.extend(["--register", "shop-model"]);
+    let again = json(d, &registering);
+    assert_eq!(again["registered"]["version"], "1");
+    assert_eq!(json(d, &registering)["registered"]["version"], "2");
     let other = d.join(format!(
         "keel-data/artifacts/0/{}/artifacts",
         again["run_id"].as_str().unwrap()
@@ -190,6 +194,8 @@ async fn train_records_a_run_on_a_server() {
             "logistic_regression",
             "--experiment",
             "shop-models",
+            "--register",
+            "shop-classifier",
             "--tracking-uri",
             &url,
         ],
@@ -246,6 +252,36 @@ async fn train_records_a_run_on_a_server() {
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
+    // Registered with its lineage.
+    assert_eq!(out["registered"]["version"], "1");
+    let mv: Value = http
+        .get(format!(
+            "{url}/api/2.0/mlflow/model-versions/get?name=shop-classifier&version=1"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mv = &mv["model_version"];
+    assert_eq!(mv["run_id"], run_id.as_str());
+    assert!(
+        mv["source"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{run_id}/artifacts/model"))
+    );
+    let tag = |k: &str| {
+        mv["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == k)
+            .map(|t| t["value"].clone())
+    };
+    assert_eq!(tag("keel.dataset"), Some("shop@1".into()));
+    assert_eq!(tag("keel.run_id"), Some(run_id.as_str().into()));
     assert!(
         files.contains(&"model/MLmodel") && files.contains(&"model/model.json"),
         "{files:?}"
