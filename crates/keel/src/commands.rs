@@ -405,3 +405,116 @@ pub async fn models_show(client: &Client, name: &str, as_json: bool) -> Result<(
     }
     Ok(())
 }
+
+/// `keel models alias set NAME ALIAS VERSION`.
+pub async fn models_alias_set(
+    client: &Client,
+    name: &str,
+    alias: &str,
+    version: &str,
+    as_json: bool,
+) -> Result<()> {
+    let _: Value = client
+        .post(
+            "registered-models/alias",
+            &json!({"name": name, "alias": alias, "version": version}),
+        )
+        .await?;
+    if as_json {
+        return print_json(&json!({"name": name, "alias": alias, "version": version}));
+    }
+    println!("{name}@{alias} -> version {version}");
+    Ok(())
+}
+
+/// `keel models compare NAME A B`: the metrics of the two versions' runs side by side, then
+/// the params that differ.
+pub async fn models_compare(
+    client: &Client,
+    name: &str,
+    versions: [&str; 2],
+    as_json: bool,
+) -> Result<()> {
+    let mut runs = Vec::new();
+    for v in versions {
+        let mv: Value = client
+            .get(
+                "model-versions/get",
+                &[("name", name.to_string()), ("version", v.to_string())],
+            )
+            .await?;
+        let run_id = s(&mv["model_version"], "run_id");
+        if run_id.is_empty() {
+            anyhow::bail!("{name} version {v} names no run to compare");
+        }
+        let run: Value = client
+            .get("runs/get", &[("run_id", run_id.clone())])
+            .await?;
+        runs.push((run_id, run["run"]["data"].clone()));
+    }
+    let pairs = |key: &str,
+                 field: &str|
+     -> std::collections::BTreeMap<String, [Option<Value>; 2]> {
+        let mut out: std::collections::BTreeMap<String, [Option<Value>; 2]> = Default::default();
+        for (i, (_, data)) in runs.iter().enumerate() {
+            for item in arr(data, key) {
+                out.entry(s(item, "key")).or_default()[i] = Some(item[field].clone());
+            }
+        }
+        out
+    };
+    let metrics = pairs("metrics", "value");
+    let params: std::collections::BTreeMap<_, _> = pairs("params", "value")
+        .into_iter()
+        .filter(|(_, [a, b])| a != b)
+        .collect();
+    if as_json {
+        let side = |m: &std::collections::BTreeMap<String, [Option<Value>; 2]>| {
+            m.iter()
+                .map(|(k, [a, b])| (k.clone(), json!([a, b])))
+                .collect::<serde_json::Map<String, Value>>()
+        };
+        return print_json(&json!({
+            "name": name, "versions": versions,
+            "runs": [runs[0].0, runs[1].0],
+            "metrics": side(&metrics), "params": side(&params),
+        }));
+    }
+    let head_a = format!("version {}", versions[0]);
+    let head_b = format!("version {}", versions[1]);
+    let mut t = table(&["metric", &head_a, &head_b, "change"]);
+    for (k, [a, b]) in &metrics {
+        let (x, y) = (
+            a.as_ref().and_then(Value::as_f64),
+            b.as_ref().and_then(Value::as_f64),
+        );
+        t.add_row(vec![
+            k.clone(),
+            a.as_ref().map_or("-".into(), number),
+            b.as_ref().map_or("-".into(), number),
+            match (x, y) {
+                (Some(x), Some(y)) => format!("{:+.4}", y - x),
+                _ => "-".into(),
+            },
+        ]);
+    }
+    println!(
+        "{name}: version {} (run {}) against version {} (run {})",
+        versions[0], runs[0].0, versions[1], runs[1].0
+    );
+    println!("{t}");
+    if !params.is_empty() {
+        let mut t = table(&["param", &head_a, &head_b]);
+        for (k, [a, b]) in &params {
+            let show = |v: &Option<Value>| {
+                v.as_ref()
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            t.add_row(vec![k.clone(), show(a), show(b)]);
+        }
+        println!("{t}");
+    }
+    Ok(())
+}

@@ -309,6 +309,30 @@ enum ModelsCmd {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Aliases of a registered model's versions.
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// Two versions of a registered model side by side: metrics and differing params of the
+    /// runs that made them.
+    Compare {
+        name: String,
+        a: String,
+        b: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum AliasCmd {
+    /// Point ALIAS (champion, challenger...) at VERSION.
+    Set {
+        name: String,
+        alias: String,
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Args)]
@@ -617,6 +641,30 @@ async fn run(cli: Cli) -> Result<()> {
             commands::models_show(
                 &client::Client::new(&remote.tracking_uri)?,
                 &name,
+                remote.json,
+            )
+            .await
+        }
+        Command::Models(ModelsCmd::Alias(AliasCmd::Set {
+            name,
+            alias,
+            version,
+            remote,
+        })) => {
+            commands::models_alias_set(
+                &client::Client::new(&remote.tracking_uri)?,
+                &name,
+                &alias,
+                &version,
+                remote.json,
+            )
+            .await
+        }
+        Command::Models(ModelsCmd::Compare { name, a, b, remote }) => {
+            commands::models_compare(
+                &client::Client::new(&remote.tracking_uri)?,
+                &name,
+                [&a, &b],
                 remote.json,
             )
             .await

@@ -282,6 +282,79 @@ async fn train_records_a_run_on_a_server() {
     };
     assert_eq!(tag("keel.dataset"), Some("shop@1".into()));
     assert_eq!(tag("keel.run_id"), Some(run_id.as_str().into()));
+
+    // A second version with stronger regularisation; the champion alias points at it; the
+    // two compare side by side.
+    let second = json(
+        &work,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "label",
+            "--algo",
+            "logistic_regression",
+            "--param",
+            "C=0.01",
+            "--experiment",
+            "shop-models",
+            "--register",
+            "shop-classifier",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    assert_eq!(second["registered"]["version"], "2");
+    json(
+        &work,
+        &[
+            "models",
+            "alias",
+            "set",
+            "shop-classifier",
+            "champion",
+            "2",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    let champion: Value = http
+        .get(format!(
+            "{url}/api/2.0/mlflow/registered-models/alias?name=shop-classifier&alias=champion"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(champion["model_version"]["version"], "2");
+    let cmp = json(
+        &work,
+        &[
+            "models",
+            "compare",
+            "shop-classifier",
+            "1",
+            "2",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    assert_eq!(cmp["params"]["C"], serde_json::json!(["1", "0.01"]));
+    assert_eq!(
+        cmp["metrics"]["roc_auc"][0].as_f64(),
+        out["metrics"]["roc_auc"].as_f64()
+    );
+    assert_eq!(
+        cmp["metrics"]["roc_auc"][1].as_f64(),
+        second["metrics"]["roc_auc"].as_f64()
+    );
+    assert!(
+        cmp["params"].get("target").is_none(),
+        "equal params are left out"
+    );
     assert!(
         files.contains(&"model/MLmodel") && files.contains(&"model/model.json"),
         "{files:?}"
