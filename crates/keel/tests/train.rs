@@ -172,6 +172,33 @@ fn bad_training_requests_are_one_line_naming_the_problem() {
     );
 }
 
+/// `GET url` as JSON.
+async fn get_json(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// Trains logistic regression on `shop` through the server at `url`, registered as
+/// `shop-classifier`, with `extra` arguments.
+fn train_on_server(work: &Path, url: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "train",
+        "--data",
+        "shop",
+        "--target",
+        "label",
+        "--algo",
+        "logistic_regression",
+        "--experiment",
+        "shop-models",
+        "--register",
+        "shop-classifier",
+        "--tracking-uri",
+        url,
+    ];
+    args.extend_from_slice(extra);
+    json(work, &args)
+}
+
 #[tokio::test]
 async fn train_records_a_run_on_a_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,34 +209,9 @@ async fn train_records_a_run_on_a_server() {
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     add_shop(&work, &["--tracking-uri", &url]);
-    let out = json(
-        &work,
-        &[
-            "train",
-            "--data",
-            "shop",
-            "--target",
-            "label",
-            "--algo",
-            "logistic_regression",
-            "--experiment",
-            "shop-models",
-            "--register",
-            "shop-classifier",
-            "--tracking-uri",
-            &url,
-        ],
-    );
+    let out = train_on_server(&work, &url, &[]);
     let run_id = out["run_id"].as_str().unwrap().to_string();
-    let http = reqwest::Client::new();
-    let run: Value = http
-        .get(format!("{url}/api/2.0/mlflow/runs/get?run_id={run_id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = get_json(format!("{url}/api/2.0/mlflow/runs/get?run_id={run_id}")).await;
     let run = &run["run"];
     assert_eq!(run["info"]["status"], "FINISHED");
     let param = |k: &str| {
@@ -236,16 +238,10 @@ async fn train_records_a_run_on_a_server() {
     let input = &run["inputs"]["dataset_inputs"][0]["dataset"];
     assert_eq!(input["digest"], shown["digest"]);
     assert_eq!(shown["used_by"][0]["run_id"], run_id.as_str());
-    let listed: Value = http
-        .get(format!(
-            "{url}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=model"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(format!(
+        "{url}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=model"
+    ))
+    .await;
     let files: Vec<&str> = listed["files"]
         .as_array()
         .unwrap()
@@ -254,16 +250,10 @@ async fn train_records_a_run_on_a_server() {
         .collect();
     // Registered with its lineage.
     assert_eq!(out["registered"]["version"], "1");
-    let mv: Value = http
-        .get(format!(
-            "{url}/api/2.0/mlflow/model-versions/get?name=shop-classifier&version=1"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mv: Value = get_json(format!(
+        "{url}/api/2.0/mlflow/model-versions/get?name=shop-classifier&version=1"
+    ))
+    .await;
     let mv = &mv["model_version"];
     assert_eq!(mv["run_id"], run_id.as_str());
     assert!(
@@ -285,26 +275,7 @@ async fn train_records_a_run_on_a_server() {
 
     // A second version with stronger regularisation; the champion alias points at it; the
     // two compare side by side.
-    let second = json(
-        &work,
-        &[
-            "train",
-            "--data",
-            "shop",
-            "--target",
-            "label",
-            "--algo",
-            "logistic_regression",
-            "--param",
-            "C=0.01",
-            "--experiment",
-            "shop-models",
-            "--register",
-            "shop-classifier",
-            "--tracking-uri",
-            &url,
-        ],
-    );
+    let second = train_on_server(&work, &url, &["--param", "C=0.01"]);
     assert_eq!(second["registered"]["version"], "2");
     json(
         &work,
@@ -319,16 +290,10 @@ async fn train_records_a_run_on_a_server() {
             &url,
         ],
     );
-    let champion: Value = http
-        .get(format!(
-            "{url}/api/2.0/mlflow/registered-models/alias?name=shop-classifier&alias=champion"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let champion: Value = get_json(format!(
+        "{url}/api/2.0/mlflow/registered-models/alias?name=shop-classifier&alias=champion"
+    ))
+    .await;
     assert_eq!(champion["model_version"]["version"], "2");
     let cmp = json(
         &work,
