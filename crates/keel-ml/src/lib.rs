@@ -12,6 +12,7 @@ pub mod model_dir;
 pub mod params;
 pub mod pipeline;
 pub mod rng;
+pub mod search;
 pub mod split;
 pub mod train;
 
