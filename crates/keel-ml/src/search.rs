@@ -86,7 +86,9 @@ impl Space {
                 Dim::Values(v) if v.is_empty() => {
                     return invalid(format!("search space: '{name}' lists no value"));
                 }
-                Dim::Range { low, high, log, .. } if !(low <= high) || (*log && *low <= 0.0) => {
+                Dim::Range { low, high, log, .. }
+                    if low.is_nan() || high.is_nan() || low > high || (*log && *low <= 0.0) =>
+                {
                     return invalid(format!(
                         "search space: '{name}' needs low <= high{}",
                         if *log { " and low > 0 for log" } else { "" }

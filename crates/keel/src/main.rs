@@ -52,7 +52,7 @@ enum Command {
     /// Write the whole store (metadata and artifacts) into a folder `keel import` reads.
     Export(ExportArgs),
     /// Train a model on a dataset version and record it as a run.
-    Train(TrainCmd),
+    Train(Box<TrainCmd>),
     /// Dataset versions: add, list, show, restore, compare, validate, and what changed since.
     #[command(subcommand)]
     Data(DataCmd),
@@ -196,6 +196,20 @@ struct TrainCmd {
     /// A column not to use as a feature (repeatable).
     #[arg(long = "drop", value_name = "COL")]
     drop: Vec<String>,
+    /// Search hyperparameters: grid (every combination) or random (--trials draws); each trial
+    /// is a child run of one parent run.
+    #[arg(long, value_parser = ["grid", "random"])]
+    search: Option<String>,
+    /// The search space (YAML: parameter -> list of values, or {low, high, log, int}).
+    #[arg(long, value_name = "FILE", requires = "search")]
+    space: Option<PathBuf>,
+    /// Trials of a random search [default: 10].
+    #[arg(long, requires = "search")]
+    trials: Option<usize>,
+    /// The metric that picks the best trial [default: roc_auc, else accuracy, for
+    /// classification; rmse for regression].
+    #[arg(long, requires = "search")]
+    metric: Option<String>,
     /// Register the model as a new version of this registered model (created when missing).
     #[arg(long, value_name = "MODEL")]
     register: Option<String>,
@@ -673,7 +687,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => import_command(a).await,
         Command::Export(a) => export_command(a).await,
         Command::Data(cmd) => data_command(cmd).await,
-        Command::Train(cmd) => train_command(cmd).await,
+        Command::Train(cmd) => train_command(*cmd).await,
     }
 }
 
@@ -703,6 +717,10 @@ async fn train_command(cmd: TrainCmd) -> Result<()> {
         features: cmd.features,
         drop: cmd.drop,
         register: cmd.register,
+        search: cmd.search,
+        space: cmd.space,
+        trials: cmd.trials,
+        metric: cmd.metric,
         json: cmd.store.json,
     };
     train::run(&target, tracking, args).await

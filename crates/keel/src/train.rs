@@ -3,17 +3,22 @@
 //! the model directory and charts as artifacts.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use keel_data::columns::Columns;
 
 use anyhow::{Context, Result, bail};
 use keel_core::entities::{Dataset, Tag};
 use keel_ml::model_dir::{self, KeelModel};
-use keel_ml::params::{Task, algorithm};
+use keel_ml::params::{Algorithm, Params, Task, algorithm};
+use keel_ml::search::{Search, Space};
 use keel_ml::train::{Evaluation, HeldOut, Holdout, TrainRequest, Trained, train};
 use serde_json::json;
 
 use crate::data::{DataRef, Store, materialise};
 use crate::output;
-use crate::tracking::Tracking;
+use crate::tracking::{RunRef, Tracking};
 
 /// What `keel train` was asked.
 pub struct TrainArgs {
@@ -30,6 +35,10 @@ pub struct TrainArgs {
     pub features: Option<Vec<String>>,
     pub drop: Vec<String>,
     pub register: Option<String>,
+    pub search: Option<String>,
+    pub space: Option<std::path::PathBuf>,
+    pub trials: Option<usize>,
+    pub metric: Option<String>,
     pub json: bool,
 }
 
@@ -120,10 +129,147 @@ fn created_now() -> String {
     now.trim_end_matches('Z').replacen('T', " ", 1)
 }
 
-/// `keel train`.
-pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<()> {
+/// What every training of one `keel train` shares: the data, the target and the split.
+struct Job {
+    version: keel_core::data::DataVersion,
+    label: String,
+    table: Arc<Columns>,
+    algo: &'static Algorithm,
+    task: Option<Task>,
+    holdout: Holdout,
+    args: TrainArgs,
+    lineage: Vec<Tag>,
+}
+
+impl Job {
+    /// Fits with `params` (on a blocking thread).
+    async fn fit(&self, params: Params) -> Result<Trained> {
+        let table = self.table.clone();
+        let (algo, task, holdout) = (self.algo, self.task, self.holdout);
+        let target = self.args.target.clone();
+        let (seed, features, drop) = (
+            self.args.seed,
+            self.args.features.clone(),
+            self.args.drop.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            train(
+                &table,
+                &TrainRequest {
+                    target: &target,
+                    task,
+                    algorithm: algo,
+                    params,
+                    holdout,
+                    seed,
+                    features,
+                    drop,
+                },
+            )
+        })
+        .await
+        .context("training task failed")?
+        .map_err(Into::into)
+    }
+
+    /// Records one training as a run (a child of `parent` in a search): params, metrics, the
+    /// dataset input, the model directory, charts and feature importance.
+    async fn record(
+        &self,
+        tracking: &Tracking<'_>,
+        trained: &Trained,
+        params: &Params,
+        name: &str,
+        parent: Option<&RunRef>,
+    ) -> Result<RunRef> {
+        let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+        let model = KeelModel::of(trained, &self.args.target, &self.table)?;
+        let model_dir = scratch.path().join("model");
+        model_dir::write(&model_dir, &model, &self.table, &created_now())?;
+        let mut charts = charts(trained);
+        let names = trained.pipeline.feature_names();
+        let importance = trained.model.importance();
+        if let Some(svg) = keel_ml::charts::importance(&names, &importance, 20) {
+            charts.push(("feature_importance.svg".into(), svg));
+        }
+        let importance_json = serde_json::to_vec_pretty(&json!({
+            "kind": "mean absolute coefficient",
+            "features": names.iter().zip(&importance)
+                .map(|(n, v)| json!({"feature": n, "importance": v}))
+                .collect::<Vec<_>>(),
+        }))?;
+        let (logged, _) = metrics(trained);
+        let mut run_params: Vec<(String, String)> = params.logged();
+        run_params.extend([
+            ("algo".to_string(), self.algo.name.to_string()),
+            ("target".into(), self.args.target.clone()),
+            ("task".into(), trained.task.as_str().into()),
+            ("seed".into(), self.args.seed.to_string()),
+            ("dataset".into(), self.label.clone()),
+        ]);
+        match self.holdout {
+            Holdout::Split(s) => run_params.push(("split".into(), s.to_string())),
+            Holdout::Folds(k) => run_params.push(("cv".into(), k.to_string())),
+        }
+        let mut tags = self.lineage.clone();
+        if let Some(p) = parent {
+            tags.push(Tag {
+                key: "mlflow.parentRunId".into(),
+                value: p.run_id.clone(),
+            });
+        }
+        let run = tracking.start(&self.args.experiment, name, tags).await?;
+        let recorded = async {
+            tracking.log(&run, run_params, logged).await?;
+            tracking
+                .log_dataset(&run, dataset(&self.version, trained)?, "training")
+                .await?;
+            for entry in std::fs::read_dir(&model_dir).context("model directory")? {
+                let entry = entry?;
+                let file = entry.file_name().to_string_lossy().into_owned();
+                tracking
+                    .upload(&run, &format!("model/{file}"), std::fs::read(entry.path())?)
+                    .await?;
+            }
+            tracking
+                .upload(&run, "feature_importance.json", importance_json)
+                .await?;
+            for (file, svg) in &charts {
+                tracking
+                    .upload(&run, &format!("charts/{file}"), svg.clone().into_bytes())
+                    .await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        tracking.finish(&run, recorded.is_ok()).await?;
+        recorded?;
+        Ok(run)
+    }
+
+    /// Registers `run`'s model under `--register`, if given.
+    async fn register(
+        &self,
+        tracking: &Tracking<'_>,
+        run: &RunRef,
+    ) -> Result<Option<(String, String)>> {
+        let Some(model) = &self.args.register else {
+            return Ok(None);
+        };
+        let mut tags = self.lineage.clone();
+        tags.push(Tag {
+            key: "keel.run_id".into(),
+            value: run.run_id.clone(),
+        });
+        let version = tracking.register(model, run, tags).await?;
+        Ok(Some((model.clone(), version)))
+    }
+}
+
+/// Reads the dataset version and its rows, and checks the arguments.
+async fn prepare(store: &Store, a: TrainArgs) -> Result<Job> {
     let algo = algorithm(&a.algo)?;
-    let params = algo.parse(&a.params)?;
+    algo.parse(&a.params)?;
     let task = match a.task.as_deref() {
         None => None,
         Some("classification") => Some(Task::Classification),
@@ -136,75 +282,16 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
         (Some(s), None) => Holdout::Split(s),
         (None, None) => Holdout::Split(0.8),
     };
-    let r = DataRef::parse(&a.data)?;
-    let (version, _) = store.version(&r).await?;
+    let (version, _) = store.version(&DataRef::parse(&a.data)?).await?;
     let label = format!("{}@{}", version.name, version.version);
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     let files = materialise(store, &version, &scratch.path().join("data")).await?;
-    let target = a.target.clone();
-    let fit_params = params.clone();
-    let seed = a.seed;
-    let (features, drop) = (a.features.clone(), a.drop.clone());
-    let spinner =
-        crate::data_validate::spinner(a.json, format!("training {} on {label}", algo.name));
-    let fitted = tokio::task::spawn_blocking(move || -> Result<_> {
+    let table = tokio::task::spawn_blocking(move || {
         let paths: Vec<&Path> = files.files.iter().map(|(_, p)| p.as_path()).collect();
-        let table = keel_data::columns::load_columns(files.format, &paths)?;
-        let trained = train(
-            &table,
-            &TrainRequest {
-                target: &target,
-                task,
-                algorithm: algo,
-                params: fit_params,
-                holdout,
-                seed,
-                features,
-                drop,
-            },
-        )?;
-        Ok((table, trained))
+        keel_data::columns::load_columns(files.format, &paths)
     })
     .await
-    .context("training task failed");
-    spinner.finish_and_clear();
-    let (table, trained) = fitted??;
-
-    // The model directory and charts, written locally first.
-    let model = KeelModel::of(&trained, &a.target, &table)?;
-    let model_dir = scratch.path().join("model");
-    model_dir::write(&model_dir, &model, &table, &created_now())?;
-    let mut charts = charts(&trained);
-    let names = trained.pipeline.feature_names();
-    let importance = trained.model.importance();
-    if let Some(svg) = keel_ml::charts::importance(&names, &importance, 20) {
-        charts.push(("feature_importance.svg".into(), svg));
-    }
-    let importance_json = serde_json::to_vec_pretty(&json!({
-        "kind": "mean absolute coefficient",
-        "features": names.iter().zip(&importance)
-            .map(|(n, v)| json!({"feature": n, "importance": v}))
-            .collect::<Vec<_>>(),
-    }))?;
-    let (logged, rows) = metrics(&trained);
-
-    let mut run_params: Vec<(String, String)> = params.logged();
-    run_params.extend([
-        ("algo".to_string(), algo.name.to_string()),
-        ("target".into(), a.target.clone()),
-        ("task".into(), trained.task.as_str().into()),
-        ("seed".into(), a.seed.to_string()),
-        ("dataset".into(), label.clone()),
-    ]);
-    match holdout {
-        Holdout::Split(s) => run_params.push(("split".into(), s.to_string())),
-        Holdout::Folds(k) => run_params.push(("cv".into(), k.to_string())),
-    }
-    let name = a
-        .run_name
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", algo.name, version.name));
-    let digest = keel_core::data::digest_of(&version.hash)?.to_string();
+    .context("reading task failed")??;
     let mut lineage = vec![
         Tag {
             key: "keel.dataset".into(),
@@ -212,7 +299,7 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
         },
         Tag {
             key: "keel.dataset_digest".into(),
-            value: digest,
+            value: keel_core::data::digest_of(&version.hash)?.to_string(),
         },
     ];
     if let Some(commit) = git_commit() {
@@ -221,53 +308,49 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
             value: commit,
         });
     }
-    let run = tracking
-        .start(&a.experiment, &name, lineage.clone())
-        .await?;
-    let recorded = async {
-        tracking.log(&run, run_params, logged.clone()).await?;
-        tracking
-            .log_dataset(&run, dataset(&version, &trained)?, "training")
-            .await?;
-        for entry in std::fs::read_dir(&model_dir).context("model directory")? {
-            let entry = entry?;
-            let file = entry.file_name().to_string_lossy().into_owned();
-            tracking
-                .upload(&run, &format!("model/{file}"), std::fs::read(entry.path())?)
-                .await?;
-        }
-        tracking
-            .upload(&run, "feature_importance.json", importance_json.clone())
-            .await?;
-        for (file, svg) in &charts {
-            tracking
-                .upload(&run, &format!("charts/{file}"), svg.clone().into_bytes())
-                .await?;
-        }
-        anyhow::Ok(())
-    }
-    .await;
-    tracking.finish(&run, recorded.is_ok()).await?;
-    recorded?;
-    let registered = match &a.register {
-        Some(model) => {
-            let mut tags = lineage;
-            tags.push(Tag {
-                key: "keel.run_id".into(),
-                value: run.run_id.clone(),
-            });
-            Some((model.clone(), tracking.register(model, &run, tags).await?))
-        }
-        None => None,
-    };
+    Ok(Job {
+        version,
+        label,
+        table: Arc::new(table),
+        algo,
+        task,
+        holdout,
+        args: a,
+        lineage,
+    })
+}
 
-    if a.json {
+/// `keel train`.
+pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<()> {
+    if a.search.is_some() {
+        return run_search(store, tracking, a).await;
+    }
+    let job = prepare(store, a).await?;
+    let params = job.algo.parse(&job.args.params)?;
+    let spinner = crate::data_validate::spinner(
+        job.args.json,
+        format!("training {} on {}", job.algo.name, job.label),
+    );
+    let trained = job.fit(params.clone()).await;
+    spinner.finish_and_clear();
+    let trained = trained?;
+    let name = job
+        .args
+        .run_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", job.algo.name, job.version.name));
+    let run = job
+        .record(&tracking, &trained, &params, &name, None)
+        .await?;
+    let registered = job.register(&tracking, &run).await?;
+    let (_, rows) = metrics(&trained);
+    if job.args.json {
         let metrics: serde_json::Map<String, serde_json::Value> =
             rows.iter().map(|(k, v, _)| (k.clone(), json!(v))).collect();
         println!(
             "{}",
             json!({
-                "run_id": run.run_id, "experiment_id": run.experiment_id, "dataset": label,
+                "run_id": run.run_id, "experiment_id": run.experiment_id, "dataset": job.label,
                 "task": trained.task.as_str(), "classes": trained.classes, "rows": trained.rows,
                 "missing_target": trained.missing_target, "features": trained.features,
                 "metrics": metrics,
@@ -285,25 +368,216 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
         t.add_row(vec![k.clone(), shown]);
     }
     println!(
-        "{} on {label} ({} rows{}), {}:",
-        algo.name,
+        "{} on {} ({} rows{}), {}:",
+        job.algo.name,
+        job.label,
         trained.rows,
         if trained.missing_target > 0 {
             format!(", {} without a target left out", trained.missing_target)
         } else {
             String::new()
         },
-        match holdout {
+        match job.holdout {
             Holdout::Split(s) => format!("trained on {}%, held-out metrics", (s * 100.0).round()),
             Holdout::Folds(k) => format!("{k}-fold cross-validation, mean ± std"),
         }
     );
     println!("{t}");
-    println!("run {} (experiment '{}')", run.run_id, a.experiment);
+    println!("run {} (experiment '{}')", run.run_id, job.args.experiment);
     if let Some((model, version)) = registered {
         println!("registered {model} version {version}");
     }
     Ok(())
+}
+
+/// Whether a larger value of `metric` is better.
+fn higher_is_better(metric: &str) -> bool {
+    !matches!(metric, "log_loss" | "rmse" | "mae" | "mape")
+}
+
+/// `keel train --search grid|random`: one parent run, one child run per trial (fitted
+/// several at a time, as many as there are cores), the best by `--metric` logged on the
+/// parent and registered with `--register`.
+async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<()> {
+    let (kind, space_file, trials, metric) = (
+        a.search.clone().unwrap_or_default(),
+        a.space.clone(),
+        a.trials,
+        a.metric.clone(),
+    );
+    let job = prepare(store, a).await?;
+    let Some(space_file) = space_file else {
+        bail!("--search needs --space FILE (YAML: parameter -> values or range)");
+    };
+    let text = std::fs::read_to_string(&space_file)
+        .with_context(|| format!("cannot read {}", space_file.display()))?;
+    let space =
+        Space::from_yaml(&text, job.algo).with_context(|| space_file.display().to_string())?;
+    let search = match kind.as_str() {
+        "grid" => Search::Grid,
+        "random" => Search::Random {
+            trials: trials.unwrap_or(10),
+            seed: job.args.seed,
+        },
+        other => bail!("--search '{other}': use grid or random"),
+    };
+    // A trial's values replace the same parameters given with --param.
+    let fixed: Vec<String> = job
+        .args
+        .params
+        .iter()
+        .filter(|p| {
+            let key = p.split_once('=').map_or(p.as_str(), |(k, _)| k.trim());
+            !space.0.contains_key(key)
+        })
+        .cloned()
+        .collect();
+    let trial_params: Vec<Params> = space
+        .trials(search)?
+        .into_iter()
+        .map(|t| job.algo.parse(&[fixed.clone(), t].concat()))
+        .collect::<keel_ml::Result<_>>()?;
+    let parent_name = job
+        .args
+        .run_name
+        .clone()
+        .unwrap_or_else(|| format!("search-{}-{}", job.algo.name, job.version.name));
+    let parent = tracking
+        .start(&job.args.experiment, &parent_name, job.lineage.clone())
+        .await?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spinner = crate::data_validate::spinner(
+        job.args.json,
+        format!(
+            "{} trials of {} on {}",
+            trial_params.len(),
+            job.algo.name,
+            job.label
+        ),
+    );
+    let fitted: Vec<Result<Trained>> = futures::stream::iter(trial_params.iter().cloned())
+        .map(|p| job.fit(p))
+        .buffered(cores)
+        .collect()
+        .await;
+    spinner.finish_and_clear();
+    let outcome = async {
+        let mut done = Vec::new();
+        for (i, (trained, params)) in fitted.into_iter().zip(&trial_params).enumerate() {
+            let trained = trained?;
+            let run = job
+                .record(
+                    &tracking,
+                    &trained,
+                    params,
+                    &format!("{parent_name}-{}", i + 1),
+                    Some(&parent),
+                )
+                .await?;
+            let (_, rows) = metrics(&trained);
+            done.push((run, params.clone(), rows));
+        }
+        let metric = match metric {
+            Some(m) => m,
+            None => match done.first().map(|(_, _, rows)| rows) {
+                Some(rows) if rows.iter().any(|(k, _, _)| k == "roc_auc") => "roc_auc".into(),
+                Some(rows) if rows.iter().any(|(k, _, _)| k == "accuracy") => "accuracy".into(),
+                _ => "rmse".into(),
+            },
+        };
+        let score = |rows: &[Shown]| rows.iter().find(|(k, _, _)| *k == metric).map(|r| r.1);
+        if done.iter().any(|(_, _, rows)| score(rows).is_none()) {
+            bail!("--metric '{metric}' is not among the metrics of these trials");
+        }
+        let up = higher_is_better(&metric);
+        let best = (0..done.len())
+            .max_by(|&x, &y| {
+                let (a, b) = (
+                    score(&done[x].2).unwrap_or(f64::NAN),
+                    score(&done[y].2).unwrap_or(f64::NAN),
+                );
+                let order = a.total_cmp(&b);
+                // Ties go to the earlier trial.
+                (if up { order } else { order.reverse() }).then(y.cmp(&x))
+            })
+            .unwrap_or(0);
+        let best_score = score(&done[best].2).unwrap_or(f64::NAN);
+        tracking
+            .log(
+                &parent,
+                vec![
+                    ("search".into(), kind.clone()),
+                    ("trials".into(), done.len().to_string()),
+                    ("metric".into(), metric.clone()),
+                    ("algo".into(), job.algo.name.into()),
+                    ("dataset".into(), job.label.clone()),
+                ],
+                vec![(format!("best_{metric}"), best_score, 0)],
+            )
+            .await?;
+        anyhow::Ok((done, best, metric, best_score))
+    }
+    .await;
+    tracking.finish(&parent, outcome.is_ok()).await?;
+    let (done, best, metric, best_score) = outcome?;
+    let registered = job.register(&tracking, &done[best].0).await?;
+    if job.args.json {
+        let trials: Vec<serde_json::Value> = done
+            .iter()
+            .map(|(run, params, rows)| {
+                let metrics: serde_json::Map<String, serde_json::Value> =
+                    rows.iter().map(|(k, v, _)| (k.clone(), json!(v))).collect();
+                json!({"run_id": run.run_id, "params": params.logged().into_iter().collect::<std::collections::BTreeMap<_, _>>(), "metrics": metrics})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "parent_run_id": parent.run_id, "experiment_id": parent.experiment_id,
+                "metric": metric, "best_run_id": done[best].0.run_id, "best": best_score,
+                "trials": trials,
+                "registered": registered.as_ref().map(|(m, v)| json!({"name": m, "version": v})),
+            })
+        );
+        return Ok(());
+    }
+    let mut t = output::table(&["trial", "run", "params", &metric]);
+    for (i, (run, params, rows)) in done.iter().enumerate() {
+        let changed: Vec<String> = params
+            .logged()
+            .into_iter()
+            .filter(|(k, _)| space.0.contains_key(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mark = if i == best { " *" } else { "" };
+        t.add_row(vec![
+            format!("{}{mark}", i + 1),
+            run.run_id.clone(),
+            changed.join(" "),
+            score(rows, &metric).map_or("-".into(), |v| format!("{v:.4}")),
+        ]);
+    }
+    println!(
+        "{} search over {} trials of {} on {}, best {metric} {best_score:.4} (*):",
+        kind,
+        done.len(),
+        job.algo.name,
+        job.label
+    );
+    println!("{t}");
+    println!(
+        "parent run {} (experiment '{}')",
+        parent.run_id, job.args.experiment
+    );
+    if let Some((model, version)) = registered {
+        println!("registered {model} version {version} (the best trial)");
+    }
+    Ok(())
+}
+
+/// The value of `metric` among shown rows.
+fn score(rows: &[Shown], metric: &str) -> Option<f64> {
+    rows.iter().find(|(k, _, _)| k == metric).map(|r| r.1)
 }
 
 /// The dataset input linking the run to its version: the digest is the version's MLflow

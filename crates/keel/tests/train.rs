@@ -123,6 +123,10 @@ fn bad_training_requests_are_one_line_naming_the_problem() {
     for (extra, want) in [
         (vec!["--target", "nope"], "unknown target column 'nope'"),
         (
+            vec!["--target", "label", "--search", "grid"],
+            "--search needs --space FILE",
+        ),
+        (
             vec!["--target", "label", "--drop", "zip"],
             "unknown feature column 'zip'",
         ),
@@ -320,6 +324,60 @@ async fn train_records_a_run_on_a_server() {
         cmp["params"].get("target").is_none(),
         "equal params are left out"
     );
+
+    // A grid search: one child run per value under one parent, the best by ROC AUC.
+    std::fs::write(work.join("space.yaml"), "C: [0.001, 1]\n").unwrap();
+    let search = json(
+        &work,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "label",
+            "--algo",
+            "logistic_regression",
+            "--search",
+            "grid",
+            "--space",
+            "space.yaml",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    let trials = search["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 2);
+    let aucs: Vec<f64> = trials
+        .iter()
+        .map(|t| t["metrics"]["roc_auc"].as_f64().unwrap())
+        .collect();
+    let best = search["best"].as_f64().unwrap();
+    assert_eq!(best, aucs.iter().copied().fold(f64::MIN, f64::max));
+    let parent = search["parent_run_id"].as_str().unwrap();
+    for t in trials {
+        let child = get_json(format!(
+            "{url}/api/2.0/mlflow/runs/get?run_id={}",
+            t["run_id"].as_str().unwrap()
+        ))
+        .await;
+        let parent_tag = child["run"]["data"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == "mlflow.parentRunId")
+            .map(|t| t["value"].clone());
+        assert_eq!(parent_tag, Some(parent.into()));
+    }
+    let parent_run = get_json(format!("{url}/api/2.0/mlflow/runs/get?run_id={parent}")).await;
+    let logged = parent_run["run"]["data"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "best_roc_auc")
+        .unwrap()["value"]
+        .as_f64()
+        .unwrap();
+    assert!((logged - best).abs() < 1e-12);
     assert!(
         files.contains(&"model/MLmodel") && files.contains(&"model/model.json"),
         "{files:?}"
