@@ -247,6 +247,14 @@ impl Job {
         Ok(run)
     }
 
+    /// `--run-name`, else `PREFIX` + `ALGO-DATASET`.
+    fn run_name(&self, prefix: &str) -> String {
+        self.args
+            .run_name
+            .clone()
+            .unwrap_or_else(|| format!("{prefix}{}-{}", self.algo.name, self.version.name))
+    }
+
     /// Registers `run`'s model under `--register`, if given.
     async fn register(
         &self,
@@ -334,11 +342,7 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     let trained = job.fit(params.clone()).await;
     spinner.finish_and_clear();
     let trained = trained?;
-    let name = job
-        .args
-        .run_name
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", job.algo.name, job.version.name));
+    let name = job.run_name("");
     let run = job
         .record(&tracking, &trained, &params, &name, None)
         .await?;
@@ -437,11 +441,7 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         .into_iter()
         .map(|t| job.algo.parse(&[fixed.clone(), t].concat()))
         .collect::<keel_ml::Result<_>>()?;
-    let parent_name = job
-        .args
-        .run_name
-        .clone()
-        .unwrap_or_else(|| format!("search-{}-{}", job.algo.name, job.version.name));
+    let parent_name = job.run_name("search-");
     let parent = tracking
         .start(&job.args.experiment, &parent_name, job.lineage.clone())
         .await?;

@@ -327,23 +327,10 @@ async fn train_records_a_run_on_a_server() {
 
     // A grid search: one child run per value under one parent, the best by ROC AUC.
     std::fs::write(work.join("space.yaml"), "C: [0.001, 1]\n").unwrap();
-    let search = json(
-        &work,
-        &[
-            "train",
-            "--data",
-            "shop",
-            "--target",
-            "label",
-            "--algo",
-            "logistic_regression",
-            "--search",
-            "grid",
-            "--space",
-            "space.yaml",
-            "--tracking-uri",
-            &url,
-        ],
+    let search = train_on_server(&work, &url, &["--search", "grid", "--space", "space.yaml"]);
+    assert_eq!(
+        search["registered"]["version"], "3",
+        "the best trial is registered"
     );
     let trials = search["trials"].as_array().unwrap();
     assert_eq!(trials.len(), 2);
