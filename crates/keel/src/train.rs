@@ -394,6 +394,20 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     Ok(())
 }
 
+/// The metrics a training reports (classification, then regression).
+const METRICS: [&str; 10] = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "rmse",
+    "mae",
+    "r2",
+    "mape",
+];
+
 /// Whether a larger value of `metric` is better.
 fn higher_is_better(metric: &str) -> bool {
     !matches!(metric, "log_loss" | "rmse" | "mae" | "mape")
@@ -409,6 +423,11 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         a.trials,
         a.metric.clone(),
     );
+    if let Some(m) = &metric
+        && !METRICS.contains(&m.as_str())
+    {
+        bail!("--metric '{m}': use one of {}", METRICS.join(", "));
+    }
     let job = prepare(store, a).await?;
     let Some(space_file) = space_file else {
         bail!("--search needs --space FILE (YAML: parameter -> values or range)");
@@ -480,12 +499,12 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         let metric = match metric {
             Some(m) => m,
             None => match done.first().map(|(_, _, rows)| rows) {
-                Some(rows) if rows.iter().any(|(k, _, _)| k == "roc_auc") => "roc_auc".into(),
-                Some(rows) if rows.iter().any(|(k, _, _)| k == "accuracy") => "accuracy".into(),
+                Some(rows) if score(rows, "roc_auc").is_some() => "roc_auc".into(),
+                Some(rows) if score(rows, "accuracy").is_some() => "accuracy".into(),
                 _ => "rmse".into(),
             },
         };
-        let score = |rows: &[Shown]| rows.iter().find(|(k, _, _)| *k == metric).map(|r| r.1);
+        let score = |rows: &[Shown]| score(rows, &metric);
         if done.iter().any(|(_, _, rows)| score(rows).is_none()) {
             bail!("--metric '{metric}' is not among the metrics of these trials");
         }

@@ -127,6 +127,10 @@ fn bad_training_requests_are_one_line_naming_the_problem() {
             "--search needs --space FILE",
         ),
         (
+            vec!["--target", "label", "--search", "grid", "--metric", "auc"],
+            "--metric 'auc': use one of",
+        ),
+        (
             vec!["--target", "label", "--drop", "zip"],
             "unknown feature column 'zip'",
         ),
