@@ -85,16 +85,14 @@ pub fn validate(
     files: Option<&Files>,
     now: SystemTime,
 ) -> Result<Report> {
-    let row_results = if rules.reads_rows() {
+    let mut row_results = if rules.reads_rows() {
         let files = files.ok_or_else(|| {
             DataError::Invalid(format!("{target}: row rules need the table's rows"))
         })?;
-        let checks = read_rows(files, &rules.rules, false)?;
-        Some(checks)
+        Some(read_rows(files, &rules.rules, false)?.into_results())
     } else {
         None
     };
-    let mut row_results = row_results.map(|c| c.into_results());
     let mut results = Vec::with_capacity(rules.rules.len());
     for (i, rule) in rules.rules.iter().enumerate() {
         let found = match row_results.as_mut().and_then(|r| r.remove(&i)) {
