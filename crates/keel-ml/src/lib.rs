@@ -15,6 +15,7 @@ pub mod rng;
 pub mod search;
 pub mod split;
 pub mod train;
+pub mod trees;
 
 pub use error::{MlError, Result};
 pub use matrix::Matrix;
