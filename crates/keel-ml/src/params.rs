@@ -55,6 +55,8 @@ pub struct Param {
     pub kind: Kind,
     /// Its value when not given.
     pub default: f64,
+    /// Words that stand for values (`None` for 0, `true` for 1...), accepted and logged.
+    pub words: &'static [(&'static str, f64)],
     /// What it does.
     pub help: &'static str,
 }
@@ -92,6 +94,7 @@ pub const ALGORITHMS: &[Algorithm] = &[
                     max: f64::INFINITY,
                 },
                 default: 1.0,
+                words: &[],
                 help: "inverse of the L2 regularisation strength; smaller regularises more",
             },
             Param {
@@ -101,6 +104,7 @@ pub const ALGORITHMS: &[Algorithm] = &[
                     max: 1_000_000,
                 },
                 default: 100.0,
+                words: &[],
                 help: "most iterations of the L-BFGS solver",
             },
             Param {
@@ -111,12 +115,230 @@ pub const ALGORITHMS: &[Algorithm] = &[
                     max: f64::INFINITY,
                 },
                 default: 1e-4,
+                words: &[],
                 help: "stop when the gradient is this small",
             },
         ],
         help: "L2-regularised logistic regression, binary or multinomial (linfa-logistic)",
     },
+    Algorithm {
+        name: "decision_tree",
+        tasks: &[Task::Classification, Task::Regression],
+        params: &[
+            MAX_DEPTH,
+            MIN_SAMPLES_SPLIT,
+            MIN_SAMPLES_LEAF,
+            MAX_LEAF_NODES,
+            MAX_BINS,
+        ],
+        help: "one tree, Gini impurity for classes and squared error for values, \
+               split on histograms of at most max_bins bins per feature (keel's own grower)",
+    },
+    Algorithm {
+        name: "random_forest",
+        tasks: &[Task::Classification, Task::Regression],
+        params: &[
+            Param {
+                name: "n_estimators",
+                kind: Kind::Int {
+                    min: 1,
+                    max: 100_000,
+                },
+                default: 100.0,
+                words: &[],
+                help: "number of trees",
+            },
+            MAX_DEPTH,
+            MIN_SAMPLES_SPLIT,
+            MIN_SAMPLES_LEAF,
+            MAX_LEAF_NODES,
+            Param {
+                name: "max_features",
+                kind: Kind::Float {
+                    min: 0.0,
+                    inclusive: true,
+                    max: 1.0,
+                },
+                default: 0.0,
+                words: &[("sqrt", 0.0)],
+                help: "share of the features drawn at each split; sqrt (0): the square root \
+                       of their number for classes, all of them for values",
+            },
+            Param {
+                name: "bootstrap",
+                kind: Kind::Int { min: 0, max: 1 },
+                default: 1.0,
+                words: &[("false", 0.0), ("true", 1.0)],
+                help: "whether each tree sees a bootstrap sample of the rows",
+            },
+            MAX_BINS,
+            N_JOBS,
+        ],
+        help: "averaged trees on bootstrap samples with random features per split (keel's \
+               own histogram grower, trees fitted in parallel)",
+    },
+    Algorithm {
+        name: "gradient_boosting",
+        tasks: &[Task::Classification, Task::Regression],
+        params: &[
+            Param {
+                name: "learning_rate",
+                kind: Kind::Float {
+                    min: 0.0,
+                    inclusive: false,
+                    max: f64::INFINITY,
+                },
+                default: 0.1,
+                words: &[],
+                help: "shrinkage of every tree's contribution",
+            },
+            Param {
+                name: "max_iter",
+                kind: Kind::Int {
+                    min: 1,
+                    max: 100_000,
+                },
+                default: 100.0,
+                words: &[],
+                help: "most boosting iterations (one tree per class and iteration)",
+            },
+            Param {
+                name: "max_leaf_nodes",
+                kind: Kind::Int {
+                    min: 0,
+                    max: 1_000_000,
+                },
+                default: 31.0,
+                words: &[("None", 0.0)],
+                help: "most leaves per tree; 0 (None) for no limit",
+            },
+            MAX_DEPTH,
+            Param {
+                name: "min_samples_leaf",
+                kind: Kind::Int {
+                    min: 1,
+                    max: 1_000_000_000,
+                },
+                default: 20.0,
+                words: &[],
+                help: "fewest rows in a leaf",
+            },
+            Param {
+                name: "l2_regularization",
+                kind: Kind::Float {
+                    min: 0.0,
+                    inclusive: true,
+                    max: f64::INFINITY,
+                },
+                default: 0.0,
+                words: &[],
+                help: "L2 penalty on leaf values",
+            },
+            MAX_BINS,
+            Param {
+                name: "early_stopping",
+                kind: Kind::Int { min: -1, max: 1 },
+                default: -1.0,
+                words: &[("auto", -1.0), ("false", 0.0), ("true", 1.0)],
+                help: "hold rows back and stop when their loss stops improving; auto (-1): \
+                       when there are more than 10,000 training rows",
+            },
+            Param {
+                name: "validation_fraction",
+                kind: Kind::Float {
+                    min: 0.0,
+                    inclusive: false,
+                    max: 0.99,
+                },
+                default: 0.1,
+                words: &[],
+                help: "share of the training rows held back for early stopping",
+            },
+            Param {
+                name: "n_iter_no_change",
+                kind: Kind::Int {
+                    min: 1,
+                    max: 100_000,
+                },
+                default: 10.0,
+                words: &[],
+                help: "iterations without improvement before early stopping",
+            },
+            Param {
+                name: "tol",
+                kind: Kind::Float {
+                    min: 0.0,
+                    inclusive: true,
+                    max: f64::INFINITY,
+                },
+                default: 1e-7,
+                words: &[],
+                help: "smallest loss improvement that counts for early stopping",
+            },
+            N_JOBS,
+        ],
+        help: "gradient-boosted trees on histograms, grown leaf-wise, log loss for classes and \
+               squared error for values (keel's own grower, scikit-learn's \
+               HistGradientBoosting parameters)",
+    },
 ];
+
+const MAX_DEPTH: Param = Param {
+    name: "max_depth",
+    kind: Kind::Int { min: 0, max: 1000 },
+    default: 0.0,
+    words: &[("None", 0.0)],
+    help: "deepest level of a tree (the root is 0); 0 (None) for no limit",
+};
+
+const MIN_SAMPLES_SPLIT: Param = Param {
+    name: "min_samples_split",
+    kind: Kind::Int {
+        min: 2,
+        max: 1_000_000_000,
+    },
+    default: 2.0,
+    words: &[],
+    help: "fewest rows in a node that is split",
+};
+
+const MIN_SAMPLES_LEAF: Param = Param {
+    name: "min_samples_leaf",
+    kind: Kind::Int {
+        min: 1,
+        max: 1_000_000_000,
+    },
+    default: 1.0,
+    words: &[],
+    help: "fewest rows in a leaf",
+};
+
+const MAX_LEAF_NODES: Param = Param {
+    name: "max_leaf_nodes",
+    kind: Kind::Int {
+        min: 0,
+        max: 1_000_000,
+    },
+    default: 0.0,
+    words: &[("None", 0.0)],
+    help: "most leaves per tree, best splits first; 0 (None) for no limit",
+};
+
+const MAX_BINS: Param = Param {
+    name: "max_bins",
+    kind: Kind::Int { min: 2, max: 255 },
+    default: 255.0,
+    words: &[],
+    help: "bins per feature that split thresholds are chosen among",
+};
+
+const N_JOBS: Param = Param {
+    name: "n_jobs",
+    kind: Kind::Int { min: -1, max: 1024 },
+    default: -1.0,
+    words: &[],
+    help: "threads; -1 (or 0) for one per core",
+};
 
 /// The algorithm called `name`.
 pub fn algorithm(name: &str) -> Result<&'static Algorithm> {
@@ -134,19 +356,29 @@ pub fn algorithm(name: &str) -> Result<&'static Algorithm> {
 
 /// Parameter values, every parameter of the algorithm present (given or default).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Params(BTreeMap<&'static str, f64>);
+pub struct Params(BTreeMap<&'static str, (f64, Words)>);
+
+/// A parameter's named values.
+type Words = &'static [(&'static str, f64)];
 
 impl Params {
     /// The value of `name` (NaN for a name the algorithm does not have).
     pub fn get(&self, name: &str) -> f64 {
-        self.0.get(name).copied().unwrap_or(f64::NAN)
+        self.0.get(name).map_or(f64::NAN, |v| v.0)
     }
 
-    /// Every parameter with its value, by name, as text for logging.
+    /// Every parameter with its value, by name, as text for logging (a named value by its
+    /// name: `max_depth=None`).
     pub fn logged(&self) -> Vec<(String, String)> {
         self.0
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, (v, words))| {
+                let text = words
+                    .iter()
+                    .find(|w| w.1 == *v)
+                    .map_or_else(|| v.to_string(), |w| w.0.to_string());
+                (k.to_string(), text)
+            })
             .collect()
     }
 }
@@ -159,8 +391,11 @@ impl Algorithm {
 
     /// Checks `KEY=VALUE` arguments against the parameters and fills in the defaults.
     pub fn parse(&self, args: &[String]) -> Result<Params> {
-        let mut values: BTreeMap<&'static str, f64> =
-            self.params.iter().map(|p| (p.name, p.default)).collect();
+        let mut values: BTreeMap<&'static str, (f64, Words)> = self
+            .params
+            .iter()
+            .map(|p| (p.name, (p.default, p.words)))
+            .collect();
         let mut given: Vec<&str> = Vec::new();
         for arg in args {
             let Some((key, raw)) = arg.split_once('=') else {
@@ -183,7 +418,7 @@ impl Algorithm {
                 return invalid(format!("parameter '{key}' is given twice"));
             }
             given.push(p.name);
-            values.insert(p.name, check(p, raw)?);
+            values.insert(p.name, (check(p, raw)?, p.words));
         }
         Ok(Params(values))
     }
@@ -210,7 +445,11 @@ impl Algorithm {
                     }
                 ),
                 Kind::Int { min, max } => format!("whole number {min}..={max}"),
-            };
+            } + &p
+                .words
+                .iter()
+                .map(|w| format!(" | {}", w.0))
+                .collect::<String>();
             out.push_str(&format!(
                 "  {:<18} {:<28} default {:<8} {}\n",
                 p.name, range, p.default, p.help
@@ -221,7 +460,18 @@ impl Algorithm {
 }
 
 fn check(p: &Param, raw: &str) -> Result<f64> {
+    if let Some((_, v)) = p.words.iter().find(|(w, _)| w.eq_ignore_ascii_case(raw)) {
+        return Ok(*v);
+    }
     let Ok(v) = raw.parse::<f64>() else {
+        if !p.words.is_empty() {
+            let words: Vec<&str> = p.words.iter().map(|w| w.0).collect();
+            return invalid(format!(
+                "{} must be a number or one of {}, not '{raw}'",
+                p.name,
+                words.join(", ")
+            ));
+        }
         return invalid(format!("{} must be a number, not '{raw}'", p.name));
     };
     match p.kind {
@@ -274,6 +524,19 @@ mod tests {
             (0.5, 300.0, 1e-4)
         );
         assert!(lr.describe().contains("max_iter"));
+        // Named values are read and logged by name.
+        let rf = algorithm("random_forest").unwrap();
+        let p = rf.parse(&args(&["max_depth=None", "bootstrap=False"])).unwrap();
+        assert_eq!((p.get("max_depth"), p.get("bootstrap")), (0.0, 0.0));
+        let logged = p.logged();
+        assert!(logged.contains(&("max_depth".into(), "None".into())), "{logged:?}");
+        assert!(logged.contains(&("max_features".into(), "sqrt".into())), "{logged:?}");
+        assert!(logged.contains(&("n_estimators".into(), "100".into())), "{logged:?}");
+        assert_eq!(
+            rf.parse(&args(&["bootstrap=maybe"])).unwrap_err().to_string(),
+            "bootstrap must be a number or one of false, true, not 'maybe'"
+        );
+        assert!(rf.describe().contains("whole number 0..=1000 | None"));
     }
 
     #[test]

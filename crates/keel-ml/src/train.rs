@@ -6,6 +6,8 @@
 //! metrics are reported with their mean and standard deviation, and the model kept is then
 //! fitted on every row.
 
+use std::time::Instant;
+
 use keel_data::columns::{Columns, Values};
 use keel_stats::{ClassificationMetrics, RegressionMetrics};
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,10 @@ use crate::matrix::Matrix;
 use crate::params::{Algorithm, Params, Task};
 use crate::pipeline::{Encoding, Pipeline, PipelineSpec};
 use crate::split::{Split, k_folds, train_test};
+use crate::trees::TreeModel;
+use crate::trees::boosting::{BoostSpec, History, fit_boosting};
+use crate::trees::forest::{ForestSpec, Labels, fit_forest};
+use crate::trees::grow::GrowSpec;
 
 /// How rows are held out.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,19 +59,50 @@ pub struct TrainRequest<'a> {
 pub enum Model {
     /// Coefficients of a linear or logistic model.
     Linear(LinearModel),
+    /// A tree, forest or boosted ensemble.
+    Trees(TreeModel),
 }
 
 impl Model {
     /// Importance of each pipeline feature: for a linear model the mean absolute coefficient
     /// over its outputs (numeric features are standardised for logistic regression, so their
-    /// coefficients compare; a one-hot feature's is that of its 0/1 indicator).
+    /// coefficients compare; a one-hot feature's is that of its 0/1 indicator); for trees the
+    /// share of the splits' gains (impurity decrease).
     pub fn importance(&self) -> Vec<f64> {
-        let Model::Linear(m) = self;
-        let outputs = m.coef.len().max(1) as f64;
-        let width = m.coef.first().map_or(0, Vec::len);
-        (0..width)
-            .map(|j| m.coef.iter().map(|row| row[j].abs()).sum::<f64>() / outputs)
-            .collect()
+        match self {
+            Model::Linear(m) => {
+                let outputs = m.coef.len().max(1) as f64;
+                let width = m.coef.first().map_or(0, Vec::len);
+                (0..width)
+                    .map(|j| m.coef.iter().map(|row| row[j].abs()).sum::<f64>() / outputs)
+                    .collect()
+            }
+            Model::Trees(t) => t.importance.clone(),
+        }
+    }
+
+    /// What [`Model::importance`] measures.
+    pub fn importance_kind(&self) -> &'static str {
+        match self {
+            Model::Linear(_) => "mean absolute coefficient",
+            Model::Trees(_) => "share of split gain (impurity decrease)",
+        }
+    }
+
+    /// Predicted values (regression).
+    pub fn predict_values(&self, x: &Matrix) -> Vec<f64> {
+        match self {
+            Model::Linear(m) => m.predict_values(x),
+            Model::Trees(t) => t.predict_values(x),
+        }
+    }
+
+    /// Class probabilities (classification).
+    pub fn predict_proba(&self, x: &Matrix) -> Vec<Vec<f64>> {
+        match self {
+            Model::Linear(m) => m.predict_proba(x),
+            Model::Trees(t) => t.predict_proba(x),
+        }
     }
 }
 
@@ -119,6 +156,10 @@ pub struct Trained {
     pub rows: usize,
     /// Rows left out because their target was missing.
     pub missing_target: usize,
+    /// Loss per iteration of the kept model, for algorithms that iterate (boosting).
+    pub history: Option<History>,
+    /// Seconds the kept model's fit took (pipeline and model, not evaluation).
+    pub fit_seconds: f64,
 }
 
 /// The target as the model sees it.
@@ -194,33 +235,33 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         Holdout::Split(train_share) => vec![train_test(n, 1.0 - train_share, req.seed, strata)?],
         Holdout::Folds(k) => k_folds(n, k, req.seed, strata)?,
     };
-    let spec = PipelineSpec {
-        encoding: Encoding::OneHot,
-        scale: req.algorithm.name == "logistic_regression",
-    };
+    let spec = pipeline_spec(req.algorithm.name);
     let rows_of = |idx: &[usize]| idx.iter().map(|&i| kept[i]).collect::<Vec<usize>>();
     let mut evaluations = Vec::with_capacity(splits.len());
     let mut held_out = None;
     let mut last = None;
     for split in &splits {
+        let started = Instant::now();
         let pipeline = Pipeline::fit(table, &features, &rows_of(&split.train), spec)?;
         let x_train = pipeline.transform(table, &rows_of(&split.train))?;
+        let (model, history) = fit(req, &x_train, &y, &split.train, classes.len())?;
+        let seconds = started.elapsed().as_secs_f64();
         let x_test = pipeline.transform(table, &rows_of(&split.test))?;
-        let model = fit(req, &x_train, &y, &split.train, classes.len())?;
         let (evaluation, rows) = evaluate(&model, &x_test, &y, &split.test, classes.len())?;
         evaluations.push(evaluation);
         held_out = Some(rows);
-        last = Some((pipeline, model));
+        last = Some((pipeline, model, history, seconds));
     }
-    let (pipeline, model) = match (req.holdout, last) {
+    let (pipeline, model, history, fit_seconds) = match (req.holdout, last) {
         (Holdout::Split(_), Some(fitted)) => fitted,
         _ => {
             // Cross-validation measured the method; the model kept learns from every row.
             let all: Vec<usize> = (0..n).collect();
+            let started = Instant::now();
             let pipeline = Pipeline::fit(table, &features, &kept, spec)?;
             let x = pipeline.transform(table, &kept)?;
-            let model = fit(req, &x, &y, &all, classes.len())?;
-            (pipeline, model)
+            let (model, history) = fit(req, &x, &y, &all, classes.len())?;
+            (pipeline, model, history, started.elapsed().as_secs_f64())
         }
     };
     Ok(Trained {
@@ -233,6 +274,8 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         held_out,
         rows: n,
         missing_target,
+        history,
+        fit_seconds,
     })
 }
 
@@ -294,32 +337,127 @@ fn encode_target(
     }
 }
 
+/// How an algorithm's features are prepared: trees split on raw values and ordinal codes;
+/// linear models get one-hot indicators, and logistic regression standardised numbers (its
+/// penalty treats every coefficient alike).
+fn pipeline_spec(algorithm: &str) -> PipelineSpec {
+    match algorithm {
+        "decision_tree" | "random_forest" | "gradient_boosting" => PipelineSpec {
+            encoding: Encoding::Ordinal,
+            scale: false,
+        },
+        name => PipelineSpec {
+            encoding: Encoding::OneHot,
+            scale: name == "logistic_regression",
+        },
+    }
+}
+
+/// `n_jobs` as a thread count (0: one per core).
+fn threads(p: &Params) -> usize {
+    usize::try_from(p.get("n_jobs") as i64).unwrap_or(0)
+}
+
 fn fit(
     req: &TrainRequest,
     x: &Matrix,
     y: &Target,
     rows: &[usize],
     n_classes: usize,
-) -> Result<Model> {
-    match (req.algorithm.name, y) {
-        ("linear_regression", Target::Values(v)) => {
-            let y: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
-            Ok(Model::Linear(fit_least_squares(x, &y)?))
+) -> Result<(Model, Option<History>)> {
+    let p = &req.params;
+    let classes: Vec<usize>;
+    let values: Vec<f64>;
+    let labels = match y {
+        Target::Classes(c) => {
+            classes = rows.iter().map(|&i| c[i]).collect();
+            Labels::Classes {
+                y: &classes,
+                n: n_classes,
+            }
         }
-        ("logistic_regression", Target::Classes(c)) => {
-            let y: Vec<usize> = rows.iter().map(|&i| c[i]).collect();
-            let p = &req.params;
-            Ok(Model::Linear(fit_logistic(
-                x,
-                &y,
-                n_classes,
-                p.get("C"),
-                p.get("max_iter") as u64,
-                p.get("tol"),
-            )?))
+        Target::Values(v) => {
+            values = rows.iter().map(|&i| v[i]).collect();
+            Labels::Values(&values)
         }
-        (name, _) => invalid(format!("{name} cannot fit this target")),
-    }
+    };
+    let int = |name: &str| p.get(name) as usize;
+    let grow = GrowSpec {
+        max_depth: int("max_depth"),
+        max_leaf_nodes: int("max_leaf_nodes"),
+        min_samples_split: int("min_samples_split").max(2),
+        min_samples_leaf: int("min_samples_leaf").max(1),
+        min_hessian: 0.0,
+        l2: 0.0,
+        max_features: usize::MAX,
+        parallel: true,
+    };
+    let model = match (req.algorithm.name, labels) {
+        ("linear_regression", Labels::Values(v)) => Model::Linear(fit_least_squares(x, v)?),
+        ("logistic_regression", Labels::Classes { y, n }) => Model::Linear(fit_logistic(
+            x,
+            y,
+            n,
+            p.get("C"),
+            p.get("max_iter") as u64,
+            p.get("tol"),
+        )?),
+        ("decision_tree", labels) => {
+            let spec = ForestSpec {
+                n_estimators: 1,
+                bootstrap: false,
+                grow,
+                max_bins: int("max_bins"),
+                threads: 0,
+                seed: req.seed,
+            };
+            Model::Trees(fit_forest(x, labels, &spec)?)
+        }
+        ("random_forest", labels) => {
+            let share = p.get("max_features");
+            let max_features = match (share, labels) {
+                (0.0, Labels::Classes { .. }) => (x.cols as f64).sqrt() as usize,
+                (0.0, Labels::Values(_)) => x.cols,
+                (share, _) => (share * x.cols as f64) as usize,
+            };
+            let spec = ForestSpec {
+                n_estimators: int("n_estimators"),
+                bootstrap: p.get("bootstrap") == 1.0,
+                grow: GrowSpec {
+                    max_features: max_features.max(1),
+                    parallel: false,
+                    ..grow
+                },
+                max_bins: int("max_bins"),
+                threads: threads(p),
+                seed: req.seed,
+            };
+            Model::Trees(fit_forest(x, labels, &spec)?)
+        }
+        ("gradient_boosting", labels) => {
+            let early = p.get("early_stopping");
+            let spec = BoostSpec {
+                learning_rate: p.get("learning_rate"),
+                max_iter: int("max_iter"),
+                grow: GrowSpec {
+                    min_hessian: 1e-3,
+                    l2: p.get("l2_regularization"),
+                    ..grow
+                },
+                max_bins: int("max_bins"),
+                early_stopping: early == 1.0 || (early == -1.0 && x.rows > 10_000),
+                validation_fraction: p.get("validation_fraction"),
+                n_iter_no_change: int("n_iter_no_change"),
+                tol: p.get("tol"),
+                threads: threads(p),
+                seed: req.seed,
+            };
+            let (model, history) = fit_boosting(x, labels, &spec)?;
+            return Ok((Model::Trees(model), Some(history)));
+        }
+        (name, _) => return invalid(format!("{name} cannot fit this target")),
+    };
+    Ok((model, None))
 }
 
 fn evaluate(
@@ -329,12 +467,11 @@ fn evaluate(
     rows: &[usize],
     n: usize,
 ) -> Result<(Evaluation, HeldOut)> {
-    let Model::Linear(m) = model;
     let fail = |e: keel_stats::StatsError| crate::error::MlError::Invalid(e.to_string());
     match y {
         Target::Classes(c) => {
             let truth: Vec<usize> = rows.iter().map(|&i| c[i]).collect();
-            let proba = m.predict_proba(x);
+            let proba = model.predict_proba(x);
             let metrics = keel_stats::classification(&truth, &proba, n).map_err(fail)?;
             Ok((
                 Evaluation::Classification(metrics),
@@ -343,7 +480,7 @@ fn evaluate(
         }
         Target::Values(v) => {
             let truth: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
-            let predicted = m.predict_values(x);
+            let predicted = model.predict_values(x);
             let metrics = keel_stats::regression(&truth, &predicted).map_err(fail)?;
             Ok((
                 Evaluation::Regression(metrics),
@@ -463,6 +600,50 @@ mod tests {
             panic!("regression expected")
         };
         assert!(m.rmse < 1e-6 && m.r2 > 0.999_999, "{m:?}");
+    }
+
+    #[test]
+    fn tree_models_train_on_ordinal_features_for_both_tasks() {
+        let mut t = table();
+        t.names.pop();
+        t.values.pop();
+        for algo in ["decision_tree", "random_forest", "gradient_boosting"] {
+            let r = train(&t, &request("label", algo, Holdout::Split(0.8))).unwrap();
+            assert_eq!(r.pipeline.feature_names(), ["x", "colour"], "{algo}");
+            let Evaluation::Classification(m) = &r.evaluations[0] else {
+                panic!("classification expected")
+            };
+            assert!(m.accuracy > 0.95, "{algo}: {m:?}");
+            assert_eq!(r.history.is_some(), algo == "gradient_boosting");
+            assert!((r.model.importance().iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+        let mut t = table();
+        t.names.remove(2);
+        t.values.remove(2);
+        let r = train(
+            &t,
+            &request("price", "gradient_boosting", Holdout::Folds(3)),
+        )
+        .unwrap();
+        let Evaluation::Regression(m) = &r.evaluations[0] else {
+            panic!("regression expected")
+        };
+        assert!(m.r2 > 0.99, "{m:?}");
+        let h = r.history.unwrap();
+        assert_eq!(h.train_loss.len(), 101);
+        assert!(
+            h.validation_loss.is_empty(),
+            "early stopping is off below 10,000 rows"
+        );
+        let again = train(
+            &t,
+            &request("price", "gradient_boosting", Holdout::Folds(3)),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&again.model).unwrap(),
+            serde_json::to_string(&r.model).unwrap()
+        );
     }
 
     #[test]

@@ -96,6 +96,21 @@ fn metrics(trained: &Trained) -> (Vec<Logged>, Vec<Shown>) {
             table.push((name.to_string(), mean, None));
         }
     }
+    if let Some(h) = &trained.history {
+        for (name, losses) in [
+            ("train_loss", &h.train_loss),
+            ("validation_loss", &h.validation_loss),
+        ] {
+            for (step, v) in losses.iter().enumerate() {
+                logged.push((name.to_string(), *v, step as i64));
+            }
+        }
+        let iterations = h.train_loss.len().saturating_sub(1) as f64;
+        logged.push(("n_iter".into(), iterations, 0));
+        table.push(("n_iter".into(), iterations, None));
+    }
+    logged.push(("fit_seconds".into(), trained.fit_seconds, 0));
+    table.push(("fit_seconds".into(), trained.fit_seconds, None));
     (logged, table)
 }
 
@@ -193,7 +208,7 @@ impl Job {
             charts.push(("feature_importance.svg".into(), svg));
         }
         let importance_json = serde_json::to_vec_pretty(&json!({
-            "kind": "mean absolute coefficient",
+            "kind": trained.model.importance_kind(),
             "features": names.iter().zip(&importance)
                 .map(|(n, v)| json!({"feature": n, "importance": v}))
                 .collect::<Vec<_>>(),
