@@ -526,14 +526,27 @@ mod tests {
         assert!(lr.describe().contains("max_iter"));
         // Named values are read and logged by name.
         let rf = algorithm("random_forest").unwrap();
-        let p = rf.parse(&args(&["max_depth=None", "bootstrap=False"])).unwrap();
+        let p = rf
+            .parse(&args(&["max_depth=None", "bootstrap=False"]))
+            .unwrap();
         assert_eq!((p.get("max_depth"), p.get("bootstrap")), (0.0, 0.0));
         let logged = p.logged();
-        assert!(logged.contains(&("max_depth".into(), "None".into())), "{logged:?}");
-        assert!(logged.contains(&("max_features".into(), "sqrt".into())), "{logged:?}");
-        assert!(logged.contains(&("n_estimators".into(), "100".into())), "{logged:?}");
+        assert!(
+            logged.contains(&("max_depth".into(), "None".into())),
+            "{logged:?}"
+        );
+        assert!(
+            logged.contains(&("max_features".into(), "sqrt".into())),
+            "{logged:?}"
+        );
+        assert!(
+            logged.contains(&("n_estimators".into(), "100".into())),
+            "{logged:?}"
+        );
         assert_eq!(
-            rf.parse(&args(&["bootstrap=maybe"])).unwrap_err().to_string(),
+            rf.parse(&args(&["bootstrap=maybe"]))
+                .unwrap_err()
+                .to_string(),
             "bootstrap must be a number or one of false, true, not 'maybe'"
         );
         assert!(rf.describe().contains("whole number 0..=1000 | None"));

@@ -30,6 +30,8 @@ pub enum Holdout {
     Split(f64),
     /// Cross-validate over this many folds.
     Folds(usize),
+    /// Train on every row, evaluate on the rows of [`TrainRequest::test`].
+    Data,
 }
 
 /// What to train.
@@ -51,6 +53,8 @@ pub struct TrainRequest<'a> {
     pub features: Option<Vec<String>>,
     /// Columns never to use as features.
     pub drop: Vec<String>,
+    /// The held-out table with [`Holdout::Data`].
+    pub test: Option<&'a Columns>,
 }
 
 /// A fitted model.
@@ -234,6 +238,7 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
     let splits: Vec<Split> = match req.holdout {
         Holdout::Split(train_share) => vec![train_test(n, 1.0 - train_share, req.seed, strata)?],
         Holdout::Folds(k) => k_folds(n, k, req.seed, strata)?,
+        Holdout::Data => Vec::new(),
     };
     let spec = pipeline_spec(req.algorithm.name);
     let rows_of = |idx: &[usize]| idx.iter().map(|&i| kept[i]).collect::<Vec<usize>>();
@@ -264,6 +269,14 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
             (pipeline, model, history, started.elapsed().as_secs_f64())
         }
     };
+    if req.holdout == Holdout::Data {
+        let Some(test) = req.test else {
+            return invalid("no test data given to evaluate on");
+        };
+        let (evaluation, rows) = evaluate_table(&pipeline, &model, test, req, task, &classes)?;
+        evaluations.push(evaluation);
+        held_out = Some(rows);
+    }
     Ok(Trained {
         task,
         classes,
@@ -277,6 +290,73 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         history,
         fit_seconds,
     })
+}
+
+/// Evaluates on every row of `test` that has a target; its classes must be known ones.
+fn evaluate_table(
+    pipeline: &Pipeline,
+    model: &Model,
+    test: &Columns,
+    req: &TrainRequest,
+    task: Task,
+    classes: &[String],
+) -> Result<(Evaluation, HeldOut)> {
+    let Some(target) = test.get(req.target) else {
+        return invalid(format!(
+            "the test data has no target column '{}'",
+            req.target
+        ));
+    };
+    let kept: Vec<usize> = (0..test.rows())
+        .filter(|&i| match target {
+            Values::Text(v) => v[i].is_some(),
+            Values::Numbers(v) => v[i].is_some_and(|x| !x.is_nan()),
+        })
+        .collect();
+    if kept.is_empty() {
+        return invalid(format!(
+            "the test data has no row with a target '{}'",
+            req.target
+        ));
+    }
+    let y = match (task, target) {
+        (Task::Regression, Values::Numbers(v)) => {
+            Target::Values(kept.iter().map(|&i| v[i].unwrap_or(f64::NAN)).collect())
+        }
+        (Task::Regression, Values::Text(_)) => {
+            return invalid(format!(
+                "the test data's target '{}' holds text; regression needs numbers",
+                req.target
+            ));
+        }
+        (Task::Classification, values) => {
+            let mut y = Vec::with_capacity(kept.len());
+            for label in labels(values, &kept) {
+                let Some(k) = classes.iter().position(|c| *c == label) else {
+                    return invalid(format!(
+                        "the test data's target '{}' has class '{label}', which the training \
+                         data does not",
+                        req.target
+                    ));
+                };
+                y.push(k);
+            }
+            Target::Classes(y)
+        }
+    };
+    let x = pipeline.transform(test, &kept)?;
+    let all: Vec<usize> = (0..kept.len()).collect();
+    evaluate(model, &x, &y, &all, classes.len())
+}
+
+/// Class labels of `rows` as text (numbers written briefly).
+fn labels(values: &Values, rows: &[usize]) -> Vec<String> {
+    rows.iter()
+        .map(|&i| match values {
+            Values::Text(v) => v[i].clone().unwrap_or_default(),
+            Values::Numbers(v) => keel_data::rules::num(v[i].unwrap_or(f64::NAN)),
+        })
+        .collect()
 }
 
 fn encode_target(
@@ -294,13 +374,7 @@ fn encode_target(
             "target '{name}' holds text; regression needs numbers (or use --task classification)"
         )),
         (Task::Classification, values) => {
-            let labels: Vec<String> = kept
-                .iter()
-                .map(|&i| match values {
-                    Values::Text(v) => v[i].clone().unwrap_or_default(),
-                    Values::Numbers(v) => keel_data::rules::num(v[i].unwrap_or(f64::NAN)),
-                })
-                .collect();
+            let labels: Vec<String> = labels(values, kept);
             let mut classes: Vec<String> = labels.clone();
             // Numbers sort as numbers, text as text.
             match values {
@@ -541,6 +615,7 @@ mod tests {
             seed: 42,
             features: None,
             drop: Vec::new(),
+            test: None,
         }
     }
 
@@ -644,6 +719,34 @@ mod tests {
             serde_json::to_string(&again.model).unwrap(),
             serde_json::to_string(&r.model).unwrap()
         );
+    }
+
+    #[test]
+    fn a_separate_test_table_is_evaluated_on() {
+        let mut t = table();
+        t.names.pop();
+        t.values.pop();
+        let mut r = request("label", "logistic_regression", Holdout::Data);
+        let test = t.clone();
+        r.test = Some(&test);
+        let trained = train(&t, &r).unwrap();
+        let Evaluation::Classification(m) = &trained.evaluations[0] else {
+            panic!("classification expected")
+        };
+        // Evaluated on all 392 labelled rows of the test table.
+        assert_eq!(m.confusion.iter().flatten().sum::<u64>(), 392);
+        let mut other = t.clone();
+        other.values[2] = Values::Text(vec![Some("maybe".into()); 400]);
+        r.test = Some(&other);
+        assert_eq!(
+            train(&t, &r).unwrap_err().to_string(),
+            "the test data's target 'label' has class 'maybe', which the training data does not"
+        );
+        let mut no_x = t.clone();
+        no_x.names[0] = "y".into();
+        r.test = Some(&no_x);
+        let e = train(&t, &r).unwrap_err().to_string();
+        assert!(e.contains("'x'"), "{e}");
     }
 
     #[test]

@@ -46,6 +46,7 @@ fn trained(t: &Columns) -> KeelModel {
         seed: 3,
         features: None,
         drop: Vec::new(),
+        test: None,
     };
     KeelModel::of(&train(t, &req).unwrap(), "size", t).unwrap()
 }

@@ -181,6 +181,9 @@ struct TrainCmd {
     /// Cross-validate over K folds instead (the model kept is then fitted on every row).
     #[arg(long, value_name = "K")]
     cv: Option<usize>,
+    /// Train on every row of --data and evaluate on this dataset version instead.
+    #[arg(long, value_name = "NAME@VERSION")]
+    test_data: Option<String>,
     /// Seed of the split.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -711,6 +714,7 @@ async fn train_command(cmd: TrainCmd) -> Result<()> {
         params: cmd.params,
         split: cmd.split,
         cv: cmd.cv,
+        test_data: cmd.test_data,
         seed: cmd.seed,
         experiment: cmd.experiment,
         run_name: cmd.run_name,

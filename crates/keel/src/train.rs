@@ -29,6 +29,7 @@ pub struct TrainArgs {
     pub params: Vec<String>,
     pub split: Option<f64>,
     pub cv: Option<usize>,
+    pub test_data: Option<String>,
     pub seed: u64,
     pub experiment: String,
     pub run_name: Option<String>,
@@ -148,6 +149,8 @@ fn created_now() -> String {
 struct Job {
     version: keel_core::data::DataVersion,
     label: String,
+    /// `--test-data`: its version, label and rows.
+    test: Option<(keel_core::data::DataVersion, String, Arc<Columns>)>,
     table: Arc<Columns>,
     algo: &'static Algorithm,
     task: Option<Task>,
@@ -167,6 +170,7 @@ impl Job {
             self.args.features.clone(),
             self.args.drop.clone(),
         );
+        let test = self.test.as_ref().map(|t| t.2.clone());
         tokio::task::spawn_blocking(move || {
             train(
                 &table,
@@ -179,6 +183,7 @@ impl Job {
                     seed,
                     features,
                     drop,
+                    test: test.as_deref(),
                 },
             )
         })
@@ -225,6 +230,10 @@ impl Job {
         match self.holdout {
             Holdout::Split(s) => run_params.push(("split".into(), s.to_string())),
             Holdout::Folds(k) => run_params.push(("cv".into(), k.to_string())),
+            Holdout::Data => {}
+        }
+        if let Some((_, label, _)) = &self.test {
+            run_params.push(("test_data".into(), label.clone()));
         }
         let mut tags = self.lineage.clone();
         if let Some(p) = parent {
@@ -239,6 +248,11 @@ impl Job {
             tracking
                 .log_dataset(&run, dataset(&self.version, trained)?, "training")
                 .await?;
+            if let Some((version, _, _)) = &self.test {
+                tracking
+                    .log_dataset(&run, dataset(version, trained)?, "evaluation")
+                    .await?;
+            }
             for entry in std::fs::read_dir(&model_dir).context("model directory")? {
                 let entry = entry?;
                 let file = entry.file_name().to_string_lossy().into_owned();
@@ -299,22 +313,23 @@ async fn prepare(store: &Store, a: TrainArgs) -> Result<Job> {
         Some("regression") => Some(Task::Regression),
         Some(other) => bail!("--task '{other}': use classification or regression"),
     };
-    let holdout = match (a.split, a.cv) {
-        (Some(_), Some(_)) => bail!("give --split or --cv, not both"),
-        (_, Some(k)) => Holdout::Folds(k),
-        (Some(s), None) => Holdout::Split(s),
-        (None, None) => Holdout::Split(0.8),
+    let holdout = match (a.split, a.cv, &a.test_data) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            bail!("give one of --split, --cv and --test-data")
+        }
+        (_, Some(k), _) => Holdout::Folds(k),
+        (Some(s), None, _) => Holdout::Split(s),
+        (None, None, Some(_)) => Holdout::Data,
+        (None, None, None) => Holdout::Split(0.8),
     };
-    let (version, _) = store.version(&DataRef::parse(&a.data)?).await?;
-    let label = format!("{}@{}", version.name, version.version);
-    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let files = materialise(store, &version, &scratch.path().join("data")).await?;
-    let table = tokio::task::spawn_blocking(move || {
-        let paths: Vec<&Path> = files.files.iter().map(|(_, p)| p.as_path()).collect();
-        keel_data::columns::load_columns(files.format, &paths)
-    })
-    .await
-    .context("reading task failed")??;
+    let (version, label, table) = load(store, &a.data).await?;
+    let test = match &a.test_data {
+        Some(r) => {
+            let (v, l, t) = load(store, r).await?;
+            Some((v, l, Arc::new(t)))
+        }
+        None => None,
+    };
     let mut lineage = vec![
         Tag {
             key: "keel.dataset".into(),
@@ -334,6 +349,7 @@ async fn prepare(store: &Store, a: TrainArgs) -> Result<Job> {
     Ok(Job {
         version,
         label,
+        test,
         table: Arc::new(table),
         algo,
         task,
@@ -341,6 +357,24 @@ async fn prepare(store: &Store, a: TrainArgs) -> Result<Job> {
         args: a,
         lineage,
     })
+}
+
+/// A dataset version, its label (`NAME@VERSION`) and its rows.
+async fn load(
+    store: &Store,
+    reference: &str,
+) -> Result<(keel_core::data::DataVersion, String, Columns)> {
+    let (version, _) = store.version(&DataRef::parse(reference)?).await?;
+    let label = format!("{}@{}", version.name, version.version);
+    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let files = materialise(store, &version, &scratch.path().join("data")).await?;
+    let table = tokio::task::spawn_blocking(move || {
+        let paths: Vec<&Path> = files.files.iter().map(|(_, p)| p.as_path()).collect();
+        keel_data::columns::load_columns(files.format, &paths)
+    })
+    .await
+    .context("reading task failed")??;
+    Ok((version, label, table))
 }
 
 /// `keel train`.
@@ -399,6 +433,10 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
         match job.holdout {
             Holdout::Split(s) => format!("trained on {}%, held-out metrics", (s * 100.0).round()),
             Holdout::Folds(k) => format!("{k}-fold cross-validation, mean ± std"),
+            Holdout::Data => format!(
+                "metrics on {}",
+                job.test.as_ref().map_or("the test data", |t| t.1.as_str())
+            ),
         }
     );
     println!("{t}");

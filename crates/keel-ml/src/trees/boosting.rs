@@ -9,6 +9,8 @@
 //! the loss `n_iter_no_change` iterations earlier. The loss per iteration (training and, when
 //! held back, validation) is returned for logging.
 
+use rayon::prelude::*;
+
 use super::bins::Binned;
 use super::forest::Labels;
 use super::grow::{GrowSpec, Stats, grow};
@@ -17,6 +19,9 @@ use crate::error::Result;
 use crate::matrix::Matrix;
 use crate::rng::Rng;
 use crate::split::train_test;
+
+/// Rows per parallel chunk of loss and gradient work.
+const CHUNK: usize = 8192;
 
 /// What to boost.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,8 +99,20 @@ impl Loss<'_> {
     /// Mean loss of raw outputs `raw` (`outputs()` per row) on `rows`.
     fn mean(&self, rows: &[usize], raw: &[f64]) -> f64 {
         let k = self.outputs();
-        let total: f64 = rows
-            .iter()
+        // Summed in fixed chunks (in parallel), then in order: the same total on any number
+        // of threads.
+        let chunks: Vec<f64> = rows
+            .par_chunks(CHUNK)
+            .zip(raw.par_chunks(CHUNK * k))
+            .map(|(rows, raw)| self.total(rows, raw))
+            .collect();
+        chunks.iter().sum::<f64>() / rows.len().max(1) as f64
+    }
+
+    /// Summed loss of `raw` on `rows`.
+    fn total(&self, rows: &[usize], raw: &[f64]) -> f64 {
+        let k = self.outputs();
+        rows.iter()
             .enumerate()
             .map(|(i, &r)| {
                 let s = &raw[i * k..(i + 1) * k];
@@ -112,12 +129,27 @@ impl Loss<'_> {
                     }
                 }
             })
-            .sum();
-        total / rows.len().max(1) as f64
+            .sum()
     }
 
     /// Gradients and hessians of output `c` on `rows`.
     fn gradients(&self, rows: &[usize], raw: &[f64], c: usize, grad: &mut [f64], hess: &mut [f64]) {
+        let k = self.outputs();
+        rows.par_chunks(CHUNK)
+            .zip(raw.par_chunks(CHUNK * k))
+            .zip(grad.par_chunks_mut(CHUNK).zip(hess.par_chunks_mut(CHUNK)))
+            .for_each(|((rows, raw), (grad, hess))| self.gradients_of(rows, raw, c, grad, hess));
+    }
+
+    /// [`Loss::gradients`] of one chunk.
+    fn gradients_of(
+        &self,
+        rows: &[usize],
+        raw: &[f64],
+        c: usize,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) {
         let k = self.outputs();
         for (i, &r) in rows.iter().enumerate() {
             let s = &raw[i * k..(i + 1) * k];
@@ -221,9 +253,14 @@ pub fn fit_boosting(x: &Matrix, labels: Labels, spec: &BoostSpec) -> Result<(Tre
                     output: c,
                     nodes: grown.nodes,
                 };
-                for i in 0..x_val.rows {
-                    raw_val[i * k + c] += tree.leaf(x_val.row(i))[0];
-                }
+                raw_val
+                    .par_chunks_mut(CHUNK * k)
+                    .enumerate()
+                    .for_each(|(chunk, out)| {
+                        for (j, o) in out.chunks_exact_mut(k).enumerate() {
+                            o[c] += tree.leaf(x_val.row(chunk * CHUNK + j))[0];
+                        }
+                    });
                 trees.push(tree);
                 gains.push(grown.gains);
             }

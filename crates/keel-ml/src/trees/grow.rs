@@ -19,6 +19,9 @@ use super::Node;
 use super::bins::Binned;
 use crate::rng::Rng;
 
+/// Rows a node needs for its histogram to be built on several threads.
+const PARALLEL_ROWS: usize = 8192;
+
 /// How far a tree grows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GrowSpec {
@@ -119,7 +122,7 @@ struct Grower<'a> {
     subtract: bool,
 }
 
-/// Grows one tree on `rows` (distinct row indices) of `binned`; `leaf` turns a leaf's sums
+/// Grows one tree on `rows` (distinct row indices, ascending) of `binned`; `leaf` turns a leaf's sums
 /// (gradients, hessian) into its value.
 pub fn grow(
     binned: &Binned,
@@ -156,12 +159,14 @@ pub fn grow(
     };
     if g.splittable(&root) {
         if g.subtract {
-            root.hist = Some(g.histogram(0, n));
+            root.hist = Some(g.histogram(0, n, Vec::new()));
         }
         root.best = g.best_split(&root, rng);
     }
     let mut open = vec![root];
     let mut closed: Vec<Open> = Vec::new();
+    // Histograms of nodes no longer split, to fill again.
+    let mut spare: Vec<Vec<f64>> = Vec::new();
     loop {
         let pick = open
             .iter()
@@ -218,7 +223,8 @@ pub fn grow(
         }
         if g.subtract && children.iter().any(|c| g.splittable(c)) {
             let small = usize::from(children[1].end - children[1].start < mid - parent.start);
-            let built = g.histogram(children[small].start, children[small].end);
+            let spare_buffer = spare.pop().unwrap_or_default();
+            let built = g.histogram(children[small].start, children[small].end, spare_buffer);
             let rest = match parent.hist.take() {
                 Some(mut h) => {
                     for (r, s) in h.iter_mut().zip(&built) {
@@ -226,16 +232,29 @@ pub fn grow(
                     }
                     h
                 }
-                None => g.histogram(children[1 - small].start, children[1 - small].end),
+                None => {
+                    let spare_buffer = spare.pop().unwrap_or_default();
+                    g.histogram(
+                        children[1 - small].start,
+                        children[1 - small].end,
+                        spare_buffer,
+                    )
+                }
             };
             children[small].hist = Some(built);
             children[1 - small].hist = Some(rest);
         }
-        for mut c in children {
-            if g.splittable(&c) {
-                c.best = g.best_split(&c, rng);
+        for c in &mut children {
+            if g.splittable(c) {
+                c.best = g.best_split(c, rng);
             }
-            c.hist = c.hist.filter(|_| c.best.is_some());
+        }
+        for mut c in children {
+            if c.best.is_none()
+                && let Some(h) = c.hist.take()
+            {
+                spare.push(h);
+            }
             if c.best.is_some() {
                 open.push(c);
             } else {
@@ -263,8 +282,8 @@ impl Grower<'_> {
         let mut s = vec![0.0; k + 2];
         for &r in &self.rows[start..end] {
             let r = r as usize;
-            for j in 0..k {
-                s[j] += self.stats.grad[r * k + j];
+            for (t, g) in s.iter_mut().zip(&self.stats.grad[r * k..(r + 1) * k]) {
+                *t += g;
             }
             s[k] += self.stats.hess[r];
         }
@@ -279,10 +298,21 @@ impl Grower<'_> {
             && n >= 2 * self.spec.min_samples_leaf.max(1)
     }
 
-    /// The histogram of every feature over `rows[start..end]`.
-    fn histogram(&self, start: usize, end: usize) -> Vec<f64> {
-        let mut hist = vec![0.0; self.layout.total * self.layout.stride];
+    /// The histogram of every feature over `rows[start..end]`, in `hist` (a used buffer of
+    /// the right size, or an empty one).
+    fn histogram(&self, start: usize, end: usize, mut hist: Vec<f64>) -> Vec<f64> {
+        hist.clear();
+        hist.resize(self.layout.total * self.layout.stride, 0.0);
         let rows = &self.rows[start..end];
+        // With one gradient, the rows' (gradient, hessian) pairs side by side, read once per
+        // feature in row order.
+        let ordered: Vec<[f64; 2]> = if self.stats.k == 1 {
+            rows.iter()
+                .map(|&r| [self.stats.grad[r as usize], self.stats.hess[r as usize]])
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut slices: Vec<(usize, &mut [f64])> = Vec::with_capacity(self.binned.features());
         let mut rest: &mut [f64] = &mut hist;
         for f in 0..self.binned.features() {
@@ -290,14 +320,44 @@ impl Grower<'_> {
             slices.push((f, mine));
             rest = tail;
         }
-        if self.spec.parallel && rows.len() >= 4096 {
-            slices
-                .into_par_iter()
-                .for_each(|(f, out)| self.fill(f, rows, out));
-        } else {
-            for (f, out) in slices {
+        let fill = |(f, out): (usize, &mut [f64])| {
+            if ordered.is_empty() {
                 self.fill(f, rows, out);
+            } else {
+                let codes = &self.binned.codes[f];
+                let out: &mut [[f64; 3]] = out.as_chunks_mut().0;
+                let mut add = |code: u8, gh: &[f64; 2]| {
+                    let bin = &mut out[usize::from(code)];
+                    bin[0] += gh[0];
+                    bin[1] += gh[1];
+                    bin[2] += 1.0;
+                };
+                if rows.len() == codes.len() {
+                    // Every row, in order: the codes as they lie.
+                    for (&code, gh) in codes.iter().zip(&ordered) {
+                        add(code, gh);
+                    }
+                } else {
+                    for (&r, gh) in rows.iter().zip(&ordered) {
+                        add(codes[r as usize], gh);
+                    }
+                }
             }
+        };
+        let threads = rayon::current_num_threads();
+        if self.spec.parallel && threads > 1 && rows.len() >= PARALLEL_ROWS {
+            // One group of features per thread: smaller nodes are not worth waking threads for.
+            let per = slices.len().div_ceil(threads);
+            let mut groups: Vec<Vec<(usize, &mut [f64])>> = Vec::new();
+            let mut it = slices.into_iter().peekable();
+            while it.peek().is_some() {
+                groups.push(it.by_ref().take(per).collect());
+            }
+            groups
+                .into_par_iter()
+                .for_each(|group| group.into_iter().for_each(fill));
+        } else {
+            slices.into_iter().for_each(fill);
         }
         hist
     }
@@ -379,6 +439,9 @@ impl Grower<'_> {
         let stride = self.layout.stride;
         let bins = hist.len() / stride;
         let min_leaf = self.spec.min_samples_leaf.max(1) as f64;
+        if k == 1 {
+            return self.best_in_one(f, hist, total, parent, min_leaf);
+        }
         let mut left = vec![0.0; stride];
         let mut right = vec![0.0; stride];
         let mut best: Option<(f64, usize)> = None;
@@ -410,6 +473,49 @@ impl Grower<'_> {
             feature: f,
             bin: bin as u8,
             left: best_left,
+        })
+    }
+
+    /// [`Grower::best_in`] for one gradient, on plain numbers.
+    fn best_in_one(
+        &self,
+        f: usize,
+        hist: &[f64],
+        total: &[f64],
+        parent: f64,
+        min_leaf: f64,
+    ) -> Option<Candidate> {
+        let (l2, min_hessian) = (self.spec.l2, self.spec.min_hessian);
+        let (gt, ht, ct) = (total[0], total[1], total[2]);
+        let (mut gl, mut hl, mut cl) = (0.0, 0.0, 0.0);
+        let mut best: Option<(f64, usize, [f64; 3])> = None;
+        for (b, bin) in hist.chunks_exact(3).enumerate().take(hist.len() / 3 - 1) {
+            if bin[2] == 0.0 {
+                continue;
+            }
+            gl += bin[0];
+            hl += bin[1];
+            cl += bin[2];
+            if cl < min_leaf || hl < min_hessian {
+                continue;
+            }
+            let (gr, hr, cr) = (gt - gl, ht - hl, ct - cl);
+            if cr < min_leaf {
+                break;
+            }
+            if hr < min_hessian || hl + l2 <= 0.0 || hr + l2 <= 0.0 {
+                continue;
+            }
+            let gain = gl * gl / (hl + l2) + gr * gr / (hr + l2) - parent;
+            if best.is_none_or(|(g, _, _)| gain > g) {
+                best = Some((gain, b, [gl, hl, cl]));
+            }
+        }
+        best.map(|(gain, bin, left)| Candidate {
+            gain,
+            feature: f,
+            bin: bin as u8,
+            left: left.to_vec(),
         })
     }
 
