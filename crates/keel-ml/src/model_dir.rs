@@ -1,8 +1,10 @@
 //! The keel model directory, laid out as an MLflow model so MLflow's tools read it:
 //!
 //! ```text
-//! MLmodel                      flavors (keel), signature, input example info (YAML, MLflow's keys)
+//! MLmodel                      flavors (keel; onnx and python_function when there is a
+//!                              model.onnx), signature, input example info (YAML, MLflow's keys)
 //! model.json                   the model: keel.model/v1, below
+//! model.onnx                   the same model as ONNX, for numeric inputs (see crate::onnx)
 //! input_example.json           a few training rows, pandas "split" orient
 //! serving_input_example.json   the same rows as a scoring request body (dataframe_split)
 //! ```
@@ -117,12 +119,27 @@ pub fn write(dir: &Path, model: &KeelModel, example: &Columns, created: &str) ->
         .collect();
     let outputs =
         vec![json!({"type": model.output_type(), "name": model.target, "required": true})];
+    let onnx = crate::onnx::export(model);
+    let mut flavors = json!({"keel": {
+        "format": MODEL_FORMAT,
+        "data": "model.json",
+        "keel_version": env!("CARGO_PKG_VERSION"),
+    }});
+    if onnx.is_some() {
+        flavors["onnx"] = json!({
+            "code": null,
+            "data": crate::onnx::ONNX_FILE,
+            "opset": crate::onnx::OPSET,
+            "ml_opset": crate::onnx::ML_OPSET,
+            "providers": ["CPUExecutionProvider"],
+        });
+        flavors["python_function"] = json!({
+            "loader_module": "mlflow.onnx",
+            "data": crate::onnx::ONNX_FILE,
+        });
+    }
     let mlmodel = json!({
-        "flavors": {"keel": {
-            "format": MODEL_FORMAT,
-            "data": "model.json",
-            "keel_version": env!("CARGO_PKG_VERSION"),
-        }},
+        "flavors": flavors,
         "model_uuid": uuid,
         "saved_input_example_info": {
             "artifact_path": "input_example.json",
@@ -167,7 +184,10 @@ pub fn write(dir: &Path, model: &KeelModel, example: &Columns, created: &str) ->
                 .map_err(|e| MlError::Invalid(e.to_string()))?,
         ),
     ];
-    for (name, bytes) in files {
+    for (name, bytes) in files
+        .into_iter()
+        .chain(onnx.map(|bytes| (crate::onnx::ONNX_FILE, bytes)))
+    {
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
     }

@@ -1,0 +1,406 @@
+//! The `onnx` flavor: keel writes its models as ONNX graphs itself, so a model also runs in
+//! onnxruntime (or any ONNX runtime with the `ai.onnx.ml` operators) anywhere.
+//!
+//! The graph takes one float tensor `input` `[N, F]`, the numeric input columns in the model's
+//! order, and applies the fitted pipeline (`Imputer`, then `Scaler` where the pipeline
+//! standardises) and the model: `MatMul` + `Add` for linear and logistic models, one
+//! `TreeEnsembleRegressor` (`ai.onnx.ml`) for trees, forests and boosting, whose raw outputs
+//! become predictions with standard operators (`Sigmoid`, `Softmax`, `ArgMax`, `Gather`).
+//! Outputs: `variable` `[N, 1]` for regression; for classification `label` `[N]` (the class
+//! name) and one `probability_<class>` `[N, 1]` per class, so every output has one value per
+//! row (as MLflow's `onnx` pyfunc turns outputs into columns).
+//!
+//! Trees compare `f32` inputs with `f32` thresholds, exactly as keel does; linear models
+//! compute in `f32` here and `f64` in keel. Models with text input columns have no ONNX form
+//! yet (their encoders would need string inputs per column).
+
+pub mod proto;
+
+use prost::Message;
+
+use crate::model_dir::KeelModel;
+use crate::pipeline::Step;
+use crate::train::Model;
+use crate::trees::{Aggregate, Link, Node, TreeModel};
+use proto::{
+    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
+    ValueInfoProto,
+};
+
+/// The file of the `onnx` flavor in a model directory.
+pub const ONNX_FILE: &str = "model.onnx";
+/// The graph's input.
+pub const INPUT: &str = "input";
+/// `ai.onnx` operator set used.
+pub const OPSET: i64 = 17;
+/// `ai.onnx.ml` operator set used.
+pub const ML_OPSET: i64 = 3;
+const ML: &str = "ai.onnx.ml";
+const FLOAT: i32 = 1;
+const STRING: i32 = 8;
+
+/// A graph under construction.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+}
+
+fn attr(name: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        r#type: 2,
+        i,
+        ..attr(name)
+    }
+}
+
+fn float(name: &str, f: f32) -> AttributeProto {
+    AttributeProto {
+        r#type: 1,
+        f,
+        ..attr(name)
+    }
+}
+
+fn text(name: &str, s: &str) -> AttributeProto {
+    AttributeProto {
+        r#type: 3,
+        s: s.as_bytes().to_vec(),
+        ..attr(name)
+    }
+}
+
+fn floats(name: &str, v: Vec<f32>) -> AttributeProto {
+    AttributeProto {
+        r#type: 6,
+        floats: v,
+        ..attr(name)
+    }
+}
+
+fn ints(name: &str, v: Vec<i64>) -> AttributeProto {
+    AttributeProto {
+        r#type: 7,
+        ints: v,
+        ..attr(name)
+    }
+}
+
+fn strings(name: &str, v: Vec<&str>) -> AttributeProto {
+    AttributeProto {
+        r#type: 8,
+        strings: v.into_iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..attr(name)
+    }
+}
+
+impl Graph {
+    fn node(
+        &mut self,
+        op: &str,
+        domain: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attribute: Vec<AttributeProto>,
+    ) {
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            name: format!("{op}_{}", self.nodes.len()),
+            op_type: op.into(),
+            domain: domain.into(),
+            attribute,
+        });
+    }
+
+    fn constant(&mut self, name: &str, dims: Vec<i64>, values: Vec<f32>) {
+        self.initializers.push(TensorProto {
+            dims,
+            data_type: FLOAT,
+            float_data: values,
+            name: name.into(),
+            ..Default::default()
+        });
+    }
+}
+
+fn value(name: &str, elem_type: i32, dims: &[Option<i64>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| match d {
+            Some(v) => Dimension {
+                dim_value: Some(*v),
+                dim_param: None,
+            },
+            None => Dimension {
+                dim_value: None,
+                dim_param: Some("N".into()),
+            },
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto {
+                elem_type,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+        }),
+    }
+}
+
+/// The ONNX model of `model`, or `None` when it has a text input column.
+pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
+    let mut fill = Vec::new();
+    let mut offset = Vec::new();
+    let mut scale = Vec::new();
+    for step in &model.pipeline.steps {
+        let Step::Numeric {
+            fill: f, scale: s, ..
+        } = step
+        else {
+            return None;
+        };
+        fill.push(*f as f32);
+        let (mean, std) = s.unwrap_or((0.0, 1.0));
+        offset.push(mean as f32);
+        scale.push((1.0 / std) as f32);
+    }
+    let n_features = fill.len();
+    let width = n_features as i64;
+    let mut g = Graph::default();
+    g.node(
+        "Imputer",
+        ML,
+        &[INPUT],
+        &["imputed"],
+        vec![
+            floats("imputed_value_floats", fill),
+            float("replaced_value_float", f32::NAN),
+        ],
+    );
+    let mut features = "imputed";
+    if offset.iter().any(|o| *o != 0.0) || scale.iter().any(|s| *s != 1.0) {
+        g.node(
+            "Scaler",
+            ML,
+            &["imputed"],
+            &["scaled"],
+            vec![floats("offset", offset), floats("scale", scale)],
+        );
+        features = "scaled";
+    }
+    let classification = model.task == "classification";
+    let raw = if classification { "raw" } else { "variable" };
+    let link = match &model.model {
+        Model::Linear(m) => {
+            let outputs = m.coef.len();
+            let mut w = vec![0.0f32; n_features * outputs];
+            for (o, row) in m.coef.iter().enumerate() {
+                for (f, c) in row.iter().enumerate() {
+                    w[f * outputs + o] = *c as f32;
+                }
+            }
+            g.constant("coef", vec![width, outputs as i64], w);
+            g.constant(
+                "intercept",
+                vec![outputs as i64],
+                m.intercept.iter().map(|b| *b as f32).collect(),
+            );
+            g.node("MatMul", "", &[features, "coef"], &["product"], vec![]);
+            g.node("Add", "", &["product", "intercept"], &[raw], vec![]);
+            if outputs == 1 {
+                Link::Logistic
+            } else {
+                Link::Softmax
+            }
+        }
+        Model::Trees(t) => {
+            g.node(
+                "TreeEnsembleRegressor",
+                ML,
+                &[features],
+                &[raw],
+                ensemble(t),
+            );
+            t.link
+        }
+    };
+    let mut outputs = Vec::new();
+    if classification {
+        match link {
+            Link::Identity => g.node("Identity", "", &[raw], &["probabilities"], vec![]),
+            Link::Softmax => g.node(
+                "Softmax",
+                "",
+                &[raw],
+                &["probabilities"],
+                vec![int("axis", 1)],
+            ),
+            Link::Logistic => {
+                g.constant("one", vec![], vec![1.0]);
+                g.node("Sigmoid", "", &[raw], &["p1"], vec![]);
+                g.node("Sub", "", &["one", "p1"], &["p0"], vec![]);
+                g.node(
+                    "Concat",
+                    "",
+                    &["p0", "p1"],
+                    &["probabilities"],
+                    vec![int("axis", 1)],
+                );
+            }
+        }
+        g.node(
+            "ArgMax",
+            "",
+            &["probabilities"],
+            &["label_index"],
+            vec![int("axis", 1), int("keepdims", 0)],
+        );
+        g.initializers.push(TensorProto {
+            dims: vec![model.classes.len() as i64],
+            data_type: STRING,
+            string_data: model
+                .classes
+                .iter()
+                .map(|c| c.as_bytes().to_vec())
+                .collect(),
+            name: "classes".into(),
+            ..Default::default()
+        });
+        g.node(
+            "Gather",
+            "",
+            &["classes", "label_index"],
+            &["label"],
+            vec![int("axis", 0)],
+        );
+        let names: Vec<String> = model
+            .classes
+            .iter()
+            .map(|c| format!("probability_{c}"))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        g.node("Split", "", &["probabilities"], &refs, vec![int("axis", 1)]);
+        outputs.push(value("label", STRING, &[None]));
+        outputs.extend(names.iter().map(|n| value(n, FLOAT, &[None, Some(1)])));
+    } else {
+        outputs.push(value(raw, FLOAT, &[None, Some(1)]));
+    }
+    let onnx = ModelProto {
+        ir_version: 8,
+        opset_import: vec![
+            OperatorSetIdProto {
+                domain: String::new(),
+                version: OPSET,
+            },
+            OperatorSetIdProto {
+                domain: ML.into(),
+                version: ML_OPSET,
+            },
+        ],
+        producer_name: "keel".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        domain: "keel".into(),
+        model_version: 1,
+        doc_string: format!("keel {} model of '{}'", model.task, model.target),
+        graph: Some(GraphProto {
+            node: g.nodes,
+            name: "keel".into(),
+            initializer: g.initializers,
+            doc_string: String::new(),
+            input: vec![value(INPUT, FLOAT, &[None, Some(width)])],
+            output: outputs,
+        }),
+        metadata_props: vec![
+            StringStringEntryProto {
+                key: "keel.format".into(),
+                value: model.format.clone(),
+            },
+            StringStringEntryProto {
+                key: "keel.inputs".into(),
+                value: model
+                    .inputs
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            },
+        ],
+    };
+    Some(onnx.encode_to_vec())
+}
+
+/// `TreeEnsembleRegressor` attributes for `t`: every node of every tree, every leaf value as
+/// a weight on its output.
+fn ensemble(t: &TreeModel) -> Vec<AttributeProto> {
+    let (mut tree_ids, mut node_ids, mut features, mut modes) = (vec![], vec![], vec![], vec![]);
+    let (mut thresholds, mut trues, mut falses) = (vec![], vec![], vec![]);
+    let (mut w_tree, mut w_node, mut w_target, mut weights) = (vec![], vec![], vec![], vec![]);
+    for (ti, tree) in t.trees.iter().enumerate() {
+        for (ni, node) in tree.nodes.iter().enumerate() {
+            tree_ids.push(ti as i64);
+            node_ids.push(ni as i64);
+            match node {
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    features.push(*feature as i64);
+                    modes.push("BRANCH_LEQ");
+                    thresholds.push(*threshold);
+                    trues.push(*left as i64);
+                    falses.push(*right as i64);
+                }
+                Node::Leaf { value } => {
+                    features.push(0);
+                    modes.push("LEAF");
+                    thresholds.push(0.0);
+                    trues.push(0);
+                    falses.push(0);
+                    for (j, v) in value.iter().enumerate() {
+                        w_tree.push(ti as i64);
+                        w_node.push(ni as i64);
+                        w_target.push((tree.output + j) as i64);
+                        weights.push(*v as f32);
+                    }
+                }
+            }
+        }
+    }
+    let missing = vec![0; tree_ids.len()];
+    vec![
+        int("n_targets", t.outputs as i64),
+        text(
+            "aggregate_function",
+            match t.aggregate {
+                Aggregate::Sum => "SUM",
+                Aggregate::Average => "AVERAGE",
+            },
+        ),
+        floats("base_values", t.base.iter().map(|b| *b as f32).collect()),
+        text("post_transform", "NONE"),
+        ints("nodes_treeids", tree_ids),
+        ints("nodes_nodeids", node_ids),
+        ints("nodes_featureids", features),
+        strings("nodes_modes", modes),
+        floats("nodes_values", thresholds),
+        ints("nodes_truenodeids", trues),
+        ints("nodes_falsenodeids", falses),
+        ints("nodes_missing_value_tracks_true", missing),
+        ints("target_treeids", w_tree),
+        ints("target_nodeids", w_node),
+        ints("target_ids", w_target),
+        floats("target_weights", weights),
+    ]
+}
