@@ -115,6 +115,82 @@ fn train_records_a_run_in_the_embedded_store() {
 }
 
 #[test]
+fn trees_train_on_one_version_and_are_scored_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    add_shop(d, &[]);
+    std::fs::write(d.join("holdout.csv"), shop()).unwrap();
+    json(d, &["data", "add", "holdout.csv"]);
+    for algo in ["decision_tree", "random_forest", "gradient_boosting"] {
+        let out = json(
+            d,
+            &[
+                "train",
+                "--data",
+                "shop@1",
+                "--test-data",
+                "holdout@1",
+                "--target",
+                "label",
+                "--algo",
+                algo,
+                "--features",
+                "x1,x2",
+                "--param",
+                "max_depth=6",
+            ],
+        );
+        assert!(
+            out["metrics"]["roc_auc"].as_f64().unwrap() > 0.95,
+            "{algo}: {out}"
+        );
+        assert!(
+            out["metrics"]["fit_seconds"].as_f64().unwrap() > 0.0,
+            "{out}"
+        );
+        assert_eq!(
+            out["metrics"]["n_iter"].is_number(),
+            algo == "gradient_boosting"
+        );
+        let run = out["run_id"].as_str().unwrap();
+        let model = d.join(format!("keel-data/artifacts/0/{run}/artifacts/model"));
+        // Numeric inputs only: the model is also ONNX.
+        assert!(model.join("model.onnx").is_file(), "{algo}: no model.onnx");
+        let mlmodel = std::fs::read_to_string(model.join("MLmodel")).unwrap();
+        assert!(mlmodel.contains("loader_module: mlflow.onnx"), "{mlmodel}");
+        // The test version is an input of the run.
+        let shown = json(d, &["data", "show", "holdout@1"]);
+        let used: Vec<&str> = shown["used_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|u| u["run_id"].as_str())
+            .collect();
+        assert!(used.contains(&run), "{shown}");
+    }
+    let (code, _, err) = keel_status(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--test-data",
+            "holdout",
+            "--split",
+            "0.7",
+            "--target",
+            "label",
+            "--algo",
+            "random_forest",
+        ],
+    );
+    assert_eq!(
+        (code, err.trim()),
+        (2, "error: give one of --split, --cv and --test-data")
+    );
+}
+
+#[test]
 fn bad_training_requests_are_one_line_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
