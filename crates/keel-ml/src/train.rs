@@ -193,12 +193,7 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         ));
     }
     // Rows with a target; everything below indexes into them.
-    let kept: Vec<usize> = (0..table.rows())
-        .filter(|&i| match target {
-            Values::Text(v) => v[i].is_some(),
-            Values::Numbers(v) => v[i].is_some_and(|x| !x.is_nan()),
-        })
-        .collect();
+    let kept = with_target(target);
     let missing_target = table.rows() - kept.len();
     let (y, classes) = encode_target(req.target, target, &kept, task)?;
     for name in req.features.iter().flatten().chain(&req.drop) {
@@ -292,6 +287,16 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
     })
 }
 
+/// The rows whose target is present (not missing, not NaN).
+fn with_target(target: &Values) -> Vec<usize> {
+    match target {
+        Values::Text(v) => (0..v.len()).filter(|&i| v[i].is_some()).collect(),
+        Values::Numbers(v) => (0..v.len())
+            .filter(|&i| v[i].is_some_and(|x| !x.is_nan()))
+            .collect(),
+    }
+}
+
 /// Evaluates on every row of `test` that has a target; its classes must be known ones.
 fn evaluate_table(
     pipeline: &Pipeline,
@@ -307,12 +312,7 @@ fn evaluate_table(
             req.target
         ));
     };
-    let kept: Vec<usize> = (0..test.rows())
-        .filter(|&i| match target {
-            Values::Text(v) => v[i].is_some(),
-            Values::Numbers(v) => v[i].is_some_and(|x| !x.is_nan()),
-        })
-        .collect();
+    let kept = with_target(target);
     if kept.is_empty() {
         return invalid(format!(
             "the test data has no row with a target '{}'",
