@@ -42,6 +42,49 @@ pub fn fit_least_squares(x: &Matrix, y: &[f64]) -> Result<LinearModel> {
     })
 }
 
+/// Ridge regression, scikit-learn's `Ridge`: minimises `|y - Xw - b|^2 + alpha |w|^2` with
+/// the intercept `b` not penalised. Solved as least squares (linfa-linear) on the centred data
+/// stacked over `sqrt(alpha) I`, whose normal equations are exactly ridge's.
+pub fn fit_ridge(x: &Matrix, y: &[f64], alpha: f64) -> Result<LinearModel> {
+    let (n, f) = (x.rows, x.cols);
+    if n == 0 {
+        return Err(MlError::Invalid("ridge_regression: no rows to fit".into()));
+    }
+    let mut means = vec![0.0; f];
+    for i in 0..n {
+        for (m, v) in means.iter_mut().zip(x.row(i)) {
+            *m += v;
+        }
+    }
+    means.iter_mut().for_each(|m| *m /= n as f64);
+    let y_mean = y.iter().sum::<f64>() / n as f64;
+    let mut data = Vec::with_capacity((n + f) * f);
+    for i in 0..n {
+        data.extend(x.row(i).iter().zip(&means).map(|(v, m)| v - m));
+    }
+    let root = alpha.sqrt();
+    for j in 0..f {
+        data.extend((0..f).map(|k| if k == j { root } else { 0.0 }));
+    }
+    let stacked = Array2::from_shape_vec((n + f, f), data)
+        .map_err(|e| MlError::Invalid(format!("feature matrix: {e}")))?;
+    let targets: Array1<f64> = y
+        .iter()
+        .map(|v| v - y_mean)
+        .chain(std::iter::repeat_n(0.0, f))
+        .collect();
+    let fitted = linfa_linear::LinearRegression::new()
+        .with_intercept(false)
+        .fit(&Dataset::new(stacked, targets))
+        .map_err(|e| MlError::Invalid(format!("ridge_regression: {e}")))?;
+    let coef = fitted.params().to_vec();
+    let intercept = y_mean - coef.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>();
+    Ok(LinearModel {
+        coef: vec![coef],
+        intercept: vec![intercept],
+    })
+}
+
 /// L2-regularised logistic regression on classes `0..n_classes` (scikit-learn's `C`,
 /// `max_iter` and `tol`).
 pub fn fit_logistic(
@@ -167,6 +210,43 @@ mod tests {
         assert!((m.intercept[0] - 5.0).abs() < 1e-8);
         let p = m.predict_values(&x);
         assert!((p[7] - y[7]).abs() < 1e-8);
+    }
+
+    #[test]
+    fn ridge_solves_its_normal_equations() {
+        let mut rng = Rng::new(3);
+        let (n, f) = (300, 3);
+        let x = Matrix {
+            rows: n,
+            cols: f,
+            data: normals(&mut rng, n * f),
+        };
+        let noise = normals(&mut rng, n);
+        let y: Vec<f64> = (0..n)
+            .map(|i| 2.0 * x.row(i)[0] - x.row(i)[1] + 4.0 + noise[i])
+            .collect();
+        // No penalty: least squares.
+        let ols = fit_least_squares(&x, &y).unwrap();
+        let zero = fit_ridge(&x, &y, 0.0).unwrap();
+        for (a, b) in ols.coef[0].iter().zip(&zero.coef[0]) {
+            assert!((a - b).abs() < 1e-9);
+        }
+        assert!((ols.intercept[0] - zero.intercept[0]).abs() < 1e-9);
+        // With alpha = 50: the gradient of |y - Xw - b|^2 + alpha |w|^2 vanishes.
+        let alpha = 50.0;
+        let m = fit_ridge(&x, &y, alpha).unwrap();
+        let residual: Vec<f64> = (0..n).map(|i| y[i] - m.predict_values(&x)[i]).collect();
+        assert!(
+            residual.iter().sum::<f64>().abs() < 1e-8,
+            "intercept not free"
+        );
+        for j in 0..f {
+            let g = -2.0 * (0..n).map(|i| x.row(i)[j] * residual[i]).sum::<f64>()
+                + 2.0 * alpha * m.coef[0][j];
+            assert!(g.abs() < 1e-7, "feature {j}: gradient {g}");
+        }
+        // And the coefficients shrink.
+        assert!(m.coef[0][0] < ols.coef[0][0] && m.coef[0][0] > 1.5, "{m:?}");
     }
 
     #[test]

@@ -83,6 +83,23 @@ pub const ALGORITHMS: &[Algorithm] = &[
         help: "ordinary least squares with an intercept (linfa-linear)",
     },
     Algorithm {
+        name: "ridge_regression",
+        tasks: &[Task::Regression],
+        params: &[Param {
+            name: "alpha",
+            kind: Kind::Float {
+                min: 0.0,
+                inclusive: true,
+                max: f64::INFINITY,
+            },
+            default: 1.0,
+            words: &[],
+            help: "L2 regularisation strength on the standardised features; 0 is least squares",
+        }],
+        help: "least squares with an L2 penalty on the coefficients, scikit-learn's Ridge, \
+               on standardised features (linfa-linear on the augmented system)",
+    },
+    Algorithm {
         name: "logistic_regression",
         tasks: &[Task::Classification],
         params: &[

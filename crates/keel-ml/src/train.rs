@@ -13,7 +13,7 @@ use keel_stats::{ClassificationMetrics, RegressionMetrics};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
-use crate::linear::{LinearModel, fit_least_squares, fit_logistic};
+use crate::linear::{LinearModel, fit_least_squares, fit_logistic, fit_ridge};
 use crate::matrix::Matrix;
 use crate::params::{Algorithm, Params, Task};
 use crate::pipeline::{Encoding, Pipeline, PipelineSpec};
@@ -422,7 +422,7 @@ fn pipeline_spec(algorithm: &str) -> PipelineSpec {
         },
         name => PipelineSpec {
             encoding: Encoding::OneHot,
-            scale: name == "logistic_regression",
+            scale: matches!(name, "logistic_regression" | "ridge_regression"),
         },
     }
 }
@@ -468,6 +468,7 @@ fn fit(
     };
     let model = match (req.algorithm.name, labels) {
         ("linear_regression", Labels::Values(v)) => Model::Linear(fit_least_squares(x, v)?),
+        ("ridge_regression", Labels::Values(v)) => Model::Linear(fit_ridge(x, v, p.get("alpha"))?),
         ("logistic_regression", Labels::Classes { y, n }) => Model::Linear(fit_logistic(
             x,
             y,
