@@ -103,10 +103,31 @@ fn io(path: &Path, e: std::io::Error) -> MlError {
     MlError::Invalid(format!("{}: {e}", path.display()))
 }
 
+/// When and where a model directory was logged, as its MLmodel records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp<'a> {
+    /// Creation time, `YYYY-MM-DD HH:MM:SS.ffffff` in UTC.
+    pub created: &'a str,
+    /// The run that trained it.
+    pub run_id: Option<&'a str>,
+    /// Its logged model id (`m-...`).
+    pub model_id: Option<&'a str>,
+}
+
+impl<'a> Stamp<'a> {
+    /// Created at `created`, not logged anywhere.
+    pub fn at(created: &'a str) -> Self {
+        Stamp {
+            created,
+            run_id: None,
+            model_id: None,
+        }
+    }
+}
+
 /// Writes the model directory `dir` (created if needed), with up to [`EXAMPLE_ROWS`] rows of
-/// `example` as the input example and `created` (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC) as its
-/// creation time.
-pub fn write(dir: &Path, model: &KeelModel, example: &Columns, created: &str) -> Result<()> {
+/// `example` as the input example and `stamp`'s creation time, run and logged model id.
+pub fn write(dir: &Path, model: &KeelModel, example: &Columns, stamp: &Stamp) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let body = serde_json::to_vec_pretty(model)
         .map_err(|e| MlError::Invalid(format!("model.json: {e}")))?;
@@ -138,7 +159,8 @@ pub fn write(dir: &Path, model: &KeelModel, example: &Columns, created: &str) ->
             "data": crate::onnx::ONNX_FILE,
         });
     }
-    let mlmodel = json!({
+    let mut mlmodel = json!({
+        "artifact_path": "model",
         "flavors": flavors,
         "model_uuid": uuid,
         "saved_input_example_info": {
@@ -152,8 +174,13 @@ pub fn write(dir: &Path, model: &KeelModel, example: &Columns, created: &str) ->
             "outputs": signature(outputs),
             "params": null,
         },
-        "utc_time_created": created,
+        "utc_time_created": stamp.created,
     });
+    for (key, value) in [("run_id", stamp.run_id), ("model_id", stamp.model_id)] {
+        if let Some(v) = value {
+            mlmodel[key] = json!(v);
+        }
+    }
     let yaml =
         serde_norway::to_string(&mlmodel).map_err(|e| MlError::Invalid(format!("MLmodel: {e}")))?;
     let rows = example.rows().min(EXAMPLE_ROWS);

@@ -3,7 +3,7 @@
 //! `scripts/test`, pointing at a Python with mlflow).
 
 use keel_data::columns::{Columns, Values};
-use keel_ml::model_dir::{KeelModel, read, write};
+use keel_ml::model_dir::{KeelModel, Stamp, read, write};
 use keel_ml::params::algorithm;
 use keel_ml::train::{Holdout, TrainRequest, train};
 
@@ -57,8 +57,14 @@ fn model_directories_round_trip_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let model = trained(&t);
-    write(&a, &model, &t, "2026-11-30 00:00:00.000000").unwrap();
-    write(&b, &trained(&t), &t, "2026-11-30 00:00:01.000000").unwrap();
+    write(&a, &model, &t, &Stamp::at("2026-11-30 00:00:00.000000")).unwrap();
+    write(
+        &b,
+        &trained(&t),
+        &t,
+        &Stamp::at("2026-11-30 00:00:01.000000"),
+    )
+    .unwrap();
     assert_eq!(read(&a).unwrap(), model);
     assert_eq!(model.classes, ["big", "small"]);
     assert_eq!(
@@ -86,7 +92,13 @@ fn mlflow_reads_the_signature_and_input_example() {
     };
     let t = table();
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), &trained(&t), &t, "2026-11-30 00:00:00.000000").unwrap();
+    write(
+        dir.path(),
+        &trained(&t),
+        &t,
+        &Stamp::at("2026-11-30 00:00:00.000000"),
+    )
+    .unwrap();
     let script = r#"
 import json, sys
 import mlflow

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use keel_data::columns::{Columns, Values};
-use keel_ml::model_dir::{KeelModel, write};
+use keel_ml::model_dir::{KeelModel, Stamp, write};
 use keel_ml::params::algorithm;
 use keel_ml::rng::Rng;
 use keel_ml::train::{Holdout, TrainRequest, train};
@@ -83,7 +83,7 @@ fn fit(t: &Columns, target: &str, algo: &str, params: &[&str]) -> KeelModel {
 
 /// Writes `model`'s directory with `expected.json`: input rows and keel's outputs on them.
 fn write_case(dir: &Path, model: &KeelModel, t: &Columns) {
-    write(dir, model, t, "2026-11-30 00:00:00.000000").unwrap();
+    write(dir, model, t, &Stamp::at("2026-11-30 00:00:00.000000")).unwrap();
     let rows: Vec<usize> = (0..t.rows()).step_by(3).collect();
     let x = model.pipeline.transform(t, &rows).unwrap();
     let inputs: Vec<Vec<Option<f64>>> = rows
@@ -201,7 +201,7 @@ fn models_with_text_inputs_have_no_onnx_flavor() {
         dir.path(),
         &fit(&t, "binary", "logistic_regression", &[]),
         &t,
-        "2026-11-30 00:00:00.000000",
+        &Stamp::at("2026-11-30 00:00:00.000000"),
     )
     .unwrap();
     assert!(!dir.path().join("model.onnx").exists());

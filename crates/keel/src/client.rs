@@ -123,10 +123,24 @@ impl Client {
 
     /// `POST /api/2.0/mlflow/{endpoint}` with a JSON body.
     pub async fn post<T: DeserializeOwned>(&self, endpoint: &str, body: &Value) -> Result<T> {
+        self.send(reqwest::Method::POST, endpoint, body).await
+    }
+
+    /// `PATCH /api/2.0/mlflow/{endpoint}` with a JSON body.
+    pub async fn patch<T: DeserializeOwned>(&self, endpoint: &str, body: &Value) -> Result<T> {
+        self.send(reqwest::Method::PATCH, endpoint, body).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        endpoint: &str,
+        body: &Value,
+    ) -> Result<T> {
         let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base);
         let resp = self
             .http
-            .post(&url)
+            .request(method, &url)
             .json(body)
             .send()
             .await

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use keel_core::entities::{Dataset, DatasetInput, Metric, Param, RunStatus, Tag};
-use keel_core::store::{CreateModelVersion, CreateRun};
+use keel_core::entities::{
+    Dataset, DatasetInput, LoggedModelStatus, Metric, ModelOutput, Param, RunStatus, Tag,
+};
+use keel_core::store::{CreateLoggedModel, CreateModelVersion, CreateRun};
 use keel_core::{ArtifactPath, ArtifactStore, MetadataStore};
 use serde_json::{Value, json};
 
@@ -19,9 +21,15 @@ pub struct RunRef {
     pub run_id: String,
     /// Experiment id.
     pub experiment_id: String,
-    /// Its artifact URI (`mlflow-artifacts:/<experiment>/<run>/artifacts`).
-    pub artifact_uri: String,
     /// Where its artifacts go, as a store path (`<experiment>/<run>/artifacts`).
+    artifact_path: String,
+}
+
+/// A logged model (MLflow 3) being recorded: its files live under its own artifact location.
+pub struct ModelRef {
+    /// Its id (`m-...`).
+    pub model_id: String,
+    /// Where its files go, as a store path (`<experiment>/models/<id>/artifacts`).
     artifact_path: String,
 }
 
@@ -87,7 +95,6 @@ impl Tracking<'_> {
                     run_id: run.info.run_id.clone(),
                     experiment_id,
                     artifact_path: store_path(&run.info.artifact_uri)?,
-                    artifact_uri: run.info.artifact_uri.clone(),
                 })
             }
             Tracking::Remote(client) => {
@@ -123,26 +130,23 @@ impl Tracking<'_> {
                     )
                     .await?;
                 let info = &v["run"]["info"];
-                let artifact_uri = info["artifact_uri"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
                 Ok(RunRef {
                     run_id: info["run_id"].as_str().unwrap_or_default().to_string(),
                     experiment_id,
-                    artifact_path: store_path(&artifact_uri)?,
-                    artifact_uri,
+                    artifact_path: store_path(info["artifact_uri"].as_str().unwrap_or_default())?,
                 })
             }
         }
     }
 
-    /// Logs params and metrics (`(key, value, step)`), in batches within MLflow's limits.
+    /// Logs params and metrics (`(key, value, step)`), in batches within MLflow's limits; the
+    /// metrics are linked to the logged model `model` when given.
     pub async fn log(
         &self,
         run: &RunRef,
         params: Vec<(String, String)>,
         metrics: Vec<(String, f64, i64)>,
+        model: Option<&ModelRef>,
     ) -> Result<()> {
         let ts = now_ms();
         let params: Vec<Param> = params
@@ -159,7 +163,7 @@ impl Tracking<'_> {
                 run_id: None,
                 dataset_name: None,
                 dataset_digest: None,
-                model_id: None,
+                model_id: model.map(|m| m.model_id.clone()),
             })
             .collect();
         for p in params.chunks(MAX_PARAMS) {
@@ -213,9 +217,18 @@ impl Tracking<'_> {
         }
     }
 
-    /// Stores `bytes` as the run's artifact `rel` (`model/MLmodel`).
+    /// Stores `bytes` as the run's artifact `rel` (`charts/roc.svg`).
     pub async fn upload(&self, run: &RunRef, rel: &str, bytes: Vec<u8>) -> Result<()> {
-        let path = format!("{}/{rel}", run.artifact_path);
+        self.put(&run.artifact_path, rel, bytes).await
+    }
+
+    /// Stores `bytes` as the logged model's file `rel` (`MLmodel`).
+    pub async fn upload_model(&self, model: &ModelRef, rel: &str, bytes: Vec<u8>) -> Result<()> {
+        self.put(&model.artifact_path, rel, bytes).await
+    }
+
+    async fn put(&self, base: &str, rel: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = format!("{base}/{rel}");
         match self {
             Tracking::Local { artifacts, .. } => {
                 let p = ArtifactPath::parse(&path)?;
@@ -236,11 +249,108 @@ impl Tracking<'_> {
         }
     }
 
-    /// Registers the run's `model/` artifacts as a new version of the registered model `name`
-    /// (created when missing), with `tags`; returns the version.
-    pub async fn register(&self, name: &str, run: &RunRef, tags: Vec<Tag>) -> Result<String> {
-        let source = format!("{}/model", run.artifact_uri);
+    /// Creates the logged model `name` of `run` (pending until [`Tracking::finish_model`]),
+    /// with the run's params and `tags`.
+    pub async fn create_model(
+        &self,
+        run: &RunRef,
+        name: &str,
+        model_type: &str,
+        params: &[(String, String)],
+        tags: Vec<Tag>,
+    ) -> Result<ModelRef> {
+        let params: Vec<Param> = params
+            .iter()
+            .map(|(key, value)| Param {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        let (model_id, location) = match self {
+            Tracking::Local { meta, .. } => {
+                let m = meta
+                    .create_logged_model(CreateLoggedModel {
+                        experiment_id: run.experiment_id.clone(),
+                        name: Some(name.to_string()),
+                        model_type: model_type.to_string(),
+                        source_run_id: run.run_id.clone(),
+                        params,
+                        tags,
+                    })
+                    .await?;
+                (m.info.model_id, m.info.artifact_uri)
+            }
+            Tracking::Remote(client) => {
+                let v: Value = client
+                    .post(
+                        "logged-models",
+                        &json!({"experiment_id": run.experiment_id, "name": name,
+                            "model_type": model_type, "source_run_id": run.run_id,
+                            "params": params, "tags": tags}),
+                    )
+                    .await?;
+                let info = &v["model"]["info"];
+                (
+                    info["model_id"].as_str().unwrap_or_default().to_string(),
+                    info["artifact_uri"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            }
+        };
+        Ok(ModelRef {
+            model_id,
+            artifact_path: store_path(&location)?,
+        })
+    }
+
+    /// Marks the logged model ready (or failed to upload) and records it as the run's output.
+    pub async fn finish_model(&self, run: &RunRef, model: &ModelRef, ok: bool) -> Result<()> {
+        let status = if ok {
+            LoggedModelStatus::Ready
+        } else {
+            LoggedModelStatus::UploadFailed
+        };
+        let output = ModelOutput {
+            model_id: model.model_id.clone(),
+            step: 0,
+        };
         match self {
+            Tracking::Local { meta, .. } => {
+                meta.finalize_logged_model(&model.model_id, status).await?;
+                meta.log_outputs(&run.run_id, vec![output]).await?;
+            }
+            Tracking::Remote(client) => {
+                let _: Value = client
+                    .patch(
+                        &format!("logged-models/{}", model.model_id),
+                        &json!({"model_id": model.model_id, "status": status.as_str()}),
+                    )
+                    .await?;
+                let _: Value = client
+                    .post(
+                        "runs/outputs",
+                        &json!({"run_id": run.run_id, "models": [output]}),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers the logged model `model` of `run` as a new version of the registered model
+    /// `name` (created when missing), with `tags`, and lists the version in the logged model's
+    /// `mlflow.modelVersions` tag, as MLflow's `register_model` does; returns the version.
+    pub async fn register(
+        &self,
+        name: &str,
+        run: &RunRef,
+        model: &ModelRef,
+        tags: Vec<Tag>,
+    ) -> Result<String> {
+        let source = format!("models:/{}", model.model_id);
+        let version = match self {
             Tracking::Local { meta, .. } => {
                 if let Err(e) = meta.get_registered_model(name).await {
                     if e.code != keel_core::ErrorCode::ResourceDoesNotExist {
@@ -248,18 +358,17 @@ impl Tracking<'_> {
                     }
                     meta.create_registered_model(name, Vec::new(), "").await?;
                 }
-                let v = meta
-                    .create_model_version(CreateModelVersion {
-                        name: name.to_string(),
-                        source,
-                        run_id: run.run_id.clone(),
-                        run_link: String::new(),
-                        description: String::new(),
-                        model_id: String::new(),
-                        tags,
-                    })
-                    .await?;
-                Ok(v.version)
+                meta.create_model_version(CreateModelVersion {
+                    name: name.to_string(),
+                    source,
+                    run_id: run.run_id.clone(),
+                    run_link: String::new(),
+                    description: String::new(),
+                    model_id: model.model_id.clone(),
+                    tags,
+                })
+                .await?
+                .version
             }
             Tracking::Remote(client) => {
                 let created: Result<Value> = client
@@ -274,15 +383,35 @@ impl Tracking<'_> {
                     .post(
                         "model-versions/create",
                         &json!({"name": name, "source": source, "run_id": run.run_id,
-                            "tags": tags}),
+                            "model_id": model.model_id, "tags": tags}),
                     )
                     .await?;
-                Ok(v["model_version"]["version"]
+                v["model_version"]["version"]
                     .as_str()
                     .unwrap_or_default()
-                    .to_string())
+                    .to_string()
+            }
+        };
+        // A new logged model, so the list holds this version alone.
+        let tag = Tag {
+            key: "mlflow.modelVersions".into(),
+            value: json!([{"name": name, "version": version}]).to_string(),
+        };
+        match self {
+            Tracking::Local { meta, .. } => {
+                meta.set_logged_model_tags(&model.model_id, vec![tag])
+                    .await?;
+            }
+            Tracking::Remote(client) => {
+                let _: Value = client
+                    .patch(
+                        &format!("logged-models/{}/tags", model.model_id),
+                        &json!({"tags": [tag]}),
+                    )
+                    .await?;
             }
         }
+        Ok(version)
     }
 
     /// Ends the run as finished, or as failed.

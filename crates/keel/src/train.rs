@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::data::{DataRef, Store, materialise};
 use crate::output;
-use crate::tracking::{RunRef, Tracking};
+use crate::tracking::{ModelRef, RunRef, Tracking};
 
 /// What `keel train` was asked.
 pub struct TrainArgs {
@@ -201,11 +201,8 @@ impl Job {
         params: &Params,
         name: &str,
         parent: Option<&RunRef>,
-    ) -> Result<RunRef> {
-        let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+    ) -> Result<(RunRef, ModelRef)> {
         let model = KeelModel::of(trained, &self.args.target, &self.table)?;
-        let model_dir = scratch.path().join("model");
-        model_dir::write(&model_dir, &model, &self.table, &created_now())?;
         let mut charts = charts(trained);
         let names = trained.pipeline.feature_names();
         let importance = trained.model.importance();
@@ -244,7 +241,18 @@ impl Job {
         }
         let run = tracking.start(&self.args.experiment, name, tags).await?;
         let recorded = async {
-            tracking.log(&run, run_params, logged).await?;
+            let logged_model = tracking
+                .create_model(
+                    &run,
+                    "model",
+                    self.algo.name,
+                    &run_params,
+                    self.lineage.clone(),
+                )
+                .await?;
+            tracking
+                .log(&run, run_params, logged, Some(&logged_model))
+                .await?;
             tracking
                 .log_dataset(&run, dataset(&self.version, trained)?, "training")
                 .await?;
@@ -253,13 +261,13 @@ impl Job {
                     .log_dataset(&run, dataset(version, trained)?, "evaluation")
                     .await?;
             }
-            for entry in std::fs::read_dir(&model_dir).context("model directory")? {
-                let entry = entry?;
-                let file = entry.file_name().to_string_lossy().into_owned();
-                tracking
-                    .upload(&run, &format!("model/{file}"), std::fs::read(entry.path())?)
-                    .await?;
-            }
+            let uploaded = self
+                .upload_model(tracking, &model, &run, &logged_model)
+                .await;
+            tracking
+                .finish_model(&run, &logged_model, uploaded.is_ok())
+                .await?;
+            uploaded?;
             tracking
                 .upload(&run, "feature_importance.json", importance_json)
                 .await?;
@@ -268,12 +276,38 @@ impl Job {
                     .upload(&run, &format!("charts/{file}"), svg.clone().into_bytes())
                     .await?;
             }
-            anyhow::Ok(())
+            anyhow::Ok(logged_model)
         }
         .await;
         tracking.finish(&run, recorded.is_ok()).await?;
-        recorded?;
-        Ok(run)
+        Ok((run, recorded?))
+    }
+
+    /// Writes the model directory and uploads its files as the logged model's.
+    async fn upload_model(
+        &self,
+        tracking: &Tracking<'_>,
+        model: &KeelModel,
+        run: &RunRef,
+        logged: &ModelRef,
+    ) -> Result<()> {
+        let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+        let dir = scratch.path().join("model");
+        let created = created_now();
+        let stamp = model_dir::Stamp {
+            created: &created,
+            run_id: Some(&run.run_id),
+            model_id: Some(&logged.model_id),
+        };
+        model_dir::write(&dir, model, &self.table, &stamp)?;
+        for entry in std::fs::read_dir(&dir).context("model directory")? {
+            let entry = entry?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            tracking
+                .upload_model(logged, &file, std::fs::read(entry.path())?)
+                .await?;
+        }
+        Ok(())
     }
 
     /// `--run-name`, else `PREFIX` + `ALGO-DATASET`.
@@ -284,11 +318,12 @@ impl Job {
             .unwrap_or_else(|| format!("{prefix}{}-{}", self.algo.name, self.version.name))
     }
 
-    /// Registers `run`'s model under `--register`, if given.
+    /// Registers `run`'s logged model under `--register`, if given.
     async fn register(
         &self,
         tracking: &Tracking<'_>,
         run: &RunRef,
+        logged: &ModelRef,
     ) -> Result<Option<(String, String)>> {
         let Some(model) = &self.args.register else {
             return Ok(None);
@@ -298,7 +333,7 @@ impl Job {
             key: "keel.run_id".into(),
             value: run.run_id.clone(),
         });
-        let version = tracking.register(model, run, tags).await?;
+        let version = tracking.register(model, run, logged, tags).await?;
         Ok(Some((model.clone(), version)))
     }
 }
@@ -392,10 +427,10 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     spinner.finish_and_clear();
     let trained = trained?;
     let name = job.run_name("");
-    let run = job
+    let (run, logged) = job
         .record(&tracking, &trained, &params, &name, None)
         .await?;
-    let registered = job.register(&tracking, &run).await?;
+    let registered = job.register(&tracking, &run, &logged).await?;
     let (_, rows) = metrics(&trained);
     if job.args.json {
         let metrics: serde_json::Map<String, serde_json::Value> =
@@ -403,7 +438,8 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
         println!(
             "{}",
             json!({
-                "run_id": run.run_id, "experiment_id": run.experiment_id, "dataset": job.label,
+                "run_id": run.run_id, "experiment_id": run.experiment_id,
+                "model_id": logged.model_id, "dataset": job.label,
                 "task": trained.task.as_str(), "classes": trained.classes, "rows": trained.rows,
                 "missing_target": trained.missing_target, "features": trained.features,
                 "metrics": metrics,
@@ -440,7 +476,10 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
         }
     );
     println!("{t}");
-    println!("run {} (experiment '{}')", run.run_id, job.args.experiment);
+    println!(
+        "run {} (experiment '{}'), model {}",
+        run.run_id, job.args.experiment, logged.model_id
+    );
     if let Some((model, version)) = registered {
         println!("registered {model} version {version}");
     }
@@ -537,7 +576,7 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         let mut done = Vec::new();
         for (i, (trained, params)) in fitted.into_iter().zip(&trial_params).enumerate() {
             let trained = trained?;
-            let run = job
+            let recorded = job
                 .record(
                     &tracking,
                     &trained,
@@ -547,7 +586,7 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
                 )
                 .await?;
             let (_, rows) = metrics(&trained);
-            done.push((run, params.clone(), rows));
+            done.push((recorded, params.clone(), rows));
         }
         let metric = match metric {
             Some(m) => m,
@@ -585,6 +624,7 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
                     ("dataset".into(), job.label.clone()),
                 ],
                 vec![(format!("best_{metric}"), best_score, 0)],
+                None,
             )
             .await?;
         anyhow::Ok((done, best, metric, best_score))
@@ -592,21 +632,22 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
     .await;
     tracking.finish(&parent, outcome.is_ok()).await?;
     let (done, best, metric, best_score) = outcome?;
-    let registered = job.register(&tracking, &done[best].0).await?;
+    let (best_run, best_model) = &done[best].0;
+    let registered = job.register(&tracking, best_run, best_model).await?;
     if job.args.json {
         let trials: Vec<serde_json::Value> = done
             .iter()
-            .map(|(run, params, rows)| {
+            .map(|((run, logged), params, rows)| {
                 let metrics: serde_json::Map<String, serde_json::Value> =
                     rows.iter().map(|(k, v, _)| (k.clone(), json!(v))).collect();
-                json!({"run_id": run.run_id, "params": params.logged().into_iter().collect::<std::collections::BTreeMap<_, _>>(), "metrics": metrics})
+                json!({"run_id": run.run_id, "model_id": logged.model_id, "params": params.logged().into_iter().collect::<std::collections::BTreeMap<_, _>>(), "metrics": metrics})
             })
             .collect();
         println!(
             "{}",
             json!({
                 "parent_run_id": parent.run_id, "experiment_id": parent.experiment_id,
-                "metric": metric, "best_run_id": done[best].0.run_id, "best": best_score,
+                "metric": metric, "best_run_id": best_run.run_id, "best": best_score,
                 "trials": trials,
                 "registered": registered.as_ref().map(|(m, v)| json!({"name": m, "version": v})),
             })
@@ -614,7 +655,7 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         return Ok(());
     }
     let mut t = output::table(&["trial", "run", "params", &metric]);
-    for (i, (run, params, rows)) in done.iter().enumerate() {
+    for (i, ((run, _), params, rows)) in done.iter().enumerate() {
         let changed: Vec<String> = params
             .logged()
             .into_iter()

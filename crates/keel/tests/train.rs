@@ -69,10 +69,24 @@ fn train_records_a_run_in_the_embedded_store() {
     assert!(out["metrics"]["roc_auc"].as_f64().unwrap() > 0.97, "{out}");
     let run = out["run_id"].as_str().unwrap();
     let root = d.join(format!("keel-data/artifacts/0/{run}/artifacts"));
+    // The model is a logged model of the run, with its files under its own location.
+    let model_dir = |out: &Value| {
+        d.join(format!(
+            "keel-data/artifacts/0/models/{}/artifacts",
+            out["model_id"].as_str().unwrap()
+        ))
+    };
+    let model = model_dir(&out);
+    for file in ["MLmodel", "model.json", "input_example.json"] {
+        assert!(model.join(file).is_file(), "{file} missing");
+    }
+    let mlmodel = std::fs::read_to_string(model.join("MLmodel")).unwrap();
+    assert!(
+        mlmodel.contains(&format!("run_id: {run}"))
+            && mlmodel.contains(&format!("model_id: {}", out["model_id"].as_str().unwrap())),
+        "{mlmodel}"
+    );
     for file in [
-        "model/MLmodel",
-        "model/model.json",
-        "model/input_example.json",
         "charts/roc.svg",
         "charts/confusion_matrix.svg",
         "charts/feature_importance.svg",
@@ -86,13 +100,10 @@ fn train_records_a_run_in_the_embedded_store() {
     let again = json(d, &registering);
     assert_eq!(again["registered"]["version"], "1");
     assert_eq!(json(d, &registering)["registered"]["version"], "2");
-    let other = d.join(format!(
-        "keel-data/artifacts/0/{}/artifacts",
-        again["run_id"].as_str().unwrap()
-    ));
+    assert_ne!(again["model_id"], out["model_id"]);
     assert_eq!(
-        std::fs::read(root.join("model/model.json")).unwrap(),
-        std::fs::read(other.join("model/model.json")).unwrap()
+        std::fs::read(model.join("model.json")).unwrap(),
+        std::fs::read(model_dir(&again).join("model.json")).unwrap()
     );
 
     // Regression with cross-validation: mean and spread over the folds.
@@ -153,7 +164,10 @@ fn trees_train_on_one_version_and_are_scored_on_another() {
             algo == "gradient_boosting"
         );
         let run = out["run_id"].as_str().unwrap();
-        let model = d.join(format!("keel-data/artifacts/0/{run}/artifacts/model"));
+        let model = d.join(format!(
+            "keel-data/artifacts/0/models/{}/artifacts",
+            out["model_id"].as_str().unwrap()
+        ));
         // Numeric inputs only: the model is also ONNX.
         assert!(model.join("model.onnx").is_file(), "{algo}: no model.onnx");
         let mlmodel = std::fs::read_to_string(model.join("MLmodel")).unwrap();
@@ -322,8 +336,26 @@ async fn train_records_a_run_on_a_server() {
     let input = &run["inputs"]["dataset_inputs"][0]["dataset"];
     assert_eq!(input["digest"], shown["digest"]);
     assert_eq!(shown["used_by"][0]["run_id"], run_id.as_str());
+    // The model is the run's logged model: ready, with the run's metrics and its files.
+    let model_id = out["model_id"].as_str().unwrap().to_string();
+    let logged: Value = get_json(format!("{url}/api/2.0/mlflow/logged-models/{model_id}")).await;
+    let info = &logged["model"]["info"];
+    assert_eq!(info["status"], "LOGGED_MODEL_READY", "{logged}");
+    assert_eq!(info["source_run_id"], run_id.as_str());
+    assert!(
+        logged["model"]["data"]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["key"] == "roc_auc"),
+        "{logged}"
+    );
+    assert_eq!(
+        run["outputs"]["model_outputs"][0]["model_id"],
+        model_id.as_str()
+    );
     let listed: Value = get_json(format!(
-        "{url}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=model"
+        "{url}/api/2.0/mlflow/logged-models/{model_id}/artifacts/directories"
     ))
     .await;
     let files: Vec<&str> = listed["files"]
@@ -340,12 +372,8 @@ async fn train_records_a_run_on_a_server() {
     .await;
     let mv = &mv["model_version"];
     assert_eq!(mv["run_id"], run_id.as_str());
-    assert!(
-        mv["source"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!("{run_id}/artifacts/model"))
-    );
+    assert_eq!(mv["source"], format!("models:/{model_id}").as_str());
+    assert_eq!(mv["model_id"], model_id.as_str());
     let tag = |k: &str| {
         mv["tags"]
             .as_array()
@@ -446,7 +474,49 @@ async fn train_records_a_run_on_a_server() {
         .unwrap();
     assert!((logged - best).abs() < 1e-12);
     assert!(
-        files.contains(&"model/MLmodel") && files.contains(&"model/model.json"),
+        files.contains(&"MLmodel") && files.contains(&"model.json"),
         "{files:?}"
+    );
+
+    // The mlflow client finds the model by its registered version and by the run.
+    let Ok(python) = support::python_with_mlflow() else {
+        eprintln!("SKIPPED: the mlflow client check (no Python with mlflow)");
+        return;
+    };
+    let script = format!(
+        r#"
+import json, mlflow, yaml
+mlflow.set_tracking_uri("{url}")
+client = mlflow.MlflowClient()
+found = {{}}
+for uri in ["models:/shop-classifier/1", "runs:/{run_id}/model", "models:/{model_id}"]:
+    path = mlflow.artifacts.download_artifacts(uri)
+    with open(path + "/MLmodel") as f:
+        found[uri] = yaml.safe_load(f)["model_id"]
+model = client.get_logged_model("{model_id}")
+found["versions"] = json.loads(model.tags["mlflow.modelVersions"])
+print(json.dumps(found))
+"#
+    );
+    let out = std::process::Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for uri in [
+        "models:/shop-classifier/1".to_string(),
+        format!("runs:/{run_id}/model"),
+        format!("models:/{model_id}"),
+    ] {
+        assert_eq!(found[&uri], model_id.as_str(), "{uri}: {found}");
+    }
+    assert_eq!(
+        found["versions"],
+        serde_json::json!([{"name": "shop-classifier", "version": "1"}])
     );
 }
