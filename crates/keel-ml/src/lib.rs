@@ -9,6 +9,7 @@ pub mod error;
 pub mod linear;
 pub mod matrix;
 pub mod model_dir;
+pub mod neighbours;
 pub mod onnx;
 pub mod params;
 pub mod pipeline;

@@ -298,6 +298,38 @@ pub const ALGORITHMS: &[Algorithm] = &[
                squared error for values (keel's own grower, scikit-learn's \
                HistGradientBoosting parameters)",
     },
+    Algorithm {
+        name: "k_neighbors",
+        tasks: &[Task::Classification, Task::Regression],
+        params: &[
+            Param {
+                name: "n_neighbors",
+                kind: Kind::Int {
+                    min: 1,
+                    max: 100_000,
+                },
+                default: 5.0,
+                words: &[],
+                help: "neighbours that vote (classes) or are averaged (values)",
+            },
+            Param {
+                name: "weights",
+                kind: Kind::Int { min: 0, max: 1 },
+                default: 0.0,
+                words: &[("uniform", 0.0), ("distance", 1.0)],
+                help: "uniform: every neighbour counts the same; distance: by 1 / distance",
+            },
+            Param {
+                name: "p",
+                kind: Kind::Int { min: 1, max: 2 },
+                default: 2.0,
+                words: &[],
+                help: "Minkowski power of the distance: 1 Manhattan, 2 Euclidean",
+            },
+        ],
+        help: "k-nearest neighbours on standardised features, scikit-learn's KNeighbors \
+               (linfa-nn's k-d tree; the model keeps the training rows)",
+    },
 ];
 
 const MAX_DEPTH: Param = Param {

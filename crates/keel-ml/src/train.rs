@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, invalid};
 use crate::linear::{LinearModel, fit_least_squares, fit_logistic, fit_ridge};
 use crate::matrix::Matrix;
+use crate::neighbours::{NeighboursModel, Weights, fit_neighbours};
 use crate::params::{Algorithm, Params, Task};
 use crate::pipeline::{Encoding, Pipeline, PipelineSpec};
 use crate::split::{Split, k_folds, train_test};
@@ -65,6 +66,8 @@ pub enum Model {
     Linear(LinearModel),
     /// A tree, forest or boosted ensemble.
     Trees(TreeModel),
+    /// k-nearest neighbours: the training rows.
+    Neighbours(NeighboursModel),
 }
 
 impl Model {
@@ -82,6 +85,7 @@ impl Model {
                     .collect()
             }
             Model::Trees(t) => t.importance.clone(),
+            Model::Neighbours(_) => Vec::new(),
         }
     }
 
@@ -90,23 +94,26 @@ impl Model {
         match self {
             Model::Linear(_) => "mean absolute coefficient",
             Model::Trees(_) => "share of split gain (impurity decrease)",
+            Model::Neighbours(_) => "none (k-nearest neighbours weigh every feature alike)",
         }
     }
 
     /// Predicted values (regression).
-    pub fn predict_values(&self, x: &Matrix) -> Vec<f64> {
-        match self {
+    pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f64>> {
+        Ok(match self {
             Model::Linear(m) => m.predict_values(x),
             Model::Trees(t) => t.predict_values(x),
-        }
+            Model::Neighbours(m) => m.predict_values(x)?,
+        })
     }
 
     /// Class probabilities (classification).
-    pub fn predict_proba(&self, x: &Matrix) -> Vec<Vec<f64>> {
-        match self {
+    pub fn predict_proba(&self, x: &Matrix) -> Result<Vec<Vec<f64>>> {
+        Ok(match self {
             Model::Linear(m) => m.predict_proba(x),
             Model::Trees(t) => t.predict_proba(x),
-        }
+            Model::Neighbours(m) => m.predict_proba(x)?,
+        })
     }
 }
 
@@ -412,8 +419,8 @@ fn encode_target(
 }
 
 /// How an algorithm's features are prepared: trees split on raw values and ordinal codes;
-/// linear models get one-hot indicators, and logistic regression standardised numbers (its
-/// penalty treats every coefficient alike).
+/// the others get one-hot indicators, and standardised numbers where a penalty (logistic and
+/// ridge regression) or a distance (k-nearest neighbours) treats every feature alike.
 fn pipeline_spec(algorithm: &str) -> PipelineSpec {
     match algorithm {
         "decision_tree" | "random_forest" | "gradient_boosting" => PipelineSpec {
@@ -422,7 +429,10 @@ fn pipeline_spec(algorithm: &str) -> PipelineSpec {
         },
         name => PipelineSpec {
             encoding: Encoding::OneHot,
-            scale: matches!(name, "logistic_regression" | "ridge_regression"),
+            scale: matches!(
+                name,
+                "logistic_regression" | "ridge_regression" | "k_neighbors"
+            ),
         },
     }
 }
@@ -530,6 +540,20 @@ fn fit(
             let (model, history) = fit_boosting(x, labels, &spec)?;
             return Ok((Model::Trees(model), Some(history)));
         }
+        ("k_neighbors", labels) => {
+            let weights = if p.get("weights") == 1.0 {
+                Weights::Distance
+            } else {
+                Weights::Uniform
+            };
+            Model::Neighbours(fit_neighbours(
+                x,
+                labels,
+                int("n_neighbors"),
+                weights,
+                p.get("p") as u8,
+            )?)
+        }
         (name, _) => return invalid(format!("{name} cannot fit this target")),
     };
     Ok((model, None))
@@ -546,7 +570,7 @@ fn evaluate(
     match y {
         Target::Classes(c) => {
             let truth: Vec<usize> = rows.iter().map(|&i| c[i]).collect();
-            let proba = model.predict_proba(x);
+            let proba = model.predict_proba(x)?;
             let metrics = keel_stats::classification(&truth, &proba, n).map_err(fail)?;
             Ok((
                 Evaluation::Classification(metrics),
@@ -555,7 +579,7 @@ fn evaluate(
         }
         Target::Values(v) => {
             let truth: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
-            let predicted = model.predict_values(x);
+            let predicted = model.predict_values(x)?;
             let metrics = keel_stats::regression(&truth, &predicted).map_err(fail)?;
             Ok((
                 Evaluation::Regression(metrics),
@@ -660,6 +684,33 @@ mod tests {
             serde_json::to_string(&again.model).unwrap(),
             serde_json::to_string(&cv.model).unwrap()
         );
+    }
+
+    #[test]
+    fn every_algorithm_meets_a_quality_floor() {
+        let without = |column: usize| {
+            let mut t = table();
+            t.names.remove(column);
+            t.values.remove(column);
+            t
+        };
+        let (classes, values) = (without(3), without(2));
+        for a in crate::params::ALGORITHMS {
+            if a.supports(Task::Classification) {
+                let r = train(&classes, &request("label", a.name, Holdout::Split(0.8))).unwrap();
+                let Evaluation::Classification(m) = &r.evaluations[0] else {
+                    panic!("{}: classification expected", a.name)
+                };
+                assert!(m.roc_auc.unwrap() > 0.95, "{}: {m:?}", a.name);
+            }
+            if a.supports(Task::Regression) {
+                let r = train(&values, &request("price", a.name, Holdout::Split(0.8))).unwrap();
+                let Evaluation::Regression(m) = &r.evaluations[0] else {
+                    panic!("{}: regression expected", a.name)
+                };
+                assert!(m.r2 > 0.95, "{}: {m:?}", a.name);
+            }
+        }
     }
 
     #[test]

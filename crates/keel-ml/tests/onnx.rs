@@ -101,7 +101,7 @@ fn write_case(dir: &Path, model: &KeelModel, t: &Columns) {
         .collect();
     let mut outputs = serde_json::Map::new();
     if model.task == "classification" {
-        let proba = model.model.predict_proba(&x);
+        let proba = model.model.predict_proba(&x).unwrap();
         let label: Vec<&str> = proba
             .iter()
             .map(|p| model.classes[keel_stats::classification::argmax(p)].as_str())
@@ -112,7 +112,10 @@ fn write_case(dir: &Path, model: &KeelModel, t: &Columns) {
             outputs.insert(format!("probability_{class}"), json!(p));
         }
     } else {
-        outputs.insert("variable".into(), json!(model.model.predict_values(&x)));
+        outputs.insert(
+            "variable".into(),
+            json!(model.model.predict_values(&x).unwrap()),
+        );
     }
     let columns: Vec<&str> = model.inputs.iter().map(|c| c.name.as_str()).collect();
     let expected = json!({"columns": columns, "rows": inputs, "outputs": outputs});

@@ -223,6 +223,8 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
                 Link::Softmax
             }
         }
+        // A k-d tree search has no ONNX operator; such models keep the keel flavor alone.
+        Model::Neighbours(_) => return None,
         Model::Trees(t) => {
             g.node(
                 "TreeEnsembleRegressor",
