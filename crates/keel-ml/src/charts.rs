@@ -217,6 +217,17 @@ pub fn importance(names: &[String], values: &[f64], top: usize) -> Option<String
     bars(&items, "feature importance", "importance")
 }
 
+/// Rows per cluster as horizontal bars, largest first.
+pub fn cluster_sizes(sizes: &[u64]) -> Option<String> {
+    let mut items: Vec<(String, f64)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(k, n)| (format!("cluster {k}"), *n as f64))
+        .collect();
+    items.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    bars(&items, "cluster sizes (held-out rows)", "rows")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +251,10 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 2 * MAX_POINTS);
         let svg = importance(&["a".into(), "b".into(), "c".into()], &[0.1, -0.5, 0.3], 2).unwrap();
         assert!(svg.contains("\nb\n") && svg.contains("\nc\n") && !svg.contains("\na\n"));
+        let svg = cluster_sizes(&[3, 9]).unwrap();
+        assert!(
+            svg.contains("\ncluster 1\n") && svg.contains("\ncluster 0\n"),
+            "{svg}"
+        );
     }
 }

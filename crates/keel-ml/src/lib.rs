@@ -5,6 +5,7 @@
 //! stored with the model; rows are divided by seeded, optionally stratified [`split`]s.
 
 pub mod charts;
+pub mod clustering;
 pub mod error;
 pub mod linear;
 pub mod matrix;

@@ -4,7 +4,8 @@
 //! MLmodel                      flavors (keel; onnx and python_function when there is a
 //!                              model.onnx), signature, input example info (YAML, MLflow's keys)
 //! model.json                   the model: keel.model/v1, below
-//! model.onnx                   the same model as ONNX, for numeric inputs (see crate::onnx)
+//! model.onnx                   the same model as ONNX, for numeric inputs and every kind but
+//!                              k-nearest neighbours (see crate::onnx)
 //! input_example.json           a few training rows, pandas "split" orient
 //! serving_input_example.json   the same rows as a scoring request body (dataframe_split)
 //! ```
@@ -45,9 +46,9 @@ pub struct InputColumn {
 pub struct KeelModel {
     /// `keel.model/v1`.
     pub format: String,
-    /// `classification` or `regression`.
+    /// `classification`, `regression` or `clustering`.
     pub task: String,
-    /// The target column.
+    /// The target column (`cluster` for clustering).
     pub target: String,
     /// Class names in the order of the model's outputs (classification).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -61,8 +62,8 @@ pub struct KeelModel {
 }
 
 impl KeelModel {
-    /// The model of a training on `table`.
-    pub fn of(trained: &Trained, target: &str, table: &Columns) -> Result<KeelModel> {
+    /// The model of a training on `table`; a clustering model's output is named `cluster`.
+    pub fn of(trained: &Trained, target: Option<&str>, table: &Columns) -> Result<KeelModel> {
         let inputs = trained
             .features
             .iter()
@@ -81,7 +82,7 @@ impl KeelModel {
         Ok(KeelModel {
             format: MODEL_FORMAT.into(),
             task: trained.task.as_str().into(),
-            target: target.into(),
+            target: target.unwrap_or(crate::onnx::CLUSTER).into(),
             classes: trained.classes.clone(),
             inputs,
             pipeline: trained.pipeline.clone(),
@@ -93,6 +94,8 @@ impl KeelModel {
     fn output_type(&self) -> &'static str {
         if self.task == Task::Regression.as_str() {
             "double"
+        } else if self.task == Task::Clustering.as_str() {
+            "long"
         } else {
             "string"
         }

@@ -13,6 +13,8 @@ pub enum Task {
     Classification,
     /// A number.
     Regression,
+    /// A group of similar rows, without a target.
+    Clustering,
 }
 
 impl Task {
@@ -21,6 +23,7 @@ impl Task {
         match self {
             Task::Classification => "classification",
             Task::Regression => "regression",
+            Task::Clustering => "clustering",
         }
     }
 }
@@ -329,6 +332,53 @@ pub const ALGORITHMS: &[Algorithm] = &[
         ],
         help: "k-nearest neighbours on standardised features, scikit-learn's KNeighbors \
                (linfa-nn's k-d tree; the model keeps the training rows)",
+    },
+    Algorithm {
+        name: "k_means",
+        tasks: &[Task::Clustering],
+        params: &[
+            Param {
+                name: "n_clusters",
+                kind: Kind::Int {
+                    min: 1,
+                    max: 100_000,
+                },
+                default: 8.0,
+                words: &[],
+                help: "number of clusters",
+            },
+            Param {
+                name: "n_init",
+                kind: Kind::Int { min: 1, max: 1000 },
+                default: 1.0,
+                words: &[("auto", 1.0)],
+                help: "runs from different k-means++ starts; the one with the least inertia \
+                       is kept",
+            },
+            Param {
+                name: "max_iter",
+                kind: Kind::Int {
+                    min: 1,
+                    max: 1_000_000,
+                },
+                default: 300.0,
+                words: &[],
+                help: "most iterations of one run",
+            },
+            Param {
+                name: "tol",
+                kind: Kind::Float {
+                    min: 0.0,
+                    inclusive: true,
+                    max: f64::INFINITY,
+                },
+                default: 1e-4,
+                words: &[],
+                help: "stop when the centroids' summed squared movement is below this",
+            },
+        ],
+        help: "k-means clustering on standardised features, no target, scikit-learn's KMeans \
+               (linfa-clustering, k-means++ starts)",
     },
 ];
 

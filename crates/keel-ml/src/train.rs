@@ -12,6 +12,7 @@ use keel_data::columns::{Columns, Values};
 use keel_stats::{ClassificationMetrics, RegressionMetrics};
 use serde::{Deserialize, Serialize};
 
+use crate::clustering::{ClusteringMetrics, KMeansModel, KMeansSpec, fit_kmeans};
 use crate::error::{Result, invalid};
 use crate::linear::{LinearModel, fit_least_squares, fit_logistic, fit_ridge};
 use crate::matrix::Matrix;
@@ -38,9 +39,9 @@ pub enum Holdout {
 /// What to train.
 #[derive(Debug, Clone)]
 pub struct TrainRequest<'a> {
-    /// Target column.
-    pub target: &'a str,
-    /// Task; inferred from the target's type when `None`.
+    /// Target column (none for clustering).
+    pub target: Option<&'a str>,
+    /// Task; inferred from the algorithm (clustering) or the target's type when `None`.
     pub task: Option<Task>,
     /// Algorithm.
     pub algorithm: &'static Algorithm,
@@ -68,6 +69,8 @@ pub enum Model {
     Trees(TreeModel),
     /// k-nearest neighbours: the training rows.
     Neighbours(NeighboursModel),
+    /// k-means: the centroids.
+    Clusters(KMeansModel),
 }
 
 impl Model {
@@ -85,7 +88,7 @@ impl Model {
                     .collect()
             }
             Model::Trees(t) => t.importance.clone(),
-            Model::Neighbours(_) => Vec::new(),
+            Model::Neighbours(_) | Model::Clusters(_) => Vec::new(),
         }
     }
 
@@ -94,7 +97,9 @@ impl Model {
         match self {
             Model::Linear(_) => "mean absolute coefficient",
             Model::Trees(_) => "share of split gain (impurity decrease)",
-            Model::Neighbours(_) => "none (k-nearest neighbours weigh every feature alike)",
+            Model::Neighbours(_) | Model::Clusters(_) => {
+                "none (distances weigh every standardised feature alike)"
+            }
         }
     }
 
@@ -104,6 +109,7 @@ impl Model {
             Model::Linear(m) => m.predict_values(x),
             Model::Trees(t) => t.predict_values(x),
             Model::Neighbours(m) => m.predict_values(x)?,
+            Model::Clusters(_) => return invalid("k-means predicts clusters, not values"),
         })
     }
 
@@ -113,6 +119,7 @@ impl Model {
             Model::Linear(m) => m.predict_proba(x),
             Model::Trees(t) => t.predict_proba(x),
             Model::Neighbours(m) => m.predict_proba(x)?,
+            Model::Clusters(_) => return invalid("k-means predicts clusters, not classes"),
         })
     }
 }
@@ -125,6 +132,8 @@ pub enum Evaluation {
     Classification(ClassificationMetrics),
     /// Regression metrics.
     Regression(RegressionMetrics),
+    /// Clustering metrics.
+    Clustering(ClusteringMetrics),
 }
 
 /// The held-out rows of the last split with what the model made of them (for charts).
@@ -181,10 +190,20 @@ enum Target {
 
 /// Trains `req` on `table`.
 pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
-    let Some(target) = table.get(req.target) else {
+    if req.task == Some(Task::Clustering)
+        || (req.task.is_none() && req.algorithm.tasks == [Task::Clustering])
+    {
+        return train_clusters(table, req);
+    }
+    let Some(name) = req.target else {
         return invalid(format!(
-            "unknown target column '{}': the columns are {}",
-            req.target,
+            "{} needs a target column to predict",
+            req.algorithm.name
+        ));
+    };
+    let Some(target) = table.get(name) else {
+        return invalid(format!(
+            "unknown target column '{name}': the columns are {}",
             table.names.join(", ")
         ));
     };
@@ -192,46 +211,12 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         Values::Text(_) => Task::Classification,
         Values::Numbers(_) => Task::Regression,
     });
-    if !req.algorithm.supports(task) {
-        return invalid(format!(
-            "{} does not do {}",
-            req.algorithm.name,
-            task.as_str()
-        ));
-    }
+    supported(req, task)?;
     // Rows with a target; everything below indexes into them.
     let kept = with_target(target);
     let missing_target = table.rows() - kept.len();
-    let (y, classes) = encode_target(req.target, target, &kept, task)?;
-    for name in req.features.iter().flatten().chain(&req.drop) {
-        if table.get(name).is_none() {
-            return invalid(format!(
-                "unknown feature column '{name}': the columns are {}",
-                table.names.join(", ")
-            ));
-        }
-        if name == req.target {
-            return invalid(format!("the target '{name}' cannot be a feature"));
-        }
-    }
-    let features: Vec<String> = match &req.features {
-        Some(chosen) => chosen.clone(),
-        None => table
-            .names
-            .iter()
-            .filter(|n| *n != req.target)
-            .cloned()
-            .collect(),
-    }
-    .into_iter()
-    .filter(|n| !req.drop.contains(n))
-    .collect();
-    if features.is_empty() {
-        return invalid(format!(
-            "no feature columns besides the target '{}'",
-            req.target
-        ));
-    }
+    let (y, classes) = encode_target(name, target, &kept, task)?;
+    let features = feature_columns(table, req, Some(name))?;
     let strata = match &y {
         Target::Classes(c) => Some(c.as_slice()),
         Target::Values(_) => None,
@@ -275,7 +260,7 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         let Some(test) = req.test else {
             return invalid("no test data given to evaluate on");
         };
-        let (evaluation, rows) = evaluate_table(&pipeline, &model, test, req, task, &classes)?;
+        let (evaluation, rows) = evaluate_table(&pipeline, &model, test, name, task, &classes)?;
         evaluations.push(evaluation);
         held_out = Some(rows);
     }
@@ -290,6 +275,123 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         rows: n,
         missing_target,
         history,
+        fit_seconds,
+    })
+}
+
+fn supported(req: &TrainRequest, task: Task) -> Result<()> {
+    if req.algorithm.supports(task) {
+        Ok(())
+    } else {
+        invalid(format!(
+            "{} does not do {}",
+            req.algorithm.name,
+            task.as_str()
+        ))
+    }
+}
+
+/// The feature columns: `--features`, else every column but the target, less `--drop`.
+fn feature_columns(
+    table: &Columns,
+    req: &TrainRequest,
+    target: Option<&str>,
+) -> Result<Vec<String>> {
+    for name in req.features.iter().flatten().chain(&req.drop) {
+        if table.get(name).is_none() {
+            return invalid(format!(
+                "unknown feature column '{name}': the columns are {}",
+                table.names.join(", ")
+            ));
+        }
+        if Some(name.as_str()) == target {
+            return invalid(format!("the target '{name}' cannot be a feature"));
+        }
+    }
+    let features: Vec<String> = match &req.features {
+        Some(chosen) => chosen.clone(),
+        None => table
+            .names
+            .iter()
+            .filter(|n| Some(n.as_str()) != target)
+            .cloned()
+            .collect(),
+    }
+    .into_iter()
+    .filter(|n| !req.drop.contains(n))
+    .collect();
+    if features.is_empty() {
+        return invalid(match target {
+            Some(t) => format!("no feature columns besides the target '{t}'"),
+            None => "no feature columns left".to_string(),
+        });
+    }
+    Ok(features)
+}
+
+/// Clustering: no target; k-means fitted on the training rows (every row with folds or
+/// `--test-data`), scored on the held-out ones.
+fn train_clusters(table: &Columns, req: &TrainRequest) -> Result<Trained> {
+    supported(req, Task::Clustering)?;
+    if let Some(t) = req.target {
+        return invalid(format!(
+            "{} groups rows without a target; leave out the target '{t}'",
+            req.algorithm.name
+        ));
+    }
+    let features = feature_columns(table, req, None)?;
+    let n = table.rows();
+    let splits: Vec<Split> = match req.holdout {
+        Holdout::Split(train_share) => vec![train_test(n, 1.0 - train_share, req.seed, None)?],
+        Holdout::Folds(k) => k_folds(n, k, req.seed, None)?,
+        Holdout::Data => Vec::new(),
+    };
+    let p = &req.params;
+    let spec = KMeansSpec {
+        n_clusters: p.get("n_clusters") as usize,
+        n_init: p.get("n_init") as usize,
+        max_iter: p.get("max_iter") as u64,
+        tol: p.get("tol"),
+        seed: req.seed,
+    };
+    let pipeline_spec = pipeline_spec(req.algorithm.name);
+    let fit = |rows: &[usize]| -> Result<(Pipeline, KMeansModel, f64)> {
+        let started = Instant::now();
+        let pipeline = Pipeline::fit(table, &features, rows, pipeline_spec)?;
+        let x = pipeline.transform(table, rows)?;
+        let model = fit_kmeans(&x, &spec)?;
+        Ok((pipeline, model, started.elapsed().as_secs_f64()))
+    };
+    let mut evaluations = Vec::with_capacity(splits.len());
+    let mut last = None;
+    for split in &splits {
+        let (pipeline, model, seconds) = fit(&split.train)?;
+        let x_test = pipeline.transform(table, &split.test)?;
+        evaluations.push(Evaluation::Clustering(model.evaluate(&x_test, req.seed)));
+        last = Some((pipeline, model, seconds));
+    }
+    let (pipeline, model, fit_seconds) = match (req.holdout, last) {
+        (Holdout::Split(_), Some(fitted)) => fitted,
+        _ => fit(&(0..n).collect::<Vec<_>>())?,
+    };
+    if req.holdout == Holdout::Data {
+        let Some(test) = req.test else {
+            return invalid("no test data given to evaluate on");
+        };
+        let x = pipeline.transform(test, &(0..test.rows()).collect::<Vec<_>>())?;
+        evaluations.push(Evaluation::Clustering(model.evaluate(&x, req.seed)));
+    }
+    Ok(Trained {
+        task: Task::Clustering,
+        classes: Vec::new(),
+        features,
+        pipeline,
+        model: Model::Clusters(model),
+        evaluations,
+        held_out: None,
+        rows: n,
+        missing_target: 0,
+        history: None,
         fit_seconds,
     })
 }
@@ -309,22 +411,16 @@ fn evaluate_table(
     pipeline: &Pipeline,
     model: &Model,
     test: &Columns,
-    req: &TrainRequest,
+    name: &str,
     task: Task,
     classes: &[String],
 ) -> Result<(Evaluation, HeldOut)> {
-    let Some(target) = test.get(req.target) else {
-        return invalid(format!(
-            "the test data has no target column '{}'",
-            req.target
-        ));
+    let Some(target) = test.get(name) else {
+        return invalid(format!("the test data has no target column '{}'", name));
     };
     let kept = with_target(target);
     if kept.is_empty() {
-        return invalid(format!(
-            "the test data has no row with a target '{}'",
-            req.target
-        ));
+        return invalid(format!("the test data has no row with a target '{}'", name));
     }
     let y = match (task, target) {
         (Task::Regression, Values::Numbers(v)) => {
@@ -333,9 +429,10 @@ fn evaluate_table(
         (Task::Regression, Values::Text(_)) => {
             return invalid(format!(
                 "the test data's target '{}' holds text; regression needs numbers",
-                req.target
+                name
             ));
         }
+        (Task::Clustering, _) => return invalid("clustering has no target to evaluate"),
         (Task::Classification, values) => {
             let mut y = Vec::with_capacity(kept.len());
             for label in labels(values, &kept) {
@@ -343,7 +440,7 @@ fn evaluate_table(
                     return invalid(format!(
                         "the test data's target '{}' has class '{label}', which the training \
                          data does not",
-                        req.target
+                        name
                     ));
                 };
                 y.push(k);
@@ -380,6 +477,7 @@ fn encode_target(
         (Task::Regression, Values::Text(_)) => invalid(format!(
             "target '{name}' holds text; regression needs numbers (or use --task classification)"
         )),
+        (Task::Clustering, _) => invalid("clustering has no target"),
         (Task::Classification, values) => {
             let labels: Vec<String> = labels(values, kept);
             let mut classes: Vec<String> = labels.clone();
@@ -431,7 +529,7 @@ fn pipeline_spec(algorithm: &str) -> PipelineSpec {
             encoding: Encoding::OneHot,
             scale: matches!(
                 name,
-                "logistic_regression" | "ridge_regression" | "k_neighbors"
+                "logistic_regression" | "ridge_regression" | "k_neighbors" | "k_means"
             ),
         },
     }
@@ -632,7 +730,7 @@ mod tests {
     fn request<'a>(target: &'a str, algo: &str, holdout: Holdout) -> TrainRequest<'a> {
         let a = algorithm(algo).unwrap();
         TrainRequest {
-            target,
+            target: Some(target),
             task: None,
             algorithm: a,
             params: a.parse(&[]).unwrap(),

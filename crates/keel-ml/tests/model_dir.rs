@@ -38,7 +38,7 @@ fn table() -> Columns {
 fn trained(t: &Columns) -> KeelModel {
     let algo = algorithm("logistic_regression").unwrap();
     let req = TrainRequest {
-        target: "size",
+        target: Some("size"),
         task: None,
         algorithm: algo,
         params: algo.parse(&["C=2".into()]).unwrap(),
@@ -48,7 +48,7 @@ fn trained(t: &Columns) -> KeelModel {
         drop: Vec::new(),
         test: None,
     };
-    KeelModel::of(&train(t, &req).unwrap(), "size", t).unwrap()
+    KeelModel::of(&train(t, &req).unwrap(), Some("size"), t).unwrap()
 }
 
 #[test]

@@ -60,9 +60,11 @@ fn table() -> Columns {
 
 fn fit(t: &Columns, target: &str, algo: &str, params: &[&str]) -> KeelModel {
     let a = algorithm(algo).unwrap();
+    // k-means has no target: "" stands for none.
+    let target = Some(target).filter(|t| !t.is_empty());
     let others: Vec<String> = ["binary", "three", "value"]
         .iter()
-        .filter(|n| **n != target)
+        .filter(|n| Some(**n) != target)
         .map(|n| n.to_string())
         .collect();
     let req = TrainRequest {
@@ -100,7 +102,9 @@ fn write_case(dir: &Path, model: &KeelModel, t: &Columns) {
         })
         .collect();
     let mut outputs = serde_json::Map::new();
-    if model.task == "classification" {
+    if let keel_ml::train::Model::Clusters(m) = &model.model {
+        outputs.insert("cluster".into(), json!(m.predict(&x)));
+    } else if model.task == "classification" {
         let proba = model.model.predict_proba(&x).unwrap();
         let label: Vec<&str> = proba
             .iter()
@@ -153,6 +157,7 @@ fn onnx_models_predict_what_keel_predicts() {
             fit(&t, "three", "gradient_boosting", &["max_iter=30"]),
         ),
         ("boosting_value", fit(&t, "value", "gradient_boosting", &[])),
+        ("kmeans", fit(&t, "", "k_means", &["n_clusters=4"])),
     ];
     let root = tempfile::tempdir().unwrap();
     let mut dirs = Vec::new();

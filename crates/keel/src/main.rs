@@ -163,10 +163,11 @@ struct TrainCmd {
     /// The dataset version to train on (NAME@VERSION; NAME alone is the newest).
     #[arg(long, required_unless_present = "help_params")]
     data: Option<String>,
-    /// The column to predict.
-    #[arg(long, required_unless_present = "help_params")]
+    /// The column to predict (none for clustering).
+    #[arg(long)]
     target: Option<String>,
-    /// classification or regression [default: classification for a text target, else regression].
+    /// classification, regression or clustering [default: clustering for k_means, else
+    /// classification for a text target and regression for a numeric one].
     #[arg(long)]
     task: Option<String>,
     /// The algorithm (`--help-params` lists them with their parameters).
@@ -708,7 +709,7 @@ async fn train_command(cmd: TrainCmd) -> Result<()> {
     };
     let args = train::TrainArgs {
         data: cmd.data.unwrap_or_default(),
-        target: cmd.target.unwrap_or_default(),
+        target: cmd.target,
         task: cmd.task,
         algo: cmd.algo.unwrap_or_default(),
         params: cmd.params,

@@ -23,7 +23,7 @@ use crate::tracking::{ModelRef, RunRef, Tracking};
 /// What `keel train` was asked.
 pub struct TrainArgs {
     pub data: String,
-    pub target: String,
+    pub target: Option<String>,
     pub task: Option<String>,
     pub algo: String,
     pub params: Vec<String>,
@@ -136,6 +136,11 @@ fn named(e: &Evaluation) -> Vec<(&'static str, f64)> {
             ("r2", m.r2),
             ("mape", m.mape),
         ],
+        // A silhouette needs two clusters among the rows scored: NaN when they fall in one.
+        Evaluation::Clustering(m) => vec![
+            ("inertia", m.inertia),
+            ("silhouette", m.silhouette.unwrap_or(f64::NAN)),
+        ],
     }
 }
 
@@ -175,7 +180,7 @@ impl Job {
             train(
                 &table,
                 &TrainRequest {
-                    target: &target,
+                    target: target.as_deref(),
                     task,
                     algorithm: algo,
                     params,
@@ -202,7 +207,7 @@ impl Job {
         name: &str,
         parent: Option<&RunRef>,
     ) -> Result<(RunRef, ModelRef)> {
-        let model = KeelModel::of(trained, &self.args.target, &self.table)?;
+        let model = KeelModel::of(trained, self.args.target.as_deref(), &self.table)?;
         let mut charts = charts(trained);
         let names = trained.pipeline.feature_names();
         let importance = trained.model.importance();
@@ -217,9 +222,11 @@ impl Job {
         }))?;
         let (logged, _) = metrics(trained);
         let mut run_params: Vec<(String, String)> = params.logged();
+        if let Some(target) = &self.args.target {
+            run_params.push(("target".into(), target.clone()));
+        }
         run_params.extend([
             ("algo".to_string(), self.algo.name.to_string()),
-            ("target".into(), self.args.target.clone()),
             ("task".into(), trained.task.as_str().into()),
             ("seed".into(), self.args.seed.to_string()),
             ("dataset".into(), self.label.clone()),
@@ -346,8 +353,12 @@ async fn prepare(store: &Store, a: TrainArgs) -> Result<Job> {
         None => None,
         Some("classification") => Some(Task::Classification),
         Some("regression") => Some(Task::Regression),
-        Some(other) => bail!("--task '{other}': use classification or regression"),
+        Some("clustering") => Some(Task::Clustering),
+        Some(other) => bail!("--task '{other}': use classification, regression or clustering"),
     };
+    if a.target.is_none() && task != Some(Task::Clustering) && !algo.supports(Task::Clustering) {
+        bail!("--target is needed: {} predicts a column", algo.name);
+    }
     let holdout = match (a.split, a.cv, &a.test_data) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
             bail!("give one of --split, --cv and --test-data")
@@ -486,8 +497,8 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     Ok(())
 }
 
-/// The metrics a training reports (classification, then regression).
-const METRICS: [&str; 10] = [
+/// The metrics a training reports (classification, regression, clustering).
+const METRICS: [&str; 12] = [
     "accuracy",
     "precision",
     "recall",
@@ -498,11 +509,13 @@ const METRICS: [&str; 10] = [
     "mae",
     "r2",
     "mape",
+    "silhouette",
+    "inertia",
 ];
 
 /// Whether a larger value of `metric` is better.
 fn higher_is_better(metric: &str) -> bool {
-    !matches!(metric, "log_loss" | "rmse" | "mae" | "mape")
+    !matches!(metric, "log_loss" | "rmse" | "mae" | "mape" | "inertia")
 }
 
 /// `keel train --search grid|random`: one parent run, one child run per trial (fitted
@@ -593,6 +606,7 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
             None => match done.first().map(|(_, _, rows)| rows) {
                 Some(rows) if score(rows, "roc_auc").is_some() => "roc_auc".into(),
                 Some(rows) if score(rows, "accuracy").is_some() => "accuracy".into(),
+                Some(rows) if score(rows, "silhouette").is_some() => "silhouette".into(),
                 _ => "rmse".into(),
             },
         };
@@ -733,6 +747,11 @@ fn charts(trained: &Trained) -> Vec<(String, String)> {
         (Some(HeldOut::Values { truth, predicted }), _) => {
             if let Some(svg) = keel_ml::charts::residuals(truth, predicted) {
                 out.push(("residuals.svg".to_string(), svg));
+            }
+        }
+        (None, Some(Evaluation::Clustering(m))) => {
+            if let Some(svg) = keel_ml::charts::cluster_sizes(&m.sizes) {
+                out.push(("cluster_sizes.svg".to_string(), svg));
             }
         }
         _ => {}

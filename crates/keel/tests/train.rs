@@ -241,6 +241,14 @@ fn bad_training_requests_are_one_line_naming_the_problem() {
             vec!["--target", "price", "--task", "regression"],
             "logistic_regression does not do regression",
         ),
+        (
+            vec![],
+            "--target is needed: logistic_regression predicts a column",
+        ),
+        (
+            vec!["--task", "clustering"],
+            "logistic_regression does not do clustering",
+        ),
     ] {
         let mut args = base.to_vec();
         args.extend(extra);
@@ -266,6 +274,86 @@ fn bad_training_requests_are_one_line_naming_the_problem() {
     assert_eq!(code, 2);
     assert!(
         err.contains("target 'colour' holds text; regression needs numbers"),
+        "{err}"
+    );
+}
+
+#[test]
+fn neighbours_and_clusters_train_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    add_shop(d, &[]);
+    let model_dir = |out: &Value| {
+        d.join(format!(
+            "keel-data/artifacts/0/models/{}/artifacts",
+            out["model_id"].as_str().unwrap()
+        ))
+    };
+    let knn = json(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "label",
+            "--algo",
+            "k_neighbors",
+            "--param",
+            "n_neighbors=7",
+            "--param",
+            "weights=distance",
+            "--drop",
+            "price",
+        ],
+    );
+    assert!(knn["metrics"]["roc_auc"].as_f64().unwrap() > 0.95, "{knn}");
+    // A k-d tree search is no ONNX graph: the keel flavor alone.
+    assert!(!model_dir(&knn).join("model.onnx").exists());
+
+    let clusters = json(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--algo",
+            "k_means",
+            "--param",
+            "n_clusters=3",
+            "--features",
+            "x1,x2",
+            "--cv",
+            "3",
+        ],
+    );
+    assert_eq!(clusters["task"], "clustering");
+    let silhouette = clusters["metrics"]["silhouette"].as_f64().unwrap();
+    assert!(silhouette > 0.2 && silhouette <= 1.0, "{clusters}");
+    assert!(clusters["metrics"]["inertia"].as_f64().unwrap() > 0.0);
+    let model = model_dir(&clusters);
+    assert!(model.join("model.onnx").is_file());
+    let mlmodel = std::fs::read_to_string(model.join("MLmodel")).unwrap();
+    assert!(
+        mlmodel.contains(r#"[{"name":"cluster","required":true,"type":"long"}]"#),
+        "{mlmodel}"
+    );
+    let run = clusters["run_id"].as_str().unwrap();
+    assert!(
+        d.join(format!(
+            "keel-data/artifacts/0/{run}/artifacts/charts/cluster_sizes.svg"
+        ))
+        .is_file()
+    );
+    let (code, _, err) = keel_status(
+        d,
+        &[
+            "train", "--data", "shop", "--algo", "k_means", "--target", "label",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("k_means groups rows without a target; leave out the target 'label'"),
         "{err}"
     );
 }

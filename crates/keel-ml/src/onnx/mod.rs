@@ -32,6 +32,8 @@ use proto::{
 pub const ONNX_FILE: &str = "model.onnx";
 /// The graph's input.
 pub const INPUT: &str = "input";
+/// The output of a clustering model: the index of the nearest centroid.
+pub const CLUSTER: &str = "cluster";
 /// `ai.onnx` operator set used.
 pub const OPSET: i64 = 17;
 /// `ai.onnx.ml` operator set used.
@@ -39,6 +41,7 @@ pub const ML_OPSET: i64 = 3;
 const ML: &str = "ai.onnx.ml";
 const FLOAT: i32 = 1;
 const STRING: i32 = 8;
+const INT64: i32 = 7;
 
 /// A graph under construction.
 #[derive(Default)]
@@ -198,6 +201,12 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
         );
         features = "scaled";
     }
+    let mut outputs = Vec::new();
+    if let Model::Clusters(m) = &model.model {
+        nearest_centroid(&mut g, features, &m.centroids, width);
+        outputs.push(value(CLUSTER, INT64, &[None]));
+        return Some(encode(model, g, outputs, width));
+    }
     let classification = model.task == "classification";
     let raw = if classification { "raw" } else { "variable" };
     let link = match &model.model {
@@ -224,7 +233,7 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
             }
         }
         // A k-d tree search has no ONNX operator; such models keep the keel flavor alone.
-        Model::Neighbours(_) => return None,
+        Model::Neighbours(_) | Model::Clusters(_) => return None,
         Model::Trees(t) => {
             g.node(
                 "TreeEnsembleRegressor",
@@ -236,7 +245,6 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
             t.link
         }
     };
-    let mut outputs = Vec::new();
     if classification {
         match link {
             Link::Identity => g.node("Identity", "", &[raw], &["probabilities"], vec![]),
@@ -297,6 +305,11 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
     } else {
         outputs.push(value(raw, FLOAT, &[None, Some(1)]));
     }
+    Some(encode(model, g, outputs, width))
+}
+
+/// The model file: `g` with its input and `outputs`, the opsets and keel's metadata.
+fn encode(model: &KeelModel, g: Graph, outputs: Vec<ValueInfoProto>, width: i64) -> Vec<u8> {
     let onnx = ModelProto {
         ir_version: 8,
         opset_import: vec![
@@ -338,7 +351,61 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
             },
         ],
     };
-    Some(onnx.encode_to_vec())
+    onnx.encode_to_vec()
+}
+
+/// Nodes from `features` to `cluster`, the index of the nearest of `centroids`: squared
+/// distances as `|x|^2 - 2 x.c + |c|^2`, then `ArgMin` (the first on ties, as keel).
+fn nearest_centroid(g: &mut Graph, features: &str, centroids: &[Vec<f64>], width: i64) {
+    let k = centroids.len();
+    let mut t = vec![0.0f32; width as usize * k];
+    for (c, centroid) in centroids.iter().enumerate() {
+        for (f, v) in centroid.iter().enumerate() {
+            t[f * k + c] = -2.0 * *v as f32;
+        }
+    }
+    g.constant("minus_two_centroids", vec![width, k as i64], t);
+    g.constant(
+        "centroid_norms",
+        vec![k as i64],
+        centroids
+            .iter()
+            .map(|c| c.iter().map(|v| v * v).sum::<f64>() as f32)
+            .collect(),
+    );
+    g.node(
+        "ReduceSumSquare",
+        "",
+        &[features],
+        &["row_norms"],
+        vec![ints("axes", vec![1]), int("keepdims", 1)],
+    );
+    g.node(
+        "MatMul",
+        "",
+        &[features, "minus_two_centroids"],
+        &["cross"],
+        vec![],
+    );
+    g.node(
+        "Add",
+        "",
+        &["cross", "centroid_norms"],
+        &["partial"],
+        vec![],
+    );
+    g.node("Add", "", &["partial", "row_norms"], &["distances"], vec![]);
+    g.node(
+        "ArgMin",
+        "",
+        &["distances"],
+        &[CLUSTER],
+        vec![
+            int("axis", 1),
+            int("keepdims", 0),
+            int("select_last_index", 0),
+        ],
+    );
 }
 
 /// `TreeEnsembleRegressor` attributes for `t`: every node of every tree, every leaf value as
