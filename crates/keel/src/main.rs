@@ -62,7 +62,7 @@ enum Command {
 #[derive(Args)]
 struct StoreArgs {
     /// A keel server to work with (http://host:port) instead of the local stores.
-    #[arg(long)]
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
     tracking_uri: Option<String>,
     /// Metadata database URL [default: sqlite://keel-data/keel.db].
     #[arg(long, env = "KEEL_DB")]
@@ -319,13 +319,13 @@ enum ModelsCmd {
         #[arg(long)]
         filter: Option<String>,
         #[command(flatten)]
-        remote: Remote,
+        store: StoreArgs,
     },
     /// Show a registered model and its versions.
     Show {
         name: String,
         #[command(flatten)]
-        remote: Remote,
+        store: StoreArgs,
     },
     /// Aliases of a registered model's versions.
     #[command(subcommand)]
@@ -337,7 +337,7 @@ enum ModelsCmd {
         a: String,
         b: String,
         #[command(flatten)]
-        remote: Remote,
+        store: StoreArgs,
     },
 }
 
@@ -349,7 +349,7 @@ enum AliasCmd {
         alias: String,
         version: String,
         #[command(flatten)]
-        remote: Remote,
+        store: StoreArgs,
     },
 }
 
@@ -647,45 +647,29 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await
         }
-        Command::Models(ModelsCmd::Ls { filter, remote }) => {
-            commands::models_ls(
-                &client::Client::new(&remote.tracking_uri)?,
-                filter.as_deref(),
-                remote.json,
-            )
-            .await
+        Command::Models(ModelsCmd::Ls { filter, store }) => {
+            commands::models_ls(&registry(&store).await?, filter.as_deref(), store.json).await
         }
-        Command::Models(ModelsCmd::Show { name, remote }) => {
-            commands::models_show(
-                &client::Client::new(&remote.tracking_uri)?,
-                &name,
-                remote.json,
-            )
-            .await
+        Command::Models(ModelsCmd::Show { name, store }) => {
+            commands::models_show(&registry(&store).await?, &name, store.json).await
         }
         Command::Models(ModelsCmd::Alias(AliasCmd::Set {
             name,
             alias,
             version,
-            remote,
+            store,
         })) => {
             commands::models_alias_set(
-                &client::Client::new(&remote.tracking_uri)?,
+                &registry(&store).await?,
                 &name,
                 &alias,
                 &version,
-                remote.json,
+                store.json,
             )
             .await
         }
-        Command::Models(ModelsCmd::Compare { name, a, b, remote }) => {
-            commands::models_compare(
-                &client::Client::new(&remote.tracking_uri)?,
-                &name,
-                [&a, &b],
-                remote.json,
-            )
-            .await
+        Command::Models(ModelsCmd::Compare { name, a, b, store }) => {
+            commands::models_compare(&registry(&store).await?, &name, [&a, &b], store.json).await
         }
         Command::Db(cmd) => db_command(cmd).await,
         Command::Import(a) => import_command(a).await,
@@ -729,6 +713,28 @@ async fn train_command(cmd: TrainCmd) -> Result<()> {
         json: cmd.store.json,
     };
     train::run(&target, tracking, args).await
+}
+
+/// A client of the server `--tracking-uri` names or, without one, of the local stores: they
+/// are served in-process on a loopback port, so both go through the same MLflow REST handlers.
+async fn registry(store: &StoreArgs) -> Result<client::Client> {
+    if let Some(uri) = &store.tracking_uri {
+        return client::Client::new(uri);
+    }
+    let (_, t) = open_stores(
+        store.db.clone(),
+        store.artifacts.clone(),
+        store.config.as_deref(),
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("cannot open a loopback port for the local stores")?;
+    let addr = listener.local_addr()?;
+    let state = keel_server::AppState::new(t.meta, t.artifacts);
+    // Ends with the process, when the command is done.
+    tokio::spawn(keel_server::serve(listener, state, std::future::pending()));
+    client::Client::new(&format!("http://{addr}"))
 }
 
 /// The local stores, or the server `--tracking-uri` names.

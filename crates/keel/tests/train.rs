@@ -101,6 +101,22 @@ fn train_records_a_run_in_the_embedded_store() {
     assert_eq!(again["registered"]["version"], "1");
     assert_eq!(json(d, &registering)["registered"]["version"], "2");
     assert_ne!(again["model_id"], out["model_id"]);
+    // The registry commands work on the local stores too.
+    json(
+        d,
+        &["models", "alias", "set", "shop-model", "champion", "2"],
+    );
+    let shown = json(d, &["models", "show", "shop-model"]);
+    let champion: Vec<&Value> = shown["model_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["aliases"] == serde_json::json!(["champion"]))
+        .collect();
+    assert_eq!(champion.len(), 1, "{shown}");
+    assert_eq!(champion[0]["version"], "2");
+    let cmp = json(d, &["models", "compare", "shop-model", "1", "2"]);
+    assert_eq!(cmp["metrics"]["roc_auc"][0], cmp["metrics"]["roc_auc"][1]);
     assert_eq!(
         std::fs::read(model.join("model.json")).unwrap(),
         std::fs::read(model_dir(&again).join("model.json")).unwrap()
