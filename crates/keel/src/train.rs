@@ -550,18 +550,26 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         other => bail!("--search '{other}': use grid or random"),
     };
     // A trial's values replace the same parameters given with --param.
-    let fixed: Vec<String> = job
+    let key = |p: &str| p.split_once('=').map_or(p, |(k, _)| k.trim()).to_string();
+    let mut fixed: Vec<String> = job
         .args
         .params
         .iter()
-        .filter(|p| {
-            let key = p.split_once('=').map_or(p.as_str(), |(k, _)| k.trim());
-            !space.0.contains_key(key)
-        })
+        .filter(|p| !space.0.contains_key(&key(p)))
         .cloned()
         .collect();
-    let trial_params: Vec<Params> = space
-        .trials(search)?
+    let drawn = space.trials(search)?;
+    // Trials run side by side, as many as there are cores; an algorithm with threads of its
+    // own gets its share of the cores unless n_jobs was given, so the cores are not
+    // oversubscribed.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parallel = cores.min(drawn.len()).max(1);
+    let n_jobs_given =
+        space.0.contains_key("n_jobs") || job.args.params.iter().any(|p| key(p) == "n_jobs");
+    if job.algo.params.iter().any(|p| p.name == "n_jobs") && !n_jobs_given {
+        fixed.push(format!("n_jobs={}", (cores / parallel).max(1)));
+    }
+    let trial_params: Vec<Params> = drawn
         .into_iter()
         .map(|t| job.algo.parse(&[fixed.clone(), t].concat()))
         .collect::<keel_ml::Result<_>>()?;
@@ -569,7 +577,6 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
     let parent = tracking
         .start(&job.args.experiment, &parent_name, job.lineage.clone())
         .await?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let spinner = crate::data_validate::spinner(
         job.args.json,
         format!(
@@ -581,7 +588,7 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
     );
     let fitted: Vec<Result<Trained>> = futures::stream::iter(trial_params.iter().cloned())
         .map(|p| job.fit(p))
-        .buffered(cores)
+        .buffered(parallel)
         .collect()
         .await;
     spinner.finish_and_clear();

@@ -198,6 +198,31 @@ fn trees_train_on_one_version_and_are_scored_on_another() {
             .collect();
         assert!(used.contains(&run), "{shown}");
     }
+    // A search shares the cores between the trials that run side by side.
+    std::fs::write(d.join("space.yaml"), "max_depth: [2, 4]\n").unwrap();
+    let search = json(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "label",
+            "--algo",
+            "random_forest",
+            "--param",
+            "n_estimators=5",
+            "--search",
+            "grid",
+            "--space",
+            "space.yaml",
+        ],
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = (cores / cores.min(2)).max(1).to_string();
+    for t in search["trials"].as_array().unwrap() {
+        assert_eq!(t["params"]["n_jobs"], share.as_str(), "{t}");
+    }
     let (code, _, err) = keel_status(
         d,
         &[
