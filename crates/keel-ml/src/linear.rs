@@ -6,6 +6,9 @@
 //! objective is scikit-learn's for `penalty="l2"`: the summed log loss plus `alpha / 2 * |w|^2`
 //! with the intercept not penalised, so scikit-learn's `C` is `alpha = 1 / C`; two classes use
 //! the binary model, more the multinomial (softmax) one, as scikit-learn's `lbfgs` solver does.
+//! scikit-learn minimises the same objective divided by the number of rows and stops when that
+//! mean gradient is below `tol`; linfa's tolerance bounds the summed gradient, so it is given
+//! `tol` times the rows (its Euclidean norm bounds scikit-learn's largest component).
 
 use linfa::Dataset;
 use linfa::traits::Fit;
@@ -97,6 +100,7 @@ pub fn fit_logistic(
 ) -> Result<LinearModel> {
     let records = array(x)?;
     let targets = Array1::from_vec(y.to_vec());
+    let tol = tol * x.rows.max(1) as f64;
     let fail =
         |e: linfa_logistic::error::Error| MlError::Invalid(format!("logistic_regression: {e}"));
     if n_classes == 2 {

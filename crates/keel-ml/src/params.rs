@@ -136,7 +136,7 @@ pub const ALGORITHMS: &[Algorithm] = &[
                 },
                 default: 1e-4,
                 words: &[],
-                help: "stop when the gradient is this small",
+                help: "stop when the gradient of the mean loss is this small",
             },
         ],
         help: "L2-regularised logistic regression, binary or multinomial (linfa-logistic)",
