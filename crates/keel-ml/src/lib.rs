@@ -8,6 +8,7 @@ pub mod charts;
 pub mod clustering;
 pub mod error;
 pub mod linear;
+pub mod logistic;
 pub mod matrix;
 pub mod model_dir;
 pub mod neighbours;

@@ -1,14 +1,6 @@
-//! Linear models, fitted by linfa and kept as plain coefficients (so the stored model is a
-//! few numbers, identical for identical inputs, and exports directly to ONNX's
-//! `LinearClassifier` / `LinearRegressor`).
-//!
-//! Least squares comes from linfa-linear. Logistic regression comes from linfa-logistic, whose
-//! objective is scikit-learn's for `penalty="l2"`: the summed log loss plus `alpha / 2 * |w|^2`
-//! with the intercept not penalised, so scikit-learn's `C` is `alpha = 1 / C`; two classes use
-//! the binary model, more the multinomial (softmax) one, as scikit-learn's `lbfgs` solver does.
-//! scikit-learn minimises the same objective divided by the number of rows and stops when that
-//! mean gradient is below `tol`; linfa's tolerance bounds the summed gradient, so it is given
-//! `tol` times the rows (its Euclidean norm bounds scikit-learn's largest component).
+//! Linear models, kept as plain coefficients (so the stored model is a few numbers, identical
+//! for identical inputs, and exports directly to ONNX's linear operators): least squares and
+//! ridge regression fitted by linfa-linear here, logistic regression in [`crate::logistic`].
 
 use linfa::Dataset;
 use linfa::traits::Fit;
@@ -88,57 +80,6 @@ pub fn fit_ridge(x: &Matrix, y: &[f64], alpha: f64) -> Result<LinearModel> {
     })
 }
 
-/// L2-regularised logistic regression on classes `0..n_classes` (scikit-learn's `C`,
-/// `max_iter` and `tol`).
-pub fn fit_logistic(
-    x: &Matrix,
-    y: &[usize],
-    n_classes: usize,
-    c: f64,
-    max_iter: u64,
-    tol: f64,
-) -> Result<LinearModel> {
-    let records = array(x)?;
-    let targets = Array1::from_vec(y.to_vec());
-    let tol = tol * x.rows.max(1) as f64;
-    let fail =
-        |e: linfa_logistic::error::Error| MlError::Invalid(format!("logistic_regression: {e}"));
-    if n_classes == 2 {
-        let fitted = linfa_logistic::LogisticRegression::default()
-            .alpha(1.0 / c)
-            .max_iterations(max_iter)
-            .gradient_tolerance(tol)
-            .fit(&Dataset::new(records, targets))
-            .map_err(fail)?;
-        // linfa models the probability of its "positive" class, which is the more frequent
-        // one; keel's single output is the probability of class 1.
-        let sign = if fitted.labels().pos.class == 1 {
-            1.0
-        } else {
-            -1.0
-        };
-        return Ok(LinearModel {
-            coef: vec![fitted.params().iter().map(|w| sign * w).collect()],
-            intercept: vec![sign * fitted.intercept()],
-        });
-    }
-    let fitted = linfa_logistic::MultiLogisticRegression::default()
-        .alpha(1.0 / c)
-        .max_iterations(max_iter)
-        .gradient_tolerance(tol)
-        .fit(&Dataset::new(records, targets))
-        .map_err(fail)?;
-    // Columns of `params` follow `classes()`, which are the labels seen, sorted.
-    let classes = fitted.classes();
-    let mut coef = vec![vec![0.0; x.cols]; n_classes];
-    let mut intercept = vec![f64::NEG_INFINITY; n_classes];
-    for (k, class) in classes.iter().enumerate() {
-        coef[*class] = fitted.params().column(k).to_vec();
-        intercept[*class] = fitted.intercept()[k];
-    }
-    Ok(LinearModel { coef, intercept })
-}
-
 impl LinearModel {
     /// `x . coef[k] + intercept[k]` for each row and output.
     fn scores(&self, x: &Matrix) -> Vec<Vec<f64>> {
@@ -182,6 +123,7 @@ impl LinearModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logistic::fit_logistic;
     use crate::rng::Rng;
 
     /// Standard normal draws (Box-Muller) from the seeded generator.

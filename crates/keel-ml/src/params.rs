@@ -139,7 +139,8 @@ pub const ALGORITHMS: &[Algorithm] = &[
                 help: "stop when the gradient of the mean loss is this small",
             },
         ],
-        help: "L2-regularised logistic regression, binary or multinomial (linfa-logistic)",
+        help: "L2-regularised logistic regression, binary or multinomial (argmin's L-BFGS on \
+               scikit-learn's lbfgs objective)",
     },
     Algorithm {
         name: "decision_tree",

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clustering::{ClusteringMetrics, KMeansModel, KMeansSpec, fit_kmeans};
 use crate::error::{Result, invalid};
-use crate::linear::{LinearModel, fit_least_squares, fit_logistic, fit_ridge};
+use crate::linear::{LinearModel, fit_least_squares, fit_ridge};
+use crate::logistic::fit_logistic;
 use crate::matrix::Matrix;
 use crate::neighbours::{NeighboursModel, Weights, fit_neighbours};
 use crate::params::{Algorithm, Params, Task};
