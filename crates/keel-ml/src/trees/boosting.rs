@@ -362,6 +362,22 @@ mod tests {
     }
 
     #[test]
+    fn thread_count_never_changes_the_model() {
+        // Enough rows for histograms and split searches to run on several threads.
+        let x = data(20_000, 5);
+        let y: Vec<usize> = (0..x.rows)
+            .map(|i| usize::from(x.row(i)[0] * x.row(i)[1] + 0.3 * x.row(i)[2] > 0.0))
+            .collect();
+        let mut one = spec(true);
+        one.max_iter = 20;
+        one.threads = 1;
+        let many = BoostSpec { threads: 3, ..one };
+        let (a, _) = fit_boosting(&x, Labels::Classes { y: &y, n: 2 }, &one).unwrap();
+        let (b, _) = fit_boosting(&x, Labels::Classes { y: &y, n: 2 }, &many).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
     fn stopping_rule_matches_scikit_learn() {
         assert!(!should_stop(&[1.0, 2.0], 2, 0.0));
         assert!(should_stop(&[1.0, 1.0, 1.0], 2, 0.0));
