@@ -4,8 +4,8 @@
 //! MLmodel                      flavors (keel; onnx and python_function when there is a
 //!                              model.onnx), signature, input example info (YAML, MLflow's keys)
 //! model.json                   the model: keel.model/v1, below
-//! model.onnx                   the same model as ONNX, for numeric inputs and every kind but
-//!                              k-nearest neighbours (see crate::onnx)
+//! model.onnx                   the same model as ONNX, for every kind but k-nearest
+//!                              neighbours (see crate::onnx)
 //! input_example.json           a few training rows, pandas "split" orient
 //! serving_input_example.json   the same rows as a scoring request body (dataframe_split)
 //! ```

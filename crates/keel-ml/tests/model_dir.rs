@@ -126,7 +126,7 @@ print(json.dumps({
     assert_eq!(
         got,
         serde_json::json!({
-            "flavors": ["keel"],
+            "flavors": ["keel", "onnx", "python_function"],
             "inputs": [
                 {"type": "double", "name": "x", "required": true},
                 {"type": "string", "name": "colour", "required": true}

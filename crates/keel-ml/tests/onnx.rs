@@ -13,7 +13,7 @@ use keel_ml::train::{Holdout, TrainRequest, train};
 use serde_json::json;
 
 /// 600 rows of three numeric features (exact in `f32`; every 37th value of `b` missing) and
-/// three targets: a binary and a three-class label, and a number.
+/// a text column, and three targets: a binary and a three-class label, and a number.
 fn table() -> Columns {
     let n = 600;
     let mut rng = Rng::new(11);
@@ -22,10 +22,21 @@ fn table() -> Columns {
     let b: Vec<Option<f64>> = (0..n).map(|i| (i % 37 != 5).then(&mut draw)).collect();
     let c: Vec<Option<f64>> = (0..n).map(|_| Some(draw())).collect();
     let get = |v: &[Option<f64>], i: usize| v[i].unwrap_or(0.0);
+    // A text column with every 29th value missing; red raises the binary label's odds.
+    let colour: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 29 != 3).then(|| ["red", "green", "blue"][(i * 7) % 3].to_string()))
+        .collect();
+    let red = |i: usize| {
+        if colour[i].as_deref() == Some("red") {
+            1.0
+        } else {
+            0.0
+        }
+    };
     let binary = (0..n)
         .map(|i| {
             Some(
-                if get(&a, i) + 0.5 * get(&b, i) > 0.3 {
+                if get(&a, i) + 0.5 * get(&b, i) + 2.0 * red(i) > 0.3 {
                     "yes"
                 } else {
                     "no"
@@ -44,13 +55,14 @@ fn table() -> Columns {
         .map(|i| Some(2.0 * get(&a, i) - get(&b, i) + (get(&c, i) / 2.0).sin()))
         .collect();
     Columns {
-        names: ["a", "b", "c", "binary", "three", "value"]
+        names: ["a", "b", "c", "colour", "binary", "three", "value"]
             .map(String::from)
             .to_vec(),
         values: vec![
             Values::Numbers(a),
             Values::Numbers(b),
             Values::Numbers(c),
+            Values::Text(colour),
             Values::Text(binary),
             Values::Text(three),
             Values::Numbers(value),
@@ -58,13 +70,19 @@ fn table() -> Columns {
     }
 }
 
+/// A model of `target` ("" for none: k-means) on the numeric columns.
 fn fit(t: &Columns, target: &str, algo: &str, params: &[&str]) -> KeelModel {
+    fit_on(t, target, algo, params, false)
+}
+
+/// A model of `target` on the numeric columns and, with `text`, the text column.
+fn fit_on(t: &Columns, target: &str, algo: &str, params: &[&str], text: bool) -> KeelModel {
     let a = algorithm(algo).unwrap();
-    // k-means has no target: "" stands for none.
     let target = Some(target).filter(|t| !t.is_empty());
     let others: Vec<String> = ["binary", "three", "value"]
         .iter()
         .filter(|n| Some(**n) != target)
+        .chain((!text).then_some(&"colour"))
         .map(|n| n.to_string())
         .collect();
     let req = TrainRequest {
@@ -88,15 +106,16 @@ fn write_case(dir: &Path, model: &KeelModel, t: &Columns) {
     write(dir, model, t, &Stamp::at("2026-11-30 00:00:00.000000")).unwrap();
     let rows: Vec<usize> = (0..t.rows()).step_by(3).collect();
     let x = model.pipeline.transform(t, &rows).unwrap();
-    let inputs: Vec<Vec<Option<f64>>> = rows
+    let inputs: Vec<Vec<serde_json::Value>> = rows
         .iter()
         .map(|&i| {
             model
                 .inputs
                 .iter()
                 .map(|c| match t.get(&c.name) {
-                    Some(Values::Numbers(v)) => v[i],
-                    _ => None,
+                    Some(Values::Numbers(v)) => json!(v[i]),
+                    Some(Values::Text(v)) => json!(v[i]),
+                    None => serde_json::Value::Null,
                 })
                 .collect()
         })
@@ -158,6 +177,23 @@ fn onnx_models_predict_what_keel_predicts() {
         ),
         ("boosting_value", fit(&t, "value", "gradient_boosting", &[])),
         ("kmeans", fit(&t, "", "k_means", &["n_clusters=4"])),
+        // With the text column: one input per column, one-hot or ordinal codes.
+        (
+            "logistic_text",
+            fit_on(&t, "binary", "logistic_regression", &[], true),
+        ),
+        (
+            "forest_text",
+            fit_on(&t, "three", "random_forest", &["n_estimators=20"], true),
+        ),
+        (
+            "boosting_text_value",
+            fit_on(&t, "value", "gradient_boosting", &[], true),
+        ),
+        (
+            "kmeans_text",
+            fit_on(&t, "", "k_means", &["n_clusters=3"], true),
+        ),
     ];
     let root = tempfile::tempdir().unwrap();
     let mut dirs = Vec::new();
@@ -196,18 +232,12 @@ fn onnx_models_predict_what_keel_predicts() {
 }
 
 #[test]
-fn models_with_text_inputs_have_no_onnx_flavor() {
-    let mut t = table();
-    t.names.push("colour".into());
-    t.values.push(Values::Text(
-        (0..600)
-            .map(|i| Some(["red", "blue"][i % 2].to_string()))
-            .collect(),
-    ));
+fn nearest_neighbour_models_have_no_onnx_flavor() {
+    let t = table();
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
-        &fit(&t, "binary", "logistic_regression", &[]),
+        &fit(&t, "binary", "k_neighbors", &[]),
         &t,
         &Stamp::at("2026-11-30 00:00:00.000000"),
     )

@@ -21,10 +21,29 @@ def worst(got, want):
 
 for d in sys.argv[1:]:
     exp = json.load(open(f"{d}/expected.json"))
-    x = np.array(exp["rows"], dtype=np.float32)
     s = ort.InferenceSession(f"{d}/model.onnx", providers=["CPUExecutionProvider"])
     names = [o.name for o in s.get_outputs()]
-    got = dict(zip(names, s.run(None, {"input": x})))
+    inputs = s.get_inputs()
+    if [i.name for i in inputs] == ["input"]:
+        # Numbers only: one matrix (None becomes NaN).
+        x = np.array(exp["rows"], dtype=np.float32)
+        feed = {"input": x}
+        frame = pd.DataFrame(x.astype(np.float64), columns=exp["columns"])
+    else:
+        # One input per column: text as strings (missing as ""), numbers as float32.
+        feed = {}
+        for j, i in enumerate(inputs):
+            assert i.name == exp["columns"][j], (d, i.name)
+            values = [row[j] for row in exp["rows"]]
+            if i.type == "tensor(string)":
+                feed[i.name] = np.array(["" if v is None else v for v in values], dtype=object)
+            else:
+                feed[i.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float32)
+        # Text as object columns: MLflow's onnx flavor hands a column's `.values` to
+        # onnxruntime, which takes numpy arrays, not pandas' own string arrays.
+        frame = pd.DataFrame({c: pd.Series(feed[c], dtype=object) if feed[c].dtype == object
+                              else feed[c].astype(np.float64) for c in exp["columns"]})
+    got = dict(zip(names, s.run(None, feed)))
     for name, want in exp["outputs"].items():
         if name in ("label", "cluster"):
             assert list(got[name]) == want, (d, name, sum(a != b for a, b in zip(got[name], want)))
@@ -32,7 +51,6 @@ for d in sys.argv[1:]:
             diff = worst(got[name], want)
             assert diff <= 1e-5, (d, name, diff)
     mlflow.onnx.load_model(d)
-    frame = pd.DataFrame(x.astype(np.float64), columns=exp["columns"])
     pred = mlflow.pyfunc.load_model(d).predict(frame)
     assert list(pred.columns) == names, (d, list(pred.columns))
     for name, want in exp["outputs"].items():

@@ -1,25 +1,30 @@
 //! The `onnx` flavor: keel writes its models as ONNX graphs itself, so a model also runs in
 //! onnxruntime (or any ONNX runtime with the `ai.onnx.ml` operators) anywhere.
 //!
-//! The graph takes one float tensor `input` `[N, F]`, the numeric input columns in the model's
-//! order, and applies the fitted pipeline (`Imputer`, then `Scaler` where the pipeline
-//! standardises) and the model: `MatMul` + `Add` for linear and logistic models, one
-//! `TreeEnsembleRegressor` (`ai.onnx.ml`) for trees, forests and boosting, whose raw outputs
-//! become predictions with standard operators (`Sigmoid`, `Softmax`, `ArgMax`, `Gather`).
+//! With numeric inputs only, the graph takes one float tensor `input` `[N, F]`, the input
+//! columns in the model's order, and applies the fitted pipeline (`Imputer`, then `Scaler`
+//! where the pipeline standardises). With a text column it takes one rank-1 input per column,
+//! named after it (float or string, as MLflow's `onnx` pyfunc feeds a DataFrame's columns),
+//! each encoded as the pipeline does (`Imputer`/`Scaler` for numbers; `LabelEncoder` to the
+//! category's index, then `OneHotEncoder` or the index as the ordinal code, for text; the
+//! empty string counts as missing) and concatenated. Then the model: `MatMul` + `Add` for
+//! linear and logistic models, one `TreeEnsembleRegressor` (`ai.onnx.ml`) for trees, forests
+//! and boosting, whose raw outputs become predictions with standard operators (`Sigmoid`,
+//! `Softmax`, `ArgMax`, `Gather`), or the squared distances to k-means' centroids and `ArgMin`.
 //! Outputs: `variable` `[N, 1]` for regression; for classification `label` `[N]` (the class
 //! name) and one `probability_<class>` `[N, 1]` per class, so every output has one value per
-//! row (as MLflow's `onnx` pyfunc turns outputs into columns).
+//! row (as MLflow's `onnx` pyfunc turns outputs into columns); `cluster` `[N]` for k-means.
 //!
 //! Trees compare `f32` inputs with `f32` thresholds, exactly as keel does; linear models
-//! compute in `f32` here and `f64` in keel. Models with text input columns have no ONNX form
-//! yet (their encoders would need string inputs per column).
+//! compute in `f32` here and `f64` in keel. k-nearest neighbours have no ONNX form (a k-d tree
+//! search is no ONNX operator).
 
 pub mod proto;
 
 use prost::Message;
 
 use crate::model_dir::KeelModel;
-use crate::pipeline::Step;
+use crate::pipeline::{Encoding, Step};
 use crate::train::Model;
 use crate::trees::{Aggregate, Link, Node, TreeModel};
 use proto::{
@@ -160,52 +165,31 @@ fn value(name: &str, elem_type: i32, dims: &[Option<i64>]) -> ValueInfoProto {
     }
 }
 
-/// The ONNX model of `model`, or `None` when it has a text input column.
+/// The ONNX model of `model`, or `None` for a kind no ONNX graph expresses (k-nearest
+/// neighbours).
 pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
-    let mut fill = Vec::new();
-    let mut offset = Vec::new();
-    let mut scale = Vec::new();
-    for step in &model.pipeline.steps {
-        let Step::Numeric {
-            fill: f, scale: s, ..
-        } = step
-        else {
-            return None;
-        };
-        fill.push(*f as f32);
-        let (mean, std) = s.unwrap_or((0.0, 1.0));
-        offset.push(mean as f32);
-        scale.push((1.0 / std) as f32);
+    if matches!(model.model, Model::Neighbours(_)) {
+        return None;
     }
-    let n_features = fill.len();
-    let width = n_features as i64;
     let mut g = Graph::default();
-    g.node(
-        "Imputer",
-        ML,
-        &[INPUT],
-        &["imputed"],
-        vec![
-            floats("imputed_value_floats", fill),
-            float("replaced_value_float", f32::NAN),
-        ],
-    );
-    let mut features = "imputed";
-    if offset.iter().any(|o| *o != 0.0) || scale.iter().any(|s| *s != 1.0) {
-        g.node(
-            "Scaler",
-            ML,
-            &["imputed"],
-            &["scaled"],
-            vec![floats("offset", offset), floats("scale", scale)],
-        );
-        features = "scaled";
-    }
+    let all_numeric = model
+        .pipeline
+        .steps
+        .iter()
+        .all(|s| matches!(s, Step::Numeric { .. }));
+    let (features, inputs) = if all_numeric {
+        matrix_input(&mut g, &model.pipeline.steps)
+    } else {
+        column_inputs(&mut g, &model.pipeline.steps)
+    };
+    let n_features = model.pipeline.feature_names().len();
+    let width = n_features as i64;
+    let features = features.as_str();
     let mut outputs = Vec::new();
     if let Model::Clusters(m) = &model.model {
         nearest_centroid(&mut g, features, &m.centroids, width);
         outputs.push(value(CLUSTER, INT64, &[None]));
-        return Some(encode(model, g, outputs, width));
+        return Some(encode(model, g, inputs, outputs));
     }
     let classification = model.task == "classification";
     let raw = if classification { "raw" } else { "variable" };
@@ -305,11 +289,16 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
     } else {
         outputs.push(value(raw, FLOAT, &[None, Some(1)]));
     }
-    Some(encode(model, g, outputs, width))
+    Some(encode(model, g, inputs, outputs))
 }
 
 /// The model file: `g` with its input and `outputs`, the opsets and keel's metadata.
-fn encode(model: &KeelModel, g: Graph, outputs: Vec<ValueInfoProto>, width: i64) -> Vec<u8> {
+fn encode(
+    model: &KeelModel,
+    g: Graph,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+) -> Vec<u8> {
     let onnx = ModelProto {
         ir_version: 8,
         opset_import: vec![
@@ -332,7 +321,7 @@ fn encode(model: &KeelModel, g: Graph, outputs: Vec<ValueInfoProto>, width: i64)
             name: "keel".into(),
             initializer: g.initializers,
             doc_string: String::new(),
-            input: vec![value(INPUT, FLOAT, &[None, Some(width)])],
+            input: inputs,
             output: outputs,
         }),
         metadata_props: vec![
@@ -352,6 +341,158 @@ fn encode(model: &KeelModel, g: Graph, outputs: Vec<ValueInfoProto>, width: i64)
         ],
     };
     onnx.encode_to_vec()
+}
+
+/// Numbers only: one `[N, F]` float input, missing values imputed, then standardised where
+/// the pipeline scales. Returns the features' name and the input.
+fn matrix_input(g: &mut Graph, steps: &[Step]) -> (String, Vec<ValueInfoProto>) {
+    let mut fill = Vec::new();
+    let mut offset = Vec::new();
+    let mut scale = Vec::new();
+    for step in steps {
+        if let Step::Numeric {
+            fill: f, scale: s, ..
+        } = step
+        {
+            fill.push(*f as f32);
+            let (mean, std) = s.unwrap_or((0.0, 1.0));
+            offset.push(mean as f32);
+            scale.push((1.0 / std) as f32);
+        }
+    }
+    let input = value(INPUT, FLOAT, &[None, Some(fill.len() as i64)]);
+    g.node(
+        "Imputer",
+        ML,
+        &[INPUT],
+        &["imputed"],
+        vec![
+            floats("imputed_value_floats", fill),
+            float("replaced_value_float", f32::NAN),
+        ],
+    );
+    if offset.iter().all(|o| *o == 0.0) && scale.iter().all(|s| *s == 1.0) {
+        return ("imputed".into(), vec![input]);
+    }
+    g.node(
+        "Scaler",
+        ML,
+        &["imputed"],
+        &["scaled"],
+        vec![floats("offset", offset), floats("scale", scale)],
+    );
+    ("scaled".into(), vec![input])
+}
+
+/// With text columns: one rank-1 input per column, named after it (float for numbers, string
+/// for text, as MLflow's onnx flavor feeds a DataFrame's columns), each turned into its
+/// features as the pipeline does and concatenated in its order. Text goes through a
+/// `LabelEncoder` to its category's index (the empty string, standing for a missing value, to
+/// the fill value's; an unknown value to -1), then a `OneHotEncoder` (all zeros for -1) or a
+/// cast to float (the ordinal code). Returns the features' name and the inputs.
+fn column_inputs(g: &mut Graph, steps: &[Step]) -> (String, Vec<ValueInfoProto>) {
+    g.initializers.push(TensorProto {
+        dims: vec![1],
+        data_type: INT64,
+        int64_data: vec![1],
+        name: "axis_one".into(),
+        ..Default::default()
+    });
+    let mut inputs = Vec::new();
+    let mut pieces = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let column = step.column();
+        let piece = format!("feature_{i}");
+        match step {
+            Step::Numeric { fill, scale, .. } => {
+                inputs.push(value(column, FLOAT, &[None]));
+                let wide = format!("column_{i}");
+                g.node("Unsqueeze", "", &[column, "axis_one"], &[&wide], vec![]);
+                let imputed = format!("imputed_{i}");
+                let out = if scale.is_some() { &imputed } else { &piece };
+                g.node(
+                    "Imputer",
+                    ML,
+                    &[&wide],
+                    &[out],
+                    vec![
+                        floats("imputed_value_floats", vec![*fill as f32]),
+                        float("replaced_value_float", f32::NAN),
+                    ],
+                );
+                if let Some((mean, std)) = scale {
+                    g.node(
+                        "Scaler",
+                        ML,
+                        &[&imputed],
+                        &[&piece],
+                        vec![
+                            floats("offset", vec![*mean as f32]),
+                            floats("scale", vec![(1.0 / std) as f32]),
+                        ],
+                    );
+                }
+            }
+            Step::Text {
+                fill,
+                categories,
+                encoding,
+                ..
+            } => {
+                inputs.push(value(column, STRING, &[None]));
+                let mut keys: Vec<&str> = categories.iter().map(String::as_str).collect();
+                let mut codes: Vec<i64> = (0..categories.len() as i64).collect();
+                if !categories.iter().any(|c| c.is_empty()) {
+                    keys.push("");
+                    codes.push(
+                        categories
+                            .iter()
+                            .position(|c| c == fill)
+                            .map_or(-1, |k| k as i64),
+                    );
+                }
+                let coded = format!("codes_{i}");
+                g.node(
+                    "LabelEncoder",
+                    ML,
+                    &[column],
+                    &[&coded],
+                    vec![
+                        strings("keys_strings", keys),
+                        ints("values_int64s", codes),
+                        int("default_int64", -1),
+                    ],
+                );
+                match encoding {
+                    Encoding::OneHot => g.node(
+                        "OneHotEncoder",
+                        ML,
+                        &[&coded],
+                        &[&piece],
+                        vec![
+                            ints("cats_int64s", (0..categories.len() as i64).collect()),
+                            int("zeros", 1),
+                        ],
+                    ),
+                    Encoding::Ordinal => {
+                        let cast = format!("ordinal_{i}");
+                        g.node(
+                            "Cast",
+                            "",
+                            &[&coded],
+                            &[&cast],
+                            vec![int("to", FLOAT as i64)],
+                        );
+                        g.node("Unsqueeze", "", &[&cast, "axis_one"], &[&piece], vec![]);
+                    }
+                }
+            }
+        }
+        pieces.push(piece);
+    }
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    g.node("Concat", "", &refs, &["features"], vec![int("axis", 1)]);
+    ("features".into(), inputs)
 }
 
 /// Nodes from `features` to `cluster`, the index of the nearest of `centroids`: squared
