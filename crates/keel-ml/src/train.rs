@@ -223,11 +223,7 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         Target::Values(_) => None,
     };
     let n = kept.len();
-    let splits: Vec<Split> = match req.holdout {
-        Holdout::Split(train_share) => vec![train_test(n, 1.0 - train_share, req.seed, strata)?],
-        Holdout::Folds(k) => k_folds(n, k, req.seed, strata)?,
-        Holdout::Data => Vec::new(),
-    };
+    let splits = splits(req, n, strata)?;
     let spec = pipeline_spec(req.algorithm.name);
     let rows_of = |idx: &[usize]| idx.iter().map(|&i| kept[i]).collect::<Vec<usize>>();
     let mut evaluations = Vec::with_capacity(splits.len());
@@ -277,6 +273,15 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
         missing_target,
         history,
         fit_seconds,
+    })
+}
+
+/// The held-out splits of `n` rows (none with separate test data), stratified by `strata`.
+fn splits(req: &TrainRequest, n: usize, strata: Option<&[usize]>) -> Result<Vec<Split>> {
+    Ok(match req.holdout {
+        Holdout::Split(train_share) => vec![train_test(n, 1.0 - train_share, req.seed, strata)?],
+        Holdout::Folds(k) => k_folds(n, k, req.seed, strata)?,
+        Holdout::Data => Vec::new(),
     })
 }
 
@@ -342,11 +347,7 @@ fn train_clusters(table: &Columns, req: &TrainRequest) -> Result<Trained> {
     }
     let features = feature_columns(table, req, None)?;
     let n = table.rows();
-    let splits: Vec<Split> = match req.holdout {
-        Holdout::Split(train_share) => vec![train_test(n, 1.0 - train_share, req.seed, None)?],
-        Holdout::Folds(k) => k_folds(n, k, req.seed, None)?,
-        Holdout::Data => Vec::new(),
-    };
+    let splits = splits(req, n, None)?;
     let p = &req.params;
     let spec = KMeansSpec {
         n_clusters: p.get("n_clusters") as usize,

@@ -216,7 +216,7 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
                 Link::Softmax
             }
         }
-        // A k-d tree search has no ONNX operator; such models keep the keel flavor alone.
+        // Both left above: k-nearest neighbours have no graph, k-means has its own.
         Model::Neighbours(_) | Model::Clusters(_) => return None,
         Model::Trees(t) => {
             g.node(
