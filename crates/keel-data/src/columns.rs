@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use polars::prelude::{DataFrame, DataType, PolarsResult, TimeUnit};
+use polars::prelude::{DataFrame, DataType, PolarsResult, Schema, TimeUnit};
 
 use crate::error::Result;
 use crate::format::Format;
@@ -60,7 +60,12 @@ impl Columns {
 
 /// Reads every row of `paths` (all in `format`) into memory.
 pub fn load_columns(format: Format, paths: &[&Path]) -> Result<Columns> {
-    read_table(format, paths, |schema| Columns {
+    read_table(format, paths, empty_like)
+}
+
+/// Empty columns for a schema: numbers, dates and datetimes as numbers, the rest as text.
+fn empty_like(schema: &Schema) -> Columns {
+    Columns {
         names: schema.iter_names().map(|n| n.to_string()).collect(),
         values: schema
             .iter()
@@ -72,7 +77,16 @@ pub fn load_columns(format: Format, paths: &[&Path]) -> Result<Columns> {
                 }
             })
             .collect(),
-    })
+    }
+}
+
+impl Columns {
+    /// The columns of a data frame already in memory.
+    pub fn from_frame(df: &DataFrame) -> PolarsResult<Columns> {
+        let mut columns = empty_like(df.schema());
+        columns.feed(df)?;
+        Ok(columns)
+    }
 }
 
 fn is_time(dtype: &DataType) -> bool {

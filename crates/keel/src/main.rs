@@ -7,6 +7,7 @@ mod data;
 mod data_remote;
 mod data_validate;
 mod output;
+mod serve;
 mod tracking;
 mod train;
 mod transfer;
@@ -53,6 +54,9 @@ enum Command {
     Export(ExportArgs),
     /// Train a model on a dataset version and record it as a run.
     Train(Box<TrainCmd>),
+    /// Serve a model over HTTP (MLflow scoring protocol and Open Inference Protocol): a model
+    /// folder, an .onnx file, or a registered model (NAME@ALIAS, NAME/VERSION or NAME).
+    Serve(Box<ServeCmd>),
     /// Dataset versions: add, list, show, restore, compare, validate, and what changed since.
     #[command(subcommand)]
     Data(DataCmd),
@@ -155,6 +159,67 @@ enum DataCmd {
     /// Validation rules.
     #[command(subcommand)]
     Rules(RulesCmd),
+}
+
+#[derive(Args)]
+struct ServeCmd {
+    /// What to serve: a model folder (keel's or MLflow's with an onnx flavor), an .onnx file,
+    /// or a registered model: NAME@ALIAS (follows the alias as it moves), NAME/VERSION, or
+    /// NAME (its latest version).
+    #[arg(required_unless_present = "config")]
+    model: Option<String>,
+    /// The name requests use [default: the registered name, or the file's or folder's stem].
+    #[arg(long)]
+    name: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, short, default_value_t = 8080)]
+    port: u16,
+    /// Send a share of requests to another version: MODEL:PERCENT (e.g. churn@challenger:10).
+    #[arg(long)]
+    canary: Option<String>,
+    /// Mirror every request to another version; its answers are only logged.
+    #[arg(long)]
+    shadow: Option<String>,
+    /// A YAML file listing several models: `models: [{name, model, canary, shadow}]`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Rows per model call at most.
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// How long a request may wait for others already in flight to share its model call.
+    #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration)]
+    max_delay: std::time::Duration,
+    /// Requests waiting per model version at most; more are answered 429.
+    #[arg(long, default_value_t = 1024)]
+    queue: usize,
+    /// Answer 504 when a prediction takes longer.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// Largest request body (413 above).
+    #[arg(long, default_value = "32MiB", value_parser = serve::parse_size)]
+    body_limit: usize,
+    /// Folder of the prediction log (Parquet by model and hour) [default: keel-data/predictions].
+    #[arg(long, env = "KEEL_PREDICTION_LOG")]
+    log_dir: Option<PathBuf>,
+    /// Do not log predictions.
+    #[arg(long, conflicts_with = "log_dir")]
+    no_log: bool,
+    /// How often to check whether a served alias moved.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    poll: std::time::Duration,
+    /// The keel server whose registry names the models (http://host:port) instead of the
+    /// local stores.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    tracking_uri: Option<String>,
+    /// Metadata database URL of the local stores [default: sqlite://keel-data/keel.db].
+    #[arg(long, env = "KEEL_DB")]
+    db: Option<String>,
+    /// Artifact store of the local stores [default: keel-data/artifacts].
+    #[arg(long, env = "KEEL_ARTIFACTS")]
+    artifacts: Option<String>,
 }
 
 #[derive(Args)]
@@ -442,7 +507,8 @@ async fn run_server(a: ServerArgs) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -676,7 +742,46 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export_command(a).await,
         Command::Data(cmd) => data_command(cmd).await,
         Command::Train(cmd) => train_command(*cmd).await,
+        Command::Serve(cmd) => serve_command(*cmd).await,
     }
+}
+
+async fn serve_command(cmd: ServeCmd) -> Result<()> {
+    let args = serve::ServeArgs {
+        model: cmd.model,
+        name: cmd.name,
+        host: cmd.host,
+        port: cmd.port,
+        canary: cmd.canary,
+        shadow: cmd.shadow,
+        config: cmd.config,
+        batch: keel_serve::batch::BatchConfig {
+            max_batch: cmd.max_batch.max(1),
+            max_delay: cmd.max_delay,
+            queue: cmd.queue.max(1),
+        },
+        timeout: cmd.timeout,
+        body_limit: cmd.body_limit,
+        log_dir: if cmd.no_log {
+            None
+        } else {
+            Some(
+                cmd.log_dir
+                    .unwrap_or_else(|| PathBuf::from("keel-data/predictions")),
+            )
+        },
+        poll: cmd.poll,
+    };
+    // The stores' settings file comes from KEEL_CONFIG or ./keel.toml here: --config names the
+    // models file.
+    let store = StoreArgs {
+        tracking_uri: cmd.tracking_uri,
+        db: cmd.db,
+        artifacts: cmd.artifacts,
+        config: std::env::var_os("KEEL_CONFIG").map(PathBuf::from),
+        json: false,
+    };
+    serve::run(args, async move { registry(&store).await }).await
 }
 
 async fn train_command(cmd: TrainCmd) -> Result<()> {

@@ -19,15 +19,13 @@
 //! compute in `f32` here and `f64` in keel. k-nearest neighbours have no ONNX form (a k-d tree
 //! search is no ONNX operator).
 
-pub mod proto;
-
 use prost::Message;
 
 use crate::model_dir::KeelModel;
 use crate::pipeline::{Encoding, Step};
 use crate::train::Model;
 use crate::trees::{Aggregate, Link, Node, TreeModel};
-use proto::{
+use keel_onnx::proto::{
     AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
     ValueInfoProto,
@@ -161,6 +159,7 @@ fn value(name: &str, elem_type: i32, dims: &[Option<i64>]) -> ValueInfoProto {
                 elem_type,
                 shape: Some(TensorShapeProto { dim }),
             }),
+            ..Default::default()
         }),
     }
 }

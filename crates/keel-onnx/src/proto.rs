@@ -1,6 +1,7 @@
-//! The part of ONNX's protobuf schema (`onnx.proto`, IR version 8) that keel writes: a model,
-//! its graph, nodes with attributes, tensors and value types. Field numbers are the schema's;
-//! encoding is prost's.
+//! The part of ONNX's protobuf schema (`onnx.proto`) that keel reads and writes: a model, its
+//! graph, nodes with attributes, tensors and value types (tensors, sequences and maps). Field
+//! numbers are the schema's; encoding is prost's. Fields keel does not use (training info,
+//! sparse tensors, functions) are skipped when decoding.
 
 /// `ModelProto`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -102,15 +103,22 @@ pub struct NodeProto {
     pub attribute: Vec<AttributeProto>,
 }
 
-/// `AttributeProto` (the kinds keel writes).
+/// `AttributeProto` (graph-valued attributes are skipped).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttributeProto {
     /// Name.
     #[prost(string, tag = "1")]
     pub name: String,
-    /// `AttributeType`: 1 float, 2 int, 3 string, 6 floats, 7 ints, 8 strings.
+    /// `AttributeType`: 1 float, 2 int, 3 string, 4 tensor, 6 floats, 7 ints, 8 strings,
+    /// 9 tensors.
     #[prost(int32, tag = "20")]
     pub r#type: i32,
+    /// A tensor.
+    #[prost(message, optional, tag = "5")]
+    pub t: Option<TensorProto>,
+    /// Tensors.
+    #[prost(message, repeated, tag = "10")]
+    pub tensors: Vec<TensorProto>,
     /// A float.
     #[prost(float, tag = "2")]
     pub f: f32,
@@ -131,18 +139,22 @@ pub struct AttributeProto {
     pub strings: Vec<Vec<u8>>,
 }
 
-/// `TensorProto` (float, int64 and string tensors).
+/// `TensorProto` (dense tensors stored in the model).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TensorProto {
     /// Shape.
     #[prost(int64, repeated, tag = "1")]
     pub dims: Vec<i64>,
-    /// Element type: 1 float, 7 int64, 8 string.
+    /// Element type (`TensorProto.DataType`): 1 float, 2 uint8, 3 int8, 5 int16, 6 int32,
+    /// 7 int64, 8 string, 9 bool, 11 double, ...
     #[prost(int32, tag = "2")]
     pub data_type: i32,
-    /// Float values.
+    /// Float values (and float16/bfloat16 bit patterns are not read from here).
     #[prost(float, repeated, tag = "4")]
     pub float_data: Vec<f32>,
+    /// Int32 values, also holding the smaller integer types and booleans.
+    #[prost(int32, repeated, tag = "5")]
+    pub int32_data: Vec<i32>,
     /// String values.
     #[prost(bytes = "vec", repeated, tag = "6")]
     pub string_data: Vec<Vec<u8>>,
@@ -152,6 +164,18 @@ pub struct TensorProto {
     /// Name.
     #[prost(string, tag = "8")]
     pub name: String,
+    /// Values as little-endian bytes (any type but string).
+    #[prost(bytes = "vec", tag = "9")]
+    pub raw_data: Vec<u8>,
+    /// Double values.
+    #[prost(double, repeated, tag = "10")]
+    pub double_data: Vec<f64>,
+    /// Uint32 and uint64 values.
+    #[prost(uint64, repeated, tag = "11")]
+    pub uint64_data: Vec<u64>,
+    /// Where the values live outside the model file; keel reads single-file models only.
+    #[prost(int32, tag = "14")]
+    pub data_location: i32,
 }
 
 /// `ValueInfoProto`.
@@ -165,12 +189,37 @@ pub struct ValueInfoProto {
     pub r#type: Option<TypeProto>,
 }
 
-/// `TypeProto` (tensors only).
+/// `TypeProto`: a tensor, a sequence or a map.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TypeProto {
     /// A tensor type.
     #[prost(message, optional, tag = "1")]
     pub tensor_type: Option<TensorTypeProto>,
+    /// A sequence type.
+    #[prost(message, optional, boxed, tag = "4")]
+    pub sequence_type: Option<Box<SequenceTypeProto>>,
+    /// A map type.
+    #[prost(message, optional, boxed, tag = "5")]
+    pub map_type: Option<Box<MapTypeProto>>,
+}
+
+/// `TypeProto.Sequence`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SequenceTypeProto {
+    /// The elements' type.
+    #[prost(message, optional, boxed, tag = "1")]
+    pub elem_type: Option<Box<TypeProto>>,
+}
+
+/// `TypeProto.Map`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MapTypeProto {
+    /// The keys' element type.
+    #[prost(int32, tag = "1")]
+    pub key_type: i32,
+    /// The values' type.
+    #[prost(message, optional, boxed, tag = "2")]
+    pub value_type: Option<Box<TypeProto>>,
 }
 
 /// `TypeProto.Tensor`.

@@ -1,0 +1,604 @@
+//! `TreeEnsembleRegressor` and `TreeEnsembleClassifier`: every tree's nodes laid out in one
+//! array (children by index, leaf weights in one slice), walked row by row, and the scores
+//! aggregated and finalised as onnxruntime does, binary-classifier conventions included.
+
+use std::collections::HashMap;
+
+use super::transform::{PostTransform, SecondClass, two_scores};
+use crate::attrs::Attrs;
+use crate::error::OnnxError;
+use crate::ops::{Kernel, input};
+use crate::proto::NodeProto;
+use crate::tensor::{Data, Tensor, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Leq,
+    Lt,
+    Gte,
+    Gt,
+    Eq,
+    Neq,
+    Leaf,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Result<Self, OnnxError> {
+        Ok(match s {
+            "BRANCH_LEQ" => Self::Leq,
+            "BRANCH_LT" => Self::Lt,
+            "BRANCH_GTE" => Self::Gte,
+            "BRANCH_GT" => Self::Gt,
+            "BRANCH_EQ" => Self::Eq,
+            "BRANCH_NEQ" => Self::Neq,
+            "LEAF" => Self::Leaf,
+            other => return Err(OnnxError::Model(format!("unknown node mode {other:?}"))),
+        })
+    }
+}
+
+/// One node. For a leaf, `yes..yes + no` is its range in [`Forest::weights`].
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    feature: u32,
+    threshold: f32,
+    yes: u32,
+    no: u32,
+    mode: Mode,
+    missing_yes: bool,
+}
+
+/// The trees of an ensemble.
+#[derive(Debug)]
+struct Forest {
+    nodes: Vec<Node>,
+    roots: Vec<u32>,
+    /// Leaf weights: (target or class, value).
+    weights: Vec<(u32, f32)>,
+    /// The number of input columns the trees read.
+    features: usize,
+}
+
+/// The leaf weights of an ensemble, by (tree, node): the `target_*` or `class_*` attributes.
+struct LeafWeights {
+    trees: Vec<i64>,
+    nodes: Vec<i64>,
+    ids: Vec<i64>,
+    values: Vec<f32>,
+}
+
+impl Forest {
+    fn build(a: &Attrs<'_>, leaves: LeafWeights, outputs: usize) -> Result<Self, OnnxError> {
+        let trees = a.ints("nodes_treeids");
+        let ids = a.ints("nodes_nodeids");
+        let features = a.ints("nodes_featureids");
+        let modes = a.strings("nodes_modes");
+        let thresholds = a.floats_or_tensor("nodes_values")?;
+        let yes = a.ints("nodes_truenodeids");
+        let no = a.ints("nodes_falsenodeids");
+        let missing = a.ints("nodes_missing_value_tracks_true");
+        let n = trees.len();
+        let same_len = [ids.len(), features.len(), modes.len(), yes.len(), no.len()];
+        if n == 0 || same_len.iter().any(|&l| l != n) || thresholds.len() != n {
+            return Err(OnnxError::Model(
+                "the nodes_* attributes are empty or of different lengths".into(),
+            ));
+        }
+        if !missing.is_empty() && missing.len() != n {
+            return Err(OnnxError::Model(
+                "nodes_missing_value_tracks_true has the wrong length".into(),
+            ));
+        }
+        let n_leaves = leaves.trees.len();
+        if [leaves.nodes.len(), leaves.ids.len(), leaves.values.len()]
+            .iter()
+            .any(|&l| l != n_leaves)
+        {
+            return Err(OnnxError::Model(
+                "the leaf weight attributes are of different lengths".into(),
+            ));
+        }
+        let mut index = HashMap::with_capacity(n);
+        for i in 0..n {
+            if index.insert((trees[i], ids[i]), i).is_some() {
+                return Err(OnnxError::Model(format!(
+                    "tree {} has node {} twice",
+                    trees[i], ids[i]
+                )));
+            }
+        }
+        let child = |i: usize, id: i64| -> Result<u32, OnnxError> {
+            index
+                .get(&(trees[i], id))
+                .map(|&c| c as u32)
+                .ok_or_else(|| OnnxError::Model(format!("tree {} has no node {id}", trees[i])))
+        };
+        let mut per_leaf: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
+        for k in 0..n_leaves {
+            let &i = index
+                .get(&(leaves.trees[k], leaves.nodes[k]))
+                .ok_or_else(|| {
+                    OnnxError::Model(format!(
+                        "a leaf weight names node {} of tree {}, which does not exist",
+                        leaves.nodes[k], leaves.trees[k]
+                    ))
+                })?;
+            let id = usize::try_from(leaves.ids[k])
+                .ok()
+                .filter(|&id| id < outputs)
+                .ok_or_else(|| {
+                    OnnxError::Model(format!(
+                        "leaf weight for output {} of {outputs}",
+                        leaves.ids[k]
+                    ))
+                })?;
+            per_leaf[i].push((id as u32, leaves.values[k]));
+        }
+        let mut nodes = Vec::with_capacity(n);
+        let mut weights = Vec::with_capacity(n_leaves);
+        let mut width = 0;
+        let mut is_child = vec![false; n];
+        for i in 0..n {
+            let mode = Mode::parse(&modes[i])?;
+            let node = if mode == Mode::Leaf {
+                let start = weights.len() as u32;
+                weights.extend_from_slice(&per_leaf[i]);
+                Node {
+                    feature: 0,
+                    threshold: 0.0,
+                    yes: start,
+                    no: per_leaf[i].len() as u32,
+                    mode,
+                    missing_yes: false,
+                }
+            } else {
+                let feature = usize::try_from(features[i]).map_err(|_| {
+                    OnnxError::Model(format!("negative feature id {}", features[i]))
+                })?;
+                width = width.max(feature + 1);
+                let (y, f) = (child(i, yes[i])?, child(i, no[i])?);
+                is_child[y as usize] = true;
+                is_child[f as usize] = true;
+                Node {
+                    feature: feature as u32,
+                    threshold: thresholds[i],
+                    yes: y,
+                    no: f,
+                    mode,
+                    missing_yes: missing.get(i).is_some_and(|&m| m != 0),
+                }
+            };
+            nodes.push(node);
+        }
+        let mut roots: Vec<u32> = Vec::new();
+        let mut seen_trees = HashMap::new();
+        for i in 0..n {
+            if !is_child[i] && seen_trees.insert(trees[i], ()).is_none() {
+                roots.push(i as u32);
+            }
+        }
+        let forest = Self {
+            nodes,
+            roots,
+            weights,
+            features: width,
+        };
+        forest.check_acyclic()?;
+        Ok(forest)
+    }
+
+    /// Refuses trees whose walk could loop: every path from a root must end in a leaf within
+    /// as many steps as there are nodes.
+    fn check_acyclic(&self) -> Result<(), OnnxError> {
+        // 0 = unvisited, 1 = on the current path, 2 = done.
+        let mut state = vec![0u8; self.nodes.len()];
+        for &root in &self.roots {
+            let mut stack = vec![(root as usize, false)];
+            while let Some((i, leaving)) = stack.pop() {
+                if leaving {
+                    state[i] = 2;
+                    continue;
+                }
+                match state[i] {
+                    1 => return Err(OnnxError::Model("a tree has a cycle".into())),
+                    2 => continue,
+                    _ => {}
+                }
+                state[i] = 1;
+                stack.push((i, true));
+                let node = self.nodes[i];
+                if node.mode != Mode::Leaf {
+                    for c in [node.yes as usize, node.no as usize] {
+                        if state[c] == 1 {
+                            return Err(OnnxError::Model("a tree has a cycle".into()));
+                        }
+                        stack.push((c, false));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The leaf `row` reaches from `root`.
+    #[inline]
+    fn leaf(&self, root: u32, row: &[f32]) -> &Node {
+        let mut node = &self.nodes[root as usize];
+        loop {
+            let x = row[node.feature as usize];
+            let t = node.threshold;
+            let yes = match node.mode {
+                Mode::Leq => x <= t,
+                Mode::Lt => x < t,
+                Mode::Gte => x >= t,
+                Mode::Gt => x > t,
+                Mode::Eq => x == t,
+                Mode::Neq => x != t,
+                Mode::Leaf => return node,
+            } || (node.missing_yes && x.is_nan());
+            node = &self.nodes[if yes { node.yes } else { node.no } as usize];
+        }
+    }
+
+    fn leaf_weights(&self, leaf: &Node) -> &[(u32, f32)] {
+        &self.weights[leaf.yes as usize..(leaf.yes + leaf.no) as usize]
+    }
+
+    /// Reads the input as rows of at least [`Self::features`] floats.
+    fn rows<'t>(
+        &self,
+        x: &'t Tensor,
+    ) -> Result<(usize, usize, std::borrow::Cow<'t, [f32]>), OnnxError> {
+        let (rows, cols) = x.rows_cols();
+        if cols < self.features {
+            return Err(OnnxError::Shape(format!(
+                "the trees read {} features, the input has {cols}",
+                self.features
+            )));
+        }
+        Ok((rows, cols, x.to_f32()?))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Aggregate {
+    Sum,
+    Average,
+    Min,
+    Max,
+}
+
+/// Scores of one row: a value and whether any leaf set it.
+struct Scores {
+    values: Vec<f32>,
+    set: Vec<bool>,
+}
+
+impl Scores {
+    fn new(n: usize) -> Self {
+        Self {
+            values: vec![0.0; n],
+            set: vec![false; n],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.values.iter_mut().for_each(|v| *v = 0.0);
+        self.set.iter_mut().for_each(|s| *s = false);
+    }
+
+    fn add(&mut self, weights: &[(u32, f32)], aggregate: Aggregate) {
+        for &(k, w) in weights {
+            let (v, set) = (&mut self.values[k as usize], &mut self.set[k as usize]);
+            *v = match aggregate {
+                Aggregate::Sum | Aggregate::Average => *v + w,
+                Aggregate::Min if *set && *v <= w => *v,
+                Aggregate::Max if *set && *v >= w => *v,
+                Aggregate::Min | Aggregate::Max => w,
+            };
+            *set = true;
+        }
+    }
+}
+
+/// `TreeEnsembleRegressor`.
+pub(crate) struct Regressor {
+    forest: Forest,
+    targets: usize,
+    aggregate: Aggregate,
+    base: Vec<f32>,
+    transform: PostTransform,
+}
+
+impl Regressor {
+    pub(crate) fn build(node: &NodeProto) -> Result<Self, OnnxError> {
+        let a = Attrs::new(node);
+        let targets = usize::try_from(a.int_required("n_targets")?)
+            .ok()
+            .filter(|&t| t > 0)
+            .ok_or_else(|| OnnxError::Model("n_targets must be positive".into()))?;
+        let aggregate = match a.string("aggregate_function", "SUM").as_str() {
+            "SUM" => Aggregate::Sum,
+            "AVERAGE" => Aggregate::Average,
+            "MIN" => Aggregate::Min,
+            "MAX" => Aggregate::Max,
+            other => {
+                return Err(OnnxError::Model(format!(
+                    "unknown aggregate_function {other:?}"
+                )));
+            }
+        };
+        let leaves = LeafWeights {
+            trees: a.ints("target_treeids"),
+            nodes: a.ints("target_nodeids"),
+            ids: a.ints("target_ids"),
+            values: a.floats_or_tensor("target_weights")?,
+        };
+        Ok(Self {
+            forest: Forest::build(&a, leaves, targets)?,
+            targets,
+            aggregate,
+            base: a.floats_or_tensor("base_values")?,
+            transform: PostTransform::parse(&a.string("post_transform", "NONE"))?,
+        })
+    }
+
+    fn finish(&self, scores: &mut Scores, out: &mut [f32]) {
+        let trees = self.forest.roots.len() as f32;
+        if self.targets == 1 {
+            // onnxruntime's single-target path: the first weight of each leaf, one base value.
+            let origin = if self.base.len() == 1 {
+                self.base[0]
+            } else {
+                0.0
+            };
+            let s = scores.values[0];
+            let v = match self.aggregate {
+                Aggregate::Sum => s + origin,
+                Aggregate::Average => s / trees + origin,
+                Aggregate::Min | Aggregate::Max if scores.set[0] => s + origin,
+                Aggregate::Min | Aggregate::Max => origin,
+            };
+            out[0] = if self.transform == PostTransform::Probit {
+                super::transform::probit(v)
+            } else {
+                v
+            };
+            return;
+        }
+        let use_base = self.base.len() == self.targets;
+        for (k, o) in out.iter_mut().enumerate() {
+            let base = if use_base { self.base[k] } else { 0.0 };
+            let s = scores.values[k];
+            *o = match self.aggregate {
+                Aggregate::Sum => s + base,
+                Aggregate::Average => s / trees + base,
+                Aggregate::Min | Aggregate::Max => base + if scores.set[k] { s } else { 0.0 },
+            };
+        }
+        self.transform.apply(out);
+    }
+}
+
+impl Kernel for Regressor {
+    fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>, OnnxError> {
+        let x = input(inputs, 0)?;
+        let (rows, cols, data) = self.forest.rows(x)?;
+        let mut out = vec![0.0f32; rows * self.targets];
+        let mut scores = Scores::new(self.targets);
+        for (r, o) in out.chunks_exact_mut(self.targets).enumerate() {
+            let row = &data[r * cols..(r + 1) * cols];
+            scores.clear();
+            for &root in &self.forest.roots {
+                let leaf = self.forest.leaf(root, row);
+                let w = self.forest.leaf_weights(leaf);
+                if self.targets == 1 {
+                    scores.add(&w[..w.len().min(1)], self.aggregate);
+                } else {
+                    scores.add(w, self.aggregate);
+                }
+            }
+            self.finish(&mut scores, o);
+        }
+        Ok(vec![Tensor::float(vec![rows, self.targets], out)?.into()])
+    }
+}
+
+/// A classifier's labels.
+#[derive(Clone, Debug)]
+pub(crate) enum Labels {
+    Int64(Vec<i64>),
+    String(Vec<String>),
+}
+
+impl Labels {
+    pub(crate) fn from_attrs(a: &Attrs<'_>, ints: &str, strings: &str) -> Result<Self, OnnxError> {
+        let s = a.strings(strings);
+        let i = a.ints(ints);
+        match (s.is_empty(), i.is_empty()) {
+            (false, true) => Ok(Self::String(s)),
+            (true, false) => Ok(Self::Int64(i)),
+            _ => Err(OnnxError::Model(format!(
+                "a classifier needs exactly one of {ints} and {strings}"
+            ))),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Int64(l) => l.len(),
+            Self::String(l) => l.len(),
+        }
+    }
+
+    /// A tensor of labels from per-row choices.
+    pub(crate) fn tensor(&self, picks: &[Pick]) -> Result<Tensor, OnnxError> {
+        let data = match self {
+            Self::Int64(l) => Data::Int64(
+                picks
+                    .iter()
+                    .map(|p| match *p {
+                        Pick::Class(i) => l[i],
+                        Pick::Literal(v) => v,
+                    })
+                    .collect(),
+            ),
+            Self::String(l) => Data::String(
+                picks
+                    .iter()
+                    .map(|p| match *p {
+                        Pick::Class(i) => l[i].clone(),
+                        Pick::Literal(v) => v.to_string(),
+                    })
+                    .collect(),
+            ),
+        };
+        Tensor::new(vec![picks.len()], data)
+    }
+}
+
+/// The label a row gets: a class by index, or onnxruntime's literal 0 or 1 where a binary
+/// model's labels do not say which class is which.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Pick {
+    Class(usize),
+    Literal(i64),
+}
+
+/// `TreeEnsembleClassifier`.
+pub(crate) struct Classifier {
+    forest: Forest,
+    labels: Labels,
+    base: Vec<f32>,
+    transform: PostTransform,
+    /// Two classes, all weights for one of them.
+    binary: bool,
+    all_positive: bool,
+}
+
+impl Classifier {
+    pub(crate) fn build(node: &NodeProto) -> Result<Self, OnnxError> {
+        let a = Attrs::new(node);
+        let labels = Labels::from_attrs(&a, "classlabels_int64s", "classlabels_strings")?;
+        let leaves = LeafWeights {
+            trees: a.ints("class_treeids"),
+            nodes: a.ints("class_nodeids"),
+            ids: a.ints("class_ids"),
+            values: a.floats_or_tensor("class_weights")?,
+        };
+        let mut classes_used = leaves.ids.clone();
+        classes_used.sort_unstable();
+        classes_used.dedup();
+        let all_positive = leaves.values.iter().all(|&w| w >= 0.0);
+        let n = labels.len();
+        Ok(Self {
+            forest: Forest::build(&a, leaves, n)?,
+            binary: n == 2 && classes_used.len() == 1,
+            all_positive,
+            labels,
+            base: a.floats_or_tensor("base_values")?,
+            transform: PostTransform::parse(&a.string("post_transform", "NONE"))?,
+        })
+    }
+
+    /// Final scores and the label of one row, as onnxruntime's classifier aggregator does.
+    fn finish(&self, s: &mut Scores, out: &mut [f32]) -> Pick {
+        let n = self.labels.len();
+        if n != 2 {
+            for (k, &b) in self.base.iter().enumerate().take(n) {
+                s.values[k] = if s.set[k] { s.values[k] + b } else { b };
+                s.set[k] = true;
+            }
+            let mut best: Option<usize> = None;
+            for k in 0..n {
+                if s.set[k] && best.is_none_or(|b| s.values[k] > s.values[b]) {
+                    best = Some(k);
+                }
+            }
+            out.copy_from_slice(&s.values[..n]);
+            if n >= 2 {
+                self.transform.apply(out);
+            }
+            return Pick::Class(best.unwrap_or(0));
+        }
+        let mut second = None;
+        let mut single = false;
+        match self.base.len() {
+            2 if s.set[1] => {
+                s.values[1] = self.base[1] + s.values[0];
+                s.values[0] = -s.values[1];
+            }
+            2 => {
+                s.values[1] += self.base[1];
+                s.values[0] += self.base[0];
+            }
+            1 => {
+                s.values[0] += self.base[0];
+                single = !s.set[1];
+            }
+            0 => {
+                second = Some(SecondClass::Mirror);
+                single = !s.set[1];
+            }
+            _ => {}
+        }
+        let positive = if !single && s.set[1] {
+            s.values[1]
+        } else if s.set[0] {
+            s.values[0]
+        } else {
+            0.0
+        };
+        let pick = if self.binary {
+            let (wins, kind) = if self.all_positive {
+                (positive > 0.5, SecondClass::Complement)
+            } else {
+                (positive > 0.0, SecondClass::Mirror)
+            };
+            second = Some(kind);
+            Pick::Class(usize::from(wins))
+        } else if matches!(self.labels, Labels::String(_)) {
+            // onnxruntime indexes string labels here.
+            Pick::Class(usize::from(positive > 0.0))
+        } else {
+            Pick::Literal(i64::from(positive > 0.0))
+        };
+        if single {
+            match second {
+                Some(kind) => out.copy_from_slice(&two_scores(s.values[0], self.transform, kind)),
+                None => {
+                    out[0] = s.values[0];
+                    out[1] = 0.0;
+                }
+            }
+        } else {
+            out.copy_from_slice(&s.values[..2]);
+            self.transform.apply(out);
+        }
+        pick
+    }
+}
+
+impl Kernel for Classifier {
+    fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>, OnnxError> {
+        let x = input(inputs, 0)?;
+        let (rows, cols, data) = self.forest.rows(x)?;
+        let n = self.labels.len();
+        let mut out = vec![0.0f32; rows * n];
+        let mut picks = Vec::with_capacity(rows);
+        let mut scores = Scores::new(n);
+        for (r, o) in out.chunks_exact_mut(n).enumerate() {
+            let row = &data[r * cols..(r + 1) * cols];
+            scores.clear();
+            for &root in &self.forest.roots {
+                let leaf = self.forest.leaf(root, row);
+                scores.add(self.forest.leaf_weights(leaf), Aggregate::Sum);
+            }
+            picks.push(self.finish(&mut scores, o));
+        }
+        Ok(vec![
+            self.labels.tensor(&picks)?.into(),
+            Tensor::float(vec![rows, n], out)?.into(),
+        ])
+    }
+}

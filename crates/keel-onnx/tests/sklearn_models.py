@@ -1,0 +1,167 @@
+"""Exports scikit-learn models with skl2onnx and records what onnxruntime answers for them.
+
+usage: sklearn_models.py OUT_DIR
+
+For every case it writes OUT_DIR/<case>.onnx and OUT_DIR/<case>.json: the inputs fed (name,
+dtype, shape, row-major data; NaN as null) and onnxruntime's outputs (tensors as above, ZipMap
+outputs as their keys and one row of values per map). keel's tests run the same inputs through
+keel's runtime and compare.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from sklearn.cluster import KMeans
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_iris, make_classification, make_regression
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+RNG = np.random.default_rng(7)
+
+
+def encode_array(name, a):
+    a = np.asarray(a)
+    if a.dtype.kind in "OUS":
+        data = [str(v) for v in a.ravel()]
+        dtype = "string"
+    else:
+        dtype = {"f": "float" if a.dtype == np.float32 else "double", "i": "int64", "b": "bool"}[a.dtype.kind]
+        if a.dtype.kind == "i" and a.dtype != np.int64:
+            dtype = "int32" if a.dtype == np.int32 else "int64"
+        data = [None if (isinstance(v, float) and np.isnan(v)) else v for v in a.ravel().tolist()]
+    return {"name": name, "kind": "tensor", "dtype": dtype, "shape": list(a.shape), "data": data}
+
+
+def encode_output(name, v):
+    if isinstance(v, list) and v and isinstance(v[0], dict):
+        keys = list(v[0].keys())
+        return {
+            "name": name,
+            "kind": "maps",
+            "keys": [k if isinstance(k, str) else int(k) for k in keys],
+            "data": [float(row[k]) for row in v for k in keys],
+        }
+    return encode_array(name, v)
+
+
+def save(out, case, model_proto, feeds):
+    path = out / f"{case}.onnx"
+    path.write_bytes(model_proto.SerializeToString())
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    results = sess.run(names, feeds)
+    record = {
+        "inputs": [encode_array(k, v) for k, v in feeds.items()],
+        "outputs": [encode_output(n, r) for n, r in zip(names, results)],
+        "ops": sorted({f"{n.domain}:{n.op_type}" for n in model_proto.graph.node}),
+    }
+    (out / f"{case}.json").write_text(json.dumps(record, allow_nan=False))
+
+
+def export(out, case, model, X, options=None, **kw):
+    proto = to_onnx(model, X[:1], options=options, target_opset={"": 17, "ai.onnx.ml": 3}, **kw)
+    save(out, case, proto, {proto.graph.input[0].name: X})
+
+
+def main():
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+
+    Xb, yb = make_classification(400, 20, n_informative=8, random_state=1)
+    Xb = Xb.astype(np.float32)
+    Xm, ym = make_classification(400, 10, n_informative=6, n_classes=3, random_state=2)
+    Xm = Xm.astype(np.float32)
+    Xr, yr = make_regression(400, 12, noise=5.0, random_state=3)
+    Xr = Xr.astype(np.float32)
+    Xr2, yr2 = make_regression(400, 6, n_targets=3, noise=1.0, random_state=4)
+    Xr2 = Xr2.astype(np.float32)
+    iris = load_iris()
+    Xi = iris.data.astype(np.float32)
+    yi = np.array(iris.target_names)[iris.target]
+
+    export(out, "logreg_binary", LogisticRegression(max_iter=500).fit(Xb, yb), Xb)
+    export(out, "logreg_multi", LogisticRegression(max_iter=500).fit(Xm, ym), Xm)
+    export(out, "scaler_logreg", make_pipeline(StandardScaler(), LogisticRegression()).fit(Xb, yb), Xb)
+    export(out, "minmax_logreg", make_pipeline(MinMaxScaler(), LogisticRegression()).fit(Xm, ym), Xm)
+    export(out, "linear_svc", LinearSVC().fit(Xb, yb), Xb)
+    export(out, "linear_svc_multi", LinearSVC().fit(Xm, ym), Xm)
+    export(out, "normalizer_logreg", make_pipeline(Normalizer("l2"), LogisticRegression()).fit(Xm, ym), Xm)
+    export(out, "binarizer_logreg", make_pipeline(Binarizer(threshold=0.2), LogisticRegression()).fit(Xb, yb), Xb)
+    export(out, "linear_regression", LinearRegression().fit(Xr, yr), Xr)
+    export(out, "ridge_multi_target", Ridge(alpha=0.5).fit(Xr2, yr2), Xr2)
+    export(out, "tree_classifier", DecisionTreeClassifier(max_depth=6, random_state=0).fit(Xm, ym), Xm)
+    export(out, "tree_regressor", DecisionTreeRegressor(max_depth=6, random_state=0).fit(Xr, yr), Xr)
+    rf = RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0).fit(Xb, yb)
+    export(out, "forest_binary", rf, Xb)
+    export(out, "forest_binary_no_zipmap", rf, Xb, options={id(rf): {"zipmap": False}})
+    export(out, "forest_multi", RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0).fit(Xm, ym), Xm)
+    export(out, "forest_string_labels", RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0).fit(Xi, yi), Xi)
+    export(out, "forest_regressor", RandomForestRegressor(n_estimators=50, max_depth=8, random_state=0).fit(Xr, yr), Xr)
+    export(out, "boosting_binary", GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=0).fit(Xb, yb), Xb)
+    export(out, "boosting_multi", GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0).fit(Xm, ym), Xm)
+    export(out, "boosting_regressor", GradientBoostingRegressor(n_estimators=80, max_depth=4, random_state=0).fit(Xr, yr), Xr)
+    export(out, "mlp_classifier", MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(Xm, ym), Xm)
+    export(out, "kmeans", KMeans(n_clusters=4, n_init=3, random_state=0).fit(Xm), Xm)
+
+    # Missing values imputed by the pipeline.
+    Xn = Xr.copy()
+    Xn[RNG.random(Xn.shape) < 0.1] = np.nan
+    export(out, "imputer_forest", make_pipeline(SimpleImputer(), RandomForestRegressor(n_estimators=20, max_depth=6, random_state=0)).fit(Xn, yr), Xn)
+
+    # A text column one-hot encoded next to numeric columns: two inputs.
+    cities = np.array(["paris", "rome", "oslo", "lima"])[RNG.integers(0, 4, 300)].reshape(-1, 1)
+    nums = RNG.normal(size=(300, 3)).astype(np.float32)
+    yc = (nums[:, 0] + (cities[:, 0] == "rome")) > 0.5
+    ct = ColumnTransformer([("city", OneHotEncoder(handle_unknown="ignore"), [0]), ("num", StandardScaler(), [1, 2, 3])])
+    pipe = make_pipeline(ct, LogisticRegression()).fit(np.hstack([cities, nums]).astype(object), yc)
+    proto = to_onnx(
+        pipe,
+        initial_types=[("city", StringTensorType([None, 1])), ("num", FloatTensorType([None, 3]))],
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    # Not all of skl2onnx's converters take two inputs for one ColumnTransformer; rebuild the
+    # feed to whatever inputs the graph declares.
+    names = [i.name for i in proto.graph.input]
+    cities_test = cities.copy()
+    cities_test[:5, 0] = "tokyo"  # unknown category: all zeros
+    save(out, "onehot_two_inputs", proto, dict(zip(names, [cities_test, nums])))
+
+    # A graph of standard operators only, one of which keel's kernels lack: runs in tract.
+    w = RNG.normal(size=(4, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"]),
+            helper.make_node("LeakyRelu", ["h"], ["y"], alpha=0.1),
+        ],
+        "leaky",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [4, 3], w.ravel().tolist())],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    save(out, "standard_ops_in_tract", model, {"x": RNG.normal(size=(50, 4)).astype(np.float32)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+//! keel's inference server: loads models (keel's own format natively, ONNX through
+//! `keel-onnx`), answers MLflow's scoring protocol and the Open Inference Protocol, batches
+//! concurrent requests, routes canary and shadow traffic, exposes Prometheus metrics and logs
+//! every prediction to Parquet.
+
+pub mod batch;
+pub mod error;
+pub mod metrics;
+pub mod mlflow;
+pub mod mlmodel;
+pub mod payload;
+pub mod predictor;
+pub mod predlog;
+pub mod route;
+pub mod server;
+pub mod source;
+pub mod supervisor;
+pub mod v2;
+
+pub use error::ServeError;

@@ -1,0 +1,430 @@
+//! MLflow's scoring protocol: the `POST /invocations` body formats (`dataframe_split`,
+//! `dataframe_records`, `instances`, `inputs`, CSV) and the `{"predictions": ...}` answer.
+
+use std::io::Cursor;
+
+use keel_data::columns::Columns;
+use keel_onnx::{Data, Tensor, Value};
+use polars::prelude::{CsvReadOptions, SerReader};
+use serde::Deserialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
+
+use crate::error::ServeError;
+use crate::payload::{
+    Cell, Input, NamedTensor, Output, column, columns_from_rows, map_keys, tensor_from_json,
+};
+
+const FIELDS: &str = "dataframe_split, dataframe_records, instances, inputs";
+
+#[derive(Deserialize)]
+struct Split {
+    #[serde(default)]
+    columns: Option<Vec<String>>,
+    data: Vec<Vec<Cell>>,
+}
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(default)]
+    dataframe_split: Option<Split>,
+    #[serde(default)]
+    dataframe_records: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    #[serde(default, borrow)]
+    instances: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    inputs: Option<&'a RawValue>,
+}
+
+fn bad(message: impl Into<String>) -> ServeError {
+    ServeError::BadRequest(message.into())
+}
+
+/// Parses a JSON request body.
+pub fn parse_json(body: &[u8]) -> Result<Input, ServeError> {
+    let parsed: Body<'_> = serde_json::from_slice(body).map_err(|e| {
+        bad(format!(
+            "the body is not a JSON object with one of {FIELDS}: {e}"
+        ))
+    })?;
+    let given = [
+        parsed.dataframe_split.is_some(),
+        parsed.dataframe_records.is_some(),
+        parsed.instances.is_some(),
+        parsed.inputs.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(bad(format!(
+            "the body must have exactly one of the fields {FIELDS}"
+        )));
+    }
+    if let Some(split) = parsed.dataframe_split {
+        let width = split.data.first().map_or(0, Vec::len);
+        let names = split
+            .columns
+            .unwrap_or_else(|| (0..width).map(|i| i.to_string()).collect());
+        return Ok(Input::Frame(columns_from_rows(names, &split.data)?));
+    }
+    if let Some(records) = parsed.dataframe_records {
+        return records_frame(&records).map(Input::Frame);
+    }
+    let raw = parsed
+        .instances
+        .or(parsed.inputs)
+        .map(RawValue::get)
+        .unwrap_or("null");
+    let value: serde_json::Value =
+        serde_json::from_str(raw).map_err(|e| bad(format!("tensor input: {e}")))?;
+    tensor_input(&value)
+}
+
+/// `instances` or `inputs`: a list of records (a frame), a dictionary of named tensors, or one
+/// tensor.
+fn tensor_input(value: &serde_json::Value) -> Result<Input, ServeError> {
+    match value {
+        serde_json::Value::Object(named) => Ok(Input::Tensors(
+            named
+                .iter()
+                .map(|(name, v)| {
+                    Ok(NamedTensor {
+                        name: Some(name.clone()),
+                        tensor: tensor_from_json(Some(name), v)?,
+                    })
+                })
+                .collect::<Result<_, ServeError>>()?,
+        )),
+        serde_json::Value::Array(items) if items.first().is_some_and(|i| i.is_object()) => {
+            let records = items
+                .iter()
+                .map(|i| {
+                    i.as_object()
+                        .cloned()
+                        .ok_or_else(|| bad("instances mix objects and other values"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            records_frame(&records).map(Input::Frame)
+        }
+        other => Ok(Input::Tensors(vec![NamedTensor {
+            name: None,
+            tensor: tensor_from_json(None, other)?,
+        }])),
+    }
+}
+
+/// Columns from records, in the first record's key order (keys missing from a record are
+/// null there).
+fn records_frame(
+    records: &[serde_json::Map<String, serde_json::Value>],
+) -> Result<Columns, ServeError> {
+    let mut names: Vec<String> = Vec::new();
+    for r in records {
+        for k in r.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let cells = |name: &str| -> Result<Vec<Cell>, ServeError> {
+        records
+            .iter()
+            .map(|r| match r.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(Cell::Null),
+                Some(serde_json::Value::Bool(b)) => Ok(Cell::Bool(*b)),
+                Some(serde_json::Value::Number(n)) => {
+                    Ok(Cell::Number(n.as_f64().unwrap_or(f64::NAN)))
+                }
+                Some(serde_json::Value::String(s)) => Ok(Cell::Text(s.clone())),
+                Some(_) => Err(bad(format!(
+                    "column '{name}' holds a list or an object; cells must be scalars"
+                ))),
+            })
+            .collect()
+    };
+    let values = names
+        .iter()
+        .map(|n| {
+            let c = cells(n)?;
+            column(n, c.iter())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Columns { names, values })
+}
+
+/// Parses a CSV request body (a header row, then values).
+pub fn parse_csv(body: &[u8]) -> Result<Input, ServeError> {
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .into_reader_with_file_handle(Cursor::new(body))
+        .finish()
+        .map_err(|e| bad(format!("the CSV body cannot be read: {e}")))?;
+    let cols = Columns::from_frame(&df).map_err(|e| bad(format!("the CSV body: {e}")))?;
+    Ok(Input::Frame(cols))
+}
+
+/// Serialises one element of a tensor.
+fn element<S: Serializer>(data: &Data, i: usize, s: S) -> Result<S::Ok, S::Error> {
+    match data {
+        Data::Float(v) => finite(f64::from(v[i]), s),
+        Data::Double(v) => finite(v[i], s),
+        Data::Int64(v) => s.serialize_i64(v[i]),
+        Data::Int32(v) => s.serialize_i32(v[i]),
+        Data::Bool(v) => s.serialize_bool(v[i]),
+        Data::String(v) => s.serialize_str(&v[i]),
+    }
+}
+
+/// A number, or null for NaN and infinities (JSON has no such numbers).
+fn finite<S: Serializer>(x: f64, s: S) -> Result<S::Ok, S::Error> {
+    if x.is_finite() {
+        s.serialize_f64(x)
+    } else {
+        s.serialize_unit()
+    }
+}
+
+/// Elements `start..start + len` of a tensor as nested lists of `dims`.
+struct Nested<'a> {
+    data: &'a Data,
+    dims: &'a [usize],
+    start: usize,
+}
+
+impl serde::Serialize for Nested<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.dims {
+            [] => element(self.data, self.start, s),
+            [n, rest @ ..] => {
+                let stride: usize = rest.iter().product();
+                let mut seq = s.serialize_seq(Some(*n))?;
+                for k in 0..*n {
+                    seq.serialize_element(&Nested {
+                        data: self.data,
+                        dims: rest,
+                        start: self.start + k * stride,
+                    })?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// One row's value of an output: a scalar for `[N]` and `[N, 1]`, a list for `[N, k]`, an
+/// object for a map.
+struct RowValue<'a> {
+    value: &'a Value,
+    row: usize,
+}
+
+impl serde::Serialize for RowValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.value {
+            Value::Tensor(t) => {
+                let rest = t.shape.get(1..).unwrap_or(&[]);
+                let per_row: usize = rest.iter().product();
+                if per_row == 1 {
+                    element(&t.data, self.row, s)
+                } else {
+                    Nested {
+                        data: &t.data,
+                        dims: rest,
+                        start: self.row * per_row,
+                    }
+                    .serialize(s)
+                }
+            }
+            Value::Maps(m) => {
+                let keys = map_keys(&m.keys);
+                let mut map = s.serialize_map(Some(keys.len()))?;
+                for (k, key) in keys.iter().enumerate() {
+                    let v = m.values[self.row * keys.len() + k];
+                    map.serialize_entry(key, &FiniteF32(v))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+struct FiniteF32(f32);
+
+impl serde::Serialize for FiniteF32 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        finite(f64::from(self.0), s)
+    }
+}
+
+/// The records form: one object per row, output name to value.
+struct Records<'a>(&'a Output);
+
+impl serde::Serialize for Records<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let rows = self.0.rows();
+        let mut seq = s.serialize_seq(Some(rows))?;
+        for row in 0..rows {
+            seq.serialize_element(&Record {
+                output: self.0,
+                row,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+struct Record<'a> {
+    output: &'a Output,
+    row: usize,
+}
+
+impl serde::Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.output.names.len()))?;
+        for (name, value) in self.output.names.iter().zip(&self.output.values) {
+            map.serialize_entry(
+                name,
+                &RowValue {
+                    value,
+                    row: self.row,
+                },
+            )?;
+        }
+        map.end()
+    }
+}
+
+/// Every row of one output.
+struct Rows<'a>(&'a Value);
+
+impl serde::Serialize for Rows<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let rows = self.0.rows();
+        let mut seq = s.serialize_seq(Some(rows))?;
+        for row in 0..rows {
+            seq.serialize_element(&RowValue { value: self.0, row })?;
+        }
+        seq.end()
+    }
+}
+
+/// The tensors form: output name to the whole output as nested lists.
+struct Named<'a>(&'a Output);
+
+impl serde::Serialize for Named<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.names.len()))?;
+        for (name, value) in self.0.names.iter().zip(&self.0.values) {
+            match value {
+                Value::Tensor(t) => map.serialize_entry(
+                    name,
+                    &Nested {
+                        data: &t.data,
+                        dims: &t.shape,
+                        start: 0,
+                    },
+                )?,
+                Value::Maps(_) => map.serialize_entry(name, &Rows(value))?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// The `{"predictions": ...}` answer: records for data frame input (as MLflow's pyfunc
+/// answers with a data frame), output name to tensor for tensor input.
+pub fn answer(output: &Output, frame_input: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 32 * output.rows());
+    let mut ser = serde_json::Serializer::new(&mut out);
+    let written = (|| -> Result<(), serde_json::Error> {
+        let mut map = ser.serialize_map(Some(1))?;
+        if frame_input {
+            map.serialize_entry("predictions", &Records(output))?;
+        } else {
+            map.serialize_entry("predictions", &Named(output))?;
+        }
+        SerializeMap::end(map)
+    })();
+    debug_assert!(written.is_ok(), "serialising to memory does not fail");
+    out
+}
+
+/// A tensor's values as nested lists (the Open Inference Protocol's `data` is flat instead).
+pub fn flat_data(t: &Tensor) -> serde_json::Value {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::new(&mut out);
+    let dims = [t.len()];
+    let _ = serde::Serialize::serialize(
+        &Nested {
+            data: &t.data,
+            dims: &dims,
+            start: 0,
+        },
+        &mut ser,
+    );
+    serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_data::columns::Values;
+
+    #[test]
+    fn every_json_format_parses() {
+        let split = parse_json(
+            br#"{"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [2, null]]}}"#,
+        )
+        .unwrap();
+        let Input::Frame(c) = &split else { panic!() };
+        assert_eq!(c.values[0], Values::Numbers(vec![Some(1.0), Some(2.0)]));
+        let records =
+            parse_json(br#"{"dataframe_records": [{"a": 1, "b": "x"}, {"a": 2}]}"#).unwrap();
+        assert_eq!(records, split);
+        let instances =
+            parse_json(br#"{"instances": [{"a": 1, "b": "x"}, {"a": 2, "b": null}]}"#).unwrap();
+        assert_eq!(instances, split);
+        let tensor = parse_json(br#"{"inputs": [[1, 2], [3, 4]]}"#).unwrap();
+        let Input::Tensors(t) = tensor else { panic!() };
+        assert_eq!(t[0].tensor.shape, vec![2, 2]);
+        let named = parse_json(br#"{"inputs": {"x": [[1, 2]]}}"#).unwrap();
+        let Input::Tensors(t) = named else { panic!() };
+        assert_eq!(t[0].name.as_deref(), Some("x"));
+        let csv = parse_csv(b"a,b\n1,x\n2,\n").unwrap();
+        let Input::Frame(c) = csv else { panic!() };
+        assert_eq!(c.names, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn a_body_without_exactly_one_format_is_refused() {
+        for body in [
+            &br#"{}"#[..],
+            br#"{"instances": [1], "inputs": [1]}"#,
+            b"[1, 2]",
+            b"not json",
+        ] {
+            let e = parse_json(body).unwrap_err();
+            assert_eq!(e.status(), 400, "{e}");
+        }
+    }
+
+    #[test]
+    fn answers_are_records_or_named_tensors() {
+        let output = Output {
+            names: vec!["label".into(), "p".into()],
+            values: vec![
+                Value::Tensor(Tensor::new(vec![2], Data::Int64(vec![1, 0])).unwrap()),
+                Value::Tensor(Tensor::float(vec![2, 2], vec![0.25, 0.75, 1.0, f32::NAN]).unwrap()),
+            ],
+        };
+        let records: serde_json::Value = serde_json::from_slice(&answer(&output, true)).unwrap();
+        assert_eq!(
+            records,
+            serde_json::json!({"predictions": [{"label": 1, "p": [0.25, 0.75]}, {"label": 0, "p": [1.0, null]}]})
+        );
+        let named: serde_json::Value = serde_json::from_slice(&answer(&output, false)).unwrap();
+        assert_eq!(
+            named,
+            serde_json::json!({"predictions": {"label": [1, 0], "p": [[0.25, 0.75], [1.0, null]]}})
+        );
+    }
+}

@@ -1,0 +1,765 @@
+//! A loaded model: where it came from, what it takes, how it predicts.
+//!
+//! Every request is checked and converted to the model's own feed ([`Feed`]) on the request's
+//! task, before it joins a batch, so one bad request never spoils the others in its batch and
+//! the model call does no parsing. Feeds of concurrent requests are stacked into one call and
+//! the [`Output`] split back by rows.
+
+use std::path::{Path, PathBuf};
+
+use keel_data::columns::{Columns, Values};
+use keel_ml::model_dir::KeelModel;
+use keel_onnx::{Data, Dim, ElemType, PortType, Tensor, Value};
+
+use crate::error::ServeError;
+use crate::mlmodel::{ColumnSpec, MlModel, Signature};
+use crate::payload::{Input, NamedTensor, Output};
+
+/// What runs a model.
+enum Engine {
+    /// keel's own model format, natively.
+    Keel(Box<KeelModel>),
+    /// An ONNX graph.
+    Onnx(keel_onnx::Model),
+}
+
+/// A model ready to serve.
+pub struct Predictor {
+    engine: Engine,
+    signature: Option<Signature>,
+    /// Where it was loaded from.
+    pub source: PathBuf,
+}
+
+impl std::fmt::Debug for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor")
+            .field("source", &self.source)
+            .field("runtime", &self.runtime())
+            .finish()
+    }
+}
+
+/// A request converted to what the model takes; feeds of one model stack into one call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Feed {
+    /// The columns of a keel model, in its input order.
+    Columns(Columns),
+    /// One tensor per ONNX input, in the graph's input order.
+    Tensors(Vec<Tensor>),
+}
+
+impl Feed {
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        match self {
+            Self::Columns(c) => c.rows(),
+            Self::Tensors(t) => t
+                .first()
+                .map_or(0, |t| t.shape.first().copied().unwrap_or(1)),
+        }
+    }
+
+    /// Feeds of one model as one (same columns, or tensors of the same trailing shapes).
+    pub fn stack(parts: &[&Feed]) -> Result<Feed, ServeError> {
+        match parts {
+            [] => Err(ServeError::Predict("nothing to stack".into())),
+            [one] => Ok((*one).clone()),
+            [Feed::Columns(first), ..] => {
+                let mut values: Vec<Values> = first
+                    .values
+                    .iter()
+                    .map(|v| match v {
+                        Values::Numbers(_) => Values::Numbers(Vec::new()),
+                        Values::Text(_) => Values::Text(Vec::new()),
+                    })
+                    .collect();
+                for p in parts {
+                    let Feed::Columns(c) = p else {
+                        return Err(ServeError::Predict("mixed feeds".into()));
+                    };
+                    for (out, v) in values.iter_mut().zip(&c.values) {
+                        match (out, v) {
+                            (Values::Numbers(o), Values::Numbers(v)) => o.extend_from_slice(v),
+                            (Values::Text(o), Values::Text(v)) => o.extend_from_slice(v),
+                            _ => return Err(ServeError::Predict("mixed column types".into())),
+                        }
+                    }
+                }
+                Ok(Feed::Columns(Columns {
+                    names: first.names.clone(),
+                    values,
+                }))
+            }
+            [Feed::Tensors(first), ..] => {
+                let mut out = Vec::with_capacity(first.len());
+                for (i, t) in first.iter().enumerate() {
+                    let mut shape = t.shape.clone();
+                    let mut data = t.data.empty_like(t.len() * parts.len());
+                    let mut rows = 0;
+                    for p in parts {
+                        let Feed::Tensors(ts) = p else {
+                            return Err(ServeError::Predict("mixed feeds".into()));
+                        };
+                        let x = &ts[i];
+                        if x.shape.len() != shape.len()
+                            || x.shape.get(1..) != shape.get(1..)
+                            || x.elem_type() != t.elem_type()
+                        {
+                            return Err(ServeError::Predict("tensors of different shapes".into()));
+                        }
+                        rows += x.shape.first().copied().unwrap_or(1);
+                        data.extend_from(&x.data, 0..x.len());
+                    }
+                    if let Some(first_dim) = shape.first_mut() {
+                        *first_dim = rows;
+                    }
+                    out.push(Tensor { shape, data });
+                }
+                Ok(Feed::Tensors(out))
+            }
+        }
+    }
+}
+
+impl Predictor {
+    /// Loads a model directory (with an `MLmodel` file: keel's own format natively, else its
+    /// `onnx` flavor) or a plain `.onnx` file.
+    pub fn load(path: &Path) -> Result<Self, ServeError> {
+        if path.is_file() {
+            let model = keel_onnx::Model::from_file(path)
+                .map_err(|e| ServeError::Model(format!("{}: {e}", path.display())))?;
+            return Ok(Self {
+                engine: Engine::Onnx(model),
+                signature: None,
+                source: path.to_path_buf(),
+            });
+        }
+        let ml = MlModel::read(path)?;
+        let engine = match (&ml.keel, &ml.onnx) {
+            (Some(_), _) => Engine::Keel(Box::new(
+                keel_ml::model_dir::read(path).map_err(|e| ServeError::Model(e.to_string()))?,
+            )),
+            (None, Some(onnx)) => Engine::Onnx(
+                keel_onnx::Model::from_file(onnx)
+                    .map_err(|e| ServeError::Model(format!("{}: {e}", onnx.display())))?,
+            ),
+            (None, None) => unreachable!("MlModel::read requires a servable flavor"),
+        };
+        Ok(Self {
+            engine,
+            signature: ml.signature,
+            source: path.to_path_buf(),
+        })
+    }
+
+    /// Which runtime executes the model: `keel` (native model format), `keel-onnx` (keel's
+    /// ONNX kernels) or `tract`.
+    pub fn runtime(&self) -> &'static str {
+        match &self.engine {
+            Engine::Keel(_) => "keel",
+            Engine::Onnx(m) => match m.runtime() {
+                keel_onnx::Runtime::Keel => "keel-onnx",
+                keel_onnx::Runtime::Tract => "tract",
+            },
+        }
+    }
+
+    /// Whether the model takes named columns (a keel model, or a signature of columns).
+    pub fn takes_columns(&self) -> bool {
+        matches!(self.engine, Engine::Keel(_))
+            || matches!(self.signature, Some(Signature::Columns(_)))
+    }
+
+    /// `keel` for keel's model format, `onnx` for ONNX graphs.
+    pub fn platform(&self) -> &'static str {
+        match self.engine {
+            Engine::Keel(_) => "keel",
+            Engine::Onnx(_) => "onnx",
+        }
+    }
+
+    /// The inputs the model takes, as (name, type, shape) for metadata endpoints.
+    pub fn describe_inputs(&self) -> Vec<(String, String, Vec<i64>)> {
+        match &self.engine {
+            Engine::Keel(m) => m
+                .inputs
+                .iter()
+                .map(|c| {
+                    let ty = if c.dtype == "string" { "BYTES" } else { "FP64" };
+                    (c.name.clone(), ty.to_string(), vec![-1])
+                })
+                .collect(),
+            Engine::Onnx(m) => m
+                .inputs()
+                .iter()
+                .map(|p| {
+                    let (ty, shape) = port_description(&p.ty);
+                    (p.name.clone(), ty, shape)
+                })
+                .collect(),
+        }
+    }
+
+    /// The outputs the model gives, as (name, type, shape).
+    pub fn describe_outputs(&self) -> Vec<(String, String, Vec<i64>)> {
+        match &self.engine {
+            Engine::Keel(m) => keel_output_names(m)
+                .into_iter()
+                .map(|(name, ty, width)| (name, ty.to_string(), width))
+                .collect(),
+            Engine::Onnx(m) => m
+                .outputs()
+                .iter()
+                .map(|p| {
+                    let (ty, shape) = port_description(&p.ty);
+                    (p.name.clone(), ty, shape)
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks a request against the model's signature and inputs and converts it to a feed.
+    /// Errors are 400s naming the offending column or input.
+    pub fn prepare(&self, input: Input) -> Result<Feed, ServeError> {
+        if let (Some(Signature::Columns(spec)), Input::Frame(cols)) = (&self.signature, &input) {
+            check_columns(spec, cols)?;
+        }
+        match &self.engine {
+            Engine::Keel(m) => keel_feed(m, input),
+            Engine::Onnx(m) => onnx_feed(m, &self.signature, input),
+        }
+    }
+
+    /// Runs the model on a (possibly stacked) feed.
+    pub fn predict(&self, feed: &Feed) -> Result<Output, ServeError> {
+        match (&self.engine, feed) {
+            (Engine::Keel(m), Feed::Columns(c)) => keel_predict(m, c),
+            (Engine::Onnx(m), Feed::Tensors(t)) => {
+                let values = m.run(t.clone())?;
+                Ok(Output {
+                    names: m.outputs().iter().map(|p| p.name.clone()).collect(),
+                    values,
+                })
+            }
+            _ => Err(ServeError::Predict(
+                "the feed does not fit the model".into(),
+            )),
+        }
+    }
+}
+
+fn port_description(ty: &PortType) -> (String, Vec<i64>) {
+    match ty {
+        PortType::Tensor { elem, dims } => (
+            v2_datatype(*elem).to_string(),
+            dims.as_ref().map_or_else(Vec::new, |d| {
+                d.iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => *n as i64,
+                        Dim::Free(_) => -1,
+                    })
+                    .collect()
+            }),
+        ),
+        PortType::SeqOfMaps { .. } => ("FP32".into(), vec![-1, -1]),
+        PortType::Other => ("BYTES".into(), vec![-1]),
+    }
+}
+
+/// The Open Inference Protocol's name for an element type.
+pub fn v2_datatype(elem: ElemType) -> &'static str {
+    match elem {
+        ElemType::Float => "FP32",
+        ElemType::Double => "FP64",
+        ElemType::Int64 => "INT64",
+        ElemType::Int32 => "INT32",
+        ElemType::Bool => "BOOL",
+        ElemType::String => "BYTES",
+        ElemType::Other(_) => "BYTES",
+    }
+}
+
+/// Whether a column of an MLflow type takes numbers.
+fn numeric(ty: &str) -> bool {
+    matches!(
+        ty,
+        "double" | "float" | "long" | "integer" | "boolean" | "datetime"
+    )
+}
+
+/// Required signature columns are present, with values of their type.
+fn check_columns(spec: &[ColumnSpec], cols: &Columns) -> Result<(), ServeError> {
+    let missing: Vec<&str> = spec
+        .iter()
+        .filter(|c| c.required)
+        .filter_map(|c| c.name.as_deref())
+        .filter(|n| cols.get(n).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ServeError::BadRequest(format!(
+            "missing input column{} {} (the model takes {})",
+            if missing.len() > 1 { "s" } else { "" },
+            missing
+                .iter()
+                .map(|m| format!("'{m}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            describe_spec(spec)
+        )));
+    }
+    for c in spec {
+        let Some(name) = c.name.as_deref() else {
+            continue;
+        };
+        match cols.get(name) {
+            Some(Values::Text(v)) if numeric(&c.ty) && v.iter().any(Option::is_some) => {
+                return Err(ServeError::BadRequest(format!(
+                    "column '{name}' must hold {} values, got strings",
+                    c.ty
+                )));
+            }
+            Some(Values::Numbers(v)) if c.ty == "string" && v.iter().any(Option::is_some) => {
+                return Err(ServeError::BadRequest(format!(
+                    "column '{name}' must hold strings, got numbers"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn describe_spec(spec: &[ColumnSpec]) -> String {
+    spec.iter()
+        .map(|c| format!("{}: {}", c.name.as_deref().unwrap_or("?"), c.ty))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A keel model's columns from a request.
+fn keel_feed(m: &KeelModel, input: Input) -> Result<Feed, ServeError> {
+    let cols = match input {
+        Input::Frame(c) => c,
+        Input::Tensors(t) => {
+            // One numeric matrix [N, F] for a model whose inputs are all numeric.
+            let [NamedTensor { tensor, .. }] = t.as_slice() else {
+                return Err(ServeError::BadRequest(
+                    "this model takes named columns (dataframe_split, dataframe_records or CSV) or one [N, F] tensor".into(),
+                ));
+            };
+            let (rows, width) = tensor.rows_cols();
+            if tensor.shape.len() != 2 || width != m.inputs.len() {
+                return Err(ServeError::BadRequest(format!(
+                    "the model takes {} columns ({}); the tensor has shape {:?}",
+                    m.inputs.len(),
+                    m.inputs
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    tensor.shape
+                )));
+            }
+            if m.inputs.iter().any(|c| c.dtype == "string") {
+                return Err(ServeError::BadRequest(
+                    "the model has text columns: send named columns".into(),
+                ));
+            }
+            let x = tensor
+                .to_f32()
+                .map_err(|_| ServeError::BadRequest("the tensor must hold numbers".into()))?;
+            let numbers: Vec<f64> = match &tensor.data {
+                Data::Double(v) => v.clone(),
+                _ => x.iter().map(|&v| f64::from(v)).collect(),
+            };
+            Columns {
+                names: m.inputs.iter().map(|c| c.name.clone()).collect(),
+                values: (0..width)
+                    .map(|j| {
+                        Values::Numbers(
+                            (0..rows)
+                                .map(|i| Some(numbers[i * width + j]).filter(|v| !v.is_nan()))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            }
+        }
+    };
+    let mut names = Vec::with_capacity(m.inputs.len());
+    let mut values = Vec::with_capacity(m.inputs.len());
+    let rows = cols.rows();
+    for c in &m.inputs {
+        let v = match cols.get(&c.name) {
+            Some(v) => v.clone(),
+            None => {
+                return Err(ServeError::BadRequest(format!(
+                    "missing input column '{}' (the model takes {})",
+                    c.name,
+                    m.inputs
+                        .iter()
+                        .map(|c| format!("{}: {}", c.name, c.dtype))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
+        let v = match (c.dtype.as_str(), v) {
+            ("string", Values::Numbers(n)) if n.iter().all(Option::is_none) => {
+                Values::Text(vec![None; rows])
+            }
+            ("string", Values::Numbers(_)) => {
+                return Err(ServeError::BadRequest(format!(
+                    "column '{}' must hold strings, got numbers",
+                    c.name
+                )));
+            }
+            ("string", t @ Values::Text(_)) => t,
+            (_, Values::Text(t)) if t.iter().all(Option::is_none) => {
+                Values::Numbers(vec![None; rows])
+            }
+            (_, Values::Text(_)) => {
+                return Err(ServeError::BadRequest(format!(
+                    "column '{}' must hold numbers, got strings",
+                    c.name
+                )));
+            }
+            (_, n @ Values::Numbers(_)) => n,
+        };
+        names.push(c.name.clone());
+        values.push(v);
+    }
+    Ok(Feed::Columns(Columns { names, values }))
+}
+
+/// The output names of a keel model, their types and widths (as the ONNX export names them).
+fn keel_output_names(m: &KeelModel) -> Vec<(String, &'static str, Vec<i64>)> {
+    match m.task.as_str() {
+        "classification" => std::iter::once(("label".to_string(), "BYTES", vec![-1]))
+            .chain(
+                m.classes
+                    .iter()
+                    .map(|c| (format!("probability_{c}"), "FP64", vec![-1, 1])),
+            )
+            .collect(),
+        "clustering" => vec![("cluster".into(), "INT64", vec![-1])],
+        _ => vec![("variable".into(), "FP64", vec![-1, 1])],
+    }
+}
+
+fn keel_predict(m: &KeelModel, cols: &Columns) -> Result<Output, ServeError> {
+    let rows: Vec<usize> = (0..cols.rows()).collect();
+    let n = rows.len();
+    let fail = |e: keel_ml::MlError| ServeError::Predict(e.to_string());
+    let x = m.pipeline.transform(cols, &rows).map_err(fail)?;
+    let names: Vec<String> = keel_output_names(m)
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    let values = match (&m.model, m.task.as_str()) {
+        (keel_ml::train::Model::Clusters(k), _) => {
+            let c = k.predict(&x).into_iter().map(|c| c as i64).collect();
+            vec![Value::Tensor(Tensor::new(vec![n], Data::Int64(c))?)]
+        }
+        (model, "classification") => {
+            let proba = model.predict_proba(&x).map_err(fail)?;
+            let labels = proba
+                .iter()
+                .map(|p| {
+                    let mut best = 0;
+                    for (k, v) in p.iter().enumerate() {
+                        if *v > p[best] {
+                            best = k;
+                        }
+                    }
+                    m.classes.get(best).cloned().unwrap_or_default()
+                })
+                .collect();
+            let mut values = vec![Value::Tensor(Tensor::new(vec![n], Data::String(labels))?)];
+            for k in 0..m.classes.len() {
+                let col = proba
+                    .iter()
+                    .map(|p| p.get(k).copied().unwrap_or(0.0))
+                    .collect();
+                values.push(Value::Tensor(Tensor::new(vec![n, 1], Data::Double(col))?));
+            }
+            values
+        }
+        (model, _) => {
+            let v = model.predict_values(&x).map_err(fail)?;
+            vec![Value::Tensor(Tensor::new(vec![n, 1], Data::Double(v))?)]
+        }
+    };
+    Ok(Output { names, values })
+}
+
+/// The element type a tensor signature's numpy dtype stands for.
+fn numpy_elem(dtype: &str) -> Option<ElemType> {
+    Some(match dtype {
+        "float32" => ElemType::Float,
+        "float64" => ElemType::Double,
+        "int64" => ElemType::Int64,
+        "int32" => ElemType::Int32,
+        "bool" => ElemType::Bool,
+        "str" | "object" => ElemType::String,
+        _ => return None,
+    })
+}
+
+/// Casts a request tensor to the element type an input declares.
+fn to_elem(name: &str, t: Tensor, elem: ElemType) -> Result<Tensor, ServeError> {
+    if t.elem_type() == elem {
+        return Ok(t);
+    }
+    let ok = matches!(
+        (t.elem_type(), elem),
+        (
+            ElemType::Double,
+            ElemType::Float | ElemType::Int64 | ElemType::Int32
+        ) | (ElemType::Bool, ElemType::Bool)
+    );
+    if !ok {
+        return Err(ServeError::BadRequest(format!(
+            "input '{name}' must hold {elem} values, got {}",
+            match t.elem_type() {
+                ElemType::String => "strings",
+                ElemType::Bool => "booleans",
+                _ => "numbers",
+            }
+        )));
+    }
+    if matches!(elem, ElemType::Int64 | ElemType::Int32)
+        && let Data::Double(v) = &t.data
+        && let Some(bad) = v.iter().find(|x| x.fract() != 0.0 || x.is_nan())
+    {
+        return Err(ServeError::BadRequest(format!(
+            "input '{name}' must hold integers, got {bad}"
+        )));
+    }
+    Ok(keel_onnx::cast(&t, elem)?)
+}
+
+/// The tensors of an ONNX model's inputs from a request.
+fn onnx_feed(
+    m: &keel_onnx::Model,
+    signature: &Option<Signature>,
+    input: Input,
+) -> Result<Feed, ServeError> {
+    let ports = m.inputs();
+    let port_elem = |i: usize| match &ports[i].ty {
+        PortType::Tensor { elem, .. } => *elem,
+        _ => ElemType::Float,
+    };
+    let port_rank = |i: usize| match &ports[i].ty {
+        PortType::Tensor { dims: Some(d), .. } => Some(d.len()),
+        _ => None,
+    };
+    let tensors: Vec<Tensor> = match input {
+        Input::Frame(cols) => {
+            let n = cols.rows();
+            // Order the columns as the signature lists them, when it names them.
+            let cols = match signature {
+                Some(Signature::Columns(spec)) if spec.iter().all(|c| c.name.is_some()) => {
+                    let names: Vec<&str> = spec.iter().filter_map(|c| c.name.as_deref()).collect();
+                    let mut ordered = Columns {
+                        names: Vec::new(),
+                        values: Vec::new(),
+                    };
+                    for name in names {
+                        if let Some(v) = cols.get(name) {
+                            ordered.names.push(name.to_string());
+                            ordered.values.push(v.clone());
+                        }
+                    }
+                    ordered
+                }
+                _ => cols,
+            };
+            if ports.len() == 1 {
+                // The frame's values as one [N, C] matrix, as MLflow's onnx flavor feeds it.
+                let elem = port_elem(0);
+                let width = cols.names.len();
+                if let PortType::Tensor { dims: Some(d), .. } = &ports[0].ty
+                    && let Some(Dim::Fixed(f)) = d.get(1)
+                    && *f != width
+                {
+                    return Err(ServeError::BadRequest(format!(
+                        "the model takes {f} columns, the request has {width} ({})",
+                        cols.names.join(", ")
+                    )));
+                }
+                let tensor = frame_matrix(&cols, n, elem)?;
+                let tensor = match port_rank(0) {
+                    Some(1) if width == 1 => Tensor {
+                        shape: vec![n],
+                        data: tensor.data,
+                    },
+                    _ => tensor,
+                };
+                vec![tensor]
+            } else {
+                // One column per input, by name.
+                ports
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let values = cols.get(&p.name).ok_or_else(|| {
+                            ServeError::BadRequest(format!(
+                                "missing input column '{}' (the model takes {})",
+                                p.name,
+                                ports
+                                    .iter()
+                                    .map(|p| p.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        })?;
+                        let one = Columns {
+                            names: vec![p.name.clone()],
+                            values: vec![values.clone()],
+                        };
+                        let t = frame_matrix(&one, n, port_elem(i))?;
+                        let shape = if port_rank(i) == Some(1) {
+                            vec![n]
+                        } else {
+                            vec![n, 1]
+                        };
+                        Ok(Tensor {
+                            shape,
+                            data: t.data,
+                        })
+                    })
+                    .collect::<Result<_, ServeError>>()?
+            }
+        }
+        Input::Tensors(given) => {
+            if let Some(Signature::Tensors(spec)) = signature {
+                for (k, t) in given.iter().enumerate() {
+                    let s = t
+                        .name
+                        .as_ref()
+                        .and_then(|n| spec.iter().find(|s| s.name.as_ref() == Some(n)))
+                        .or_else(|| spec.get(k));
+                    if let Some(s) = s {
+                        check_tensor_spec(t, s)?;
+                    }
+                }
+            }
+            let mut given = given;
+            let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+            if given.len() == 1 && given[0].name.is_none() && ports.len() == 1 {
+                given[0].name = Some(ports[0].name.clone());
+            }
+            if let Some(unknown) = given
+                .iter()
+                .find(|t| !t.name.as_deref().is_some_and(|n| names.contains(&n)))
+            {
+                return Err(ServeError::BadRequest(format!(
+                    "the model has no input {} (its inputs: {})",
+                    unknown
+                        .name
+                        .as_deref()
+                        .map_or("without a name".into(), |n| format!("'{n}'")),
+                    names.join(", ")
+                )));
+            }
+            ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let at = given
+                        .iter()
+                        .position(|t| t.name.as_deref() == Some(p.name.as_str()))
+                        .ok_or_else(|| {
+                            ServeError::BadRequest(format!("missing input '{}'", p.name))
+                        })?;
+                    to_elem(&p.name, given[at].tensor.clone(), port_elem(i))
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
+    for (p, t) in ports.iter().zip(&tensors) {
+        keel_onnx::check_input(p, t).map_err(|e| ServeError::BadRequest(e.to_string()))?;
+    }
+    Ok(Feed::Tensors(tensors))
+}
+
+fn check_tensor_spec(t: &NamedTensor, s: &crate::mlmodel::TensorSpec) -> Result<(), ServeError> {
+    let name = t.name.as_deref().or(s.name.as_deref()).unwrap_or("input");
+    if s.shape.len() != t.tensor.shape.len()
+        || s.shape
+            .iter()
+            .zip(&t.tensor.shape)
+            .any(|(&want, &got)| want >= 0 && want as usize != got)
+    {
+        return Err(ServeError::BadRequest(format!(
+            "input '{name}' must have shape {:?} (-1 for any size), got {:?}",
+            s.shape, t.tensor.shape
+        )));
+    }
+    if let Some(elem) = numpy_elem(&s.dtype) {
+        let fits = match t.tensor.elem_type() {
+            ElemType::Double => !matches!(elem, ElemType::String | ElemType::Bool),
+            other => other == elem,
+        };
+        if !fits {
+            return Err(ServeError::BadRequest(format!(
+                "input '{name}' must hold {} values",
+                s.dtype
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Columns as one row-major `[N, C]` tensor of `elem`.
+fn frame_matrix(cols: &Columns, n: usize, elem: ElemType) -> Result<Tensor, ServeError> {
+    let width = cols.values.len();
+    let data = if elem == ElemType::String {
+        let mut out = Vec::with_capacity(n * width);
+        for i in 0..n {
+            for (name, v) in cols.names.iter().zip(&cols.values) {
+                match v {
+                    Values::Text(t) => out.push(t[i].clone().unwrap_or_default()),
+                    Values::Numbers(_) => {
+                        return Err(ServeError::BadRequest(format!(
+                            "column '{name}' must hold strings, got numbers"
+                        )));
+                    }
+                }
+            }
+        }
+        Data::String(out)
+    } else {
+        let mut out = Vec::with_capacity(n * width);
+        for i in 0..n {
+            for (name, v) in cols.names.iter().zip(&cols.values) {
+                match v {
+                    Values::Numbers(x) => out.push(x[i].unwrap_or(f64::NAN)),
+                    Values::Text(t) if t[i].is_none() => out.push(f64::NAN),
+                    Values::Text(_) => {
+                        return Err(ServeError::BadRequest(format!(
+                            "column '{name}' must hold numbers, got strings"
+                        )));
+                    }
+                }
+            }
+        }
+        if matches!(elem, ElemType::Int64 | ElemType::Int32)
+            && let Some(bad) = out.iter().find(|x| x.fract() != 0.0)
+        {
+            return Err(ServeError::BadRequest(format!(
+                "the model takes integers, got {bad}"
+            )));
+        }
+        match elem {
+            ElemType::Float => Data::Float(out.into_iter().map(|v| v as f32).collect()),
+            ElemType::Int64 => Data::Int64(out.into_iter().map(|v| v as i64).collect()),
+            ElemType::Int32 => Data::Int32(out.into_iter().map(|v| v as i32).collect()),
+            ElemType::Bool => Data::Bool(out.into_iter().map(|v| v != 0.0).collect()),
+            _ => Data::Double(out),
+        }
+    };
+    Ok(Tensor::new(vec![n, width], data)?)
+}

@@ -1,0 +1,129 @@
+//! Served models and their traffic: each name routes to a primary version, optionally a canary
+//! that takes a share of requests and a shadow that sees a copy of every request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::batch::{BatchConfig, BatchReport, Batcher, Observer};
+use crate::predictor::Predictor;
+
+/// One model version loaded and running behind its batcher.
+pub struct Deployment {
+    /// The served name.
+    pub name: String,
+    /// The version (registry version, or `1` for a path).
+    pub version: String,
+    /// The model.
+    pub predictor: Arc<Predictor>,
+    /// Its queue and worker.
+    pub batcher: Batcher,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("runtime", &self.predictor.runtime())
+            .finish()
+    }
+}
+
+impl Deployment {
+    /// Starts a worker for `predictor`; `observe` sees every finished batch.
+    pub fn start(
+        name: &str,
+        version: &str,
+        predictor: Predictor,
+        config: BatchConfig,
+        observe: impl Fn(&str, &str, BatchReport<'_>) + Send + Sync + 'static,
+    ) -> std::io::Result<Arc<Self>> {
+        let predictor = Arc::new(predictor);
+        let (n, v) = (name.to_string(), version.to_string());
+        let observer: Observer = Arc::new(move |report| observe(&n, &v, report));
+        let batcher = Batcher::start(
+            predictor.clone(),
+            config,
+            observer,
+            format!("model-{name}-{version}"),
+        )?;
+        Ok(Arc::new(Self {
+            name: name.to_string(),
+            version: version.to_string(),
+            predictor,
+            batcher,
+        }))
+    }
+}
+
+/// Where a served name's requests go.
+#[derive(Debug)]
+pub struct Route {
+    /// The primary version.
+    pub primary: Arc<Deployment>,
+    /// A canary version and the share of requests it takes (0..1).
+    pub canary: Option<(Arc<Deployment>, f64)>,
+    /// A version that sees a copy of every request; its answers are only logged.
+    pub shadow: Option<Arc<Deployment>>,
+    draws: AtomicU64,
+}
+
+impl Route {
+    /// A route; the canary draw sequence starts from `seed`.
+    pub fn new(
+        primary: Arc<Deployment>,
+        canary: Option<(Arc<Deployment>, f64)>,
+        shadow: Option<Arc<Deployment>>,
+        seed: u64,
+    ) -> Self {
+        Self {
+            primary,
+            canary,
+            shadow,
+            draws: AtomicU64::new(seed),
+        }
+    }
+
+    /// The version a request goes to, and its role.
+    pub fn pick(&self) -> (&Arc<Deployment>, &'static str) {
+        if let Some((canary, share)) = &self.canary {
+            let draw = splitmix64(
+                self.draws
+                    .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
+            );
+            // The top 53 bits as a uniform number in [0, 1).
+            let u = (draw >> 11) as f64 / (1u64 << 53) as f64;
+            if u < *share {
+                return (canary, "canary");
+            }
+        }
+        (&self.primary, "primary")
+    }
+
+    /// Every version this route runs.
+    pub fn deployments(&self) -> Vec<&Arc<Deployment>> {
+        let mut all = vec![&self.primary];
+        if let Some((c, _)) = &self.canary {
+            all.push(c);
+        }
+        if let Some(s) = &self.shadow {
+            all.push(s);
+        }
+        all
+    }
+
+    /// The deployment of a version, if this route runs it.
+    pub fn version(&self, version: &str) -> Option<&Arc<Deployment>> {
+        self.deployments()
+            .into_iter()
+            .find(|d| d.version == version)
+    }
+}
+
+/// SplitMix64's output function: a well-mixed 64-bit value of a counter.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,489 @@
+//! The HTTP server: MLflow's scoring endpoints, the Open Inference Protocol (v2), Prometheus
+//! metrics and ground-truth feedback, over the served models' routes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::batch::{BatchConfig, JobTag};
+use crate::error::ServeError;
+use crate::metrics::{ModelLabels, RequestLabels, ServeMetrics};
+use crate::payload::{Input, Output};
+use crate::predlog::{Feedback, PredictionLog};
+use crate::route::{Deployment, Route};
+use crate::{mlflow, v2};
+
+/// Server limits.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Batching limits per model version.
+    pub batch: BatchConfig,
+    /// The longest a prediction request may take before it is answered 504.
+    pub timeout: Duration,
+    /// The largest request body accepted (413 above).
+    pub body_limit: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            batch: BatchConfig::default(),
+            timeout: Duration::from_secs(30),
+            body_limit: 32 << 20,
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct AppState {
+    routes: RwLock<BTreeMap<String, Arc<Route>>>,
+    /// The metric families.
+    pub metrics: Arc<ServeMetrics>,
+    /// Limits.
+    pub options: ServeOptions,
+    /// The prediction log, when enabled.
+    pub log: Option<Arc<PredictionLog>>,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    /// State with no models yet.
+    pub fn new(
+        options: ServeOptions,
+        metrics: Arc<ServeMetrics>,
+        log: Option<Arc<PredictionLog>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            routes: RwLock::new(BTreeMap::new()),
+            metrics,
+            options,
+            log,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// Serves `route` under `name`, replacing what was served there (requests already
+    /// admitted by the old version finish on it).
+    pub fn set_route(&self, name: &str, route: Route) {
+        if let Ok(mut routes) = self.routes.write() {
+            routes.insert(name.to_string(), Arc::new(route));
+        }
+    }
+
+    /// The route of `name`.
+    pub fn route(&self, name: &str) -> Option<Arc<Route>> {
+        self.routes.read().ok()?.get(name).cloned()
+    }
+
+    /// Every served name.
+    pub fn names(&self) -> Vec<String> {
+        self.routes
+            .read()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Marks the server ready (every model loaded) or not (shutting down).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Whether every model is loaded and the server is not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The only served model, for the single-model endpoints.
+    fn only_route(&self) -> Result<Arc<Route>, ServeError> {
+        let routes = self
+            .routes
+            .read()
+            .map_err(|_| ServeError::Unavailable("the server is restarting".into()))?;
+        match routes.len() {
+            1 => Ok(routes.values().next().cloned().expect("one route")),
+            0 => Err(ServeError::Unavailable("no model is loaded yet".into())),
+            _ => Err(ServeError::BadRequest(format!(
+                "this server hosts several models ({}); POST /models/NAME/invocations",
+                routes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    fn named_route(&self, name: &str) -> Result<Arc<Route>, ServeError> {
+        self.route(name).ok_or_else(|| {
+            ServeError::NotFound(format!(
+                "no model '{name}' is served (served: {})",
+                self.names().join(", ")
+            ))
+        })
+    }
+}
+
+/// The protocol a request came in by: it shapes errors and labels metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// MLflow's scoring protocol.
+    Mlflow,
+    /// The Open Inference Protocol.
+    V2,
+}
+
+impl Protocol {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Mlflow => "mlflow",
+            Self::V2 => "v2",
+        }
+    }
+}
+
+/// An error answer in the protocol's shape.
+pub fn error_response(protocol: Protocol, e: &ServeError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = match protocol {
+        Protocol::Mlflow => {
+            serde_json::json!({"error_code": e.error_code(), "message": e.to_string()})
+        }
+        Protocol::V2 => serde_json::json!({"error": e.to_string()}),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let ServeError::Overloaded = e {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+    response
+}
+
+/// The request id a client sent (printable, at most 128 bytes) or a new one.
+pub fn request_id(headers: &HeaderMap) -> Arc<str> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()))
+}
+
+/// Names the request and the version that answered in the response's headers
+/// (`x-request-id`, `x-model-name`, `x-model-version`).
+pub fn stamp(response: &mut Response, request_id: &str, deployment: &Deployment) {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-request-id", request_id),
+        ("x-model-name", deployment.name.as_str()),
+        ("x-model-version", deployment.version.as_str()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+/// A prediction's answer and where it ran.
+pub struct Predicted {
+    /// The rows' outputs.
+    pub output: Output,
+    /// The version that answered.
+    pub deployment: Arc<Deployment>,
+}
+
+/// Runs one prediction request through a route: picks the version (or the pinned one), parses
+/// and checks the input, mirrors it to the shadow, waits for the batch, and counts it.
+pub async fn predict(
+    state: &Arc<AppState>,
+    route: Arc<Route>,
+    version: Option<&str>,
+    protocol: Protocol,
+    request_id: Arc<str>,
+    parse: impl FnOnce(&Deployment) -> Result<Input, ServeError>,
+) -> Result<Predicted, ServeError> {
+    let received = Instant::now();
+    let (deployment, role) = match version {
+        Some(v) => (
+            route.version(v).cloned().ok_or_else(|| {
+                ServeError::NotFound(format!(
+                    "model '{}' has no version '{v}' served",
+                    route.primary.name
+                ))
+            })?,
+            "pinned",
+        ),
+        None => {
+            let (d, role) = route.pick();
+            (d.clone(), role)
+        }
+    };
+    let result = async {
+        let _admission = deployment.batcher.admit();
+        let input = parse(&deployment)?;
+        if let Some(shadow) = route.shadow.clone() {
+            mirror(state, shadow, input.clone(), request_id.clone(), received);
+        }
+        let columns = match &input {
+            Input::Frame(c) => Some(Arc::from(c.names.clone())),
+            Input::Tensors(_) => None,
+        };
+        let feed = deployment.predictor.prepare(input)?;
+        let tag = JobTag {
+            request_id: request_id.clone(),
+            received,
+            columns,
+            role,
+        };
+        match tokio::time::timeout(state.options.timeout, deployment.batcher.predict(feed, tag))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(_) => Err(ServeError::Timeout(state.options.timeout)),
+        }
+    }
+    .await;
+    let status = match &result {
+        Ok(_) => 200,
+        Err(e) => e.status(),
+    };
+    let labels = RequestLabels {
+        model: deployment.name.clone(),
+        version: deployment.version.clone(),
+        role: role.to_string(),
+        protocol: protocol.label().to_string(),
+        status,
+    };
+    state.metrics.requests.get_or_create(&labels).inc();
+    if status != 200 {
+        state.metrics.errors.get_or_create(&labels).inc();
+    }
+    state
+        .metrics
+        .latency
+        .get_or_create(&ModelLabels {
+            model: deployment.name.clone(),
+            version: deployment.version.clone(),
+        })
+        .observe(received.elapsed().as_secs_f64());
+    result.map(|output| Predicted { output, deployment })
+}
+
+/// Sends a copy of a request to the shadow version, off the request's path.
+fn mirror(
+    state: &Arc<AppState>,
+    shadow: Arc<Deployment>,
+    input: Input,
+    request_id: Arc<str>,
+    received: Instant,
+) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let columns = match &input {
+            Input::Frame(c) => Some(Arc::from(c.names.clone())),
+            Input::Tensors(_) => None,
+        };
+        let Ok(feed) = shadow.predictor.prepare(input) else {
+            return;
+        };
+        let tag = JobTag {
+            request_id,
+            received,
+            columns,
+            role: "shadow",
+        };
+        if !shadow.batcher.mirror(feed, tag) {
+            state.metrics.shadow_dropped.inc();
+        }
+    });
+}
+
+const JSON_TYPES: &str = "application/json or text/csv";
+
+/// Parses an MLflow scoring body by its content type.
+fn parse_invocation(headers: &HeaderMap, body: &[u8]) -> Result<Input, ServeError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "" => mlflow::parse_json(body),
+        "text/csv" => mlflow::parse_csv(body),
+        other => Err(ServeError::Unsupported(format!(
+            "content type '{other}' is not supported; send {JSON_TYPES}"
+        ))),
+    }
+}
+
+async fn invocations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let id = request_id(&headers);
+    let route = match state.only_route() {
+        Ok(r) => r,
+        Err(e) => return error_response(Protocol::Mlflow, &e, &id),
+    };
+    invoke(&state, route, &headers, body, id).await
+}
+
+async fn model_invocations(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let id = request_id(&headers);
+    let route = match state.named_route(&name) {
+        Ok(r) => r,
+        Err(e) => return error_response(Protocol::Mlflow, &e, &id),
+    };
+    invoke(&state, route, &headers, body, id).await
+}
+
+async fn invoke(
+    state: &Arc<AppState>,
+    route: Arc<Route>,
+    headers: &HeaderMap,
+    body: Bytes,
+    id: Arc<str>,
+) -> Response {
+    let mut frame_input = true;
+    let result = predict(state, route, None, Protocol::Mlflow, id.clone(), |_| {
+        let input = parse_invocation(headers, &body)?;
+        frame_input = matches!(input, Input::Frame(_));
+        Ok(input)
+    })
+    .await;
+    match result {
+        Ok(p) => {
+            let body = mlflow::answer(&p.output, frame_input);
+            let mut response = (
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response();
+            stamp(&mut response, &id, &p.deployment);
+            response
+        }
+        Err(e) => error_response(Protocol::Mlflow, &e, &id),
+    }
+}
+
+async fn ping(State(state): State<Arc<AppState>>) -> Response {
+    if state.is_ready() {
+        (StatusCode::OK, "\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    for name in state.names() {
+        if let Some(route) = state.route(&name) {
+            for d in route.deployments() {
+                state
+                    .metrics
+                    .queue_depth
+                    .get_or_create(&ModelLabels {
+                        model: d.name.clone(),
+                        version: d.version.clone(),
+                    })
+                    .set(d.batcher.queue_depth() as i64);
+            }
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let id = request_id(&headers);
+    let result = (|| {
+        let records = Feedback::parse(&body)?;
+        let n = records.len();
+        match &state.log {
+            Some(log) => log.feedback(records)?,
+            None => {
+                return Err(ServeError::Unavailable(
+                    "the prediction log is off (start keel serve with --log-dir)".into(),
+                ));
+            }
+        }
+        state.metrics.feedback.inc_by(n as u64);
+        Ok(n)
+    })();
+    match result {
+        Ok(n) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"recorded": n})),
+        )
+            .into_response(),
+        Err(e) => error_response(Protocol::Mlflow, &e, &id),
+    }
+}
+
+/// The server's routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.options.body_limit;
+    Router::new()
+        .route("/invocations", post(invocations))
+        .route("/models/{name}/invocations", post(model_invocations))
+        .route("/ping", get(ping))
+        .route("/health", get(ping))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+        .route("/feedback", post(feedback))
+        .merge(v2::routes())
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops taking connections, lets requests in flight
+/// finish, and flushes the prediction log.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let closing = state.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.set_ready(false);
+        })
+        .await?;
+    if let Some(log) = &state.log {
+        log.close();
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Which model versions to serve and where their files are: a model directory or `.onnx`
+//! file on disk, or a registered model (by alias, version or latest) that a [`Registry`]
+//! resolves and fetches.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::ServeError;
+
+/// A model to serve, as given on the command line or in a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSpec {
+    /// A model directory or `.onnx` file.
+    Path(PathBuf),
+    /// A registered model's version by alias (`NAME@champion`).
+    Alias {
+        /// Registered model.
+        name: String,
+        /// Alias.
+        alias: String,
+    },
+    /// A registered model's version (`NAME/3`).
+    Version {
+        /// Registered model.
+        name: String,
+        /// Version.
+        version: String,
+    },
+    /// A registered model's latest version (`NAME`).
+    Latest {
+        /// Registered model.
+        name: String,
+    },
+}
+
+impl ModelSpec {
+    /// Parses `PATH`, `NAME@ALIAS`, `NAME/VERSION` or `NAME` (also with a `models:/` prefix);
+    /// an existing file or folder is a path.
+    pub fn parse(s: &str) -> Result<Self, ServeError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(ServeError::BadRequest("an empty model name".into()));
+        }
+        if !s.starts_with("models:/") && Path::new(s).exists() {
+            return Ok(Self::Path(PathBuf::from(s)));
+        }
+        let rest = s.strip_prefix("models:/").unwrap_or(s);
+        if let Some((name, alias)) = rest.split_once('@') {
+            if name.is_empty() || alias.is_empty() {
+                return Err(ServeError::BadRequest(format!(
+                    "'{s}': expected NAME@ALIAS"
+                )));
+            }
+            return Ok(Self::Alias {
+                name: name.into(),
+                alias: alias.into(),
+            });
+        }
+        if let Some((name, version)) = rest.rsplit_once('/') {
+            if !name.is_empty()
+                && !version.is_empty()
+                && version.chars().all(|c| c.is_ascii_digit())
+            {
+                return Ok(Self::Version {
+                    name: name.into(),
+                    version: version.into(),
+                });
+            }
+            return Err(ServeError::BadRequest(format!(
+                "'{s}' is neither a file or folder nor NAME, NAME@ALIAS or NAME/VERSION"
+            )));
+        }
+        Ok(Self::Latest { name: rest.into() })
+    }
+
+    /// The name a model is served under unless told otherwise: the registered name, or the
+    /// file's or folder's stem.
+    pub fn default_name(&self) -> String {
+        match self {
+            Self::Path(p) => p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|s| !s.is_empty() && *s != ".")
+                .unwrap_or("model")
+                .to_string(),
+            Self::Alias { name, .. } | Self::Version { name, .. } | Self::Latest { name } => {
+                name.clone()
+            }
+        }
+    }
+
+    /// Whether the version behind the spec can change (an alias or the latest version).
+    pub fn moves(&self) -> bool {
+        matches!(self, Self::Alias { .. } | Self::Latest { .. })
+    }
+}
+
+impl std::fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(p) => write!(f, "{}", p.display()),
+            Self::Alias { name, alias } => write!(f, "{name}@{alias}"),
+            Self::Version { name, version } => write!(f, "{name}/{version}"),
+            Self::Latest { name } => f.write_str(name),
+        }
+    }
+}
+
+/// A resolved version: its number and a local folder or file holding it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// The version (`1` for a path).
+    pub version: String,
+    /// The model directory or file.
+    pub path: PathBuf,
+}
+
+/// Resolves registered models to versions and fetches their files.
+#[async_trait::async_trait]
+pub trait Registry: Send + Sync {
+    /// The version a spec names now (cheap: called every poll interval for aliases).
+    async fn version(&self, spec: &ModelSpec) -> Result<String, ServeError>;
+    /// The local path of a registered model's version, fetching it if needed.
+    async fn fetch(&self, name: &str, version: &str) -> Result<PathBuf, ServeError>;
+}
+
+/// Resolves a spec to a version and files.
+pub async fn resolve(
+    spec: &ModelSpec,
+    registry: Option<&dyn Registry>,
+) -> Result<Resolved, ServeError> {
+    match spec {
+        ModelSpec::Path(p) => Ok(Resolved {
+            version: "1".into(),
+            path: p.clone(),
+        }),
+        ModelSpec::Alias { name, .. }
+        | ModelSpec::Version { name, .. }
+        | ModelSpec::Latest { name } => {
+            let registry = registry.ok_or_else(|| {
+                ServeError::Model(format!(
+                    "'{spec}' names a registered model but no registry is configured"
+                ))
+            })?;
+            let version = registry.version(spec).await?;
+            let path = registry.fetch(name, &version).await?;
+            Ok(Resolved { version, path })
+        }
+    }
+}
+
+/// How often aliases are checked by default.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(2);

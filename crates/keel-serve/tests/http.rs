@@ -1,0 +1,659 @@
+//! The inference server over real HTTP on loopback: both protocols, every MLflow input format,
+//! signature errors, batching under concurrency, canary shares, shadow logging, overload,
+//! timeouts and the prediction log read back with polars.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_data::columns::{Columns, Values};
+use keel_ml::model_dir::{KeelModel, Stamp, write};
+use keel_ml::params::algorithm;
+use keel_ml::train::{Holdout, TrainRequest, train};
+use keel_serve::batch::BatchConfig;
+use keel_serve::metrics::ServeMetrics;
+use keel_serve::predlog::{LogConfig, PredictionLog};
+use keel_serve::server::{AppState, ServeOptions, serve};
+use keel_serve::source::ModelSpec;
+use keel_serve::supervisor::{ServedModel, Supervisor};
+use serde_json::{Value, json};
+
+/// 300 rows: two numbers, a colour (text, some missing) and a yes/no label that depends on
+/// them; and a numeric target for regression.
+fn table() -> Columns {
+    let n = 300;
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    let mut colour = Vec::new();
+    let mut label = Vec::new();
+    let mut value = Vec::new();
+    for i in 0..n {
+        let x = ((i * 37) % 101) as f64 / 10.0 - 5.0;
+        let y = ((i * 53) % 97) as f64 / 10.0 - 4.8;
+        let c = ["red", "green", "blue"][(i * 7) % 3];
+        a.push(Some(x));
+        b.push(Some(y));
+        colour.push((i % 23 != 4).then(|| c.to_string()));
+        let red = if c == "red" { 1.5 } else { 0.0 };
+        label.push(Some(
+            if x + 0.5 * y + red > 0.2 { "yes" } else { "no" }.to_string(),
+        ));
+        value.push(Some(2.0 * x - y + red));
+    }
+    Columns {
+        names: ["a", "b", "colour", "label", "value"]
+            .map(String::from)
+            .to_vec(),
+        values: vec![
+            Values::Numbers(a),
+            Values::Numbers(b),
+            Values::Text(colour),
+            Values::Text(label),
+            Values::Numbers(value),
+        ],
+    }
+}
+
+/// Trains `algo` on `target` and writes its model directory under `dir`.
+fn model_dir(dir: &Path, target: &str, algo: &str, params: &[&str]) -> PathBuf {
+    let t = table();
+    let a = algorithm(algo).unwrap();
+    let drop = ["label", "value"]
+        .iter()
+        .filter(|c| **c != target)
+        .map(|c| c.to_string())
+        .collect();
+    let req = TrainRequest {
+        target: Some(target),
+        task: None,
+        algorithm: a,
+        params: a
+            .parse(&params.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+            .unwrap(),
+        holdout: Holdout::Split(0.8),
+        seed: 3,
+        features: None,
+        drop,
+        test: None,
+    };
+    let model = KeelModel::of(&train(&t, &req).unwrap(), Some(target), &t).unwrap();
+    let out = dir.join(format!("{target}-{algo}"));
+    write(&out, &model, &t, &Stamp::at("2026-12-02 00:00:00.000000")).unwrap();
+    out
+}
+
+struct Server {
+    base: String,
+    state: Arc<AppState>,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(
+        models: Vec<ServedModel>,
+        options: ServeOptions,
+        log_dir: Option<&Path>,
+    ) -> Server {
+        let metrics = Arc::new(ServeMetrics::default());
+        let log = log_dir.map(|d| {
+            let mut config = LogConfig::new(d.to_path_buf());
+            config.flush_interval = Duration::from_secs(3600);
+            Arc::new(
+                PredictionLog::start(
+                    config,
+                    metrics.log_written.clone(),
+                    metrics.log_dropped.clone(),
+                )
+                .unwrap(),
+            )
+        });
+        let state = AppState::new(options, metrics, log);
+        Supervisor::new(state.clone(), None, models)
+            .load_all()
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let s = state.clone();
+        let task = tokio::spawn(async move {
+            serve(listener, s, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Server {
+            base,
+            state,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, headers, v)
+    }
+
+    async fn json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (s, _, v) = self.post(path, "application/json", body.to_string()).await;
+        (s, v)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap();
+    }
+}
+
+fn one(name: &str, path: &Path) -> ServedModel {
+    ServedModel {
+        name: name.into(),
+        primary: ModelSpec::Path(path.to_path_buf()),
+        canary: None,
+        shadow: None,
+    }
+}
+
+fn rows() -> Vec<(f64, f64, Option<&'static str>)> {
+    vec![
+        (1.5, -0.5, Some("red")),
+        (-3.0, 2.0, Some("blue")),
+        (0.1, 0.1, None),
+        (4.0, 4.0, Some("green")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_protocols_and_every_input_format_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = model_dir(dir.path(), "label", "logistic_regression", &[]);
+    let server = Server::start(vec![one("churn", &path)], ServeOptions::default(), None).await;
+
+    let split = json!({"dataframe_split": {"columns": ["a", "b", "colour"],
+        "data": rows().iter().map(|(a, b, c)| json!([a, b, c])).collect::<Vec<_>>()}});
+    let (status, headers, by_split) = server
+        .post("/invocations", "application/json", split.to_string())
+        .await;
+    assert_eq!(status, 200, "{by_split}");
+    assert_eq!(headers["x-model-name"], "churn");
+    assert_eq!(headers["x-model-version"], "1");
+    assert!(!headers["x-request-id"].is_empty());
+    let predictions = by_split["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 4);
+    for p in predictions {
+        let (py, pn) = (
+            p["probability_yes"].as_f64().unwrap(),
+            p["probability_no"].as_f64().unwrap(),
+        );
+        assert!((py + pn - 1.0).abs() < 1e-9, "{p}");
+        assert_eq!(p["label"], if py > pn { "yes" } else { "no" });
+    }
+    let records: Vec<Value> = rows()
+        .iter()
+        .map(|(a, b, c)| json!({"a": a, "b": b, "colour": c}))
+        .collect();
+    for body in [
+        json!({"dataframe_records": records}),
+        json!({"instances": records}),
+        json!({"inputs": records}),
+        // Columns in another order, and an extra column, as MLflow tolerates.
+        json!({"dataframe_split": {"columns": ["colour", "extra", "b", "a"],
+            "data": rows().iter().map(|(a, b, c)| json!([c, 9, b, a])).collect::<Vec<_>>()}}),
+    ] {
+        let (status, v) = server.json("/invocations", &body).await;
+        assert_eq!(status, 200, "{body}: {v}");
+        assert_eq!(v, by_split, "{body}");
+    }
+    let csv = "a,b,colour\n1.5,-0.5,red\n-3.0,2.0,blue\n0.1,0.1,\n4.0,4.0,green\n";
+    let (status, _, v) = server.post("/invocations", "text/csv", csv).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, by_split);
+
+    // The Open Inference Protocol, one input tensor per column.
+    let infer = json!({"id": "r-1", "inputs": [
+        {"name": "a", "shape": [4], "datatype": "FP64", "data": rows().iter().map(|r| r.0).collect::<Vec<_>>()},
+        {"name": "b", "shape": [4, 1], "datatype": "FP32", "data": rows().iter().map(|r| vec![r.1]).collect::<Vec<_>>()},
+        {"name": "colour", "shape": [4], "datatype": "BYTES", "data": ["red", "blue", "", "green"]},
+    ]});
+    let (status, v) = server.json("/v2/models/churn/infer", &infer).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["model_name"], "churn");
+    assert_eq!(v["model_version"], "1");
+    assert_eq!(v["id"], "r-1");
+    let label = v["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "label")
+        .unwrap();
+    assert_eq!(label["datatype"], "BYTES");
+    assert_eq!(label["shape"], json!([4]));
+    // The empty colour is a category of its own in v2 (a string), missing in MLflow's null;
+    // the rows with a colour agree.
+    for i in [0, 1, 3] {
+        assert_eq!(label["data"][i], predictions[i]["label"]);
+    }
+    let (status, v) = server
+        .json("/v2/models/churn/versions/1/infer", &infer)
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    for (path, want) in [
+        ("/ping", 200),
+        ("/health", 200),
+        ("/version", 200),
+        ("/v2/health/live", 200),
+        ("/v2/health/ready", 200),
+        ("/v2", 200),
+        ("/v2/models/churn/ready", 200),
+        ("/v2/models/nope", 404),
+    ] {
+        assert_eq!(server.get(path).await.0, want, "{path}");
+    }
+    let (_, meta) = server.get("/v2/models/churn").await;
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["platform"], "keel");
+    assert_eq!(meta["inputs"].as_array().unwrap().len(), 3);
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(metrics.contains("keel_serve_requests_total{model=\"churn\",version=\"1\",role=\"primary\",protocol=\"mlflow\",status=\"200\"}"), "{metrics}");
+    assert!(metrics.contains("keel_serve_request_duration_seconds_bucket"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_do_not_fit_the_signature_are_refused_naming_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = model_dir(dir.path(), "value", "linear_regression", &[]);
+    let options = ServeOptions {
+        body_limit: 4096,
+        ..ServeOptions::default()
+    };
+    let server = Server::start(vec![one("price", &path)], options, None).await;
+    let cases = [
+        (
+            json!({"dataframe_split": {"columns": ["a", "colour"], "data": [[1.0, "red"]]}}),
+            "'b'",
+        ),
+        (
+            json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": [["x", 1.0, "red"]]}}),
+            "'a'",
+        ),
+        (
+            json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": [[1.0, 2.0, 3.0]]}}),
+            "'colour'",
+        ),
+        (
+            json!({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0]]}}),
+            "row 0",
+        ),
+        (json!({"instances": [1, 2], "inputs": [1]}), "exactly one"),
+        (json!({"something": []}), "exactly one"),
+    ];
+    for (body, needle) in cases {
+        let (status, v) = server.json("/invocations", &body).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert_eq!(v["error_code"], "BAD_REQUEST", "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains(needle),
+            "{body}: {v}"
+        );
+    }
+    let (status, _, v) = server.post("/invocations", "application/xml", "<a/>").await;
+    assert_eq!(status, 415, "{v}");
+    let (status, _, _) = server
+        .post("/invocations", "application/json", "x".repeat(10_000))
+        .await;
+    assert_eq!(status, 413);
+    let bad_shape =
+        json!({"inputs": [{"name": "a", "shape": [3], "datatype": "FP64", "data": [1, 2]}]});
+    let (status, v) = server.json("/v2/models/price/infer", &bad_shape).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("'a'"), "{v}");
+    let (status, v) = server.json("/v2/models/other/infer", &bad_shape).await;
+    assert_eq!(status, 404, "{v}");
+    server.stop().await;
+}
+
+/// A one-row request, different for each `i`.
+fn row_body(i: usize) -> Value {
+    let colour = ["red", "green", "blue"][i % 3];
+    json!({"dataframe_split": {"columns": ["a", "b", "colour"],
+        "data": [[i as f64 / 7.0 - 3.0, (i % 11) as f64 - 5.0, colour]]}})
+}
+
+/// Sends `n` different one-row requests at once; returns each answer's prediction.
+async fn concurrent(server: &Server, n: usize) -> Vec<f64> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let http = server.http.clone();
+        let url = format!("{}/invocations", server.base);
+        tasks.push(tokio::spawn(async move {
+            let body = row_body(i);
+            let v: Value = http
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["predictions"][0]["variable"].as_f64().unwrap()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_model_calls_and_get_their_own_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = model_dir(
+        dir.path(),
+        "value",
+        "random_forest",
+        &["n_estimators=20", "max_depth=6"],
+    );
+    // One by one: no batching.
+    let single = ServeOptions {
+        batch: BatchConfig {
+            max_batch: 1,
+            ..BatchConfig::default()
+        },
+        ..ServeOptions::default()
+    };
+    let server = Server::start(vec![one("f", &path)], single, None).await;
+    let mut alone = Vec::new();
+    for i in 0..64 {
+        let (_, v) = server.json("/invocations", &row_body(i)).await;
+        alone.push(v["predictions"][0]["variable"].as_f64().unwrap());
+    }
+    server.stop().await;
+    // Batched, with time to gather.
+    let batched = ServeOptions {
+        batch: BatchConfig {
+            max_batch: 64,
+            max_delay: Duration::from_millis(20),
+            queue: 1024,
+        },
+        ..ServeOptions::default()
+    };
+    let server = Server::start(vec![one("f", &path)], batched, None).await;
+    let together = concurrent(&server, 64).await;
+    assert_eq!(together, alone);
+    let (_, metrics) = server.get("/metrics").await;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    let calls = value("keel_serve_batch_rows_count");
+    let rows = value("keel_serve_batch_rows_sum");
+    assert_eq!(rows, 64.0);
+    assert!(
+        calls < 64.0,
+        "64 concurrent requests took {calls} model calls"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_takes_its_share_and_a_shadow_only_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = model_dir(dir.path(), "value", "linear_regression", &[]);
+    let v2 = model_dir(
+        dir.path(),
+        "value",
+        "random_forest",
+        &["n_estimators=5", "max_depth=3"],
+    );
+    let v3 = model_dir(dir.path(), "value", "gradient_boosting", &["max_iter=5"]);
+    let logs = dir.path().join("log");
+    let model = ServedModel {
+        name: "price".into(),
+        primary: ModelSpec::Path(v1.clone()),
+        canary: Some((ModelSpec::Path(v2.clone()), 0.3)),
+        shadow: Some(ModelSpec::Path(v3)),
+    };
+    let server = Server::start(vec![model], ServeOptions::default(), Some(&logs)).await;
+    // Paths all have version 1; tell them apart by their answers.
+    let body =
+        json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": [[1.0, 2.0, "red"]]}});
+    let route = server.state.route("price").unwrap();
+    let primary_path = route.primary.predictor.source.clone();
+    assert_eq!(primary_path, v1);
+    let n = 1000;
+    let mut answers = std::collections::HashMap::<String, usize>::new();
+    for _ in 0..n {
+        let (status, v) = server.json("/invocations", &body).await;
+        assert_eq!(status, 200);
+        *answers
+            .entry(v["predictions"][0]["variable"].to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        answers.len(),
+        2,
+        "answers from exactly the primary and the canary: {answers:?}"
+    );
+    let canary_share = *answers.values().min().unwrap() as f64 / n as f64;
+    // Binomial(1000, 0.3): sd 0.0145; 5 sd either side.
+    assert!(
+        (canary_share - 0.3).abs() < 0.0725,
+        "canary share {canary_share}"
+    );
+    let log = server.state.log.clone().unwrap();
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(metrics.contains("role=\"canary\""), "{metrics}");
+    server.stop().await;
+    log.close();
+    let df = read_log(&logs.join("predictions"));
+    let roles = strings(&df, "role");
+    let count = |r: &str| roles.iter().filter(|v| v.as_deref() == Some(r)).count();
+    assert_eq!(count("primary") + count("canary"), n);
+    // Every request was mirrored to the shadow (the shadow's queue never filled here).
+    assert_eq!(count("shadow"), n);
+    assert!(
+        df.column("in_a").is_ok() && df.column("out_variable").is_ok(),
+        "{:?}",
+        df.get_column_names()
+    );
+}
+
+fn strings(df: &polars::prelude::DataFrame, name: &str) -> Vec<Option<String>> {
+    let c = df.column(name).unwrap().str().unwrap();
+    (0..c.len()).map(|i| c.get(i).map(String::from)).collect()
+}
+
+fn read_log(dir: &Path) -> polars::prelude::DataFrame {
+    use polars::prelude::*;
+    let pattern = format!("{}/**/*.parquet", dir.display());
+    LazyFrame::scan_parquet(
+        PlRefPath::from(pattern.as_str()),
+        ScanArgsParquet {
+            allow_missing_columns: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .collect()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prediction_log_holds_every_row_and_feedback_joins_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = model_dir(dir.path(), "label", "decision_tree", &[]);
+    let logs = dir.path().join("log");
+    let server = Server::start(
+        vec![one("churn", &path)],
+        ServeOptions::default(),
+        Some(&logs),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let body = json!({"dataframe_split": {"columns": ["a", "b", "colour"],
+            "data": [[i as f64, 1.0, "red"], [-(i as f64), 2.0, null]]}});
+        let (status, headers, _) = server
+            .post("/invocations", "application/json", body.to_string())
+            .await;
+        assert_eq!(status, 200);
+        ids.push(headers["x-request-id"].to_str().unwrap().to_string());
+    }
+    let feedback = json!([{"request_id": ids[0], "ground_truth": ["yes", "no"]}, {"request_id": ids[1], "row": 1, "ground_truth": "no"}]);
+    let (status, v) = server.json("/feedback", &feedback).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["recorded"], 3);
+    let (status, v) = server.json("/feedback", &json!({"ground_truth": 1})).await;
+    assert_eq!(status, 400, "{v}");
+    let log = server.state.log.clone().unwrap();
+    server.stop().await;
+    log.close();
+    let df = read_log(&logs.join("predictions"));
+    assert_eq!(df.height(), 20);
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    for c in [
+        "request_id",
+        "row",
+        "time",
+        "model",
+        "version",
+        "role",
+        "latency_ms",
+        "in_a",
+        "in_b",
+        "in_colour",
+        "out_label",
+        "out_probability_yes",
+        "hour",
+    ] {
+        assert!(names.iter().any(|n| n == c), "no column {c} in {names:?}");
+    }
+    let logged: Vec<String> = strings(&df, "request_id").into_iter().flatten().collect();
+    for id in &ids {
+        assert_eq!(logged.iter().filter(|l| *l == id).count(), 2, "{id}");
+    }
+    let colour = df.column("in_colour").unwrap().str().unwrap().clone();
+    assert_eq!(colour.null_count(), 10);
+    let fb = read_log(&logs.join("feedback"));
+    assert_eq!(fb.height(), 3);
+    assert_eq!(
+        fb.column("truth_text").unwrap().str().unwrap().get(2),
+        Some("no")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_429_and_a_slow_call_504() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = model_dir(
+        dir.path(),
+        "value",
+        "random_forest",
+        &["n_estimators=200", "max_depth=12"],
+    );
+    let options = ServeOptions {
+        batch: BatchConfig {
+            max_batch: 1,
+            max_delay: Duration::ZERO,
+            queue: 2,
+        },
+        ..ServeOptions::default()
+    };
+    let server = Server::start(vec![one("slow", &path)], options, None).await;
+    // Large requests keep the worker busy; 24 at once overflow a queue of 2.
+    let data: Vec<Value> = (0..20_000)
+        .map(|i| json!([i as f64 / 1000.0, 1.0, "red"]))
+        .collect();
+    let body =
+        json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": data}}).to_string();
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (http, url, body) = (
+            server.http.clone(),
+            format!("{}/invocations", server.base),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string()),
+            )
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(!refused.is_empty(), "{statuses:?}");
+    assert!(refused.iter().all(|(_, r)| r.as_deref() == Some("1")));
+    assert!(
+        statuses.iter().all(|(s, _)| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    server.stop().await;
+
+    let options = ServeOptions {
+        timeout: Duration::from_millis(1),
+        ..ServeOptions::default()
+    };
+    let server = Server::start(vec![one("slow", &path)], options, None).await;
+    let (status, _, v) = server.post("/invocations", "application/json", body).await;
+    assert_eq!(status, 504, "{v}");
+    assert_eq!(v["error_code"], "DEADLINE_EXCEEDED");
+    server.stop().await;
+}

@@ -1,0 +1,453 @@
+//! `keel serve`: a model directory, an `.onnx` file or a registered model over HTTP, with the
+//! registry (local stores or a tracking server) answering which version an alias names and
+//! its files fetched through the artifact proxy.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures::TryStreamExt;
+use keel_serve::batch::BatchConfig;
+use keel_serve::error::ServeError;
+use keel_serve::metrics::ServeMetrics;
+use keel_serve::predlog::{LogConfig, PredictionLog};
+use keel_serve::server::{AppState, ServeOptions};
+use keel_serve::source::{ModelSpec, Registry};
+use keel_serve::supervisor::{ServedModel, Supervisor};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use crate::client::Client;
+
+/// What `keel serve` was asked for.
+pub struct ServeArgs {
+    pub model: Option<String>,
+    pub name: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub canary: Option<String>,
+    pub shadow: Option<String>,
+    pub config: Option<PathBuf>,
+    pub batch: BatchConfig,
+    pub timeout: Duration,
+    pub body_limit: usize,
+    pub log_dir: Option<PathBuf>,
+    pub poll: Duration,
+}
+
+/// `serve.yaml`: several models, each with optional canary and shadow versions.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    models: Vec<ConfigModel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigModel {
+    /// The name requests use [default: the registered name or the file's stem].
+    #[serde(default)]
+    name: Option<String>,
+    /// What to serve (as on the command line).
+    model: String,
+    /// `SPEC:PERCENT`.
+    #[serde(default)]
+    canary: Option<String>,
+    /// `SPEC`.
+    #[serde(default)]
+    shadow: Option<String>,
+}
+
+fn spec(s: &str) -> Result<ModelSpec> {
+    ModelSpec::parse(s).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `SPEC:PERCENT` (percent in (0, 100]).
+fn canary(s: &str) -> Result<(ModelSpec, f64)> {
+    let Some((model, pct)) = s.rsplit_once(':') else {
+        bail!("--canary '{s}': expected MODEL:PERCENT, e.g. churn@challenger:10");
+    };
+    let pct: f64 = pct
+        .trim_end_matches('%')
+        .parse()
+        .with_context(|| format!("--canary '{s}': '{pct}' is not a percentage"))?;
+    if !(pct > 0.0 && pct <= 100.0) {
+        bail!("--canary '{s}': the share must be above 0 and at most 100 percent");
+    }
+    Ok((spec(model)?, pct / 100.0))
+}
+
+fn served(
+    name: Option<String>,
+    model: &str,
+    c: Option<&str>,
+    s: Option<&str>,
+) -> Result<ServedModel> {
+    let primary = spec(model)?;
+    Ok(ServedModel {
+        name: name.unwrap_or_else(|| primary.default_name()),
+        primary,
+        canary: c.map(canary).transpose()?,
+        shadow: s.map(spec).transpose()?,
+    })
+}
+
+/// The models to serve, from the arguments or the config file.
+fn models(a: &ServeArgs) -> Result<Vec<ServedModel>> {
+    if let Some(path) = &a.config {
+        if a.model.is_some() || a.canary.is_some() || a.shadow.is_some() {
+            bail!("--config lists the models; give no MODEL, --canary or --shadow with it");
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let file: ConfigFile =
+            serde_norway::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        if file.models.is_empty() {
+            bail!("{}: no models listed", path.display());
+        }
+        let mut out: Vec<ServedModel> = Vec::new();
+        for m in file.models {
+            let s = served(m.name, &m.model, m.canary.as_deref(), m.shadow.as_deref())
+                .with_context(|| format!("{}", path.display()))?;
+            if out.iter().any(|o| o.name == s.name) {
+                bail!("{}: two models named '{}'", path.display(), s.name);
+            }
+            out.push(s);
+        }
+        return Ok(out);
+    }
+    let Some(model) = &a.model else {
+        bail!("give a model to serve (a folder, an .onnx file or NAME@ALIAS) or --config");
+    };
+    Ok(vec![served(
+        a.name.clone(),
+        model,
+        a.canary.as_deref(),
+        a.shadow.as_deref(),
+    )?])
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(
+    a: ServeArgs,
+    registry: impl std::future::Future<Output = Result<Client>>,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let models = models(&a)?;
+    let needs_registry = models.iter().any(|m| {
+        !matches!(m.primary, ModelSpec::Path(_))
+            || m.canary
+                .as_ref()
+                .is_some_and(|(c, _)| !matches!(c, ModelSpec::Path(_)))
+            || m.shadow
+                .as_ref()
+                .is_some_and(|s| !matches!(s, ModelSpec::Path(_)))
+    });
+    let registry: Option<Arc<dyn Registry>> = if needs_registry {
+        Some(Arc::new(HttpRegistry {
+            client: registry.await?,
+            cache: tempfile::Builder::new().prefix("keel-serve-").tempdir()?,
+        }))
+    } else {
+        None
+    };
+    let metrics = Arc::new(ServeMetrics::default());
+    let log = match &a.log_dir {
+        Some(dir) => Some(Arc::new(
+            PredictionLog::start(
+                LogConfig::new(dir.clone()),
+                metrics.log_written.clone(),
+                metrics.log_dropped.clone(),
+            )
+            .with_context(|| format!("cannot start the prediction log in {}", dir.display()))?,
+        )),
+        None => None,
+    };
+    let options = ServeOptions {
+        batch: a.batch,
+        timeout: a.timeout,
+        body_limit: a.body_limit,
+    };
+    let state = AppState::new(options, metrics, log);
+    let supervisor = Supervisor::new(state.clone(), registry, models.clone());
+    supervisor
+        .load_all()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", a.host, a.port))?;
+    let addr = listener.local_addr()?;
+    for m in &models {
+        if let Some(route) = state.route(&m.name) {
+            let d = &route.primary;
+            eprintln!(
+                "serving '{}' version {} ({}, {} runtime) from {}",
+                m.name,
+                d.version,
+                m.primary,
+                d.predictor.runtime(),
+                d.predictor.source.display()
+            );
+        }
+    }
+    eprintln!(
+        "listening on http://{addr} (ready in {:.2} s): POST /invocations, /v2/models/{}/infer; GET /metrics",
+        started.elapsed().as_secs_f64(),
+        models[0].name
+    );
+    if let Some(dir) = &a.log_dir {
+        eprintln!("prediction log: {}", dir.display());
+    }
+    tokio::spawn(supervisor.watch(a.poll));
+    keel_serve::server::serve(listener, state, crate::shutdown_signal()).await?;
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// The registry of a tracking server (or of the local stores served on loopback).
+struct HttpRegistry {
+    client: Client,
+    cache: tempfile::TempDir,
+}
+
+fn registry_error(e: anyhow::Error) -> ServeError {
+    let text = format!("{e:#}");
+    if text.contains("RESOURCE_DOES_NOT_EXIST") || text.contains("HTTP 404") {
+        ServeError::NotFound(text)
+    } else {
+        ServeError::Model(text)
+    }
+}
+
+#[async_trait::async_trait]
+impl Registry for HttpRegistry {
+    async fn version(&self, spec: &ModelSpec) -> Result<String, ServeError> {
+        match spec {
+            ModelSpec::Alias { name, alias } => {
+                let v: Value = self
+                    .client
+                    .get(
+                        "registered-models/alias",
+                        &[("name", name.clone()), ("alias", alias.clone())],
+                    )
+                    .await
+                    .map_err(registry_error)?;
+                v["model_version"]["version"]
+                    .as_str()
+                    .map(String::from)
+                    .ok_or_else(|| ServeError::NotFound(format!("'{spec}' names no version")))
+            }
+            ModelSpec::Version { version, .. } => Ok(version.clone()),
+            ModelSpec::Latest { name } => {
+                let v: Value = self
+                    .client
+                    .get("registered-models/get", &[("name", name.clone())])
+                    .await
+                    .map_err(registry_error)?;
+                v["registered_model"]["latest_versions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|mv| mv["version"].as_str())
+                    .max_by_key(|s| s.parse::<u64>().unwrap_or(0))
+                    .map(String::from)
+                    .ok_or_else(|| {
+                        ServeError::NotFound(format!("registered model '{name}' has no versions"))
+                    })
+            }
+            ModelSpec::Path(p) => Err(ServeError::Model(format!("{} is a path", p.display()))),
+        }
+    }
+
+    async fn fetch(&self, name: &str, version: &str) -> Result<PathBuf, ServeError> {
+        let dir = self.cache.path().join(safe(name)).join(safe(version));
+        if dir.join("MLmodel").exists() || dir.join("model.onnx").exists() {
+            return Ok(dir);
+        }
+        let v: Value = self
+            .client
+            .get(
+                "model-versions/get-download-uri",
+                &[("name", name.to_string()), ("version", version.to_string())],
+            )
+            .await
+            .map_err(registry_error)?;
+        let uri = v["artifact_uri"].as_str().unwrap_or_default().to_string();
+        let local = uri.strip_prefix("file://").unwrap_or(&uri);
+        if Path::new(local).is_absolute() && Path::new(local).exists() {
+            return Ok(PathBuf::from(local));
+        }
+        let root = store_path(&uri).ok_or_else(|| {
+            ServeError::Model(format!(
+                "version {version} of '{name}' lives at {uri}, which keel cannot fetch"
+            ))
+        })?;
+        let staging = self
+            .cache
+            .path()
+            .join(format!(".{}-{}-staging", safe(name), safe(version)));
+        let _ = tokio::fs::remove_dir_all(&staging).await;
+        self.download_tree(&root, &staging)
+            .await
+            .map_err(|e| ServeError::Model(format!("fetching {uri}: {e:#}")))?;
+        if let Some(parent) = dir.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| ServeError::Model(e.to_string()))?;
+        }
+        tokio::fs::rename(&staging, &dir)
+            .await
+            .map_err(|e| ServeError::Model(e.to_string()))?;
+        Ok(dir)
+    }
+}
+
+impl HttpRegistry {
+    /// Copies every file under the proxied artifact path `root` into `into`.
+    async fn download_tree(&self, root: &str, into: &Path) -> Result<()> {
+        let mut pending = vec![String::new()];
+        while let Some(rel) = pending.pop() {
+            let path = if rel.is_empty() {
+                root.to_string()
+            } else {
+                format!("{root}/{rel}")
+            };
+            let listing: Value = self
+                .client
+                .keel_get(&format!(
+                    "/api/2.0/mlflow-artifacts/artifacts?path={}",
+                    encode(&path)
+                ))
+                .await?
+                .unwrap_or(Value::Null);
+            for f in listing["files"].as_array().into_iter().flatten() {
+                let Some(entry) = f["path"].as_str() else {
+                    continue;
+                };
+                // Entries are bare names; refuse anything that could leave the folder.
+                if entry.is_empty()
+                    || entry.contains('/')
+                    || entry.contains('\\')
+                    || entry == "."
+                    || entry == ".."
+                {
+                    bail!("the artifact listing has an odd entry '{entry}'");
+                }
+                let child = if rel.is_empty() {
+                    entry.to_string()
+                } else {
+                    format!("{rel}/{entry}")
+                };
+                if f["is_dir"].as_bool().unwrap_or(false) {
+                    pending.push(child);
+                    continue;
+                }
+                let target = into.join(&child);
+                if let Some(parent) = target.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                let mut stream = self
+                    .client
+                    .download(
+                        &format!(
+                            "/api/2.0/mlflow-artifacts/artifacts/{}",
+                            encode(&format!("{root}/{child}"))
+                        ),
+                        &[],
+                    )
+                    .await?;
+                let mut file = tokio::fs::File::create(&target).await?;
+                while let Some(chunk) = stream.try_next().await? {
+                    file.write_all(&chunk).await?;
+                }
+                file.flush().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The store path of a proxied artifact URI (`mlflow-artifacts:/0/models/m-1/artifacts`).
+fn store_path(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("mlflow-artifacts:")?;
+    let rest = match rest.strip_prefix("//") {
+        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
+        None => rest.trim_start_matches('/'),
+    };
+    Some(rest.trim_end_matches('/').to_string())
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `32MiB`, `512KiB`, `1GB`, or bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 32MiB)"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit '{other}' in '{s}'")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_canaries_parse() {
+        assert_eq!(parse_size("32MiB").unwrap(), 32 << 20);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("12 parsecs").is_err());
+        let (s, share) = canary("churn@challenger:10").unwrap();
+        assert_eq!(
+            s,
+            ModelSpec::Alias {
+                name: "churn".into(),
+                alias: "challenger".into()
+            }
+        );
+        assert!((share - 0.1).abs() < 1e-12);
+        assert!(canary("churn@challenger").is_err());
+        assert!(canary("churn@challenger:0").is_err());
+        assert_eq!(
+            store_path("mlflow-artifacts:/0/models/m-1/artifacts").as_deref(),
+            Some("0/models/m-1/artifacts")
+        );
+    }
+}
