@@ -35,13 +35,15 @@ pub enum ModelSpec {
 
 impl ModelSpec {
     /// Parses `PATH`, `NAME@ALIAS`, `NAME/VERSION` or `NAME` (also with a `models:/` prefix);
-    /// an existing file or folder is a path.
+    /// an existing file or folder, an `.onnx` file name, or a path starting with `.` or `/` is
+    /// a path.
     pub fn parse(s: &str) -> Result<Self, ServeError> {
         let s = s.trim();
         if s.is_empty() {
             return Err(ServeError::BadRequest("an empty model name".into()));
         }
-        if !s.starts_with("models:/") && Path::new(s).exists() {
+        let looks_like_a_file = s.ends_with(".onnx") || s.starts_with('.') || s.starts_with('/');
+        if !s.starts_with("models:/") && (Path::new(s).exists() || looks_like_a_file) {
             return Ok(Self::Path(PathBuf::from(s)));
         }
         let rest = s.strip_prefix("models:/").unwrap_or(s);
@@ -151,3 +153,41 @@ pub async fn resolve(
 
 /// How often aliases are checked by default.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        let alias = ModelSpec::parse("models:/churn@champion").unwrap();
+        assert_eq!(
+            alias,
+            ModelSpec::Alias {
+                name: "churn".into(),
+                alias: "champion".into()
+            }
+        );
+        assert_eq!(alias.to_string(), "churn@champion");
+        assert!(alias.moves());
+        let v = ModelSpec::parse("churn/3").unwrap();
+        assert_eq!(
+            v,
+            ModelSpec::Version {
+                name: "churn".into(),
+                version: "3".into()
+            }
+        );
+        assert!(!v.moves());
+        assert_eq!(
+            ModelSpec::parse("churn").unwrap(),
+            ModelSpec::Latest {
+                name: "churn".into()
+            }
+        );
+        let p = ModelSpec::parse("./models/iris.onnx").unwrap();
+        assert_eq!(p.default_name(), "iris");
+        assert!(ModelSpec::parse("churn/v3").is_err());
+        assert!(ModelSpec::parse("@x").is_err());
+    }
+}

@@ -7,31 +7,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::Value;
-use support::{json, keel_status};
-
-/// 600 rows: x1, x2 numeric, colour of three; label "yes" when 2 x1 - x2 (+ 1 for red)
-/// is positive (a little noise); price linear in x1 and x2.
-fn shop() -> String {
-    let mut s = String::from("x1,x2,colour,label,price\n");
-    let mut state = 7u64;
-    let mut unit = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    for i in 0..600 {
-        let (a, b) = (unit() * 4.0 - 2.0, unit() * 4.0 - 2.0);
-        let colour = ["red", "blue", "green"][i % 3];
-        let z = 2.0 * a - b + if colour == "red" { 1.0 } else { 0.0 } + (unit() - 0.5) * 0.2;
-        let label = if z > 0.0 { "yes" } else { "no" };
-        s.push_str(&format!(
-            "{a:.4},{b:.4},{colour},{label},{:.4}\n",
-            3.0 * a + 2.0 * b + 5.0
-        ));
-    }
-    s
-}
+use support::{json, keel_status, shop};
 
 fn add_shop(d: &Path, extra: &[&str]) {
     std::fs::write(d.join("shop.csv"), shop()).unwrap();

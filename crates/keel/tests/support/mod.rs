@@ -110,6 +110,17 @@ pub fn http_json(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec
     (status, body)
 }
 
+/// One HTTP/1.1 POST with a JSON body; the status code, the response head and the body.
+pub fn post_json(addr: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    request(
+        addr,
+        "POST",
+        path,
+        "Content-Type: application/json\r\n",
+        body,
+    )
+}
+
 fn request(
     addr: &str,
     method: &str,
@@ -344,4 +355,28 @@ pub fn json(dir: &Path, args: &[&str]) -> Value {
     let (ok, out, err) = keel(dir, &all);
     assert!(ok, "keel {args:?} failed: {err}");
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// 600 rows: x1, x2 numeric, colour of three; label "yes" when 2 x1 - x2 (+ 1 for red)
+/// is positive (a little noise); price linear in x1 and x2.
+pub fn shop() -> String {
+    let mut s = String::from("x1,x2,colour,label,price\n");
+    let mut state = 7u64;
+    let mut unit = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for i in 0..600 {
+        let (a, b) = (unit() * 4.0 - 2.0, unit() * 4.0 - 2.0);
+        let colour = ["red", "blue", "green"][i % 3];
+        let z = 2.0 * a - b + if colour == "red" { 1.0 } else { 0.0 } + (unit() - 0.5) * 0.2;
+        let label = if z > 0.0 { "yes" } else { "no" };
+        s.push_str(&format!(
+            "{a:.4},{b:.4},{colour},{label},{:.4}\n",
+            3.0 * a + 2.0 * b + 5.0
+        ));
+    }
+    s
 }

@@ -1,0 +1,321 @@
+//! `keel serve` end to end: registered models served by alias from a tracking server, the
+//! alias moved under load with no failed request, a model folder on the embedded store, and
+//! bad arguments named in one line.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{free_port, json, keel_status, post_json, shop, wait_ready};
+
+/// A running `keel serve`, stopped (SIGINT, then waited for) on drop.
+struct Serving {
+    child: Child,
+    addr: String,
+}
+
+impl Serving {
+    fn start(dir: &Path, args: &[&str]) -> Serving {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .arg("serve")
+            .args(args)
+            .args(["--port", &port.to_string()])
+            .current_dir(dir)
+            .env_remove("KEEL_DB")
+            .env_remove("KEEL_ARTIFACTS")
+            .env_remove("MLFLOW_TRACKING_URI")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn keel serve");
+        let addr = format!("127.0.0.1:{port}");
+        wait_ready(&addr, "/ping", "keel serve");
+        Serving { child, addr }
+    }
+
+    /// Stops the server gracefully and returns its exit status.
+    fn stop(mut self) -> i32 {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let code = self
+            .child
+            .wait()
+            .map(|s| s.code().unwrap_or(-1))
+            .unwrap_or(-1);
+        std::mem::forget(self);
+        code
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Posts one row; the status, the answering version and the body.
+fn predict(addr: &str, x1: f64) -> (u16, String, Value) {
+    let body = format!(
+        r#"{{"dataframe_split": {{"columns": ["x1", "x2", "colour"], "data": [[{x1}, 0.5, "red"]]}}}}"#
+    );
+    let (status, head, body) = post_json(addr, "/invocations", body.as_bytes());
+    let version = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-model-version: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    (
+        status,
+        version.trim().to_string(),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn an_alias_moved_under_load_switches_versions_without_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_dir = dir.path().join("server");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    let server = support::Server::start(&server_dir, 0);
+    let url = server.url.clone();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("shop.csv"), shop()).unwrap();
+    json(&work, &["data", "add", "shop.csv", "--tracking-uri", &url]);
+    for algo in ["logistic_regression", "decision_tree"] {
+        json(
+            &work,
+            &[
+                "train",
+                "--data",
+                "shop",
+                "--target",
+                "label",
+                "--drop",
+                "price",
+                "--algo",
+                algo,
+                "--register",
+                "shop",
+                "--tracking-uri",
+                &url,
+            ],
+        );
+    }
+    json(
+        &work,
+        &[
+            "models",
+            "alias",
+            "set",
+            "shop",
+            "champion",
+            "1",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    let serving = Serving::start(
+        &work,
+        &[
+            "shop@champion",
+            "--tracking-uri",
+            &url,
+            "--poll",
+            "200ms",
+            "--log-dir",
+            "log",
+        ],
+    );
+    let addr = serving.addr.clone();
+    let (status, version, body) = predict(&addr, 1.0);
+    assert_eq!((status, version.as_str()), (200, "1"), "{body}");
+
+    // Four clients send requests back to back while the alias moves to version 2.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Vec<(Instant, u16, String)>>> = Arc::default();
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (stop, seen, addr) = (stop.clone(), seen.clone(), addr.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, version, _) = predict(&addr, (c * 1000 + i) as f64 / 500.0 - 2.0);
+                    seen.lock().unwrap().push((Instant::now(), status, version));
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let moved = Instant::now();
+    json(
+        &work,
+        &[
+            "models",
+            "alias",
+            "set",
+            "shop",
+            "champion",
+            "2",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    let deadline = moved + Duration::from_secs(15);
+    loop {
+        let switched = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .take(20)
+            .filter(|(_, _, v)| v == "2")
+            .count()
+            == 20;
+        if switched || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    let failed: Vec<_> = seen.iter().filter(|(_, s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        seen.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let first_v2 = seen
+        .iter()
+        .find(|(_, _, v)| v == "2")
+        .map(|(t, _, _)| *t)
+        .expect("version 2 answered");
+    assert!(
+        first_v2.duration_since(moved) < Duration::from_secs(5),
+        "switched after {:?}",
+        first_v2.duration_since(moved)
+    );
+    assert!(
+        seen.iter().any(|(t, _, v)| v == "1" && *t < first_v2),
+        "version 1 answered before the switch"
+    );
+    // Once switched, only version 2 answers.
+    let last_v1 = seen
+        .iter()
+        .filter(|(_, _, v)| v == "1")
+        .map(|(t, _, _)| *t)
+        .max()
+        .unwrap();
+    assert!(
+        seen.iter()
+            .filter(|(t, _, _)| *t > last_v1 + Duration::from_millis(100))
+            .all(|(_, _, v)| v == "2")
+    );
+    drop(seen);
+
+    let (_, metrics) = support::http(&addr, "GET", "/metrics", b"");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("keel_serve_alias_swaps_total 1"),
+        "{metrics}"
+    );
+    assert_eq!(serving.stop(), 0);
+    // The prediction log has rows of both versions.
+    assert!(work.join("log/predictions/model=shop").is_dir());
+}
+
+#[test]
+fn a_model_folder_and_a_registered_model_serve_from_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("shop.csv"), shop()).unwrap();
+    json(d, &["data", "add", "shop.csv"]);
+    let out = json(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "price",
+            "--drop",
+            "label",
+            "--algo",
+            "ridge_regression",
+            "--register",
+            "price",
+        ],
+    );
+    let model_dir = d.join(format!(
+        "keel-data/artifacts/0/models/{}/artifacts",
+        out["model_id"].as_str().unwrap()
+    ));
+    // A folder, served under its stem unless named.
+    let serving = Serving::start(
+        d,
+        &[model_dir.to_str().unwrap(), "--name", "prices", "--no-log"],
+    );
+    let (status, version, body) = predict(&serving.addr, 1.0);
+    assert_eq!((status, version.as_str()), (200, "1"), "{body}");
+    let by_folder = body["predictions"][0]["variable"].as_f64().unwrap();
+    // price = 3 x1 + 2 x2 + 5 = 9 at x1 = 1, x2 = 0.5.
+    assert!((by_folder - 9.0).abs() < 0.05, "{body}");
+    let (_, meta) = support::http(&serving.addr, "GET", "/v2/models/prices", b"");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&meta).unwrap()["name"],
+        "prices"
+    );
+    assert_eq!(serving.stop(), 0);
+    // The registered model's latest version, from the local stores.
+    let serving = Serving::start(d, &["price", "--no-log"]);
+    let (status, _, body) = predict(&serving.addr, 1.0);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["predictions"][0]["variable"].as_f64().unwrap(),
+        by_folder
+    );
+    drop(serving);
+}
+
+#[test]
+fn bad_arguments_are_named_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (args, needle) in [
+        (vec!["serve", "nope@champion"], "nope"),
+        (
+            vec!["serve", "model.onnx", "--canary", "x@y"],
+            "MODEL:PERCENT",
+        ),
+        (vec!["serve", "a@b", "--canary", "x@y:150"], "at most 100"),
+        (vec!["serve", "--config", "missing.yaml"], "missing.yaml"),
+        (vec!["serve", "m/v1"], "NAME/VERSION"),
+    ] {
+        let (code, _, err) = keel_status(d, &args);
+        assert_ne!(code, 0, "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    std::fs::write(d.join("broken.onnx"), b"not a model").unwrap();
+    let (code, _, err) = keel_status(d, &["serve", "broken.onnx", "--no-log"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("broken.onnx"), "{err}");
+}
