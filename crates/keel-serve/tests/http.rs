@@ -2,8 +2,9 @@
 //! signature errors, batching under concurrency, canary shares, shadow logging, overload,
 //! timeouts and the prediction log read back with polars.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use keel_data::columns::{Columns, Values};
@@ -11,12 +12,11 @@ use keel_ml::model_dir::{KeelModel, Stamp, write};
 use keel_ml::params::algorithm;
 use keel_ml::train::{Holdout, TrainRequest, train};
 use keel_serve::batch::BatchConfig;
-use keel_serve::metrics::ServeMetrics;
-use keel_serve::predlog::{LogConfig, PredictionLog};
-use keel_serve::server::{AppState, ServeOptions, serve};
+use keel_serve::server::ServeOptions;
 use keel_serve::source::ModelSpec;
-use keel_serve::supervisor::{ServedModel, Supervisor};
+use keel_serve::supervisor::ServedModel;
 use serde_json::{Value, json};
+use support::Server;
 
 /// 300 rows: two numbers, a colour (text, some missing) and a yes/no label that depends on
 /// them; and a numeric target for regression.
@@ -80,102 +80,6 @@ fn model_dir(dir: &Path, target: &str, algo: &str, params: &[&str]) -> PathBuf {
     let out = dir.join(format!("{target}-{algo}"));
     write(&out, &model, &t, &Stamp::at("2026-12-02 00:00:00.000000")).unwrap();
     out
-}
-
-struct Server {
-    base: String,
-    state: Arc<AppState>,
-    http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(
-        models: Vec<ServedModel>,
-        options: ServeOptions,
-        log_dir: Option<&Path>,
-    ) -> Server {
-        let metrics = Arc::new(ServeMetrics::default());
-        let log = log_dir.map(|d| {
-            let mut config = LogConfig::new(d.to_path_buf());
-            config.flush_interval = Duration::from_secs(3600);
-            Arc::new(
-                PredictionLog::start(
-                    config,
-                    metrics.log_written.clone(),
-                    metrics.log_dropped.clone(),
-                )
-                .unwrap(),
-            )
-        });
-        let state = AppState::new(options, metrics, log);
-        Supervisor::new(state.clone(), None, models)
-            .load_all()
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let s = state.clone();
-        let task = tokio::spawn(async move {
-            serve(listener, s, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Server {
-            base,
-            state,
-            http: reqwest::Client::new(),
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, headers, v)
-    }
-
-    async fn json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let (s, _, v) = self.post(path, "application/json", body.to_string()).await;
-        (s, v)
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
-    }
-
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.task.await.unwrap();
-    }
 }
 
 fn one(name: &str, path: &Path) -> ServedModel {
