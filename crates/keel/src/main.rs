@@ -7,6 +7,7 @@ mod data;
 mod data_remote;
 mod data_validate;
 mod output;
+mod quickstart;
 mod serve;
 mod tracking;
 mod train;
@@ -57,6 +58,9 @@ enum Command {
     /// Serve a model over HTTP (MLflow scoring protocol and Open Inference Protocol): a model
     /// folder, an .onnx file, or a registered model (NAME@ALIAS, NAME/VERSION or NAME).
     Serve(Box<ServeCmd>),
+    /// The whole loop on a bundled dataset in this folder: version it, train, register, set
+    /// the champion alias, serve it, send sample requests.
+    Quickstart(QuickstartCmd),
     /// Dataset versions: add, list, show, restore, compare, validate, and what changed since.
     #[command(subcommand)]
     Data(DataCmd),
@@ -159,6 +163,16 @@ enum DataCmd {
     /// Validation rules.
     #[command(subcommand)]
     Rules(RulesCmd),
+}
+
+#[derive(Args)]
+struct QuickstartCmd {
+    /// Port of the model server.
+    #[arg(long, short, default_value_t = 8080)]
+    port: u16,
+    /// Stop after the sample requests instead of serving until Ctrl-C.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 #[derive(Args)]
@@ -743,6 +757,26 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Data(cmd) => data_command(cmd).await,
         Command::Train(cmd) => train_command(*cmd).await,
         Command::Serve(cmd) => serve_command(*cmd).await,
+        Command::Quickstart(cmd) => {
+            let store = StoreArgs {
+                tracking_uri: None,
+                db: None,
+                artifacts: None,
+                config: None,
+                json: false,
+            };
+            let target = data_store(&store).await?;
+            let client = registry(&store).await?;
+            quickstart::run(
+                quickstart::QuickstartArgs {
+                    port: cmd.port,
+                    no_wait: cmd.no_wait,
+                },
+                target,
+                client,
+            )
+            .await
+        }
     }
 }
 

@@ -134,6 +134,34 @@ pub async fn run(
     a: ServeArgs,
     registry: impl std::future::Future<Output = Result<Client>>,
 ) -> Result<()> {
+    start(a, registry, crate::shutdown_signal())
+        .await?
+        .wait()
+        .await
+}
+
+/// A server started by [`start`].
+pub struct Running {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Waits until the server has shut down (its shutdown signal fired).
+    pub async fn wait(self) -> Result<()> {
+        self.task.await.context("the server task failed")??;
+        eprintln!("stopped");
+        Ok(())
+    }
+}
+
+/// Loads the models and starts serving them until `shutdown` resolves.
+pub async fn start(
+    a: ServeArgs,
+    registry: impl std::future::Future<Output = Result<Client>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Running> {
     let started = std::time::Instant::now();
     let models = models(&a)?;
     let needs_registry = models.iter().any(|m| {
@@ -202,9 +230,8 @@ pub async fn run(
         eprintln!("prediction log: {}", dir.display());
     }
     tokio::spawn(supervisor.watch(a.poll));
-    keel_serve::server::serve(listener, state, crate::shutdown_signal()).await?;
-    eprintln!("stopped");
-    Ok(())
+    let task = tokio::spawn(keel_serve::server::serve(listener, state, shutdown));
+    Ok(Running { addr, task })
 }
 
 /// The registry of a tracking server (or of the local stores served on loopback).

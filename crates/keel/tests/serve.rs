@@ -319,3 +319,47 @@ fn bad_arguments_are_named_in_one_line() {
     assert_ne!(code, 0);
     assert!(err.contains("broken.onnx"), "{err}");
 }
+
+#[test]
+fn quickstart_runs_the_whole_loop_on_the_bundled_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port().to_string();
+    let (code, out, err) = keel_status(d, &["quickstart", "--no-wait", "--port", &port]);
+    assert_eq!(code, 0, "{err}");
+    let all = format!("{out}{err}");
+    for needle in [
+        "predicted Adelie",
+        "predicted Gentoo",
+        "ground truth recorded",
+        "penguins@champion -> version 1",
+    ] {
+        assert!(all.contains(needle), "no '{needle}' in {all}");
+    }
+    assert!(d.join("penguins.csv").exists());
+    let versions = json(d, &["models", "show", "penguins"]);
+    assert!(versions.to_string().contains("champion"), "{versions}");
+    let logged = |sub: &str| {
+        walk(&d.join("keel-data/predictions").join(sub))
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "parquet"))
+    };
+    assert!(
+        logged("predictions/model=penguins"),
+        "the predictions were not logged"
+    );
+    assert!(logged("feedback"), "the ground truth was not logged");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
