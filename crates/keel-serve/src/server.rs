@@ -265,6 +265,7 @@ pub async fn predict(
     if status != 200 {
         state.metrics.errors.get_or_create(&labels).inc();
     }
+    let elapsed = received.elapsed();
     state
         .metrics
         .latency
@@ -272,7 +273,17 @@ pub async fn predict(
             model: deployment.name.clone(),
             version: deployment.version.clone(),
         })
-        .observe(received.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
+    match &result {
+        Err(e) if status >= 500 => tracing::warn!(
+            request_id = %request_id, model = %deployment.name, version = %deployment.version,
+            role, status, latency_ms = elapsed.as_secs_f64() * 1e3, error = %e, "prediction failed"
+        ),
+        _ => tracing::debug!(
+            request_id = %request_id, model = %deployment.name, version = %deployment.version,
+            role, status, latency_ms = elapsed.as_secs_f64() * 1e3, "prediction"
+        ),
+    }
     result.map(|output| Predicted { output, deployment })
 }
 
