@@ -125,8 +125,10 @@ def main():
                     dict(os.environ, MODEL=str(rf_onnx)), None))
     p = port()
     mlflow = str(Path(sys.executable).parent / "mlflow")
+    # mlflow starts uvicorn by name: the venv's bin must be on PATH.
+    venv_path = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     servers.append(("mlflow models serve", [mlflow, "models", "serve", "-m", str(work / "mlflow_models/rf"), "-h", "127.0.0.1",
-                    "-p", str(p), "--env-manager", "local", "-w", "1"], f"http://127.0.0.1:{p}/invocations", body1, None, None))
+                    "-p", str(p), "--env-manager", "local", "-w", "1"], f"http://127.0.0.1:{p}/invocations", body1, venv_path, None))
     if a.mlserver_venv:
         d = work / "mlserver/rf"
         d.mkdir(parents=True)
