@@ -39,14 +39,14 @@ impl Default for BatchConfig {
     }
 }
 
-/// What a finished batch reports, per request, for metrics and the prediction log.
-pub struct Done<'a> {
+/// One answered request of a batch, handed to the observer after its reply was sent.
+pub struct Done {
     /// The request's feed.
-    pub feed: &'a Feed,
+    pub feed: Feed,
     /// Its answer.
-    pub output: &'a Output,
+    pub output: Output,
     /// Its extra data (request id, arrival time, ...).
-    pub tag: &'a JobTag,
+    pub tag: JobTag,
 }
 
 /// Per-request data carried through the queue.
@@ -70,12 +70,12 @@ struct Job {
 }
 
 /// Called by the worker after each batch (metrics, prediction log); must not block.
-pub type Observer = Arc<dyn Fn(BatchReport<'_>) + Send + Sync>;
+pub type Observer = Arc<dyn Fn(BatchReport) + Send + Sync>;
 
 /// One model call's facts.
-pub struct BatchReport<'a> {
-    /// Requests answered by the call.
-    pub done: Vec<Done<'a>>,
+pub struct BatchReport {
+    /// Requests answered by the call, moved out of the batch once answered.
+    pub done: Vec<Done>,
     /// Rows in the call.
     pub rows: usize,
     /// How long the model took.
@@ -91,6 +91,8 @@ pub struct Batcher {
     in_flight: Arc<AtomicUsize>,
     /// Requests in the queue.
     queued: Arc<AtomicUsize>,
+    /// Requests taken from the queue and not yet answered and reported.
+    running: Arc<AtomicUsize>,
 }
 
 /// Counts a request in flight until dropped.
@@ -116,6 +118,7 @@ impl Batcher {
         let (tx, rx) = sync_channel(config.queue.max(1));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let queued = Arc::new(AtomicUsize::new(0));
+        let running = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             rx,
             predictor,
@@ -123,6 +126,7 @@ impl Batcher {
             observer,
             in_flight: in_flight.clone(),
             queued: queued.clone(),
+            running: running.clone(),
         };
         std::thread::Builder::new()
             .name(thread_name)
@@ -131,7 +135,13 @@ impl Batcher {
             tx,
             in_flight,
             queued,
+            running,
         })
+    }
+
+    /// Whether nothing is queued or being computed or reported.
+    pub fn idle(&self) -> bool {
+        self.queued.load(Ordering::Acquire) == 0 && self.running.load(Ordering::Acquire) == 0
     }
 
     /// Marks a request as in flight for this model (call before parsing it, so the worker
@@ -196,17 +206,20 @@ struct Worker {
     observer: Observer,
     in_flight: Arc<AtomicUsize>,
     queued: Arc<AtomicUsize>,
+    running: Arc<AtomicUsize>,
 }
 
 impl Worker {
     fn run(self) {
         while let Ok(first) = self.rx.recv() {
+            self.running.fetch_add(1, Ordering::AcqRel);
             let mut jobs = vec![first];
             self.gather(&mut jobs);
             self.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
             // Requests whose client has gone (timed out) are not worth computing.
             jobs.retain(|j| j.reply.as_ref().is_none_or(|r| !r.is_closed()));
             self.run_batch(jobs);
+            self.running.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -261,35 +274,42 @@ impl Worker {
 
     fn call(&self, group: Vec<Job>) {
         let started = Instant::now();
-        let feeds: Vec<&Feed> = group.iter().map(|j| &j.feed).collect();
-        let rows: usize = feeds.iter().map(|f| f.rows()).sum();
-        let result = Feed::stack(&feeds).and_then(|f| self.predictor.predict(&f));
+        let rows: usize = group.iter().map(|j| j.feed.rows()).sum();
+        let result = match group.as_slice() {
+            [one] => self.predictor.predict(&one.feed),
+            _ => {
+                let feeds: Vec<&Feed> = group.iter().map(|j| &j.feed).collect();
+                Feed::stack(&feeds).and_then(|f| self.predictor.predict(&f))
+            }
+        };
         let elapsed = started.elapsed();
         match result {
             Ok(output) => {
-                let mut group = group;
-                let mut start = 0;
-                let mut outputs = Vec::with_capacity(group.len());
-                for job in &group {
-                    let n = job.feed.rows();
-                    outputs.push(output.slice(start, start + n));
-                    start += n;
-                }
+                let outputs: Vec<Output> = if group.len() == 1 {
+                    vec![output]
+                } else {
+                    let mut start = 0;
+                    group
+                        .iter()
+                        .map(|job| {
+                            let n = job.feed.rows();
+                            start += n;
+                            output.slice(start - n, start)
+                        })
+                        .collect()
+                };
                 // Answer first, then report: the observer's work is off the request path.
-                for (job, out) in group.iter_mut().zip(&outputs) {
-                    if let Some(s) = job.reply.take() {
-                        let _ = s.send(Ok(out.clone()));
+                let mut done = Vec::with_capacity(group.len());
+                for (job, output) in group.into_iter().zip(outputs) {
+                    if let Some(s) = job.reply {
+                        let _ = s.send(Ok(output.clone()));
                     }
+                    done.push(Done {
+                        feed: job.feed,
+                        output,
+                        tag: job.tag,
+                    });
                 }
-                let done = group
-                    .iter()
-                    .zip(&outputs)
-                    .map(|(j, o)| Done {
-                        feed: &j.feed,
-                        output: o,
-                        tag: &j.tag,
-                    })
-                    .collect();
                 (self.observer)(BatchReport {
                     done,
                     rows,

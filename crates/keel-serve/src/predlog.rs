@@ -35,8 +35,9 @@ use polars::prelude::{
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 
-use crate::batch::BatchReport;
+use crate::batch::{BatchReport, Done};
 use crate::error::ServeError;
+use crate::payload::Output;
 use crate::predictor::Feed;
 
 /// Where and how often the log is written.
@@ -64,23 +65,37 @@ impl LogConfig {
     }
 }
 
-/// One predicted request, as the writer receives it.
-struct Entry {
+/// One model call's answered requests, as the writer receives them: kept whole (moved out
+/// of the batch, not copied) until a file is written.
+struct Logged {
     model: Arc<str>,
     version: Arc<str>,
-    role: &'static str,
-    request_id: Arc<str>,
+    ports: Arc<[String]>,
     time_ms: i64,
-    latency_ms: f64,
-    inputs: Vec<(String, Cells)>,
-    outputs: Vec<(String, Cells)>,
-    rows: usize,
+    /// Each request with its latency in milliseconds.
+    done: Vec<(Done, f64)>,
 }
 
-/// One column's values for the rows of one request.
+/// One column being assembled for a file.
 enum Cells {
     Numbers(Vec<Option<f64>>),
     Text(Vec<Option<String>>),
+}
+
+impl Cells {
+    fn len(&self) -> usize {
+        match self {
+            Self::Numbers(v) => v.len(),
+            Self::Text(v) => v.len(),
+        }
+    }
+
+    fn pad(&mut self, rows: usize) {
+        match self {
+            Self::Numbers(v) => v.resize(rows, None),
+            Self::Text(v) => v.resize(rows, None),
+        }
+    }
 }
 
 /// Ground truth for a logged prediction.
@@ -159,7 +174,7 @@ impl Feedback {
 }
 
 enum Msg {
-    Predictions(Vec<Entry>),
+    Predictions(Logged),
     Feedback(Vec<Feedback>),
     Flush(SyncSender<()>),
 }
@@ -218,32 +233,29 @@ impl PredictionLog {
         true
     }
 
-    /// Logs a finished batch (called by model workers).
-    pub fn record(&self, model: &str, version: &str, ports: &[String], report: &BatchReport<'_>) {
-        let (model, version): (Arc<str>, Arc<str>) = (Arc::from(model), Arc::from(version));
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let entries: Vec<Entry> = report
+    /// Logs a finished batch (called by model workers, after the answers went out).
+    pub fn record(&self, model: &str, version: &str, ports: &Arc<[String]>, report: BatchReport) {
+        let rows = report.rows;
+        if report.done.is_empty() || rows == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let done = report
             .done
-            .iter()
+            .into_iter()
             .map(|d| {
-                let rows = d.feed.rows();
-                Entry {
-                    model: model.clone(),
-                    version: version.clone(),
-                    role: d.tag.role,
-                    request_id: d.tag.request_id.clone(),
-                    time_ms: now,
-                    latency_ms: Instant::now().duration_since(d.tag.received).as_secs_f64() * 1e3,
-                    inputs: input_cells(d.feed, d.tag.columns.as_deref(), ports),
-                    outputs: output_cells(&d.output.names, &d.output.values),
-                    rows,
-                }
+                let latency = now.duration_since(d.tag.received).as_secs_f64() * 1e3;
+                (d, latency)
             })
             .collect();
-        let rows: usize = entries.iter().map(|e| e.rows).sum();
-        if rows > 0 && !self.send(Msg::Predictions(entries), rows) {
+        let logged = Logged {
+            model: Arc::from(model),
+            version: Arc::from(version),
+            ports: ports.clone(),
+            time_ms: now_ms(),
+            done,
+        };
+        if !self.send(Msg::Predictions(logged), rows) {
             self.dropped.inc_by(rows as u64);
         }
     }
@@ -285,40 +297,6 @@ impl PredictionLog {
     }
 }
 
-/// The input columns of a request's rows.
-fn input_cells(feed: &Feed, columns: Option<&[String]>, ports: &[String]) -> Vec<(String, Cells)> {
-    match feed {
-        Feed::Columns(c) => c
-            .names
-            .iter()
-            .zip(&c.values)
-            .map(|(n, v)| {
-                let cells = match v {
-                    Values::Numbers(x) => Cells::Numbers(x.clone()),
-                    Values::Text(x) => Cells::Text(x.clone()),
-                };
-                (format!("in_{n}"), cells)
-            })
-            .collect(),
-        Feed::Tensors(ts) => {
-            let mut out = Vec::new();
-            for (i, t) in ts.iter().enumerate() {
-                let port = ports.get(i).cloned().unwrap_or_else(|| format!("input{i}"));
-                let (rows, width) = rows_width(&t.shape);
-                let names: Vec<String> = match columns {
-                    Some(c) if ts.len() == 1 && c.len() == width => c.to_vec(),
-                    _ if width == 1 => vec![port.clone()],
-                    _ => (0..width).map(|j| format!("{port}_{j}")).collect(),
-                };
-                for (j, name) in names.into_iter().enumerate() {
-                    out.push((format!("in_{name}"), strided(&t.data, rows, width, j)));
-                }
-            }
-            out
-        }
-    }
-}
-
 /// A tensor's rows (its first dimension) and values per row.
 fn rows_width(shape: &[usize]) -> (usize, usize) {
     match shape {
@@ -327,127 +305,260 @@ fn rows_width(shape: &[usize]) -> (usize, usize) {
     }
 }
 
-/// Column `j` of a row-major `[rows, width]` block.
-fn strided(data: &Data, rows: usize, width: usize, j: usize) -> Cells {
-    let at = |i: usize| i * width + j;
-    match data {
-        Data::Float(v) => Cells::Numbers((0..rows).map(|i| finite(f64::from(v[at(i)]))).collect()),
-        Data::Double(v) => Cells::Numbers((0..rows).map(|i| finite(v[at(i)])).collect()),
-        Data::Int64(v) => Cells::Numbers((0..rows).map(|i| Some(v[at(i)] as f64)).collect()),
-        Data::Int32(v) => Cells::Numbers((0..rows).map(|i| Some(f64::from(v[at(i)]))).collect()),
-        Data::Bool(v) => Cells::Text((0..rows).map(|i| Some(v[at(i)].to_string())).collect()),
-        Data::String(v) => Cells::Text((0..rows).map(|i| Some(v[at(i)].clone())).collect()),
-    }
-}
-
 fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-/// The output columns of a request's rows.
-fn output_cells(names: &[String], values: &[Value]) -> Vec<(String, Cells)> {
-    let mut out = Vec::new();
-    for (name, v) in names.iter().zip(values) {
-        match v {
-            Value::Tensor(t) => {
-                let (rows, width) = rows_width(&t.shape);
-                if width == 1 {
-                    out.push((format!("out_{name}"), strided(&t.data, rows, 1, 0)));
-                } else {
-                    for j in 0..width {
-                        out.push((format!("out_{name}_{j}"), strided(&t.data, rows, width, j)));
-                    }
+/// Appends column `j` of a row-major `[rows, width]` block to `col`.
+fn push_strided(col: &mut Cells, data: &Data, rows: usize, width: usize, j: usize) {
+    let at = |i: usize| i * width + j;
+    match (col, data) {
+        (Cells::Numbers(c), Data::Float(v)) => {
+            c.extend((0..rows).map(|i| finite(f64::from(v[at(i)]))))
+        }
+        (Cells::Numbers(c), Data::Double(v)) => c.extend((0..rows).map(|i| finite(v[at(i)]))),
+        (Cells::Numbers(c), Data::Int64(v)) => c.extend((0..rows).map(|i| Some(v[at(i)] as f64))),
+        (Cells::Numbers(c), Data::Int32(v)) => {
+            c.extend((0..rows).map(|i| Some(f64::from(v[at(i)]))))
+        }
+        (Cells::Text(c), Data::String(v)) => c.extend((0..rows).map(|i| Some(v[at(i)].clone()))),
+        (Cells::Text(c), Data::Bool(v)) => c.extend((0..rows).map(|i| Some(v[at(i)].to_string()))),
+        // A column whose type changed keeps its first type: numbers become text, text in a
+        // numeric column is left out.
+        (Cells::Text(c), Data::Float(v)) => c.extend((0..rows).map(|i| Some(v[at(i)].to_string()))),
+        (Cells::Text(c), Data::Double(v)) => {
+            c.extend((0..rows).map(|i| Some(v[at(i)].to_string())))
+        }
+        (Cells::Text(c), Data::Int64(v)) => c.extend((0..rows).map(|i| Some(v[at(i)].to_string()))),
+        (Cells::Text(c), Data::Int32(v)) => c.extend((0..rows).map(|i| Some(v[at(i)].to_string()))),
+        (Cells::Numbers(c), Data::String(_) | Data::Bool(_)) => c.extend((0..rows).map(|_| None)),
+    }
+}
+
+fn is_text(data: &Data) -> bool {
+    matches!(data, Data::String(_) | Data::Bool(_))
+}
+
+/// Where one request's values go: per input and output piece, its column.
+#[derive(Clone, PartialEq)]
+struct Shape {
+    /// Frame columns (names and whether text), or tensor names and widths.
+    inputs: Vec<(String, usize, bool)>,
+    outputs: Vec<(String, usize, bool)>,
+    /// The frame's column names for a single `[N, C]` tensor fed from a frame.
+    columns: Option<Arc<[String]>>,
+}
+
+impl Shape {
+    fn of(feed: &Feed, columns: Option<&Arc<[String]>>, output: &Output) -> Self {
+        let inputs = match feed {
+            Feed::Columns(c) => c
+                .names
+                .iter()
+                .zip(&c.values)
+                .map(|(n, v)| (n.clone(), 1, matches!(v, Values::Text(_))))
+                .collect(),
+            Feed::Tensors(ts) => ts
+                .iter()
+                .map(|t| (String::new(), rows_width(&t.shape).1, is_text(&t.data)))
+                .collect(),
+        };
+        let outputs = output
+            .names
+            .iter()
+            .zip(&output.values)
+            .map(|(n, v)| match v {
+                Value::Tensor(t) => (n.clone(), rows_width(&t.shape).1, is_text(&t.data)),
+                Value::Maps(m) => (n.clone(), m.keys.len(), false),
+            })
+            .collect();
+        let columns = match feed {
+            Feed::Tensors(ts) if ts.len() == 1 => columns.cloned(),
+            _ => None,
+        };
+        Self {
+            inputs,
+            outputs,
+            columns,
+        }
+    }
+
+    /// Column names, in the order values are pushed: inputs, then outputs.
+    fn names(&self, ports: &[String], output: &Output) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        for (i, (name, width, text)) in self.inputs.iter().enumerate() {
+            if !name.is_empty() {
+                out.push((format!("in_{name}"), *text));
+                continue;
+            }
+            let port = ports.get(i).cloned().unwrap_or_else(|| format!("input{i}"));
+            match &self.columns {
+                Some(c) if c.len() == *width => {
+                    out.extend(c.iter().map(|n| (format!("in_{n}"), *text)));
+                }
+                _ if *width == 1 => out.push((format!("in_{port}"), *text)),
+                _ => out.extend((0..*width).map(|j| (format!("in_{port}_{j}"), *text))),
+            }
+        }
+        for ((name, width, text), value) in self.outputs.iter().zip(&output.values) {
+            match value {
+                Value::Maps(m) => out.extend(
+                    crate::payload::map_keys(&m.keys)
+                        .into_iter()
+                        .map(|k| (format!("out_{name}_{k}"), false)),
+                ),
+                Value::Tensor(_) if *width == 1 => out.push((format!("out_{name}"), *text)),
+                Value::Tensor(_) => {
+                    out.extend((0..*width).map(|j| (format!("out_{name}_{j}"), *text)))
                 }
             }
-            Value::Maps(m) => {
-                let keys = crate::payload::map_keys(&m.keys);
-                let rows = m.rows();
-                for (k, key) in keys.iter().enumerate() {
-                    let col = (0..rows)
-                        .map(|i| finite(f64::from(m.values[i * keys.len() + k])))
-                        .collect();
-                    out.push((format!("out_{name}_{key}"), Cells::Numbers(col)));
+        }
+        out
+    }
+}
+
+/// Pushes one request's values into the columns at `slots` (in [`Shape::names`] order).
+fn push_request(cols: &mut [(String, Cells)], slots: &[usize], feed: &Feed, output: &Output) {
+    // The slots were resolved from this request's shape, so there is one per piece.
+    let mut slot = slots.iter().copied();
+    match feed {
+        Feed::Columns(c) => {
+            for v in &c.values {
+                let Some(s) = slot.next() else { return };
+                match (&mut cols[s].1, v) {
+                    (Cells::Numbers(col), Values::Numbers(x)) => {
+                        col.extend(x.iter().map(|v| v.and_then(finite)))
+                    }
+                    (Cells::Text(col), Values::Text(x)) => col.extend(x.iter().cloned()),
+                    (Cells::Text(col), Values::Numbers(x)) => {
+                        col.extend(x.iter().map(|v| v.map(|v| v.to_string())))
+                    }
+                    (Cells::Numbers(col), Values::Text(x)) => col.extend(x.iter().map(|_| None)),
+                }
+            }
+        }
+        Feed::Tensors(ts) => {
+            for t in ts {
+                let (rows, width) = rows_width(&t.shape);
+                for j in 0..width {
+                    let Some(s) = slot.next() else { return };
+                    push_strided(&mut cols[s].1, &t.data, rows, width, j);
                 }
             }
         }
     }
-    out
+    for v in &output.values {
+        match v {
+            Value::Tensor(t) => {
+                let (rows, width) = rows_width(&t.shape);
+                for j in 0..width {
+                    let Some(s) = slot.next() else { return };
+                    push_strided(&mut cols[s].1, &t.data, rows, width, j);
+                }
+            }
+            Value::Maps(m) => {
+                let (rows, width) = (m.rows(), m.keys.len());
+                let data = Data::Float(m.values.clone());
+                for j in 0..width {
+                    let Some(s) = slot.next() else { return };
+                    push_strided(&mut cols[s].1, &data, rows, width, j);
+                }
+            }
+        }
+    }
 }
 
-/// Rows of one partition waiting to be written.
+/// The requests of one partition waiting to be written.
 #[derive(Default)]
 struct Buffer {
     rows: usize,
-    request_id: Vec<String>,
-    row: Vec<i64>,
-    time: Vec<i64>,
-    model: Vec<String>,
-    version: Vec<String>,
-    role: Vec<&'static str>,
-    latency: Vec<f64>,
-    columns: BTreeMap<String, Cells>,
+    batches: Vec<Logged>,
     since: Option<Instant>,
 }
 
 impl Buffer {
-    fn push(&mut self, e: Entry) {
-        let before = self.rows;
-        for r in 0..e.rows {
-            self.request_id.push(e.request_id.to_string());
-            self.row.push(r as i64);
-            self.time.push(e.time_ms);
-            self.model.push(e.model.to_string());
-            self.version.push(e.version.to_string());
-            self.role.push(e.role);
-            self.latency.push(e.latency_ms);
-        }
-        self.rows += e.rows;
-        for (name, cells) in e.inputs.into_iter().chain(e.outputs) {
-            let col = self.columns.entry(name).or_insert_with(|| match cells {
-                Cells::Numbers(_) => Cells::Numbers(vec![None; before]),
-                Cells::Text(_) => Cells::Text(vec![None; before]),
-            });
-            match (col, cells) {
-                (Cells::Numbers(c), Cells::Numbers(v)) => c.extend(v),
-                (Cells::Text(c), Cells::Text(v)) => c.extend(v),
-                // A column that changes type keeps its first type; the odd values are text.
-                (Cells::Text(c), Cells::Numbers(v)) => {
-                    c.extend(v.into_iter().map(|x| x.map(|x| x.to_string())))
-                }
-                (Cells::Numbers(c), Cells::Text(v)) => c.extend(v.iter().map(|_| None)),
-            }
-        }
-        // Columns this entry lacked get nulls.
-        for col in self.columns.values_mut() {
-            match col {
-                Cells::Numbers(c) => c.resize(self.rows, None),
-                Cells::Text(c) => c.resize(self.rows, None),
-            }
-        }
+    fn push(&mut self, batch: Logged) {
+        self.rows += batch.done.iter().map(|(d, _)| d.feed.rows()).sum::<usize>();
+        self.batches.push(batch);
         self.since.get_or_insert_with(Instant::now);
     }
 
+    /// The partition as a data frame; column layouts are resolved once per run of requests of
+    /// the same shape.
     fn frame(self) -> polars::prelude::PolarsResult<DataFrame> {
-        let time = Series::new("time".into(), self.time).cast(&DataType::Datetime(
+        let n = self.rows;
+        let mut request_id: Vec<&str> = Vec::with_capacity(n);
+        let mut row: Vec<i64> = Vec::with_capacity(n);
+        let mut time: Vec<i64> = Vec::with_capacity(n);
+        let mut model: Vec<&str> = Vec::with_capacity(n);
+        let mut version: Vec<&str> = Vec::with_capacity(n);
+        let mut role: Vec<&str> = Vec::with_capacity(n);
+        let mut latency: Vec<f64> = Vec::with_capacity(n);
+        let mut cols: Vec<(String, Cells)> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut layout: Option<(Shape, Vec<usize>)> = None;
+        let mut filled = 0;
+        for b in &self.batches {
+            for (d, ms) in &b.done {
+                let rows = d.feed.rows();
+                let shape = Shape::of(&d.feed, d.tag.columns.as_ref(), &d.output);
+                if layout.as_ref().is_none_or(|(s, _)| *s != shape) {
+                    let slots = shape
+                        .names(&b.ports, &d.output)
+                        .into_iter()
+                        .map(|(name, text)| {
+                            *index.entry(name.clone()).or_insert_with(|| {
+                                let empty = if text {
+                                    Cells::Text(vec![None; filled])
+                                } else {
+                                    Cells::Numbers(vec![None; filled])
+                                };
+                                cols.push((name, empty));
+                                cols.len() - 1
+                            })
+                        })
+                        .collect();
+                    layout = Some((shape, slots));
+                }
+                let (_, slots) = layout.as_ref().expect("set above");
+                push_request(&mut cols, slots, &d.feed, &d.output);
+                filled += rows;
+                for (_, c) in cols.iter_mut() {
+                    if c.len() != filled {
+                        c.pad(filled);
+                    }
+                }
+                for r in 0..rows {
+                    request_id.push(&d.tag.request_id);
+                    row.push(r as i64);
+                    time.push(b.time_ms);
+                    model.push(&b.model);
+                    version.push(&b.version);
+                    role.push(d.tag.role);
+                    latency.push(*ms);
+                }
+            }
+        }
+        let time = Series::new("time".into(), time).cast(&DataType::Datetime(
             TimeUnit::Milliseconds,
             Some(TimeZone::UTC),
         ))?;
         let mut columns: Vec<Column> = vec![
-            Column::new("request_id".into(), self.request_id),
-            Column::new("row".into(), self.row),
+            Column::new("request_id".into(), request_id),
+            Column::new("row".into(), row),
             time.into_column(),
-            Column::new("model".into(), self.model),
-            Column::new("version".into(), self.version),
-            Column::new("role".into(), self.role),
-            Column::new("latency_ms".into(), self.latency),
+            Column::new("model".into(), model),
+            Column::new("version".into(), version),
+            Column::new("role".into(), role),
+            Column::new("latency_ms".into(), latency),
         ];
-        for (name, cells) in self.columns {
+        for (name, cells) in cols {
             columns.push(match cells {
                 Cells::Numbers(v) => Column::new(name.into(), v),
                 Cells::Text(v) => Column::new(name.into(), v),
             });
         }
-        DataFrame::new(self.rows, columns)
+        DataFrame::new(filled, columns)
     }
 }
 
@@ -502,11 +613,9 @@ impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
         loop {
             match rx.recv_timeout(Duration::from_millis(500)) {
-                Ok(Msg::Predictions(entries)) => {
-                    for e in entries {
-                        let key = (e.model.to_string(), hour_of(e.time_ms));
-                        self.buffers.entry(key).or_default().push(e);
-                    }
+                Ok(Msg::Predictions(batch)) => {
+                    let key = (batch.model.to_string(), hour_of(batch.time_ms));
+                    self.buffers.entry(key).or_default().push(batch);
                     self.flush(false);
                 }
                 Ok(Msg::Feedback(records)) => {

@@ -17,6 +17,8 @@ pub struct Deployment {
     pub predictor: Arc<Predictor>,
     /// Its queue and worker.
     pub batcher: Batcher,
+    /// The column names of the last frame request, shared by requests with the same columns.
+    columns: std::sync::Mutex<Option<Arc<[String]>>>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -36,7 +38,7 @@ impl Deployment {
         version: &str,
         predictor: Predictor,
         config: BatchConfig,
-        observe: impl Fn(&str, &str, BatchReport<'_>) + Send + Sync + 'static,
+        observe: impl Fn(&str, &str, BatchReport) + Send + Sync + 'static,
     ) -> std::io::Result<Arc<Self>> {
         let predictor = Arc::new(predictor);
         let (n, v) = (name.to_string(), version.to_string());
@@ -52,7 +54,24 @@ impl Deployment {
             version: version.to_string(),
             predictor,
             batcher,
+            columns: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// `names` as a shared list, reusing the last one when a request has the same columns
+    /// (as nearly all do), so logging a request's column names costs no copies.
+    pub fn columns(&self, names: &[String]) -> Arc<[String]> {
+        let Ok(mut last) = self.columns.lock() else {
+            return Arc::from(names);
+        };
+        match &*last {
+            Some(known) if known.as_ref() == names => known.clone(),
+            _ => {
+                let fresh: Arc<[String]> = Arc::from(names);
+                *last = Some(fresh.clone());
+                fresh
+            }
+        }
     }
 }
 

@@ -53,6 +53,8 @@ pub struct AppState {
     /// The prediction log, when enabled.
     pub log: Option<Arc<PredictionLog>>,
     ready: AtomicBool,
+    /// Shadow copies being prepared, not yet queued.
+    mirroring: std::sync::atomic::AtomicUsize,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             options,
             log,
             ready: AtomicBool::new(false),
+            mirroring: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -231,9 +234,9 @@ pub async fn predict(
         if let Some(shadow) = route.shadow.clone() {
             mirror(state, shadow, input.clone(), request_id.clone(), received);
         }
-        let columns = match &input {
-            Input::Frame(c) => Some(Arc::from(c.names.clone())),
-            Input::Tensors(_) => None,
+        let columns = match (&input, &state.log) {
+            (Input::Frame(c), Some(_)) => Some(deployment.columns(&c.names)),
+            _ => None,
         };
         let feed = deployment.predictor.prepare(input)?;
         let tag = JobTag {
@@ -296,10 +299,12 @@ fn mirror(
     received: Instant,
 ) {
     let state = state.clone();
+    state.mirroring.fetch_add(1, Ordering::AcqRel);
     tokio::spawn(async move {
-        let columns = match &input {
-            Input::Frame(c) => Some(Arc::from(c.names.clone())),
-            Input::Tensors(_) => None,
+        let _done = Mirroring(state.clone());
+        let columns = match (&input, &state.log) {
+            (Input::Frame(c), Some(_)) => Some(shadow.columns(&c.names)),
+            _ => None,
         };
         let Ok(feed) = shadow.predictor.prepare(input) else {
             return;
@@ -314,6 +319,33 @@ fn mirror(
             state.metrics.shadow_dropped.inc();
         }
     });
+}
+
+/// Counts a shadow copy as pending until dropped.
+struct Mirroring(Arc<AppState>);
+
+impl Drop for Mirroring {
+    fn drop(&mut self) {
+        self.0.mirroring.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Waits (at most `limit`) until shadow copies are queued and every model version has
+/// answered and reported what it holds.
+async fn drain(state: &AppState, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let busy = state.mirroring.load(Ordering::Acquire) > 0
+            || state
+                .names()
+                .iter()
+                .filter_map(|n| state.route(n))
+                .any(|r| r.deployments().iter().any(|d| !d.batcher.idle()));
+        if !busy {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 const JSON_TYPES: &str = "application/json or text/csv";
@@ -479,7 +511,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then stops taking connections, lets requests in flight
-/// finish, and flushes the prediction log.
+/// finish, waits (up to 10 s) for shadow copies and queued work, and flushes the prediction
+/// log.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
@@ -493,6 +526,7 @@ pub async fn serve(
             closing.set_ready(false);
         })
         .await?;
+    drain(&state, Duration::from_secs(10)).await;
     if let Some(log) = &state.log {
         log.close();
     }

@@ -203,8 +203,9 @@ pub fn observer(
     metrics: Arc<ServeMetrics>,
     log: Option<Arc<PredictionLog>>,
     ports: Vec<String>,
-) -> impl Fn(&str, &str, BatchReport<'_>) + Send + Sync + 'static {
-    move |model: &str, version: &str, report: BatchReport<'_>| {
+) -> impl Fn(&str, &str, BatchReport) + Send + Sync + 'static {
+    let ports: std::sync::Arc<[String]> = ports.into();
+    move |model: &str, version: &str, report: BatchReport| {
         let labels = ModelLabels {
             model: model.to_string(),
             version: version.to_string(),
@@ -224,7 +225,7 @@ pub fn observer(
                 .inc_by(report.rows as u64);
         }
         if let Some(log) = &log {
-            log.record(model, version, &ports, &report);
+            log.record(model, version, &ports, report);
         }
     }
 }

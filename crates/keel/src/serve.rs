@@ -221,10 +221,19 @@ pub async fn start(
             );
         }
     }
+    let invocations = if models.len() == 1 {
+        "/invocations".to_string()
+    } else {
+        "/models/NAME/invocations".to_string()
+    };
     eprintln!(
-        "listening on http://{addr} (ready in {:.2} s): POST /invocations, /v2/models/{}/infer; GET /metrics",
+        "listening on http://{addr} (ready in {:.2} s): POST {invocations}, /v2/models/{}/infer; GET /metrics",
         started.elapsed().as_secs_f64(),
-        models[0].name
+        if models.len() == 1 {
+            models[0].name.as_str()
+        } else {
+            "NAME"
+        }
     );
     if let Some(dir) = &a.log_dir {
         eprintln!("prediction log: {}", dir.display());

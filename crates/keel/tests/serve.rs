@@ -296,6 +296,69 @@ fn a_model_folder_and_a_registered_model_serve_from_the_embedded_store() {
 }
 
 #[test]
+fn a_config_file_serves_several_models_each_under_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("shop.csv"), shop()).unwrap();
+    json(d, &["data", "add", "shop.csv"]);
+    for (target, drop, algo, name) in [
+        ("price", "label", "linear_regression", "price"),
+        ("label", "price", "logistic_regression", "churn"),
+    ] {
+        json(
+            d,
+            &[
+                "train",
+                "--data",
+                "shop",
+                "--target",
+                target,
+                "--drop",
+                drop,
+                "--algo",
+                algo,
+                "--register",
+                name,
+            ],
+        );
+    }
+    json(d, &["models", "alias", "set", "churn", "champion", "1"]);
+    std::fs::write(
+        d.join("serve.yaml"),
+        "models:\n  - model: price/1\n  - name: churn-model\n    model: churn@champion\n",
+    )
+    .unwrap();
+    let serving = Serving::start(d, &["--config", "serve.yaml", "--no-log"]);
+    let body =
+        r#"{"dataframe_split": {"columns": ["x1", "x2", "colour"], "data": [[1.0, 0.5, "red"]]}}"#;
+    let (status, head, answer) =
+        post_json(&serving.addr, "/models/price/invocations", body.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        head.to_ascii_lowercase().contains("x-model-name: price"),
+        "{head}"
+    );
+    let (status, head, answer) = post_json(
+        &serving.addr,
+        "/models/churn-model/invocations",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-model-name: churn-model"),
+        "{head}"
+    );
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert!(answer["predictions"][0]["label"].is_string(), "{answer}");
+    // With several models, /invocations asks which one.
+    let (status, _, answer) = post_json(&serving.addr, "/invocations", body.as_bytes());
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&answer).contains("churn-model"));
+    assert_eq!(serving.stop(), 0);
+}
+
+#[test]
 fn bad_arguments_are_named_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
