@@ -62,10 +62,10 @@ fn input_tensor(i: &InferInput) -> Result<Tensor, ServeError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let parsed = tensor_from_json(Some(&i.name), &i.data)?;
-    let count: usize = shape.iter().product();
-    if parsed.len() != count {
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if count != Some(parsed.len()) {
         return Err(bad(format!(
-            "input '{}': shape {:?} holds {count} values, data has {}",
+            "input '{}': shape {:?} does not hold the {} values given",
             i.name,
             i.shape,
             parsed.len()
