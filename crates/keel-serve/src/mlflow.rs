@@ -348,20 +348,15 @@ pub fn answer(output: &Output, frame_input: bool) -> Vec<u8> {
     out
 }
 
-/// A tensor's values as nested lists (the Open Inference Protocol's `data` is flat instead).
+/// A tensor's values as one flat list (the Open Inference Protocol's `data`).
 pub fn flat_data(t: &Tensor) -> serde_json::Value {
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::new(&mut out);
     let dims = [t.len()];
-    let _ = serde::Serialize::serialize(
-        &Nested {
-            data: &t.data,
-            dims: &dims,
-            start: 0,
-        },
-        &mut ser,
-    );
-    serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
+    serde_json::to_value(Nested {
+        data: &t.data,
+        dims: &dims,
+        start: 0,
+    })
+    .unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]

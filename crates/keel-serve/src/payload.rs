@@ -25,18 +25,6 @@ pub enum Input {
     Tensors(Vec<NamedTensor>),
 }
 
-impl Input {
-    /// The number of rows (the first dimension of the first tensor).
-    pub fn rows(&self) -> usize {
-        match self {
-            Self::Frame(c) => c.rows(),
-            Self::Tensors(t) => t
-                .first()
-                .map_or(0, |t| t.tensor.shape.first().copied().unwrap_or(1)),
-        }
-    }
-}
-
 /// A model's answer: named outputs with one entry per input row along their first axis.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Output {

@@ -590,19 +590,6 @@ fn hour_of(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}")
 }
 
-/// A partition value safe as a folder name.
-fn safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -658,7 +645,7 @@ impl Writer {
                 .config
                 .dir
                 .join("predictions")
-                .join(format!("model={}", safe(&key.0)))
+                .join(format!("model={}", crate::source::safe_name(&key.0)))
                 .join(format!("hour={}", key.1));
             match buffer
                 .frame()

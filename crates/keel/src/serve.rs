@@ -13,7 +13,7 @@ use keel_serve::error::ServeError;
 use keel_serve::metrics::ServeMetrics;
 use keel_serve::predlog::{LogConfig, PredictionLog};
 use keel_serve::server::{AppState, ServeOptions};
-use keel_serve::source::{ModelSpec, Registry};
+use keel_serve::source::{ModelSpec, Registry, safe_name};
 use keel_serve::supervisor::{ServedModel, Supervisor};
 use serde::Deserialize;
 use serde_json::Value;
@@ -299,7 +299,11 @@ impl Registry for HttpRegistry {
     }
 
     async fn fetch(&self, name: &str, version: &str) -> Result<PathBuf, ServeError> {
-        let dir = self.cache.path().join(safe(name)).join(safe(version));
+        let dir = self
+            .cache
+            .path()
+            .join(safe_name(name))
+            .join(safe_name(version));
         if dir.join("MLmodel").exists() || dir.join("model.onnx").exists() {
             return Ok(dir);
         }
@@ -321,10 +325,11 @@ impl Registry for HttpRegistry {
                 "version {version} of '{name}' lives at {uri}, which keel cannot fetch"
             ))
         })?;
-        let staging = self
-            .cache
-            .path()
-            .join(format!(".{}-{}-staging", safe(name), safe(version)));
+        let staging = self.cache.path().join(format!(
+            ".{}-{}-staging",
+            safe_name(name),
+            safe_name(version)
+        ));
         let _ = tokio::fs::remove_dir_all(&staging).await;
         self.download_tree(&root, &staging)
             .await
@@ -423,18 +428,6 @@ fn encode(s: &str) -> String {
                 (b as char).to_string()
             }
             _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn safe(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
         })
         .collect()
 }
