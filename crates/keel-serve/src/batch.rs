@@ -1,15 +1,21 @@
-//! Adaptive batching: one worker thread per served model version takes requests from a bounded
-//! queue, merges those that are waiting into one model call, and answers each with its rows.
+//! Adaptive batching: requests for one model version wait in a bounded queue; whoever holds the
+//! model takes what is waiting, merges it into one model call and answers each request with its
+//! rows.
 //!
-//! The worker never waits for a batch to fill when nothing else is coming: after taking what
-//! is queued, it waits (at most `max_delay` from the first request's arrival) only while other
-//! requests for the model are already being parsed and checked, so a lone client pays no delay
-//! and concurrent clients share calls. A full queue refuses new requests at once (the server
-//! answers 429 with Retry-After) instead of growing memory.
+//! No thread is dedicated to a model, so a request costs no thread hand-offs. A request first
+//! lets the other requests its thread is about to take up have their turn; if it then finds the
+//! model idle, with nothing queued and no other request in flight, it runs its call itself. Otherwise it queues, and the first to find nobody holding the model starts a task
+//! that drains the queue batch by batch on the server's own threads (a call larger than a batch
+//! runs on the blocking pool, so it never stalls them). The draining task never waits for a
+//! batch to fill when nothing else is coming: after taking what is queued it waits (at most
+//! `max_delay` from the first request's arrival, yielding to the other requests' work) only
+//! while requests for the model are still being parsed and checked, so a lone client pays no
+//! delay and concurrent clients share calls. A full queue refuses new requests at once (the
+//! server answers 429 with Retry-After) instead of growing memory.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -67,9 +73,11 @@ struct Job {
     tag: JobTag,
     /// `None` for shadow requests, whose answers only go to the log.
     reply: Option<oneshot::Sender<Result<Output, ServeError>>>,
+    /// The request's admission, ended once it is answered (shadow requests have none).
+    admission: Option<Admission>,
 }
 
-/// Called by the worker after each batch (metrics, prediction log); must not block.
+/// Called after each model call (metrics, prediction log); must not block.
 pub type Observer = Arc<dyn Fn(BatchReport) + Send + Sync>;
 
 /// One model call's facts.
@@ -84,18 +92,26 @@ pub struct BatchReport {
     pub failed: usize,
 }
 
-/// The queue in front of one model version's worker.
+/// The queue in front of one model version.
 pub struct Batcher {
-    tx: SyncSender<Job>,
-    /// Requests admitted and not yet answered (being prepared, queued or running).
-    in_flight: Arc<AtomicUsize>,
-    /// Requests in the queue.
-    queued: Arc<AtomicUsize>,
-    /// Requests taken from the queue and not yet answered and reported.
-    running: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
-/// Counts a request in flight until dropped.
+/// What a batcher's callers and its draining task share.
+struct Shared {
+    predictor: Arc<Predictor>,
+    config: BatchConfig,
+    observer: Observer,
+    /// Requests admitted and not yet queued or answered (being prepared, queued or running).
+    in_flight: Arc<AtomicUsize>,
+    queue: Mutex<VecDeque<Job>>,
+    /// Requests in the queue (read without the lock).
+    queued: AtomicUsize,
+    /// Whether someone holds the model: a request's own call or the draining task.
+    busy: AtomicBool,
+}
+
+/// Counts a request in flight until dropped (or handed back to [`Batcher::predict`]).
 pub struct Admission {
     in_flight: Arc<AtomicUsize>,
 }
@@ -107,159 +123,184 @@ impl Drop for Admission {
 }
 
 impl Batcher {
-    /// Starts the worker thread for `predictor`; it ends when the batcher is dropped and its
-    /// queue has drained.
-    pub fn start(
-        predictor: Arc<Predictor>,
-        config: BatchConfig,
-        observer: Observer,
-        thread_name: String,
-    ) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel(config.queue.max(1));
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let queued = Arc::new(AtomicUsize::new(0));
-        let running = Arc::new(AtomicUsize::new(0));
-        let worker = Worker {
-            rx,
-            predictor,
-            config,
-            observer,
-            in_flight: in_flight.clone(),
-            queued: queued.clone(),
-            running: running.clone(),
-        };
-        std::thread::Builder::new()
-            .name(thread_name)
-            .spawn(move || worker.run())?;
-        Ok(Self {
-            tx,
-            in_flight,
-            queued,
-            running,
-        })
+    /// A batcher in front of `predictor`; `observer` sees every finished call.
+    pub fn new(predictor: Arc<Predictor>, config: BatchConfig, observer: Observer) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                predictor,
+                config,
+                observer,
+                in_flight: Arc::new(AtomicUsize::new(0)),
+                queue: Mutex::new(VecDeque::new()),
+                queued: AtomicUsize::new(0),
+                busy: AtomicBool::new(false),
+            }),
+        }
     }
 
     /// Whether nothing is queued or being computed or reported.
     pub fn idle(&self) -> bool {
-        self.queued.load(Ordering::Acquire) == 0 && self.running.load(Ordering::Acquire) == 0
+        self.shared.queued.load(Ordering::SeqCst) == 0 && !self.shared.busy.load(Ordering::SeqCst)
     }
 
-    /// Marks a request as in flight for this model (call before parsing it, so the worker
-    /// knows to wait for it).
+    /// Marks a request as in flight for this model (call before parsing it, so a batch being
+    /// gathered knows to wait for it).
     pub fn admit(&self) -> Admission {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
         Admission {
-            in_flight: self.in_flight.clone(),
+            in_flight: self.shared.in_flight.clone(),
         }
     }
 
     /// Requests waiting in the queue.
     pub fn queue_depth(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        self.shared.queued.load(Ordering::Acquire)
     }
 
-    fn push(&self, job: Job) -> Result<(), ServeError> {
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        match self.tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
-                Err(match e {
-                    TrySendError::Full(_) => ServeError::Overloaded,
-                    TrySendError::Disconnected(_) => {
-                        ServeError::Unavailable("the model is shutting down".into())
-                    }
-                })
-            }
-        }
-    }
-
-    /// Queues a prepared request and waits for its rows' answer.
-    pub async fn predict(&self, feed: Feed, tag: JobTag) -> Result<Output, ServeError> {
+    /// Answers a prepared request: by its own call when the model is idle and no other
+    /// request is in flight, else through the queue, waiting for its rows of a batch.
+    /// `admission` is the request's own, held until it is running or answered (so a batch
+    /// being gathered waits only for requests still being prepared).
+    pub async fn predict(
+        &self,
+        feed: Feed,
+        tag: JobTag,
+        admission: Admission,
+    ) -> Result<Output, ServeError> {
+        // Requests this thread is about to take up get their turn first, so requests that
+        // arrive together find each other and share a call.
+        tokio::task::yield_now().await;
+        let admission = match self.claim_idle(&feed, admission) {
+            Ok(held) => return held.run(feed, tag),
+            Err(admission) => admission,
+        };
         let (reply, answer) = oneshot::channel();
-        self.push(Job {
+        self.shared.push(Job {
             feed,
             tag,
             reply: Some(reply),
+            admission: Some(admission),
         })?;
         answer
             .await
             .map_err(|_| ServeError::Unavailable("the model stopped before answering".into()))?
     }
 
+    /// Takes the model for the request's own call when it is idle and this request is the
+    /// only one in flight (its admission ends: no batch waits for it); otherwise hands the
+    /// admission back, to be held until the answer.
+    fn claim_idle(&self, feed: &Feed, admission: Admission) -> Result<Held, Admission> {
+        let shared = &self.shared;
+        if feed.rows() > shared.config.max_batch
+            || shared.in_flight.load(Ordering::Acquire) != 1
+            || shared.queued.load(Ordering::SeqCst) != 0
+        {
+            return Err(admission);
+        }
+        drop(admission);
+        match shared
+            .busy
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => Ok(Held(shared.clone())),
+            Err(_) => Err(self.admit()),
+        }
+    }
+
     /// Queues a request whose answer only goes to the observer (shadow traffic); refused
     /// silently when the queue is full.
     pub fn mirror(&self, feed: Feed, tag: JobTag) -> bool {
-        self.push(Job {
-            feed,
-            tag,
-            reply: None,
-        })
-        .is_ok()
+        self.shared
+            .push(Job {
+                feed,
+                tag,
+                reply: None,
+                admission: None,
+            })
+            .is_ok()
     }
 }
 
-struct Worker {
-    rx: Receiver<Job>,
-    predictor: Arc<Predictor>,
-    config: BatchConfig,
-    observer: Observer,
-    in_flight: Arc<AtomicUsize>,
-    queued: Arc<AtomicUsize>,
-    running: Arc<AtomicUsize>,
-}
-
-impl Worker {
-    fn run(self) {
-        while let Ok(first) = self.rx.recv() {
-            self.running.fetch_add(1, Ordering::AcqRel);
-            let mut jobs = vec![first];
-            self.gather(&mut jobs);
-            self.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
-            // Requests whose client has gone (timed out) are not worth computing.
-            jobs.retain(|j| j.reply.as_ref().is_none_or(|r| !r.is_closed()));
-            self.run_batch(jobs);
-            self.running.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    /// Adds queued requests to the batch, waiting only for requests already in flight.
-    fn gather(&self, jobs: &mut Vec<Job>) {
-        let deadline = jobs[0].tag.received + self.config.max_delay;
-        let mut rows: usize = jobs[0].feed.rows();
-        while rows < self.config.max_batch {
-            match self.rx.try_recv() {
-                Ok(job) => {
-                    rows += job.feed.rows();
-                    jobs.push(job);
-                    continue;
-                }
-                Err(_) => {
-                    let pending = self.in_flight.load(Ordering::Acquire);
-                    // Requests admitted beyond those already in this batch (shadow requests
-                    // are never admitted, so they do not make the batch wait).
-                    let replies = jobs.iter().filter(|j| j.reply.is_some()).count();
-                    let now = Instant::now();
-                    if pending <= replies || now >= deadline {
-                        break;
-                    }
-                    match self.rx.recv_timeout(deadline - now) {
-                        Ok(job) => {
-                            rows += job.feed.rows();
-                            jobs.push(job);
-                        }
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                    }
-                }
+impl Shared {
+    /// Queues a job and makes sure someone drains the queue.
+    fn push(self: &Arc<Self>, job: Job) -> Result<(), ServeError> {
+        {
+            let mut queue = self
+                .queue
+                .lock()
+                .map_err(|_| ServeError::Unavailable("the model's queue failed".into()))?;
+            if queue.len() >= self.config.queue.max(1) {
+                return Err(ServeError::Overloaded);
             }
+            queue.push_back(job);
+            self.queued.store(queue.len(), Ordering::SeqCst);
         }
+        self.hand_off();
+        Ok(())
     }
 
-    fn run_batch(&self, jobs: Vec<Job>) {
-        if jobs.is_empty() {
+    /// Starts a draining task when jobs are queued and nobody holds the model.
+    fn hand_off(self: &Arc<Self>) {
+        if self.queued.load(Ordering::SeqCst) == 0
+            || self
+                .busy
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
             return;
         }
-        // Requests whose feeds stack go in one call; the rest one by one.
+        // The task takes hold of the model when it starts; a runtime being torn down drops it
+        // unstarted, and the model stays held, as nothing could drain it anyway.
+        let shared = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { Held(shared).drain().await });
+            }
+            Err(_) => self.busy.store(false, Ordering::SeqCst),
+        }
+    }
+
+    /// Takes queued jobs while the batch has room.
+    fn take(&self, jobs: &mut Vec<Job>, rows: &mut usize) {
+        let Ok(mut queue) = self.queue.lock() else {
+            return;
+        };
+        while *rows < self.config.max_batch
+            && let Some(job) = queue.pop_front()
+        {
+            *rows += job.feed.rows();
+            jobs.push(job);
+        }
+        self.queued.store(queue.len(), Ordering::SeqCst);
+    }
+
+    /// The next batch: what is queued, plus (for at most `max_delay`) requests still being
+    /// prepared.
+    async fn gather(&self) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        let mut rows = 0;
+        self.take(&mut jobs, &mut rows);
+        let Some(first) = jobs.first() else {
+            return jobs;
+        };
+        let deadline = first.tag.received + self.config.max_delay;
+        while rows < self.config.max_batch {
+            // Requests admitted beyond those already in this batch (shadow requests are never
+            // admitted, so they do not make the batch wait).
+            let admitted = jobs.iter().filter(|j| j.admission.is_some()).count();
+            if self.in_flight.load(Ordering::Acquire) <= admitted || Instant::now() >= deadline {
+                break;
+            }
+            tokio::task::yield_now().await;
+            self.take(&mut jobs, &mut rows);
+        }
+        // Requests whose client has gone (timed out) are not worth computing.
+        jobs.retain(|j| j.reply.as_ref().is_none_or(|r| !r.is_closed()));
+        jobs
+    }
+
+    /// Runs a batch: requests whose feeds stack in one call, the rest one by one.
+    async fn run_batch(self: &Arc<Self>, jobs: Vec<Job>) {
         let mut groups: Vec<Vec<Job>> = Vec::new();
         for job in jobs {
             match groups.iter_mut().find(|g| stacks(&g[0].feed, &job.feed)) {
@@ -268,10 +309,18 @@ impl Worker {
             }
         }
         for group in groups {
-            self.call(group);
+            let rows: usize = group.iter().map(|j| j.feed.rows()).sum();
+            if rows <= self.config.max_batch {
+                self.call(group);
+            } else {
+                // A large call runs on the blocking pool, not on a server thread.
+                let shared = self.clone();
+                let _ = tokio::task::spawn_blocking(move || shared.call(group)).await;
+            }
         }
     }
 
+    /// One model call for a group of stackable jobs: answers each, then reports.
     fn call(&self, group: Vec<Job>) {
         let started = Instant::now();
         let rows: usize = group.iter().map(|j| j.feed.rows()).sum();
@@ -304,6 +353,7 @@ impl Worker {
                     if let Some(s) = job.reply {
                         let _ = s.send(Ok(output.clone()));
                     }
+                    drop(job.admission);
                     done.push(Done {
                         feed: job.feed,
                         output,
@@ -333,6 +383,65 @@ impl Worker {
                 });
             }
         }
+    }
+}
+
+/// The model held by a request's own call or the draining task; letting go of it starts a
+/// new draining task if requests queued meanwhile.
+struct Held(Arc<Shared>);
+
+impl Held {
+    /// A request's own call, made on its thread.
+    fn run(self, feed: Feed, tag: JobTag) -> Result<Output, ServeError> {
+        let shared = &self.0;
+        let started = Instant::now();
+        let result = shared.predictor.predict(&feed);
+        let elapsed = started.elapsed();
+        let rows = feed.rows();
+        match result {
+            Ok(output) => {
+                let done = vec![Done {
+                    feed,
+                    output: output.clone(),
+                    tag,
+                }];
+                (shared.observer)(BatchReport {
+                    done,
+                    rows,
+                    elapsed,
+                    failed: 0,
+                });
+                Ok(output)
+            }
+            Err(e) => {
+                (shared.observer)(BatchReport {
+                    done: Vec::new(),
+                    rows,
+                    elapsed,
+                    failed: 1,
+                });
+                Err(ServeError::Predict(e.to_string()))
+            }
+        }
+    }
+
+    /// Runs batches until the queue is empty, yielding to other work between them.
+    async fn drain(self) {
+        loop {
+            let jobs = self.0.gather().await;
+            if jobs.is_empty() && self.0.queued.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            self.0.run_batch(jobs).await;
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::SeqCst);
+        self.0.hand_off();
     }
 }
 

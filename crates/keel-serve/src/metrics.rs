@@ -1,7 +1,7 @@
 //! Prometheus metrics of the inference server: requests, errors and latency per model and
 //! version, batch sizes, queue depth and dropped prediction-log rows.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -160,5 +160,95 @@ impl ServeMetrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         }
         out
+    }
+}
+
+/// Roles a prediction request is answered in (shadow copies are not requests).
+const ROLES: [&str; 3] = ["primary", "canary", "pinned"];
+/// Protocols a prediction request comes by.
+const PROTOCOLS: [&str; 2] = ["mlflow", "v2"];
+
+/// One model version's metric handles, looked up once: requests and batches then count
+/// without building label sets.
+pub struct VersionMetrics {
+    metrics: Arc<ServeMetrics>,
+    labels: ModelLabels,
+    /// Time from a request's arrival to its answer.
+    pub latency: Histogram,
+    /// Rows per model call.
+    pub batch_rows: Histogram,
+    /// Time in the model per call.
+    pub model_seconds: Histogram,
+    /// Rows predicted.
+    pub rows: Counter,
+    /// Successful requests by protocol and role, created on first use.
+    answered: [[OnceLock<Counter>; ROLES.len()]; PROTOCOLS.len()],
+}
+
+impl VersionMetrics {
+    /// The handles of `model` at `version`.
+    pub fn new(metrics: Arc<ServeMetrics>, model: &str, version: &str) -> Self {
+        let labels = ModelLabels {
+            model: model.to_string(),
+            version: version.to_string(),
+        };
+        let latency = metrics.latency.get_or_create(&labels).clone();
+        let batch_rows = metrics.batch_rows.get_or_create(&labels).clone();
+        let model_seconds = metrics.model_seconds.get_or_create(&labels).clone();
+        let rows = metrics.rows.get_or_create(&labels).clone();
+        Self {
+            latency,
+            batch_rows,
+            model_seconds,
+            rows,
+            answered: Default::default(),
+            metrics,
+            labels,
+        }
+    }
+
+    /// Counts an answered request (and an error, when `status` is not 200).
+    pub fn answered(&self, role: &str, protocol: &str, status: u16) {
+        let slot = (status == 200)
+            .then(|| {
+                let p = PROTOCOLS.iter().position(|p| *p == protocol)?;
+                let r = ROLES.iter().position(|r| *r == role)?;
+                Some(&self.answered[p][r])
+            })
+            .flatten();
+        match slot {
+            Some(slot) => {
+                slot.get_or_init(|| {
+                    self.request_counter(&self.metrics.requests, role, protocol, status)
+                })
+                .inc();
+            }
+            None => {
+                self.request_counter(&self.metrics.requests, role, protocol, status)
+                    .inc();
+                if status != 200 {
+                    self.request_counter(&self.metrics.errors, role, protocol, status)
+                        .inc();
+                }
+            }
+        }
+    }
+
+    fn request_counter(
+        &self,
+        family: &Family<RequestLabels, Counter>,
+        role: &str,
+        protocol: &str,
+        status: u16,
+    ) -> Counter {
+        family
+            .get_or_create(&RequestLabels {
+                model: self.labels.model.clone(),
+                version: self.labels.version.clone(),
+                role: role.to_string(),
+                protocol: protocol.to_string(),
+                status,
+            })
+            .clone()
     }
 }

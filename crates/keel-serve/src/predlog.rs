@@ -7,8 +7,10 @@
 //! DIR/feedback/hour=2026-12-02T14/part-<millis>-<uuid>.parquet
 //! ```
 //!
-//! Model workers hand finished batches to one writer thread through a bounded queue and never
-//! wait for it. The writer buffers rows per partition and writes a file when a partition holds
+//! Model calls hand their finished requests to one writer thread through a bounded queue and never
+//! wait for it (nor wake it: it takes what is queued every few milliseconds). The writer
+//! buffers rows per partition, writes them as a row group of the partition's open file every
+//! `group_rows` rows, and finishes the file (moving it into place, readable) once it holds
 //! `flush_rows` rows, every `flush_interval`, and at shutdown. **Drop policy:** when more than
 //! `max_pending_rows` rows are waiting to be written (the disk cannot keep up), newer rows are
 //! dropped, not queued, and counted in `keel_serve_prediction_log_dropped_rows_total`;
@@ -22,15 +24,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keel_data::columns::Values;
 use keel_onnx::{Data, Value};
+use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::{
-    Column, DataFrame, DataType, IntoColumn, NamedFrom, ParquetWriter, Series, TimeUnit, TimeZone,
+    Column, DataFrame, DataType, IntoColumn, NamedFrom, ParquetWriter, Schema, Series, TimeUnit,
+    TimeZone,
 };
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
@@ -45,20 +49,24 @@ use crate::predictor::Feed;
 pub struct LogConfig {
     /// The log's root folder.
     pub dir: PathBuf,
-    /// A partition is written once it holds this many rows.
+    /// Rows buffered per partition before they are written out as one row group.
+    pub group_rows: usize,
+    /// A file is finished once it holds this many rows.
     pub flush_rows: usize,
-    /// Every partition is written at least this often.
+    /// Every file is finished at most this long after its first row arrived.
     pub flush_interval: Duration,
     /// Rows waiting beyond this are dropped.
     pub max_pending_rows: usize,
 }
 
 impl LogConfig {
-    /// Defaults for a folder: 50,000 rows or 10 s per file, 500,000 rows pending at most.
+    /// Defaults for a folder: row groups of 4,096 rows, files of at most 10 s or 1,000,000
+    /// rows, 500,000 rows pending at most.
     pub fn new(dir: PathBuf) -> Self {
         Self {
             dir,
-            flush_rows: 50_000,
+            group_rows: 4096,
+            flush_rows: 1_000_000,
             flush_interval: Duration::from_secs(10),
             max_pending_rows: 500_000,
         }
@@ -186,7 +194,11 @@ pub struct PredictionLog {
     max_pending: usize,
     dropped: Counter,
     writer: Mutex<Option<JoinHandle<()>>>,
+    writer_thread: Thread,
 }
+
+/// How often the writer takes what was queued.
+const WRITER_TICK: Duration = Duration::from_millis(20);
 
 impl PredictionLog {
     /// Starts the writer thread; `written` and `dropped` count rows.
@@ -200,8 +212,9 @@ impl PredictionLog {
             pending: pending.clone(),
             written,
             dropped: dropped.clone(),
-            buffers: BTreeMap::new(),
+            partitions: BTreeMap::new(),
             feedback: Vec::new(),
+            feedback_since: None,
         };
         let handle = std::thread::Builder::new()
             .name("prediction-log".into())
@@ -211,6 +224,7 @@ impl PredictionLog {
             pending,
             max_pending,
             dropped,
+            writer_thread: handle.thread().clone(),
             writer: Mutex::new(Some(handle)),
         })
     }
@@ -233,7 +247,7 @@ impl PredictionLog {
         true
     }
 
-    /// Logs a finished batch (called by model workers, after the answers went out).
+    /// Logs a finished model call (called after its answers went out).
     pub fn record(&self, model: &str, version: &str, ports: &Arc<[String]>, report: BatchReport) {
         let rows = report.rows;
         if report.done.is_empty() || rows == 0 {
@@ -282,6 +296,7 @@ impl PredictionLog {
             .and_then(|g| g.as_ref().map(|tx| tx.send(Msg::Flush(done_tx)).is_ok()))
             .unwrap_or(false);
         if sent {
+            self.writer_thread.unpark();
             let _ = done_rx.recv();
         }
     }
@@ -291,6 +306,7 @@ impl PredictionLog {
         if let Ok(mut g) = self.tx.lock() {
             g.take();
         }
+        self.writer_thread.unpark();
         if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
             let _ = handle.join();
         }
@@ -473,14 +489,12 @@ fn push_request(cols: &mut [(String, Cells)], slots: &[usize], feed: &Feed, outp
 struct Buffer {
     rows: usize,
     batches: Vec<Logged>,
-    since: Option<Instant>,
 }
 
 impl Buffer {
     fn push(&mut self, batch: Logged) {
         self.rows += batch.done.iter().map(|(d, _)| d.feed.rows()).sum::<usize>();
         self.batches.push(batch);
-        self.since.get_or_insert_with(Instant::now);
     }
 
     /// The partition as a data frame; column layouts are resolved once per run of requests of
@@ -567,27 +581,78 @@ struct Writer {
     pending: Arc<AtomicUsize>,
     written: Counter,
     dropped: Counter,
-    /// Buffers by (model, hour).
-    buffers: BTreeMap<(String, String), Buffer>,
+    /// Prediction partitions by (model, hour since the epoch).
+    partitions: BTreeMap<(Arc<str>, i64), Partition>,
     feedback: Vec<(String, Feedback)>,
+    /// When the oldest unwritten ground-truth record arrived.
+    feedback_since: Option<Instant>,
+}
+
+/// One model's predictions of one hour: rows waiting for the next row group, and the file
+/// being written.
+#[derive(Default)]
+struct Partition {
+    pending: Buffer,
+    file: Option<OpenFile>,
+    /// When the partition's first row since its last file was finished arrived.
+    since: Option<Instant>,
+}
+
+/// A Parquet file being written row group by row group, under a hidden name until finished.
+struct OpenFile {
+    writer: BatchedWriter<std::fs::File>,
+    schema: Schema,
+    tmp: PathBuf,
+    path: PathBuf,
+    rows: usize,
+}
+
+impl OpenFile {
+    fn create(dir: &Path, schema: Schema) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = format!(
+            "part-{}-{}.parquet",
+            now_ms(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let writer = ParquetWriter::new(file)
+            .batched(&schema)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        Ok(Self {
+            writer,
+            schema,
+            tmp,
+            path: dir.join(name),
+            rows: 0,
+        })
+    }
+
+    /// Writes the footer and moves the file into place.
+    fn finish(self) -> Result<usize, String> {
+        self.writer
+            .finish()
+            .map_err(|e| format!("{}: {e}", self.tmp.display()))?;
+        drop(self.writer);
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        Ok(self.rows)
+    }
+
+    /// Removes an unfinished file after a write failed.
+    fn abandon(self) {
+        drop(self.writer);
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// `2026-12-02T14` for a time in ms since the epoch (UTC).
 fn hour_of(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let hour = secs.rem_euclid(86_400) / 3600;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}")
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H")
+        .to_string()
 }
 
 fn now_ms() -> i64 {
@@ -596,78 +661,137 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+const HOUR_MS: i64 = 3_600_000;
+
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
         loop {
-            match rx.recv_timeout(Duration::from_millis(500)) {
-                Ok(Msg::Predictions(batch)) => {
-                    let key = (batch.model.to_string(), hour_of(batch.time_ms));
-                    self.buffers.entry(key).or_default().push(batch);
-                    self.flush(false);
-                }
-                Ok(Msg::Feedback(records)) => {
-                    let hour = hour_of(now_ms());
-                    self.feedback
-                        .extend(records.into_iter().map(|r| (hour.clone(), r)));
-                    self.flush(false);
-                }
-                Ok(Msg::Flush(done)) => {
-                    self.flush(true);
-                    let _ = done.send(());
-                }
-                Err(RecvTimeoutError::Timeout) => self.flush(false),
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.flush(true);
-                    return;
+            // Senders never wake the writer: it takes what is queued every tick, so a request
+            // costs no thread switch (flush and close unpark it at once).
+            std::thread::park_timeout(WRITER_TICK);
+            loop {
+                match rx.try_recv() {
+                    Ok(Msg::Predictions(batch)) => {
+                        let key = (batch.model.clone(), batch.time_ms.div_euclid(HOUR_MS));
+                        let part = self.partitions.entry(key).or_default();
+                        part.since.get_or_insert_with(Instant::now);
+                        part.pending.push(batch);
+                    }
+                    Ok(Msg::Feedback(records)) => {
+                        let hour = hour_of(now_ms());
+                        self.feedback_since.get_or_insert_with(Instant::now);
+                        self.feedback
+                            .extend(records.into_iter().map(|r| (hour.clone(), r)));
+                    }
+                    Ok(Msg::Flush(done)) => {
+                        self.flush(true);
+                        let _ = done.send(());
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.flush(true);
+                        return;
+                    }
                 }
             }
+            self.flush(false);
         }
     }
 
-    /// Writes partitions that are full or old enough (all of them when `all`).
+    /// Writes full row groups, and finishes files that are old or large enough (all of them
+    /// when `all`).
     fn flush(&mut self, all: bool) {
-        let due: Vec<(String, String)> = self
-            .buffers
-            .iter()
-            .filter(|(_, b)| {
-                all || b.rows >= self.config.flush_rows
-                    || b.since
-                        .is_some_and(|s| s.elapsed() >= self.config.flush_interval)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            let Some(buffer) = self.buffers.remove(&key) else {
+        let keys: Vec<(Arc<str>, i64)> = self.partitions.keys().cloned().collect();
+        for key in keys {
+            let Some(mut part) = self.partitions.remove(&key) else {
                 continue;
             };
-            let rows = buffer.rows;
-            let dir = self
-                .config
-                .dir
-                .join("predictions")
-                .join(format!("model={}", crate::source::safe_name(&key.0)))
-                .join(format!("hour={}", key.1));
-            match buffer
-                .frame()
-                .map_err(|e| e.to_string())
-                .and_then(|df| write(&dir, df))
-            {
-                Ok(()) => {
-                    self.written.inc_by(rows as u64);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, rows, "prediction log: writing a file failed; rows dropped");
-                    self.dropped.inc_by(rows as u64);
-                }
+            let file_rows = part.file.as_ref().map_or(0, |f| f.rows);
+            let closing = all
+                || part
+                    .since
+                    .is_some_and(|s| s.elapsed() >= self.config.flush_interval)
+                || file_rows + part.pending.rows >= self.config.flush_rows;
+            if part.pending.rows > 0 && (closing || part.pending.rows >= self.config.group_rows) {
+                self.write_group(&key, &mut part);
             }
-            self.pending.fetch_sub(
-                rows.min(self.pending.load(Ordering::Acquire)),
-                Ordering::AcqRel,
-            );
+            if closing {
+                if let Some(file) = part.file.take() {
+                    self.finish(file);
+                }
+                part.since = None;
+            }
+            if part.pending.rows > 0 || part.file.is_some() {
+                self.partitions.insert(key, part);
+            }
         }
-        let feedback_due =
-            !self.feedback.is_empty() && (all || self.feedback.len() >= self.config.flush_rows);
+        self.flush_feedback(all);
+    }
+
+    /// Finishes a file, counting its rows as written (or, when that fails, dropped).
+    fn finish(&self, file: OpenFile) {
+        let rows = file.rows;
+        match file.finish() {
+            Ok(_) => self.written.inc_by(rows as u64),
+            Err(e) => {
+                tracing::error!(error = %e, rows, "prediction log: finishing a file failed; its rows are lost");
+                self.dropped.inc_by(rows as u64)
+            }
+        };
+    }
+
+    /// Writes a partition's pending rows as one row group of its file (starting a new file
+    /// when there is none or the columns changed).
+    fn write_group(&mut self, key: &(Arc<str>, i64), part: &mut Partition) {
+        let buffer = std::mem::take(&mut part.pending);
+        let rows = buffer.rows;
+        let dir = self
+            .config
+            .dir
+            .join("predictions")
+            .join(format!("model={}", crate::source::safe_name(&key.0)))
+            .join(format!("hour={}", hour_of(key.1 * HOUR_MS)));
+        let result = buffer.frame().map_err(|e| e.to_string()).and_then(|df| {
+            let schema = df.schema().as_ref().clone();
+            if part.file.as_ref().is_some_and(|f| f.schema != schema)
+                && let Some(previous) = part.file.take()
+            {
+                self.finish(previous);
+            }
+            let file = match part.file.as_mut() {
+                Some(f) => f,
+                None => part.file.insert(OpenFile::create(&dir, schema)?),
+            };
+            file.writer
+                .write_batch(&df)
+                .map_err(|e| format!("{}: {e}", file.tmp.display()))?;
+            file.rows += rows;
+            Ok(())
+        });
+        if let Err(e) = result {
+            let lost = rows + part.file.as_ref().map_or(0, |f| f.rows);
+            tracing::error!(error = %e, rows = lost, "prediction log: writing rows failed; they are dropped");
+            self.dropped.inc_by(lost as u64);
+            if let Some(file) = part.file.take() {
+                file.abandon();
+            }
+        }
+        self.pending.fetch_sub(
+            rows.min(self.pending.load(Ordering::Acquire)),
+            Ordering::AcqRel,
+        );
+    }
+
+    /// Writes ground truth once enough is buffered (all of it when `all`).
+    fn flush_feedback(&mut self, all: bool) {
+        let feedback_due = !self.feedback.is_empty()
+            && (all
+                || self.feedback.len() >= self.config.group_rows
+                || self
+                    .feedback_since
+                    .is_some_and(|s| s.elapsed() >= self.config.flush_interval));
         if feedback_due {
+            self.feedback_since = None;
             let records = std::mem::take(&mut self.feedback);
             let n = records.len();
             let mut by_hour: BTreeMap<String, Vec<Feedback>> = BTreeMap::new();
@@ -727,19 +851,14 @@ impl Writer {
 }
 
 /// Writes a frame as a new Parquet file in `dir` (written aside, then renamed into place).
-fn write(dir: &Path, mut df: DataFrame) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let name = format!(
-        "part-{}-{}.parquet",
-        now_ms(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    ParquetWriter::new(file)
-        .finish(&mut df)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join(&name)).map_err(|e| format!("{}: {e}", dir.display()))
+fn write(dir: &Path, df: DataFrame) -> Result<(), String> {
+    let mut file = OpenFile::create(dir, df.schema().as_ref().clone())?;
+    if let Err(e) = file.writer.write_batch(&df) {
+        let message = format!("{}: {e}", file.tmp.display());
+        file.abandon();
+        return Err(message);
+    }
+    file.finish().map(|_| ())
 }
 
 #[cfg(test)]
@@ -752,6 +871,115 @@ mod tests {
         // 2026-12-02T14:30:00Z
         assert_eq!(hour_of(1_796_221_800_000), "2026-12-02T14");
         assert_eq!(hour_of(951_782_400_000), "2000-02-29T00");
+    }
+
+    fn call(id: &str, rows: usize, width: usize) -> BatchReport {
+        let feed = Feed::Tensors(vec![
+            keel_onnx::Tensor::new(
+                vec![rows, width],
+                Data::Float((0..rows * width).map(|v| v as f32).collect()),
+            )
+            .unwrap(),
+        ]);
+        let output = Output {
+            names: vec!["label".into()],
+            values: vec![Value::Tensor(
+                keel_onnx::Tensor::new(vec![rows], Data::Int64(vec![1; rows])).unwrap(),
+            )],
+        };
+        let tag = crate::batch::JobTag {
+            request_id: Arc::from(id),
+            received: Instant::now(),
+            columns: None,
+            role: "primary",
+        };
+        BatchReport {
+            done: vec![Done { feed, output, tag }],
+            rows,
+            elapsed: Duration::ZERO,
+            failed: 0,
+        }
+    }
+
+    fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn rows_stream_out_in_row_groups_and_files_finish_whole() {
+        use polars::prelude::SerReader;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LogConfig::new(dir.path().to_path_buf());
+        config.group_rows = 3;
+        config.flush_interval = Duration::from_secs(3600);
+        let written = Counter::default();
+        let log = PredictionLog::start(config, written.clone(), Counter::default()).unwrap();
+        let ports: Arc<[String]> = Arc::from(vec!["x".to_string()]);
+        let parquet = || -> Vec<PathBuf> {
+            parquet_files(dir.path())
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                .collect()
+        };
+        let written_out = || {
+            for _ in 0..500 {
+                if log.pending.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                std::thread::sleep(WRITER_TICK);
+            }
+            panic!("rows still pending");
+        };
+        for i in 0..6 {
+            log.record("m", "1", &ports, call(&format!("r{i}"), 3, 2));
+            std::thread::sleep(WRITER_TICK);
+        }
+        written_out();
+        // Every row is out of memory in row groups, but the file is not finished yet.
+        assert!(parquet().is_empty(), "{:?}", parquet_files(dir.path()));
+        // A request with other columns finishes that file and starts another.
+        log.record("m", "1", &ports, call("wide", 3, 5));
+        written_out();
+        assert_eq!(parquet().len(), 1);
+        log.close();
+        assert_eq!(written.get(), 21);
+        let files = parquet_files(dir.path());
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert!(
+            files
+                .iter()
+                .all(|p| p.extension().is_some_and(|e| e == "parquet"))
+        );
+        let mut rows = 0;
+        for f in files {
+            let df = polars::prelude::ParquetReader::new(std::fs::File::open(&f).unwrap())
+                .finish()
+                .unwrap();
+            rows += df.height();
+            let width = df
+                .get_column_names()
+                .iter()
+                .filter(|c| c.starts_with("in_"))
+                .count();
+            match df.height() {
+                18 => assert_eq!(width, 2),
+                3 => assert_eq!(width, 5),
+                h => panic!("a file of {h} rows"),
+            }
+        }
+        assert_eq!(rows, 21);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::batch::{BatchConfig, BatchReport, Batcher, Observer};
+use crate::metrics::VersionMetrics;
 use crate::predictor::Predictor;
 
 /// One model version loaded and running behind its batcher.
@@ -15,8 +16,10 @@ pub struct Deployment {
     pub version: String,
     /// The model.
     pub predictor: Arc<Predictor>,
-    /// Its queue and worker.
+    /// Its request queue.
     pub batcher: Batcher,
+    /// Its metric handles.
+    pub metrics: Arc<VersionMetrics>,
     /// The column names of the last frame request, shared by requests with the same columns.
     columns: std::sync::Mutex<Option<Arc<[String]>>>,
 }
@@ -32,30 +35,27 @@ impl std::fmt::Debug for Deployment {
 }
 
 impl Deployment {
-    /// Starts a worker for `predictor`; `observe` sees every finished batch.
+    /// Serves `predictor` behind a batcher; `observe` sees every finished model call.
     pub fn start(
         name: &str,
         version: &str,
         predictor: Predictor,
         config: BatchConfig,
+        metrics: Arc<VersionMetrics>,
         observe: impl Fn(&str, &str, BatchReport) + Send + Sync + 'static,
-    ) -> std::io::Result<Arc<Self>> {
+    ) -> Arc<Self> {
         let predictor = Arc::new(predictor);
         let (n, v) = (name.to_string(), version.to_string());
         let observer: Observer = Arc::new(move |report| observe(&n, &v, report));
-        let batcher = Batcher::start(
-            predictor.clone(),
-            config,
-            observer,
-            format!("model-{name}-{version}"),
-        )?;
-        Ok(Arc::new(Self {
+        let batcher = Batcher::new(predictor.clone(), config, observer);
+        Arc::new(Self {
             name: name.to_string(),
             version: version.to_string(),
             predictor,
             batcher,
+            metrics,
             columns: std::sync::Mutex::new(None),
-        }))
+        })
     }
 
     /// `names` as a shared list, reusing the last one when a request has the same columns

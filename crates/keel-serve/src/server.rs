@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 
 use crate::batch::{BatchConfig, JobTag};
 use crate::error::ServeError;
-use crate::metrics::{ModelLabels, RequestLabels, ServeMetrics};
+use crate::metrics::{ModelLabels, ServeMetrics};
 use crate::payload::{Input, Output};
 use crate::predlog::{Feedback, PredictionLog};
 use crate::route::{Deployment, Route};
@@ -229,7 +229,7 @@ pub async fn predict(
         }
     };
     let result = async {
-        let _admission = deployment.batcher.admit();
+        let admission = deployment.batcher.admit();
         let input = parse(&deployment)?;
         if let Some(shadow) = route.shadow.clone() {
             mirror(state, shadow, input.clone(), request_id.clone(), received);
@@ -245,8 +245,11 @@ pub async fn predict(
             columns,
             role,
         };
-        match tokio::time::timeout(state.options.timeout, deployment.batcher.predict(feed, tag))
-            .await
+        match tokio::time::timeout(
+            state.options.timeout,
+            deployment.batcher.predict(feed, tag, admission),
+        )
+        .await
         {
             Ok(answer) => answer,
             Err(_) => Err(ServeError::Timeout(state.options.timeout)),
@@ -257,26 +260,9 @@ pub async fn predict(
         Ok(_) => 200,
         Err(e) => e.status(),
     };
-    let labels = RequestLabels {
-        model: deployment.name.clone(),
-        version: deployment.version.clone(),
-        role: role.to_string(),
-        protocol: protocol.label().to_string(),
-        status,
-    };
-    state.metrics.requests.get_or_create(&labels).inc();
-    if status != 200 {
-        state.metrics.errors.get_or_create(&labels).inc();
-    }
+    deployment.metrics.answered(role, protocol.label(), status);
     let elapsed = received.elapsed();
-    state
-        .metrics
-        .latency
-        .get_or_create(&ModelLabels {
-            model: deployment.name.clone(),
-            version: deployment.version.clone(),
-        })
-        .observe(elapsed.as_secs_f64());
+    deployment.metrics.latency.observe(elapsed.as_secs_f64());
     match &result {
         Err(e) if status >= 500 => tracing::warn!(
             request_id = %request_id, model = %deployment.name, version = %deployment.version,

@@ -1,7 +1,7 @@
 //! Loads the served models' routes and keeps those named by an alias (or as the latest
 //! version) current: every poll it asks the registry which version each names; when one has
 //! moved, the new version is loaded next to the old, the route switches to it, and the old
-//! version answers the requests it already has before its worker stops. Requests never fail
+//! version answers the requests it already has before it is dropped. Requests never fail
 //! because of a switch.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::batch::BatchReport;
 use crate::error::ServeError;
-use crate::metrics::{ModelLabels, ServeMetrics};
+use crate::metrics::VersionMetrics;
 use crate::predictor::Predictor;
 use crate::predlog::PredictionLog;
 use crate::route::{Deployment, Route};
@@ -181,15 +181,20 @@ impl Supervisor {
             .into_iter()
             .map(|(n, _, _)| n)
             .collect();
-        let observe = observer(self.state.metrics.clone(), self.state.log.clone(), ports);
+        let metrics = Arc::new(VersionMetrics::new(
+            self.state.metrics.clone(),
+            name,
+            &resolved.version,
+        ));
+        let observe = observer(metrics.clone(), self.state.log.clone(), ports);
         let d = Deployment::start(
             name,
             &resolved.version,
             predictor,
             self.state.options.batch,
+            metrics,
             observe,
-        )
-        .map_err(|e| ServeError::Model(format!("cannot start the model's worker: {e}")))?;
+        );
         if let Ok(mut r) = self.running.lock() {
             r.retain(|_, w| w.strong_count() > 0);
             r.insert(key, Arc::downgrade(&d));
@@ -200,29 +205,16 @@ impl Supervisor {
 
 /// Counts each batch in the metrics and hands it to the prediction log.
 pub fn observer(
-    metrics: Arc<ServeMetrics>,
+    metrics: Arc<VersionMetrics>,
     log: Option<Arc<PredictionLog>>,
     ports: Vec<String>,
 ) -> impl Fn(&str, &str, BatchReport) + Send + Sync + 'static {
     let ports: std::sync::Arc<[String]> = ports.into();
     move |model: &str, version: &str, report: BatchReport| {
-        let labels = ModelLabels {
-            model: model.to_string(),
-            version: version.to_string(),
-        };
-        metrics
-            .batch_rows
-            .get_or_create(&labels)
-            .observe(report.rows as f64);
-        metrics
-            .model_seconds
-            .get_or_create(&labels)
-            .observe(report.elapsed.as_secs_f64());
+        metrics.batch_rows.observe(report.rows as f64);
+        metrics.model_seconds.observe(report.elapsed.as_secs_f64());
         if report.failed == 0 {
-            metrics
-                .rows
-                .get_or_create(&labels)
-                .inc_by(report.rows as u64);
+            metrics.rows.inc_by(report.rows as u64);
         }
         if let Some(log) = &log {
             log.record(model, version, &ports, report);

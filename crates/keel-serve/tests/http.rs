@@ -341,6 +341,83 @@ async fn concurrent_requests_share_model_calls_and_get_their_own_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_concurrent_load_answers_every_request_with_its_own_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = model_dir(
+        dir.path(),
+        "value",
+        "random_forest",
+        &["n_estimators=10", "max_depth=5"],
+    );
+    let server = Server::start(vec![one("f", &path)], ServeOptions::default(), None).await;
+    let expected = concurrent(&server, 48).await;
+    // 24 clients sending back to back: requests keep arriving while others are answered, so
+    // the model changes hands between direct calls and draining batches all the time; a
+    // request left in the queue with nobody to drain it would hang here.
+    let mut clients = Vec::new();
+    for c in 0..24 {
+        let http = server.http.clone();
+        let url = format!("{}/invocations", server.base);
+        clients.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for k in 0..60 {
+                let i = (c * 7 + k) % 48;
+                let v: Value = http
+                    .post(&url)
+                    .json(&row_body(i))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                answers.push((i, v["predictions"][0]["variable"].as_f64()));
+            }
+            answers
+        }));
+    }
+    let answered = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut all = Vec::new();
+        for c in clients {
+            all.extend(c.await.unwrap());
+        }
+        all
+    })
+    .await
+    .expect("every request is answered");
+    assert_eq!(answered.len(), 24 * 60);
+    for (i, v) in answered {
+        assert_eq!(v, Some(expected[i]), "row {i}");
+    }
+    // Calls are counted just after their answers go out.
+    let rows = format!(" {}", 48 + 24 * 60);
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = server.get("/metrics").await.1;
+        if metrics
+            .lines()
+            .any(|l| l.starts_with("keel_serve_predicted_rows_total") && l.ends_with(&rows))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+            .to_string()
+    };
+    assert!(
+        line("keel_serve_predicted_rows_total").ends_with(&rows),
+        "{metrics}"
+    );
+    assert!(line("keel_serve_queue_depth").ends_with(" 0"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_takes_its_share_and_a_shadow_only_reaches_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = model_dir(dir.path(), "value", "linear_regression", &[]);
