@@ -258,6 +258,20 @@ fn row_body(i: usize) -> Value {
         "data": [[i as f64 / 7.0 - 3.0, (i % 11) as f64 - 5.0, colour]]}})
 }
 
+/// The prediction for row `i` (see [`row_body`]).
+async fn predict_row(http: &reqwest::Client, url: &str, i: usize) -> Option<f64> {
+    let v: Value = http
+        .post(url)
+        .json(&row_body(i))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["predictions"][0]["variable"].as_f64()
+}
+
 /// Sends `n` different one-row requests at once; returns each answer's prediction.
 async fn concurrent(server: &Server, n: usize) -> Vec<f64> {
     let mut tasks = Vec::new();
@@ -265,17 +279,7 @@ async fn concurrent(server: &Server, n: usize) -> Vec<f64> {
         let http = server.http.clone();
         let url = format!("{}/invocations", server.base);
         tasks.push(tokio::spawn(async move {
-            let body = row_body(i);
-            let v: Value = http
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["predictions"][0]["variable"].as_f64().unwrap()
+            predict_row(&http, &url, i).await.unwrap()
         }));
     }
     let mut out = Vec::new();
@@ -362,16 +366,7 @@ async fn sustained_concurrent_load_answers_every_request_with_its_own_rows() {
             let mut answers = Vec::new();
             for k in 0..60 {
                 let i = (c * 7 + k) % 48;
-                let v: Value = http
-                    .post(&url)
-                    .json(&row_body(i))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                answers.push((i, v["predictions"][0]["variable"].as_f64()));
+                answers.push((i, predict_row(&http, &url, i).await));
             }
             answers
         }));
