@@ -292,11 +292,13 @@ async fn concurrent(server: &Server, n: usize) -> Vec<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_model_calls_and_get_their_own_rows() {
     let dir = tempfile::tempdir().unwrap();
+    // A model slow enough that requests arrive while a call runs (a request that finds the
+    // model idle makes its own call; those arriving meanwhile queue and share the next one).
     let path = model_dir(
         dir.path(),
         "value",
         "random_forest",
-        &["n_estimators=20", "max_depth=6"],
+        &["n_estimators=200", "max_depth=12"],
     );
     // One by one: no batching.
     let single = ServeOptions {
