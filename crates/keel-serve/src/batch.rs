@@ -4,9 +4,10 @@
 //!
 //! No thread is dedicated to a model, so a request costs no thread hand-offs. A request first
 //! lets the other requests its thread is about to take up have their turn; if it then finds the
-//! model idle, with nothing queued and no other request in flight, it runs its call itself. Otherwise it queues, and the first to find nobody holding the model starts a task
-//! that drains the queue batch by batch on the server's own threads (a call larger than a batch
-//! runs on the blocking pool, so it never stalls them). The draining task never waits for a
+//! model idle, with nothing queued and no other request in flight, it runs its call itself.
+//! Otherwise it queues, and the first to find nobody holding the model starts a task that
+//! drains the queue batch by batch on the server's own threads (a call larger than a batch runs
+//! on the blocking pool, so it never stalls them). The draining task never waits for a
 //! batch to fill when nothing else is coming: after taking what is queued it waits (at most
 //! `max_delay` from the first request's arrival, yielding to the other requests' work) only
 //! while requests for the model are still being parsed and checked, so a lone client pays no
@@ -102,7 +103,7 @@ struct Shared {
     predictor: Arc<Predictor>,
     config: BatchConfig,
     observer: Observer,
-    /// Requests admitted and not yet queued or answered (being prepared, queued or running).
+    /// Requests admitted and not yet answered (being prepared, queued or in a batch).
     in_flight: Arc<AtomicUsize>,
     queue: Mutex<VecDeque<Job>>,
     /// Requests in the queue (read without the lock).
@@ -111,7 +112,7 @@ struct Shared {
     busy: AtomicBool,
 }
 
-/// Counts a request in flight until dropped (or handed back to [`Batcher::predict`]).
+/// Counts a request in flight until dropped: when it is answered, or as it makes its own call.
 pub struct Admission {
     in_flight: Arc<AtomicUsize>,
 }
@@ -391,38 +392,18 @@ impl Shared {
 struct Held(Arc<Shared>);
 
 impl Held {
-    /// A request's own call, made on its thread.
+    /// A request's own call, made on its thread (answered and reported like a batch of one).
     fn run(self, feed: Feed, tag: JobTag) -> Result<Output, ServeError> {
-        let shared = &self.0;
-        let started = Instant::now();
-        let result = shared.predictor.predict(&feed);
-        let elapsed = started.elapsed();
-        let rows = feed.rows();
-        match result {
-            Ok(output) => {
-                let done = vec![Done {
-                    feed,
-                    output: output.clone(),
-                    tag,
-                }];
-                (shared.observer)(BatchReport {
-                    done,
-                    rows,
-                    elapsed,
-                    failed: 0,
-                });
-                Ok(output)
-            }
-            Err(e) => {
-                (shared.observer)(BatchReport {
-                    done: Vec::new(),
-                    rows,
-                    elapsed,
-                    failed: 1,
-                });
-                Err(ServeError::Predict(e.to_string()))
-            }
-        }
+        let (reply, mut answer) = oneshot::channel();
+        self.0.call(vec![Job {
+            feed,
+            tag,
+            reply: Some(reply),
+            admission: None,
+        }]);
+        answer
+            .try_recv()
+            .map_err(|_| ServeError::Unavailable("the model stopped before answering".into()))?
     }
 
     /// Runs batches until the queue is empty, yielding to other work between them.

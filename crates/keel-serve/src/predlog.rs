@@ -7,8 +7,8 @@
 //! DIR/feedback/hour=2026-12-02T14/part-<millis>-<uuid>.parquet
 //! ```
 //!
-//! Model calls hand their finished requests to one writer thread through a bounded queue and never
-//! wait for it (nor wake it: it takes what is queued every few milliseconds). The writer
+//! Model calls hand their finished requests to one writer thread through a bounded queue and
+//! never wait for it (nor wake it: it takes what is queued every few milliseconds). The writer
 //! buffers rows per partition, writes them as a row group of the partition's open file every
 //! `group_rows` rows, and finishes the file (moving it into place, readable) once it holds
 //! `flush_rows` rows, every `flush_interval`, and at shutdown. **Drop policy:** when more than
