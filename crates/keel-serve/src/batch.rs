@@ -51,7 +51,7 @@ pub struct Done {
     /// The request's feed.
     pub feed: Feed,
     /// Its answer.
-    pub output: Output,
+    pub output: Arc<Output>,
     /// Its extra data (request id, arrival time, ...).
     pub tag: JobTag,
 }
@@ -73,7 +73,7 @@ struct Job {
     feed: Feed,
     tag: JobTag,
     /// `None` for shadow requests, whose answers only go to the log.
-    reply: Option<oneshot::Sender<Result<Output, ServeError>>>,
+    reply: Option<oneshot::Sender<Result<Arc<Output>, ServeError>>>,
     /// The request's admission, ended once it is answered (shadow requests have none).
     admission: Option<Admission>,
 }
@@ -167,7 +167,7 @@ impl Batcher {
         feed: Feed,
         tag: JobTag,
         admission: Admission,
-    ) -> Result<Output, ServeError> {
+    ) -> Result<Arc<Output>, ServeError> {
         // Requests this thread is about to take up get their turn first, so requests that
         // arrive together find each other and share a call.
         tokio::task::yield_now().await;
@@ -335,8 +335,8 @@ impl Shared {
         let elapsed = started.elapsed();
         match result {
             Ok(output) => {
-                let outputs: Vec<Output> = if group.len() == 1 {
-                    vec![output]
+                let outputs: Vec<Arc<Output>> = if group.len() == 1 {
+                    vec![Arc::new(output)]
                 } else {
                     let mut start = 0;
                     group
@@ -344,7 +344,7 @@ impl Shared {
                         .map(|job| {
                             let n = job.feed.rows();
                             start += n;
-                            output.slice(start - n, start)
+                            Arc::new(output.slice(start - n, start))
                         })
                         .collect()
                 };
@@ -393,7 +393,7 @@ struct Held(Arc<Shared>);
 
 impl Held {
     /// A request's own call, made on its thread (answered and reported like a batch of one).
-    fn run(self, feed: Feed, tag: JobTag) -> Result<Output, ServeError> {
+    fn run(self, feed: Feed, tag: JobTag) -> Result<Arc<Output>, ServeError> {
         let (reply, mut answer) = oneshot::channel();
         self.0.call(vec![Job {
             feed,

@@ -1,33 +1,183 @@
 //! MLflow's scoring protocol: the `POST /invocations` body formats (`dataframe_split`,
 //! `dataframe_records`, `instances`, `inputs`, CSV) and the `{"predictions": ...}` answer.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::io::Cursor;
 
 use keel_data::columns::Columns;
 use keel_onnx::{Data, Tensor, Value};
 use polars::prelude::{CsvReadOptions, SerReader};
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 
 use crate::error::ServeError;
 use crate::payload::{
-    Cell, Input, NamedTensor, Output, column, columns_from_rows, map_keys, tensor_from_json,
+    Cell, ColumnNames, Input, NamedTensor, Output, Table, column, columns_from_cells, map_keys,
+    tensor_from_json,
 };
 
 const FIELDS: &str = "dataframe_split, dataframe_records, instances, inputs";
 
 #[derive(Deserialize)]
-struct Split {
-    #[serde(default)]
-    columns: Option<Vec<String>>,
-    data: Vec<Vec<Cell>>,
+struct Split<'a> {
+    #[serde(default, borrow)]
+    columns: Option<Vec<Name<'a>>>,
+    data: Grid,
+}
+
+/// A column name, borrowed from the body unless it holds escapes.
+#[derive(Deserialize)]
+struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl AsRef<str> for Name<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The `data` rows of a split frame, flattened row after row: numbers (NaN for null) while
+/// every cell is a number or null, cells from the first one that is not.
+struct Grid {
+    rows: usize,
+    /// The first row's length.
+    width: usize,
+    /// The first row whose length differs from the first row's, and its length.
+    ragged: Option<(usize, usize)>,
+    cells: GridCells,
+}
+
+enum GridCells {
+    Numbers(Vec<f64>),
+    Mixed(Vec<Cell>),
+}
+
+impl GridCells {
+    fn push(&mut self, cell: Cell) {
+        match (&mut *self, cell) {
+            (Self::Numbers(v), Cell::Number(x)) => v.push(x),
+            (Self::Numbers(v), Cell::Null) => v.push(f64::NAN),
+            (Self::Numbers(v), other) => {
+                let mut cells: Vec<Cell> = v
+                    .iter()
+                    .map(|x| {
+                        if x.is_nan() {
+                            Cell::Null
+                        } else {
+                            Cell::Number(*x)
+                        }
+                    })
+                    .collect();
+                cells.push(other);
+                *self = Self::Mixed(cells);
+            }
+            (Self::Mixed(v), cell) => v.push(cell),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Numbers(v) => v.len(),
+            Self::Mixed(v) => v.len(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Grid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Rows;
+        impl<'de> Visitor<'de> for Rows {
+            type Value = Grid;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of rows")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Grid, A::Error> {
+                let mut grid = Grid {
+                    rows: 0,
+                    width: 0,
+                    ragged: None,
+                    cells: GridCells::Numbers(Vec::new()),
+                };
+                loop {
+                    let before = grid.cells.len();
+                    if seq.next_element_seed(Row(&mut grid.cells))?.is_none() {
+                        break;
+                    }
+                    let len = grid.cells.len() - before;
+                    if grid.rows == 0 {
+                        grid.width = len;
+                    } else if len != grid.width && grid.ragged.is_none() {
+                        grid.ragged = Some((grid.rows, len));
+                    }
+                    grid.rows += 1;
+                }
+                Ok(grid)
+            }
+        }
+        d.deserialize_seq(Rows)
+    }
+}
+
+/// One row of a grid, appended to its cells.
+struct Row<'g>(&'g mut GridCells);
+
+impl<'de> DeserializeSeed<'de> for Row<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Row<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a row: a list of values")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(cell) = seq.next_element::<Cell>()? {
+            self.0.push(cell);
+        }
+        Ok(())
+    }
+}
+
+impl Split<'_> {
+    /// The frame, numbers-only ones as a [`Table`] named through `known`.
+    fn into_input(self, known: &ColumnNames) -> Result<Input, ServeError> {
+        let grid = self.data;
+        let width = match &self.columns {
+            Some(c) => c.len(),
+            None => grid.width,
+        };
+        let mismatch = if grid.rows > 0 && grid.width != width {
+            Some((0, grid.width))
+        } else {
+            grid.ragged
+        };
+        if let Some((r, len)) = mismatch {
+            return Err(bad(format!("row {r} has {len} values for {width} columns")));
+        }
+        let names = match self.columns {
+            Some(c) => known.get(&c),
+            None => known.get(&(0..width).map(|i| i.to_string()).collect::<Vec<_>>()),
+        };
+        match grid.cells {
+            GridCells::Numbers(values) => Ok(Input::Table(Table {
+                names,
+                rows: grid.rows,
+                values,
+            })),
+            GridCells::Mixed(cells) => columns_from_cells(names.to_vec(), &cells).map(Input::Frame),
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct Body<'a> {
-    #[serde(default)]
-    dataframe_split: Option<Split>,
+    #[serde(default, borrow)]
+    dataframe_split: Option<Split<'a>>,
     #[serde(default)]
     dataframe_records: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
     #[serde(default, borrow)]
@@ -40,8 +190,8 @@ fn bad(message: impl Into<String>) -> ServeError {
     ServeError::BadRequest(message.into())
 }
 
-/// Parses a JSON request body.
-pub fn parse_json(body: &[u8]) -> Result<Input, ServeError> {
+/// Parses a JSON request body; `known` names the columns of split frames.
+pub fn parse_json(body: &[u8], known: &ColumnNames) -> Result<Input, ServeError> {
     let parsed: Body<'_> = serde_json::from_slice(body).map_err(|e| {
         bad(format!(
             "the body is not a JSON object with one of {FIELDS}: {e}"
@@ -59,11 +209,7 @@ pub fn parse_json(body: &[u8]) -> Result<Input, ServeError> {
         )));
     }
     if let Some(split) = parsed.dataframe_split {
-        let width = split.data.first().map_or(0, Vec::len);
-        let names = split
-            .columns
-            .unwrap_or_else(|| (0..width).map(|i| i.to_string()).collect());
-        return Ok(Input::Frame(columns_from_rows(names, &split.data)?));
+        return split.into_input(known);
     }
     if let Some(records) = parsed.dataframe_records {
         return records_frame(&records).map(Input::Frame);
@@ -363,25 +509,34 @@ pub fn flat_data(t: &Tensor) -> serde_json::Value {
 mod tests {
     use super::*;
     use keel_data::columns::Values;
+    use std::sync::Arc;
 
     #[test]
     fn every_json_format_parses() {
+        let known = ColumnNames::default();
         let split = parse_json(
             br#"{"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [2, null]]}}"#,
+            &known,
         )
         .unwrap();
         let Input::Frame(c) = &split else { panic!() };
         assert_eq!(c.values[0], Values::Numbers(vec![Some(1.0), Some(2.0)]));
-        let records =
-            parse_json(br#"{"dataframe_records": [{"a": 1, "b": "x"}, {"a": 2}]}"#).unwrap();
+        let records = parse_json(
+            br#"{"dataframe_records": [{"a": 1, "b": "x"}, {"a": 2}]}"#,
+            &known,
+        )
+        .unwrap();
         assert_eq!(records, split);
-        let instances =
-            parse_json(br#"{"instances": [{"a": 1, "b": "x"}, {"a": 2, "b": null}]}"#).unwrap();
+        let instances = parse_json(
+            br#"{"instances": [{"a": 1, "b": "x"}, {"a": 2, "b": null}]}"#,
+            &known,
+        )
+        .unwrap();
         assert_eq!(instances, split);
-        let tensor = parse_json(br#"{"inputs": [[1, 2], [3, 4]]}"#).unwrap();
+        let tensor = parse_json(br#"{"inputs": [[1, 2], [3, 4]]}"#, &known).unwrap();
         let Input::Tensors(t) = tensor else { panic!() };
         assert_eq!(t[0].tensor.shape, vec![2, 2]);
-        let named = parse_json(br#"{"inputs": {"x": [[1, 2]]}}"#).unwrap();
+        let named = parse_json(br#"{"inputs": {"x": [[1, 2]]}}"#, &known).unwrap();
         let Input::Tensors(t) = named else { panic!() };
         assert_eq!(t[0].name.as_deref(), Some("x"));
         let csv = parse_csv(b"a,b\n1,x\n2,\n").unwrap();
@@ -390,14 +545,58 @@ mod tests {
     }
 
     #[test]
+    fn numeric_split_frames_are_tables_with_shared_names() {
+        let known = ColumnNames::default();
+        let body =
+            br#"{"dataframe_split": {"columns": ["a", "b"], "data": [[1, null], [2.5, 3]]}}"#;
+        let Input::Table(first) = parse_json(body, &known).unwrap() else {
+            panic!("a numbers-only frame is a table")
+        };
+        assert_eq!(first.rows, 2);
+        assert_eq!(first.values[0], 1.0);
+        assert!(first.values[1].is_nan(), "null is NaN in a table");
+        assert_eq!((first.values[2], first.values[3]), (2.5, 3.0));
+        let Input::Table(second) = parse_json(body, &known).unwrap() else {
+            panic!()
+        };
+        assert!(
+            Arc::ptr_eq(&first.names, &second.names),
+            "the same columns share one list"
+        );
+        let columns = second.into_columns();
+        assert_eq!(columns.values[1], Values::Numbers(vec![None, Some(3.0)]));
+        let unnamed = parse_json(br#"{"dataframe_split": {"data": [[1, 2]]}}"#, &known).unwrap();
+        let Input::Table(t) = unnamed else { panic!() };
+        assert_eq!(&t.names[..], ["0", "1"]);
+        for (body, row) in [
+            (
+                &br#"{"dataframe_split": {"columns": ["a"], "data": [[1, 2]]}}"#[..],
+                "row 0 has 2 values for 1 columns",
+            ),
+            (
+                br#"{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3]]}}"#,
+                "row 1 has 1 values for 2 columns",
+            ),
+            (
+                br#"{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], ["x"]]}}"#,
+                "row 1 has 1 values for 2 columns",
+            ),
+        ] {
+            let e = parse_json(body, &known).unwrap_err().to_string();
+            assert!(e.contains(row), "{e}");
+        }
+    }
+
+    #[test]
     fn a_body_without_exactly_one_format_is_refused() {
+        let known = ColumnNames::default();
         for body in [
             &br#"{}"#[..],
             br#"{"instances": [1], "inputs": [1]}"#,
             b"[1, 2]",
             b"not json",
         ] {
-            let e = parse_json(body).unwrap_err();
+            let e = parse_json(body, &known).unwrap_err();
             assert_eq!(e.status(), 400, "{e}");
         }
     }
@@ -405,7 +604,7 @@ mod tests {
     #[test]
     fn answers_are_records_or_named_tensors() {
         let output = Output {
-            names: vec!["label".into(), "p".into()],
+            names: vec!["label".to_string(), "p".to_string()].into(),
             values: vec![
                 Value::Tensor(Tensor::new(vec![2], Data::Int64(vec![1, 0])).unwrap()),
                 Value::Tensor(Tensor::float(vec![2, 2], vec![0.25, 0.75, 1.0, f32::NAN]).unwrap()),

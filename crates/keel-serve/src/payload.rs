@@ -2,6 +2,8 @@
 //! columns (MLflow's data frame formats, CSV) or tensors (MLflow's `instances`/`inputs`, the
 //! Open Inference Protocol).
 
+use std::sync::{Arc, Mutex};
+
 use keel_data::columns::{Columns, Values};
 use keel_onnx::{Data, MapKeys, MapRows, Tensor, Value};
 
@@ -21,15 +23,90 @@ pub struct NamedTensor {
 pub enum Input {
     /// Named columns.
     Frame(Columns),
+    /// Named columns that hold only numbers, in one row-major buffer.
+    Table(Table),
     /// Tensors.
     Tensors(Vec<NamedTensor>),
+}
+
+impl Input {
+    /// Whether the rows came as a data frame (named columns) rather than tensors.
+    pub fn is_frame(&self) -> bool {
+        matches!(self, Self::Frame(_) | Self::Table(_))
+    }
+}
+
+/// A data frame whose cells are all numbers or null, row after row: what nearly every scoring
+/// request holds, kept in one buffer so that it reaches the model without a copy per column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Column names (shared by the requests that send the same columns).
+    pub names: Arc<[String]>,
+    /// The number of rows.
+    pub rows: usize,
+    /// `rows * names.len()` values, row-major; NaN stands for null (JSON has no NaN).
+    pub values: Vec<f64>,
+}
+
+impl Table {
+    /// The same frame as typed columns (null cells as `None`).
+    pub fn into_columns(self) -> Columns {
+        let width = self.names.len();
+        let values = (0..width)
+            .map(|j| {
+                Values::Numbers(
+                    self.values
+                        .iter()
+                        .skip(j)
+                        .step_by(width.max(1))
+                        .map(|x| (!x.is_nan()).then_some(*x))
+                        .collect(),
+                )
+            })
+            .collect();
+        Columns {
+            names: self.names.to_vec(),
+            values,
+        }
+    }
+
+    /// The index of the column called `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+/// The column names of the last frame a model version received, handed out shared: requests
+/// that send the same columns (nearly all do) build no name strings and log them without a copy.
+#[derive(Debug, Default)]
+pub struct ColumnNames(Mutex<Option<Arc<[String]>>>);
+
+impl ColumnNames {
+    /// `names` as a shared list, the remembered one when it is the same.
+    pub fn get<S: AsRef<str>>(&self, names: &[S]) -> Arc<[String]> {
+        let same = |known: &[String]| {
+            known.len() == names.len() && known.iter().zip(names).all(|(k, n)| k == n.as_ref())
+        };
+        let fresh = || -> Arc<[String]> { names.iter().map(|n| n.as_ref().to_string()).collect() };
+        let Ok(mut last) = self.0.lock() else {
+            return fresh();
+        };
+        match &*last {
+            Some(known) if same(known) => known.clone(),
+            _ => {
+                let made = fresh();
+                *last = Some(made.clone());
+                made
+            }
+        }
+    }
 }
 
 /// A model's answer: named outputs with one entry per input row along their first axis.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Output {
-    /// Output names.
-    pub names: Vec<String>,
+    /// Output names (shared by every answer of a model).
+    pub names: Arc<[String]>,
     /// Output values, in the order of `names`.
     pub values: Vec<Value>,
 }
@@ -122,22 +199,14 @@ impl<'de> serde::Deserialize<'de> for Cell {
     }
 }
 
-/// Builds typed columns from rows of cells: a column is numeric when its cells are numbers
-/// (or null), text when they are strings or booleans.
-pub fn columns_from_rows(names: Vec<String>, rows: &[Vec<Cell>]) -> Result<Columns, ServeError> {
-    for (r, row) in rows.iter().enumerate() {
-        if row.len() != names.len() {
-            return Err(ServeError::BadRequest(format!(
-                "row {r} has {} values for {} columns",
-                row.len(),
-                names.len()
-            )));
-        }
-    }
+/// Builds typed columns from cells laid out row after row, `names.len()` per row: a column is
+/// numeric when its cells are numbers (or null), text when they are strings or booleans.
+pub fn columns_from_cells(names: Vec<String>, cells: &[Cell]) -> Result<Columns, ServeError> {
+    let width = names.len().max(1);
     let values = names
         .iter()
         .enumerate()
-        .map(|(c, name)| column(name, rows.iter().map(|row| &row[c])))
+        .map(|(c, name)| column(name, cells.iter().skip(c).step_by(width)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Columns { names, values })
 }
@@ -260,17 +329,17 @@ mod tests {
 
     #[test]
     fn cells_become_typed_columns() {
-        let rows: Vec<Vec<Cell>> =
-            serde_json::from_str(r#"[[1, "a", true], [null, null, false]]"#).unwrap();
-        let c = columns_from_rows(vec!["x".into(), "y".into(), "z".into()], &rows).unwrap();
+        let cells: Vec<Cell> =
+            serde_json::from_str(r#"[1, "a", true, null, null, false]"#).unwrap();
+        let c = columns_from_cells(vec!["x".into(), "y".into(), "z".into()], &cells).unwrap();
         assert_eq!(c.values[0], Values::Numbers(vec![Some(1.0), None]));
         assert_eq!(c.values[1], Values::Text(vec![Some("a".into()), None]));
         assert_eq!(
             c.values[2],
             Values::Text(vec![Some("true".into()), Some("false".into())])
         );
-        let bad: Vec<Vec<Cell>> = serde_json::from_str(r#"[[1], ["a"]]"#).unwrap();
-        let err = columns_from_rows(vec!["x".into()], &bad)
+        let bad: Vec<Cell> = serde_json::from_str(r#"[1, "a"]"#).unwrap();
+        let err = columns_from_cells(vec!["x".into()], &bad)
             .unwrap_err()
             .to_string();
         assert!(err.contains("'x'"), "{err}");
@@ -286,7 +355,7 @@ mod tests {
     #[test]
     fn outputs_slice_back_per_request() {
         let out = Output {
-            names: vec!["y".into()],
+            names: vec!["y".to_string()].into(),
             values: vec![Value::Tensor(
                 Tensor::float(vec![3, 1], vec![1., 2., 3.]).unwrap(),
             )],

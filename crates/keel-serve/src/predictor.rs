@@ -6,6 +6,7 @@
 //! the [`Output`] split back by rows.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use keel_data::columns::{Columns, Values};
 use keel_ml::model_dir::KeelModel;
@@ -13,7 +14,7 @@ use keel_onnx::{Data, Dim, ElemType, PortType, Tensor, Value};
 
 use crate::error::ServeError;
 use crate::mlmodel::{ColumnSpec, MlModel, Signature};
-use crate::payload::{Input, NamedTensor, Output};
+use crate::payload::{Input, NamedTensor, Output, Table};
 
 /// What runs a model.
 enum Engine {
@@ -27,6 +28,8 @@ enum Engine {
 pub struct Predictor {
     engine: Engine,
     signature: Option<Signature>,
+    /// The output names every answer carries.
+    output_names: Arc<[String]>,
     /// Where it was loaded from.
     pub source: PathBuf,
 }
@@ -129,11 +132,7 @@ impl Predictor {
         if path.is_file() {
             let model = keel_onnx::Model::from_file(path)
                 .map_err(|e| ServeError::Model(format!("{}: {e}", path.display())))?;
-            return Ok(Self {
-                engine: Engine::Onnx(model),
-                signature: None,
-                source: path.to_path_buf(),
-            });
+            return Ok(Self::new(Engine::Onnx(model), None, path));
         }
         let ml = MlModel::read(path)?;
         let engine = match (&ml.keel, &ml.onnx) {
@@ -146,11 +145,20 @@ impl Predictor {
             ),
             (None, None) => unreachable!("MlModel::read requires a servable flavor"),
         };
-        Ok(Self {
+        Ok(Self::new(engine, ml.signature, path))
+    }
+
+    fn new(engine: Engine, signature: Option<Signature>, source: &Path) -> Self {
+        let output_names = match &engine {
+            Engine::Keel(m) => keel_output_names(m).into_iter().map(|o| o.0).collect(),
+            Engine::Onnx(m) => m.outputs().iter().map(|p| p.name.clone()).collect(),
+        };
+        Self {
             engine,
-            signature: ml.signature,
-            source: path.to_path_buf(),
-        })
+            signature,
+            output_names,
+            source: source.to_path_buf(),
+        }
     }
 
     /// Which runtime executes the model: `keel` (native model format), `keel-onnx` (keel's
@@ -222,6 +230,20 @@ impl Predictor {
     /// Checks a request against the model's signature and inputs and converts it to a feed.
     /// Errors are 400s naming the offending column or input.
     pub fn prepare(&self, input: Input) -> Result<Feed, ServeError> {
+        let input = match (input, &self.engine) {
+            (Input::Table(t), Engine::Onnx(m)) => match table_matrix(m, &self.signature, t) {
+                Ok(tensor) => {
+                    if let Some(port) = m.inputs().first() {
+                        keel_onnx::check_input(port, &tensor)
+                            .map_err(|e| ServeError::BadRequest(e.to_string()))?;
+                    }
+                    return Ok(Feed::Tensors(vec![tensor]));
+                }
+                Err(t) => Input::Frame(t.into_columns()),
+            },
+            (Input::Table(t), Engine::Keel(_)) => Input::Frame(t.into_columns()),
+            (input, _) => input,
+        };
         if let (Some(Signature::Columns(spec)), Input::Frame(cols)) = (&self.signature, &input) {
             check_columns(spec, cols)?;
         }
@@ -234,14 +256,14 @@ impl Predictor {
     /// Runs the model on a (possibly stacked) feed.
     pub fn predict(&self, feed: &Feed) -> Result<Output, ServeError> {
         match (&self.engine, feed) {
-            (Engine::Keel(m), Feed::Columns(c)) => keel_predict(m, c),
-            (Engine::Onnx(m), Feed::Tensors(t)) => {
-                let values = m.run(t.clone())?;
-                Ok(Output {
-                    names: m.outputs().iter().map(|p| p.name.clone()).collect(),
-                    values,
-                })
-            }
+            (Engine::Keel(m), Feed::Columns(c)) => Ok(Output {
+                names: self.output_names.clone(),
+                values: keel_predict(m, c)?,
+            }),
+            (Engine::Onnx(m), Feed::Tensors(t)) => Ok(Output {
+                names: self.output_names.clone(),
+                values: m.run(t.clone())?,
+            }),
             _ => Err(ServeError::Predict(
                 "the feed does not fit the model".into(),
             )),
@@ -341,6 +363,7 @@ fn describe_spec(spec: &[ColumnSpec]) -> String {
 fn keel_feed(m: &KeelModel, input: Input) -> Result<Feed, ServeError> {
     let cols = match input {
         Input::Frame(c) => c,
+        Input::Table(t) => t.into_columns(),
         Input::Tensors(t) => {
             // One numeric matrix [N, F] for a model whose inputs are all numeric.
             let [NamedTensor { tensor, .. }] = t.as_slice() else {
@@ -448,15 +471,12 @@ fn keel_output_names(m: &KeelModel) -> Vec<(String, &'static str, Vec<i64>)> {
     }
 }
 
-fn keel_predict(m: &KeelModel, cols: &Columns) -> Result<Output, ServeError> {
+/// A keel model's outputs, in the order of [`keel_output_names`].
+fn keel_predict(m: &KeelModel, cols: &Columns) -> Result<Vec<Value>, ServeError> {
     let rows: Vec<usize> = (0..cols.rows()).collect();
     let n = rows.len();
     let fail = |e: keel_ml::MlError| ServeError::Predict(e.to_string());
     let x = m.pipeline.transform(cols, &rows).map_err(fail)?;
-    let names: Vec<String> = keel_output_names(m)
-        .into_iter()
-        .map(|(n, _, _)| n)
-        .collect();
     let values = match (&m.model, m.task.as_str()) {
         (keel_ml::train::Model::Clusters(k), _) => {
             let c = k.predict(&x).into_iter().map(|c| c as i64).collect();
@@ -491,7 +511,7 @@ fn keel_predict(m: &KeelModel, cols: &Columns) -> Result<Output, ServeError> {
             vec![Value::Tensor(Tensor::new(vec![n, 1], Data::Double(v))?)]
         }
     };
-    Ok(Output { names, values })
+    Ok(values)
 }
 
 /// The element type a tensor signature's numpy dtype stands for.
@@ -556,6 +576,7 @@ fn onnx_feed(
         _ => None,
     };
     let tensors: Vec<Tensor> = match input {
+        Input::Table(t) => return onnx_feed(m, signature, Input::Frame(t.into_columns())),
         Input::Frame(cols) => {
             let n = cols.rows();
             // Order the columns as the signature lists them, when it names them.
@@ -711,6 +732,69 @@ fn check_tensor_spec(t: &NamedTensor, s: &crate::mlmodel::TensorSpec) -> Result<
         }
     }
     Ok(())
+}
+
+/// A numbers-only frame as the `[N, C]` matrix of a model with one float input, in the order
+/// of the signature's columns, straight from the table's row-major values. The table comes back
+/// (for the general path, its checks and errors) when the model or the signature asks for
+/// anything else: several inputs, other element types, text or missing columns, another width.
+fn table_matrix(
+    m: &keel_onnx::Model,
+    signature: &Option<Signature>,
+    t: Table,
+) -> Result<Tensor, Table> {
+    let [port] = m.inputs() else {
+        return Err(t);
+    };
+    let PortType::Tensor { elem, dims } = &port.ty else {
+        return Err(t);
+    };
+    if !matches!(elem, ElemType::Float | ElemType::Double) {
+        return Err(t);
+    }
+    let mut order = None;
+    if let Some(Signature::Columns(spec)) = signature {
+        let fits = spec.iter().all(|c| match c.name.as_deref() {
+            None => true,
+            Some(name) => match t.position(name) {
+                Some(_) => numeric(&c.ty),
+                None => !c.required,
+            },
+        });
+        if !fits {
+            return Err(t);
+        }
+        if spec.iter().all(|c| c.name.is_some()) {
+            let picked: Vec<usize> = spec
+                .iter()
+                .filter_map(|c| t.position(c.name.as_deref()?))
+                .collect();
+            if !picked.iter().copied().eq(0..t.names.len()) {
+                order = Some(picked);
+            }
+        }
+    }
+    let width = order.as_ref().map_or(t.names.len(), Vec::len);
+    let shape = match dims.as_deref() {
+        Some([_]) if width == 1 => vec![t.rows],
+        None | Some([_, Dim::Free(_)]) => vec![t.rows, width],
+        Some([_, Dim::Fixed(f)]) if *f == width => vec![t.rows, width],
+        _ => return Err(t),
+    };
+    let all = t.names.len();
+    let data = match (order, elem) {
+        (None, ElemType::Float) => Data::Float(t.values.iter().map(|&x| x as f32).collect()),
+        (None, _) => Data::Double(t.values),
+        (Some(order), elem) => {
+            let picked = (0..t.rows).flat_map(|r| order.iter().map(move |&j| r * all + j));
+            if *elem == ElemType::Float {
+                Data::Float(picked.map(|i| t.values[i] as f32).collect())
+            } else {
+                Data::Double(picked.map(|i| t.values[i]).collect())
+            }
+        }
+    };
+    Ok(Tensor { shape, data })
 }
 
 /// Columns as one row-major `[N, C]` tensor of `elem`.

@@ -21,7 +21,7 @@
 //! one `in_<column>` per input column and one `out_<name>` per output (`out_<name>_<k>` for an
 //! output with several values per row, `out_<name>_<class>` for class probabilities).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
@@ -73,8 +73,8 @@ impl LogConfig {
     }
 }
 
-/// One model call's answered requests, as the writer receives them: kept whole (moved out
-/// of the batch, not copied) until a file is written.
+/// One model call's answered requests, as the writer receives them (moved out of the batch,
+/// not copied) and appends them to its columns.
 struct Logged {
     model: Arc<str>,
     version: Arc<str>,
@@ -248,7 +248,13 @@ impl PredictionLog {
     }
 
     /// Logs a finished model call (called after its answers went out).
-    pub fn record(&self, model: &str, version: &str, ports: &Arc<[String]>, report: BatchReport) {
+    pub fn record(
+        &self,
+        model: &Arc<str>,
+        version: &Arc<str>,
+        ports: &Arc<[String]>,
+        report: BatchReport,
+    ) {
         let rows = report.rows;
         if report.done.is_empty() || rows == 0 {
             return;
@@ -263,8 +269,8 @@ impl PredictionLog {
             })
             .collect();
         let logged = Logged {
-            model: Arc::from(model),
-            version: Arc::from(version),
+            model: model.clone(),
+            version: version.clone(),
             ports: ports.clone(),
             time_ms: now_ms(),
             done,
@@ -484,95 +490,96 @@ fn push_request(cols: &mut [(String, Cells)], slots: &[usize], feed: &Feed, outp
     }
 }
 
-/// The requests of one partition waiting to be written.
+/// The rows of one partition waiting to be written, as columns: each model call's requests
+/// are appended when the writer takes them and then freed, so what waits is a few numbers per
+/// row, not the requests. Column layouts are resolved once per run of requests of the same
+/// shape.
 #[derive(Default)]
 struct Buffer {
     rows: usize,
-    batches: Vec<Logged>,
+    request_id: Vec<Arc<str>>,
+    row: Vec<i64>,
+    time: Vec<i64>,
+    model: Vec<Arc<str>>,
+    version: Vec<Arc<str>>,
+    role: Vec<&'static str>,
+    latency: Vec<f64>,
+    /// Input and output columns, in the order they first appeared.
+    cols: Vec<(String, Cells)>,
+    index: HashMap<String, usize>,
+    /// The last request shape and the columns its values go to.
+    layout: Option<(Shape, Vec<usize>)>,
 }
 
 impl Buffer {
     fn push(&mut self, batch: Logged) {
-        self.rows += batch.done.iter().map(|(d, _)| d.feed.rows()).sum::<usize>();
-        self.batches.push(batch);
-    }
-
-    /// The partition as a data frame; column layouts are resolved once per run of requests of
-    /// the same shape.
-    fn frame(self) -> polars::prelude::PolarsResult<DataFrame> {
-        let n = self.rows;
-        let mut request_id: Vec<&str> = Vec::with_capacity(n);
-        let mut row: Vec<i64> = Vec::with_capacity(n);
-        let mut time: Vec<i64> = Vec::with_capacity(n);
-        let mut model: Vec<&str> = Vec::with_capacity(n);
-        let mut version: Vec<&str> = Vec::with_capacity(n);
-        let mut role: Vec<&str> = Vec::with_capacity(n);
-        let mut latency: Vec<f64> = Vec::with_capacity(n);
-        let mut cols: Vec<(String, Cells)> = Vec::new();
-        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        let mut layout: Option<(Shape, Vec<usize>)> = None;
-        let mut filled = 0;
-        for b in &self.batches {
-            for (d, ms) in &b.done {
-                let rows = d.feed.rows();
-                let shape = Shape::of(&d.feed, d.tag.columns.as_ref(), &d.output);
-                if layout.as_ref().is_none_or(|(s, _)| *s != shape) {
-                    let slots = shape
-                        .names(&b.ports, &d.output)
-                        .into_iter()
-                        .map(|(name, text)| {
-                            *index.entry(name.clone()).or_insert_with(|| {
-                                let empty = if text {
-                                    Cells::Text(vec![None; filled])
-                                } else {
-                                    Cells::Numbers(vec![None; filled])
-                                };
-                                cols.push((name, empty));
-                                cols.len() - 1
-                            })
+        for (d, ms) in &batch.done {
+            let rows = d.feed.rows();
+            let shape = Shape::of(&d.feed, d.tag.columns.as_ref(), &d.output);
+            if self.layout.as_ref().is_none_or(|(s, _)| *s != shape) {
+                let filled = self.rows;
+                let slots = shape
+                    .names(&batch.ports, &d.output)
+                    .into_iter()
+                    .map(|(name, text)| {
+                        *self.index.entry(name.clone()).or_insert_with(|| {
+                            let empty = if text {
+                                Cells::Text(vec![None; filled])
+                            } else {
+                                Cells::Numbers(vec![None; filled])
+                            };
+                            self.cols.push((name, empty));
+                            self.cols.len() - 1
                         })
-                        .collect();
-                    layout = Some((shape, slots));
-                }
-                let (_, slots) = layout.as_ref().expect("set above");
-                push_request(&mut cols, slots, &d.feed, &d.output);
-                filled += rows;
-                for (_, c) in cols.iter_mut() {
-                    if c.len() != filled {
-                        c.pad(filled);
-                    }
-                }
-                for r in 0..rows {
-                    request_id.push(&d.tag.request_id);
-                    row.push(r as i64);
-                    time.push(b.time_ms);
-                    model.push(&b.model);
-                    version.push(&b.version);
-                    role.push(d.tag.role);
-                    latency.push(*ms);
+                    })
+                    .collect();
+                self.layout = Some((shape, slots));
+            }
+            let (_, slots) = self.layout.as_ref().expect("set above");
+            push_request(&mut self.cols, slots, &d.feed, &d.output);
+            self.rows += rows;
+            for (_, c) in self.cols.iter_mut() {
+                if c.len() != self.rows {
+                    c.pad(self.rows);
                 }
             }
+            for r in 0..rows {
+                self.request_id.push(d.tag.request_id.clone());
+                self.row.push(r as i64);
+                self.time.push(batch.time_ms);
+                self.model.push(batch.model.clone());
+                self.version.push(batch.version.clone());
+                self.role.push(d.tag.role);
+                self.latency.push(*ms);
+            }
         }
-        let time = Series::new("time".into(), time).cast(&DataType::Datetime(
+    }
+
+    /// The partition's rows as a data frame.
+    fn frame(self) -> polars::prelude::PolarsResult<DataFrame> {
+        fn text(v: &[Arc<str>]) -> Vec<&str> {
+            v.iter().map(|s| &**s).collect()
+        }
+        let time = Series::new("time".into(), self.time).cast(&DataType::Datetime(
             TimeUnit::Milliseconds,
             Some(TimeZone::UTC),
         ))?;
         let mut columns: Vec<Column> = vec![
-            Column::new("request_id".into(), request_id),
-            Column::new("row".into(), row),
+            Column::new("request_id".into(), text(&self.request_id)),
+            Column::new("row".into(), self.row),
             time.into_column(),
-            Column::new("model".into(), model),
-            Column::new("version".into(), version),
-            Column::new("role".into(), role),
-            Column::new("latency_ms".into(), latency),
+            Column::new("model".into(), text(&self.model)),
+            Column::new("version".into(), text(&self.version)),
+            Column::new("role".into(), self.role),
+            Column::new("latency_ms".into(), self.latency),
         ];
-        for (name, cells) in cols {
+        for (name, cells) in self.cols {
             columns.push(match cells {
                 Cells::Numbers(v) => Column::new(name.into(), v),
                 Cells::Text(v) => Column::new(name.into(), v),
             });
         }
-        DataFrame::new(filled, columns)
+        DataFrame::new(self.rows, columns)
     }
 }
 
@@ -882,7 +889,7 @@ mod tests {
             .unwrap(),
         ]);
         let output = Output {
-            names: vec!["label".into()],
+            names: vec!["label".to_string()].into(),
             values: vec![Value::Tensor(
                 keel_onnx::Tensor::new(vec![rows], Data::Int64(vec![1; rows])).unwrap(),
             )],
@@ -894,7 +901,11 @@ mod tests {
             role: "primary",
         };
         BatchReport {
-            done: vec![Done { feed, output, tag }],
+            done: vec![Done {
+                feed,
+                output: Arc::new(output),
+                tag,
+            }],
             rows,
             elapsed: Duration::ZERO,
             failed: 0,
@@ -943,14 +954,19 @@ mod tests {
             panic!("rows still pending");
         };
         for i in 0..6 {
-            log.record("m", "1", &ports, call(&format!("r{i}"), 3, 2));
+            log.record(
+                &"m".into(),
+                &"1".into(),
+                &ports,
+                call(&format!("r{i}"), 3, 2),
+            );
             std::thread::sleep(WRITER_TICK);
         }
         written_out();
         // Every row is out of memory in row groups, but the file is not finished yet.
         assert!(parquet().is_empty(), "{:?}", parquet_files(dir.path()));
         // A request with other columns finishes that file and starts another.
-        log.record("m", "1", &ports, call("wide", 3, 5));
+        log.record(&"m".into(), &"1".into(), &ports, call("wide", 3, 5));
         written_out();
         assert_eq!(parquet().len(), 1);
         log.close();

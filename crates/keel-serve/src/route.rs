@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::batch::{BatchConfig, BatchReport, Batcher, Observer};
 use crate::metrics::VersionMetrics;
+use crate::payload::ColumnNames;
 use crate::predictor::Predictor;
 
 /// One model version loaded and running behind its batcher.
@@ -21,7 +22,7 @@ pub struct Deployment {
     /// Its metric handles.
     pub metrics: Arc<VersionMetrics>,
     /// The column names of the last frame request, shared by requests with the same columns.
-    columns: std::sync::Mutex<Option<Arc<[String]>>>,
+    pub names: ColumnNames,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -42,10 +43,10 @@ impl Deployment {
         predictor: Predictor,
         config: BatchConfig,
         metrics: Arc<VersionMetrics>,
-        observe: impl Fn(&str, &str, BatchReport) + Send + Sync + 'static,
+        observe: impl Fn(&Arc<str>, &Arc<str>, BatchReport) + Send + Sync + 'static,
     ) -> Arc<Self> {
         let predictor = Arc::new(predictor);
-        let (n, v) = (name.to_string(), version.to_string());
+        let (n, v): (Arc<str>, Arc<str>) = (name.into(), version.into());
         let observer: Observer = Arc::new(move |report| observe(&n, &v, report));
         let batcher = Batcher::new(predictor.clone(), config, observer);
         Arc::new(Self {
@@ -54,24 +55,8 @@ impl Deployment {
             predictor,
             batcher,
             metrics,
-            columns: std::sync::Mutex::new(None),
+            names: ColumnNames::default(),
         })
-    }
-
-    /// `names` as a shared list, reusing the last one when a request has the same columns
-    /// (as nearly all do), so logging a request's column names costs no copies.
-    pub fn columns(&self, names: &[String]) -> Arc<[String]> {
-        let Ok(mut last) = self.columns.lock() else {
-            return Arc::from(names);
-        };
-        match &*last {
-            Some(known) if known.as_ref() == names => known.clone(),
-            _ => {
-                let fresh: Arc<[String]> = Arc::from(names);
-                *last = Some(fresh.clone());
-                fresh
-            }
-        }
     }
 }
 

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use crate::batch::{BatchConfig, JobTag};
 use crate::error::ServeError;
 use crate::metrics::{ModelLabels, ServeMetrics};
-use crate::payload::{Input, Output};
+use crate::payload::{ColumnNames, Input, Output};
 use crate::predlog::{Feedback, PredictionLog};
 use crate::route::{Deployment, Route};
 use crate::{mlflow, v2};
@@ -197,7 +197,7 @@ pub fn stamp(response: &mut Response, request_id: &str, deployment: &Deployment)
 /// A prediction's answer and where it ran.
 pub struct Predicted {
     /// The rows' outputs.
-    pub output: Output,
+    pub output: Arc<Output>,
     /// The version that answered.
     pub deployment: Arc<Deployment>,
 }
@@ -234,10 +234,7 @@ pub async fn predict(
         if let Some(shadow) = route.shadow.clone() {
             mirror(state, shadow, input.clone(), request_id.clone(), received);
         }
-        let columns = match (&input, &state.log) {
-            (Input::Frame(c), Some(_)) => Some(deployment.columns(&c.names)),
-            _ => None,
-        };
+        let columns = state.log.as_ref().and(log_columns(&deployment, &input));
         let feed = deployment.predictor.prepare(input)?;
         let tag = JobTag {
             request_id: request_id.clone(),
@@ -276,6 +273,15 @@ pub async fn predict(
     result.map(|output| Predicted { output, deployment })
 }
 
+/// The names of a frame's columns, for the prediction log.
+fn log_columns(deployment: &Deployment, input: &Input) -> Option<Arc<[String]>> {
+    match input {
+        Input::Frame(c) => Some(deployment.names.get(&c.names)),
+        Input::Table(t) => Some(t.names.clone()),
+        Input::Tensors(_) => None,
+    }
+}
+
 /// Sends a copy of a request to the shadow version, off the request's path.
 fn mirror(
     state: &Arc<AppState>,
@@ -288,10 +294,7 @@ fn mirror(
     state.mirroring.fetch_add(1, Ordering::AcqRel);
     tokio::spawn(async move {
         let _done = Mirroring(state.clone());
-        let columns = match (&input, &state.log) {
-            (Input::Frame(c), Some(_)) => Some(shadow.columns(&c.names)),
-            _ => None,
-        };
+        let columns = state.log.as_ref().and(log_columns(&shadow, &input));
         let Ok(feed) = shadow.predictor.prepare(input) else {
             return;
         };
@@ -336,8 +339,12 @@ async fn drain(state: &AppState, limit: Duration) {
 
 const JSON_TYPES: &str = "application/json or text/csv";
 
-/// Parses an MLflow scoring body by its content type.
-fn parse_invocation(headers: &HeaderMap, body: &[u8]) -> Result<Input, ServeError> {
+/// Parses an MLflow scoring body by its content type; `known` names split frames' columns.
+fn parse_invocation(
+    headers: &HeaderMap,
+    body: &[u8],
+    known: &ColumnNames,
+) -> Result<Input, ServeError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -349,7 +356,7 @@ fn parse_invocation(headers: &HeaderMap, body: &[u8]) -> Result<Input, ServeErro
         .trim()
         .to_ascii_lowercase();
     match essence.as_str() {
-        "application/json" | "" => mlflow::parse_json(body),
+        "application/json" | "" => mlflow::parse_json(body, known),
         "text/csv" => mlflow::parse_csv(body),
         other => Err(ServeError::Unsupported(format!(
             "content type '{other}' is not supported; send {JSON_TYPES}"
@@ -392,9 +399,9 @@ async fn invoke(
     id: Arc<str>,
 ) -> Response {
     let mut frame_input = true;
-    let result = predict(state, route, None, Protocol::Mlflow, id.clone(), |_| {
-        let input = parse_invocation(headers, &body)?;
-        frame_input = matches!(input, Input::Frame(_));
+    let result = predict(state, route, None, Protocol::Mlflow, id.clone(), |d| {
+        let input = parse_invocation(headers, &body, &d.names)?;
+        frame_input = input.is_frame();
         Ok(input)
     })
     .await;

@@ -208,9 +208,9 @@ pub fn observer(
     metrics: Arc<VersionMetrics>,
     log: Option<Arc<PredictionLog>>,
     ports: Vec<String>,
-) -> impl Fn(&str, &str, BatchReport) + Send + Sync + 'static {
-    let ports: std::sync::Arc<[String]> = ports.into();
-    move |model: &str, version: &str, report: BatchReport| {
+) -> impl Fn(&Arc<str>, &Arc<str>, BatchReport) + Send + Sync + 'static {
+    let ports: Arc<[String]> = ports.into();
+    move |model: &Arc<str>, version: &Arc<str>, report: BatchReport| {
         metrics.batch_rows.observe(report.rows as f64);
         metrics.model_seconds.observe(report.elapsed.as_secs_f64());
         if report.failed == 0 {

@@ -185,6 +185,32 @@ async fn an_mlflow_onnx_model_directory_answers_as_mlflow_pyfunc() {
             );
         }
     }
+    // The signature orders the columns: sent in reverse with an extra one first, the model
+    // still gets its own order, and the extra column is left out.
+    let split = &expected["split"];
+    let mut columns = vec![json!("extra")];
+    columns.extend(split["columns"].as_array().unwrap().iter().rev().cloned());
+    let data: Vec<Value> = split["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let mut cells = vec![json!(99.0)];
+            cells.extend(row.as_array().unwrap().iter().rev().cloned());
+            Value::Array(cells)
+        })
+        .collect();
+    let (status, shuffled) = server
+        .json(
+            "/invocations",
+            &json!({"dataframe_split": {"columns": columns, "data": data}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{shuffled}");
+    assert_eq!(
+        shuffled, answer,
+        "the columns' order must not change the answers"
+    );
     // The signature names the columns: one missing is a 400 naming it.
     let mut split = expected["split"].clone();
     split["columns"][2] = json!("petal");
