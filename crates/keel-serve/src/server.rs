@@ -234,7 +234,10 @@ pub async fn predict(
         if let Some(shadow) = route.shadow.clone() {
             mirror(state, shadow, input.clone(), request_id.clone(), received);
         }
-        let columns = state.log.as_ref().and(log_columns(&deployment, &input));
+        let columns = state
+            .log
+            .as_ref()
+            .and_then(|_| log_columns(&deployment, &input));
         let feed = deployment.predictor.prepare(input)?;
         let tag = JobTag {
             request_id: request_id.clone(),
@@ -294,7 +297,10 @@ fn mirror(
     state.mirroring.fetch_add(1, Ordering::AcqRel);
     tokio::spawn(async move {
         let _done = Mirroring(state.clone());
-        let columns = state.log.as_ref().and(log_columns(&shadow, &input));
+        let columns = state
+            .log
+            .as_ref()
+            .and_then(|_| log_columns(&shadow, &input));
         let Ok(feed) = shadow.predictor.prepare(input) else {
             return;
         };

@@ -963,10 +963,10 @@ async fn data_command(cmd: DataCmd) -> Result<()> {
     }
 }
 
-/// Caps glibc's malloc at one arena per core (its default is eight per core). keel's thread
-/// pools (the async runtime, the data-frame engine) have about one thread per core, so more
-/// arenas add no parallelism; they only keep freed memory, which for a long-running server is
-/// several MiB of its resident set. Runs before any thread is started.
+/// Caps glibc's malloc at one arena per core, at least two (its default is eight per core).
+/// keel's thread pools (the async runtime, the data-frame engine) have about one thread per
+/// core, so more arenas add no parallelism; they only keep freed memory, which for a
+/// long-running server is several MiB of its resident set. Runs before any thread is started.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
