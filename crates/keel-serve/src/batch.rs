@@ -329,7 +329,7 @@ impl Shared {
             [one] => self.predictor.predict(&one.feed),
             _ => {
                 let feeds: Vec<&Feed> = group.iter().map(|j| &j.feed).collect();
-                Feed::stack(&feeds).and_then(|f| self.predictor.predict(&f))
+                Feed::stack(&feeds).and_then(|f| self.predictor.predict_owned(f))
             }
         };
         let elapsed = started.elapsed();

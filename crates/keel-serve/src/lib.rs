@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod error;
+mod logfile;
 pub mod metrics;
 pub mod mlflow;
 pub mod mlmodel;

@@ -253,20 +253,32 @@ impl Predictor {
         }
     }
 
-    /// Runs the model on a (possibly stacked) feed.
+    /// Runs the model on a request's feed, which stays the caller's (for the log).
     pub fn predict(&self, feed: &Feed) -> Result<Output, ServeError> {
+        let values = match (&self.engine, feed) {
+            (Engine::Keel(m), Feed::Columns(c)) => keel_predict(m, c)?,
+            (Engine::Onnx(m), Feed::Tensors(t)) => m.run(t.clone())?,
+            _ => {
+                return Err(ServeError::Predict(
+                    "the feed does not fit the model".into(),
+                ));
+            }
+        };
+        Ok(Output {
+            names: self.output_names.clone(),
+            values,
+        })
+    }
+
+    /// Runs the model on a feed it may consume (a stacked batch), without the copy of its
+    /// tensors [`Self::predict`] makes.
+    pub fn predict_owned(&self, feed: Feed) -> Result<Output, ServeError> {
         match (&self.engine, feed) {
-            (Engine::Keel(m), Feed::Columns(c)) => Ok(Output {
-                names: self.output_names.clone(),
-                values: keel_predict(m, c)?,
-            }),
             (Engine::Onnx(m), Feed::Tensors(t)) => Ok(Output {
                 names: self.output_names.clone(),
-                values: m.run(t.clone())?,
+                values: m.run(t)?,
             }),
-            _ => Err(ServeError::Predict(
-                "the feed does not fit the model".into(),
-            )),
+            (_, feed) => self.predict(&feed),
         }
     }
 }

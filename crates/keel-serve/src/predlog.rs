@@ -22,7 +22,7 @@
 //! output with several values per row, `out_<name>_<class>` for class probabilities).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -31,16 +31,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keel_data::columns::Values;
 use keel_onnx::{Data, Value};
-use polars::io::parquet::write::BatchedWriter;
-use polars::prelude::{
-    Column, DataFrame, DataType, IntoColumn, NamedFrom, ParquetWriter, Schema, Series, TimeUnit,
-    TimeZone,
-};
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 
 use crate::batch::{BatchReport, Done};
 use crate::error::ServeError;
+use crate::logfile::{Columns, ParquetFile, write_file};
 use crate::payload::Output;
 use crate::predictor::Feed;
 
@@ -555,31 +551,23 @@ impl Buffer {
         }
     }
 
-    /// The partition's rows as a data frame.
-    fn frame(self) -> polars::prelude::PolarsResult<DataFrame> {
-        fn text(v: &[Arc<str>]) -> Vec<&str> {
-            v.iter().map(|s| &**s).collect()
+    /// The partition's rows as the columns of one row group.
+    fn columns(self) -> Columns {
+        let mut c = Columns::new(self.rows);
+        c.text("request_id", &self.request_id);
+        c.int64("row", self.row);
+        c.time_ms("time", self.time);
+        c.text("model", &self.model);
+        c.text("version", &self.version);
+        c.text("role", &self.role);
+        c.float64("latency_ms", self.latency);
+        for (name, cells) in &self.cols {
+            match cells {
+                Cells::Numbers(v) => c.optional_float64(name, v),
+                Cells::Text(v) => c.optional_text(name, v),
+            }
         }
-        let time = Series::new("time".into(), self.time).cast(&DataType::Datetime(
-            TimeUnit::Milliseconds,
-            Some(TimeZone::UTC),
-        ))?;
-        let mut columns: Vec<Column> = vec![
-            Column::new("request_id".into(), text(&self.request_id)),
-            Column::new("row".into(), self.row),
-            time.into_column(),
-            Column::new("model".into(), text(&self.model)),
-            Column::new("version".into(), text(&self.version)),
-            Column::new("role".into(), self.role),
-            Column::new("latency_ms".into(), self.latency),
-        ];
-        for (name, cells) in self.cols {
-            columns.push(match cells {
-                Cells::Numbers(v) => Column::new(name.into(), v),
-                Cells::Text(v) => Column::new(name.into(), v),
-            });
-        }
-        DataFrame::new(self.rows, columns)
+        c
     }
 }
 
@@ -600,58 +588,9 @@ struct Writer {
 #[derive(Default)]
 struct Partition {
     pending: Buffer,
-    file: Option<OpenFile>,
+    file: Option<ParquetFile>,
     /// When the partition's first row since its last file was finished arrived.
     since: Option<Instant>,
-}
-
-/// A Parquet file being written row group by row group, under a hidden name until finished.
-struct OpenFile {
-    writer: BatchedWriter<std::fs::File>,
-    schema: Schema,
-    tmp: PathBuf,
-    path: PathBuf,
-    rows: usize,
-}
-
-impl OpenFile {
-    fn create(dir: &Path, schema: Schema) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let name = format!(
-            "part-{}-{}.parquet",
-            now_ms(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let writer = ParquetWriter::new(file)
-            .batched(&schema)
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        Ok(Self {
-            writer,
-            schema,
-            tmp,
-            path: dir.join(name),
-            rows: 0,
-        })
-    }
-
-    /// Writes the footer and moves the file into place.
-    fn finish(self) -> Result<usize, String> {
-        self.writer
-            .finish()
-            .map_err(|e| format!("{}: {e}", self.tmp.display()))?;
-        drop(self.writer);
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        Ok(self.rows)
-    }
-
-    /// Removes an unfinished file after a write failed.
-    fn abandon(self) {
-        drop(self.writer);
-        let _ = std::fs::remove_file(&self.tmp);
-    }
 }
 
 /// `2026-12-02T14` for a time in ms since the epoch (UTC).
@@ -736,7 +675,7 @@ impl Writer {
     }
 
     /// Finishes a file, counting its rows as written (or, when that fails, dropped).
-    fn finish(&self, file: OpenFile) {
+    fn finish(&self, file: ParquetFile) {
         let rows = file.rows;
         match file.finish() {
             Ok(_) => self.written.inc_by(rows as u64),
@@ -758,23 +697,17 @@ impl Writer {
             .join("predictions")
             .join(format!("model={}", crate::source::safe_name(&key.0)))
             .join(format!("hour={}", hour_of(key.1 * HOUR_MS)));
-        let result = buffer.frame().map_err(|e| e.to_string()).and_then(|df| {
-            let schema = df.schema().as_ref().clone();
-            if part.file.as_ref().is_some_and(|f| f.schema != schema)
-                && let Some(previous) = part.file.take()
-            {
-                self.finish(previous);
-            }
-            let file = match part.file.as_mut() {
-                Some(f) => f,
-                None => part.file.insert(OpenFile::create(&dir, schema)?),
-            };
-            file.writer
-                .write_batch(&df)
-                .map_err(|e| format!("{}: {e}", file.tmp.display()))?;
-            file.rows += rows;
-            Ok(())
-        });
+        let columns = buffer.columns();
+        if part.file.as_ref().is_some_and(|f| !f.fits(&columns))
+            && let Some(previous) = part.file.take()
+        {
+            self.finish(previous);
+        }
+        let result = match part.file.as_mut() {
+            Some(f) => Ok(f),
+            None => ParquetFile::create(&dir, columns.schema()).map(|f| part.file.insert(f)),
+        }
+        .and_then(|file| file.write(columns));
         if let Err(e) = result {
             let lost = rows + part.file.as_ref().map_or(0, |f| f.rows);
             tracing::error!(error = %e, rows = lost, "prediction log: writing rows failed; they are dropped");
@@ -811,41 +744,16 @@ impl Writer {
                     .dir
                     .join("feedback")
                     .join(format!("hour={hour}"));
-                let time = now_ms();
-                let frame = (|| {
-                    let t = Series::new("time".into(), vec![time; records.len()]).cast(
-                        &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)),
-                    )?;
-                    DataFrame::new(
-                        records.len(),
-                        vec![
-                            Column::new(
-                                "request_id".into(),
-                                records
-                                    .iter()
-                                    .map(|r| r.request_id.clone())
-                                    .collect::<Vec<_>>(),
-                            ),
-                            Column::new(
-                                "row".into(),
-                                records.iter().map(|r| r.row).collect::<Vec<_>>(),
-                            ),
-                            t.into_column(),
-                            Column::new(
-                                "truth_number".into(),
-                                records.iter().map(|r| r.number).collect::<Vec<_>>(),
-                            ),
-                            Column::new(
-                                "truth_text".into(),
-                                records.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
-                            ),
-                        ],
-                    )
-                })();
-                if let Err(e) = frame
-                    .map_err(|e| e.to_string())
-                    .and_then(|df| write(&dir, df))
-                {
+                let mut columns = Columns::new(records.len());
+                let ids: Vec<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
+                columns.text("request_id", &ids);
+                columns.int64("row", records.iter().map(|r| r.row).collect());
+                columns.time_ms("time", vec![now_ms(); records.len()]);
+                let numbers: Vec<Option<f64>> = records.iter().map(|r| r.number).collect();
+                columns.optional_float64("truth_number", &numbers);
+                let texts: Vec<Option<&str>> = records.iter().map(|r| r.text.as_deref()).collect();
+                columns.optional_text("truth_text", &texts);
+                if let Err(e) = write_file(&dir, columns) {
                     tracing::error!(error = %e, "prediction log: writing feedback failed");
                 }
             }
@@ -857,19 +765,10 @@ impl Writer {
     }
 }
 
-/// Writes a frame as a new Parquet file in `dir` (written aside, then renamed into place).
-fn write(dir: &Path, df: DataFrame) -> Result<(), String> {
-    let mut file = OpenFile::create(dir, df.schema().as_ref().clone())?;
-    if let Err(e) = file.writer.write_batch(&df) {
-        let message = format!("{}: {e}", file.tmp.display());
-        file.abandon();
-        return Err(message);
-    }
-    file.finish().map(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::http::HeaderValue;
+
 use crate::batch::{BatchConfig, BatchReport, Batcher, Observer};
 use crate::metrics::VersionMetrics;
 use crate::payload::ColumnNames;
@@ -23,6 +25,9 @@ pub struct Deployment {
     pub metrics: Arc<VersionMetrics>,
     /// The column names of the last frame request, shared by requests with the same columns.
     pub names: ColumnNames,
+    /// `x-model-name` and `x-model-version` as header values, made once (`None` when a name
+    /// cannot be a header value).
+    pub headers: [Option<HeaderValue>; 2],
 }
 
 impl std::fmt::Debug for Deployment {
@@ -56,6 +61,7 @@ impl Deployment {
             batcher,
             metrics,
             names: ColumnNames::default(),
+            headers: [name, version].map(|v| HeaderValue::from_str(v).ok()),
         })
     }
 }

@@ -183,13 +183,13 @@ pub fn request_id(headers: &HeaderMap) -> Arc<str> {
 /// (`x-request-id`, `x-model-name`, `x-model-version`).
 pub fn stamp(response: &mut Response, request_id: &str, deployment: &Deployment) {
     let headers = response.headers_mut();
-    for (name, value) in [
-        ("x-request-id", request_id),
-        ("x-model-name", deployment.name.as_str()),
-        ("x-model-version", deployment.version.as_str()),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(name, v);
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+    let [name, version] = &deployment.headers;
+    for (header, value) in [("x-model-name", name), ("x-model-version", version)] {
+        if let Some(v) = value {
+            headers.insert(header, v.clone());
         }
     }
 }

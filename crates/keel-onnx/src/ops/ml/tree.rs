@@ -57,6 +57,113 @@ struct Forest {
     weights: Vec<(u32, f32)>,
     /// The number of input columns the trees read.
     features: usize,
+    /// The branch-free layout, when every branch compares the same way.
+    walk: Option<Walk>,
+}
+
+/// Trees walked together, a group at a time.
+const GROUP: usize = 8;
+
+/// Marks a [`Step`] whose missing (NaN) values take the `yes` branch.
+const MISSING_YES: u32 = 1 << 31;
+
+/// One node of the branch-free layout: a leaf has both children pointing to itself.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    /// The feature read, with [`MISSING_YES`] set when NaN goes to `yes`.
+    feature: u32,
+    threshold: f32,
+    yes: u32,
+    no: u32,
+}
+
+/// The trees laid out so that a group of them is stepped together without branching on the
+/// comparisons: each step of one tree is independent of the other trees' steps, so their
+/// memory loads overlap instead of waiting on one another (a tree that has reached its leaf
+/// stays on it). Used when every branch is `BRANCH_LEQ` (as scikit-learn's trees are) or
+/// every branch is `BRANCH_LT`.
+#[derive(Debug)]
+struct Walk {
+    /// `BRANCH_LT` rather than `BRANCH_LEQ`.
+    strict: bool,
+    /// By the same index as [`Forest::nodes`].
+    steps: Vec<Step>,
+    /// Groups of up to [`GROUP`] roots (the last one padded with its first root), with the
+    /// steps the deepest of them needs and how many are real.
+    groups: Vec<([u32; GROUP], u32, usize)>,
+}
+
+impl Walk {
+    fn build(nodes: &[Node], roots: &[u32], depths: &[u32]) -> Option<Self> {
+        let mut modes = nodes.iter().map(|n| n.mode).filter(|&m| m != Mode::Leaf);
+        let strict = match modes.next() {
+            None | Some(Mode::Leq) => false,
+            Some(Mode::Lt) => true,
+            Some(_) => return None,
+        };
+        let wanted = if strict { Mode::Lt } else { Mode::Leq };
+        if !modes.all(|m| m == wanted) {
+            return None;
+        }
+        let steps = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| match n.mode {
+                Mode::Leaf => Step {
+                    feature: 0,
+                    threshold: 0.0,
+                    yes: i as u32,
+                    no: i as u32,
+                },
+                _ => Step {
+                    feature: n.feature | if n.missing_yes { MISSING_YES } else { 0 },
+                    threshold: n.threshold,
+                    yes: n.yes,
+                    no: n.no,
+                },
+            })
+            .collect();
+        let groups = roots
+            .chunks(GROUP)
+            .map(|chunk| {
+                let mut at = [chunk[0]; GROUP];
+                at[..chunk.len()].copy_from_slice(chunk);
+                let deepest = chunk.iter().map(|&r| depths[r as usize]).max();
+                (at, deepest.unwrap_or(0), chunk.len())
+            })
+            .collect();
+        Some(Self {
+            strict,
+            steps,
+            groups,
+        })
+    }
+
+    #[inline(always)]
+    fn step(&self, at: u32, row: &[f32]) -> u32 {
+        let s = self.steps[at as usize];
+        let x = row[(s.feature & !MISSING_YES) as usize];
+        let branch = if self.strict {
+            x < s.threshold
+        } else {
+            x <= s.threshold
+        };
+        let yes = branch | ((s.feature & MISSING_YES != 0) & x.is_nan());
+        if yes { s.yes } else { s.no }
+    }
+
+    /// Calls `each` with the leaf `row` reaches in every tree, in tree order.
+    fn leaves(&self, row: &[f32], mut each: impl FnMut(usize)) {
+        for (roots, deepest, n) in &self.groups {
+            let mut at = *roots;
+            for _ in 0..*deepest {
+                for a in at.iter_mut() {
+                    *a = self.step(*a, row);
+                }
+            }
+            at[..*n].iter().for_each(|&a| each(a as usize));
+        }
+    }
 }
 
 /// The leaf weights of an ensemble, by (tree, node): the `target_*` or `class_*` attributes.
@@ -177,47 +284,27 @@ impl Forest {
                 roots.push(i as u32);
             }
         }
-        let forest = Self {
+        let depths = depths(&nodes, &roots)?;
+        let walk = Walk::build(&nodes, &roots, &depths);
+        Ok(Self {
             nodes,
             roots,
             weights,
             features: width,
-        };
-        forest.check_acyclic()?;
-        Ok(forest)
+            walk,
+        })
     }
 
-    /// Refuses trees whose walk could loop: every path from a root must end in a leaf within
-    /// as many steps as there are nodes.
-    fn check_acyclic(&self) -> Result<(), OnnxError> {
-        // 0 = unvisited, 1 = on the current path, 2 = done.
-        let mut state = vec![0u8; self.nodes.len()];
-        for &root in &self.roots {
-            let mut stack = vec![(root as usize, false)];
-            while let Some((i, leaving)) = stack.pop() {
-                if leaving {
-                    state[i] = 2;
-                    continue;
-                }
-                match state[i] {
-                    1 => return Err(OnnxError::Model("a tree has a cycle".into())),
-                    2 => continue,
-                    _ => {}
-                }
-                state[i] = 1;
-                stack.push((i, true));
-                let node = self.nodes[i];
-                if node.mode != Mode::Leaf {
-                    for c in [node.yes as usize, node.no as usize] {
-                        if state[c] == 1 {
-                            return Err(OnnxError::Model("a tree has a cycle".into()));
-                        }
-                        stack.push((c, false));
-                    }
+    /// Calls `each` with the leaf weights `row` reaches in every tree, in tree order.
+    fn leaves<'f>(&'f self, row: &[f32], mut each: impl FnMut(&'f [(u32, f32)])) {
+        match &self.walk {
+            Some(walk) => walk.leaves(row, |i| each(self.leaf_weights(&self.nodes[i]))),
+            None => {
+                for &root in &self.roots {
+                    each(self.leaf_weights(self.leaf(root, row)));
                 }
             }
         }
-        Ok(())
     }
 
     /// The leaf `row` reaches from `root`.
@@ -241,6 +328,9 @@ impl Forest {
     }
 
     fn leaf_weights(&self, leaf: &Node) -> &[(u32, f32)] {
+        if leaf.mode != Mode::Leaf {
+            return &[];
+        }
         &self.weights[leaf.yes as usize..(leaf.yes + leaf.no) as usize]
     }
 
@@ -258,6 +348,42 @@ impl Forest {
         }
         Ok((rows, cols, x.to_f32()?))
     }
+}
+
+/// Every node's depth (the most steps from it to a leaf); refuses trees whose walk could loop.
+fn depths(nodes: &[Node], roots: &[u32]) -> Result<Vec<u32>, OnnxError> {
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    let mut state = vec![0u8; nodes.len()];
+    let mut depth = vec![0u32; nodes.len()];
+    for &root in roots {
+        let mut stack = vec![(root as usize, false)];
+        while let Some((i, leaving)) = stack.pop() {
+            let node = nodes[i];
+            if leaving {
+                state[i] = 2;
+                if node.mode != Mode::Leaf {
+                    depth[i] = 1 + depth[node.yes as usize].max(depth[node.no as usize]);
+                }
+                continue;
+            }
+            match state[i] {
+                1 => return Err(OnnxError::Model("a tree has a cycle".into())),
+                2 => continue,
+                _ => {}
+            }
+            state[i] = 1;
+            stack.push((i, true));
+            if node.mode != Mode::Leaf {
+                for c in [node.yes as usize, node.no as usize] {
+                    if state[c] == 1 {
+                        return Err(OnnxError::Model("a tree has a cycle".into()));
+                    }
+                    stack.push((c, false));
+                }
+            }
+        }
+    }
+    Ok(depth)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,15 +515,13 @@ impl Kernel for Regressor {
         for (r, o) in out.chunks_exact_mut(self.targets).enumerate() {
             let row = &data[r * cols..(r + 1) * cols];
             scores.clear();
-            for &root in &self.forest.roots {
-                let leaf = self.forest.leaf(root, row);
-                let w = self.forest.leaf_weights(leaf);
+            self.forest.leaves(row, |w| {
                 if self.targets == 1 {
                     scores.add(&w[..w.len().min(1)], self.aggregate);
                 } else {
                     scores.add(w, self.aggregate);
                 }
-            }
+            });
             self.finish(&mut scores, o);
         }
         Ok(vec![Tensor::float(vec![rows, self.targets], out)?.into()])
@@ -590,15 +714,122 @@ impl Kernel for Classifier {
         for (r, o) in out.chunks_exact_mut(n).enumerate() {
             let row = &data[r * cols..(r + 1) * cols];
             scores.clear();
-            for &root in &self.forest.roots {
-                let leaf = self.forest.leaf(root, row);
-                scores.add(self.forest.leaf_weights(leaf), Aggregate::Sum);
-            }
+            self.forest.leaves(row, |w| scores.add(w, Aggregate::Sum));
             picks.push(self.finish(&mut scores, o));
         }
         Ok(vec![
             self.labels.tensor(&picks)?.into(),
             Tensor::float(vec![rows, n], out)?.into(),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (no test dependency needed for a few numbers).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) as u32
+        }
+    }
+
+    /// Appends a random tree of at most `depth` levels; returns its root.
+    fn grow(nodes: &mut Vec<Node>, rng: &mut Lcg, depth: u32, mode: Mode, leaves: &mut u32) -> u32 {
+        let at = nodes.len() as u32;
+        if depth == 0 || rng.next().is_multiple_of(5) {
+            nodes.push(Node {
+                feature: 0,
+                threshold: 0.0,
+                yes: *leaves,
+                no: 1,
+                mode: Mode::Leaf,
+                missing_yes: false,
+            });
+            *leaves += 1;
+            return at;
+        }
+        nodes.push(Node {
+            feature: rng.next() % 6,
+            threshold: (rng.next() % 9) as f32 - 4.0,
+            yes: 0,
+            no: 0,
+            mode,
+            missing_yes: rng.next().is_multiple_of(2),
+        });
+        let yes = grow(nodes, rng, depth - 1, mode, leaves);
+        let no = grow(nodes, rng, depth - 1, mode, leaves);
+        nodes[at as usize].yes = yes;
+        nodes[at as usize].no = no;
+        at
+    }
+
+    #[test]
+    fn grouped_branch_free_walk_reaches_the_leaves_of_the_node_by_node_walk() {
+        for (mode, seed) in [(Mode::Leq, 1), (Mode::Lt, 2), (Mode::Leq, 3)] {
+            let mut rng = Lcg(seed);
+            let (mut nodes, mut roots, mut leaves) = (Vec::new(), Vec::new(), 0);
+            // 19 trees: two full groups and a padded one, of uneven depths.
+            for t in 0..19 {
+                roots.push(grow(&mut nodes, &mut rng, 1 + t % 9, mode, &mut leaves));
+            }
+            let weights = (0..leaves).map(|l| (0, l as f32)).collect();
+            let depths = depths(&nodes, &roots).unwrap();
+            let walk = Walk::build(&nodes, &roots, &depths).expect("one branch mode");
+            assert_eq!(walk.groups.len(), 3);
+            let forest = Forest {
+                nodes,
+                roots,
+                weights,
+                features: 6,
+                walk: None,
+            };
+            for _ in 0..500 {
+                let row: Vec<f32> = (0..6)
+                    .map(|_| match rng.next() % 10 {
+                        0 => f32::NAN,
+                        v => v as f32 - 5.0,
+                    })
+                    .collect();
+                let mut fast = Vec::new();
+                walk.leaves(&row, |i| fast.push(i));
+                let slow: Vec<usize> = forest
+                    .roots
+                    .iter()
+                    .map(|&r| {
+                        let leaf = forest.leaf(r, &row);
+                        forest
+                            .nodes
+                            .iter()
+                            .position(|n| std::ptr::eq(n, leaf))
+                            .unwrap()
+                    })
+                    .collect();
+                assert_eq!(fast, slow, "row {row:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn mixed_branch_modes_keep_the_node_by_node_walk() {
+        let mut rng = Lcg(7);
+        let (mut nodes, mut leaves) = (Vec::new(), 0);
+        let a = grow(&mut nodes, &mut rng, 3, Mode::Leq, &mut leaves);
+        let b = grow(&mut nodes, &mut rng, 3, Mode::Gt, &mut leaves);
+        let depths = depths(&nodes, &[a, b]).unwrap();
+        assert!(Walk::build(&nodes, &[a, b], &depths).is_none());
+        // A forest of single leaves walks no steps at all.
+        let leaf = vec![nodes[nodes.len() - 1]];
+        let walk = Walk::build(&leaf, &[0], &[0]).unwrap();
+        let mut reached = Vec::new();
+        walk.leaves(&[], |i| reached.push(i));
+        assert_eq!(reached, vec![0]);
     }
 }
