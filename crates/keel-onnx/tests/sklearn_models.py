@@ -32,7 +32,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler
-from sklearn.svm import LinearSVC
+from sklearn.svm import SVR, LinearSVC, NuSVR, OneClassSVM
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 RNG = np.random.default_rng(7)
@@ -121,6 +121,14 @@ def main():
     export(out, "boosting_regressor", GradientBoostingRegressor(n_estimators=80, max_depth=4, random_state=0).fit(Xr, yr), Xr)
     export(out, "mlp_classifier", MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(Xm, ym), Xm)
     export(out, "kmeans", KMeans(n_clusters=4, n_init=3, random_state=0).fit(Xm), Xm)
+    # Support-vector regressors, one per kernel, and a one-class model. Few support vectors
+    # with small coefficients: onnxruntime sums the kernel terms in float, and large
+    # cancelling terms would leave it (not keel, which sums in double) 1e-4 off.
+    export(out, "svr_rbf", make_pipeline(StandardScaler(), SVR(C=3.0)).fit(Xr[:150], yr[:150]), Xr)
+    export(out, "svr_linear", SVR(kernel="linear", C=1.0).fit(Xr[:80], yr[:80]), Xr)
+    export(out, "svr_poly", make_pipeline(StandardScaler(), SVR(kernel="poly", degree=3, coef0=1.0, C=1.0)).fit(Xr[:80], yr[:80]), Xr)
+    export(out, "nusvr_sigmoid", make_pipeline(StandardScaler(), NuSVR(kernel="sigmoid", gamma=0.01, C=10.0)).fit(Xr, yr), Xr)
+    export(out, "one_class_svm", OneClassSVM(gamma=0.05, nu=0.1).fit(Xm), Xm)
 
     # Missing values imputed by the pipeline.
     Xn = Xr.copy()

@@ -6,6 +6,7 @@ mod encode;
 mod linear;
 mod preprocess;
 mod select;
+mod svm;
 mod transform;
 mod tree;
 
@@ -27,6 +28,7 @@ pub(crate) fn build(node: &NodeProto, opset: i64) -> Result<Option<Box<dyn Kerne
         "Normalizer" => Box::new(preprocess::Normalizer::build(node)?),
         "OneHotEncoder" => Box::new(encode::OneHotEncoder::build(node)?),
         "Scaler" => Box::new(preprocess::Scaler::build(node)?),
+        "SVMRegressor" => Box::new(svm::Regressor::build(node)?),
         "TreeEnsembleClassifier" => Box::new(tree::Classifier::build(node)?),
         "TreeEnsembleRegressor" => Box::new(tree::Regressor::build(node)?),
         "ZipMap" => Box::new(select::ZipMap::build(node)?),

@@ -311,6 +311,8 @@ pub(crate) enum Unary {
     Ceil,
     Round,
     Erf,
+    /// 1, -1 or the value itself (zero, NaN).
+    Sign,
 }
 
 impl Unary {
@@ -329,6 +331,9 @@ impl Unary {
             Self::Ceil => x.ceil(),
             Self::Round => x.round_ties_even(),
             Self::Erf => erf(x),
+            Self::Sign if x > 0.0 => 1.0,
+            Self::Sign if x < 0.0 => -1.0,
+            Self::Sign => x,
         }
     }
 }
@@ -353,15 +358,18 @@ impl Kernel for Unary {
                 Data::Float(v.iter().map(|&v| self.f64(f64::from(v)) as f32).collect())
             }
             Data::Double(v) => Data::Double(v.iter().map(|&v| self.f64(v)).collect()),
-            Data::Int64(v) if matches!(self, Self::Abs | Self::Neg | Self::Relu) => Data::Int64(
-                v.iter()
-                    .map(|&v| match self {
-                        Self::Abs => v.wrapping_abs(),
-                        Self::Neg => v.wrapping_neg(),
-                        _ => v.max(0),
-                    })
-                    .collect(),
-            ),
+            Data::Int64(v) if matches!(self, Self::Abs | Self::Neg | Self::Relu | Self::Sign) => {
+                Data::Int64(
+                    v.iter()
+                        .map(|&v| match self {
+                            Self::Abs => v.wrapping_abs(),
+                            Self::Neg => v.wrapping_neg(),
+                            Self::Sign => v.signum(),
+                            _ => v.max(0),
+                        })
+                        .collect(),
+                )
+            }
             other => {
                 return Err(OnnxError::Type(
                     format!("a float tensor for {self:?}"),

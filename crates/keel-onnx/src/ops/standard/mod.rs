@@ -99,6 +99,7 @@ pub(crate) fn build(node: &NodeProto, opset: i64) -> Result<Option<Box<dyn Kerne
         "Ceil" => Box::new(Unary::Ceil),
         "Round" => Box::new(Unary::Round),
         "Erf" => Box::new(Unary::Erf),
+        "Sign" => Box::new(Unary::Sign),
         "Clip" => Box::new(Clip {
             min: a.has("min").then(|| a.float("min", f32::MIN)),
             max: a.has("max").then(|| a.float("max", f32::MAX)),
