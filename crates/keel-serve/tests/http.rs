@@ -325,7 +325,36 @@ async fn concurrent_requests_share_model_calls_and_get_their_own_rows() {
         ..ServeOptions::default()
     };
     let server = Server::start(vec![one("f", &path)], batched, None).await;
+    // A large request holds the model first (a call of more rows than a batch, on the blocking
+    // pool), so the 64 arrive while a call runs however slowly the client sends them.
+    let data: Vec<Value> = (0..20_000)
+        .map(|i| json!([i as f64 / 1000.0, 1.0, "red"]))
+        .collect();
+    let large =
+        json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": data}}).to_string();
+    let (http, url) = (server.http.clone(), format!("{}/invocations", server.base));
+    let holding = tokio::spawn(async move {
+        let r = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(large)
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    });
+    let mut waited = 0;
+    while server
+        .state
+        .route("f")
+        .is_some_and(|r| r.primary.batcher.idle())
+        && waited < 500
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        waited += 1;
+    }
     let together = concurrent(&server, 64).await;
+    assert_eq!(holding.await.unwrap(), 200);
     assert_eq!(together, alone);
     let (_, metrics) = server.get("/metrics").await;
     let value = |name: &str| -> f64 {
@@ -336,9 +365,10 @@ async fn concurrent_requests_share_model_calls_and_get_their_own_rows() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{name} in {metrics}"))
     };
-    let calls = value("keel_serve_batch_rows_count");
+    // One call for the large request, fewer than 64 for the small ones.
+    let calls = value("keel_serve_batch_rows_count") - 1.0;
     let rows = value("keel_serve_batch_rows_sum");
-    assert_eq!(rows, 64.0);
+    assert_eq!(rows, 64.0 + 20_000.0);
     assert!(
         calls < 64.0,
         "64 concurrent requests took {calls} model calls"
