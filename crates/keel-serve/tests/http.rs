@@ -258,6 +258,14 @@ fn row_body(i: usize) -> Value {
         "data": [[i as f64 / 7.0 - 3.0, (i % 11) as f64 - 5.0, colour]]}})
 }
 
+/// A body of 20,000 rows: a call slow enough to hold the model a while.
+fn large_body() -> String {
+    let data: Vec<Value> = (0..20_000)
+        .map(|i| json!([i as f64 / 1000.0, 1.0, "red"]))
+        .collect();
+    json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": data}}).to_string()
+}
+
 /// The prediction for row `i` (see [`row_body`]).
 async fn predict_row(http: &reqwest::Client, url: &str, i: usize) -> Option<f64> {
     let v: Value = http
@@ -327,11 +335,7 @@ async fn concurrent_requests_share_model_calls_and_get_their_own_rows() {
     let server = Server::start(vec![one("f", &path)], batched, None).await;
     // A large request holds the model first (a call of more rows than a batch, on the blocking
     // pool), so the 64 arrive while a call runs however slowly the client sends them.
-    let data: Vec<Value> = (0..20_000)
-        .map(|i| json!([i as f64 / 1000.0, 1.0, "red"]))
-        .collect();
-    let large =
-        json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": data}}).to_string();
+    let large = large_body();
     let (http, url) = (server.http.clone(), format!("{}/invocations", server.base));
     let holding = tokio::spawn(async move {
         let r = http
@@ -614,11 +618,7 @@ async fn a_full_queue_answers_429_and_a_slow_call_504() {
     };
     let server = Server::start(vec![one("slow", &path)], options, None).await;
     // Large requests keep the worker busy; 24 at once overflow a queue of 2.
-    let data: Vec<Value> = (0..20_000)
-        .map(|i| json!([i as f64 / 1000.0, 1.0, "red"]))
-        .collect();
-    let body =
-        json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": data}}).to_string();
+    let body = large_body();
     let mut tasks = Vec::new();
     for _ in 0..24 {
         let (http, url, body) = (
