@@ -172,18 +172,27 @@ impl ParquetFile {
         Ok(())
     }
 
-    /// Writes the footer and moves the file into place; the rows it holds.
+    /// Writes the footer and moves the file into place; the rows it holds. A file that cannot
+    /// be finished is removed.
     pub(crate) fn finish(mut self) -> Result<usize, String> {
-        let tmp = self.tmp.display().to_string();
-        self.writer.end(None).map_err(|e| format!("{tmp}: {e}"))?;
-        self.writer
-            .into_inner()
-            .into_inner()
-            .map_err(|e| format!("{tmp}: {}", e.error()))?
-            .sync_all()
-            .map_err(|e| format!("{tmp}: {e}"))?;
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let written = self
+            .writer
+            .end(None)
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                self.writer
+                    .into_inner()
+                    .into_inner()
+                    .map_err(|e| e.error().to_string())?
+                    .sync_all()
+                    .map_err(|e| e.to_string())
+            });
+        let placed =
+            written.and_then(|_| std::fs::rename(&self.tmp, &self.path).map_err(|e| e.to_string()));
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(format!("{}: {e}", self.path.display()));
+        }
         Ok(self.rows)
     }
 
