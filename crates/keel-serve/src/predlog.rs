@@ -362,7 +362,10 @@ fn is_text(data: &Data) -> bool {
 struct Shape {
     /// Frame columns (names and whether text), or tensor names and widths.
     inputs: Vec<(String, usize, bool)>,
-    outputs: Vec<(String, usize, bool)>,
+    /// The output names (shared with the model's answers, so compared without copies) and
+    /// each output's width and whether it is text.
+    output_names: Arc<[String]>,
+    outputs: Vec<(usize, bool)>,
     /// The frame's column names for a single `[N, C]` tensor fed from a frame.
     columns: Option<Arc<[String]>>,
 }
@@ -382,12 +385,11 @@ impl Shape {
                 .collect(),
         };
         let outputs = output
-            .names
+            .values
             .iter()
-            .zip(&output.values)
-            .map(|(n, v)| match v {
-                Value::Tensor(t) => (n.clone(), rows_width(&t.shape).1, is_text(&t.data)),
-                Value::Maps(m) => (n.clone(), m.keys.len(), false),
+            .map(|v| match v {
+                Value::Tensor(t) => (rows_width(&t.shape).1, is_text(&t.data)),
+                Value::Maps(m) => (m.keys.len(), false),
             })
             .collect();
         let columns = match feed {
@@ -396,6 +398,7 @@ impl Shape {
         };
         Self {
             inputs,
+            output_names: output.names.clone(),
             outputs,
             columns,
         }
@@ -418,7 +421,8 @@ impl Shape {
                 _ => out.extend((0..*width).map(|j| (format!("in_{port}_{j}"), *text))),
             }
         }
-        for ((name, width, text), value) in self.outputs.iter().zip(&output.values) {
+        let outputs = self.output_names.iter().zip(&self.outputs);
+        for ((name, (width, text)), value) in outputs.zip(&output.values) {
             match value {
                 Value::Maps(m) => out.extend(
                     crate::payload::map_keys(&m.keys)
