@@ -76,6 +76,36 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// The values of a float or double tensor attribute, empty when it is absent.
+    pub(crate) fn tensor_floats(&self, name: &str) -> Result<Vec<f32>, OnnxError> {
+        match self.tensor(name)? {
+            Some(t) => Ok(t.to_f32()?.into_owned()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The bytes of a `uint8` tensor attribute, empty when it is absent.
+    pub(crate) fn tensor_bytes(&self, name: &str) -> Result<Vec<u8>, OnnxError> {
+        /// `TensorProto.DataType.UINT8`.
+        const UINT8: i32 = 2;
+        let Some(t) = self.get(name).and_then(|a| a.t.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        if t.data_type != UINT8 {
+            return Err(OnnxError::Model(format!("{name} is not a uint8 tensor")));
+        }
+        if !t.raw_data.is_empty() {
+            return Ok(t.raw_data.clone());
+        }
+        t.int32_data
+            .iter()
+            .map(|&v| {
+                u8::try_from(v)
+                    .map_err(|_| OnnxError::Model(format!("{name} holds {v}, not a uint8")))
+            })
+            .collect()
+    }
+
     /// Floats given either as `name` or as the double tensor `name_as_tensor`.
     pub(crate) fn floats_or_tensor(&self, name: &str) -> Result<Vec<f32>, OnnxError> {
         if self.has(name) {

@@ -110,6 +110,7 @@ fn compare(case: &str, got: &Value, want: &Json) {
         ("tensor", Value::Tensor(t)) => {
             let w = tensor(want);
             assert_eq!(t.shape, w.shape, "{case}/{name}: shape");
+            assert_eq!(t.elem_type(), w.elem_type(), "{case}/{name}: element type");
             match (floats(&t.data), floats(&w.data)) {
                 (Some(g), Some(w)) => assert_floats(case, name, &g, &w),
                 _ => assert_eq!(t.data, w.data, "{case}/{name}"),

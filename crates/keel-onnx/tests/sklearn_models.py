@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.cluster import KMeans
@@ -32,7 +32,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler
-from sklearn.svm import SVR, LinearSVC, NuSVR, OneClassSVM
+from sklearn.svm import SVC, SVR, LinearSVC, NuSVC, NuSVR, OneClassSVM
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 RNG = np.random.default_rng(7)
@@ -82,6 +82,125 @@ def export(out, case, model, X, options=None, **kw):
     save(out, case, proto, {proto.graph.input[0].name: X})
 
 
+def tree_ensemble_v5(proto):
+    """The model with its single-target TreeEnsembleRegressor rewritten as the opset-5
+    TreeEnsemble: interior nodes and leaves in separate lists, the base value as one more tree
+    that is a single leaf."""
+    old = next(n for n in proto.graph.node if n.op_type == "TreeEnsembleRegressor")
+    a = {x.name: helper.get_attribute_value(x) for x in old.attribute}
+    assert a["n_targets"] == 1
+    modes = [m.decode() for m in a["nodes_modes"]]
+    node_at = {(t, i): k for k, (t, i) in enumerate(zip(a["nodes_treeids"], a["nodes_nodeids"]))}
+    weight = {(t, i): w for t, i, w in zip(a["target_treeids"], a["target_nodeids"], a["target_weights"])}
+    inner, leaves = {}, []  # v3 position -> v5 node index; v5 leaf weights
+    for k, m in enumerate(modes):
+        if m != "LEAF":
+            inner[k] = len(inner)
+    leaf_of = {}
+    for k, m in enumerate(modes):
+        if m == "LEAF":
+            leaf_of[k] = len(leaves)
+            leaves.append(weight.get((a["nodes_treeids"][k], a["nodes_nodeids"][k]), 0.0))
+    codes = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4, "BRANCH_NEQ": 5}
+    lists = {k: [] for k in ["modes", "feat", "split", "t", "tl", "f", "fl", "miss"]}
+    for k, m in enumerate(modes):
+        if m == "LEAF":
+            continue
+        tree = a["nodes_treeids"][k]
+        t = node_at[(tree, a["nodes_truenodeids"][k])]
+        f = node_at[(tree, a["nodes_falsenodeids"][k])]
+        lists["modes"].append(codes[m])
+        lists["feat"].append(a["nodes_featureids"][k])
+        lists["split"].append(a["nodes_values"][k])
+        lists["t"].append(leaf_of[t] if t in leaf_of else inner[t])
+        lists["tl"].append(int(t in leaf_of))
+        lists["f"].append(leaf_of[f] if f in leaf_of else inner[f])
+        lists["fl"].append(int(f in leaf_of))
+        missing = a.get("nodes_missing_value_tracks_true") or [0] * len(modes)
+        lists["miss"].append(missing[k])
+    roots = sorted({inner[node_at[(t, 0)]] for t in a["nodes_treeids"]})
+    base = a.get("base_values") or []
+    if base:
+        # A tree that is one leaf: one node whose branches both lead to it.
+        roots.append(len(lists["modes"]))
+        for key, v in zip(["modes", "feat", "split", "t", "tl", "f", "fl", "miss"], [0, 0, 0.0, len(leaves), 1, len(leaves), 1, 0]):
+            lists[key].append(v)
+        leaves.append(base[0])
+    aggregate = {"AVERAGE": 0, "SUM": 1, "MIN": 2, "MAX": 3}[a.get("aggregate_function", b"SUM").decode()]
+    node = helper.make_node(
+        "TreeEnsemble", list(old.input), list(old.output), domain="ai.onnx.ml",
+        n_targets=1, aggregate_function=aggregate, post_transform=0, tree_roots=roots,
+        nodes_modes=numpy_helper.from_array(np.array(lists["modes"], dtype=np.uint8)),
+        nodes_featureids=lists["feat"],
+        nodes_splits=numpy_helper.from_array(np.array(lists["split"], dtype=np.float32)),
+        nodes_truenodeids=lists["t"], nodes_trueleafs=lists["tl"],
+        nodes_falsenodeids=lists["f"], nodes_falseleafs=lists["fl"],
+        nodes_missing_value_tracks_true=lists["miss"],
+        leaf_targetids=[0] * len(leaves),
+        leaf_weights=numpy_helper.from_array(np.array(leaves, dtype=np.float32)),
+    )
+    nodes = [node if n is old else n for n in proto.graph.node]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    for op in proto.opset_import:
+        if op.domain == "ai.onnx.ml":
+            op.version = 5
+    return proto
+
+
+def categorical_tree_ensemble():
+    """A hand-built opset-5 TreeEnsemble on double input: set membership, NaN routing, two
+    targets, MAX aggregation."""
+    # Tree 0: x0 in {1, 3, 5} ? (x1 <= 0.5 ? leaf0 : leaf1) : leaf2; NaN in x0 goes true.
+    # Tree 1: x1 > 2 ? leaf3 : (x0 != 4 ? leaf4 : leaf5). Tree 2 is the single leaf6.
+    node = helper.make_node(
+        "TreeEnsemble", ["X"], ["Y"], domain="ai.onnx.ml",
+        n_targets=2, aggregate_function=3, post_transform=0, tree_roots=[0, 2, 4],
+        nodes_modes=numpy_helper.from_array(np.array([6, 0, 3, 5, 0], dtype=np.uint8)),
+        nodes_featureids=[0, 1, 1, 0, 0],
+        nodes_splits=numpy_helper.from_array(np.array([0.0, 0.5, 2.0, 4.0, 0.0])),
+        nodes_truenodeids=[1, 0, 3, 4, 6], nodes_trueleafs=[0, 1, 1, 1, 1],
+        nodes_falsenodeids=[2, 1, 3, 5, 6], nodes_falseleafs=[1, 1, 0, 1, 1],
+        nodes_missing_value_tracks_true=[1, 0, 0, 0, 0],
+        membership_values=numpy_helper.from_array(np.array([1.0, 3.0, 5.0, np.nan])),
+        leaf_targetids=[0, 1, 0, 1, 0, 1, 0],
+        leaf_weights=numpy_helper.from_array(np.array([1.5, -2.0, 0.25, 4.0, -1.0, 3.0, 0.5])),
+    )
+    graph = helper.make_graph(
+        [node], "categorical",
+        [helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.DOUBLE, ["N", 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)])
+    onnx.checker.check_model(model)
+    x0 = RNG.integers(0, 7, 200).astype(np.float64)
+    x0[::17] = np.nan
+    x1 = RNG.integers(-2, 6, 200) / 2.0
+    return model, {"X": np.stack([x0, x1], axis=1)}
+
+
+def linear_form_svm_classifier(classes, post_transform):
+    """A hand-built SVMClassifier in its liblinear form (no support vectors): one weight row
+    per class and one shared bias."""
+    w = RNG.normal(size=(classes, 5)).astype(np.float32)
+    node = helper.make_node(
+        "SVMClassifier", ["X"], ["label", "scores"], domain="ai.onnx.ml",
+        coefficients=w.ravel().tolist(), rho=[0.3], kernel_type="LINEAR", kernel_params=[0.0, 0.0, 0.0],
+        classlabels_ints=list(range(10, 10 + classes)), post_transform=post_transform,
+    )
+    graph = helper.make_graph(
+        [node], "linear_form",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 5])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", classes]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    onnx.checker.check_model(model)
+    return model, {"X": RNG.normal(size=(100, 5)).astype(np.float32)}
+
+
 def main():
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
@@ -129,6 +248,25 @@ def main():
     export(out, "svr_poly", make_pipeline(StandardScaler(), SVR(kernel="poly", degree=3, coef0=1.0, C=1.0)).fit(Xr[:80], yr[:80]), Xr)
     export(out, "nusvr_sigmoid", make_pipeline(StandardScaler(), NuSVR(kernel="sigmoid", gamma=0.01, C=10.0)).fit(Xr, yr), Xr)
     export(out, "one_class_svm", OneClassSVM(gamma=0.05, nu=0.1).fit(Xm), Xm)
+    # Support-vector classifiers: one-vs-one decision values, votes and, with probability=True,
+    # Platt-scaled pairwise probabilities coupled into class probabilities.
+    export(out, "svc_binary", make_pipeline(StandardScaler(), SVC(C=1.0)).fit(Xb[:150], yb[:150]), Xb)
+    export(out, "svc_binary_proba", make_pipeline(StandardScaler(), SVC(probability=True, random_state=0)).fit(Xb[:150], yb[:150]), Xb)
+    export(out, "svc_multi_poly", make_pipeline(StandardScaler(), SVC(kernel="poly", degree=2, coef0=1.0, C=0.5)).fit(Xm[:150], ym[:150]), Xm)
+    export(out, "svc_multi_proba", make_pipeline(StandardScaler(), SVC(probability=True, random_state=0)).fit(Xm[:150], ym[:150]), Xm)
+    export(out, "svc_string_labels", make_pipeline(StandardScaler(), SVC(kernel="linear", probability=True, random_state=0)).fit(Xi, yi), Xi)
+    export(out, "nusvc_rbf", make_pipeline(StandardScaler(), NuSVC(nu=0.2)).fit(Xm[:100], ym[:100]), Xm)
+    save(out, "svm_classifier_linear_form", *linear_form_svm_classifier(3, "SOFTMAX"))
+    save(out, "svm_classifier_linear_binary", *linear_form_svm_classifier(2, "NONE"))
+
+    # The opset-5 TreeEnsemble: skl2onnx's regressors rewritten, and categorical splits.
+    for case, model in [
+        ("tree_ensemble_forest", RandomForestRegressor(n_estimators=30, max_depth=6, random_state=0)),
+        ("tree_ensemble_boosting", GradientBoostingRegressor(n_estimators=40, max_depth=3, random_state=0)),
+    ]:
+        proto = to_onnx(model.fit(Xr, yr), Xr[:1], target_opset={"": 21, "ai.onnx.ml": 3})
+        save(out, case, tree_ensemble_v5(proto), {proto.graph.input[0].name: Xr})
+    save(out, "tree_ensemble_categorical", *categorical_tree_ensemble())
 
     # Missing values imputed by the pipeline.
     Xn = Xr.copy()

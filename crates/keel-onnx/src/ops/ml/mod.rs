@@ -3,9 +3,11 @@
 //! leaves room, onnxruntime's behaviour.
 
 mod encode;
+mod ensemble;
 mod linear;
 mod preprocess;
 mod select;
+mod svc;
 mod svm;
 mod transform;
 mod tree;
@@ -28,7 +30,9 @@ pub(crate) fn build(node: &NodeProto, opset: i64) -> Result<Option<Box<dyn Kerne
         "Normalizer" => Box::new(preprocess::Normalizer::build(node)?),
         "OneHotEncoder" => Box::new(encode::OneHotEncoder::build(node)?),
         "Scaler" => Box::new(preprocess::Scaler::build(node)?),
+        "SVMClassifier" => Box::new(svc::Classifier::build(node)?),
         "SVMRegressor" => Box::new(svm::Regressor::build(node)?),
+        "TreeEnsemble" => Box::new(ensemble::build(node)?),
         "TreeEnsembleClassifier" => Box::new(tree::Classifier::build(node)?),
         "TreeEnsembleRegressor" => Box::new(tree::Regressor::build(node)?),
         "ZipMap" => Box::new(select::ZipMap::build(node)?),

@@ -1,4 +1,5 @@
-//! `SVMRegressor`: a support-vector machine's decision value per row, what skl2onnx emits for
+//! The support-vector kernels (shared with `SVMClassifier` in `svc.rs`) and `SVMRegressor`:
+//! a support-vector machine's decision value per row, what skl2onnx emits for
 //! scikit-learn's `SVR`, `NuSVR` and `OneClassSVM`. Follows onnxruntime: the kernel between the
 //! row and every support vector (`LINEAR`, `POLY`, `RBF`, `SIGMOID`, parameters
 //! `[gamma, coef0, degree]`), weighted by the coefficients, plus `rho`; with no support vectors
@@ -14,7 +15,7 @@ use crate::tensor::{Tensor, Value};
 
 /// The kernel function between a row and a support vector.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum SvmKernel {
+pub(super) enum SvmKernel {
     Linear,
     Poly { gamma: f32, coef0: f32, degree: f32 },
     Rbf { gamma: f32 },
@@ -22,7 +23,7 @@ enum SvmKernel {
 }
 
 impl SvmKernel {
-    fn parse(name: &str, params: &[f32]) -> Result<Self, OnnxError> {
+    pub(super) fn parse(name: &str, params: &[f32]) -> Result<Self, OnnxError> {
         let p = |i: usize| params.get(i).copied().unwrap_or(0.0);
         let (gamma, coef0, degree) = (p(0), p(1), p(2));
         Ok(match name {
@@ -39,7 +40,7 @@ impl SvmKernel {
     }
 
     /// `K(x, v)`, accumulated in `f64`.
-    fn apply(self, x: &[f32], v: &[f32]) -> f64 {
+    pub(super) fn apply(self, x: &[f32], v: &[f32]) -> f64 {
         let dot = || -> f64 {
             x.iter()
                 .zip(v)

@@ -9,16 +9,19 @@ use crate::attrs::Attrs;
 use crate::error::OnnxError;
 use crate::ops::{Kernel, input};
 use crate::proto::NodeProto;
-use crate::tensor::{Data, Tensor, Value};
+use crate::tensor::{Data, ElemType, Tensor, Value};
 
+/// How a node compares its feature with its split value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     Leq,
     Lt,
     Gte,
     Gt,
     Eq,
     Neq,
+    /// The feature is one of a set of values (`TreeEnsemble`'s `BRANCH_MEMBER`).
+    Member,
     Leaf,
 }
 
@@ -50,7 +53,7 @@ struct Node {
 
 /// The trees of an ensemble.
 #[derive(Debug)]
-struct Forest {
+pub(super) struct Forest {
     nodes: Vec<Node>,
     roots: Vec<u32>,
     /// Leaf weights: (target or class, value).
@@ -59,6 +62,8 @@ struct Forest {
     features: usize,
     /// The branch-free layout, when every branch compares the same way.
     walk: Option<Walk>,
+    /// The values each [`Mode::Member`] node tests a feature against.
+    sets: Vec<Vec<f32>>,
 }
 
 /// Trees walked together, a group at a time.
@@ -167,23 +172,69 @@ impl Walk {
 }
 
 /// The leaf weights of an ensemble, by (tree, node): the `target_*` or `class_*` attributes.
-struct LeafWeights {
-    trees: Vec<i64>,
-    nodes: Vec<i64>,
-    ids: Vec<i64>,
-    values: Vec<f32>,
+pub(super) struct LeafWeights {
+    pub(super) trees: Vec<i64>,
+    pub(super) nodes: Vec<i64>,
+    pub(super) ids: Vec<i64>,
+    pub(super) values: Vec<f32>,
+}
+
+/// An ensemble's nodes as the `TreeEnsembleRegressor`/`TreeEnsembleClassifier` attributes give
+/// them: one entry per node, named by (tree, node id), children by node id.
+pub(super) struct NodeTable {
+    pub(super) trees: Vec<i64>,
+    pub(super) ids: Vec<i64>,
+    pub(super) features: Vec<i64>,
+    pub(super) modes: Vec<Mode>,
+    /// The split value, or for [`Mode::Member`] the index of its set in the bits.
+    pub(super) thresholds: Vec<f32>,
+    pub(super) yes: Vec<i64>,
+    pub(super) no: Vec<i64>,
+    /// Empty, or one flag per node.
+    pub(super) missing: Vec<i64>,
+}
+
+impl NodeTable {
+    fn from_attrs(a: &Attrs<'_>) -> Result<Self, OnnxError> {
+        Ok(Self {
+            trees: a.ints("nodes_treeids"),
+            ids: a.ints("nodes_nodeids"),
+            features: a.ints("nodes_featureids"),
+            modes: a
+                .strings("nodes_modes")
+                .iter()
+                .map(|m| Mode::parse(m))
+                .collect::<Result<_, _>>()?,
+            thresholds: a.floats_or_tensor("nodes_values")?,
+            yes: a.ints("nodes_truenodeids"),
+            no: a.ints("nodes_falsenodeids"),
+            missing: a.ints("nodes_missing_value_tracks_true"),
+        })
+    }
 }
 
 impl Forest {
     fn build(a: &Attrs<'_>, leaves: LeafWeights, outputs: usize) -> Result<Self, OnnxError> {
-        let trees = a.ints("nodes_treeids");
-        let ids = a.ints("nodes_nodeids");
-        let features = a.ints("nodes_featureids");
-        let modes = a.strings("nodes_modes");
-        let thresholds = a.floats_or_tensor("nodes_values")?;
-        let yes = a.ints("nodes_truenodeids");
-        let no = a.ints("nodes_falsenodeids");
-        let missing = a.ints("nodes_missing_value_tracks_true");
+        Self::from_table(NodeTable::from_attrs(a)?, leaves, outputs, Vec::new())
+    }
+
+    /// The forest of `table`, with `sets` the member sets its [`Mode::Member`] nodes index.
+    pub(super) fn from_table(
+        table: NodeTable,
+        leaves: LeafWeights,
+        outputs: usize,
+        sets: Vec<Vec<f32>>,
+    ) -> Result<Self, OnnxError> {
+        let NodeTable {
+            trees,
+            ids,
+            features,
+            modes,
+            thresholds,
+            yes,
+            no,
+            missing,
+        } = table;
         let n = trees.len();
         let same_len = [ids.len(), features.len(), modes.len(), yes.len(), no.len()];
         if n == 0 || same_len.iter().any(|&l| l != n) || thresholds.len() != n {
@@ -246,7 +297,13 @@ impl Forest {
         let mut width = 0;
         let mut is_child = vec![false; n];
         for i in 0..n {
-            let mode = Mode::parse(&modes[i])?;
+            let mode = modes[i];
+            if mode == Mode::Member && sets.get(thresholds[i].to_bits() as usize).is_none() {
+                return Err(OnnxError::Model(format!(
+                    "node {} of tree {} tests membership of a set that does not exist",
+                    ids[i], trees[i]
+                )));
+            }
             let node = if mode == Mode::Leaf {
                 let start = weights.len() as u32;
                 weights.extend_from_slice(&per_leaf[i]);
@@ -278,11 +335,16 @@ impl Forest {
             nodes.push(node);
         }
         let mut roots: Vec<u32> = Vec::new();
-        let mut seen_trees = HashMap::new();
+        let mut rooted = std::collections::HashSet::new();
         for i in 0..n {
-            if !is_child[i] && seen_trees.insert(trees[i], ()).is_none() {
+            if !is_child[i] && rooted.insert(trees[i]) {
                 roots.push(i as u32);
             }
+        }
+        if let Some(t) = trees.iter().find(|t| !rooted.contains(*t)) {
+            return Err(OnnxError::Model(format!(
+                "tree {t} has no root: every node of it is a child"
+            )));
         }
         let depths = depths(&nodes, &roots)?;
         let walk = Walk::build(&nodes, &roots, &depths);
@@ -292,11 +354,12 @@ impl Forest {
             weights,
             features: width,
             walk,
+            sets,
         })
     }
 
     /// Calls `each` with the leaf weights `row` reaches in every tree, in tree order.
-    fn leaves<'f>(&'f self, row: &[f32], mut each: impl FnMut(&'f [(u32, f32)])) {
+    pub(super) fn leaves<'f>(&'f self, row: &[f32], mut each: impl FnMut(&'f [(u32, f32)])) {
         match &self.walk {
             Some(walk) => walk.leaves(row, |i| each(self.leaf_weights(&self.nodes[i]))),
             None => {
@@ -321,6 +384,7 @@ impl Forest {
                 Mode::Gt => x > t,
                 Mode::Eq => x == t,
                 Mode::Neq => x != t,
+                Mode::Member => self.sets[t.to_bits() as usize].contains(&x),
                 Mode::Leaf => return node,
             } || (node.missing_yes && x.is_nan());
             node = &self.nodes[if yes { node.yes } else { node.no } as usize];
@@ -386,8 +450,9 @@ fn depths(nodes: &[Node], roots: &[u32]) -> Result<Vec<u32>, OnnxError> {
     Ok(depth)
 }
 
+/// How the leaf values of the trees combine per target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Aggregate {
+pub(super) enum Aggregate {
     Sum,
     Average,
     Min,
@@ -427,13 +492,15 @@ impl Scores {
     }
 }
 
-/// `TreeEnsembleRegressor`.
+/// `TreeEnsembleRegressor`, and `TreeEnsemble` once translated.
 pub(crate) struct Regressor {
-    forest: Forest,
-    targets: usize,
-    aggregate: Aggregate,
-    base: Vec<f32>,
-    transform: PostTransform,
+    pub(super) forest: Forest,
+    pub(super) targets: usize,
+    pub(super) aggregate: Aggregate,
+    pub(super) base: Vec<f32>,
+    pub(super) transform: PostTransform,
+    /// Answer doubles for double input (`TreeEnsemble`), not always floats.
+    pub(super) double_for_double: bool,
 }
 
 impl Regressor {
@@ -466,6 +533,7 @@ impl Regressor {
             aggregate,
             base: a.floats_or_tensor("base_values")?,
             transform: PostTransform::parse(&a.string("post_transform", "NONE"))?,
+            double_for_double: false,
         })
     }
 
@@ -524,7 +592,12 @@ impl Kernel for Regressor {
             });
             self.finish(&mut scores, o);
         }
-        Ok(vec![Tensor::float(vec![rows, self.targets], out)?.into()])
+        let shape = vec![rows, self.targets];
+        if self.double_for_double && x.elem_type() == ElemType::Double {
+            let out = out.into_iter().map(f64::from).collect();
+            return Ok(vec![Tensor::new(shape, Data::Double(out))?.into()]);
+        }
+        Ok(vec![Tensor::float(shape, out)?.into()])
     }
 }
 
@@ -790,6 +863,7 @@ mod tests {
                 weights,
                 features: 6,
                 walk: None,
+                sets: Vec::new(),
             };
             for _ in 0..500 {
                 let row: Vec<f32> = (0..6)
