@@ -11,7 +11,7 @@ use super::transform::{PostTransform, SecondClass, two_scores};
 use super::tree::{Labels, Pick};
 use crate::attrs::Attrs;
 use crate::error::OnnxError;
-use crate::ops::{Kernel, input};
+use crate::ops::Kernel;
 use crate::proto::NodeProto;
 use crate::tensor::{Tensor, Value};
 
@@ -341,15 +341,7 @@ fn couple_pairwise(r: &[f32], p: &mut [f32]) {
 
 impl Kernel for Classifier {
     fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>, OnnxError> {
-        let x = input(inputs, 0)?;
-        let (rows, cols) = x.rows_cols();
-        if cols != self.features {
-            return Err(OnnxError::Shape(format!(
-                "the support vector classifier reads {} features, the input has {cols}",
-                self.features
-            )));
-        }
-        let data = x.to_f32()?;
+        let (rows, data) = super::svm::rows(inputs, self.features)?;
         let (picks, out, width) = match &self.form {
             Form::Pairwise(p) => self.pairwise(p, &data, rows),
             Form::Linear {

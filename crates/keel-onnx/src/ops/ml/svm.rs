@@ -7,6 +7,8 @@
 //! answers the sign (1 or -1). onnxruntime does not apply `post_transform` here, and neither
 //! does keel.
 
+use std::borrow::Cow;
+
 use crate::attrs::Attrs;
 use crate::error::OnnxError;
 use crate::ops::{Kernel, input};
@@ -148,19 +150,26 @@ impl Regressor {
     }
 }
 
+/// A support-vector model's input: its row count and row-major floats of `features` columns.
+pub(super) fn rows<'v>(
+    inputs: &[Option<&'v Value>],
+    features: usize,
+) -> Result<(usize, Cow<'v, [f32]>), OnnxError> {
+    let x = input(inputs, 0)?;
+    let (rows, cols) = x.rows_cols();
+    if cols != features {
+        return Err(OnnxError::Shape(format!(
+            "the support vector machine reads {features} features, the input has {cols}"
+        )));
+    }
+    Ok((rows, x.to_f32()?))
+}
+
 impl Kernel for Regressor {
     fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>, OnnxError> {
-        let x = input(inputs, 0)?;
-        let (rows, cols) = x.rows_cols();
-        if cols != self.features {
-            return Err(OnnxError::Shape(format!(
-                "the support vector machine reads {} features, the input has {cols}",
-                self.features
-            )));
-        }
-        let data = x.to_f32()?;
+        let (rows, data) = rows(inputs, self.features)?;
         let out = data
-            .chunks_exact(cols.max(1))
+            .chunks_exact(self.features.max(1))
             .take(rows)
             .map(|row| self.score(row))
             .collect();

@@ -2,7 +2,7 @@
 //! array (children by index, leaf weights in one slice), walked row by row, and the scores
 //! aggregated and finalised as onnxruntime does, binary-classifier conventions included.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::transform::{PostTransform, SecondClass, two_scores};
 use crate::attrs::Attrs;
@@ -335,7 +335,7 @@ impl Forest {
             nodes.push(node);
         }
         let mut roots: Vec<u32> = Vec::new();
-        let mut rooted = std::collections::HashSet::new();
+        let mut rooted = HashSet::new();
         for i in 0..n {
             if !is_child[i] && rooted.insert(trees[i]) {
                 roots.push(i as u32);
