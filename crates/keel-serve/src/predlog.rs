@@ -193,6 +193,24 @@ pub struct PredictionLog {
     writer_thread: Thread,
 }
 
+/// Puts the calling thread in Linux's idle scheduling class (`SCHED_IDLE`), or at the lowest
+/// priority where that is refused: the log is then written on CPU time no request wants, so
+/// encoding a row group (milliseconds of work) never holds a core a request is waiting for. If
+/// the cores stay saturated for long, the writer falls behind and the bounded queue drops rows
+/// (counted) instead of slowing answers.
+fn yield_to_requests() {
+    // SAFETY: both calls take plain values and, with 0 as the target, change only the calling
+    // thread's scheduling (Linux keeps policy and nice value per thread); a failure leaves it
+    // as it was.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
+    }
+}
+
 /// How often the writer takes what was queued.
 const WRITER_TICK: Duration = Duration::from_millis(20);
 
@@ -214,7 +232,10 @@ impl PredictionLog {
         };
         let handle = std::thread::Builder::new()
             .name("prediction-log".into())
-            .spawn(move || writer.run(rx))?;
+            .spawn(move || {
+                yield_to_requests();
+                writer.run(rx)
+            })?;
         Ok(Self {
             tx: Mutex::new(Some(tx)),
             pending,
