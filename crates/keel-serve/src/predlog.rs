@@ -796,6 +796,41 @@ mod tests {
 
     use super::*;
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_writer_thread_runs_in_the_idle_scheduling_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PredictionLog::start(
+            LogConfig::new(dir.path().to_path_buf()),
+            Counter::default(),
+            Counter::default(),
+        )
+        .unwrap();
+        // The thread sets its class as it starts; give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let policy = loop {
+            let policy = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| t.ok())
+                .find(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "prediction-log")
+                })
+                .and_then(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+                // After the parenthesised name, field 41 of stat ("policy") is the 39th.
+                .and_then(|stat| {
+                    let rest = stat.rsplit_once(')')?.1;
+                    rest.split_whitespace().nth(38)?.parse::<i32>().ok()
+                });
+            if policy == Some(libc::SCHED_IDLE) || Instant::now() > deadline {
+                break policy;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        log.close();
+        assert_eq!(policy, Some(libc::SCHED_IDLE));
+    }
+
     #[test]
     fn hours_are_utc_civil_hours() {
         assert_eq!(hour_of(0), "1970-01-01T00");
