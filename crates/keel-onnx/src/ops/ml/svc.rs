@@ -134,7 +134,7 @@ impl Classifier {
         for &n in &per_class {
             let n = usize::try_from(n)
                 .map_err(|_| OnnxError::Model("vectors_per_class is negative".into()))?;
-            starts.push(starts[starts.len() - 1] + n);
+            starts.push(starts[starts.len() - 1].saturating_add(n));
         }
         let vectors = starts[starts.len() - 1];
         let pair_count = classes * classes.saturating_sub(1) / 2;
@@ -153,7 +153,8 @@ impl Classifier {
                     support_vectors.len()
                 )));
             }
-            if coefficients.len() < (classes - 1) * vectors || rho.len() < pair_count {
+            if coefficients.len() < (classes - 1).saturating_mul(vectors) || rho.len() < pair_count
+            {
                 return Err(OnnxError::Model(format!(
                     "{} coefficients and {} rho values are too few for {classes} classes and {vectors} support vectors",
                     coefficients.len(),
