@@ -1,7 +1,7 @@
 //! `LinearClassifier` and `LinearRegressor`: `X · Wᵀ + b` per row, then onnxruntime's
 //! labelling and score conventions.
 
-use super::transform::{PostTransform, SecondClass, two_scores};
+use super::transform::{PostTransform, SecondClass, first_max, two_scores};
 use super::tree::{Labels, Pick};
 use crate::attrs::Attrs;
 use crate::error::OnnxError;
@@ -10,10 +10,10 @@ use crate::proto::NodeProto;
 use crate::tensor::{Tensor, Value};
 
 /// Coefficients `[targets, features]` and intercepts `[targets]`.
-struct Weights {
-    coefficients: Vec<f32>,
-    intercepts: Vec<f32>,
-    targets: usize,
+pub(super) struct Weights {
+    pub(super) coefficients: Vec<f32>,
+    pub(super) intercepts: Vec<f32>,
+    pub(super) targets: usize,
 }
 
 impl Weights {
@@ -22,7 +22,7 @@ impl Weights {
     }
 
     /// Scores `[rows, targets]`.
-    fn scores(&self, x: &Tensor) -> Result<(usize, Vec<f32>), OnnxError> {
+    pub(super) fn scores(&self, x: &Tensor) -> Result<(usize, Vec<f32>), OnnxError> {
         let (rows, cols) = x.rows_cols();
         let f = self.features();
         if cols != f {
@@ -157,15 +157,7 @@ impl Kernel for Classifier {
             let mut out = scores;
             let picks = out
                 .chunks_exact(t)
-                .map(|row| {
-                    let mut best = 0;
-                    for (k, &s) in row.iter().enumerate() {
-                        if s > row[best] {
-                            best = k;
-                        }
-                    }
-                    Pick::Class(best)
-                })
+                .map(|row| Pick::Class(first_max(row)))
                 .collect();
             out.chunks_exact_mut(t)
                 .for_each(|s| self.transform.apply(s));

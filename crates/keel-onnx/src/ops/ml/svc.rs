@@ -6,12 +6,13 @@
 //! pairwise ones (Wu, Lin and Weng 2004, as libsvm). Without support vectors the coefficients are
 //! one weight row per class, as liblinear's.
 
+use super::linear::Weights;
 use super::svm::SvmKernel;
-use super::transform::{PostTransform, SecondClass, two_scores};
+use super::transform::{PostTransform, SecondClass, first_max, two_scores};
 use super::tree::{Labels, Pick};
 use crate::attrs::Attrs;
 use crate::error::OnnxError;
-use crate::ops::Kernel;
+use crate::ops::{Kernel, input};
 use crate::proto::NodeProto;
 use crate::tensor::{Tensor, Value};
 
@@ -36,9 +37,8 @@ enum Form {
     Pairwise(Pairwise),
     /// One weight row per class plus a shared bias.
     Linear {
-        /// `[classes, features]`.
-        coefficients: Vec<f32>,
-        bias: f32,
+        /// One target per class, each with the shared bias as its intercept.
+        weights: Weights,
         all_positive: bool,
     },
 }
@@ -97,17 +97,6 @@ impl Pairwise {
         }
         first_max(&votes)
     }
-}
-
-/// The index of the first largest value.
-fn first_max<T: PartialOrd + Copy>(values: &[T]) -> usize {
-    let mut best = 0;
-    for (k, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = k;
-        }
-    }
-    best
 }
 
 impl Classifier {
@@ -194,8 +183,11 @@ impl Classifier {
             let features = coefficients.len() / classes;
             let all_positive = coefficients.iter().all(|&c| c >= 0.0);
             let form = Form::Linear {
-                coefficients,
-                bias,
+                weights: Weights {
+                    coefficients,
+                    intercepts: vec![bias; classes],
+                    targets: classes,
+                },
                 all_positive,
             };
             (form, features)
@@ -265,40 +257,23 @@ impl Classifier {
         couple_pairwise(&r, probabilities);
     }
 
-    /// Labels and scores `[rows, classes]` for the linear form.
-    fn linear(
-        &self,
-        coefficients: &[f32],
-        bias: f32,
-        all_positive: bool,
-        data: &[f32],
-        rows: usize,
-    ) -> (Vec<Pick>, Vec<f32>) {
+    /// Labels for the linear form's scores `[rows, classes]`, which it then transforms.
+    fn linear(&self, scores: &mut [f32], all_positive: bool) -> Vec<Pick> {
         let classes = self.labels.len();
-        let f = self.features;
-        let mut picks = Vec::with_capacity(rows);
-        let mut out = Vec::with_capacity(rows * classes);
-        for row in data.chunks_exact(f.max(1)).take(rows) {
-            let start = out.len();
-            for w in coefficients.chunks_exact(f.max(1)).take(classes) {
-                let dot: f32 = row.iter().zip(w).map(|(a, b)| a * b).sum();
-                out.push(dot + bias);
-            }
-            if f == 0 {
-                out.resize(start + classes, bias);
-            }
-            let scores = &mut out[start..];
-            let best = first_max(scores);
-            let top = scores[best];
-            // A binary model without probabilities labels by the top score's value, as
-            // onnxruntime does.
-            let second = classes == 2
-                && self.platt.is_empty()
-                && ((all_positive && top >= 0.5) || (!all_positive && top > 0.0));
-            picks.push(Pick::Class(if second { 1 } else { best }));
-            self.transform.apply(scores);
-        }
-        (picks, out)
+        scores
+            .chunks_exact_mut(classes)
+            .map(|row| {
+                let best = first_max(row);
+                let top = row[best];
+                // A binary model without probabilities labels by the top score's value, as
+                // onnxruntime does.
+                let second = classes == 2
+                    && self.platt.is_empty()
+                    && ((all_positive && top >= 0.5) || (!all_positive && top > 0.0));
+                self.transform.apply(row);
+                Pick::Class(if second { 1 } else { best })
+            })
+            .collect()
     }
 }
 
@@ -342,16 +317,19 @@ fn couple_pairwise(r: &[f32], p: &mut [f32]) {
 
 impl Kernel for Classifier {
     fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>, OnnxError> {
-        let (rows, data) = super::svm::rows(inputs, self.features)?;
-        let (picks, out, width) = match &self.form {
-            Form::Pairwise(p) => self.pairwise(p, &data, rows),
+        let (rows, picks, out, width) = match &self.form {
+            Form::Pairwise(p) => {
+                let (rows, data) = super::svm::rows(inputs, self.features)?;
+                let (picks, out, width) = self.pairwise(p, &data, rows);
+                (rows, picks, out, width)
+            }
             Form::Linear {
-                coefficients,
-                bias,
+                weights,
                 all_positive,
             } => {
-                let (picks, out) = self.linear(coefficients, *bias, *all_positive, &data, rows);
-                (picks, out, self.labels.len())
+                let (rows, mut scores) = weights.scores(input(inputs, 0)?)?;
+                let picks = self.linear(&mut scores, *all_positive);
+                (rows, picks, scores, self.labels.len())
             }
         };
         Ok(vec![
@@ -383,11 +361,5 @@ mod tests {
             assert!((got - want).abs() < 5e-3, "{p:?}");
         }
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-    }
-
-    #[test]
-    fn first_max_prefers_the_first_of_equals() {
-        assert_eq!(first_max(&[1, 3, 3, 2]), 1);
-        assert_eq!(first_max(&[0.5f32]), 0);
     }
 }

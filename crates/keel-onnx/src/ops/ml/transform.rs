@@ -89,6 +89,17 @@ fn erf_inv(x: f32) -> f32 {
     sign * v3.sqrt()
 }
 
+/// The index of the first largest value (the class a row of scores or votes picks).
+pub(crate) fn first_max<T: PartialOrd + Copy>(values: &[T]) -> usize {
+    let mut best = 0;
+    for (k, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = k;
+        }
+    }
+    best
+}
+
 /// How a binary classifier with one score per row fills in the other class's score.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SecondClass {
@@ -111,6 +122,12 @@ pub(crate) fn two_scores(score: f32, transform: PostTransform, second: SecondCla
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_max_prefers_the_first_of_equals() {
+        assert_eq!(first_max(&[1, 3, 3, 2]), 1);
+        assert_eq!(first_max(&[0.5f32]), 0);
+    }
 
     #[test]
     fn logistic_is_symmetric_and_bounded() {
