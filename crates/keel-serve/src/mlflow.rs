@@ -160,7 +160,7 @@ impl Split<'_> {
             return Err(bad(format!("row {r} has {len} values for {width} columns")));
         }
         let names = match self.columns {
-            Some(c) => known.get(&c),
+            Some(c) => known.get_unique(&c)?,
             None => known.get(&(0..width).map(|i| i.to_string()).collect::<Vec<_>>()),
         };
         match grid.cells {
@@ -179,7 +179,7 @@ struct Body<'a> {
     #[serde(default, borrow)]
     dataframe_split: Option<Split<'a>>,
     #[serde(default)]
-    dataframe_records: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    dataframe_records: Option<Vec<RequestRecord>>,
     #[serde(default, borrow)]
     instances: Option<&'a RawValue>,
     #[serde(default, borrow)]
@@ -221,11 +221,64 @@ pub fn parse_json(body: &[u8], known: &ColumnNames) -> Result<Input, ServeError>
         .unwrap_or("null");
     let value: serde_json::Value =
         serde_json::from_str(raw).map_err(|e| bad(format!("tensor input: {e}")))?;
+    if let serde_json::Value::Array(items) = &value
+        && items.first().is_some_and(serde_json::Value::is_object)
+    {
+        // Records again, read in their keys' order (a parsed JSON object has lost it).
+        let records: Vec<RequestRecord> = serde_json::from_str(raw)
+            .map_err(|e| bad(format!("instances mix objects and other values: {e}")))?;
+        return records_frame(&records).map(Input::Frame);
+    }
     tensor_input(&value)
 }
 
-/// `instances` or `inputs`: a list of records (a frame), a dictionary of named tensors, or one
-/// tensor.
+/// One record of a data frame: its fields in the order the body lists them. A model that
+/// takes its columns by position gets them in this order, as MLflow's pandas frames do.
+struct RequestRecord(Vec<(String, Cell)>);
+
+impl<'de> Deserialize<'de> for RequestRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = RequestRecord;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a record: an object of column name to value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RequestRecord, A::Error> {
+                let mut fields: Vec<(String, Cell)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let cell = map.next_value::<serde_json::Value>()?;
+                    let cell = match cell {
+                        serde_json::Value::Null => Cell::Null,
+                        serde_json::Value::Bool(b) => Cell::Bool(b),
+                        serde_json::Value::Number(n) => {
+                            Cell::Number(n.as_f64().unwrap_or(f64::NAN))
+                        }
+                        serde_json::Value::String(s) => Cell::Text(s),
+                        _ => {
+                            return Err(serde::de::Error::custom(format!(
+                                "column '{key}' holds a list or an object; cells must be scalars"
+                            )));
+                        }
+                    };
+                    if fields.iter().any(|(k, _)| *k == key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "a record names column '{key}' twice"
+                        )));
+                    }
+                    fields.push((key, cell));
+                }
+                Ok(RequestRecord(fields))
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+/// `instances` or `inputs` other than records: a dictionary of named tensors, or one tensor.
 fn tensor_input(value: &serde_json::Value) -> Result<Input, ServeError> {
     match value {
         serde_json::Value::Object(named) => Ok(Input::Tensors(
@@ -239,17 +292,6 @@ fn tensor_input(value: &serde_json::Value) -> Result<Input, ServeError> {
                 })
                 .collect::<Result<_, ServeError>>()?,
         )),
-        serde_json::Value::Array(items) if items.first().is_some_and(|i| i.is_object()) => {
-            let records = items
-                .iter()
-                .map(|i| {
-                    i.as_object()
-                        .cloned()
-                        .ok_or_else(|| bad("instances mix objects and other values"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            records_frame(&records).map(Input::Frame)
-        }
         other => Ok(Input::Tensors(vec![NamedTensor {
             name: None,
             tensor: tensor_from_json(None, other)?,
@@ -257,43 +299,39 @@ fn tensor_input(value: &serde_json::Value) -> Result<Input, ServeError> {
     }
 }
 
-/// Columns from records, in the first record's key order (keys missing from a record are
-/// null there).
-fn records_frame(
-    records: &[serde_json::Map<String, serde_json::Value>],
-) -> Result<Columns, ServeError> {
-    let mut names: Vec<String> = Vec::new();
+/// Columns from records, in the order their keys first appear (the first record's order,
+/// then keys only later records have); a key missing from a record is null there.
+fn records_frame(records: &[RequestRecord]) -> Result<Columns, ServeError> {
+    let mut names: Vec<&str> = Vec::new();
     for r in records {
-        for k in r.keys() {
-            if !names.contains(k) {
-                names.push(k.clone());
+        for (k, _) in &r.0 {
+            if !names.contains(&k.as_str()) {
+                names.push(k);
             }
         }
     }
-    let cells = |name: &str| -> Result<Vec<Cell>, ServeError> {
-        records
-            .iter()
-            .map(|r| match r.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(Cell::Null),
-                Some(serde_json::Value::Bool(b)) => Ok(Cell::Bool(*b)),
-                Some(serde_json::Value::Number(n)) => {
-                    Ok(Cell::Number(n.as_f64().unwrap_or(f64::NAN)))
-                }
-                Some(serde_json::Value::String(s)) => Ok(Cell::Text(s.clone())),
-                Some(_) => Err(bad(format!(
-                    "column '{name}' holds a list or an object; cells must be scalars"
-                ))),
-            })
-            .collect()
-    };
     let values = names
         .iter()
-        .map(|n| {
-            let c = cells(n)?;
-            column(n, c.iter())
+        .enumerate()
+        .map(|(j, &name)| {
+            let cells = records.iter().map(move |r| {
+                // Records nearly always list their keys alike: look where this one was first.
+                match r.0.get(j) {
+                    Some((k, c)) if k == name => c,
+                    _ => {
+                        r.0.iter()
+                            .find(|(k, _)| k == name)
+                            .map_or(&Cell::Null, |(_, c)| c)
+                    }
+                }
+            });
+            column(name, cells)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Columns { names, values })
+    Ok(Columns {
+        names: names.into_iter().map(String::from).collect(),
+        values,
+    })
 }
 
 /// Parses a CSV request body (a header row, then values).

@@ -84,22 +84,53 @@ pub struct ColumnNames(Mutex<Option<Arc<[String]>>>);
 impl ColumnNames {
     /// `names` as a shared list, the remembered one when it is the same.
     pub fn get<S: AsRef<str>>(&self, names: &[S]) -> Arc<[String]> {
+        match self.shared(names, false) {
+            Ok(shared) => shared,
+            Err(_) => unreachable!("names are checked only when asked"),
+        }
+    }
+
+    /// Like [`Self::get`], for names a request sent: a list that names a column twice is
+    /// refused. Only checked lists are remembered, so the check runs when the columns change.
+    pub fn get_unique<S: AsRef<str>>(&self, names: &[S]) -> Result<Arc<[String]>, ServeError> {
+        self.shared(names, true)
+    }
+
+    fn shared<S: AsRef<str>>(&self, names: &[S], check: bool) -> Result<Arc<[String]>, ServeError> {
         let same = |known: &[String]| {
             known.len() == names.len() && known.iter().zip(names).all(|(k, n)| k == n.as_ref())
         };
-        let fresh = || -> Arc<[String]> { names.iter().map(|n| n.as_ref().to_string()).collect() };
-        let Ok(mut last) = self.0.lock() else {
-            return fresh();
-        };
-        match &*last {
-            Some(known) if same(known) => known.clone(),
-            _ => {
-                let made = fresh();
-                *last = Some(made.clone());
-                made
+        if let Ok(last) = self.0.lock()
+            && let Some(known) = &*last
+            && same(known)
+        {
+            return Ok(known.clone());
+        }
+        let made: Arc<[String]> = names.iter().map(|n| n.as_ref().to_string()).collect();
+        match unique_names(made.iter().map(String::as_str)) {
+            Ok(()) => {
+                if let Ok(mut last) = self.0.lock() {
+                    *last = Some(made.clone());
+                }
+                Ok(made)
             }
+            Err(e) if check => Err(e),
+            Err(_) => Ok(made),
         }
     }
+}
+
+/// Refuses a list of column or input names that holds one name twice, naming it.
+pub fn unique_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), ServeError> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(ServeError::BadRequest(format!(
+                "column '{name}' is named twice"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A model's answer: named outputs with one entry per input row along their first axis.

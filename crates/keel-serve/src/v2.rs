@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::error::ServeError;
 use crate::mlflow::flat_data;
-use crate::payload::{Input, NamedTensor, map_keys, tensor_from_json};
+use crate::payload::{Input, NamedTensor, map_keys, tensor_from_json, unique_names};
 use crate::predictor::{Predictor, v2_datatype};
 use crate::route::{Deployment, Route};
 use crate::server::{AppState, Protocol, error_response, predict, request_id, stamp};
@@ -103,6 +103,7 @@ fn input_tensor(i: &InferInput) -> Result<Tensor, ServeError> {
 /// The request's tensors as the model wants them: named columns for column models (each
 /// input one column of shape [N] or [N, 1]), tensors otherwise.
 fn to_input(predictor: &Predictor, inputs: &[InferInput]) -> Result<Input, ServeError> {
+    unique_names(inputs.iter().map(|i| i.name.as_str()))?;
     let tensors = inputs
         .iter()
         .map(|i| {
