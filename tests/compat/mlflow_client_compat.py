@@ -6,6 +6,7 @@ Runs unchanged against `keel server` and against `mlflow server --serve-artifact
 script itself is checked against the reference implementation.
 """
 
+import json
 import math
 import os
 import sys
@@ -155,6 +156,14 @@ def main():
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name=reg_name, input_example=X[:3])
         model_run = run.info.run_id
     check(info.registered_model_version is not None and int(info.registered_model_version) == 1, "registered version 1")
+    # The client registers `models:/<model id>` with the model id and no run id: the server
+    # fills the run id from the logged model's source run and lists the version on the model.
+    v1 = client.get_model_version(reg_name, "1")
+    check(v1.run_id == model_run, f"version 1 names its run ({v1.run_id!r})")
+    # MLflow's SQL store leaves a version's model_id unset; keel keeps it.
+    check(v1.model_id in (info.model_id, None), "version 1's logged model")
+    listed = json.loads(client.get_logged_model(info.model_id).tags.get("mlflow.modelVersions", "[]"))
+    check({"name": reg_name, "version": "1"} in listed, f"logged model lists version 1 ({listed})")
     client.set_registered_model_alias(reg_name, "champion", "1")
     mv = client.get_model_version_by_alias(reg_name, "champion")
     check(mv.version == "1", "alias resolves")
@@ -172,6 +181,35 @@ def main():
     check((by_version == expected).all(), "predictions via version")
     v2 = mlflow.register_model(f"runs:/{model_run}/model", reg_name)
     check(v2.version == "2", "second version from runs:/ URI")
+    check(client.get_model_version(reg_name, "2").run_id == model_run, "runs:/ version names its run")
+    # A version made from another version takes that version's run and model, canonically.
+    v3 = client.create_model_version(reg_name, f"models:/{reg_name}@champion")
+    check(v3.source == f"models:/{reg_name}/1", f"version source made canonical ({v3.source})")
+    check(v3.run_id == model_run and v3.model_id == v1.model_id, "lineage from the source version")
+    expect_error("INVALID_PARAMETER_VALUE",
+                 lambda: client.create_model_version(reg_name, f"models:/{reg_name}/1", run_id=run_ids[0]),
+                 "run id contradicting the source version")
+    # Sources that would let a registrant choose files the server reads are refused.
+    for source, run_id in [
+        ("mlflow-artifacts://host:9000/models/../../../", None),
+        ("/etc", None),
+        ("/etc", model_run),
+        ("file:///etc", None),
+        (f"runs:/{model_run}/model", run_ids[0]),
+        (f"runs:/{model_run}/../../model", model_run),
+        ("mlflow-artifacts:/0/elsewhere/artifacts/model", model_run),
+    ]:
+        expect_error("INVALID_PARAMETER_VALUE",
+                     lambda: client.create_model_version(reg_name, source, run_id=run_id),
+                     f"model version source {source!r} with run {run_id!r}")
+    # A registry fed from another tracking server names runs this one does not have.
+    foreign = "f" * 32
+    v4 = client.create_model_version(reg_name, f"runs:/{foreign}/model", run_id=foreign)
+    check(v4.run_id == foreign, "version of a run kept elsewhere")
+    foreign_model = client.create_logged_model(exp_id, name="elsewhere", source_run_id=foreign)
+    check(foreign_model.source_run_id == foreign, "logged model of a run kept elsewhere")
+    client.delete_model_version(reg_name, "4")
+    client.delete_model_version(reg_name, "3")
     versions = client.search_model_versions(f"name = '{reg_name}'")
     check(sorted(v.version for v in versions) == ["1", "2"], "search model versions")
     models = client.search_registered_models(filter_string=f"name LIKE 'compat-model-{suffix}%'")
@@ -180,7 +218,7 @@ def main():
     latest = client.get_latest_versions(reg_name, stages=["Staging"])
     check([v.version for v in latest] == ["2"], "stages and latest versions")
     logged = mlflow.search_logged_models(experiment_ids=[exp_id], output_format="list")
-    check(len(logged) == 1 and logged[0].name == "model", "logged model searchable")
+    check(sorted(m.name for m in logged) == ["elsewhere", "model"], "logged models searchable")
 
     # Errors the client steers by.
     expect_error("RESOURCE_DOES_NOT_EXIST", lambda: client.get_run("0" * 32), "missing run")

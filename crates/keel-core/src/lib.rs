@@ -14,6 +14,7 @@ pub mod filter;
 pub mod page;
 pub mod store;
 pub mod validate;
+pub mod version_source;
 
 pub use artifact::{ArtifactPath, ArtifactStore, FileInfo};
 pub use error::{Error, ErrorCode, Result};

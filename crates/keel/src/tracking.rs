@@ -341,7 +341,7 @@ impl Tracking<'_> {
 
     /// Registers the logged model `model` of `run` as a new version of the registered model
     /// `name` (created when missing), with `tags`, and lists the version in the logged model's
-    /// `mlflow.modelVersions` tag, as MLflow's `register_model` does; returns the version.
+    /// `mlflow.modelVersions` tag (a server does that itself, as MLflow's does); returns the version.
     pub async fn register(
         &self,
         name: &str,
@@ -358,17 +358,32 @@ impl Tracking<'_> {
                     }
                     meta.create_registered_model(name, Vec::new(), "").await?;
                 }
-                meta.create_model_version(CreateModelVersion {
-                    name: name.to_string(),
-                    source,
-                    run_id: run.run_id.clone(),
-                    run_link: String::new(),
-                    description: String::new(),
-                    model_id: model.model_id.clone(),
-                    tags,
-                })
-                .await?
-                .version
+                let lineage = keel_core::version_source::resolve(
+                    meta.as_ref(),
+                    &source,
+                    Some(&run.run_id),
+                    Some(&model.model_id),
+                )
+                .await?;
+                let created = meta
+                    .create_model_version(CreateModelVersion {
+                        name: name.to_string(),
+                        source: lineage.source,
+                        run_id: lineage.run_id,
+                        run_link: String::new(),
+                        description: String::new(),
+                        model_id: lineage.model_id,
+                        tags,
+                    })
+                    .await?;
+                keel_core::version_source::list_version_on_model(
+                    meta.as_ref(),
+                    &model.model_id,
+                    name,
+                    &created.version,
+                )
+                .await?;
+                created.version
             }
             Tracking::Remote(client) => {
                 let created: Result<Value> = client
@@ -392,25 +407,6 @@ impl Tracking<'_> {
                     .to_string()
             }
         };
-        // A new logged model, so the list holds this version alone.
-        let tag = Tag {
-            key: "mlflow.modelVersions".into(),
-            value: json!([{"name": name, "version": version}]).to_string(),
-        };
-        match self {
-            Tracking::Local { meta, .. } => {
-                meta.set_logged_model_tags(&model.model_id, vec![tag])
-                    .await?;
-            }
-            Tracking::Remote(client) => {
-                let _: Value = client
-                    .patch(
-                        &format!("logged-models/{}/tags", model.model_id),
-                        &json!({"tags": [tag]}),
-                    )
-                    .await?;
-            }
-        }
         Ok(version)
     }
 

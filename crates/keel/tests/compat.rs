@@ -1,6 +1,7 @@
 //! The official mlflow Python client against a real `keel server` process:
 //! `tests/compat/mlflow_client_compat.py` runs a training script's worth of calls and checks
-//! every answer, on SQLite and on PostgreSQL.
+//! every answer, on SQLite and on PostgreSQL; and the same script against a real
+//! `mlflow server`, so that what it expects is MLflow's behaviour, not keel's.
 
 mod support;
 
@@ -17,7 +18,21 @@ fn mlflow_client_runs_unchanged_against_keel() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let server = support::Server::start(dir.path(), 0);
-    run_compat(&python, dir.path(), &server);
+    run_compat(&python, dir.path(), &server.url);
+}
+
+#[test]
+fn the_compatibility_script_holds_against_mlflow_itself() {
+    let python = match support::python_with_mlflow() {
+        Ok(p) => p,
+        Err(reason) => {
+            eprintln!("SKIPPED the_compatibility_script_holds_against_mlflow_itself: {reason}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mlflow = support::mlflow_server(&python, dir.path());
+    run_compat(&python, dir.path(), &mlflow.url);
 }
 
 #[test]
@@ -37,14 +52,14 @@ fn mlflow_client_runs_unchanged_against_keel_on_postgres() {
     let dir = tempfile::tempdir().expect("tempdir");
     let artifacts = dir.path().join("artifacts").display().to_string();
     let server = support::Server::launch(dir.path(), 0, &schema.url, &artifacts, &[]);
-    run_compat(&python, dir.path(), &server);
+    run_compat(&python, dir.path(), &server.url);
 }
 
-fn run_compat(python: &std::path::Path, dir: &std::path::Path, server: &support::Server) {
+fn run_compat(python: &std::path::Path, dir: &std::path::Path, url: &str) {
     let script = support::workspace().join("tests/compat/mlflow_client_compat.py");
     let out = Command::new(python)
         .arg(&script)
-        .env("MLFLOW_TRACKING_URI", &server.url)
+        .env("MLFLOW_TRACKING_URI", url)
         .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         .env("PYTHONWARNINGS", "ignore")
         .current_dir(dir)

@@ -7,46 +7,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-
-struct MlflowServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for MlflowServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mlflow_server(python: &Path, dir: &Path) -> MlflowServer {
-    let port = support::free_port();
-    let child = Command::new(python.with_file_name("mlflow"))
-        .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .arg("--backend-store-uri")
-        .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
-        .arg("--artifacts-destination")
-        .arg(dir.join("mlartifacts"))
-        .args(["--workers", "1"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mlflow server");
-    let server = MlflowServer {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    support::wait_ready_for(
-        &format!("127.0.0.1:{port}"),
-        "/health",
-        "mlflow server",
-        std::time::Duration::from_secs(120),
-    );
-    server
-}
+use std::process::{Command, Output};
 
 fn script(python: &Path, args: &[&str], cwd: &Path) -> Output {
     let out = Command::new(python)
@@ -102,7 +63,7 @@ fn an_mlflow_server_imports_into_keel_identically() {
     let dst_dir = dir.path().join("keel");
     std::fs::create_dir_all(&src_dir).unwrap();
     std::fs::create_dir_all(&dst_dir).unwrap();
-    let mlflow = mlflow_server(&python, &src_dir);
+    let mlflow = support::mlflow_server(&python, &src_dir);
     script(&python, &["log", &mlflow.url], &src_dir);
 
     let first = import(&dst_dir, &mlflow.url);

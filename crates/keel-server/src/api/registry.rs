@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use keel_core::entities::{ModelVersion, RegisteredModel, Tag, canonical_stage};
 use keel_core::filter::registry as rf;
 use keel_core::store::{CreateModelVersion, SearchRegistry};
-use keel_core::{Error, page, validate};
+use keel_core::{Error, page, validate, version_source};
 use serde::{Deserialize, Serialize};
 
 use super::{empty, json};
@@ -264,18 +264,29 @@ async fn create_version(
     let tags = kvs(std::mem::take(&mut body.tags), "tags", |_, t| {
         validate::registry_tag(t)
     })?;
+    let lineage = version_source::resolve(
+        s.meta.as_ref(),
+        &source,
+        body.run_id.as_deref(),
+        body.model_id.as_deref(),
+    )
+    .await?;
     let v = s
         .meta
         .create_model_version(CreateModelVersion {
             name,
-            source,
-            run_id: body.run_id.unwrap_or_default(),
+            source: lineage.source,
+            run_id: lineage.run_id,
             run_link: body.run_link.unwrap_or_default(),
             description: body.description.unwrap_or_default(),
-            model_id: body.model_id.unwrap_or_default(),
+            model_id: lineage.model_id,
             tags,
         })
         .await?;
+    if !v.model_id.is_empty() {
+        version_source::list_version_on_model(s.meta.as_ref(), &v.model_id, &v.name, &v.version)
+            .await?;
+    }
     Ok(json(&OneVersion { model_version: v }))
 }
 

@@ -7,7 +7,6 @@ use keel_core::store::{CreateLoggedModel, Page, SearchLoggedModels};
 use keel_core::{Error, Result, now_millis, validate};
 use sqlx::{PgConnection, Row};
 
-use super::runs::run_info_of;
 use super::tracking::experiment;
 use super::{DbResult, PgStore, paging};
 use crate::search::{self, Bind, Dialect, Sql};
@@ -173,9 +172,6 @@ impl PgStore {
             return Err(Error::invalid(format!(
                 "The experiment {exp_id} must be in the 'active' state. Current state is deleted."
             )));
-        }
-        if !req.source_run_id.is_empty() {
-            run_info_of(&mut tx, &req.source_run_id).await?;
         }
         let id = format!("m-{}", uuid::Uuid::new_v4().simple());
         let name = req

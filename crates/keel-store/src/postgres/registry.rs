@@ -225,20 +225,44 @@ async fn lock_version(conn: &mut PgConnection, name: &str, v: i64) -> Result<()>
     Ok(())
 }
 
-/// Where a version's files are: `models:/m-<id>` resolves to the logged model's location,
-/// `runs:/<run>/<path>` to the run's artifact URI joined with the path.
+/// Where a new version's files are: a logged model's or a run's artifact location, or the
+/// location of the version a `models:/<name>/<version>` source names; the source itself when
+/// it names nothing this store holds (a run of another tracking server, a plain URI).
 pub(crate) async fn storage_location(conn: &mut PgConnection, source: &str) -> Result<String> {
     if let Some(rest) = source.strip_prefix("models:/") {
-        let id = rest.split('/').next().unwrap_or_default();
-        if id.starts_with("m-")
-            && let Some(loc) = logged_model_location(conn, id).await?
-        {
-            return Ok(loc);
+        match rest.split_once('/') {
+            None => {
+                if let Some(loc) = logged_model_location(conn, rest).await? {
+                    return Ok(loc);
+                }
+            }
+            Some((name, version)) => {
+                let found: Option<String> = match version.parse::<i64>() {
+                    Ok(v) => sqlx::query_scalar(
+                        "SELECT storage_location FROM model_versions WHERE name = $1 AND version = $2",
+                    )
+                    .bind(name)
+                    .bind(v)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .db()?,
+                    Err(_) => None,
+                };
+                if let Some(loc) = found {
+                    return Ok(loc);
+                }
+            }
         }
     }
     if let Some(rest) = source.strip_prefix("runs:/") {
         let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let info = run_info_of(conn, run_id).await?;
+        let info = match run_info_of(conn, run_id).await {
+            Ok(info) => info,
+            Err(e) if e.code == keel_core::ErrorCode::ResourceDoesNotExist => {
+                return Ok(source.to_string());
+            }
+            Err(e) => return Err(e),
+        };
         return Ok(if path.is_empty() {
             info.artifact_uri
         } else {

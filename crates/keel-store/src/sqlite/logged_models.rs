@@ -152,9 +152,6 @@ impl SqliteStore {
                     if exp.lifecycle_stage != LifecycleStage::Active {
                         return Err(Error::invalid(format!("The experiment {exp_id} must be in the 'active' state. Current state is deleted.")));
                     }
-                    if !req.source_run_id.is_empty() {
-                        rows::run_info_of(c, &req.source_run_id).await?;
-                    }
                     let id = format!("m-{}", uuid::Uuid::new_v4().simple());
                     let name = req.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| format!("model-{}", &id[2..10]));
                     let location = format!("{}/models/{id}/artifacts", exp.artifact_location);

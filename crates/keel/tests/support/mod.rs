@@ -380,3 +380,44 @@ pub fn shop() -> String {
     }
     s
 }
+
+/// A real `mlflow server` (from the test venv) on a free loopback port, killed on drop.
+pub struct MlflowServer {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for MlflowServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `mlflow server` with its store and artifacts in `dir`, serving artifacts as keel does.
+pub fn mlflow_server(python: &Path, dir: &Path) -> MlflowServer {
+    let port = free_port();
+    let child = Command::new(python.with_file_name("mlflow"))
+        .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--backend-store-uri")
+        .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
+        .arg("--artifacts-destination")
+        .arg(dir.join("mlartifacts"))
+        .args(["--workers", "1"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mlflow server");
+    let server = MlflowServer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready_for(
+        &format!("127.0.0.1:{port}"),
+        "/health",
+        "mlflow server",
+        std::time::Duration::from_secs(120),
+    );
+    server
+}
