@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::error::{MlError, Result, invalid};
 use crate::params::Task;
 use crate::pipeline::Pipeline;
-use crate::train::{Model, Trained};
+use crate::train::{LabelType, Model, Trained};
 
 /// The model layout written by this version of keel.
 pub const MODEL_FORMAT: &str = "keel.model/v1";
@@ -53,6 +53,10 @@ pub struct KeelModel {
     /// Class names in the order of the model's outputs (classification).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
+    /// The type labels are given back in: the target's own (`long` for an integer target);
+    /// left out for text.
+    #[serde(default, skip_serializing_if = "LabelType::is_string")]
+    pub label_type: LabelType,
     /// The input columns, in order.
     pub inputs: Vec<InputColumn>,
     /// The feature pipeline.
@@ -84,6 +88,11 @@ impl KeelModel {
             task: trained.task.as_str().into(),
             target: target.unwrap_or(crate::onnx::CLUSTER).into(),
             classes: trained.classes.clone(),
+            label_type: if trained.task == Task::Classification {
+                trained.label_type
+            } else {
+                LabelType::String
+            },
             inputs,
             pipeline: trained.pipeline.clone(),
             model: trained.model.clone(),
@@ -97,7 +106,7 @@ impl KeelModel {
         } else if self.task == Task::Clustering.as_str() {
             "long"
         } else {
-            "string"
+            self.label_type.as_str()
         }
     }
 }

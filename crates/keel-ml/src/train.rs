@@ -1,8 +1,11 @@
 //! One training: the target and features picked from a table, rows split (or folded), the
 //! feature pipeline and the model fitted on training rows only, and the held-out metrics.
 //!
-//! Rows whose target is missing are left out (and counted). Without an explicit task, a text
-//! target means classification and a numeric one regression. With `k` folds, each fold's
+//! Rows whose target is missing are left out (and counted). Without an explicit task, the
+//! target decides, as scikit-learn's `type_of_target` does but stricter about integers: text
+//! means classification; numbers that are all integers with at most
+//! [`MAX_INTEGER_CLASSES`] distinct values are classes (a 0/1 flag, a rating); any other
+//! numbers mean regression. [`Trained::task_reason`] says which rule chose. With `k` folds, each fold's
 //! metrics are reported with their mean and standard deviation, and the model kept is then
 //! fitted on every row.
 
@@ -161,6 +164,10 @@ pub enum HeldOut {
 pub struct Trained {
     /// The task trained for.
     pub task: Task,
+    /// Why that task: asked for, or which rule inferred it from the target.
+    pub task_reason: String,
+    /// The type of the target's values, which labels are given back in (classification).
+    pub label_type: LabelType,
     /// Class names, in the order of the model's outputs (classification).
     pub classes: Vec<String>,
     /// Feature columns, in order.
@@ -208,11 +215,7 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
             table.names.join(", ")
         ));
     };
-    let task = req.task.unwrap_or(match target {
-        Values::Text(_) => Task::Classification,
-        Values::Numbers(_) => Task::Regression,
-    });
-    supported(req, task)?;
+    let (task, task_reason) = choose_task(req, name, target)?;
     // Rows with a target; everything below indexes into them.
     let kept = with_target(target);
     let missing_target = table.rows() - kept.len();
@@ -263,6 +266,8 @@ pub fn train(table: &Columns, req: &TrainRequest) -> Result<Trained> {
     }
     Ok(Trained {
         task,
+        task_reason,
+        label_type: LabelType::of(target),
         classes,
         features,
         pipeline,
@@ -285,15 +290,119 @@ fn splits(req: &TrainRequest, n: usize, strata: Option<&[usize]>) -> Result<Vec<
     })
 }
 
+/// The most distinct values an integer target may hold to be taken as classes when no task
+/// is given.
+pub const MAX_INTEGER_CLASSES: usize = 20;
+
+/// The task for `target` (asked for, or inferred from its values) and why, refused when the
+/// algorithm does not do it.
+fn choose_task(req: &TrainRequest, name: &str, target: &Values) -> Result<(Task, String)> {
+    let (task, reason) = match (req.task, target) {
+        (Some(task), _) => (task, format!("{} as asked", task.as_str())),
+        (None, Values::Text(_)) => (
+            Task::Classification,
+            format!("classification: target '{name}' holds text"),
+        ),
+        (None, Values::Numbers(v)) => {
+            let mut distinct: Vec<f64> = v.iter().flatten().copied().collect();
+            let integers = distinct.iter().all(|x| x.fract() == 0.0);
+            distinct.sort_by(f64::total_cmp);
+            distinct.dedup();
+            if integers && distinct.len() <= MAX_INTEGER_CLASSES {
+                (
+                    Task::Classification,
+                    format!(
+                        "classification: target '{name}' holds {} distinct integers (integers with at most {MAX_INTEGER_CLASSES} distinct values are classes; --task regression predicts them as numbers)",
+                        distinct.len()
+                    ),
+                )
+            } else if integers {
+                (
+                    Task::Regression,
+                    format!(
+                        "regression: target '{name}' holds {} distinct integers (more than {MAX_INTEGER_CLASSES}; --task classification takes them as classes)",
+                        distinct.len()
+                    ),
+                )
+            } else {
+                (
+                    Task::Regression,
+                    format!("regression: target '{name}' holds numbers with fractions"),
+                )
+            }
+        }
+    };
+    if !req.algorithm.supports(task) {
+        let other = req
+            .algorithm
+            .tasks
+            .iter()
+            .map(|t| format!("--task {}", t.as_str()))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        return invalid(format!(
+            "{} does not do {} (chosen: {reason}); pass {other}, or choose an algorithm that does {}",
+            req.algorithm.name,
+            task.as_str(),
+            task.as_str()
+        ));
+    }
+    Ok((task, reason))
+}
+
 fn supported(req: &TrainRequest, task: Task) -> Result<()> {
     if req.algorithm.supports(task) {
         Ok(())
     } else {
         invalid(format!(
-            "{} does not do {}",
+            "{} does not do {}; pass --task {}",
             req.algorithm.name,
-            task.as_str()
+            task.as_str(),
+            req.algorithm
+                .tasks
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(" or --task ")
         ))
+    }
+}
+
+/// The type of a classification target's values: labels come back in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelType {
+    /// Text.
+    #[default]
+    String,
+    /// Whole numbers.
+    Long,
+    /// Numbers with fractions.
+    Double,
+}
+
+impl LabelType {
+    /// The type of `target`'s values.
+    pub fn of(target: &Values) -> LabelType {
+        match target {
+            Values::Text(_) => LabelType::String,
+            Values::Numbers(v) if v.iter().flatten().all(|x| x.fract() == 0.0) => LabelType::Long,
+            Values::Numbers(_) => LabelType::Double,
+        }
+    }
+
+    /// Whether labels are text (the default, left out of stored models).
+    pub fn is_string(&self) -> bool {
+        *self == LabelType::String
+    }
+
+    /// MLflow's name of the type (`string`, `long`, `double`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelType::String => "string",
+            LabelType::Long => "long",
+            LabelType::Double => "double",
+        }
     }
 }
 
@@ -385,6 +494,12 @@ fn train_clusters(table: &Columns, req: &TrainRequest) -> Result<Trained> {
     }
     Ok(Trained {
         task: Task::Clustering,
+        task_reason: if req.task.is_some() {
+            "clustering as asked".into()
+        } else {
+            format!("clustering: {} only clusters", req.algorithm.name)
+        },
+        label_type: LabelType::String,
         classes: Vec::new(),
         features,
         pipeline,
@@ -477,7 +592,7 @@ fn encode_target(
             Vec::new(),
         )),
         (Task::Regression, Values::Text(_)) => invalid(format!(
-            "target '{name}' holds text; regression needs numbers (or use --task classification)"
+            "target '{name}' holds text; regression needs numbers (pass --task classification)"
         )),
         (Task::Clustering, _) => invalid("clustering has no target"),
         (Task::Classification, values) => {
@@ -930,7 +1045,7 @@ mod tests {
         );
         assert_eq!(
             err(request("label", "linear_regression", Holdout::Split(0.8))),
-            "linear_regression does not do classification"
+            "linear_regression does not do classification (chosen: classification: target 'label' holds text); pass --task regression, or choose an algorithm that does classification"
         );
         let mut r = request("colour", "linear_regression", Holdout::Split(0.8));
         r.task = Some(Task::Regression);
@@ -951,5 +1066,54 @@ mod tests {
             err(request("label", "logistic_regression", Holdout::Split(1.0)))
                 .contains("between 0 and 1")
         );
+    }
+
+    #[test]
+    fn the_task_is_inferred_from_the_target_by_a_stated_rule() {
+        let mut t = table();
+        let flag: Vec<Option<f64>> = (0..400)
+            .map(|i| Some(f64::from(u8::from(i % 40 >= 20 || i % 3 == 0))))
+            .collect();
+        let count: Vec<Option<f64>> = (0..400).map(|i| Some((i % 40) as f64)).collect();
+        t.names.extend(["flag".to_string(), "count".to_string()]);
+        t.values
+            .extend([Values::Numbers(flag), Values::Numbers(count)]);
+        let mut r = request("flag", "random_forest", Holdout::Split(0.8));
+        r.drop = vec!["label".into(), "count".into(), "price".into()];
+        let trained = train(&t, &r).unwrap();
+        assert_eq!(trained.task, Task::Classification);
+        assert_eq!(trained.label_type, LabelType::Long);
+        assert_eq!(trained.classes, ["0", "1"]);
+        assert!(
+            trained.task_reason.contains("2 distinct integers"),
+            "{}",
+            trained.task_reason
+        );
+        let mut r = request("count", "random_forest", Holdout::Split(0.8));
+        r.drop = vec!["label".into(), "flag".into(), "price".into()];
+        let trained = train(&t, &r).unwrap();
+        assert_eq!(trained.task, Task::Regression);
+        assert!(
+            trained
+                .task_reason
+                .contains("40 distinct integers (more than 20"),
+            "{}",
+            trained.task_reason
+        );
+        let mut r = request("price", "random_forest", Holdout::Split(0.8));
+        r.drop = vec!["label".into(), "flag".into(), "count".into()];
+        assert!(train(&t, &r).unwrap().task_reason.contains("fractions"));
+        // An algorithm that cannot do the inferred task says how to choose.
+        let mut r = request("price", "logistic_regression", Holdout::Split(0.8));
+        r.drop = vec!["label".into(), "flag".into(), "count".into()];
+        let e = train(&t, &r).unwrap_err().to_string();
+        assert!(e.contains("pass --task classification"), "{e}");
+        // Asked for, the task is taken as asked.
+        let mut r = request("count", "random_forest", Holdout::Split(0.8));
+        r.drop = vec!["label".into(), "flag".into(), "price".into()];
+        r.task = Some(Task::Classification);
+        let trained = train(&t, &r).unwrap();
+        assert_eq!(trained.task_reason, "classification as asked");
+        assert_eq!(trained.classes.len(), 40);
     }
 }

@@ -54,10 +54,22 @@ fn table() -> Columns {
     let value = (0..n)
         .map(|i| Some(2.0 * get(&a, i) - get(&b, i) + (get(&c, i) / 2.0).sin()))
         .collect();
+    // Integer targets, as a 0/1 column of a CSV or a grade: classes in the target's own type.
+    let flag = (0..n)
+        .map(|i| Some(f64::from(u8::from(get(&a, i) - get(&c, i) > 0.5))))
+        .collect();
+    let grade = (0..n)
+        .map(|i| {
+            let s = get(&a, i) + get(&c, i);
+            Some(f64::from(u8::from(s > -2.0) + u8::from(s > 2.0)) * 5.0)
+        })
+        .collect();
     Columns {
-        names: ["a", "b", "c", "colour", "binary", "three", "value"]
-            .map(String::from)
-            .to_vec(),
+        names: [
+            "a", "b", "c", "colour", "binary", "three", "value", "flag", "grade",
+        ]
+        .map(String::from)
+        .to_vec(),
         values: vec![
             Values::Numbers(a),
             Values::Numbers(b),
@@ -66,6 +78,8 @@ fn table() -> Columns {
             Values::Text(binary),
             Values::Text(three),
             Values::Numbers(value),
+            Values::Numbers(flag),
+            Values::Numbers(grade),
         ],
     }
 }
@@ -79,7 +93,7 @@ fn fit(t: &Columns, target: &str, algo: &str, params: &[&str]) -> KeelModel {
 fn fit_on(t: &Columns, target: &str, algo: &str, params: &[&str], text: bool) -> KeelModel {
     let a = algorithm(algo).unwrap();
     let target = Some(target).filter(|t| !t.is_empty());
-    let others: Vec<String> = ["binary", "three", "value"]
+    let others: Vec<String> = ["binary", "three", "value", "flag", "grade"]
         .iter()
         .filter(|n| Some(**n) != target)
         .chain((!text).then_some(&"colour"))
@@ -129,6 +143,14 @@ fn write_case(dir: &Path, model: &KeelModel, t: &Columns) {
             .iter()
             .map(|p| model.classes[keel_stats::classification::argmax(p)].as_str())
             .collect();
+        // Labels in the target's own type: numbers for an integer target.
+        let label: Vec<serde_json::Value> = match model.label_type {
+            keel_ml::train::LabelType::String => label.iter().map(|l| json!(l)).collect(),
+            _ => label
+                .iter()
+                .map(|l| json!(l.parse::<i64>().unwrap()))
+                .collect(),
+        };
         outputs.insert("label".into(), json!(label));
         for (k, class) in model.classes.iter().enumerate() {
             let p: Vec<f64> = proba.iter().map(|p| p[k]).collect();
@@ -177,6 +199,12 @@ fn onnx_models_predict_what_keel_predicts() {
         ),
         ("boosting_value", fit(&t, "value", "gradient_boosting", &[])),
         ("kmeans", fit(&t, "", "k_means", &["n_clusters=4"])),
+        // Integer targets: classification inferred, labels given back as integers.
+        ("logistic_flag", fit(&t, "flag", "logistic_regression", &[])),
+        (
+            "forest_grade",
+            fit(&t, "grade", "random_forest", &["n_estimators=10"]),
+        ),
         // With the text column: one input per column, one-hot or ordinal codes.
         (
             "logistic_text",

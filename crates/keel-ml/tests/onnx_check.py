@@ -53,6 +53,11 @@ for d in sys.argv[1:]:
     mlflow.onnx.load_model(d)
     pred = mlflow.pyfunc.load_model(d).predict(frame)
     assert list(pred.columns) == names, (d, list(pred.columns))
+    want_labels = exp["outputs"].get("label")
+    if want_labels and isinstance(want_labels[0], int):
+        # An integer target's labels come back as integers, equal to keel's.
+        assert pred["label"].dtype.kind == "i", (d, pred["label"].dtype)
+        assert list(pred["label"]) == want_labels, (d, "label")
     for name, want in exp["outputs"].items():
         if name == "cluster":
             assert list(pred[name]) == want, (d, name)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use keel_data::columns::{Columns, Values};
 use keel_ml::model_dir::KeelModel;
+use keel_ml::train::LabelType;
 use keel_onnx::{Data, Dim, ElemType, PortType, Tensor, Value};
 
 use crate::error::ServeError;
@@ -471,13 +472,21 @@ fn keel_feed(m: &KeelModel, input: Input) -> Result<Feed, ServeError> {
 /// The output names of a keel model, their types and widths (as the ONNX export names them).
 fn keel_output_names(m: &KeelModel) -> Vec<(String, &'static str, Vec<i64>)> {
     match m.task.as_str() {
-        "classification" => std::iter::once(("label".to_string(), "BYTES", vec![-1]))
-            .chain(
-                m.classes
-                    .iter()
-                    .map(|c| (format!("probability_{c}"), "FP64", vec![-1, 1])),
-            )
-            .collect(),
+        "classification" => std::iter::once((
+            "label".to_string(),
+            match m.label_type {
+                LabelType::String => "BYTES",
+                LabelType::Long => "INT64",
+                LabelType::Double => "FP64",
+            },
+            vec![-1],
+        ))
+        .chain(
+            m.classes
+                .iter()
+                .map(|c| (format!("probability_{c}"), "FP64", vec![-1, 1])),
+        )
+        .collect(),
         "clustering" => vec![("cluster".into(), "INT64", vec![-1])],
         _ => vec![("variable".into(), "FP64", vec![-1, 1])],
     }
@@ -496,7 +505,7 @@ fn keel_predict(m: &KeelModel, cols: &Columns) -> Result<Vec<Value>, ServeError>
         }
         (model, "classification") => {
             let proba = model.predict_proba(&x).map_err(fail)?;
-            let labels = proba
+            let best: Vec<&str> = proba
                 .iter()
                 .map(|p| {
                     let mut best = 0;
@@ -505,10 +514,17 @@ fn keel_predict(m: &KeelModel, cols: &Columns) -> Result<Vec<Value>, ServeError>
                             best = k;
                         }
                     }
-                    m.classes.get(best).cloned().unwrap_or_default()
+                    m.classes.get(best).map_or("", String::as_str)
                 })
                 .collect();
-            let mut values = vec![Value::Tensor(Tensor::new(vec![n], Data::String(labels))?)];
+            // Labels in the target's own type (the classes are kept as text).
+            let number = |c: &str| c.parse::<f64>().unwrap_or(f64::NAN);
+            let labels = match m.label_type {
+                LabelType::String => Data::String(best.iter().map(|c| c.to_string()).collect()),
+                LabelType::Long => Data::Int64(best.iter().map(|c| number(c) as i64).collect()),
+                LabelType::Double => Data::Double(best.iter().map(|c| number(c)).collect()),
+            };
+            let mut values = vec![Value::Tensor(Tensor::new(vec![n], labels)?)];
             for k in 0..m.classes.len() {
                 let col = proba
                     .iter()

@@ -451,7 +451,8 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
             json!({
                 "run_id": run.run_id, "experiment_id": run.experiment_id,
                 "model_id": logged.model_id, "dataset": job.label,
-                "task": trained.task.as_str(), "classes": trained.classes, "rows": trained.rows,
+                "task": trained.task.as_str(), "task_reason": trained.task_reason,
+                "classes": trained.classes, "rows": trained.rows,
                 "missing_target": trained.missing_target, "features": trained.features,
                 "metrics": metrics,
                 "registered": registered.as_ref().map(|(m, v)| json!({"name": m, "version": v})),
@@ -486,6 +487,7 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
             ),
         }
     );
+    println!("task: {}", trained.task_reason);
     println!("{t}");
     println!(
         "run {} (experiment '{}'), model {}",

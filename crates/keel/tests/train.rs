@@ -115,6 +115,97 @@ fn train_records_a_run_in_the_embedded_store() {
     );
     assert_eq!(reg["task"], "regression");
     assert!(reg["metrics"]["r2"].as_f64().unwrap() > 0.9999, "{reg}");
+
+    // The read commands work on the local store right after training, like the others.
+    let shown = json(d, &["runs", "show", run]);
+    assert_eq!(shown["info"]["run_id"], run, "{shown}");
+    let listed = json(d, &["runs", "ls"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["info"]["run_id"] == run),
+        "{listed}"
+    );
+    let experiments = json(d, &["experiments", "ls"]);
+    assert!(experiments.as_array().is_some_and(|e| !e.is_empty()));
+    // A local command's error says what was not found, in the store's words.
+    let (code, _, err) = keel_status(d, &["models", "alias", "set", "nope", "champion", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("'nope'") || err.contains("name=nope"),
+        "names the model: {err}"
+    );
+    assert!(
+        !err.contains("HTTP") && !err.contains("registered-models/"),
+        "no server words for a local command: {err}"
+    );
+    // A closed standard output ends a command quietly.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["runs", "ls"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn an_integer_target_of_few_values_trains_a_classifier_whose_labels_stay_integers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The shop's label as 0/1, as a CSV export of a scikit-learn data set holds it.
+    let csv: String = shop()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{l}\n")
+            } else {
+                format!("{}\n", l.replace(",yes,", ",1,").replace(",no,", ",0,"))
+            }
+        })
+        .collect();
+    std::fs::write(d.join("flags.csv"), csv).unwrap();
+    json(d, &["data", "add", "flags.csv"]);
+    let (ok, out, err) = support::keel(
+        d,
+        &[
+            "train",
+            "--data",
+            "flags@1",
+            "--target",
+            "label",
+            "--algo",
+            "random_forest",
+            "--drop",
+            "price",
+            "--register",
+            "flags",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("task: classification: target 'label' holds 2 distinct integers"),
+        "says which task and why: {out}"
+    );
+    let model = json(d, &["models", "show", "flags"]);
+    let version = &model["model_versions"][0];
+    assert_eq!(version["version"], "1", "{model}");
+    // The model answers labels as the integers the target held, not as text.
+    let keel_model = std::fs::read_to_string(
+        d.join("keel-data/artifacts/0/models")
+            .join(version["model_id"].as_str().unwrap())
+            .join("artifacts/model.json"),
+    )
+    .unwrap();
+    let keel_model: Value = serde_json::from_str(&keel_model).unwrap();
+    assert_eq!(keel_model["label_type"], "long");
 }
 
 #[test]

@@ -23,7 +23,7 @@ use prost::Message;
 
 use crate::model_dir::KeelModel;
 use crate::pipeline::{Encoding, Step};
-use crate::train::Model;
+use crate::train::{LabelType, Model};
 use crate::trees::{Aggregate, Link, Node, TreeModel};
 use keel_onnx::proto::{
     AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
@@ -45,6 +45,7 @@ const ML: &str = "ai.onnx.ml";
 const FLOAT: i32 = 1;
 const STRING: i32 = 8;
 const INT64: i32 = 7;
+const DOUBLE: i32 = 11;
 
 /// A graph under construction.
 #[derive(Default)]
@@ -258,16 +259,41 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
             &["label_index"],
             vec![int("axis", 1), int("keepdims", 0)],
         );
+        // The labels in the target's own type: text, or the numbers an integer (or
+        // fractional) target held.
+        let number = |c: &String| c.parse::<f64>().unwrap_or(f64::NAN);
+        let (label_type, classes) = match model.label_type {
+            LabelType::String => (
+                STRING,
+                TensorProto {
+                    string_data: model
+                        .classes
+                        .iter()
+                        .map(|c| c.as_bytes().to_vec())
+                        .collect(),
+                    ..Default::default()
+                },
+            ),
+            LabelType::Long => (
+                INT64,
+                TensorProto {
+                    int64_data: model.classes.iter().map(|c| number(c) as i64).collect(),
+                    ..Default::default()
+                },
+            ),
+            LabelType::Double => (
+                DOUBLE,
+                TensorProto {
+                    double_data: model.classes.iter().map(number).collect(),
+                    ..Default::default()
+                },
+            ),
+        };
         g.initializers.push(TensorProto {
             dims: vec![model.classes.len() as i64],
-            data_type: STRING,
-            string_data: model
-                .classes
-                .iter()
-                .map(|c| c.as_bytes().to_vec())
-                .collect(),
+            data_type: label_type,
             name: "classes".into(),
-            ..Default::default()
+            ..classes
         });
         g.node(
             "Gather",
@@ -283,7 +309,7 @@ pub fn export(model: &KeelModel) -> Option<Vec<u8>> {
             .collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         g.node("Split", "", &["probabilities"], &refs, vec![int("axis", 1)]);
-        outputs.push(value("label", STRING, &[None]));
+        outputs.push(value("label", label_type, &[None]));
         outputs.extend(names.iter().map(|n| value(n, FLOAT, &[None, Some(1)])));
     } else {
         outputs.push(value(raw, FLOAT, &[None, Some(1)]));
