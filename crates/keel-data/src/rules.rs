@@ -180,17 +180,34 @@ pub enum Rule {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mostly: Option<f64>,
     },
-    /// The column's mean is within `tolerance` of `expected`.
+    /// The column's mean is within `tolerance` of `expected`; or, given `rows` (the row
+    /// count of the data `expected` and `std` were measured on) instead of a tolerance, within
+    /// `z` standard errors of the difference of two means:
+    /// `z * std * sqrt(1/n + 1/rows)` for `n` checked values, so the allowance shrinks as
+    /// either table grows and a sample of the same distribution passes at any size.
     Mean {
         /// Column.
         column: String,
         /// Expected mean.
         expected: f64,
         /// Largest allowed absolute difference.
-        tolerance: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tolerance: Option<f64>,
+        /// The reference's standard deviation (with `rows`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        std: Option<f64>,
+        /// The reference's row count: the allowance comes from sampling.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<u64>,
+        /// Standard errors allowed with `rows` ([`SAMPLING_Z`] when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        z: Option<f64>,
     },
     /// The column's `q` quantile (0.01 to 0.99 by hundredths) is within `tolerance` of
-    /// `expected`.
+    /// `expected`; or, given `rows` (the reference's row count) instead of a tolerance,
+    /// `expected` lies between the checked column's quantiles at `q ± d`, with
+    /// `d = z * sqrt(q (1 - q) (1/n + 1/rows))`: the distribution-free confidence band of a
+    /// quantile (order statistics), which holds for discrete columns and ties too.
     Quantile {
         /// Column.
         column: String,
@@ -199,7 +216,14 @@ pub enum Rule {
         /// Expected value.
         expected: f64,
         /// Largest allowed absolute difference.
-        tolerance: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tolerance: Option<f64>,
+        /// The reference's row count: the allowance comes from sampling.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<u64>,
+        /// Standard errors allowed with `rows` ([`SAMPLING_Z`] when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        z: Option<f64>,
     },
     /// The newest value of a date or datetime column is at most `max_age` old (`90s`,
     /// `15min`, `24h`, `7days`).
@@ -310,19 +334,39 @@ impl Rule {
             Rule::Mean {
                 expected,
                 tolerance,
+                std,
+                rows,
+                z,
                 ..
-            } => format!("mean {} ± {}", num(*expected), num(*tolerance)),
+            } => match (tolerance, rows) {
+                (Some(t), _) => format!("mean {} ± {}", num(*expected), num(*t)),
+                (None, rows) => format!(
+                    "mean {} ± {} standard errors (std {}, {} reference rows)",
+                    num(*expected),
+                    num(z.unwrap_or(SAMPLING_Z)),
+                    num(std.unwrap_or(f64::NAN)),
+                    rows.unwrap_or(0)
+                ),
+            },
             Rule::Quantile {
                 q,
                 expected,
                 tolerance,
+                rows,
+                z,
                 ..
-            } => format!(
-                "p{} {} ± {}",
-                (q * 100.0).round(),
-                num(*expected),
-                num(*tolerance)
-            ),
+            } => match (tolerance, rows) {
+                (Some(t), _) => {
+                    format!("p{} {} ± {}", (q * 100.0).round(), num(*expected), num(*t))
+                }
+                (None, rows) => format!(
+                    "p{} {} within {} standard errors ({} reference rows)",
+                    (q * 100.0).round(),
+                    num(*expected),
+                    num(z.unwrap_or(SAMPLING_Z)),
+                    rows.unwrap_or(0)
+                ),
+            },
             Rule::Freshness { max_age, .. } => format!("newest value at most {max_age} old"),
         }
     }
@@ -366,10 +410,32 @@ impl Rule {
                     e.to_string().lines().last().unwrap_or("invalid").trim()
                 )),
             },
-            Rule::Mean { tolerance, .. } | Rule::Quantile { tolerance, .. }
-                if tolerance.is_nan() || *tolerance < 0.0 =>
+            Rule::Mean {
+                tolerance, rows, ..
+            }
+            | Rule::Quantile {
+                tolerance, rows, ..
+            } if tolerance.is_some() == rows.is_some() => {
+                bad("give either tolerance or rows (the reference's row count)".into())
+            }
+            Rule::Mean {
+                tolerance: Some(t), ..
+            }
+            | Rule::Quantile {
+                tolerance: Some(t), ..
+            } if t.is_nan() || *t < 0.0 => bad(format!("tolerance must be 0 or more, not {t}")),
+            Rule::Mean { z: Some(z), .. } | Rule::Quantile { z: Some(z), .. }
+                if z.is_nan() || *z <= 0.0 =>
             {
-                bad(format!("tolerance must be 0 or more, not {tolerance}"))
+                bad(format!("z must be above 0, not {z}"))
+            }
+            Rule::Mean {
+                rows: Some(_), std, ..
+            } if !std.is_some_and(|s| s >= 0.0) => {
+                bad("with rows, give std (the reference's standard deviation, 0 or more)".into())
+            }
+            Rule::Mean { rows: Some(0), .. } | Rule::Quantile { rows: Some(0), .. } => {
+                bad("rows must be 1 or more".into())
             }
             Rule::Quantile { q, .. } if percentile(*q).is_none() => bad(format!(
                 "q must be one of 0.01, 0.02, ... 0.99 (the profiled percentiles), not {q}"
@@ -445,9 +511,11 @@ impl RuleSet {
     }
 }
 
-/// Share of a numeric column's standard deviation allowed as drift of its mean and
-/// quantiles in inferred rules.
-pub const INFER_TOLERANCE: f64 = 0.1;
+/// Standard errors a mean or quantile may be off by when its rule allows for sampling
+/// (`rows`): 4 leaves a chance of about 6 in 100,000 that a rule fails on data drawn from the
+/// reference's own distribution, so a file of hundreds of inferred rules stays green on such
+/// data, while a shift of a fraction of a standard deviation fails on a few thousand rows.
+pub const SAMPLING_Z: f64 = 4.0;
 /// Quantiles inferred rules check.
 pub const INFER_QUANTILES: [f64; 5] = [0.05, 0.25, 0.5, 0.75, 0.95];
 
@@ -455,7 +523,8 @@ pub const INFER_QUANTILES: [f64; 5] = [0.05, 0.25, 0.5, 0.75, 0.95];
 /// missing values where it has none; `unique` for the columns in `unique` (found by reading the
 /// reference, see [`unique_candidates`]); for numeric columns a range widened by a tenth of the
 /// observed span on each side (never below 0 for a column without negative values), and mean
-/// and quantiles p5, p25, p50, p75, p95 within a tenth of the standard deviation; for text
+/// and quantiles p5, p25, p50, p75, p95 within what sampling allows for the row counts of the
+/// reference and of the data checked (the rules carry the reference's `rows`); for text
 /// columns with at most 20 distinct values, those values. Regular expressions and freshness
 /// are not inferred: they say what the data should be, which a profile cannot know.
 pub fn infer(table: &Table, unique: &[String]) -> RuleSet {
@@ -490,7 +559,11 @@ pub fn infer(table: &Table, unique: &[String]) -> RuleSet {
             });
         }
         match &c.stats {
-            ColumnStats::Numeric(st) => rules.extend(numeric_rules(&column, st)),
+            ColumnStats::Numeric(st) => rules.extend(numeric_rules(
+                &column,
+                st,
+                c.count.saturating_sub(st.nan_count),
+            )),
             ColumnStats::Categorical(st)
                 if s.dtype == "string" && st.cardinality as usize <= st.top.len() =>
             {
@@ -513,7 +586,8 @@ pub fn infer(table: &Table, unique: &[String]) -> RuleSet {
     }
 }
 
-fn numeric_rules(column: &str, st: &NumericStats) -> Vec<Rule> {
+/// Range, mean and quantile rules of a numeric column with `rows` values (NaN left out).
+fn numeric_rules(column: &str, st: &NumericStats, rows: u64) -> Vec<Rule> {
     let mut rules = Vec::new();
     if st.min.is_finite() && st.max.is_finite() {
         let pad = (st.max - st.min) * 0.1;
@@ -528,12 +602,14 @@ fn numeric_rules(column: &str, st: &NumericStats) -> Vec<Rule> {
             mostly: None,
         });
     }
-    let tolerance = round_sig(st.std * INFER_TOLERANCE);
-    if st.mean.is_finite() && tolerance.is_finite() {
+    if st.mean.is_finite() && st.std.is_finite() && rows > 0 {
         rules.push(Rule::Mean {
             column: column.into(),
             expected: st.mean,
-            tolerance,
+            tolerance: None,
+            std: Some(st.std),
+            rows: Some(rows),
+            z: None,
         });
         for q in INFER_QUANTILES {
             if let Some(v) = percentile(q).and_then(|p| st.quantiles.get(p - 1)) {
@@ -541,7 +617,9 @@ fn numeric_rules(column: &str, st: &NumericStats) -> Vec<Rule> {
                     column: column.into(),
                     q,
                     expected: *v,
-                    tolerance,
+                    tolerance: None,
+                    rows: Some(rows),
+                    z: None,
                 });
             }
         }

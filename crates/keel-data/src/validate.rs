@@ -13,7 +13,7 @@ use crate::error::{DataError, Result};
 use crate::format::Format;
 use crate::profile::{ColumnProfile, ColumnStats, Table};
 use crate::read::{Rows, read_table};
-use crate::rules::{Rule, RuleSet, num, parse_age, percentile};
+use crate::rules::{Rule, RuleSet, SAMPLING_Z, num, parse_age, percentile};
 
 /// Failing rows kept per rule.
 pub const SAMPLES: usize = 5;
@@ -173,11 +173,28 @@ fn table_rule(rule: &Rule, table: &Table, now: SystemTime) -> Found {
             column: name,
             expected,
             tolerance,
-        } => numeric(column(name), name, table, |st| {
+            std,
+            rows,
+            z,
+        } => numeric(column(name), name, table, |st, n| {
             let diff = (st.mean - expected).abs();
+            let allowed = match (tolerance, rows) {
+                (Some(t), _) => *t,
+                (None, rows) => {
+                    let reference = rows.unwrap_or(1).max(1) as f64;
+                    z.unwrap_or(SAMPLING_Z)
+                        * std.unwrap_or(0.0)
+                        * (1.0 / n.max(1) as f64 + 1.0 / reference).sqrt()
+                }
+            };
             Found::table(
-                diff <= *tolerance,
-                format!("mean {} (off by {})", num(st.mean), num(diff)),
+                diff <= allowed,
+                format!(
+                    "mean {} (off by {}, {} allowed)",
+                    num(st.mean),
+                    num(diff),
+                    num(allowed)
+                ),
             )
         }),
         Rule::Quantile {
@@ -185,21 +202,44 @@ fn table_rule(rule: &Rule, table: &Table, now: SystemTime) -> Found {
             q,
             expected,
             tolerance,
-        } => numeric(column(name), name, table, |st| {
-            match percentile(*q).and_then(|p| st.quantiles.get(p - 1).map(|v| (p, *v))) {
-                Some((p, v)) => {
+            rows,
+            z,
+        } => numeric(column(name), name, table, |st, n| {
+            let sampled = if table.profile.exact {
+                ""
+            } else {
+                ", estimated from a sample"
+            };
+            let Some(p) = percentile(*q) else {
+                return Found::table(false, format!("quantile {q} is not profiled"));
+            };
+            let Some(v) = st.quantiles.get(p - 1).copied() else {
+                return Found::table(false, format!("quantile {q} is not profiled"));
+            };
+            match (tolerance, rows) {
+                (Some(t), _) => {
                     let diff = (v - expected).abs();
-                    let sampled = if table.profile.exact {
-                        ""
-                    } else {
-                        ", estimated from a sample"
-                    };
                     Found::table(
-                        diff <= *tolerance,
+                        diff <= *t,
                         format!("p{p} {} (off by {}{sampled})", num(v), num(diff)),
                     )
                 }
-                None => Found::table(false, format!("quantile {q} is not profiled")),
+                (None, rows) => {
+                    let reference = rows.unwrap_or(1).max(1) as f64;
+                    let d = z.unwrap_or(SAMPLING_Z)
+                        * (q * (1.0 - q) * (1.0 / n.max(1) as f64 + 1.0 / reference)).sqrt();
+                    let (lo, hi) = (quantile_at(st, q - d), quantile_at(st, q + d));
+                    let slack = 1e-9 * lo.abs().max(hi.abs()).max(1.0);
+                    Found::table(
+                        *expected >= lo - slack && *expected <= hi + slack,
+                        format!(
+                            "p{p} {} (band {} to {} for {n} values{sampled})",
+                            num(v),
+                            num(lo),
+                            num(hi)
+                        ),
+                    )
+                }
             }
         }),
         Rule::Freshness {
@@ -256,20 +296,42 @@ fn dtype_of<'a>(table: &'a Table, name: &str) -> &'a str {
         .map_or("missing", |c| c.dtype.as_str())
 }
 
+/// Checks a numeric column's statistics; `check` also gets its count of values (NaN left out).
 fn numeric(
     column: Option<&ColumnProfile>,
     name: &str,
     table: &Table,
-    check: impl FnOnce(&crate::profile::NumericStats) -> Found,
+    check: impl FnOnce(&crate::profile::NumericStats, u64) -> Found,
 ) -> Found {
-    match column.map(|c| &c.stats) {
+    match column.map(|c| (c, &c.stats)) {
         None => missing(name),
-        Some(ColumnStats::Numeric(st)) => check(st),
-        Some(ColumnStats::Empty) => Found::table(false, "no values"),
+        Some((c, ColumnStats::Numeric(st))) => check(st, c.count.saturating_sub(st.nan_count)),
+        Some((_, ColumnStats::Empty)) => Found::table(false, "no values"),
         Some(_) => Found::table(
             false,
             format!("'{name}' is {}, not numeric", dtype_of(table, name)),
         ),
+    }
+}
+
+/// A column's quantile at rank `r` (clamped to 0..1), read off its profile: the minimum, the
+/// percentiles 1 to 99 and the maximum, linearly between them.
+fn quantile_at(st: &crate::profile::NumericStats, r: f64) -> f64 {
+    let r = r.clamp(0.0, 1.0) * 100.0;
+    let at = |k: usize| match k {
+        0 => st.min,
+        100 => st.max,
+        k => st.quantiles.get(k - 1).copied().unwrap_or(f64::NAN),
+    };
+    let k = r.floor() as usize;
+    if k >= 100 {
+        return st.max;
+    }
+    let w = r - k as f64;
+    if w == 0.0 {
+        at(k)
+    } else {
+        at(k) + (at(k + 1) - at(k)) * w
     }
 }
 

@@ -246,7 +246,7 @@ fn table_rules_fail_from_the_profile() {
         "id is integer not string; missing zip; extra city; extra email; extra score; extra seen"
     );
     assert_eq!(observed[2], "200 rows");
-    assert_eq!(observed[3], "mean 50.25 (off by 9.75)");
+    assert_eq!(observed[3], "mean 50.25 (off by 9.75, 1 allowed)");
     assert_eq!(observed[4], "p90 90.05 (off by 40.05)");
     assert_eq!(observed[5], "newest 2026-11-28T00:00:00Z, 12days old");
     assert_eq!(observed[6], "'city' is string, not a date or datetime");
@@ -405,4 +405,155 @@ fn numeric_allowed_values_and_parquet_rows() {
         r.results[2].observed,
         "'grade' is numeric but 'one' is not a number"
     );
+}
+
+/// SplitMix64: a seeded stream of uniform numbers in (0, 1).
+struct Stream(u64);
+
+impl Stream {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 + 0.5 / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// `n` rows of five differently shaped columns: normal, skewed (log-normal), small counts
+/// (many ties), a 0/1 flag and uniform; `shift` is added to the normal column.
+fn shaped_csv(n: usize, seed: u64, shift: f64) -> Vec<[f64; 5]> {
+    let mut s = Stream(seed);
+    (0..n)
+        .map(|_| {
+            let counts = (0..8).filter(|_| s.uniform() < 0.3).count() as f64;
+            [
+                50.0 + 10.0 * s.normal() + shift,
+                (s.normal() * 0.8).exp(),
+                counts,
+                f64::from(u8::from(s.uniform() < 0.35)),
+                s.uniform() * 100.0,
+            ]
+        })
+        .collect()
+}
+
+fn rows_csv(rows: &[[f64; 5]]) -> String {
+    let mut s = String::from("height,income,visits,churned,score\n");
+    for r in rows {
+        s.push_str(&format!(
+            "{},{},{},{},{}\n",
+            r[0], r[1], r[2] as i64, r[3] as i64, r[4]
+        ));
+    }
+    s
+}
+
+/// The mean and quantile rules that failed, as (kind, column).
+fn failed_statistics(r: &Report) -> Vec<(String, String)> {
+    r.results
+        .iter()
+        .filter(|x| !x.passed && matches!(x.rule.kind(), "mean" | "quantile"))
+        .map(|x| {
+            (
+                format!("{} ({})", x.rule.kind(), x.observed),
+                x.rule.column().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn inferred_statistics_allow_for_sampling_so_samples_pass_and_shifts_fail() {
+    let reference_rows = shaped_csv(4000, 1, 0.0);
+    let reference = data(&rows_csv(&reference_rows));
+    let inferred = infer(&reference.table, &[]);
+    let yaml = inferred.to_yaml().unwrap();
+    assert!(yaml.contains("rows: 4000"), "{yaml}");
+    assert_eq!(RuleSet::from_yaml(&yaml).unwrap(), inferred);
+    let now = SystemTime::now();
+    // Random samples of the reference's own rows (70%, and 5%) pass every rule.
+    let mut pick = Stream(99);
+    for (round, share) in [0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.05, 0.05]
+        .into_iter()
+        .enumerate()
+    {
+        let sample: Vec<[f64; 5]> = reference_rows
+            .iter()
+            .filter(|_| pick.uniform() < share)
+            .copied()
+            .collect();
+        let r = check(&data(&rows_csv(&sample)), &inferred, now);
+        let failed: Vec<String> = r
+            .results
+            .iter()
+            // A 5% sample has fewer rows than the row-count rule allows, rightly.
+            .filter(|x| !x.passed)
+            .filter(|x| share > 0.5 || x.rule.kind() != "row_count")
+            .map(|x| format!("{} {:?}: {}", x.rule.kind(), x.rule.column(), x.observed))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "sample {round} ({} rows): {failed:#?}",
+            sample.len()
+        );
+    }
+    // A fresh draw from the same distributions passes the statistics too.
+    let fresh = check(&data(&rows_csv(&shaped_csv(4000, 2, 0.0))), &inferred, now);
+    assert!(
+        failed_statistics(&fresh).is_empty(),
+        "{:#?}",
+        failed_statistics(&fresh)
+    );
+    // The same rows with one column shifted by a third of its standard deviation fail its
+    // mean and middle quantiles, and nothing else's.
+    let shifted = check(
+        &data(&rows_csv(&shaped_csv(4000, 1, 10.0 / 3.0))),
+        &inferred,
+        now,
+    );
+    let failed = failed_statistics(&shifted);
+    assert!(
+        failed.iter().all(|(_, c)| c == "height"),
+        "only the shifted column fails: {failed:#?}"
+    );
+    for kind in ["mean", "quantile"] {
+        assert!(
+            failed.iter().any(|(k, _)| k.starts_with(kind)),
+            "{kind} of height fails: {failed:#?}"
+        );
+    }
+    assert!(failed.len() >= 4, "{failed:#?}");
+}
+
+#[test]
+fn sampling_rules_need_rows_or_a_tolerance_and_say_so() {
+    for (body, says) in [
+        (
+            "  - {rule: mean, column: x, expected: 1}",
+            "give either tolerance or rows",
+        ),
+        (
+            "  - {rule: mean, column: x, expected: 1, tolerance: 1, rows: 10}",
+            "give either tolerance or rows",
+        ),
+        (
+            "  - {rule: mean, column: x, expected: 1, rows: 10}",
+            "give std",
+        ),
+        (
+            "  - {rule: quantile, column: x, q: 0.5, expected: 1, rows: 10, z: 0}",
+            "z must be above 0",
+        ),
+    ] {
+        let e = RuleSet::from_yaml(&format!("format: keel.rules/v1\nrules:\n{body}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says) && e.contains("rule 1"), "{body}: {e}");
+    }
 }
