@@ -33,6 +33,8 @@ error_codes! {
     ResourceAlreadyExists => ("RESOURCE_ALREADY_EXISTS", 400),
     ResourceDoesNotExist => ("RESOURCE_DOES_NOT_EXIST", 404),
     NotImplemented => ("NOT_IMPLEMENTED", 501),
+    ResourceExhausted => ("RESOURCE_EXHAUSTED", 507),
+    BodyTooLarge => ("REQUEST_LIMIT_EXCEEDED", 413),
 }
 
 /// An error with an MLflow error code and a message for people.

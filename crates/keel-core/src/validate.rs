@@ -16,6 +16,12 @@ pub const MAX_EXPERIMENT_TAG_VAL_LENGTH: usize = 20000;
 pub const MAX_REGISTRY_TAG_KEY_LENGTH: usize = 250;
 pub const MAX_REGISTRY_TAG_VAL_LENGTH: usize = 100_000;
 pub const MAX_ALIAS_LENGTH: usize = 255;
+/// The longest registered model name (MLflow's `registered_models.name` column).
+pub const MAX_MODEL_NAME_LENGTH: usize = 256;
+/// The longest run name (MLflow's `runs.name` column).
+pub const MAX_RUN_NAME_LENGTH: usize = 250;
+/// The longest logged model name (MLflow's `logged_models.name` column).
+pub const MAX_LOGGED_MODEL_NAME_LENGTH: usize = 500;
 pub const MAX_DATASETS_PER_BATCH: usize = 1000;
 pub const MAX_DATASET_NAME_SIZE: usize = 500;
 pub const MAX_DATASET_DIGEST_SIZE: usize = 36;
@@ -168,7 +174,17 @@ pub fn model_name(name: &str) -> Result<()> {
             "Invalid model name '{name}': names cannot contain '/' or ':'."
         )));
     }
-    Ok(())
+    length("name", name, MAX_MODEL_NAME_LENGTH)
+}
+
+/// Run names: at most 250 characters.
+pub fn run_name(name: &str) -> Result<()> {
+    length("run_name", name, MAX_RUN_NAME_LENGTH)
+}
+
+/// Logged model names: at most 500 characters.
+pub fn logged_model_name(name: &str) -> Result<()> {
+    length("name", name, MAX_LOGGED_MODEL_NAME_LENGTH)
 }
 
 /// Aliases: non-empty, at most 255 characters, not `latest` and not a version (`v3`).

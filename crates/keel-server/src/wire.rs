@@ -65,7 +65,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Msg<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 Error::new(
-                    keel_core::ErrorCode::InvalidParameterValue,
+                    keel_core::ErrorCode::BodyTooLarge,
                     format!("Request body is larger than the limit of {MAX_JSON_BODY} bytes."),
                 )
             } else {

@@ -816,7 +816,8 @@ async fn malformed_requests(s: Arc<TestServer>) {
             .unwrap(),
     )
     .await;
-    assert_eq!(r.0.as_u16(), 400, "oversized body: {}", r.1);
+    assert_eq!(r.0.as_u16(), 413, "oversized body: {}", r.1);
+    assert_eq!(r.1["error_code"], "REQUEST_LIMIT_EXCEEDED", "{}", r.1);
     let r = s.post("runs/does-not-exist", json!({})).await;
     assert_error(&r, 404, "ENDPOINT_NOT_FOUND");
     let r = s.http.get(s.api("runs/log-metric")).send().await.unwrap();
@@ -1146,7 +1147,7 @@ async fn model_registry(s: Arc<TestServer>) {
     assert_error(
         &s.post(
             "model-versions/create",
-            json!({ "name": "nope", "source": "x" }),
+            json!({ "name": "nope", "source": "s3://b/m" }),
         )
         .await,
         404,

@@ -35,6 +35,9 @@ async fn create(State(s): State<AppState>, Msg { body, .. }: Msg<Create>) -> Api
     let experiment_id = required(body.experiment_id, "experiment_id")?;
     let params = kvs(body.params, "params", validate::param)?;
     let tags = kvs(body.tags, "tags", validate::tag)?;
+    if let Some(name) = &body.name {
+        validate::logged_model_name(name)?;
+    }
     let model = s
         .meta
         .create_logged_model(CreateLoggedModel {

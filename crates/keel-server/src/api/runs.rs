@@ -57,6 +57,9 @@ struct OneRun {
 async fn create(State(s): State<AppState>, Msg { body, .. }: Msg<Create>) -> ApiResult<Response> {
     let experiment_id = required(body.experiment_id, "experiment_id")?;
     let tags = kvs(body.tags, "tags", validate::tag)?;
+    if let Some(name) = &body.run_name {
+        validate::run_name(name)?;
+    }
     let run = s
         .meta
         .create_run(CreateRun {
@@ -99,6 +102,9 @@ async fn update(State(s): State<AppState>, Msg { body, .. }: Msg<Update>) -> Api
         None | Some("") => None,
         Some(st) => Some(RunStatus::parse(st).ok_or_else(|| Error::invalid(format!("Invalid value '{st}' for parameter 'status': expected RUNNING, SCHEDULED, FINISHED, FAILED or KILLED")))?),
     };
+    if let Some(name) = &body.run_name {
+        validate::run_name(name)?;
+    }
     let info = s
         .meta
         .update_run(&id, status, body.end_time, body.run_name)
