@@ -5,9 +5,15 @@
 //!
 //! ```yaml
 //! C: [0.01, 0.1, 1, 10]
+//! max_depth: [3, 6, null]        # null (or None) as in scikit-learn: no limit
+//! weights: [uniform, distance]   # the words --param takes
 //! max_iter: {low: 50, high: 500, int: true}
 //! tol: {low: 1e-6, high: 1e-2, log: true}
 //! ```
+//!
+//! A list takes whatever `--param KEY=VALUE` takes (numbers, `null`/`None`, `true`/`false`,
+//! a parameter's words); every value is checked when the space is read, and an error names
+//! the key and the value.
 //!
 //! Grid search tries every combination of the lists (ranges are refused); random search draws
 //! `trials` combinations with a seeded generator: a list's value uniformly, a range's uniformly
@@ -15,18 +21,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use crate::error::{MlError, Result, invalid};
 use crate::params::Algorithm;
 use crate::rng::Rng;
 
 /// One parameter's candidates.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Dim {
-    /// These values.
-    Values(Vec<f64>),
+    /// These values, as `--param` text.
+    Values(Vec<String>),
     /// A range.
     Range {
         /// Smallest value.
@@ -34,18 +37,88 @@ pub enum Dim {
         /// Largest value.
         high: f64,
         /// Draw the logarithm uniformly.
-        #[serde(default)]
         log: bool,
         /// Round to whole numbers.
-        #[serde(default)]
         int: bool,
     },
 }
 
 /// A search space: candidates per parameter, by name.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Space(pub BTreeMap<String, Dim>);
+
+/// A YAML scalar as `--param` text: numbers as written, `null` as `None`, booleans as words.
+fn choice(name: &str, v: &serde_norway::Value) -> Result<String> {
+    use serde_norway::Value;
+    Ok(match v {
+        Value::Null => "None".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        _ => {
+            return invalid(format!(
+                "search space: '{name}' lists a value that is not a number, a word, true/false or null"
+            ));
+        }
+    })
+}
+
+/// One key's candidates: a list, or a `{low, high, log, int}` range.
+fn dim(name: &str, v: &serde_norway::Value) -> Result<Dim> {
+    use serde_norway::Value;
+    match v {
+        Value::Sequence(items) => Ok(Dim::Values(
+            items
+                .iter()
+                .map(|i| choice(name, i))
+                .collect::<Result<_>>()?,
+        )),
+        Value::Mapping(m) => {
+            let mut range = (None, None, false, false);
+            for (k, v) in m {
+                let key = k.as_str().unwrap_or_default();
+                let number = || {
+                    v.as_f64().ok_or_else(|| {
+                        MlError::Invalid(format!(
+                            "search space: '{name}': {key} must be a number, not {}",
+                            choice(name, v).unwrap_or_else(|_| "a list".into())
+                        ))
+                    })
+                };
+                let flag = || {
+                    v.as_bool().ok_or_else(|| {
+                        MlError::Invalid(format!(
+                            "search space: '{name}': {key} must be true or false"
+                        ))
+                    })
+                };
+                match key {
+                    "low" => range.0 = Some(number()?),
+                    "high" => range.1 = Some(number()?),
+                    "log" => range.2 = flag()?,
+                    "int" => range.3 = flag()?,
+                    other => {
+                        return invalid(format!(
+                            "search space: '{name}': unknown range key '{other}' (low, high, log, int)"
+                        ));
+                    }
+                }
+            }
+            match range {
+                (Some(low), Some(high), log, int) => Ok(Dim::Range {
+                    low,
+                    high,
+                    log,
+                    int,
+                }),
+                _ => invalid(format!(
+                    "search space: '{name}': a range needs low and high"
+                )),
+            }
+        }
+        other => Ok(Dim::Values(vec![choice(name, other)?])),
+    }
+}
 
 /// How trials are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +137,18 @@ pub enum Search {
 impl Space {
     /// Reads a space from YAML and checks its names and ranges against `algo`.
     pub fn from_yaml(text: &str, algo: &Algorithm) -> Result<Space> {
-        let space: Space = serde_norway::from_str(text)
+        let yaml: serde_norway::Value = serde_norway::from_str(text)
             .map_err(|e| MlError::Invalid(format!("the search space cannot be read: {e}")))?;
+        let serde_norway::Value::Mapping(keys) = yaml else {
+            return invalid("the search space must map parameter names to values or ranges");
+        };
+        let mut space = Space::default();
+        for (k, v) in &keys {
+            let Some(name) = k.as_str() else {
+                return invalid("the search space's keys must be parameter names");
+            };
+            space.0.insert(name.to_string(), dim(name, v)?);
+        }
         if space.0.is_empty() {
             return invalid("the search space names no parameter");
         }
@@ -85,6 +168,13 @@ impl Space {
             match dim {
                 Dim::Values(v) if v.is_empty() => {
                     return invalid(format!("search space: '{name}' lists no value"));
+                }
+                Dim::Values(values) => {
+                    for v in values {
+                        algo.parse(&[format!("{name}={v}")]).map_err(|e| {
+                            MlError::Invalid(format!("search space: '{name}': {v}: {e}"))
+                        })?;
+                    }
                 }
                 Dim::Range { low, high, log, .. }
                     if low.is_nan() || high.is_nan() || low > high || (*log && *low <= 0.0) =>
@@ -139,7 +229,7 @@ impl Space {
                                     Dim::Values(values) => {
                                         let i = ((unit() * values.len() as f64) as usize)
                                             .min(values.len() - 1);
-                                        values[i]
+                                        values[i].clone()
                                     }
                                     Dim::Range {
                                         low,
@@ -153,7 +243,7 @@ impl Space {
                                         } else {
                                             low + u * (high - low)
                                         };
-                                        if *int { x.round() } else { x }
+                                        (if *int { x.round() } else { x }).to_string()
                                     }
                                 };
                                 format!("{name}={v}")
@@ -217,5 +307,44 @@ mod tests {
         assert!(e.contains("low > 0 for log"), "{e}");
         assert!(Space::from_yaml("C: []\n", lr).is_err());
         assert!(Space::from_yaml("{}\n", lr).is_err());
+    }
+
+    #[test]
+    fn lists_take_what_param_takes_and_errors_name_the_key() {
+        let forest = algorithm("random_forest").unwrap();
+        let space = Space::from_yaml(
+            "max_depth: [3, None, null]\nbootstrap: [true, false]\nmax_features: [sqrt, 0.5]\n",
+            forest,
+        )
+        .unwrap();
+        let trials = space.trials(Search::Grid).unwrap();
+        assert_eq!(trials.len(), 12);
+        assert!(trials.contains(&vec![
+            "bootstrap=true".to_string(),
+            "max_depth=None".into(),
+            "max_features=sqrt".into()
+        ]));
+        for t in &trials {
+            forest.parse(t).unwrap();
+        }
+        for (yaml, says) in [
+            ("max_depth: [3, deep]\n", "'max_depth': deep"),
+            ("max_depth: [[3]]\n", "'max_depth' lists a value"),
+            (
+                "max_depth: {low: 1}\n",
+                "'max_depth': a range needs low and high",
+            ),
+            (
+                "max_depth: {low: 1, high: x}\n",
+                "'max_depth': high must be a number",
+            ),
+            (
+                "max_depth: {low: 1, high: 3, step: 1}\n",
+                "unknown range key 'step'",
+            ),
+        ] {
+            let e = Space::from_yaml(yaml, forest).unwrap_err().to_string();
+            assert!(e.contains(says), "{yaml}: {e}");
+        }
     }
 }
