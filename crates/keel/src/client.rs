@@ -8,6 +8,9 @@ use serde_json::Value;
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Whether the server is the local stores served in this process: its errors are then
+    /// the store's own words, without an endpoint or HTTP status the user never saw.
+    local: bool,
 }
 
 impl Client {
@@ -19,6 +22,15 @@ impl Client {
         Ok(Client {
             base,
             http: reqwest::Client::builder().build()?,
+            local: false,
+        })
+    }
+
+    /// A client of the local stores served in-process at `base`.
+    pub fn local(base: &str) -> Result<Self> {
+        Ok(Client {
+            local: true,
+            ..Client::new(base)?
         })
     }
 
@@ -60,6 +72,9 @@ impl Client {
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let msg = v.get("message").and_then(Value::as_str).unwrap_or(&text);
             let code = v.get("error_code").and_then(Value::as_str).unwrap_or("");
+            if self.local {
+                bail!("{msg}");
+            }
             bail!("{what}: {msg} ({code}, HTTP {status})");
         }
         serde_json::from_str(&text)

@@ -139,10 +139,47 @@ pub fn size(bytes: i64) -> String {
     }
 }
 
+/// Who records are written by: `KEEL_USER`, else the login name as Python's
+/// `getpass.getuser()` finds it (which the mlflow client uses): `LOGNAME`, `USER`, `LNAME`,
+/// `USERNAME`, then the password database's entry for the process's user.
 pub(crate) fn user() -> String {
-    std::env::var("KEEL_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into())
+    ["KEEL_USER", "LOGNAME", "USER", "LNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .or_else(login_name)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The password database's name for the process's user.
+fn login_name() -> Option<String> {
+    #[cfg(unix)]
+    {
+        let mut buf = vec![0 as libc::c_char; 4096];
+        // SAFETY: an all-zero passwd is valid (null pointers, zero ids) for getpwuid_r to fill.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer refers to live storage of the stated size; on success
+        // `found` points at `pwd`, whose `pw_name` points into `buf`.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                libc::getuid(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: getpwuid_r wrote a NUL-terminated name into `buf`, which is still alive.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        name.to_str().ok().map(str::to_string)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// `keel data add`.

@@ -37,13 +37,13 @@ struct Cli {
 enum Command {
     /// Run the tracking server and model registry (MLflow REST API, artifact proxy).
     Server(ServerArgs),
-    /// Experiments on a tracking server.
+    /// Experiments, in the local store or on a server (--tracking-uri).
     #[command(subcommand)]
     Experiments(ExperimentsCmd),
-    /// Runs on a tracking server.
+    /// Runs, in the local store or on a server (--tracking-uri).
     #[command(subcommand)]
     Runs(RunsCmd),
-    /// Registered models on a tracking server.
+    /// Registered models, in the local store or on a server (--tracking-uri).
     #[command(subcommand)]
     Models(ModelsCmd),
     /// The metadata database's schema.
@@ -111,12 +111,14 @@ enum DataCmd {
     },
     /// List datasets, or the versions of one.
     Ls {
+        /// A dataset whose versions to list [default: every dataset].
         name: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Show a version (NAME or NAME@VERSION): size, rows, schema, column statistics, runs that used it.
     Show {
+        /// NAME (its latest version) or NAME@VERSION.
         reference: String,
         /// Also write an HTML report with a chart per column to this file.
         #[arg(long, value_name = "FILE")]
@@ -126,6 +128,7 @@ enum DataCmd {
     },
     /// Restore a version's bytes (verified by hash): a file to PATH, a folder into PATH.
     Get {
+        /// NAME (its latest version) or NAME@VERSION.
         reference: String,
         /// Where to write.
         #[arg(long)]
@@ -135,7 +138,9 @@ enum DataCmd {
     },
     /// Compare two versions (NAME@V): schema changes, rows, and per-column drift of B against A.
     Diff {
+        /// The reference: NAME@VERSION (or NAME for its latest version).
         a: String,
+        /// What is compared with it: NAME@VERSION (or NAME for its latest version).
         b: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -150,6 +155,7 @@ enum DataCmd {
     /// exits with status 1 when a rule fails.
     #[command(group(clap::ArgGroup::new("rule_source").required(true).args(["rules", "against"])))]
     Validate {
+        /// What to check: NAME@VERSION (or NAME), or a file or folder.
         target: String,
         /// A rules file (YAML, keel.rules/v1).
         #[arg(long, value_name = "FILE")]
@@ -308,6 +314,7 @@ enum RulesCmd {
     /// Write rules inferred from a reference version's profile (schema, row count, missing
     /// values, unique columns, ranges, means, quantiles, allowed values).
     Infer {
+        /// The reference: NAME (its latest version) or NAME@VERSION.
         reference: String,
         /// Write the rules here instead of to standard output.
         #[arg(long, value_name = "FILE")]
@@ -328,27 +335,12 @@ struct ServerArgs {
     /// Metadata database URL [default: sqlite://keel-data/keel.db].
     #[arg(long, env = "KEEL_DB")]
     db: Option<String>,
-    /// Artifact store: a folder or file:///path [default: keel-data/artifacts].
+    /// Artifact store: a folder, file:///path or s3://bucket/prefix [default: keel-data/artifacts].
     #[arg(long, env = "KEEL_ARTIFACTS")]
     artifacts: Option<String>,
     /// Config file (TOML) [default: ./keel.toml when present].
     #[arg(long, env = "KEEL_CONFIG")]
     config: Option<PathBuf>,
-}
-
-#[derive(Args)]
-struct Remote {
-    /// The tracking server's URL.
-    #[arg(
-        long,
-        env = "MLFLOW_TRACKING_URI",
-        default_value = "http://127.0.0.1:5000",
-        global = true
-    )]
-    tracking_uri: String,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -359,7 +351,7 @@ enum ExperimentsCmd {
         #[arg(long, default_value = "active", value_parser = ["active", "deleted", "all"])]
         view: String,
         #[command(flatten)]
-        remote: Remote,
+        store: StoreArgs,
     },
 }
 
@@ -380,13 +372,14 @@ enum RunsCmd {
         #[arg(long, default_value_t = 100)]
         max: usize,
         #[command(flatten)]
-        remote: Remote,
+        store: StoreArgs,
     },
     /// Show one run: info, params, latest metrics, tags, inputs and outputs.
     Show {
+        /// The run's id (32 hex digits), as `keel runs ls` and `keel train` print it.
         id: String,
         #[command(flatten)]
-        remote: Remote,
+        store: StoreArgs,
     },
 }
 
@@ -402,6 +395,7 @@ enum ModelsCmd {
     },
     /// Show a registered model and its versions.
     Show {
+        /// The registered model's name.
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -412,8 +406,11 @@ enum ModelsCmd {
     /// Two versions of a registered model side by side: metrics and differing params of the
     /// runs that made them.
     Compare {
+        /// The registered model's name.
         name: String,
+        /// The first version (a number).
         a: String,
+        /// The second version (a number).
         b: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -424,7 +421,9 @@ enum ModelsCmd {
 enum AliasCmd {
     /// Point ALIAS (champion, challenger...) at VERSION.
     Set {
+        /// The registered model's name.
         name: String,
+        /// The alias: letters, digits, `_` and `-`, not `latest` or `v<number>`.
         alias: String,
         version: String,
         #[command(flatten)]
@@ -447,6 +446,7 @@ struct ImportArgs {
     /// The artifact store to write (as for `keel server`).
     #[arg(long, env = "KEEL_ARTIFACTS")]
     artifacts: Option<String>,
+    /// Config file (TOML) [default: ./keel.toml when present].
     #[arg(long, env = "KEEL_CONFIG")]
     config: Option<PathBuf>,
     /// Records finished runs and models, so that an interrupted import resumes.
@@ -468,6 +468,7 @@ struct ExportArgs {
     /// The artifact store to read (as for `keel server`).
     #[arg(long, env = "KEEL_ARTIFACTS")]
     artifacts: Option<String>,
+    /// Config file (TOML) [default: ./keel.toml when present].
     #[arg(long, env = "KEEL_CONFIG")]
     config: Option<PathBuf>,
     /// Print the summary as JSON.
@@ -485,7 +486,7 @@ enum DbCmd {
 
 #[derive(Args)]
 struct DbArgs {
-    /// Metadata database URL [default: sqlite://keel-data/keel.db].
+    /// Metadata database URL: sqlite:///path/keel.db or postgres://...
     #[arg(long, env = "KEEL_DB", default_value = ServerSettings::DEFAULT_DB)]
     db: String,
 }
@@ -688,14 +689,14 @@ async fn export_command(a: ExportArgs) -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Server(a) => run_server(a).await,
-        Command::Experiments(ExperimentsCmd::Ls { view, remote }) => {
+        Command::Experiments(ExperimentsCmd::Ls { view, store }) => {
             commands::experiments_ls(
-                &client::Client::new(&remote.tracking_uri)?,
+                &registry(&store).await?,
                 &view
                     .to_uppercase()
                     .replace("ACTIVE", "ACTIVE_ONLY")
                     .replace("DELETED", "DELETED_ONLY"),
-                remote.json,
+                store.json,
             )
             .await
         }
@@ -704,9 +705,9 @@ async fn run(cli: Cli) -> Result<()> {
             filter,
             order_by,
             max,
-            remote,
+            store,
         }) => {
-            let c = client::Client::new(&remote.tracking_uri)?;
+            let c = registry(&store).await?;
             commands::runs_ls(
                 &c,
                 commands::RunsLs {
@@ -714,18 +715,13 @@ async fn run(cli: Cli) -> Result<()> {
                     filter: filter.as_deref(),
                     order_by,
                     max,
-                    as_json: remote.json,
+                    as_json: store.json,
                 },
             )
             .await
         }
-        Command::Runs(RunsCmd::Show { id, remote }) => {
-            commands::runs_show(
-                &client::Client::new(&remote.tracking_uri)?,
-                &id,
-                remote.json,
-            )
-            .await
+        Command::Runs(RunsCmd::Show { id, store }) => {
+            commands::runs_show(&registry(&store).await?, &id, store.json).await
         }
         Command::Models(ModelsCmd::Ls { filter, store }) => {
             commands::models_ls(&registry(&store).await?, filter.as_deref(), store.json).await
@@ -873,7 +869,7 @@ async fn registry(store: &StoreArgs) -> Result<client::Client> {
     let state = keel_server::AppState::new(t.meta, t.artifacts);
     // Ends with the process, when the command is done.
     tokio::spawn(keel_server::serve(listener, state, std::future::pending()));
-    client::Client::new(&format!("http://{addr}"))
+    client::Client::local(&format!("http://{addr}"))
 }
 
 /// The local stores, or the server `--tracking-uri` names.
@@ -980,9 +976,28 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// Lets a closed standard output (`keel runs ls | head`) end the command quietly, as it ends
+/// other command-line tools, instead of a panic on the next line printed. Rust ignores
+/// SIGPIPE so that a write to a closed socket is an error, which the servers need: they keep
+/// it ignored.
+fn end_quietly_on_closed_stdout(command: &Command) {
+    if matches!(
+        command,
+        Command::Server(_) | Command::Serve(_) | Command::Quickstart(_)
+    ) {
+        return;
+    }
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
     limit_malloc_arenas();
     let cli = Cli::parse();
+    end_quietly_on_closed_stdout(&cli.command);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
@@ -1018,5 +1033,55 @@ fn main() {
             .collect();
         eprintln!("error: {}", chain.join(": "));
         std::process::exit(2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand, with the path of commands leading to it.
+    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        for arg in cmd.get_arguments() {
+            out.push((path.to_string(), arg.clone()));
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_of_every_command_says_what_it_is() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut args = Vec::new();
+        walk(&cli, "keel", &mut args);
+        assert!(args.len() > 100, "{} arguments", args.len());
+        let silent: Vec<String> = args
+            .iter()
+            .filter(|(_, a)| !matches!(a.get_id().as_str(), "help" | "version"))
+            .filter(|(_, a)| a.get_help().is_none_or(|h| h.to_string().trim().is_empty()))
+            .map(|(path, a)| format!("{path} <{}>", a.get_id()))
+            .collect();
+        assert!(silent.is_empty(), "arguments without help: {silent:#?}");
+        // A default is shown once: by clap from the attribute, or in the text, not both.
+        let twice: Vec<String> = args
+            .iter()
+            .filter(|(_, a)| {
+                !a.get_default_values().is_empty()
+                    && a.get_help()
+                        .is_some_and(|h| h.to_string().contains("[default"))
+            })
+            .map(|(path, a)| format!("{path} <{}>", a.get_id()))
+            .collect();
+        assert!(twice.is_empty(), "defaults shown twice: {twice:#?}");
+        for sub in cli.get_subcommands() {
+            assert!(
+                sub.get_about().is_some(),
+                "keel {} has no description",
+                sub.get_name()
+            );
+        }
     }
 }
