@@ -4,7 +4,8 @@
 //! CSV column types are inferred from the first [`INFER_ROWS`] rows, and ISO 8601 dates and
 //! datetimes are recognised as such. A value further down that does not fit its inferred type
 //! makes the whole read start again with types inferred from every row (so a column that mixes
-//! numbers and text is read as text); the consumer is rebuilt for that second read.
+//! numbers and text is read as text); the consumer is rebuilt for that second read. An integer
+//! column holding a value beyond 64 bits is then read as floats.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -32,17 +33,34 @@ pub fn read_table<R: Rows>(
     paths: &[&Path],
     make: impl Fn(&polars::prelude::Schema) -> R,
 ) -> Result<R> {
-    match read_with(format, paths, &make, false) {
-        Ok(r) => Ok(r),
-        Err(Attempt::Retry) => read_with(format, paths, &make, true).map_err(Attempt::into_error),
-        Err(Attempt::Failed(e)) => Err(e),
+    let mut full_inference = false;
+    let mut floats: Vec<String> = Vec::new();
+    loop {
+        match read_with(format, paths, &make, full_inference, &floats) {
+            Ok(r) => return Ok(r),
+            Err(Attempt::Retry) if !full_inference => full_inference = true,
+            // An integer column with a value beyond 64 bits is read as floats, as a column
+            // whose values are not all integers would be.
+            Err(Attempt::Overflow(column, e)) => {
+                if floats.contains(&column) || floats.len() >= MAX_FLOAT_RETRIES {
+                    return Err(e);
+                }
+                floats.push(column);
+            }
+            Err(other) => return Err(other.into_error()),
+        }
     }
 }
 
-/// A failed read: final, or worth repeating with full type inference.
+/// How many integer columns may be re-read as floats before a read gives up.
+const MAX_FLOAT_RETRIES: usize = 64;
+
+/// A failed read: final, worth repeating with full type inference, or with one more integer
+/// column read as floats (the error to give if that cannot be done).
 enum Attempt {
     Failed(DataError),
     Retry,
+    Overflow(String, DataError),
 }
 
 impl Attempt {
@@ -50,6 +68,7 @@ impl Attempt {
         match self {
             Attempt::Failed(e) => e,
             Attempt::Retry => DataError::Invalid("the table could not be read".into()),
+            Attempt::Overflow(_, e) => e,
         }
     }
 }
@@ -65,6 +84,7 @@ fn read_with<R: Rows>(
     paths: &[&Path],
     make: &impl Fn(&polars::prelude::Schema) -> R,
     full_inference: bool,
+    floats: &[String],
 ) -> std::result::Result<R, Attempt> {
     let first = *paths
         .first()
@@ -81,7 +101,8 @@ fn read_with<R: Rows>(
         if format == Format::Csv {
             crate::locate::check_csv(path)?;
         }
-        let mut lf = open(format, path, full_inference).map_err(|e| read_error(format, path, e))?;
+        let mut lf =
+            open(format, path, full_inference, floats).map_err(|e| read_error(format, path, e))?;
         let this = lf
             .collect_schema()
             .map_err(|e| read_error(format, path, e))?;
@@ -122,6 +143,11 @@ fn read_with<R: Rows>(
             if format == Format::Csv && !full_inference {
                 return Err(Attempt::Retry);
             }
+            if format == Format::Csv
+                && let Some(column) = overflowing_column(&e.to_string())
+            {
+                return Err(Attempt::Overflow(column, read_error(format, path, e)));
+            }
             return Err(read_error(format, path, e).into());
         }
     }
@@ -140,13 +166,32 @@ fn names(s: &polars::prelude::Schema) -> String {
         .join(", ")
 }
 
-fn open(format: Format, path: &Path, full_inference: bool) -> PolarsResult<LazyFrame> {
+/// The column of an integer that does not fit in 64 bits, from polars' parse error.
+fn overflowing_column(message: &str) -> Option<String> {
+    let rest = message.split("as dtype `i64` at column '").nth(1)?;
+    Some(rest.split("' (column number").next()?.to_string())
+}
+
+fn open(
+    format: Format,
+    path: &Path,
+    full_inference: bool,
+    floats: &[String],
+) -> PolarsResult<LazyFrame> {
     let p = PlRefPath::from(path.to_string_lossy().as_ref());
     match format {
         Format::Csv => LazyCsvReader::new(p)
             .with_has_header(true)
             .with_try_parse_dates(true)
             .with_infer_schema_length((!full_inference).then_some(INFER_ROWS))
+            .with_dtype_overwrite((!floats.is_empty()).then(|| {
+                Arc::new(
+                    floats
+                        .iter()
+                        .map(|c| Field::new(c.as_str().into(), DataType::Float64))
+                        .collect::<Schema>(),
+                )
+            }))
             .finish(),
         Format::Parquet => LazyFrame::scan_parquet(p, ScanArgsParquet::default()),
         Format::Jsonl => LazyJsonLineReader::new(p)

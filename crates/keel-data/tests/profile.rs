@@ -169,6 +169,27 @@ fn a_column_mixing_numbers_and_text_is_read_as_text() {
 }
 
 #[test]
+fn integers_beyond_64_bits_are_read_as_floats() {
+    let dir = tempfile::tempdir().unwrap();
+    // Early and late in the file, and in two columns.
+    let mut body = String::from("id,big,other\n");
+    body.push_str("1,123456789012345678901234567890,5\n");
+    for i in 2..20_000 {
+        body.push_str(&format!("{i},{i},{i}\n"));
+    }
+    body.push_str("20000,7,99999999999999999999999\n");
+    let p = write(dir.path(), "big.csv", body.as_bytes());
+    let t = profile_files(Format::Csv, &[&p]).unwrap();
+    assert_eq!(t.row_count, 20_000);
+    let types: Vec<&str> = t.schema.columns.iter().map(|c| c.dtype.as_str()).collect();
+    assert_eq!(types, ["integer", "float", "float"]);
+    let ColumnStats::Numeric(big) = &t.profile.columns[1].stats else {
+        panic!("big is numeric")
+    };
+    assert_eq!(big.max, 1.2345678901234568e29);
+}
+
+#[test]
 fn whole_tables_load_as_typed_columns() {
     use keel_data::columns::{Values, load_columns};
     let dir = tempfile::tempdir().unwrap();
