@@ -998,10 +998,16 @@ fn main() {
     limit_malloc_arenas();
     let cli = Cli::parse();
     end_quietly_on_closed_stdout(&cli.command);
+    // Warnings by default; a server also says which model versions it serves as they change
+    // (an alias followed to a new version, say).
+    let default_filter = match cli.command {
+        Command::Serve(_) | Command::Quickstart(_) => "warn,keel_serve::supervisor=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -124,22 +124,19 @@ pub async fn run(a: QuickstartArgs, store: data::Store, registry: Client) -> Res
     let running = serve::start(args, async move { Ok(registry) }, shutdown).await?;
     let base = format!("http://{}", running.addr);
     step(5, "send sample requests");
-    let answered = sample_requests(&base).await;
-    let request_id = match answered {
-        Ok(id) => id,
-        Err(e) => {
-            let _ = stop_tx.send(());
-            running.wait().await?;
-            return Err(e);
-        }
-    };
+    if let Err(e) = sample_requests(&base).await {
+        let _ = stop_tx.send(());
+        running.wait().await?;
+        return Err(e);
+    }
     eprintln!(
         "\nkeel is serving the penguins model at {base}. Try:\n\
-         \n  curl -s {base}/invocations -H 'Content-Type: application/json' \\\n    \
+         \n  curl -s {base}/invocations -H 'Content-Type: application/json' -H 'x-request-id: my-penguin' \\\n    \
          -d '{{\"dataframe_records\": [{{\"island\": \"Biscoe\", \"bill_length_mm\": 47.5, \"bill_depth_mm\": 15.0, \"flipper_length_mm\": 218, \"body_mass_g\": 4950, \"sex\": \"male\"}}]}}'\n\
+         \n  curl -s {base}/feedback -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"request_id\": \"my-penguin\", \"ground_truth\": \"Gentoo\"}}'   # what that penguin really was\n\
          \n  curl -s {base}/v2/models/{MODEL}          # Open Inference Protocol metadata\
-         \n  curl -s {base}/metrics                     # Prometheus metrics\
-         \n  curl -s {base}/feedback -H 'Content-Type: application/json' -d '{{\"request_id\": \"{request_id}\", \"ground_truth\": [\"Adelie\", \"Chinstrap\", \"Gentoo\"]}}'\n\
+         \n  curl -s {base}/metrics                     # Prometheus metrics\n\
          \nThe run, its metrics and charts and the registered model are in keel-data/: see them with\
          \n  keel server            # then open http://127.0.0.1:5000\
          \n  keel models show {MODEL}\

@@ -176,7 +176,7 @@ pub async fn start(
     let registry: Option<Arc<dyn Registry>> = if needs_registry {
         Some(Arc::new(HttpRegistry {
             client: registry.await?,
-            cache: tempfile::Builder::new().prefix("keel-serve-").tempdir()?,
+            cache: model_cache()?,
         }))
     } else {
         None
@@ -241,6 +241,38 @@ pub async fn start(
     tokio::spawn(supervisor.watch(a.poll));
     let task = tokio::spawn(keel_serve::server::serve(listener, state, shutdown));
     Ok(Running { addr, task })
+}
+
+/// The prefix of the folders `keel serve` copies registered models into.
+const CACHE_PREFIX: &str = "keel-serve-";
+
+/// A new folder for this process's copies of registered models, named with its process id;
+/// the folders of processes that are gone (killed before they could remove them) are
+/// removed first.
+fn model_cache() -> Result<tempfile::TempDir> {
+    let tmp = std::env::temp_dir();
+    // Whether a process is alive is read from /proc, so only where there is one.
+    let entries = std::fs::read_dir(&tmp)
+        .ok()
+        .filter(|_| cfg!(target_os = "linux"));
+    if let Some(entries) = entries {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix(CACHE_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("{CACHE_PREFIX}{}-", std::process::id()))
+        .tempdir()?)
 }
 
 /// The registry of a tracking server (or of the local stores served on loopback).
@@ -315,11 +347,9 @@ impl Registry for HttpRegistry {
             )
             .await
             .map_err(registry_error)?;
+        // Files come through the artifact proxy only, whose paths cannot leave the store: a
+        // version never makes this process read a folder of its own machine.
         let uri = v["artifact_uri"].as_str().unwrap_or_default().to_string();
-        let local = uri.strip_prefix("file://").unwrap_or(&uri);
-        if Path::new(local).is_absolute() && Path::new(local).exists() {
-            return Ok(PathBuf::from(local));
-        }
         let root = store_path(&uri).ok_or_else(|| {
             ServeError::Model(format!(
                 "version {version} of '{name}' lives at {uri}, which keel cannot fetch"
