@@ -12,6 +12,7 @@ use keel_data::workspace::{Workspace, folder_changes};
 use keel_data::{AddRequest, DataBackend, Format, LocalBackend};
 
 use crate::data_remote::RemoteBackend;
+use crate::data_validate::{ChecksFailed, table_files};
 use crate::output;
 
 /// Where `keel data` reads and writes.
@@ -565,14 +566,17 @@ pub async fn materialise(store: &Store, v: &DataVersion, dir: &Path) -> Result<F
     Ok(Files { format, files })
 }
 
-/// `keel data diff A B`: schema changes, rows and per-column drift of B against A.
-pub async fn diff(store: &Store, a: &DataRef, b: &DataRef, as_json: bool) -> Result<()> {
-    let (va, _) = store.version(a).await?;
-    let (vb, _) = store.version(b).await?;
+/// `keel data diff A B`: schema changes, rows and per-column drift of B against A, each side
+/// a version (`NAME[@VERSION]`) or a file or folder. Fails with [`ChecksFailed`] (status 1)
+/// when the dataset drifted: at least `drift_share` of the shared columns moved (Evidently's
+/// dataset rule).
+pub async fn diff(store: &Store, a: &str, b: &str, drift_share: f64, as_json: bool) -> Result<()> {
+    if !(drift_share > 0.0 && drift_share <= 1.0) {
+        bail!("--drift-share must be above 0 and at most 1, not {drift_share}");
+    }
     let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
-    let fa = materialise(store, &va, &da).await?;
-    let fb = materialise(store, &vb, &db).await?;
+    let (la, fa) = table_files(store, a, &tmp.path().join("a")).await?;
+    let (lb, fb) = table_files(store, b, &tmp.path().join("b")).await?;
     let d = tokio::task::spawn_blocking(move || {
         let ra: Vec<&Path> = fa.files.iter().map(|(_, p)| p.as_path()).collect();
         let rb: Vec<&Path> = fb.files.iter().map(|(_, p)| p.as_path()).collect();
@@ -580,21 +584,32 @@ pub async fn diff(store: &Store, a: &DataRef, b: &DataRef, as_json: bool) -> Res
     })
     .await
     .context("diff task failed")??;
-    if as_json {
-        println!("{}", serde_json::to_string(&d)?);
-        return Ok(());
-    }
-    println!(
-        "{}@{} -> {}@{}: rows {} -> {}, {} of {} shared columns drifted",
-        va.name,
-        va.version,
-        vb.name,
-        vb.version,
-        d.rows.0,
-        d.rows.1,
+    let shared = d.columns.len();
+    let drifted = shared > 0 && d.drifted as f64 >= drift_share * shared as f64;
+    let verdict = format!(
+        "{} of {shared} shared columns drifted (share {:.2}; the dataset drifts at {drift_share})",
         d.drifted,
-        d.columns.len()
+        if shared == 0 {
+            0.0
+        } else {
+            d.drifted as f64 / shared as f64
+        },
     );
+    if as_json {
+        let mut v = serde_json::to_value(&d)?;
+        v["dataset_drifted"] = drifted.into();
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print_diff(&la, &lb, &d, &verdict)?;
+    }
+    if drifted {
+        return Err(ChecksFailed(format!("{lb} drifted from {la}: {verdict}")).into());
+    }
+    Ok(())
+}
+
+fn print_diff(la: &str, lb: &str, d: &keel_data::diff::Diff, verdict: &str) -> Result<()> {
+    println!("{la} -> {lb}: rows {} -> {}, {verdict}", d.rows.0, d.rows.1);
     if !d.schema.is_empty() {
         let mut t = output::table(&["column", "change", "before", "after"]);
         for c in &d.schema {
@@ -610,8 +625,9 @@ pub async fn diff(store: &Store, a: &DataRef, b: &DataRef, as_json: bool) -> Res
     let mut t = output::table(&[
         "column",
         "test",
-        "score",
-        "threshold",
+        "statistic",
+        "value",
+        "drifts when",
         "drifted",
         "psi",
         "nulls",
@@ -625,14 +641,25 @@ pub async fn diff(store: &Store, a: &DataRef, b: &DataRef, as_json: bool) -> Res
                     .as_str()
                     .unwrap_or("-")
                     .to_string(),
+                if x.test.is_pvalue() {
+                    "p-value"
+                } else {
+                    "distance"
+                }
+                .into(),
                 format!("{:.4}", x.score),
-                format!("{}", x.threshold),
+                if x.test.is_pvalue() {
+                    format!("< {}", x.threshold)
+                } else {
+                    format!(">= {}", x.threshold)
+                },
                 if x.drifted { "yes" } else { "no" }.into(),
                 format!("{:.4}", x.psi),
                 nulls,
             ]),
             None => t.add_row(vec![
                 c.column.clone(),
+                "-".into(),
                 "-".into(),
                 "-".into(),
                 "-".into(),

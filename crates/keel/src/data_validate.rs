@@ -103,6 +103,38 @@ impl Loaded {
     }
 }
 
+/// The rows of `target`: `NAME[@VERSION]` (restored, verified, into `scratch`) or a file or
+/// folder that exists; with its label.
+pub(crate) async fn table_files(
+    store: &Store,
+    target: &str,
+    scratch: &Path,
+) -> Result<(String, Files)> {
+    let path = Path::new(target);
+    if path.exists() {
+        let files = if path.is_dir() {
+            keel_data::hash::list_folder(path)?
+        } else {
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            );
+            vec![(name, path.to_path_buf())]
+        };
+        let format = Format::of_files(files.iter().map(|(_, p)| p.as_path()));
+        if !format.is_tabular() {
+            bail!(
+                "{}: keel compares tables (.csv, .parquet, .jsonl files)",
+                path.display()
+            );
+        }
+        return Ok((path.display().to_string(), Files { format, files }));
+    }
+    let (v, _) = store.version(&DataRef::parse(target)?).await?;
+    let files = materialise(store, &v, scratch).await?;
+    Ok((format!("{}@{}", v.name, v.version), files))
+}
+
 /// Rules inferred from `reference` (reading its rows to find columns without repeats).
 async fn inferred(store: &Store, reference: &str, quiet: bool) -> Result<(RuleSet, Loaded)> {
     let r = Loaded::open(store, reference).await?;
@@ -161,6 +193,7 @@ pub async fn validate(
     target: &str,
     rules: Option<PathBuf>,
     against: Option<String>,
+    only_failures: bool,
     as_json: bool,
 ) -> Result<()> {
     let rules = match (rules, against) {
@@ -199,7 +232,7 @@ pub async fn validate(
     if as_json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print_report(&report);
+        print_report(&report, only_failures);
     }
     if report.passed {
         Ok(())
@@ -224,7 +257,9 @@ pub(crate) fn spinner(hidden: bool, message: String) -> indicatif::ProgressBar {
     bar
 }
 
-fn print_report(report: &Report) {
+/// The report as a table: failed rules first (numbered as in the rules file), long cells
+/// folded; with `only_failures`, passing rules are left out.
+fn print_report(report: &Report, only_failures: bool) {
     println!(
         "{}: {} rows, {} rules, {} failed",
         report.target,
@@ -232,18 +267,25 @@ fn print_report(report: &Report) {
         report.results.len(),
         report.failed
     );
-    let mut t = output::table(&["#", "rule", "column", "expected", "observed", "result"]);
-    for (i, r) in report.results.iter().enumerate() {
-        t.add_row(vec![
-            (i + 1).to_string(),
-            r.rule.kind().to_string(),
-            r.rule.column().unwrap_or("-").to_string(),
-            r.expectation.clone(),
-            r.observed.clone(),
-            if r.passed { "pass" } else { "FAIL" }.to_string(),
-        ]);
+    let mut order: Vec<usize> = (0..report.results.len())
+        .filter(|&i| !(only_failures && report.results[i].passed))
+        .collect();
+    order.sort_by_key(|&i| report.results[i].passed);
+    if !order.is_empty() {
+        let mut t = output::table(&["#", "rule", "column", "expected", "observed", "result"]);
+        for &i in &order {
+            let r = &report.results[i];
+            t.add_row(vec![
+                (i + 1).to_string(),
+                r.rule.kind().to_string(),
+                r.rule.column().unwrap_or("-").to_string(),
+                output::fold(&r.expectation, 50, 4),
+                output::fold(&r.observed, 50, 4),
+                if r.passed { "pass" } else { "FAIL" }.to_string(),
+            ]);
+        }
+        println!("{t}");
     }
-    println!("{t}");
     for (i, r) in report.results.iter().enumerate() {
         if r.passed || r.samples.is_empty() {
             continue;
@@ -256,7 +298,12 @@ fn print_report(report: &Report) {
         );
         for s in &r.samples {
             let value = s.value.as_deref().unwrap_or("(missing)");
-            println!("  {} row {}: {value}", s.file, s.row);
+            println!(
+                "  {} row {}: {}",
+                s.file,
+                s.row,
+                output::fold(value, 100, 1)
+            );
         }
     }
 }

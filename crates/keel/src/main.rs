@@ -136,12 +136,16 @@ enum DataCmd {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Compare two versions (NAME@V): schema changes, rows, and per-column drift of B against A.
+    /// Compare two tables (versions NAME@V, or files or folders): schema changes, rows, and
+    /// per-column drift of B against A; exits with status 1 when the dataset drifted.
     Diff {
-        /// The reference: NAME@VERSION (or NAME for its latest version).
+        /// The reference: NAME@VERSION (or NAME for its latest version), or a file or folder.
         a: String,
-        /// What is compared with it: NAME@VERSION (or NAME for its latest version).
+        /// What is compared with it: NAME@VERSION (or NAME), or a file or folder.
         b: String,
+        /// Share of the shared columns whose drift makes the dataset drift (exit status 1).
+        #[arg(long, default_value_t = 0.5)]
+        drift_share: f64,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -163,6 +167,9 @@ enum DataCmd {
         /// Check against rules inferred from this reference version.
         #[arg(long, value_name = "NAME@VERSION")]
         against: Option<String>,
+        /// Show only the rules that failed.
+        #[arg(long)]
+        only_failures: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -942,17 +949,23 @@ async fn data_command(cmd: DataCmd) -> Result<()> {
             to,
             store,
         } => data::get(&target, &data::DataRef::parse(&reference)?, &to, store.json).await,
-        DataCmd::Diff { a, b, store } => {
-            let (a, b) = (data::DataRef::parse(&a)?, data::DataRef::parse(&b)?);
-            data::diff(&target, &a, &b, store.json).await
-        }
+        DataCmd::Diff {
+            a,
+            b,
+            drift_share,
+            store,
+        } => data::diff(&target, &a, &b, drift_share, store.json).await,
         DataCmd::Status { store } => data::status(&target, store.json).await.map(|_| ()),
         DataCmd::Validate {
             target: subject,
             rules,
             against,
+            only_failures,
             store,
-        } => data_validate::validate(&target, &subject, rules, against, store.json).await,
+        } => {
+            data_validate::validate(&target, &subject, rules, against, only_failures, store.json)
+                .await
+        }
         DataCmd::Rules(RulesCmd::Infer { reference, out, .. }) => {
             data_validate::rules_infer(&target, &reference, out).await
         }

@@ -62,3 +62,50 @@ mod tests {
         assert_eq!(number(&serde_json::json!("NaN")), "NaN");
     }
 }
+
+/// `text` broken into lines of at most `width` characters (at spaces where it can) and cut
+/// after `max_lines` lines with a note of how much was left out, so one long cell does not
+/// widen a whole table.
+pub fn fold(text: &str, width: usize, max_lines: usize) -> String {
+    let width = width.max(8);
+    let mut lines: Vec<String> = Vec::new();
+    let mut rest: Vec<char> = text.chars().collect();
+    while !rest.is_empty() {
+        if lines.len() == max_lines {
+            let left = rest.len();
+            if let Some(last) = lines.last_mut() {
+                last.push_str(&format!(" ... ({left} more characters)"));
+            }
+            break;
+        }
+        let take = if rest.len() <= width {
+            rest.len()
+        } else {
+            rest[..width]
+                .iter()
+                .rposition(|c| *c == ' ')
+                .filter(|&i| i > width / 2)
+                .map_or(width, |i| i + 1)
+        };
+        let line: String = rest.drain(..take).collect();
+        lines.push(line.trim_end().to_string());
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold;
+
+    #[test]
+    fn long_cells_fold_and_are_cut() {
+        assert_eq!(fold("short", 20, 3), "short");
+        let long = "alpha beta gamma delta epsilon zeta eta theta iota kappa";
+        let folded = fold(long, 20, 10);
+        assert!(folded.lines().all(|l| l.chars().count() <= 20), "{folded}");
+        assert_eq!(folded.replace('\n', " "), long);
+        let cut = fold(&"x".repeat(900), 60, 3);
+        assert_eq!(cut.lines().count(), 3);
+        assert!(cut.ends_with("(720 more characters)"), "{cut}");
+    }
+}

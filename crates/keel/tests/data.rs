@@ -94,13 +94,38 @@ fn add_show_get_and_deduplicate_a_csv_file() {
         2
     );
 
-    // diff: version 2 has 100 more rows, the same columns; ids moved, groups did not.
-    let change = json(d, &["data", "diff", "train@1", "train@2"]);
+    // diff: version 2 has 100 more rows, the same columns; ids and scores moved, groups did
+    // not: two of three columns, so the dataset drifted and the status is 1, as validate's.
+    let (code, out, err) = keel_status(d, &["data", "diff", "train@1", "train@2", "--json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2 of 3 shared columns drifted"), "{err}");
+    let change: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(change["dataset_drifted"], true);
     assert_eq!(change["rows"], serde_json::json!([500, 600]));
     assert_eq!(change["schema"], serde_json::json!([]));
     assert_eq!(change["columns"][0]["drift"]["test"], "ks");
     assert_eq!(change["columns"][2]["drift"]["test"], "chi2");
     assert_eq!(change["columns"][2]["drift"]["drifted"], false);
+    // Either side may be a local file; the table names each statistic.
+    std::fs::write(d.join("same.csv"), csv(500)).unwrap();
+    let (code, table, err) = keel_status(d, &["data", "diff", "train@1", "same.csv"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.contains("0 of 3 shared columns drifted") && table.contains("p-value"),
+        "{table}"
+    );
+    let (code, _, err) = keel_status(
+        d,
+        &[
+            "data",
+            "diff",
+            "same.csv",
+            "train@2",
+            "--drift-share",
+            "0.9",
+        ],
+    );
+    assert_eq!(code, 0, "two of three is below a 0.9 share: {err}");
 
     // get restores version 1 byte for byte, whatever the file holds now.
     json(d, &["data", "get", "train@1", "--to", "restored.csv"]);
@@ -284,6 +309,27 @@ fn validate_gates_on_rules_and_on_a_reference() {
         "{out}"
     );
     assert!(out.contains("people.csv row 7: Atlantis"), "{out}");
+    // Failures come first; no cell is wider than a folded line; --only-failures hides passes.
+    let first_rule_row = out
+        .lines()
+        .find(|l| l.contains("pass") || l.contains("FAIL"))
+        .unwrap_or_default();
+    assert!(first_rule_row.contains("FAIL"), "{out}");
+    let widest = out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 200, "a line of {widest} characters:\n{out}");
+    let (code, only, _) = keel_status(
+        d,
+        &[
+            "data",
+            "validate",
+            "people@2",
+            "--rules",
+            "rules.yaml",
+            "--only-failures",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(only.contains("FAIL") && !only.contains(" pass "), "{only}");
 
     // --against infers the same rules on the fly; --json is the report.
     let (code, out, _) = keel_status(
