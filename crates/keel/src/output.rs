@@ -47,22 +47,6 @@ pub fn number(v: &serde_json::Value) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats() {
-        assert_eq!(time(Some(0)), "-");
-        assert_eq!(time(Some(1_700_000_000_000)), "2023-11-14 22:13:20");
-        assert_eq!(duration(Some(0), Some(4_200)), "4.2s");
-        assert_eq!(duration(Some(0), Some(185_000)), "3m 05s");
-        assert_eq!(duration(Some(0), Some(3_720_000)), "1h 02m");
-        assert_eq!(number(&serde_json::json!(0.123456)), "0.1235");
-        assert_eq!(number(&serde_json::json!("NaN")), "NaN");
-    }
-}
-
 /// `text` broken into lines of at most `width` characters (at spaces where it can) and cut
 /// after `max_lines` lines with a note of how much was left out, so one long cell does not
 /// widen a whole table.
@@ -95,7 +79,18 @@ pub fn fold(text: &str, width: usize, max_lines: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fold;
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(time(Some(0)), "-");
+        assert_eq!(time(Some(1_700_000_000_000)), "2023-11-14 22:13:20");
+        assert_eq!(duration(Some(0), Some(4_200)), "4.2s");
+        assert_eq!(duration(Some(0), Some(185_000)), "3m 05s");
+        assert_eq!(duration(Some(0), Some(3_720_000)), "1h 02m");
+        assert_eq!(number(&serde_json::json!(0.123456)), "0.1235");
+        assert_eq!(number(&serde_json::json!("NaN")), "NaN");
+    }
 
     #[test]
     fn long_cells_fold_and_are_cut() {
