@@ -141,6 +141,11 @@ impl Client {
         self.send(reqwest::Method::POST, endpoint, body).await
     }
 
+    /// `DELETE /api/2.0/mlflow/{endpoint}` with a JSON body.
+    pub async fn delete<T: DeserializeOwned>(&self, endpoint: &str, body: &Value) -> Result<T> {
+        self.send(reqwest::Method::DELETE, endpoint, body).await
+    }
+
     /// `PATCH /api/2.0/mlflow/{endpoint}` with a JSON body.
     pub async fn patch<T: DeserializeOwned>(&self, endpoint: &str, body: &Value) -> Result<T> {
         self.send(reqwest::Method::PATCH, endpoint, body).await

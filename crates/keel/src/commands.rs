@@ -1,4 +1,4 @@
-//! The read commands: `experiments ls`, `runs ls|show`, `models ls|show`.
+//! The read and housekeeping commands: `experiments ls`, `runs ls|show|delete|restore|artifacts|download|history`, `models ls|show|alias|compare`.
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -287,6 +287,15 @@ pub async fn runs_show(client: &Client, id: &str, as_json: bool) -> Result<()> {
         }
         println!("{t}");
     }
+    let files = artifact_files(client, id, "").await?;
+    if !files.is_empty() {
+        let mut t = table(&["artifact", "size"]);
+        for (p, n) in &files {
+            t.add_row(vec![p.clone(), crate::data::size(*n as i64)]);
+        }
+        println!("{t}");
+        println!("(keel runs download {id} --to DIR fetches them)");
+    }
     Ok(())
 }
 
@@ -424,6 +433,207 @@ pub async fn models_alias_set(
         return print_json(&json!({"name": name, "alias": alias, "version": version}));
     }
     println!("{name}@{alias} -> version {version}");
+    Ok(())
+}
+
+/// `keel models alias ls NAME`: each alias and the version it names.
+pub async fn models_alias_ls(client: &Client, name: &str, as_json: bool) -> Result<()> {
+    let v: Value = client
+        .get("registered-models/get", &[("name", name.to_string())])
+        .await?;
+    let aliases = arr(&v["registered_model"], "aliases");
+    if as_json {
+        return print_json(&Value::Array(aliases.to_vec()));
+    }
+    if aliases.is_empty() {
+        println!("{name} has no aliases");
+        return Ok(());
+    }
+    let mut t = table(&["alias", "version"]);
+    for a in aliases {
+        t.add_row(vec![s(a, "alias"), s(a, "version")]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+/// `keel models alias delete NAME ALIAS`.
+pub async fn models_alias_delete(
+    client: &Client,
+    name: &str,
+    alias: &str,
+    as_json: bool,
+) -> Result<()> {
+    let _: Value = client
+        .delete(
+            "registered-models/alias",
+            &json!({"name": name, "alias": alias}),
+        )
+        .await?;
+    if as_json {
+        return print_json(&json!({"name": name, "alias": alias, "deleted": true}));
+    }
+    println!("{name}@{alias} deleted");
+    Ok(())
+}
+
+/// `keel runs delete ID` (or `restore`): marks the run deleted, or active again.
+pub async fn runs_lifecycle(client: &Client, id: &str, delete: bool, as_json: bool) -> Result<()> {
+    let endpoint = if delete {
+        "runs/delete"
+    } else {
+        "runs/restore"
+    };
+    let _: Value = client.post(endpoint, &json!({"run_id": id})).await?;
+    let stage = if delete { "deleted" } else { "active" };
+    if as_json {
+        return print_json(&json!({"run_id": id, "lifecycle_stage": stage}));
+    }
+    println!("run {id} is {stage}");
+    Ok(())
+}
+
+/// The run's artifacts below `path` (every level), as (path, size) with folders left out.
+async fn artifact_files(client: &Client, id: &str, path: &str) -> Result<Vec<(String, u64)>> {
+    let mut pending = vec![path.to_string()];
+    let mut files = Vec::new();
+    while let Some(dir) = pending.pop() {
+        let mut q = vec![("run_id", id.to_string())];
+        if !dir.is_empty() {
+            q.push(("path", dir.clone()));
+        }
+        let listing: Value = client.get("artifacts/list", &q).await?;
+        for f in arr(&listing, "files") {
+            let p = s(f, "path");
+            if f["is_dir"].as_bool().unwrap_or(false) {
+                pending.push(p);
+            } else {
+                files.push((p, f["file_size"].as_u64().unwrap_or(0)));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// `keel runs artifacts ID [PATH]`: every file the run logged (below PATH), with sizes.
+pub async fn runs_artifacts(
+    client: &Client,
+    id: &str,
+    path: Option<&str>,
+    as_json: bool,
+) -> Result<()> {
+    let files = artifact_files(client, id, path.unwrap_or("")).await?;
+    if as_json {
+        let v: Vec<Value> = files
+            .iter()
+            .map(|(p, n)| json!({"path": p, "file_size": n}))
+            .collect();
+        return print_json(&Value::Array(v));
+    }
+    let mut t = table(&["artifact", "size"]);
+    for (p, n) in &files {
+        t.add_row(vec![p.clone(), crate::data::size(*n as i64)]);
+    }
+    println!("{t}");
+    println!("{} file(s)", files.len());
+    Ok(())
+}
+
+/// `keel runs download ID [PATH] --to DIR`: the run's artifacts (below PATH) into DIR, with
+/// their paths.
+pub async fn runs_download(
+    client: &Client,
+    id: &str,
+    path: Option<&str>,
+    to: &std::path::Path,
+    as_json: bool,
+) -> Result<()> {
+    use futures::TryStreamExt;
+    use tokio::io::AsyncWriteExt;
+    let files = artifact_files(client, id, path.unwrap_or("")).await?;
+    if files.is_empty() {
+        anyhow::bail!(
+            "run {id} has no artifacts{}",
+            path.map(|p| format!(" under '{p}'")).unwrap_or_default()
+        );
+    }
+    let bar = indicatif::ProgressBar::new(files.iter().map(|(_, n)| n).sum());
+    if as_json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut written = Vec::new();
+    for (p, _) in &files {
+        // Listed paths are relative and made of plain names; anything else is refused.
+        let parts: Vec<&str> = p.split('/').collect();
+        if parts
+            .iter()
+            .any(|c| c.is_empty() || *c == "." || *c == ".." || c.contains('\\'))
+        {
+            anyhow::bail!("the server listed an odd artifact path '{p}'");
+        }
+        let target = to.join(p);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut stream = client
+            .download("/get-artifact", &[("run_id", id), ("path", p)])
+            .await?;
+        let mut file = tokio::fs::File::create(&target)
+            .await
+            .with_context(|| format!("cannot create {}", target.display()))?;
+        while let Some(chunk) = stream.try_next().await? {
+            file.write_all(&chunk).await?;
+            bar.inc(chunk.len() as u64);
+        }
+        file.flush().await?;
+        written.push(target.display().to_string());
+    }
+    bar.finish_and_clear();
+    if as_json {
+        return print_json(&json!({"run_id": id, "files": written}));
+    }
+    println!("{} file(s) into {}", written.len(), to.display());
+    Ok(())
+}
+
+/// `keel runs history ID METRIC`: every logged value of a metric, by step.
+pub async fn runs_history(client: &Client, id: &str, metric: &str, as_json: bool) -> Result<()> {
+    let mut values = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut q = vec![
+            ("run_id", id.to_string()),
+            ("metric_key", metric.to_string()),
+            ("max_results", "25000".to_string()),
+        ];
+        if let Some(t) = &token {
+            q.push(("page_token", t.clone()));
+        }
+        let page: Value = client.get("metrics/get-history", &q).await?;
+        values.extend(arr(&page, "metrics").iter().cloned());
+        token = page["next_page_token"].as_str().map(String::from);
+        if token.is_none() {
+            break;
+        }
+    }
+    if as_json {
+        return print_json(&Value::Array(values));
+    }
+    if values.is_empty() {
+        anyhow::bail!("run {id} has no metric '{metric}'");
+    }
+    let mut t = table(&["step", "value", "time"]);
+    for m in &values {
+        t.add_row(vec![
+            s(m, "step"),
+            number(&m["value"]),
+            time(m["timestamp"].as_i64()),
+        ]);
+    }
+    println!("{t}");
     Ok(())
 }
 

@@ -381,10 +381,54 @@ enum RunsCmd {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Show one run: info, params, latest metrics, tags, inputs and outputs.
+    /// Show one run: info, params, latest metrics, tags, inputs, outputs and artifacts.
     Show {
         /// The run's id (32 hex digits), as `keel runs ls` and `keel train` print it.
         id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Mark a run deleted (its data stays until `keel runs restore` or a cleanup).
+    Delete {
+        /// The run's id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Make a deleted run active again.
+    Restore {
+        /// The run's id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the files a run logged, with their sizes.
+    Artifacts {
+        /// The run's id.
+        id: String,
+        /// Only below this artifact path.
+        path: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Download a run's artifacts (all, or those below PATH) into a folder.
+    Download {
+        /// The run's id.
+        id: String,
+        /// Only below this artifact path.
+        path: Option<String>,
+        /// The folder to write into (created when missing).
+        #[arg(long, default_value = ".")]
+        to: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Every value a run logged for one metric, by step.
+    History {
+        /// The run's id.
+        id: String,
+        /// The metric's name.
+        metric: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -426,6 +470,22 @@ enum ModelsCmd {
 
 #[derive(Subcommand)]
 enum AliasCmd {
+    /// List a registered model's aliases and the versions they name.
+    Ls {
+        /// The registered model's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove an alias (the version stays).
+    Delete {
+        /// The registered model's name.
+        name: String,
+        /// The alias.
+        alias: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Point ALIAS (champion, challenger...) at VERSION.
     Set {
         /// The registered model's name.
@@ -729,6 +789,34 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Runs(RunsCmd::Show { id, store }) => {
             commands::runs_show(&registry(&store).await?, &id, store.json).await
+        }
+        Command::Runs(RunsCmd::Delete { id, store }) => {
+            commands::runs_lifecycle(&registry(&store).await?, &id, true, store.json).await
+        }
+        Command::Runs(RunsCmd::Restore { id, store }) => {
+            commands::runs_lifecycle(&registry(&store).await?, &id, false, store.json).await
+        }
+        Command::Runs(RunsCmd::Artifacts { id, path, store }) => {
+            commands::runs_artifacts(&registry(&store).await?, &id, path.as_deref(), store.json)
+                .await
+        }
+        Command::Runs(RunsCmd::Download {
+            id,
+            path,
+            to,
+            store,
+        }) => {
+            let c = registry(&store).await?;
+            commands::runs_download(&c, &id, path.as_deref(), &to, store.json).await
+        }
+        Command::Runs(RunsCmd::History { id, metric, store }) => {
+            commands::runs_history(&registry(&store).await?, &id, &metric, store.json).await
+        }
+        Command::Models(ModelsCmd::Alias(AliasCmd::Ls { name, store })) => {
+            commands::models_alias_ls(&registry(&store).await?, &name, store.json).await
+        }
+        Command::Models(ModelsCmd::Alias(AliasCmd::Delete { name, alias, store })) => {
+            commands::models_alias_delete(&registry(&store).await?, &name, &alias, store.json).await
         }
         Command::Models(ModelsCmd::Ls { filter, store }) => {
             commands::models_ls(&registry(&store).await?, filter.as_deref(), store.json).await

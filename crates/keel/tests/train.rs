@@ -130,6 +130,52 @@ fn train_records_a_run_in_the_embedded_store() {
     );
     let experiments = json(d, &["experiments", "ls"]);
     assert!(experiments.as_array().is_some_and(|e| !e.is_empty()));
+    // The run's artifacts are listed, shown and downloaded byte for byte.
+    let artifacts = json(d, &["runs", "artifacts", run]);
+    let paths: Vec<&str> = artifacts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"charts/roc.svg"), "{paths:?}");
+    let (ok, table, _) = support::keel(d, &["runs", "show", run]);
+    assert!(ok && table.contains("charts/roc.svg"), "{table}");
+    json(d, &["runs", "download", run, "charts", "--to", "fetched"]);
+    assert_eq!(
+        std::fs::read(d.join("fetched/charts/roc.svg")).unwrap(),
+        std::fs::read(root.join("charts/roc.svg")).unwrap()
+    );
+    assert!(
+        !d.join("fetched/feature_importance.json").exists(),
+        "only below the path"
+    );
+    let history = json(d, &["runs", "history", run, "roc_auc"]);
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+    // Deleted runs leave the listing and come back when restored.
+    let ids = |d: &Path| -> Vec<String> {
+        json(d, &["runs", "ls"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["info"]["run_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    json(d, &["runs", "delete", run]);
+    assert!(!ids(d).contains(&run.to_string()));
+    json(d, &["runs", "restore", run]);
+    assert!(ids(d).contains(&run.to_string()));
+    // Aliases are listed and removed.
+    let aliases = json(d, &["models", "alias", "ls", "shop-model"]);
+    assert_eq!(
+        aliases,
+        serde_json::json!([{"alias": "champion", "version": "2"}])
+    );
+    json(d, &["models", "alias", "delete", "shop-model", "champion"]);
+    assert_eq!(
+        json(d, &["models", "alias", "ls", "shop-model"]),
+        serde_json::json!([])
+    );
     // A local command's error says what was not found, in the store's words.
     let (code, _, err) = keel_status(d, &["models", "alias", "set", "nope", "champion", "1"]);
     assert_eq!(code, 2, "{err}");
