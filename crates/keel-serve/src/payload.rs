@@ -34,6 +34,17 @@ impl Input {
     pub fn is_frame(&self) -> bool {
         matches!(self, Self::Frame(_) | Self::Table(_))
     }
+
+    /// The number of rows: of the frame, or along the first tensor's first axis.
+    pub fn rows(&self) -> usize {
+        match self {
+            Self::Frame(c) => c.rows(),
+            Self::Table(t) => t.rows,
+            Self::Tensors(t) => t
+                .first()
+                .map_or(0, |t| t.tensor.shape.first().copied().unwrap_or(1)),
+        }
+    }
 }
 
 /// A data frame whose cells are all numbers or null, row after row: what nearly every scoring

@@ -231,6 +231,11 @@ impl Predictor {
     /// Checks a request against the model's signature and inputs and converts it to a feed.
     /// Errors are 400s naming the offending column or input.
     pub fn prepare(&self, input: Input) -> Result<Feed, ServeError> {
+        if input.rows() == 0 {
+            return Err(ServeError::BadRequest(
+                "the request holds no rows to predict".into(),
+            ));
+        }
         let input = match (input, &self.engine) {
             (Input::Table(t), Engine::Onnx(m)) => match table_matrix(m, &self.signature, t) {
                 Ok(tensor) => {
@@ -323,6 +328,13 @@ fn numeric(ty: &str) -> bool {
     )
 }
 
+/// What a text column holds, for messages: booleans (which requests carry as `true`/`false`
+/// text) or strings.
+fn text_kind(values: &[Option<String>]) -> &'static str {
+    let booleans = values.iter().flatten().all(|v| v == "true" || v == "false");
+    if booleans { "booleans" } else { "strings" }
+}
+
 /// Required signature columns are present, with values of their type.
 fn check_columns(spec: &[ColumnSpec], cols: &Columns) -> Result<(), ServeError> {
     let missing: Vec<&str> = spec
@@ -350,8 +362,9 @@ fn check_columns(spec: &[ColumnSpec], cols: &Columns) -> Result<(), ServeError> 
         match cols.get(name) {
             Some(Values::Text(v)) if numeric(&c.ty) && v.iter().any(Option::is_some) => {
                 return Err(ServeError::BadRequest(format!(
-                    "column '{name}' must hold {} values, got strings",
-                    c.ty
+                    "column '{name}' must hold {} values, got {}",
+                    c.ty,
+                    text_kind(v)
                 )));
             }
             Some(Values::Numbers(v)) if c.ty == "string" && v.iter().any(Option::is_some) => {
@@ -455,10 +468,11 @@ fn keel_feed(m: &KeelModel, input: Input) -> Result<Feed, ServeError> {
             (_, Values::Text(t)) if t.iter().all(Option::is_none) => {
                 Values::Numbers(vec![None; rows])
             }
-            (_, Values::Text(_)) => {
+            (_, Values::Text(t)) => {
                 return Err(ServeError::BadRequest(format!(
-                    "column '{}' must hold numbers, got strings",
-                    c.name
+                    "column '{}' must hold numbers, got {}",
+                    c.name,
+                    text_kind(&t)
                 )));
             }
             (_, n @ Values::Numbers(_)) => n,
@@ -850,9 +864,10 @@ fn frame_matrix(cols: &Columns, n: usize, elem: ElemType) -> Result<Tensor, Serv
                 match v {
                     Values::Numbers(x) => out.push(x[i].unwrap_or(f64::NAN)),
                     Values::Text(t) if t[i].is_none() => out.push(f64::NAN),
-                    Values::Text(_) => {
+                    Values::Text(t) => {
                         return Err(ServeError::BadRequest(format!(
-                            "column '{name}' must hold numbers, got strings"
+                            "column '{name}' must hold numbers, got {}",
+                            text_kind(t)
                         )));
                     }
                 }

@@ -141,6 +141,17 @@ impl Feedback {
                     "feedback needs {{\"request_id\": ..., \"ground_truth\": ...}}: {e}"
                 ))
             })?;
+            if b.request_id.trim().is_empty() {
+                return Err(ServeError::BadRequest(
+                    "feedback needs the request_id of the prediction it is about (the x-request-id header of the answer)".into(),
+                ));
+            }
+            if b.row.is_some_and(|r| r < 0) {
+                return Err(ServeError::BadRequest(format!(
+                    "row must be 0 or more, not {}",
+                    b.row.unwrap_or_default()
+                )));
+            }
             let one = |row: i64, v: &serde_json::Value| -> Result<Feedback, ServeError> {
                 let (number, text) = match v {
                     serde_json::Value::Number(n) => (n.as_f64(), None),
@@ -191,6 +202,58 @@ pub struct PredictionLog {
     dropped: Counter,
     writer: Mutex<Option<JoinHandle<()>>>,
     writer_thread: Thread,
+    recent: RecentRequests,
+}
+
+/// How many of the latest requests' row counts the log remembers to check feedback against.
+pub const RECENT_REQUESTS: usize = 65_536;
+
+/// The row counts of the latest [`RECENT_REQUESTS`] logged requests, by a hash of their id
+/// (12 bytes a request, about 1.5 MiB in all): feedback naming one of them is checked against
+/// its rows. Older requests, and those another replica answered, are not known here; their
+/// feedback is recorded and counted as unmatched.
+#[derive(Default)]
+struct RecentRequests(Mutex<(HashMap<u64, u32>, std::collections::VecDeque<u64>)>);
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id)
+}
+
+impl RecentRequests {
+    fn remember<'a>(&self, requests: impl Iterator<Item = (&'a str, usize)>) {
+        let Ok(mut guard) = self.0.lock() else {
+            return;
+        };
+        let (rows, order) = &mut *guard;
+        for (id, n) in requests {
+            let key = id_hash(id);
+            if rows
+                .insert(key, u32::try_from(n).unwrap_or(u32::MAX))
+                .is_none()
+            {
+                order.push_back(key);
+            }
+            while order.len() > RECENT_REQUESTS {
+                if let Some(old) = order.pop_front() {
+                    rows.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn rows(&self, id: &str) -> Option<u32> {
+        self.0.lock().ok()?.0.get(&id_hash(id)).copied()
+    }
+}
+
+/// What became of a batch of feedback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedbackOutcome {
+    /// Records written.
+    pub recorded: usize,
+    /// Of them, records for a request this server remembers answering.
+    pub matched: usize,
 }
 
 /// Puts the calling thread in Linux's idle scheduling class (`SCHED_IDLE`), or at the lowest
@@ -243,6 +306,7 @@ impl PredictionLog {
             dropped,
             writer_thread: handle.thread().clone(),
             writer: Mutex::new(Some(handle)),
+            recent: RecentRequests::default(),
         })
     }
 
@@ -276,6 +340,7 @@ impl PredictionLog {
         if report.done.is_empty() || rows == 0 {
             return;
         }
+
         let now = Instant::now();
         let done = report
             .done
@@ -297,11 +362,34 @@ impl PredictionLog {
         }
     }
 
+    /// Notes that request `id` is about to be answered with `rows` rows, for checking the
+    /// feedback that names it.
+    pub fn remember(&self, id: &str, rows: usize) {
+        self.recent.remember(std::iter::once((id, rows)));
+    }
+
     /// Logs ground truth; refused (503) when the writer is too far behind.
-    pub fn feedback(&self, records: Vec<Feedback>) -> Result<(), ServeError> {
+    pub fn feedback(&self, records: Vec<Feedback>) -> Result<FeedbackOutcome, ServeError> {
         let n = records.len();
+        let mut matched = 0;
+        for r in &records {
+            if let Some(rows) = self.recent.rows(&r.request_id) {
+                if r.row >= i64::from(rows) {
+                    return Err(ServeError::BadRequest(format!(
+                        "request '{}' had {rows} row{}; feedback for row {} (counting from 0) has no prediction",
+                        r.request_id,
+                        if rows == 1 { "" } else { "s" },
+                        r.row
+                    )));
+                }
+                matched += 1;
+            }
+        }
         if self.send(Msg::Feedback(records), n) {
-            Ok(())
+            Ok(FeedbackOutcome {
+                recorded: n,
+                matched,
+            })
         } else {
             Err(ServeError::Unavailable(
                 "the prediction log is behind; retry the feedback shortly".into(),

@@ -239,6 +239,10 @@ pub async fn predict(
             .as_ref()
             .and_then(|_| log_columns(&deployment, &input));
         let feed = deployment.predictor.prepare(input)?;
+        if let Some(log) = &state.log {
+            // Before the answer goes out, so feedback sent right after it is checked.
+            log.remember(&request_id, feed.rows());
+        }
         let tag = JobTag {
             request_id: request_id.clone(),
             received,
@@ -471,22 +475,25 @@ async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     let id = request_id(&headers);
     let result = (|| {
         let records = Feedback::parse(&body)?;
-        let n = records.len();
-        match &state.log {
+        let outcome = match &state.log {
             Some(log) => log.feedback(records)?,
             None => {
                 return Err(ServeError::Unavailable(
                     "the prediction log is off (start keel serve with --log-dir)".into(),
                 ));
             }
-        }
-        state.metrics.feedback.inc_by(n as u64);
-        Ok(n)
+        };
+        state.metrics.feedback.inc_by(outcome.recorded as u64);
+        Ok(outcome)
     })();
     match result {
-        Ok(n) => (
+        Ok(o) => (
             StatusCode::OK,
-            axum::Json(serde_json::json!({"recorded": n})),
+            axum::Json(serde_json::json!({
+                "recorded": o.recorded,
+                "matched": o.matched,
+                "unmatched": o.recorded - o.matched,
+            })),
         )
             .into_response(),
         Err(e) => error_response(Protocol::Mlflow, &e, &id),

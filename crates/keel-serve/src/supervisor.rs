@@ -148,7 +148,8 @@ impl Supervisor {
             self.state.metrics.swaps.inc();
             tracing::info!(model = %m.name, primary = %versions.primary, canary = ?versions.canary, shadow = ?versions.shadow, "switched versions");
         } else {
-            tracing::info!(model = %m.name, primary = %versions.primary, canary = ?versions.canary, shadow = ?versions.shadow, "serving");
+            // The binary prints what it serves at start; a change is what the log must say.
+            tracing::debug!(model = %m.name, primary = %versions.primary, canary = ?versions.canary, shadow = ?versions.shadow, "serving");
         }
         if let Ok(mut c) = self.current.lock() {
             c.insert(m.name.clone(), versions);

@@ -225,6 +225,26 @@ async fn requests_that_do_not_fit_the_signature_are_refused_naming_the_column() 
         ),
         (json!({"instances": [1, 2], "inputs": [1]}), "exactly one"),
         (json!({"something": []}), "exactly one"),
+        // A boolean where a number belongs is named as such.
+        (
+            json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": [[true, 1.0, "red"]]}}),
+            "'a' must hold double values, got booleans",
+        ),
+        (
+            json!({"dataframe_split": {"columns": ["a", "a", "colour"], "data": [[1.0, 1.0, "red"]]}}),
+            "'a' is named twice",
+        ),
+        // No rows is refused alike in every format.
+        (
+            json!({"dataframe_split": {"columns": ["a", "b", "colour"], "data": []}}),
+            "no rows",
+        ),
+        (json!({"dataframe_records": []}), "no rows"),
+        (json!({"instances": []}), "no rows"),
+        (
+            json!({"inputs": {"a": [], "b": [], "colour": []}}),
+            "no rows",
+        ),
     ];
     for (body, needle) in cases {
         let (status, v) = server.json("/invocations", &body).await;
@@ -248,6 +268,18 @@ async fn requests_that_do_not_fit_the_signature_are_refused_naming_the_column() 
     assert!(v["error"].as_str().unwrap().contains("'a'"), "{v}");
     let (status, v) = server.json("/v2/models/other/infer", &bad_shape).await;
     assert_eq!(status, 404, "{v}");
+    let empty = json!({"inputs": [
+        {"name": "a", "shape": [0], "datatype": "FP64", "data": []},
+        {"name": "b", "shape": [0], "datatype": "FP64", "data": []},
+        {"name": "colour", "shape": [0], "datatype": "BYTES", "data": []}]});
+    let (status, v) = server.json("/v2/models/price/infer", &empty).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("no rows"), "{v}");
+    let (status, _, v) = server
+        .post("/invocations", "text/csv", "a,b,colour\n")
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("no rows"), "{v}");
     server.stop().await;
 }
 
@@ -556,8 +588,46 @@ async fn the_prediction_log_holds_every_row_and_feedback_joins_it() {
     let (status, v) = server.json("/feedback", &feedback).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["recorded"], 3);
+    assert_eq!(
+        (v["matched"].clone(), v["unmatched"].clone()),
+        (json!(3), json!(0))
+    );
     let (status, v) = server.json("/feedback", &json!({"ground_truth": 1})).await;
     assert_eq!(status, 400, "{v}");
+    // Feedback is checked against what the server answered: a request id is required, and
+    // a known request's rows bound the values (it had 2).
+    for (body, says) in [
+        (
+            json!({"request_id": "", "ground_truth": 1}),
+            "needs the request_id",
+        ),
+        (
+            json!({"request_id": ids[2], "ground_truth": ["yes", "no", "yes"]}),
+            "had 2 rows",
+        ),
+        (
+            json!({"request_id": ids[2], "row": 2, "ground_truth": "yes"}),
+            "had 2 rows",
+        ),
+        (
+            json!({"request_id": ids[2], "row": -1, "ground_truth": "yes"}),
+            "0 or more",
+        ),
+    ] {
+        let (status, v) = server.json("/feedback", &body).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    // A request this server does not know (another replica's, or older than it remembers)
+    // is recorded and counted as unmatched.
+    let (status, v) = server
+        .json(
+            "/feedback",
+            &json!({"request_id": "elsewhere-1", "ground_truth": "no"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["unmatched"], 1);
     let log = server.state.log.clone().unwrap();
     server.stop().await;
     log.close();
@@ -592,7 +662,7 @@ async fn the_prediction_log_holds_every_row_and_feedback_joins_it() {
     let colour = df.column("in_colour").unwrap().str().unwrap().clone();
     assert_eq!(colour.null_count(), 10);
     let fb = read_log(&logs.join("feedback"));
-    assert_eq!(fb.height(), 3);
+    assert_eq!(fb.height(), 4);
     assert_eq!(
         fb.column("truth_text").unwrap().str().unwrap().get(2),
         Some("no")
