@@ -49,6 +49,22 @@ impl Columns {
         self.values.first().map_or(0, Values::len)
     }
 
+    /// The rows at `rows` (in that order) as a table of their own.
+    pub fn take(&self, rows: &[usize]) -> Columns {
+        let values = self
+            .values
+            .iter()
+            .map(|v| match v {
+                Values::Numbers(x) => Values::Numbers(rows.iter().map(|&i| x[i]).collect()),
+                Values::Text(t) => Values::Text(rows.iter().map(|&i| t[i].clone()).collect()),
+            })
+            .collect();
+        Columns {
+            names: self.names.clone(),
+            values,
+        }
+    }
+
     /// The column called `name`.
     pub fn get(&self, name: &str) -> Option<&Values> {
         self.names

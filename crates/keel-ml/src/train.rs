@@ -524,6 +524,20 @@ fn with_target(target: &Values) -> Vec<usize> {
 }
 
 /// Evaluates on every row of `test` that has a target; its classes must be known ones.
+/// The metrics of a trained model on other rows (`target` being the column it predicts):
+/// how a model chosen on some rows is scored on rows the choice never saw.
+pub fn evaluate_on(trained: &Trained, target: &str, table: &Columns) -> Result<Evaluation> {
+    evaluate_table(
+        &trained.pipeline,
+        &trained.model,
+        table,
+        target,
+        trained.task,
+        &trained.classes,
+    )
+    .map(|(e, _)| e)
+}
+
 fn evaluate_table(
     pipeline: &Pipeline,
     model: &Model,

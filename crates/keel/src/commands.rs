@@ -678,6 +678,25 @@ pub async fn models_compare(
         .into_iter()
         .filter(|(_, [a, b])| a != b)
         .collect();
+    // What each side's metrics were measured on, from the run's own params.
+    let measured = |data: &Value| -> String {
+        let param = |k: &str| {
+            arr(data, "params")
+                .iter()
+                .find(|p| s(p, "key") == k)
+                .map(|p| s(p, "value"))
+        };
+        if let Some(k) = param("cv") {
+            format!("mean of {k}-fold cross-validation")
+        } else if let Some(data) = param("test_data") {
+            format!("test data {data}")
+        } else if let Some(share) = param("split") {
+            format!("held-out rows (trained on {share})")
+        } else {
+            "as the run logged them".into()
+        }
+    };
+    let on = [measured(&runs[0].1), measured(&runs[1].1)];
     if as_json {
         let side = |m: &std::collections::BTreeMap<String, [Option<Value>; 2]>| {
             m.iter()
@@ -686,13 +705,23 @@ pub async fn models_compare(
         };
         return print_json(&json!({
             "name": name, "versions": versions,
-            "runs": [runs[0].0, runs[1].0],
+            "runs": [runs[0].0, runs[1].0], "measured_on": on,
             "metrics": side(&metrics), "params": side(&params),
         }));
     }
     let head_a = format!("version {}", versions[0]);
     let head_b = format!("version {}", versions[1]);
     let mut t = table(&["metric", &head_a, &head_b, "change"]);
+    t.add_row(vec![
+        "(measured on)".into(),
+        on[0].clone(),
+        on[1].clone(),
+        if on[0] == on[1] {
+            "same".into()
+        } else {
+            "not comparable as is".into()
+        },
+    ]);
     for (k, [a, b]) in &metrics {
         let (x, y) = (
             a.as_ref().and_then(Value::as_f64),

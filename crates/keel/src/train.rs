@@ -167,15 +167,27 @@ struct Job {
 impl Job {
     /// Fits with `params` (on a blocking thread).
     async fn fit(&self, params: Params) -> Result<Trained> {
-        let table = self.table.clone();
-        let (algo, task, holdout) = (self.algo, self.task, self.holdout);
+        let test = self.test.as_ref().map(|t| t.2.clone());
+        self.fit_on(params, self.table.clone(), self.holdout, test)
+            .await
+    }
+
+    /// Fits with `params` on `table`, held out as `holdout` says (with `test` for
+    /// [`Holdout::Data`]).
+    async fn fit_on(
+        &self,
+        params: Params,
+        table: Arc<Columns>,
+        holdout: Holdout,
+        test: Option<Arc<Columns>>,
+    ) -> Result<Trained> {
+        let (algo, task) = (self.algo, self.task);
         let target = self.args.target.clone();
         let (seed, features, drop) = (
             self.args.seed,
             self.args.features.clone(),
             self.args.drop.clone(),
         );
-        let test = self.test.as_ref().map(|t| t.2.clone());
         tokio::task::spawn_blocking(move || {
             train(
                 &table,
@@ -206,6 +218,7 @@ impl Job {
         params: &Params,
         name: &str,
         parent: Option<&RunRef>,
+        holdout: Holdout,
     ) -> Result<(RunRef, ModelRef)> {
         let model = KeelModel::of(trained, self.args.target.as_deref(), &self.table)?;
         let mut charts = charts(trained);
@@ -231,13 +244,15 @@ impl Job {
             ("seed".into(), self.args.seed.to_string()),
             ("dataset".into(), self.label.clone()),
         ]);
-        match self.holdout {
+        // What the metrics were measured on: a held-out share, folds, or the test data.
+        match holdout {
             Holdout::Split(s) => run_params.push(("split".into(), s.to_string())),
             Holdout::Folds(k) => run_params.push(("cv".into(), k.to_string())),
-            Holdout::Data => {}
-        }
-        if let Some((_, label, _)) = &self.test {
-            run_params.push(("test_data".into(), label.clone()));
+            Holdout::Data => {
+                if let Some((_, label, _)) = &self.test {
+                    run_params.push(("test_data".into(), label.clone()));
+                }
+            }
         }
         let mut tags = self.lineage.clone();
         if let Some(p) = parent {
@@ -439,7 +454,7 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     let trained = trained?;
     let name = job.run_name("");
     let (run, logged) = job
-        .record(&tracking, &trained, &params, &name, None)
+        .record(&tracking, &trained, &params, &name, None, job.holdout)
         .await?;
     let registered = job.register(&tracking, &run, &logged).await?;
     let (_, rows) = metrics(&trained);
@@ -588,14 +603,19 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
             job.label
         ),
     );
+    // Trials are chosen by cross-validation on training rows only; the rows that score the
+    // chosen one (the held-out split, or --test-data) play no part in the choice. With --cv
+    // there are no such rows: the choice's own score is all there is, and says so.
+    let selection = Selection::of(&job)?;
     let fitted: Vec<Result<Trained>> = futures::stream::iter(trial_params.iter().cloned())
-        .map(|p| job.fit(p))
+        .map(|p| job.fit_on(p, selection.train.clone(), selection.holdout, None))
         .buffered(parallel)
         .collect()
         .await;
     spinner.finish_and_clear();
     let outcome = async {
         let mut done = Vec::new();
+        let mut models = Vec::new();
         for (i, (trained, params)) in fitted.into_iter().zip(&trial_params).enumerate() {
             let trained = trained?;
             let recorded = job
@@ -605,10 +625,12 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
                     params,
                     &format!("{parent_name}-{}", i + 1),
                     Some(&parent),
+                    selection.holdout,
                 )
                 .await?;
             let (_, rows) = metrics(&trained);
             done.push((recorded, params.clone(), rows));
+            models.push(trained);
         }
         let metric = match metric {
             Some(m) => m,
@@ -636,6 +658,15 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
             })
             .unwrap_or(0);
         let best_score = score(&done[best].2).unwrap_or(f64::NAN);
+        // The chosen model scored once on rows the choice never saw.
+        let tested: Vec<(&'static str, f64)> = match (&selection.test, job.args.target.as_deref()) {
+            (Some(test), Some(target)) => {
+                named(&keel_ml::train::evaluate_on(&models[best], target, test)?)
+            }
+            _ => Vec::new(),
+        };
+        let mut logged = vec![(format!("best_{metric}"), best_score, 0)];
+        logged.extend(tested.iter().map(|(k, v)| (format!("test_{k}"), *v, 0)));
         tracking
             .log(
                 &parent,
@@ -643,18 +674,23 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
                     ("search".into(), kind.clone()),
                     ("trials".into(), done.len().to_string()),
                     ("metric".into(), metric.clone()),
+                    ("selection".into(), selection.describe.clone()),
                     ("algo".into(), job.algo.name.into()),
                     ("dataset".into(), job.label.clone()),
                 ],
-                vec![(format!("best_{metric}"), best_score, 0)],
+                logged,
                 None,
             )
             .await?;
-        anyhow::Ok((done, best, metric, best_score))
+        anyhow::Ok((done, best, metric, best_score, tested))
     }
     .await;
     tracking.finish(&parent, outcome.is_ok()).await?;
-    let (done, best, metric, best_score) = outcome?;
+    let (done, best, metric, best_score, tested) = outcome?;
+    let test_score = tested
+        .iter()
+        .find(|(k, _)| *k == metric.as_str())
+        .map(|(_, v)| *v);
     let (best_run, best_model) = &done[best].0;
     let registered = job.register(&tracking, best_run, best_model).await?;
     if job.args.json {
@@ -671,6 +707,8 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
             json!({
                 "parent_run_id": parent.run_id, "experiment_id": parent.experiment_id,
                 "metric": metric, "best_run_id": best_run.run_id, "best": best_score,
+                "selection": selection.describe, "evaluation": selection.evaluation,
+                "test": tested.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "trials": trials,
                 "registered": registered.as_ref().map(|(m, v)| json!({"name": m, "version": v})),
             })
@@ -694,13 +732,21 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         ]);
     }
     println!(
-        "{} search over {} trials of {} on {}, best {metric} {best_score:.4} (*):",
+        "{} search over {} trials of {} on {}, best {metric} {best_score:.4} (*), chosen by {}:",
         kind,
         done.len(),
         job.algo.name,
-        job.label
+        job.label,
+        selection.describe
     );
     println!("{t}");
+    match test_score {
+        Some(v) => println!(
+            "the chosen model on {}: {metric} {v:.4} (these rows took no part in the choice)",
+            selection.evaluation
+        ),
+        None => println!("{}", selection.evaluation),
+    }
     println!(
         "parent run {} (experiment '{}')",
         parent.run_id, job.args.experiment
@@ -709,6 +755,67 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         println!("registered {model} version {version} (the best trial)");
     }
     Ok(())
+}
+
+/// The folds a search chooses its trial by.
+const SEARCH_FOLDS: usize = 3;
+
+/// How a search chooses among its trials and where the chosen one is scored.
+struct Selection {
+    /// The rows trials are fitted and compared on.
+    train: Arc<Columns>,
+    /// How trials are compared on them.
+    holdout: Holdout,
+    /// Rows that score the chosen trial, when there are any.
+    test: Option<Arc<Columns>>,
+    /// The comparison, in words.
+    describe: String,
+    /// The scoring, in words.
+    evaluation: String,
+}
+
+impl Selection {
+    fn of(job: &Job) -> Result<Selection> {
+        let folds = |rows: usize| {
+            format!("{SEARCH_FOLDS}-fold cross-validation on the {rows} training rows")
+        };
+        Ok(match job.holdout {
+            Holdout::Split(train_share) => {
+                let split = keel_ml::split::train_test(
+                    job.table.rows(),
+                    1.0 - train_share,
+                    job.args.seed,
+                    None,
+                )?;
+                Selection {
+                    describe: folds(split.train.len()),
+                    evaluation: format!("the {} held-out rows", split.test.len()),
+                    train: Arc::new(job.table.take(&split.train)),
+                    test: Some(Arc::new(job.table.take(&split.test))),
+                    holdout: Holdout::Folds(SEARCH_FOLDS),
+                }
+            }
+            Holdout::Data => Selection {
+                describe: folds(job.table.rows()),
+                evaluation: format!(
+                    "the test data {}",
+                    job.test.as_ref().map_or("", |t| t.1.as_str())
+                ),
+                train: job.table.clone(),
+                test: job.test.as_ref().map(|t| t.2.clone()),
+                holdout: Holdout::Folds(SEARCH_FOLDS),
+            },
+            Holdout::Folds(k) => Selection {
+                describe: format!("{k}-fold cross-validation on all {} rows", job.table.rows()),
+                evaluation: "no rows were left out of the choice, so the best score is \
+                             optimistic (--split or --test-data keep rows to score it on)"
+                    .into(),
+                train: job.table.clone(),
+                test: None,
+                holdout: Holdout::Folds(k),
+            },
+        })
+    }
 }
 
 /// The value of `metric` among shown rows.

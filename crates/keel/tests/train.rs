@@ -715,6 +715,22 @@ async fn train_records_a_run_on_a_server() {
         .as_f64()
         .unwrap();
     assert!((logged - best).abs() < 1e-12);
+    // Trials are chosen by cross-validation on the training rows; the held-out rows score
+    // the chosen one only, reported apart from the choice.
+    assert_eq!(
+        search["selection"],
+        "3-fold cross-validation on the 480 training rows"
+    );
+    assert_eq!(search["evaluation"], "the 120 held-out rows");
+    let test_auc = search["test"]["roc_auc"].as_f64().unwrap();
+    assert!(test_auc > 0.9, "{search}");
+    let parent_metrics = parent_run["run"]["data"]["metrics"].as_array().unwrap();
+    assert!(
+        parent_metrics
+            .iter()
+            .any(|m| m["key"] == "test_roc_auc" && m["value"].as_f64() == Some(test_auc)),
+        "{parent_run}"
+    );
     assert!(
         files.contains(&"MLmodel") && files.contains(&"model.json"),
         "{files:?}"
