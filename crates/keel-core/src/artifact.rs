@@ -19,7 +19,8 @@ pub struct ArtifactPath(String);
 impl ArtifactPath {
     /// Checks a `/`-separated path (already percent-decoded once). A trailing `/` is allowed.
     pub fn parse(raw: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid(format!("Invalid artifact path '{raw}': {why}"));
+        // "Invalid path" first, as MLflow words it.
+        let bad = |why: &str| Error::invalid(format!("Invalid path '{raw}': {why}"));
         if raw.is_empty() {
             return Err(bad("it is empty"));
         }

@@ -28,6 +28,35 @@ fn describe(e: &serde_path_to_error::Error<impl std::fmt::Display>) -> String {
     }
 }
 
+/// MLflow's message for a field of the wrong type, naming the value sent and its type as
+/// Python would: `Invalid value 123 for parameter 'name' supplied:  Hint: Value was of type
+/// 'int'. ...`. `None` when the value cannot be found in the body.
+fn wrong_value(body: &[u8], e: &serde_path_to_error::Error<serde_json::Error>) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let root: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut value = &root;
+    for segment in e.path().iter() {
+        value = match segment {
+            Segment::Map { key } => value.get(key.as_str())?,
+            Segment::Seq { index } => value.get(*index)?,
+            _ => return None,
+        };
+    }
+    let ty = match value {
+        serde_json::Value::Null => "NoneType",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => "int",
+        serde_json::Value::Number(_) => "float",
+        serde_json::Value::String(_) => "str",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "dict",
+    };
+    Some(format!(
+        "Invalid value {value} for parameter '{}' supplied:  Hint: Value was of type '{ty}'. See the API docs for more information about request parameters.",
+        e.path()
+    ))
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Msg<T> {
     type Rejection = ApiError;
 
@@ -83,7 +112,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Msg<T> {
             if e.inner().is_syntax() || e.inner().is_eof() {
                 Error::invalid(format!("Malformed JSON request body: {}", e.inner()))
             } else {
-                Error::invalid(describe(&e))
+                Error::invalid(wrong_value(text, &e).unwrap_or_else(|| describe(&e)))
             }
         })?;
         de.end()

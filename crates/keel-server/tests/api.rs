@@ -766,6 +766,58 @@ async fn log_batch_limits_and_atomicity(s: Arc<TestServer>) {
         .collect();
     assert_eq!(steps.len(), 10);
     assert_eq!((steps[0], steps[9]), (3, 993));
+    // MLflow's limits on the interval form: 2,500 steps at most, both ends of a range or none.
+    for (query, says) in [
+        (vec![("max_results", "2501")], "between 1 and 2500"),
+        (vec![("start_step", "5")], "both must be specified"),
+        (
+            vec![("start_step", "9"), ("end_step", "2")],
+            "must be greater than start_step",
+        ),
+    ] {
+        let mut q = vec![("run_ids", run.as_str()), ("metric_key", "m3")];
+        q.extend(query);
+        let r = s.get("metrics/get-history-bulk-interval", &q).await;
+        assert_error(&r, 400, "INVALID_PARAMETER_VALUE");
+        assert!(r.1["message"].as_str().unwrap().contains(says), "{}", r.1);
+    }
+    let (status, all) = s
+        .get(
+            "metrics/get-history-bulk-interval",
+            &[
+                ("run_ids", &run),
+                ("metric_key", "m3"),
+                ("max_results", "2500"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["metrics"].as_array().unwrap().len(), 100);
+    // The bulk history comes in MLflow's order: by time, then step, then value.
+    let (_, bulk) = s
+        .get(
+            "metrics/get-history-bulk",
+            &[
+                ("run_id", &run),
+                ("metric_key", "m3"),
+                ("max_results", "99999"),
+            ],
+        )
+        .await;
+    let order: Vec<(i64, i64)> = bulk["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["timestamp"].as_i64().unwrap(),
+                m["step"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
 }
 
 async fn malformed_requests(s: Arc<TestServer>) {
@@ -1465,6 +1517,49 @@ async fn artifacts_stream_and_cannot_escape(s: Arc<TestServer>) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"].as_str().unwrap().contains("Invalid path"),
+        "{v}"
+    );
+    // The model-version form checks the path first too: 400 even for an unknown version.
+    let r = s
+        .http
+        .get(format!("{}/model-versions/get-artifact", s.base))
+        .query(&[("name", "nope"), ("version", "1"), ("path", "../../x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // A field of the wrong type is named with the value and its type, in MLflow's words.
+    let r = s.post("experiments/create", json!({ "name": 123 })).await;
+    assert_error(&r, 400, "INVALID_PARAMETER_VALUE");
+    assert!(
+        r.1["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid value 123 for parameter 'name' supplied"),
+        "{}",
+        r.1
+    );
+    // A relative artifact location is made absolute, as MLflow does.
+    let (_, created) = s
+        .post(
+            "experiments/create",
+            json!({ "name": "relative-location", "artifact_location": "some/where" }),
+        )
+        .await;
+    let (_, got) = s
+        .get(
+            "experiments/get",
+            &[("experiment_id", created["experiment_id"].as_str().unwrap())],
+        )
+        .await;
+    let location = got["experiment"]["artifact_location"].as_str().unwrap();
+    assert!(
+        location.starts_with('/') && location.ends_with("/some/where"),
+        "{location}"
+    );
     let r = s
         .http
         .post(format!(

@@ -216,12 +216,10 @@ async fn get_run_artifact(
 ) -> ApiResult<Response> {
     let id = required(body.run_id.or(body.run_uuid), "run_id")?;
     let path = required(body.path, "path")?;
+    // The path is checked before anything is looked up, as MLflow does.
+    let rel = ArtifactPath::parse(path.trim_end_matches('/'))?;
     let run = s.meta.get_run(&id).await?;
-    download(
-        &s,
-        &join(&store_path(&run.info.artifact_uri)?, Some(&path))?,
-    )
-    .await
+    download(&s, &store_path(&run.info.artifact_uri)?.join(&rel)).await
 }
 
 /// `GET /model-versions/get-artifact?name=&version=&path=`.
@@ -232,8 +230,9 @@ async fn get_version_artifact(
     let name = required(body.name, "name")?;
     let version = required(body.version, "version")?;
     let path = required(body.path, "path")?;
+    let rel = ArtifactPath::parse(path.trim_end_matches('/'))?;
     let uri = s.meta.model_version_download_uri(&name, &version).await?;
-    download(&s, &join(&store_path(&uri)?, Some(&path))?).await
+    download(&s, &store_path(&uri)?.join(&rel)).await
 }
 
 pub(super) fn ui_routes() -> Router<AppState> {

@@ -27,11 +27,53 @@ async fn create(State(s): State<AppState>, Msg { body, .. }: Msg<Create>) -> Api
     let name = required(body.name, "name")?;
     validate::experiment_name(&name)?;
     let tags = kvs(body.tags, "tags", |_, t| validate::experiment_tag(t))?;
+    let location = body
+        .artifact_location
+        .filter(|l| !l.is_empty())
+        .map(absolute_location);
     let id = s
         .meta
-        .create_experiment(&name, body.artifact_location.as_deref(), tags)
+        .create_experiment(&name, location.as_deref(), tags)
         .await?;
     Ok(json(&serde_json::json!({ "experiment_id": id })))
+}
+
+/// A relative local artifact location made absolute against the server's working folder,
+/// as MLflow's `resolve_uri_if_local` does (a plain path stays a path, `file:` stays a URI);
+/// URIs of other schemes and absolute paths are kept as given.
+fn absolute_location(location: String) -> String {
+    let (scheme, path) = match location.split_once(':') {
+        Some((scheme, rest))
+            if scheme.len() > 1
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            (Some(scheme), rest)
+        }
+        _ => (None, location.as_str()),
+    };
+    let local = match scheme {
+        None => path,
+        Some(s) if s.eq_ignore_ascii_case("file") => match path.strip_prefix("//") {
+            // file://host/path: only an empty host is local.
+            Some(rest) if rest.starts_with('/') => rest,
+            Some(_) => return location,
+            None => path,
+        },
+        Some(_) => return location,
+    };
+    if local.starts_with('/') {
+        return location;
+    }
+    let Ok(cwd) = std::env::current_dir() else {
+        return location;
+    };
+    let absolute = cwd.join(local).display().to_string();
+    match scheme {
+        None => absolute,
+        Some(_) => format!("file://{absolute}"),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -188,4 +230,22 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/experiments/update", post(update))
         .route("/experiments/set-experiment-tag", post(set_tag))
         .route("/experiments/delete-experiment-tag", post(delete_tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute_location;
+
+    #[test]
+    fn relative_local_locations_become_absolute() {
+        let cwd = std::env::current_dir().unwrap().display().to_string();
+        assert_eq!(absolute_location("runs/x".into()), format!("{cwd}/runs/x"));
+        assert_eq!(
+            absolute_location("file:runs/x".into()),
+            format!("file://{cwd}/runs/x")
+        );
+        for kept in ["/abs/x", "file:///abs/x", "s3://b/p", "mlflow-artifacts:/1"] {
+            assert_eq!(absolute_location(kept.into()), kept);
+        }
+    }
 }

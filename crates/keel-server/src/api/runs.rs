@@ -534,9 +534,26 @@ async fn history_bulk(
     Msg { mut body, .. }: Msg<Bulk>,
 ) -> ApiResult<Response> {
     let ids = bulk_runs(&mut body)?;
-    let key = required(body.metric_key.take(), "metric_key")?;
-    let limit = max_results(body.max_results, 25_000, 25_000)?;
-    let metrics = s.meta.metric_history_bulk(&ids, &key, limit).await?;
+    let key = body
+        .metric_key
+        .take()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Error::invalid("GetMetricHistoryBulk request must specify a metric_key."))?;
+    // As MLflow: at most 25,000 values a run, a larger max_results taken as that.
+    let limit = max_results(
+        Some(body.max_results.unwrap_or(25_000).min(25_000)),
+        25_000,
+        25_000,
+    )?;
+    let mut metrics = s.meta.metric_history_bulk(&ids, &key, limit).await?;
+    // MLflow's order: by run id, then each run's values by time, step and value.
+    metrics.sort_by(|a, b| {
+        a.run_id
+            .cmp(&b.run_id)
+            .then(a.timestamp.cmp(&b.timestamp))
+            .then(a.step.cmp(&b.step))
+            .then(a.value.total_cmp(&b.value))
+    });
     Ok(json(&MetricsResp {
         metrics,
         next_page_token: None,
@@ -551,17 +568,25 @@ async fn history_bulk_interval(
 ) -> ApiResult<Response> {
     let ids = bulk_runs(&mut body)?;
     let key = required(body.metric_key.take(), "metric_key")?;
-    let limit = max_results(body.max_results, 320, 1000)?;
-    let (lo, hi) = (
-        body.start_step.unwrap_or(i64::MIN),
-        body.end_step.unwrap_or(i64::MAX),
-    );
-    if lo > hi {
-        return Err(Error::invalid(format!(
-            "end_step ({hi}) must be greater than or equal to start_step ({lo})."
-        ))
-        .into());
-    }
+    // MLflow's limits: up to 2,500 steps a run (its default), both ends of a range or none.
+    let limit = max_results(body.max_results, 2500, 2500)
+        .map_err(|_| Error::invalid("max_results must be between 1 and 2500."))?;
+    let (lo, hi) = match (body.start_step, body.end_step) {
+        (Some(lo), Some(hi)) if lo > hi => {
+            return Err(Error::invalid(format!(
+                "end_step must be greater than start_step. Found start_step={lo} and end_step={hi}."
+            ))
+            .into());
+        }
+        (Some(lo), Some(hi)) => (lo, hi),
+        (None, None) => (i64::MIN, i64::MAX),
+        _ => {
+            return Err(Error::invalid(
+                "If either start step or end step are specified, both must be specified.",
+            )
+            .into());
+        }
+    };
     let all = s
         .meta
         .metric_history_bulk(&ids, &key, usize::MAX / 2)
