@@ -66,9 +66,18 @@ pub struct SearchRegistry {
 pub struct SearchLoggedModels {
     pub experiment_ids: Vec<String>,
     pub filter: Vec<Clause<logged_models::Key>>,
+    /// Only models with metrics on one of these datasets (and metric filters only on them).
+    pub datasets: Vec<DatasetFilter>,
     pub order_by: Vec<Order<logged_models::Key>>,
     pub max_results: usize,
     pub offset: u64,
+}
+
+/// A dataset a logged model's metrics were measured on: by name, and digest when given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatasetFilter {
+    pub name: String,
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

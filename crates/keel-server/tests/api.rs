@@ -1100,7 +1100,8 @@ async fn inputs_outputs_and_logged_models(s: Arc<TestServer>) {
     .await;
     s.ok(
         "runs/log-metric",
-        json!({ "run_id": run, "key": "acc", "value": 0.9, "timestamp": 1, "model_id": id }),
+        json!({ "run_id": run, "key": "acc", "value": 0.9, "timestamp": 1, "model_id": id,
+            "dataset_name": "train", "dataset_digest": "abc123" }),
     )
     .await;
     s.ok(
@@ -1130,6 +1131,40 @@ async fn inputs_outputs_and_logged_models(s: Arc<TestServer>) {
         )
         .await;
     assert_eq!(found["models"].as_array().unwrap().len(), 1);
+    // The datasets clause: metrics measured on those datasets only, as MLflow.
+    let count = |v: &Value| v.get("models").map_or(0, |m| m.as_array().unwrap().len());
+    for (datasets, filter, want) in [
+        (json!([{ "dataset_name": "train" }]), "", 1),
+        (
+            json!([{ "dataset_name": "train", "dataset_digest": "abc123" }]),
+            "metrics.acc > 0.5",
+            1,
+        ),
+        (
+            json!([{ "dataset_name": "train", "dataset_digest": "other" }]),
+            "",
+            0,
+        ),
+        (json!([{ "dataset_name": "test" }]), "metrics.acc > 0.5", 0),
+    ] {
+        let (st, v) = s
+            .post(
+                "logged-models/search",
+                json!({ "experiment_ids": [exp], "filter": filter, "datasets": datasets }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(count(&v), want, "{datasets} {filter}: {v}");
+    }
+    assert_error(
+        &s.post(
+            "logged-models/search",
+            json!({ "experiment_ids": [exp], "datasets": [{ "dataset_digest": "abc123" }] }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
     let (_, none) = s
         .post(
             "logged-models/search",

@@ -559,7 +559,42 @@ fn logged_model_column(k: &logged_models::Key) -> Option<&'static str> {
     })
 }
 
-pub(crate) fn logged_model_where(sql: &mut Sql, clauses: &[Clause<logged_models::Key>]) {
+/// ` AND (dataset = ... OR ...)` over the metric rows `mm`, for a `datasets` filter.
+fn dataset_condition(sql: &mut Sql, datasets: &[keel_core::store::DatasetFilter]) {
+    if datasets.is_empty() {
+        return;
+    }
+    sql.push(" AND (");
+    for (i, d) in datasets.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(mm.dataset_name = ").bind_str(d.name.clone());
+        if let Some(digest) = &d.digest {
+            sql.push(" AND mm.dataset_digest = ")
+                .bind_str(digest.clone());
+        }
+        sql.push(")");
+    }
+    sql.push(")");
+}
+
+/// The WHERE terms of a logged-model search: the filter's clauses and, as MLflow has it,
+/// `datasets`: metric clauses hold on those datasets' metrics, and without a metric clause a
+/// model needs some metric on one of them.
+pub(crate) fn logged_model_where(
+    sql: &mut Sql,
+    clauses: &[Clause<logged_models::Key>],
+    datasets: &[keel_core::store::DatasetFilter],
+) {
+    let metric_clauses = clauses
+        .iter()
+        .any(|c| matches!(c.key, logged_models::Key::Metric(_)));
+    if !datasets.is_empty() && !metric_clauses {
+        sql.push(" AND EXISTS (SELECT 1 FROM metrics mm WHERE mm.model_id = lm.model_id");
+        dataset_condition(sql, datasets);
+        sql.push(")");
+    }
     for c in clauses {
         sql.push(" AND ");
         match &c.key {
@@ -567,6 +602,7 @@ pub(crate) fn logged_model_where(sql: &mut Sql, clauses: &[Clause<logged_models:
                 sql.push("EXISTS (SELECT 1 FROM metrics mm WHERE mm.model_id = lm.model_id AND mm.key_id = (SELECT key_id FROM metric_keys WHERE name = ").bind_str(k.clone()).push(")");
                 sql.push(" AND mm.is_nan = 0 AND ");
                 compare(sql, "mm.value", c.op, &c.value);
+                dataset_condition(sql, datasets);
                 sql.push(")");
             }
             logged_models::Key::Param(k) => kv_clause(

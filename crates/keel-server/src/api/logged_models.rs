@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, patch, post};
 use keel_core::entities::{LoggedModel, LoggedModelStatus};
 use keel_core::filter::{self, Order, logged_models as lf};
-use keel_core::store::{CreateLoggedModel, SearchLoggedModels};
+use keel_core::store::{CreateLoggedModel, DatasetFilter, SearchLoggedModels};
 use keel_core::{Error, page, validate};
 use serde::{Deserialize, Serialize};
 
@@ -150,10 +150,18 @@ struct OrderIn {
 struct Search {
     experiment_ids: Vec<String>,
     filter: Option<String>,
+    datasets: Vec<DatasetIn>,
     #[serde(deserialize_with = "i64_lenient")]
     max_results: Option<i64>,
     order_by: Vec<OrderIn>,
     page_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DatasetIn {
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -181,9 +189,23 @@ async fn search(State(s): State<AppState>, Msg { body, .. }: Msg<Search>) -> Api
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    let datasets = body
+        .datasets
+        .into_iter()
+        .map(|d| match d.dataset_name.filter(|n| !n.is_empty()) {
+            Some(name) => Ok(DatasetFilter {
+                name,
+                digest: d.dataset_digest.filter(|x| !x.is_empty()),
+            }),
+            None => Err(Error::invalid(
+                "`dataset_name` in the `datasets` clause must be specified.",
+            )),
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let q = SearchLoggedModels {
         experiment_ids: body.experiment_ids,
         filter: lf::parse_filter(body.filter.as_deref().unwrap_or(""))?,
+        datasets,
         order_by,
         max_results: max_results(body.max_results, 100, 1000)?,
         offset: page::decode(body.page_token.as_deref())?,

@@ -287,7 +287,7 @@ impl SqliteStore {
         sql.binds.extend(joins.binds);
         sql.push(" WHERE lm.lifecycle_stage = 'active' AND lm.experiment_id IN ");
         sql.bind_list(exp_ids.iter().map(|i| Bind::I64(*i)));
-        search::logged_model_where(&mut sql, &q.filter);
+        search::logged_model_where(&mut sql, &q.filter, &q.datasets);
         sql.push(" ORDER BY ").push(&order);
         let mut c = self.read_conn().await?;
         let (ids, more) = paging::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
