@@ -335,6 +335,17 @@ pub struct LoggedModel {
     pub data: LoggedModelData,
 }
 
+/// A dataset the runs of an experiment logged as an input, with the input's context (MLflow's
+/// `DatasetSummary`, what `experiments/search-datasets` answers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatasetSummary {
+    pub experiment_id: String,
+    pub name: String,
+    pub digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alias {
     pub alias: String,

@@ -169,6 +169,9 @@ pub trait MetadataStore: Send + Sync + 'static {
         max_results: usize,
     ) -> Result<Page<Metric>>;
     /// The histories of one metric over several runs (each metric carries its `run_id`).
+    /// The datasets the runs of `experiment_ids` logged as inputs, each with its context, at
+    /// most 1,000 (MLflow's limit).
+    async fn search_datasets(&self, experiment_ids: &[i64]) -> Result<Vec<DatasetSummary>>;
     async fn metric_history_bulk(
         &self,
         run_ids: &[String],

@@ -1191,6 +1191,81 @@ async fn inputs_outputs_and_logged_models(s: Arc<TestServer>) {
     );
     let v = s.ok("runs/search", json!({ "experiment_ids": [exp], "filter": "datasets.digest = 'abc123' and datasets.context = 'training'" })).await;
     assert_eq!(v["runs"].as_array().unwrap().len(), 1);
+    // The UI's endpoints: the experiment's datasets, a small upload, a logged model's file.
+    let found = s
+        .ok(
+            "experiments/search-datasets",
+            json!({ "experiment_ids": [exp] }),
+        )
+        .await;
+    assert_eq!(
+        found["dataset_summaries"],
+        json!([{ "experiment_id": exp, "name": "train", "digest": "abc123", "context": "training" }])
+    );
+    assert_error(
+        &s.post(
+            "experiments/search-datasets",
+            json!({ "experiment_ids": [] }),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let up = |path: &str| {
+        format!(
+            "{}/ajax-api/2.0/mlflow/upload-artifact?run_uuid={run}&path={path}",
+            s.base
+        )
+    };
+    let r = s
+        .http
+        .post(up("notes/readme.txt"))
+        .body("uploaded from the UI")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .http
+        .get(format!("{}/get-artifact", s.base))
+        .query(&[("run_id", run.as_str()), ("path", "notes/readme.txt")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "uploaded from the UI");
+    let r = s.http.post(up("../x")).body("x").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = s
+        .http
+        .post(up("big.bin"))
+        .body(vec![0u8; 10 * 1024 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = s
+        .http
+        .put(format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{exp}/models/{id}/artifacts/MLmodel",
+            s.base
+        ))
+        .body("flavors: {}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let file = |q: &[(&str, &str)]| {
+        s.http
+            .get(format!(
+                "{}/ajax-api/2.0/mlflow/logged-models/{id}/artifacts/files",
+                s.base
+            ))
+            .query(q)
+            .send()
+    };
+    let r = file(&[("artifact_file_path", "MLmodel")]).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "flavors: {}");
+    assert_eq!(file(&[]).await.unwrap().status(), StatusCode::BAD_REQUEST);
 
     let (st, _) = s
         .delete(&format!("logged-models/{id}/tags/k2"), json!({}))

@@ -4,10 +4,11 @@
 use std::sync::LazyLock;
 
 use keel_core::data::{DataKind, DataSummary, DataUse, DataVersion};
+use keel_core::entities::DatasetSummary;
 use keel_core::{Error, Result};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::search::Dialect;
+use crate::search::{Bind, Dialect, Sql};
 
 /// The dataset statements for one dialect.
 pub(crate) struct DataSql {
@@ -143,6 +144,38 @@ where
         run_id: r.try_get(0).map_err(db)?,
         experiment_id: r.try_get::<i64, _>(1).map_err(db)?.to_string(),
         dataset_name: r.try_get(2).map_err(db)?,
+        context: r.try_get(3).map_err(db)?,
+    })
+}
+
+/// The datasets the runs of `experiments` logged, with each input's context tag, at most
+/// 1,000: one statement for either dialect.
+pub(crate) fn dataset_summaries_sql(dialect: Dialect, experiments: &[i64]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(
+        "SELECT DISTINCT d.experiment_id, d.name, d.digest, t.value FROM datasets d \
+         JOIN run_dataset_inputs i ON i.dataset_uuid = d.dataset_uuid \
+         LEFT JOIN run_dataset_input_tags t ON t.run_uuid = i.run_uuid \
+         AND t.dataset_uuid = i.dataset_uuid AND t.key = 'mlflow.data.context' \
+         WHERE d.experiment_id IN ",
+    );
+    sql.bind_list(experiments.iter().map(|e| Bind::I64(*e)));
+    sql.push(" ORDER BY d.experiment_id, d.name, d.digest, t.value LIMIT 1000");
+    sql
+}
+
+pub(crate) fn dataset_summary<'r, R>(r: &'r R) -> Result<DatasetSummary>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let db = |e: sqlx::Error| Error::internal(format!("database error: {e}"));
+    Ok(DatasetSummary {
+        experiment_id: r.try_get::<i64, _>(0).map_err(db)?.to_string(),
+        name: r.try_get(1).map_err(db)?,
+        digest: r.try_get(2).map_err(db)?,
         context: r.try_get(3).map_err(db)?,
     })
 }

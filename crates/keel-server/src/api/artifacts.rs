@@ -195,8 +195,78 @@ pub(super) async fn list_logged_model(
     .await
 }
 
+/// The largest file `upload-artifact` takes (MLflow's limit for the UI's uploads).
+const MAX_UI_UPLOAD: usize = 10 * 1024 * 1024;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UploadQuery {
+    run_uuid: Option<String>,
+    path: Option<String>,
+}
+
+/// `POST upload-artifact?run_uuid=&path=`: one small file (the body, at most 10 MiB) into a
+/// run's artifacts, as MLflow's UI uploads them.
+async fn upload_artifact(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<UploadQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let run_id = q
+        .run_uuid
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| Error::invalid("Request must specify run_uuid."))?;
+    let path = q
+        .path
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| Error::invalid("Request must specify path."))?;
+    let rel = ArtifactPath::parse(path.trim_end_matches('/'))?;
+    if body.len() > MAX_UI_UPLOAD {
+        return Err(Error::invalid("Artifact size is too large. Max size is 10MB.").into());
+    }
+    if body.is_empty() {
+        return Err(Error::invalid("Request must specify data.").into());
+    }
+    let run = s.meta.get_run(&run_id).await?;
+    let target = store_path(&run.info.artifact_uri)?.join(&rel);
+    let chunk: std::io::Result<axum::body::Bytes> = Ok(body);
+    s.artifacts
+        .put(&target, Box::pin(futures::stream::iter([chunk])))
+        .await?;
+    Ok(empty())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ModelFileQuery {
+    artifact_file_path: Option<String>,
+}
+
+/// `GET logged-models/{id}/artifacts/files?artifact_file_path=`: one file of a logged model.
+async fn logged_model_file(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ModelFileQuery>,
+) -> ApiResult<Response> {
+    let path = q
+        .artifact_file_path
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            Error::bad_request("Request must include the \"artifact_file_path\" query parameter.")
+        })?;
+    let rel = ArtifactPath::parse(path.trim_end_matches('/'))?;
+    let model = s.meta.get_logged_model(&model_id, false).await?;
+    download(&s, &store_path(&model.info.artifact_uri)?.join(&rel)).await
+}
+
 pub(super) fn mlflow_routes() -> Router<AppState> {
-    Router::new().route("/artifacts/list", get(list_run))
+    Router::new()
+        .route("/artifacts/list", get(list_run))
+        .route("/upload-artifact", post(upload_artifact))
+        .route(
+            "/logged-models/{model_id}/artifacts/files",
+            get(logged_model_file),
+        )
 }
 
 #[derive(Deserialize, Default)]

@@ -78,6 +78,40 @@ fn absolute_location(location: String) -> String {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+struct SearchDatasets {
+    experiment_ids: Vec<String>,
+}
+
+/// `experiments/search-datasets`: the datasets the experiments' runs logged as inputs.
+async fn search_datasets(
+    State(s): State<AppState>,
+    Msg { body, .. }: Msg<SearchDatasets>,
+) -> ApiResult<Response> {
+    const MAX_EXPERIMENTS: usize = 20;
+    if body.experiment_ids.is_empty() {
+        return Err(Error::invalid(
+            "SearchDatasets request must specify at least one experiment_id.",
+        )
+        .into());
+    }
+    if body.experiment_ids.len() > MAX_EXPERIMENTS {
+        return Err(Error::invalid(format!(
+            "SearchDatasets request cannot specify more than {MAX_EXPERIMENTS} experiment_ids. Received {} experiment_ids.",
+            body.experiment_ids.len()
+        ))
+        .into());
+    }
+    let ids = body
+        .experiment_ids
+        .iter()
+        .map(|e| validate::experiment_id(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let summaries = s.meta.search_datasets(&ids).await?;
+    Ok(json(&serde_json::json!({ "dataset_summaries": summaries })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct ById {
     experiment_id: Option<String>,
 }
@@ -222,6 +256,7 @@ async fn delete_tag(
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/experiments/create", post(create))
+        .route("/experiments/search-datasets", post(search_datasets))
         .route("/experiments/get", get(get_one))
         .route("/experiments/get-by-name", get(get_by_name))
         .route("/experiments/search", get(search).post(search))

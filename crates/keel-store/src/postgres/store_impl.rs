@@ -258,6 +258,12 @@ impl MetadataStore for PgStore {
     async fn data_uses(&self, hash: &str) -> Result<Vec<DataUse>> {
         self.do_data_uses(hash).await
     }
+    async fn search_datasets(
+        &self,
+        experiment_ids: &[i64],
+    ) -> Result<Vec<keel_core::entities::DatasetSummary>> {
+        self.do_search_datasets(experiment_ids).await
+    }
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -130,6 +130,23 @@ impl SqliteStore {
         rows.iter().map(data_version).collect()
     }
 
+    pub(crate) async fn do_search_datasets(
+        &self,
+        experiments: &[i64],
+    ) -> Result<Vec<keel_core::entities::DatasetSummary>> {
+        if experiments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.read_conn().await?;
+        let rows =
+            crate::data_rows::dataset_summaries_sql(crate::search::Dialect::Sqlite, experiments)
+                .into_query()?
+                .fetch_all(&mut *c)
+                .await
+                .db()?;
+        rows.iter().map(crate::data_rows::dataset_summary).collect()
+    }
+
     pub(crate) async fn do_data_uses(&self, hash: &str) -> Result<Vec<DataUse>> {
         let mut c = self.read_conn().await?;
         let rows = sqlx::query(AssertSqlSafe(SQL.uses.as_str()))
