@@ -86,8 +86,9 @@ fn model_directories_round_trip_byte_for_byte() {
 
 #[test]
 fn mlflow_reads_the_signature_and_input_example() {
-    let Ok(python) = std::env::var("KEEL_PYTHON") else {
-        eprintln!("SKIPPED: KEEL_PYTHON is not set (scripts/test sets it to a venv with mlflow)");
+    let Some(python) =
+        keel_testenv::python("mlflow_reads_the_signature_and_input_example", &["mlflow"])
+    else {
         return;
     };
     let t = table();

@@ -235,10 +235,10 @@ fn onnx_models_predict_what_keel_predicts() {
         );
         dirs.push(dir);
     }
-    let Ok(python) = std::env::var("KEEL_PYTHON") else {
-        eprintln!(
-            "SKIPPED: KEEL_PYTHON is not set (scripts/test sets it to a venv with onnxruntime)"
-        );
+    let Some(python) = keel_testenv::python(
+        "onnx_models_predict_what_keel_predicts",
+        &["mlflow", "onnxruntime"],
+    ) else {
         return;
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx_check.py");

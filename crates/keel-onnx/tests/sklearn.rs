@@ -8,16 +8,11 @@ use std::process::Command;
 use keel_onnx::{Data, MapKeys, Model, Runtime, Tensor, Value};
 use serde_json::Value as Json;
 
-fn python() -> Option<String> {
-    match std::env::var("KEEL_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: KEEL_PYTHON is not set (scripts/test sets it to a venv with skl2onnx)"
-            );
-            None
-        }
-    }
+fn python() -> Option<std::path::PathBuf> {
+    keel_testenv::python(
+        "keel-onnx sklearn comparisons",
+        &["sklearn", "skl2onnx", "onnxruntime"],
+    )
 }
 
 fn export(dir: &Path) {

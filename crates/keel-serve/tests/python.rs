@@ -14,17 +14,14 @@ use keel_serve::supervisor::ServedModel;
 use serde_json::{Value, json};
 use support::Server;
 
-fn python() -> Option<String> {
-    let p = std::env::var("KEEL_PYTHON").ok();
-    if p.is_none() {
-        eprintln!(
-            "SKIPPED: KEEL_PYTHON is not set (scripts/test sets it to a venv with skl2onnx and mlflow)"
-        );
-    }
-    p
+fn python() -> Option<std::path::PathBuf> {
+    keel_testenv::python(
+        "keel-serve reference comparisons",
+        &["mlflow", "sklearn", "skl2onnx", "onnxruntime"],
+    )
 }
 
-fn run(python: &str, script: &Path, out: &Path) {
+fn run(python: &Path, script: &Path, out: &Path) {
     let done = Command::new(python)
         .arg(script)
         .arg(out)

@@ -32,12 +32,7 @@ impl TestServer {
                 None,
             ),
             Backend::Postgres => {
-                let Ok(admin) = std::env::var("KEEL_TEST_DATABASE_URL") else {
-                    eprintln!(
-                        "SKIPPED on PostgreSQL: KEEL_TEST_DATABASE_URL is not set (.ci/run sets it)"
-                    );
-                    return None;
-                };
+                let admin = keel_testenv::postgres_url("keel-server API tests on PostgreSQL")?;
                 let schema = format!("keel_test_{}", uuid::Uuid::new_v4().simple());
                 let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
                     .await

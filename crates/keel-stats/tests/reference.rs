@@ -32,10 +32,7 @@ impl Rng {
 }
 
 fn reference(cases: &Value) -> Option<Vec<Value>> {
-    let Ok(python) = std::env::var("KEEL_PYTHON") else {
-        eprintln!("SKIPPED: KEEL_PYTHON is not set (scripts/test sets it to a venv with scipy)");
-        return None;
-    };
+    let python = keel_testenv::python("keel-stats reference comparisons", &["scipy", "sklearn"])?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference.py");
     let mut child = Command::new(python)
         .arg(script)

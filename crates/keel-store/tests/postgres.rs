@@ -18,12 +18,7 @@ struct Schema {
 
 impl Schema {
     async fn create(test: &str) -> Option<Schema> {
-        let Ok(admin_url) = std::env::var("KEEL_TEST_DATABASE_URL") else {
-            eprintln!(
-                "SKIPPED {test}: KEEL_TEST_DATABASE_URL is not set (postgres://user@host:port/db; .ci/run sets it)"
-            );
-            return None;
-        };
+        let admin_url = keel_testenv::postgres_url(test)?;
         let name = format!("keel_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin_url)
             .await

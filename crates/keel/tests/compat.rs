@@ -9,12 +9,9 @@ use std::process::Command;
 
 #[test]
 fn mlflow_client_runs_unchanged_against_keel() {
-    let python = match support::python_with_mlflow() {
-        Ok(p) => p,
-        Err(reason) => {
-            eprintln!("SKIPPED mlflow_client_runs_unchanged_against_keel: {reason}");
-            return;
-        }
+    let Some(python) = support::python_with_mlflow("mlflow_client_runs_unchanged_against_keel")
+    else {
+        return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let server = support::Server::start(dir.path(), 0);
@@ -23,12 +20,10 @@ fn mlflow_client_runs_unchanged_against_keel() {
 
 #[test]
 fn the_compatibility_script_holds_against_mlflow_itself() {
-    let python = match support::python_with_mlflow() {
-        Ok(p) => p,
-        Err(reason) => {
-            eprintln!("SKIPPED the_compatibility_script_holds_against_mlflow_itself: {reason}");
-            return;
-        }
+    let Some(python) =
+        support::python_with_mlflow("the_compatibility_script_holds_against_mlflow_itself")
+    else {
+        return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let mlflow = support::mlflow_server(&python, dir.path());
@@ -37,12 +32,10 @@ fn the_compatibility_script_holds_against_mlflow_itself() {
 
 #[test]
 fn mlflow_client_runs_unchanged_against_keel_on_postgres() {
-    let python = match support::python_with_mlflow() {
-        Ok(p) => p,
-        Err(reason) => {
-            eprintln!("SKIPPED mlflow_client_runs_unchanged_against_keel_on_postgres: {reason}");
-            return;
-        }
+    let Some(python) =
+        support::python_with_mlflow("mlflow_client_runs_unchanged_against_keel_on_postgres")
+    else {
+        return;
     };
     let Some(schema) =
         support::PgSchema::create("mlflow_client_runs_unchanged_against_keel_on_postgres")

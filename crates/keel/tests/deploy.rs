@@ -8,12 +8,8 @@ use std::process::Command;
 
 #[test]
 fn deployment_files_are_valid() {
-    let python = match support::python_with_mlflow() {
-        Ok(p) => p,
-        Err(reason) => {
-            eprintln!("SKIPPED deployment_files_are_valid: {reason}");
-            return;
-        }
+    let Some(python) = support::python_with_mlflow("deployment_files_are_valid") else {
+        return;
     };
     let out = Command::new(python)
         .arg(support::workspace().join("deploy/check.py"))

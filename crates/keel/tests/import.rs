@@ -51,12 +51,10 @@ fn import(dir: &Path, source: &str) -> serde_json::Value {
 
 #[test]
 fn an_mlflow_server_imports_into_keel_identically() {
-    let python = match support::python_with_mlflow() {
-        Ok(p) => p,
-        Err(reason) => {
-            eprintln!("SKIPPED an_mlflow_server_imports_into_keel_identically: {reason}");
-            return;
-        }
+    let Some(python) =
+        support::python_with_mlflow("an_mlflow_server_imports_into_keel_identically")
+    else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let src_dir = dir.path().join("mlflow");

@@ -25,13 +25,7 @@ fn pattern(offset: u64) -> u8 {
 
 /// Starts moto and a keel server whose artifacts live in `s3://keel-artifacts/team/`.
 fn servers(dir: &std::path::Path) -> Option<(support::S3Server, support::Server)> {
-    let python = match support::python_with_mlflow() {
-        Ok(p) => p,
-        Err(reason) => {
-            eprintln!("SKIPPED: {reason}");
-            return None;
-        }
-    };
+    let python = support::python_with_mlflow("keel's S3 artifact tests")?;
     let s3 = support::S3Server::start(&python, "keel-artifacts");
     let env = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -245,7 +239,8 @@ fn mlflow_client_runs_unchanged_with_s3_artifacts() {
     let Some((_s3, server)) = servers(dir.path()) else {
         return;
     };
-    let python = support::python_with_mlflow().expect("checked by servers()");
+    let python =
+        support::python_with_mlflow("keel's S3 artifact tests").expect("checked by servers()");
     let script = support::workspace().join("tests/compat/mlflow_client_compat.py");
     let out = Command::new(python)
         .arg(&script)

@@ -737,8 +737,9 @@ async fn train_records_a_run_on_a_server() {
     );
 
     // The mlflow client finds the model by its registered version and by the run.
-    let Ok(python) = support::python_with_mlflow() else {
-        eprintln!("SKIPPED: the mlflow client check (no Python with mlflow)");
+    let Some(python) =
+        support::python_with_mlflow("train_records_a_run_on_a_server (mlflow client half)")
+    else {
         return;
     };
     let script = format!(

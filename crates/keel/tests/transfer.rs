@@ -84,12 +84,9 @@ fn import(folder: &Path, dir: &Path, artifacts: &str, env: &[(&str, String)]) ->
 
 #[test]
 fn a_store_moves_from_local_to_s3_and_back() {
-    let python = match support::python_with_mlflow() {
-        Ok(p) => p,
-        Err(reason) => {
-            eprintln!("SKIPPED a_store_moves_from_local_to_s3_and_back: {reason}");
-            return;
-        }
+    let Some(python) = support::python_with_mlflow("a_store_moves_from_local_to_s3_and_back")
+    else {
+        return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let (a, b, c) = (

@@ -260,10 +260,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 impl PgSchema {
     /// `None` (after saying why) when `KEEL_TEST_DATABASE_URL` is not set.
     pub fn create(test: &str) -> Option<PgSchema> {
-        let Ok(admin) = std::env::var("KEEL_TEST_DATABASE_URL") else {
-            eprintln!("SKIPPED {test}: KEEL_TEST_DATABASE_URL is not set (.ci/run sets it)");
-            return None;
-        };
+        let admin = keel_testenv::postgres_url(test)?;
         let name = format!("keel_test_{}", uuid::Uuid::new_v4().simple());
         block_on(async {
             let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
@@ -297,33 +294,18 @@ impl Drop for PgSchema {
 }
 
 /// A Python interpreter with the test requirements (mlflow, scikit-learn, pandas, moto,
-/// kubernetes-validate): `KEEL_PYTHON`, else the workspace's `.venv`. `None` (with the reason)
-/// when there is none; under CI that is a failure, because `.ci/run` installs it.
-pub fn python_with_mlflow() -> Result<PathBuf, String> {
-    let candidate = std::env::var_os("KEEL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
-    let ok = Command::new(&candidate)
-        .args([
-            "-c",
-            "import mlflow, sklearn, pandas, moto.server, kubernetes_validate",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        return Ok(candidate);
-    }
-    let reason = format!(
-        "no Python with the test requirements (tests/compat/requirements.txt) at {} (set KEEL_PYTHON or run scripts/test)",
-        candidate.display()
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{reason}: CI must install it");
-    }
-    Err(reason)
+/// kubernetes-validate), or a skip of `test` (a failure under CI, which installs it).
+pub fn python_with_mlflow(test: &str) -> Option<PathBuf> {
+    keel_testenv::python(
+        test,
+        &[
+            "mlflow",
+            "sklearn",
+            "pandas",
+            "moto.server",
+            "kubernetes_validate",
+        ],
+    )
 }
 
 /// Runs `keel` in `dir` (the workspace and the default store `keel-data/` live there).
