@@ -135,14 +135,31 @@ pub fn metric(path: &str, m: &Metric) -> Result<()> {
     Ok(())
 }
 
-pub fn param(path: &str, p: &Param) -> Result<()> {
+/// A run or logged-model param: a valid key; a value over 6,000 characters is cut to that
+/// length, as MLflow does by default (`MLFLOW_TRUNCATE_LONG_VALUES`).
+pub fn param(path: &str, p: &mut Param) -> Result<()> {
     key_at("Param key", path, "key", &p.key)?;
-    length("Param value", &p.value, MAX_PARAM_VAL_LENGTH)
+    truncate(&mut p.value, MAX_PARAM_VAL_LENGTH);
+    Ok(())
 }
 
-pub fn tag(path: &str, t: &Tag) -> Result<()> {
+/// A run or logged-model tag: a valid key; a value over 8,000 characters is cut to that length,
+/// as MLflow does by default.
+pub fn tag(path: &str, t: &mut Tag) -> Result<()> {
     key_at("Tag key", path, "key", &t.key)?;
-    length("Tag value", &t.value, MAX_TAG_VAL_LENGTH)
+    truncate(&mut t.value, MAX_TAG_VAL_LENGTH);
+    Ok(())
+}
+
+/// Cuts `value` to its first `limit` characters; true when it was longer.
+pub fn truncate(value: &mut String, limit: usize) -> bool {
+    match value.char_indices().nth(limit) {
+        Some((end, _)) => {
+            value.truncate(end);
+            true
+        }
+        None => false,
+    }
 }
 
 pub fn experiment_name(name: &str) -> Result<()> {

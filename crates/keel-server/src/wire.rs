@@ -300,7 +300,7 @@ pub struct Kv {
 pub fn kvs(
     items: Vec<Kv>,
     field: &str,
-    check: impl Fn(&str, &keel_core::entities::Tag) -> Result<(), Error>,
+    check: impl Fn(&str, &mut keel_core::entities::Tag) -> Result<(), Error>,
 ) -> Result<Vec<keel_core::entities::Tag>, Error> {
     items
         .into_iter()
@@ -308,8 +308,8 @@ pub fn kvs(
         .map(|(i, kv)| {
             let path = format!("{field}[{i}]");
             let key = required(kv.key, &format!("{path}.key"))?;
-            let t = keel_core::entities::Tag::new(key, kv.value.unwrap_or_default());
-            check(&path, &t)?;
+            let mut t = keel_core::entities::Tag::new(key, kv.value.unwrap_or_default());
+            check(&path, &mut t)?;
             Ok(t)
         })
         .collect()

@@ -28,6 +28,21 @@ fn the_compatibility_script_holds_against_mlflow_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mlflow = support::mlflow_server(&python, dir.path());
     run_compat(&python, dir.path(), &mlflow.url);
+    // The same bad requests to both servers: the same status and error_code back.
+    let keel_dir = tempfile::tempdir().expect("tempdir");
+    let keel = support::Server::start(keel_dir.path(), 0);
+    let out = Command::new(&python)
+        .arg(support::workspace().join("tests/compat/bad_requests.py"))
+        .args([&keel.url, &mlflow.url])
+        .output()
+        .expect("run bad_requests.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "keel and MLflow answer bad requests differently:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("answered as MLflow does"), "{stdout}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use keel_core::entities::*;
 use keel_core::filter::runs as rf;
-use keel_core::store::{CreateRun, SearchRuns};
+use keel_core::store::{CreateRun, Page, SearchRuns};
 use keel_core::{Error, now_millis, page, validate};
 use serde::{Deserialize, Serialize};
 
@@ -206,8 +206,8 @@ impl KvReq {
 }
 
 async fn log_param(State(s): State<AppState>, Msg { body, .. }: Msg<KvReq>) -> ApiResult<Response> {
-    let (id, p) = body.split()?;
-    validate::param("", &p)?;
+    let (id, mut p) = body.split()?;
+    validate::param("", &mut p)?;
     s.meta
         .log_batch(&id, Vec::new(), vec![p], Vec::new())
         .await?;
@@ -215,8 +215,8 @@ async fn log_param(State(s): State<AppState>, Msg { body, .. }: Msg<KvReq>) -> A
 }
 
 async fn set_tag(State(s): State<AppState>, Msg { body, .. }: Msg<KvReq>) -> ApiResult<Response> {
-    let (id, t) = body.split()?;
-    validate::tag("", &t)?;
+    let (id, mut t) = body.split()?;
+    validate::tag("", &mut t)?;
     s.meta
         .log_batch(&id, Vec::new(), Vec::new(), vec![t])
         .await?;
@@ -485,10 +485,15 @@ async fn history(State(s): State<AppState>, Msg { body, .. }: Msg<History>) -> A
         None => usize::MAX / 2,
         Some(n) => max_results(Some(n), n, i64::MAX)?,
     };
-    let p = s
+    // An unknown run has no history: MLflow answers an empty one, and so does keel.
+    let p = match s
         .meta
         .metric_history(&id, &key, page::decode(body.page_token.as_deref())?, limit)
-        .await?;
+        .await
+    {
+        Err(e) if e.code == keel_core::ErrorCode::ResourceDoesNotExist => Page::empty(),
+        other => other?,
+    };
     Ok(json(&MetricsResp {
         metrics: p.items,
         next_page_token: p.next_page_token,
