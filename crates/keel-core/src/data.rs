@@ -229,14 +229,17 @@ mod tests {
     fn names_and_hashes_are_checked() {
         assert!(validate_name("iris_v2.clean").is_ok());
         for bad in ["", ".hidden", "a/b", "a b", &"x".repeat(257)] {
-            assert!(validate_name(bad).is_err(), "{bad}");
+            let e = validate_name(bad).unwrap_err().to_string();
+            assert!(e.starts_with("Invalid dataset name"), "{bad}: {e}");
         }
         let h = "ab".repeat(32);
         assert_eq!(
             object_path(&h).unwrap().as_str(),
             format!("data/objects/ab/{}", "ab".repeat(31))
         );
-        assert!(object_path("../../etc/passwd").is_err());
-        assert!(object_path(&"AB".repeat(32)).is_err());
+        for bad in ["../../etc/passwd".to_string(), "AB".repeat(32)] {
+            let e = object_path(&bad).unwrap_err().to_string();
+            assert!(e.contains("expected 64 lowercase hex digits"), "{bad}: {e}");
+        }
     }
 }

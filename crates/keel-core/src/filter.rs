@@ -927,6 +927,9 @@ mod tests {
         assert!(!o.ascending);
         let o = runs::parse_order("start_time").unwrap();
         assert_eq!(o.key, runs::Key::Attr(runs::Attr::StartTime));
-        assert!(runs::parse_order("metrics.x SIDEWAYS").is_err());
+        let e = runs::parse_order("metrics.x SIDEWAYS")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("Invalid order_by clause"), "{e}");
     }
 }

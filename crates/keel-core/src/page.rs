@@ -39,7 +39,10 @@ mod tests {
         assert_eq!(decode(Some(&encode(1234))).unwrap(), 1234);
         assert_eq!(decode(None).unwrap(), 0);
         assert_eq!(decode(Some("")).unwrap(), 0);
-        assert!(decode(Some("garbage")).is_err());
-        assert!(decode(Some(&STANDARD.encode("{\"x\":1}"))).is_err());
+        for bad in ["garbage".to_string(), STANDARD.encode("{\"x\":1}")] {
+            let e = decode(Some(&bad)).unwrap_err();
+            assert_eq!(e.code, crate::ErrorCode::InvalidParameterValue);
+            assert!(e.message.starts_with("Invalid page token"), "{e}");
+        }
     }
 }

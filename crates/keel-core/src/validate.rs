@@ -291,10 +291,10 @@ pub fn experiment_id(id: &str) -> Result<i64> {
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
+    match (path.is_empty(), field.is_empty()) {
+        (true, _) => field.to_string(),
+        (false, true) => path.to_string(),
+        (false, false) => format!("{path}.{field}"),
     }
 }
 
@@ -311,27 +311,61 @@ mod tests {
         assert_eq!(normpath(""), ".");
     }
 
+    /// The message of an error that must be an `INVALID_PARAMETER_VALUE`.
+    fn invalid<T: std::fmt::Debug>(r: Result<T>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidParameterValue, "{e}");
+        e.message
+    }
+
     #[test]
     fn keys_follow_mlflow_rules() {
         assert!(key("k", "key", "train/loss-1 a:b").is_ok());
-        assert!(key("k", "key", "a$b").is_err());
-        assert!(key("k", "key", "../x").is_err());
-        assert!(key("k", "key", "a//b").is_err());
-        assert!(key("k", "key", "/abs").is_err());
-        assert!(key("k", "key", &"x".repeat(251)).is_err());
-        assert!(key("k", "key", "").is_err());
+        assert!(invalid(key("k", "key", "a$b")).contains("Names may only contain alphanumerics"));
+        for tricky in ["../x", "a//b", "/abs"] {
+            let e = invalid(key("k", "key", tricky));
+            assert!(
+                e.contains("must not resolve to other names"),
+                "{tricky}: {e}"
+            );
+        }
+        assert!(
+            invalid(key("k", "key", &"x".repeat(251)))
+                .contains("exceeds the maximum length of 250")
+        );
+        assert_eq!(
+            invalid(key("k", "key", "")),
+            "Missing value for required parameter 'key'."
+        );
     }
 
     #[test]
     fn batch_limits_and_aliases() {
         assert!(batch_limits(1000, 0, 0).is_ok());
-        assert!(batch_limits(1001, 0, 0).is_err());
-        assert!(batch_limits(900, 100, 1).is_err());
+        assert!(invalid(batch_limits(1001, 0, 0)).contains("at most 1000 metrics. Got 1001"));
+        assert!(
+            invalid(batch_limits(900, 100, 1)).contains("at most 1000 metrics, params, and tags")
+        );
         assert!(alias("champion").is_ok());
-        assert!(alias("latest").is_err());
-        assert!(alias("V2").is_err());
+        for reserved in ["latest", "V2"] {
+            assert!(
+                invalid(alias(reserved)).contains("is reserved"),
+                "{reserved}"
+            );
+        }
         assert!(alias("v2a").is_ok());
         assert_eq!(experiment_id("12").unwrap(), 12);
-        assert!(experiment_id("x1").is_err());
+        assert!(invalid(experiment_id("x1")).contains("Invalid experiment ID 'x1'"));
+    }
+
+    #[test]
+    fn long_param_and_tag_values_are_cut_as_mlflow_cuts_them() {
+        let mut p = Param::new("p", "é".repeat(6001));
+        param("", &mut p).unwrap();
+        assert_eq!(p.value.chars().count(), 6000);
+        let mut t = Tag::new("t", "x".repeat(8000));
+        tag("", &mut t).unwrap();
+        assert_eq!(t.value.len(), 8000, "at the limit nothing is cut");
+        assert!(invalid(param("params[0]", &mut Param::new("", "v"))).contains("params[0].key"));
     }
 }
