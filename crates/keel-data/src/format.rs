@@ -95,6 +95,7 @@ mod tests {
             Format::of_files([Path::new("a.csv"), Path::new("b.parquet")]),
             Format::Binary
         );
-        assert!(Format::parse("xlsx").is_err());
+        let e = Format::parse("xlsx").expect_err("an error").to_string();
+        assert!(e.contains("unknown format 'xlsx'"), "{e}");
     }
 }

@@ -711,7 +711,10 @@ mod tests {
         let e = RuleSet::from_yaml(age).unwrap_err().to_string();
         assert!(e.contains("max_age 'soon'"), "{e}");
         let version = "format: keel.rules/v9\nrules: []\n";
-        assert!(RuleSet::from_yaml(version).is_err());
+        let e = RuleSet::from_yaml(version)
+            .expect_err("an error")
+            .to_string();
+        assert!(e.contains("this keel reads 'keel.rules/v1'"), "{e}");
     }
 
     #[test]

@@ -229,7 +229,8 @@ mod tests {
         };
         // Neighbours 5, 6, 4, 7: three of class 1.
         assert_eq!(m.predict_proba(&q).unwrap(), vec![vec![0.25, 0.75]]);
-        assert!(m.predict_values(&q).is_err());
+        let e = m.predict_values(&q).expect_err("an error").to_string();
+        assert!(e.contains("predicts classes"), "{e}");
         let err = fit_neighbours(&x, Labels::Classes { y: &y, n: 2 }, 11, Weights::Uniform, 2)
             .unwrap_err()
             .to_string();

@@ -291,7 +291,14 @@ mod tests {
             assert!((0.001..=100.0).contains(&p.get("C")), "{t:?}");
             assert_eq!(p.get("max_iter").fract(), 0.0);
         }
-        assert!(space.trials(Search::Grid).is_err());
+        let e = space
+            .trials(Search::Grid)
+            .expect_err("an error")
+            .to_string();
+        assert!(
+            e.contains("grid search needs a list of values for 'C'"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -305,8 +312,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("low > 0 for log"), "{e}");
-        assert!(Space::from_yaml("C: []\n", lr).is_err());
-        assert!(Space::from_yaml("{}\n", lr).is_err());
+        {
+            let e = Space::from_yaml("C: []\n", lr)
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("'C' lists no value"), "{e}");
+        }
+        {
+            let e = Space::from_yaml("{}\n", lr)
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("names no parameter"), "{e}");
+        }
     }
 
     #[test]

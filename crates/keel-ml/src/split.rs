@@ -149,13 +149,21 @@ mod tests {
     fn impossible_splits_are_refused_by_name() {
         let e = train_test(3, 0.1, 1, None).unwrap_err().to_string();
         assert!(e.contains("empty held-out part"), "{e}");
-        assert!(train_test(10, 1.0, 1, None).is_err());
+        {
+            let e = train_test(10, 1.0, 1, None)
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("training share must be between 0 and 1"), "{e}");
+        }
         assert!(
             k_folds(3, 5, 1, None)
                 .unwrap_err()
                 .to_string()
                 .contains("5 folds")
         );
-        assert!(k_folds(10, 1, 1, None).is_err());
+        {
+            let e = k_folds(10, 1, 1, None).expect_err("an error").to_string();
+            assert!(e.contains("at least 2 folds are needed"), "{e}");
+        }
     }
 }

@@ -81,7 +81,10 @@ fn model_directories_round_trip_byte_for_byte() {
     );
 
     std::fs::write(a.join("model.json"), r#"{"format": "keel.model/v9"}"#).unwrap();
-    assert!(read(&a).is_err());
+    {
+        let e = read(&a).expect_err("an error").to_string();
+        assert!(e.contains("missing field `task`"), "{e}");
+    }
 }
 
 #[test]

@@ -391,7 +391,12 @@ mod tests {
     fn nested_arrays_become_tensors_and_ragged_ones_are_refused() {
         let t = tensor_from_json(None, &serde_json::json!([[1, 2, 3], [4, 5, 6]])).unwrap();
         assert_eq!(t.shape, vec![2, 3]);
-        assert!(tensor_from_json(Some("x"), &serde_json::json!([[1, 2], [3]])).is_err());
+        {
+            let e = tensor_from_json(Some("x"), &serde_json::json!([[1, 2], [3]]))
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("input 'x' is not rectangular"), "{e}");
+        }
     }
 
     #[test]

@@ -1052,6 +1052,11 @@ mod tests {
         let many = Feedback::parse(br#"[{"request_id": "r2", "ground_truth": [1, 2.5]}]"#).unwrap();
         assert_eq!(many.len(), 2);
         assert_eq!((many[1].row, many[1].number), (1, Some(2.5)));
-        assert!(Feedback::parse(br#"{"ground_truth": 1}"#).is_err());
+        {
+            let e = Feedback::parse(br#"{"ground_truth": 1}"#)
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("missing field `request_id`"), "{e}");
+        }
     }
 }

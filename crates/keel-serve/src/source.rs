@@ -201,7 +201,15 @@ mod tests {
         );
         let p = ModelSpec::parse("./models/iris.onnx").unwrap();
         assert_eq!(p.default_name(), "iris");
-        assert!(ModelSpec::parse("churn/v3").is_err());
-        assert!(ModelSpec::parse("@x").is_err());
+        {
+            let e = ModelSpec::parse("churn/v3")
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("neither a file or folder nor NAME"), "{e}");
+        }
+        {
+            let e = ModelSpec::parse("@x").expect_err("an error").to_string();
+            assert!(e.contains("expected NAME@ALIAS"), "{e}");
+        }
     }
 }

@@ -311,9 +311,24 @@ mod tests {
         let proba = vec![vec![0.9, 0.1]; 3];
         let m = classification(&[0, 0, 1], &proba, 2).unwrap();
         assert_eq!((m.precision, m.recall, m.f1), (0.0, 0.0, 0.0));
-        assert!(classification(&[0, 2], &proba[..2], 2).is_err());
-        assert!(classification(&[0], &proba, 2).is_err());
-        assert!(classification(&[], &[], 2).is_err());
+        {
+            let e = classification(&[0, 2], &proba[..2], 2)
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("class 2 is outside 0..2"), "{e}");
+        }
+        {
+            let e = classification(&[0], &proba, 2)
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("3 probability rows for 1 true classes"), "{e}");
+        }
+        {
+            let e = classification(&[], &[], 2)
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("the true classes: no values"), "{e}");
+        }
         // A certain wrong answer costs -ln(ε), not infinity.
         close(log_loss(&[1], &[vec![1.0, 0.0]]), -f64::EPSILON.ln());
     }

@@ -124,6 +124,9 @@ mod tests {
         let small = psi(&[0.5, 0.5], &[0.45, 0.55]).unwrap();
         let large = psi(&[0.5, 0.5], &[0.1, 0.9]).unwrap();
         assert!(0.0 < small && small < large);
-        assert!(psi(&[1.0], &[1.0, 2.0]).is_err());
+        {
+            let e = psi(&[1.0], &[1.0, 2.0]).expect_err("an error").to_string();
+            assert!(e.contains("differ in length (1 and 2)"), "{e}");
+        }
     }
 }

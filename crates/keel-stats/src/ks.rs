@@ -212,7 +212,18 @@ mod tests {
 
     #[test]
     fn empty_and_nan_samples_are_refused() {
-        assert!(ks_2samp(&[], &[1.0]).is_err());
-        assert!(ks_2samp(&[f64::NAN], &[1.0]).is_err());
+        {
+            let e = ks_2samp(&[], &[1.0]).expect_err("an error").to_string();
+            assert!(e.contains("the first sample: no values"), "{e}");
+        }
+        {
+            let e = ks_2samp(&[f64::NAN], &[1.0])
+                .expect_err("an error")
+                .to_string();
+            assert!(
+                e.contains("the first sample: a value is not a finite number"),
+                "{e}"
+            );
+        }
     }
 }

@@ -24,10 +24,10 @@ pub use regression::{RegressionMetrics, regression};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StatsError {
     /// A sample has no values (after dropping missing ones).
-    #[error("{0} is empty")]
+    #[error("{0}: no values")]
     Empty(&'static str),
     /// A value is NaN or infinite where only finite numbers make sense.
-    #[error("{0} holds a value that is not a finite number")]
+    #[error("{0}: a value is not a finite number")]
     NotFinite(&'static str),
     /// Two inputs that must line up do not.
     #[error("{0}")]

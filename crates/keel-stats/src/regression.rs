@@ -32,7 +32,7 @@ pub fn regression(y_true: &[f64], y_pred: &[f64]) -> Result<RegressionMetrics, S
         )));
     }
     if y_true.iter().chain(y_pred).any(|v| !v.is_finite()) {
-        return Err(StatsError::NotFinite("the values"));
+        return Err(StatsError::NotFinite("the true values or predictions"));
     }
     let n = y_true.len() as f64;
     let mean = y_true.iter().sum::<f64>() / n;
@@ -82,8 +82,21 @@ mod tests {
         assert_eq!(regression(&[3.0, 3.0], &[3.0, 3.0]).unwrap().r2, 1.0);
         assert_eq!(regression(&[3.0, 3.0], &[3.0, 4.0]).unwrap().r2, 0.0);
         assert!(regression(&[0.0], &[1.0]).unwrap().mape > 1e15);
-        assert!(regression(&[], &[]).is_err());
-        assert!(regression(&[1.0], &[1.0, 2.0]).is_err());
-        assert!(regression(&[f64::NAN], &[1.0]).is_err());
+        {
+            let e = regression(&[], &[]).expect_err("an error").to_string();
+            assert!(e.contains("the true values: no values"), "{e}");
+        }
+        {
+            let e = regression(&[1.0], &[1.0, 2.0])
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("2 predictions for 1 true values"), "{e}");
+        }
+        {
+            let e = regression(&[f64::NAN], &[1.0])
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("not a finite number"), "{e}");
+        }
     }
 }

@@ -98,11 +98,17 @@ mod tests {
             DbUrl::parse("keel.db").unwrap(),
             DbUrl::Sqlite("keel.db".into())
         );
-        assert!(DbUrl::parse("mysql://x").is_err());
+        {
+            let e = DbUrl::parse("mysql://x").expect_err("an error").to_string();
+            assert!(e.contains("Unsupported database URL 'mysql://x'"), "{e}");
+        }
         assert_eq!(
             DbUrl::parse("postgres://u@h/db").unwrap(),
             DbUrl::Postgres("postgres://u@h/db".into())
         );
-        assert!(DbUrl::parse("sqlite://").is_err());
+        {
+            let e = DbUrl::parse("sqlite://").expect_err("an error").to_string();
+            assert!(e.contains("no file path"), "{e}");
+        }
     }
 }

@@ -593,7 +593,10 @@ mod tests {
             .delete(&ArtifactPath::parse("1/run/artifacts/a").unwrap())
             .await
             .unwrap();
-        assert!(store.get(&p).await.is_err());
+        {
+            let e = store.get(&p).await.err().expect("an error").to_string();
+            assert!(e.contains("not found"), "{e}");
+        }
         assert!(
             store
                 .list(Some(&ArtifactPath::parse("nope").unwrap()))
@@ -612,7 +615,14 @@ mod tests {
             Ok(Bytes::from_static(b"partial")),
             Err(std::io::Error::other("client went away")),
         ]));
-        assert!(store.put(&p, broken).await.is_err());
+        {
+            let e = store
+                .put(&p, broken)
+                .await
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("was interrupted: client went away"), "{e}");
+        }
         assert!(
             store
                 .list(Some(&ArtifactPath::parse("x").unwrap()))
@@ -659,7 +669,14 @@ mod tests {
             ArtifactPath::parse("d0/ghost").unwrap(),
             src.path().join("nope.bin"),
         )];
-        assert!(store.put_files(&bad, &|_| {}).await.is_err());
+        {
+            let e = store
+                .put_files(&bad, &|_| {})
+                .await
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("cannot read"), "{e}");
+        }
         let names: Vec<String> = std::fs::read_dir(dir.path().join("d0"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -233,7 +233,19 @@ mod tests {
         assert_eq!(s.root_uri(), "s3://bucket/some/prefix");
         let s = S3ArtifactStore::open("s3://bucket").unwrap();
         assert_eq!(s.root_uri(), "s3://bucket");
-        assert!(S3ArtifactStore::open("s3:///x").is_err());
-        assert!(S3ArtifactStore::open("s3://bucket/a/../b").is_err());
+        {
+            let e = S3ArtifactStore::open("s3:///x")
+                .err()
+                .expect("an error")
+                .to_string();
+            assert!(e.contains("no bucket name"), "{e}");
+        }
+        {
+            let e = S3ArtifactStore::open("s3://bucket/a/../b")
+                .err()
+                .expect("an error")
+                .to_string();
+            assert!(e.contains("'.' and '..' components are not allowed"), "{e}");
+        }
     }
 }

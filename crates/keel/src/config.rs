@@ -114,8 +114,14 @@ mod tests {
 
     #[test]
     fn bad_files_are_refused() {
-        assert!(parse("prot = 5\n").is_err());
-        assert!(parse("port = \"x\"\n").is_err());
+        {
+            let e = parse("prot = 5\n").expect_err("an error").to_string();
+            assert!(e.contains("unknown field `prot`"), "{e}");
+        }
+        {
+            let e = parse("port = \"x\"\n").expect_err("an error").to_string();
+            assert!(e.contains("expected u16"), "{e}");
+        }
         assert_eq!(parse("port = 7\n").unwrap().port, Some(7));
     }
 }

@@ -492,7 +492,10 @@ mod tests {
     fn sizes_and_canaries_parse() {
         assert_eq!(parse_size("32MiB").unwrap(), 32 << 20);
         assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("12 parsecs").is_err());
+        {
+            let e = parse_size("12 parsecs").expect_err("an error").to_string();
+            assert!(e.contains("unknown size unit 'parsecs'"), "{e}");
+        }
         let (s, share) = canary("churn@challenger:10").unwrap();
         assert_eq!(
             s,
@@ -502,8 +505,18 @@ mod tests {
             }
         );
         assert!((share - 0.1).abs() < 1e-12);
-        assert!(canary("churn@challenger").is_err());
-        assert!(canary("churn@challenger:0").is_err());
+        {
+            let e = canary("churn@challenger")
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("expected MODEL:PERCENT"), "{e}");
+        }
+        {
+            let e = canary("churn@challenger:0")
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("the share must be above 0"), "{e}");
+        }
         assert_eq!(
             store_path("mlflow-artifacts:/0/models/m-1/artifacts").as_deref(),
             Some("0/models/m-1/artifacts")

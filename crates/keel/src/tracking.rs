@@ -450,6 +450,11 @@ mod tests {
             store_path("mlflow-artifacts://host:5000/1/abc/artifacts").unwrap(),
             "1/abc/artifacts"
         );
-        assert!(store_path("s3://bucket/1/abc").is_err());
+        {
+            let e = store_path("s3://bucket/1/abc")
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("is not in keel's artifact store"), "{e}");
+        }
     }
 }

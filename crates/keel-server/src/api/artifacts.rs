@@ -329,7 +329,17 @@ mod tests {
                 .as_str(),
             "1/abc/artifacts"
         );
-        assert!(store_path("s3://bucket/x").is_err());
-        assert!(store_path("mlflow-artifacts:/../x").is_err());
+        {
+            let e = store_path("s3://bucket/x")
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("is not served by this server"), "{e}");
+        }
+        {
+            let e = store_path("mlflow-artifacts:/../x")
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("Invalid path '../x'"), "{e}");
+        }
     }
 }

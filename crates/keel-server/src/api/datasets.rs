@@ -317,7 +317,13 @@ mod tests {
     fn versions_parse() {
         assert_eq!(parse_version("latest").unwrap(), None);
         assert_eq!(parse_version("3").unwrap(), Some(3));
-        assert!(parse_version("0").is_err());
-        assert!(parse_version("x").is_err());
+        {
+            let e = parse_version("0").expect_err("an error").to_string();
+            assert!(e.contains("Invalid version '0'"), "{e}");
+        }
+        {
+            let e = parse_version("x").expect_err("an error").to_string();
+            assert!(e.contains("Invalid version 'x'"), "{e}");
+        }
     }
 }

@@ -297,20 +297,34 @@ mod tests {
     fn broken_trees_are_refused() {
         // A branch to a leaf that does not exist.
         let l = lists([(0, 1), (7, 1)], [(1, 0), (0, 1)]);
-        assert!(forest(&l, &[0]).is_err());
+        {
+            let e = forest(&l, &[0]).expect_err("an error").to_string();
+            assert!(e.contains("leads to leaf 7, which does not exist"), "{e}");
+        }
         // Node 1 leads back to node 0: the tree has no root.
         let l = lists([(0, 1), (0, 0)], [(1, 0), (1, 1)]);
-        assert!(forest(&l, &[0]).is_err());
+        {
+            let e = forest(&l, &[0]).expect_err("an error").to_string();
+            assert!(e.contains("has no root"), "{e}");
+        }
         // A root that is not a node.
         let l = lists([(0, 1), (1, 1)], [(1, 0), (0, 1)]);
-        assert!(forest(&l, &[2]).is_err());
+        {
+            let e = forest(&l, &[2]).expect_err("an error").to_string();
+            assert!(e.contains("leads to node 2, which does not exist"), "{e}");
+        }
     }
 
     #[test]
     fn member_sets_are_the_runs_between_nans() {
         let sets = member_sets(&[6, 0, 6], &[1.0, 2.0, f32::NAN, 5.0, f32::NAN]).unwrap();
         assert_eq!(sets, vec![vec![1.0, 2.0], vec![5.0]]);
-        assert!(member_sets(&[6, 6], &[1.0]).is_err());
+        {
+            let e = member_sets(&[6, 6], &[1.0])
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("1 sets for 2 BRANCH_MEMBER nodes"), "{e}");
+        }
         assert!(member_sets(&[0, 1], &[]).unwrap().is_empty());
     }
 }

@@ -191,6 +191,11 @@ mod tests {
         assert!((rbf.apply(&x, &v) - (-0.5f64 * 13.0).exp()).abs() < 1e-12);
         let sigmoid = SvmKernel::parse("SIGMOID", &[2.0, -1.0]).unwrap();
         assert!((sigmoid.apply(&x, &v) - 1.0f64.tanh()).abs() < 1e-12);
-        assert!(SvmKernel::parse("CUBIC", &[]).is_err());
+        {
+            let e = SvmKernel::parse("CUBIC", &[])
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("unknown kernel_type"), "{e}");
+        }
     }
 }

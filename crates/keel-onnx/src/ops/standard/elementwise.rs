@@ -434,7 +434,12 @@ mod tests {
     fn broadcasting_follows_numpy() {
         assert_eq!(broadcast_shape(&[2, 3], &[3]).unwrap(), vec![2, 3]);
         assert_eq!(broadcast_shape(&[2, 1], &[1, 3]).unwrap(), vec![2, 3]);
-        assert!(broadcast_shape(&[2, 3], &[2]).is_err());
+        {
+            let e = broadcast_shape(&[2, 3], &[2])
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("do not broadcast"), "{e}");
+        }
         assert_eq!(broadcast_indices(&[2, 1], &[2, 3]), vec![0, 0, 0, 1, 1, 1]);
         assert_eq!(broadcast_indices(&[3], &[2, 3]), vec![0, 1, 2, 0, 1, 2]);
         let a = Tensor::float(vec![2, 1], vec![1.0, 2.0]).unwrap();
