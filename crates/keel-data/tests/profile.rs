@@ -231,3 +231,153 @@ fn whole_tables_load_as_typed_columns() {
         ]))
     );
 }
+
+/// A seeded stream of uniform numbers in [0, 1) (SplitMix64).
+struct Uniform(u64);
+
+impl Uniform {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn close(what: &str, got: f64, want: f64, rel: f64) {
+    let scale = want.abs().max(1.0);
+    assert!(
+        (got - want).abs() <= rel * scale,
+        "{what}: keel {got}, numpy {want}"
+    );
+}
+
+#[test]
+fn profiles_match_numpy_and_pandas_on_nulls_ties_and_extremes() {
+    let Some(python) = keel_testenv::python(
+        "profiles_match_numpy_and_pandas_on_nulls_ties_and_extremes",
+        &["numpy", "pandas"],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut u = Uniform(3);
+    let mut csv = String::from("gauss,ties,extreme,skew,colour,flag\n");
+    for i in 0..5000 {
+        let gauss = if i % 9 == 0 {
+            String::new()
+        } else {
+            let (a, b) = (u.next().max(1e-12), u.next());
+            format!(
+                "{}",
+                10.0 * (-2.0 * a.ln()).sqrt() * (6.283_185_307 * b).cos()
+            )
+        };
+        // Integers 0..4 (every value a tie, some right on histogram edges).
+        let ties = (u.next() * 5.0).floor() as i64;
+        let extreme = match i % 7 {
+            0 => "1e15".to_string(),
+            1 => "-2.5e14".to_string(),
+            2 => "1e-15".to_string(),
+            3 => "0".to_string(),
+            _ => format!("{}", u.next() * 1000.0),
+        };
+        let skew = (u.next() * 3.0).exp().powi(2);
+        let colour = ["red", "green", "green", "blue", "blue", "blue"][(u.next() * 6.0) as usize];
+        let colour = if i % 13 == 0 { "" } else { colour };
+        let flag = if u.next() < 0.3 { "true" } else { "false" };
+        csv.push_str(&format!(
+            "{gauss},{ties},{extreme},{skew},{colour},{flag}\n"
+        ));
+    }
+    let p = write(dir.path(), "mixed.csv", csv.as_bytes());
+    let t = profile_files(Format::Csv, &[&p]).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/profile_reference.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for c in &t.profile.columns {
+        let w = &want[&c.name];
+        assert_eq!(c.count, w["count"].as_u64().unwrap(), "{}: count", c.name);
+        assert_eq!(c.nulls, w["nulls"].as_u64().unwrap(), "{}: nulls", c.name);
+        match &c.stats {
+            ColumnStats::Numeric(st) => {
+                assert_eq!(w["kind"], "numeric", "{}", c.name);
+                close(
+                    &format!("{} mean", c.name),
+                    st.mean,
+                    w["mean"].as_f64().unwrap(),
+                    1e-9,
+                );
+                close(
+                    &format!("{} std", c.name),
+                    st.std,
+                    w["std"].as_f64().unwrap(),
+                    1e-9,
+                );
+                assert_eq!(st.min, w["min"].as_f64().unwrap(), "{}", c.name);
+                assert_eq!(st.max, w["max"].as_f64().unwrap(), "{}", c.name);
+                for (k, (g, q)) in st
+                    .quantiles
+                    .iter()
+                    .zip(w["quantiles"].as_array().unwrap())
+                    .enumerate()
+                {
+                    close(
+                        &format!("{} p{}", c.name, k + 1),
+                        *g,
+                        q.as_f64().unwrap(),
+                        1e-12,
+                    );
+                }
+                let counts: Vec<u64> = w["histogram"]["counts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .collect();
+                assert_eq!(st.histogram.counts, counts, "{} histogram", c.name);
+                for (g, e) in st
+                    .histogram
+                    .edges
+                    .iter()
+                    .zip(w["histogram"]["edges"].as_array().unwrap())
+                {
+                    close(&format!("{} edge", c.name), *g, e.as_f64().unwrap(), 1e-12);
+                }
+            }
+            ColumnStats::Categorical(st) | ColumnStats::Text(st) => {
+                assert_eq!(w["kind"], "text", "{}", c.name);
+                assert_eq!(
+                    st.cardinality,
+                    w["cardinality"].as_u64().unwrap(),
+                    "{}",
+                    c.name
+                );
+                for (value, n) in &st.top {
+                    assert_eq!(
+                        Some(*n),
+                        w["counts"][value].as_u64(),
+                        "{}: count of {value}",
+                        c.name
+                    );
+                }
+                let mut top: Vec<u64> = st.top.iter().map(|(_, n)| *n).collect();
+                let mut sorted = top.clone();
+                sorted.sort_unstable_by(|a, b| b.cmp(a));
+                assert_eq!(top, sorted, "{}: most frequent first", c.name);
+                top.clear();
+            }
+            other => panic!("{}: unexpected {other:?}", c.name),
+        }
+    }
+}
