@@ -271,7 +271,7 @@ fn profiles_match_numpy_and_pandas_on_nulls_ties_and_extremes() {
             let (a, b) = (u.next().max(1e-12), u.next());
             format!(
                 "{}",
-                10.0 * (-2.0 * a.ln()).sqrt() * (6.283_185_307 * b).cos()
+                10.0 * (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
             )
         };
         // Integers 0..4 (every value a tie, some right on histogram edges).
