@@ -112,7 +112,7 @@ impl ArtifactStore for S3ArtifactStore {
     async fn put(&self, path: &ArtifactPath, mut body: ByteStream) -> Result<u64> {
         let mut writer = BufWriter::with_capacity(self.store.clone(), key(path), PART_SIZE)
             .with_max_concurrency(PARTS_IN_FLIGHT);
-        let result = async {
+        let streamed = async {
             let mut written = 0u64;
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| {
@@ -124,19 +124,27 @@ impl ArtifactStore for S3ArtifactStore {
                     .await
                     .map_err(|e| s3_err("cannot upload", path.as_str(), e))?;
             }
-            writer.shutdown().await.map_err(|e| {
-                Error::internal(format!("cannot upload '{path}' to object storage: {e}"))
-            })?;
             Ok(written)
         }
         .await;
-        if result.is_err() {
-            // Drops the parts of an unfinished multipart upload; a small upload never started.
-            if let Err(e) = writer.abort().await {
-                tracing::warn!("cannot abort the upload of '{path}': {e}");
+        let written = match streamed {
+            Ok(n) => n,
+            Err(e) => {
+                // Drops the parts of an unfinished multipart upload; a small upload never
+                // started.
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!("cannot abort the upload of '{path}': {abort}");
+                }
+                return Err(e);
             }
-        }
-        result
+        };
+        // A failed completion cannot be aborted through the writer any more (it has shut
+        // down): the store's lifecycle rules remove what an unfinished multipart upload left.
+        writer.shutdown().await.map_err(|e| {
+            tracing::warn!("the upload of '{path}' could not be completed: {e}");
+            Error::internal(format!("cannot upload '{path}' to object storage: {e}"))
+        })?;
+        Ok(written)
     }
 
     async fn get(&self, path: &ArtifactPath) -> Result<(u64, ByteStream)> {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -370,7 +371,25 @@ pub struct MlflowServer {
 }
 
 impl Drop for MlflowServer {
+    /// Ends the whole process group: `mlflow server` starts uvicorn and a job consumer that
+    /// would outlive the command itself.
     fn drop(&mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: signals the process group the child leads (made so at spawn).
+            unsafe {
+                libc::kill(-pid, libc::SIGTERM);
+            }
+            for _ in 0..50 {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // SAFETY: as above; whatever did not stop on SIGTERM.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -386,6 +405,7 @@ pub fn mlflow_server(python: &Path, dir: &Path) -> MlflowServer {
         .arg("--artifacts-destination")
         .arg(dir.join("mlartifacts"))
         .args(["--workers", "1"])
+        .process_group(0)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
