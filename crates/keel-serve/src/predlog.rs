@@ -209,7 +209,7 @@ pub struct PredictionLog {
 pub const RECENT_REQUESTS: usize = 65_536;
 
 /// The row counts of the latest [`RECENT_REQUESTS`] logged requests, by a hash of their id
-/// (12 bytes a request, about 1.5 MiB in all): feedback naming one of them is checked against
+/// (a map entry and a queue slot, about 2 MiB in all): feedback naming one of them is checked against
 /// its rows. Older requests, and those another replica answered, are not known here; their
 /// feedback is recorded and counted as unmatched.
 #[derive(Default)]
@@ -340,7 +340,6 @@ impl PredictionLog {
         if report.done.is_empty() || rows == 0 {
             return;
         }
-
         let now = Instant::now();
         let done = report
             .done
