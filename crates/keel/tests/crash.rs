@@ -49,9 +49,16 @@ async fn acknowledged_writes_survive_kill_9() {
         .to_string();
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Writes each client got acknowledged so far.
+    let counts: Arc<Vec<std::sync::atomic::AtomicUsize>> = Arc::new(
+        (0..4)
+            .map(|_| std::sync::atomic::AtomicUsize::new(0))
+            .collect(),
+    );
     let mut clients = Vec::new();
     for c in 0..4 {
         let (http, base, exp, stop) = (http.clone(), base.clone(), exp.clone(), stop.clone());
+        let counts = counts.clone();
         clients.push(tokio::spawn(async move {
             let run = post(&http, &base, "runs/create", json!({ "experiment_id": exp, "run_name": format!("client-{c}") })).await.unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_string();
             let mut acked = Vec::new();
@@ -64,7 +71,10 @@ async fn acknowledged_writes_survive_kill_9() {
                     "tags": [{ "key": "last", "value": step.to_string() }],
                 });
                 match post(&http, &base, "runs/log-batch", body).await {
-                    Ok(_) => acked.push(step),
+                    Ok(_) => {
+                        acked.push(step);
+                        counts[c].fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(_) => break, // the server died mid-request: not acknowledged
                 }
                 step += 1;
@@ -72,7 +82,14 @@ async fn acknowledged_writes_survive_kill_9() {
             (run, acked)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill the server once every client has had writes acknowledged (however slowly this
+    // machine runs them), in the middle of the load.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while counts.iter().any(|n| n.load(Ordering::Relaxed) < 500)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     server.kill9();
     stop.store(true, Ordering::Relaxed);
     let mut results = Vec::new();
