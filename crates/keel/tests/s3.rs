@@ -6,18 +6,6 @@ mod support;
 use std::io::{BufRead, Read, Write};
 use std::process::Command;
 
-/// The resident memory of a process, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 /// The byte at `offset` of the generated upload.
 fn pattern(offset: u64) -> u8 {
     (offset % (1024 * 1024) % 251) as u8
@@ -42,7 +30,7 @@ fn a_1gib_upload_goes_to_s3_as_multipart_in_flat_memory() {
     };
     let pid = server.child.id();
     let addr = server.url.trim_start_matches("http://").to_string();
-    let before = rss_mib(pid);
+    let before = support::rss_mib(pid);
     let path = "/api/2.0/mlflow-artifacts/artifacts/0/run1/artifacts/data/big.bin";
 
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
@@ -56,7 +44,7 @@ fn a_1gib_upload_goes_to_s3_as_multipart_in_flat_memory() {
     for i in 0..(SIZE / chunk.len() as u64) {
         s.write_all(&chunk).unwrap();
         if i.is_multiple_of(32) {
-            peak = peak.max(rss_mib(pid));
+            peak = peak.max(support::rss_mib(pid));
         }
     }
     let mut head = [0u8; 12];
@@ -143,7 +131,7 @@ fn a_1gib_upload_goes_to_s3_as_multipart_in_flat_memory() {
         got += n as u64;
         reads += 1;
         if reads.is_multiple_of(256) {
-            peak = peak.max(rss_mib(pid));
+            peak = peak.max(support::rss_mib(pid));
         }
     }
     assert_eq!(got, SIZE);

@@ -4,18 +4,6 @@ mod support;
 
 use std::io::{Read, Write};
 
-/// The resident memory of a process, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 #[test]
 fn a_large_upload_streams_in_flat_memory() {
     const SIZE: u64 = 512 * 1024 * 1024;
@@ -23,7 +11,7 @@ fn a_large_upload_streams_in_flat_memory() {
     let server = support::Server::start(dir.path(), 0);
     let pid = server.child.id();
     let addr = server.url.trim_start_matches("http://").to_string();
-    let before = rss_mib(pid);
+    let before = support::rss_mib(pid);
 
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     write!(s, "PUT /api/2.0/mlflow-artifacts/artifacts/0/run/artifacts/big.bin HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {SIZE}\r\n\r\n").unwrap();
@@ -32,7 +20,7 @@ fn a_large_upload_streams_in_flat_memory() {
     for i in 0..(SIZE / chunk.len() as u64) {
         s.write_all(&chunk).unwrap();
         if i.is_multiple_of(64) {
-            peak = peak.max(rss_mib(pid));
+            peak = peak.max(support::rss_mib(pid));
         }
     }
     let mut head = [0u8; 12];
@@ -77,7 +65,7 @@ fn a_large_upload_streams_in_flat_memory() {
         got += n as u64;
         n_reads += 1;
         if n_reads.is_multiple_of(256) {
-            peak = peak.max(rss_mib(pid));
+            peak = peak.max(support::rss_mib(pid));
         }
     }
     assert_eq!(got, SIZE);

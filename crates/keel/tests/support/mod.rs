@@ -423,3 +423,17 @@ pub fn mlflow_server(python: &Path, dir: &Path) -> MlflowServer {
     );
     server
 }
+
+/// The resident memory of process `pid`, in MiB. Fails the test when it cannot be read: a
+/// memory check that reads nothing must not pass.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read the memory of process {pid}: {e}"));
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no VmRSS line for process {pid}"))
+        / 1024.0
+}
