@@ -221,23 +221,21 @@ fn id_hash(id: &str) -> u64 {
 }
 
 impl RecentRequests {
-    fn remember<'a>(&self, requests: impl Iterator<Item = (&'a str, usize)>) {
+    fn remember(&self, id: &str, n: usize) {
         let Ok(mut guard) = self.0.lock() else {
             return;
         };
         let (rows, order) = &mut *guard;
-        for (id, n) in requests {
-            let key = id_hash(id);
-            if rows
-                .insert(key, u32::try_from(n).unwrap_or(u32::MAX))
-                .is_none()
-            {
-                order.push_back(key);
-            }
-            while order.len() > RECENT_REQUESTS {
-                if let Some(old) = order.pop_front() {
-                    rows.remove(&old);
-                }
+        let key = id_hash(id);
+        if rows
+            .insert(key, u32::try_from(n).unwrap_or(u32::MAX))
+            .is_none()
+        {
+            order.push_back(key);
+        }
+        while order.len() > RECENT_REQUESTS {
+            if let Some(old) = order.pop_front() {
+                rows.remove(&old);
             }
         }
     }
@@ -364,7 +362,7 @@ impl PredictionLog {
     /// Notes that request `id` is about to be answered with `rows` rows, for checking the
     /// feedback that names it.
     pub fn remember(&self, id: &str, rows: usize) {
-        self.recent.remember(std::iter::once((id, rows)));
+        self.recent.remember(id, rows);
     }
 
     /// Logs ground truth; refused (503) when the writer is too far behind.

@@ -179,8 +179,6 @@ impl ArtifactStore for LocalArtifactStore {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| io_err("create folder", &rel, &dir, e))?;
-        // The folder may have been made just now: check again that it stays within the root.
-        self.locate(path).await?;
         if tokio::fs::metadata(&target).await.is_ok_and(|m| m.is_dir()) {
             return Err(Error::invalid(format!(
                 "Cannot upload to '{path}': it is a directory"

@@ -63,23 +63,7 @@ impl Loaded {
     }
 
     async fn local(path: &Path) -> Result<Loaded> {
-        let files = if path.is_dir() {
-            keel_data::hash::list_folder(path)?
-        } else {
-            let name = path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            );
-            vec![(name, path.to_path_buf())]
-        };
-        let format = Format::of_files(files.iter().map(|(_, p)| p.as_path()));
-        if !format.is_tabular() {
-            bail!(
-                "{}: keel validates tables (.csv, .parquet, .jsonl files)",
-                path.display()
-            );
-        }
-        let files = Files { format, files };
+        let files = local_files(path, "validates")?;
         let read = files.clone();
         let table = tokio::task::spawn_blocking(move || {
             let paths: Vec<&Path> = read.files.iter().map(|(_, p)| p.as_path()).collect();
@@ -103,6 +87,28 @@ impl Loaded {
     }
 }
 
+/// The table files of a local file or folder; refused, saying what keel `does` with tables,
+/// when they are not tabular.
+fn local_files(path: &Path, does: &str) -> Result<Files> {
+    let files = if path.is_dir() {
+        keel_data::hash::list_folder(path)?
+    } else {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        vec![(name, path.to_path_buf())]
+    };
+    let format = Format::of_files(files.iter().map(|(_, p)| p.as_path()));
+    if !format.is_tabular() {
+        bail!(
+            "{}: keel {does} tables (.csv, .parquet, .jsonl files)",
+            path.display()
+        );
+    }
+    Ok(Files { format, files })
+}
+
 /// The rows of `target`: `NAME[@VERSION]` (restored, verified, into `scratch`) or a file or
 /// folder that exists; with its label.
 pub(crate) async fn table_files(
@@ -112,23 +118,7 @@ pub(crate) async fn table_files(
 ) -> Result<(String, Files)> {
     let path = Path::new(target);
     if path.exists() {
-        let files = if path.is_dir() {
-            keel_data::hash::list_folder(path)?
-        } else {
-            let name = path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            );
-            vec![(name, path.to_path_buf())]
-        };
-        let format = Format::of_files(files.iter().map(|(_, p)| p.as_path()));
-        if !format.is_tabular() {
-            bail!(
-                "{}: keel compares tables (.csv, .parquet, .jsonl files)",
-                path.display()
-            );
-        }
-        return Ok((path.display().to_string(), Files { format, files }));
+        return Ok((path.display().to_string(), local_files(path, "compares")?));
     }
     let (v, _) = store.version(&DataRef::parse(target)?).await?;
     let files = materialise(store, &v, scratch).await?;
