@@ -115,7 +115,7 @@ impl Default for ServeMetrics {
         );
         registry.register(
             "prediction_log_rows",
-            "Prediction-log rows written",
+            "Prediction-log rows written to disk (in row groups a process crash does not lose)",
             log_written.clone(),
         );
         registry.register(

@@ -10,8 +10,11 @@
 //! Model calls hand their finished requests to one writer thread through a bounded queue and
 //! never wait for it (nor wake it: it takes what is queued every few milliseconds). The writer
 //! buffers rows per partition, writes them as a row group of the partition's open file every
-//! `group_rows` rows, and finishes the file (moving it into place, readable) once it holds
-//! `flush_rows` rows, every `flush_interval`, and at shutdown. **Drop policy:** when more than
+//! `group_rows` rows or `group_interval` (each group lands on disk whole as soon as it is written,
+//! so a process crash loses only rows not yet in a group; see [`crate::logfile`]), and finishes
+//! the file (moving it into place, readable) once it holds `flush_rows` rows, every
+//! `flush_interval`, and at shutdown. Ground truth is written the same way. At start, the writer
+//! finishes the files a stopped process left unfinished. **Drop policy:** when more than
 //! `max_pending_rows` rows are waiting to be written (the disk cannot keep up), newer rows are
 //! dropped, not queued, and counted in `keel_serve_prediction_log_dropped_rows_total`;
 //! predictions are never slowed or refused because of the log.
@@ -21,6 +24,7 @@
 //! one `in_<column>` per input column and one `out_<name>` per output (`out_<name>_<k>` for an
 //! output with several values per row, `out_<name>_<class>` for class probabilities).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,7 +40,7 @@ use serde::Deserialize;
 
 use crate::batch::{BatchReport, Done};
 use crate::error::ServeError;
-use crate::logfile::{Columns, ParquetFile, write_file};
+use crate::logfile::{Columns, ParquetFile, recover};
 use crate::payload::Output;
 use crate::predictor::Feed;
 
@@ -47,6 +51,8 @@ pub struct LogConfig {
     pub dir: PathBuf,
     /// Rows buffered per partition before they are written out as one row group.
     pub group_rows: usize,
+    /// Rows are written out as a row group at most this long after the first of them arrived.
+    pub group_interval: Duration,
     /// A file is finished once it holds this many rows.
     pub flush_rows: usize,
     /// Every file is finished at most this long after its first row arrived.
@@ -55,15 +61,19 @@ pub struct LogConfig {
     pub max_pending_rows: usize,
 }
 
+/// How long a file collects rows by default before it is finished.
+pub const FILE_INTERVAL: Duration = Duration::from_secs(10);
+
 impl LogConfig {
-    /// Defaults for a folder: row groups of 4,096 rows, files of at most 10 s or 1,000,000
-    /// rows, 500,000 rows pending at most.
+    /// Defaults for a folder: row groups of 4,096 rows or 1 s, files of at most 10 s or
+    /// 1,000,000 rows, 500,000 rows pending at most.
     pub fn new(dir: PathBuf) -> Self {
         Self {
             dir,
             group_rows: 4096,
+            group_interval: Duration::from_secs(1),
             flush_rows: 1_000_000,
-            flush_interval: Duration::from_secs(10),
+            flush_interval: FILE_INTERVAL,
             max_pending_rows: 500_000,
         }
     }
@@ -290,6 +300,7 @@ impl PredictionLog {
             partitions: BTreeMap::new(),
             feedback: Vec::new(),
             feedback_since: None,
+            feedback_files: BTreeMap::new(),
         };
         let handle = std::thread::Builder::new()
             .name("prediction-log".into())
@@ -691,6 +702,8 @@ struct Writer {
     feedback: Vec<(String, Feedback)>,
     /// When the oldest unwritten ground-truth record arrived.
     feedback_since: Option<Instant>,
+    /// Ground-truth files being written, by hour, with when each was started.
+    feedback_files: BTreeMap<String, (ParquetFile, Instant)>,
 }
 
 /// One model's predictions of one hour: rows waiting for the next row group, and the file
@@ -698,6 +711,8 @@ struct Writer {
 #[derive(Default)]
 struct Partition {
     pending: Buffer,
+    /// When the first of the pending rows arrived.
+    pending_since: Option<Instant>,
     file: Option<ParquetFile>,
     /// When the partition's first row since its last file was finished arrived.
     since: Option<Instant>,
@@ -721,6 +736,15 @@ const HOUR_MS: i64 = 3_600_000;
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
+        let recovered = recover(&self.config.dir);
+        if recovered.files > 0 || recovered.unreadable > 0 {
+            tracing::info!(
+                files = recovered.files,
+                rows = recovered.rows,
+                unreadable_groups = recovered.unreadable,
+                "prediction log: finished the files a stopped server left unfinished"
+            );
+        }
         loop {
             // Senders never wake the writer: it takes what is queued every tick, so a request
             // costs no thread switch (flush and close unpark it at once).
@@ -731,6 +755,7 @@ impl Writer {
                         let key = (batch.model.clone(), batch.time_ms.div_euclid(HOUR_MS));
                         let part = self.partitions.entry(key).or_default();
                         part.since.get_or_insert_with(Instant::now);
+                        part.pending_since.get_or_insert_with(Instant::now);
                         part.pending.push(batch);
                     }
                     Ok(Msg::Feedback(records)) => {
@@ -754,7 +779,13 @@ impl Writer {
         }
     }
 
-    /// Writes full row groups, and finishes files that are old or large enough (all of them
+    /// Whether rows that started waiting at `since` are due to be written as a row group.
+    fn group_due(&self, rows: usize, since: Option<Instant>) -> bool {
+        rows >= self.config.group_rows
+            || since.is_some_and(|s| s.elapsed() >= self.config.group_interval)
+    }
+
+    /// Writes due row groups, and finishes files that are old or large enough (all of them
     /// when `all`).
     fn flush(&mut self, all: bool) {
         let keys: Vec<(Arc<str>, i64)> = self.partitions.keys().cloned().collect();
@@ -768,12 +799,14 @@ impl Writer {
                     .since
                     .is_some_and(|s| s.elapsed() >= self.config.flush_interval)
                 || file_rows + part.pending.rows >= self.config.flush_rows;
-            if part.pending.rows > 0 && (closing || part.pending.rows >= self.config.group_rows) {
+            if part.pending.rows > 0
+                && (closing || self.group_due(part.pending.rows, part.pending_since))
+            {
                 self.write_group(&key, &mut part);
             }
             if closing {
                 if let Some(file) = part.file.take() {
-                    self.finish(file);
+                    finish(file);
                 }
                 part.since = None;
             }
@@ -784,22 +817,11 @@ impl Writer {
         self.flush_feedback(all);
     }
 
-    /// Finishes a file, counting its rows as written (or, when that fails, dropped).
-    fn finish(&self, file: ParquetFile) {
-        let rows = file.rows;
-        match file.finish() {
-            Ok(_) => self.written.inc_by(rows as u64),
-            Err(e) => {
-                tracing::error!(error = %e, rows, "prediction log: finishing a file failed; its rows are lost");
-                self.dropped.inc_by(rows as u64)
-            }
-        };
-    }
-
     /// Writes a partition's pending rows as one row group of its file (starting a new file
     /// when there is none or the columns changed).
     fn write_group(&mut self, key: &(Arc<str>, i64), part: &mut Partition) {
         let buffer = std::mem::take(&mut part.pending);
+        part.pending_since = None;
         let rows = buffer.rows;
         let dir = self
             .config
@@ -811,19 +833,25 @@ impl Writer {
         if part.file.as_ref().is_some_and(|f| !f.fits(&columns))
             && let Some(previous) = part.file.take()
         {
-            self.finish(previous);
+            finish(previous);
         }
         let result = match part.file.as_mut() {
             Some(f) => Ok(f),
             None => ParquetFile::create(&dir, columns.schema()).map(|f| part.file.insert(f)),
         }
         .and_then(|file| file.write(columns));
-        if let Err(e) = result {
-            let lost = rows + part.file.as_ref().map_or(0, |f| f.rows);
-            tracing::error!(error = %e, rows = lost, "prediction log: writing rows failed; they are dropped");
-            self.dropped.inc_by(lost as u64);
-            if let Some(file) = part.file.take() {
-                file.abandon();
+        self.settle(rows, result);
+    }
+
+    /// Counts `rows` written, or dropped when writing them failed; they no longer wait.
+    fn settle(&self, rows: usize, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.written.inc_by(rows as u64);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows, "prediction log: writing rows failed; they are dropped");
+                self.dropped.inc_by(rows as u64);
             }
         }
         self.pending.fetch_sub(
@@ -832,46 +860,64 @@ impl Writer {
         );
     }
 
-    /// Writes ground truth once enough is buffered (all of it when `all`).
+    /// Writes buffered ground truth as row groups of each hour's file once due (all of it
+    /// when `all`), and finishes the files that are old enough (all of them when `all`).
     fn flush_feedback(&mut self, all: bool) {
-        let feedback_due = !self.feedback.is_empty()
-            && (all
-                || self.feedback.len() >= self.config.group_rows
-                || self
-                    .feedback_since
-                    .is_some_and(|s| s.elapsed() >= self.config.flush_interval));
-        if feedback_due {
+        if !self.feedback.is_empty()
+            && (all || self.group_due(self.feedback.len(), self.feedback_since))
+        {
             self.feedback_since = None;
-            let records = std::mem::take(&mut self.feedback);
-            let n = records.len();
             let mut by_hour: BTreeMap<String, Vec<Feedback>> = BTreeMap::new();
-            for (hour, r) in records {
+            for (hour, r) in std::mem::take(&mut self.feedback) {
                 by_hour.entry(hour).or_default().push(r);
             }
             for (hour, records) in by_hour {
-                let dir = self
-                    .config
-                    .dir
-                    .join("feedback")
-                    .join(format!("hour={hour}"));
-                let mut columns = Columns::new(records.len());
+                let rows = records.len();
+                let mut columns = Columns::new(rows);
                 let ids: Vec<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
                 columns.text("request_id", &ids);
                 columns.int64("row", records.iter().map(|r| r.row).collect());
-                columns.time_ms("time", vec![now_ms(); records.len()]);
+                columns.time_ms("time", vec![now_ms(); rows]);
                 let numbers: Vec<Option<f64>> = records.iter().map(|r| r.number).collect();
                 columns.optional_float64("truth_number", &numbers);
                 let texts: Vec<Option<&str>> = records.iter().map(|r| r.text.as_deref()).collect();
                 columns.optional_text("truth_text", &texts);
-                if let Err(e) = write_file(&dir, columns) {
-                    tracing::error!(error = %e, "prediction log: writing feedback failed");
-                }
+                let file = match self.feedback_files.entry(hour) {
+                    Entry::Occupied(o) => Ok(&mut o.into_mut().0),
+                    Entry::Vacant(v) => {
+                        let dir = self
+                            .config
+                            .dir
+                            .join("feedback")
+                            .join(format!("hour={}", v.key()));
+                        ParquetFile::create(&dir, columns.schema())
+                            .map(|f| &mut v.insert((f, Instant::now())).0)
+                    }
+                };
+                let result = file.and_then(|f| f.write(columns));
+                self.settle(rows, result);
             }
-            self.pending.fetch_sub(
-                n.min(self.pending.load(Ordering::Acquire)),
-                Ordering::AcqRel,
-            );
         }
+        let interval = self.config.flush_interval;
+        let done: Vec<String> = self
+            .feedback_files
+            .iter()
+            .filter(|(_, (_, started))| all || started.elapsed() >= interval)
+            .map(|(hour, _)| hour.clone())
+            .collect();
+        for hour in done {
+            if let Some((file, _)) = self.feedback_files.remove(&hour) {
+                finish(file);
+            }
+        }
+    }
+}
+
+/// Finishes a file; when that fails, its row groups stay staged for the next start to finish.
+fn finish(file: ParquetFile) {
+    let rows = file.rows;
+    if let Err(e) = file.finish() {
+        tracing::error!(error = %e, rows, "prediction log: finishing a file failed; its row groups stay staged and are finished at the next start");
     }
 }
 
@@ -891,27 +937,22 @@ mod tests {
             Counter::default(),
         )
         .unwrap();
-        // The thread sets its class as it starts; give it a moment.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let policy = loop {
-            let policy = std::fs::read_dir("/proc/self/task")
-                .unwrap()
-                .filter_map(|t| t.ok())
-                .find(|t| {
-                    std::fs::read_to_string(t.path().join("comm"))
-                        .is_ok_and(|c| c.trim() == "prediction-log")
-                })
-                .and_then(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-                // After the parenthesised name, field 41 of stat ("policy") is the 39th.
-                .and_then(|stat| {
-                    let rest = stat.rsplit_once(')')?.1;
-                    rest.split_whitespace().nth(38)?.parse::<i32>().ok()
-                });
-            if policy == Some(libc::SCHED_IDLE) || Instant::now() > deadline {
-                break policy;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        // The thread sets its class before it takes its first message: once a flush is
+        // answered, it has.
+        log.flush();
+        let policy = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| t.ok())
+            .find(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "prediction-log")
+            })
+            .and_then(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+            // After the parenthesised name, field 41 of stat ("policy") is the 39th.
+            .and_then(|stat| {
+                let rest = stat.rsplit_once(')')?.1;
+                rest.split_whitespace().nth(38)?.parse::<i32>().ok()
+            });
         log.close();
         assert_eq!(policy, Some(libc::SCHED_IDLE));
     }

@@ -234,6 +234,11 @@ struct ServeCmd {
     /// Do not log predictions.
     #[arg(long, conflicts_with = "log_dir")]
     no_log: bool,
+    /// How long a prediction-log file collects rows before it is finished and readable (its
+    /// rows are on disk, in row groups, within a second either way); longer makes fewer,
+    /// larger files.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    log_file_interval: std::time::Duration,
     /// How often to check whether a served alias moved.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     poll: std::time::Duration,
@@ -895,6 +900,7 @@ async fn serve_command(cmd: ServeCmd) -> Result<()> {
                     .unwrap_or_else(|| PathBuf::from("keel-data/predictions")),
             )
         },
+        log_file_interval: cmd.log_file_interval,
         poll: cmd.poll,
     };
     // The stores' settings file comes from KEEL_CONFIG or ./keel.toml here: --config names the

@@ -119,6 +119,7 @@ pub async fn run(a: QuickstartArgs, store: data::Store, registry: Client) -> Res
         timeout: std::time::Duration::from_secs(30),
         body_limit: 32 << 20,
         log_dir: Some(PathBuf::from("keel-data/predictions")),
+        log_file_interval: keel_serve::predlog::FILE_INTERVAL,
         poll: keel_serve::source::DEFAULT_POLL,
     };
     let running = serve::start(args, async move { Ok(registry) }, shutdown).await?;

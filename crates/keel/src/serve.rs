@@ -34,6 +34,8 @@ pub struct ServeArgs {
     pub timeout: Duration,
     pub body_limit: usize,
     pub log_dir: Option<PathBuf>,
+    /// How long a prediction-log file collects rows before it is finished.
+    pub log_file_interval: Duration,
     pub poll: Duration,
 }
 
@@ -185,7 +187,10 @@ pub async fn start(
     let log = match &a.log_dir {
         Some(dir) => Some(Arc::new(
             PredictionLog::start(
-                LogConfig::new(dir.clone()),
+                LogConfig {
+                    flush_interval: a.log_file_interval,
+                    ..LogConfig::new(dir.clone())
+                },
                 metrics.log_written.clone(),
                 metrics.log_dropped.clone(),
             )

@@ -1,9 +1,11 @@
 //! `keel serve` end to end: registered models served by alias from a tracking server, the
 //! alias moved under load with no failed request, a model folder on the embedded store, and
-//! bad arguments named in one line.
+//! bad arguments named in one line, and a killed server's prediction log recovered at the next
+//! start.
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{free_port, json, keel_status, post_json, shop, wait_ready};
+use support::{json, keel_status, post_json, shop, wait_ready};
 
 /// A running `keel serve`, stopped (SIGINT, then waited for) on drop.
 struct Serving {
@@ -20,21 +22,39 @@ struct Serving {
 }
 
 impl Serving {
+    /// Starts `keel serve ARGS` on a port it binds itself (port 0), read back from the line
+    /// it prints once listening; the rest of its output goes on to the test's.
     fn start(dir: &Path, args: &[&str]) -> Serving {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
             .arg("serve")
             .args(args)
-            .args(["--port", &port.to_string()])
+            .args(["--port", "0"])
             .current_dir(dir)
             .env_remove("KEEL_DB")
             .env_remove("KEEL_ARTIFACTS")
             .env_remove("MLFLOW_TRACKING_URI")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn keel serve");
-        let addr = format!("127.0.0.1:{port}");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut seen = Vec::new();
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                panic!("keel serve stopped before listening:\n{}", seen.join("\n"));
+            };
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            seen.push(line);
+        };
+        eprintln!("{}", seen.join("\n"));
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
         wait_ready(&addr, "/ping", "keel serve");
         Serving { child, addr }
     }
@@ -296,6 +316,142 @@ fn a_model_folder_and_a_registered_model_serve_from_the_embedded_store() {
     drop(serving);
 }
 
+/// The request ids in the column `request_id` of every finished Parquet file under `dir`.
+fn logged_ids(dir: &Path) -> Vec<String> {
+    use polars::prelude::SerReader as _;
+    let mut ids = Vec::new();
+    for path in walk(dir) {
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let df = polars::prelude::ParquetReader::new(std::fs::File::open(&path).unwrap())
+                .finish()
+                .unwrap();
+            let column = df.column("request_id").unwrap().str().unwrap();
+            ids.extend(
+                (0..column.len())
+                    .filter_map(|i| column.get(i))
+                    .map(str::to_string),
+            );
+        }
+    }
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_killed_server_loses_no_logged_row_that_reached_a_row_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("shop.csv"), shop()).unwrap();
+    json(d, &["data", "add", "shop.csv"]);
+    json(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "price",
+            "--drop",
+            "label",
+            "--algo",
+            "ridge_regression",
+            "--register",
+            "price",
+        ],
+    );
+    // Files stay open for an hour, so every row the kill finds is in an unfinished file.
+    let args = ["price", "--log-dir", "log", "--log-file-interval", "1h"];
+    let serving = Serving::start(d, &args);
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        let (status, head, body) = {
+            let body = format!(
+                r#"{{"dataframe_split": {{"columns": ["x1", "x2", "colour"], "data": [[{i}, 0.5, "red"]]}}}}"#
+            );
+            post_json(&serving.addr, "/invocations", body.as_bytes())
+        };
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let id = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("x-request-id: ")
+                    .map(|v| v.trim().to_string())
+            })
+            .expect("an x-request-id header");
+        ids.push(id);
+    }
+    for id in &ids[..50] {
+        let body = format!(r#"{{"request_id": "{id}", "ground_truth": 1.5}}"#);
+        let (status, _, answer) = post_json(&serving.addr, "/feedback", body.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+    // Rows are counted as written once their row group is on disk (within about a second).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, metrics) = support::http(&serving.addr, "GET", "/metrics", b"");
+        let metrics = String::from_utf8_lossy(&metrics).to_string();
+        if metrics.contains("keel_serve_prediction_log_rows_total 350") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rows not written: {metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(serving); // SIGKILL
+    let log = d.join("log");
+    assert!(
+        logged_ids(&log).is_empty(),
+        "a file was finished before the kill"
+    );
+    // The next start finishes the files the killed server left.
+    let serving = Serving::start(d, &args);
+    assert_eq!(serving.stop(), 0);
+    for (part, sent) in [("predictions", &ids[..]), ("feedback", &ids[..50])] {
+        let mut expected = sent.to_vec();
+        expected.sort();
+        let logged = logged_ids(&log.join(part));
+        let missing: Vec<_> = expected.iter().filter(|id| !logged.contains(id)).collect();
+        assert!(
+            logged == expected,
+            "{part}: {} rows logged for {} acknowledged; {} missing, such as {:?}",
+            logged.len(),
+            expected.len(),
+            missing.len(),
+            missing.first()
+        );
+    }
+    let staging: Vec<_> = walk(&log)
+        .into_iter()
+        .filter(|p| !p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(staging.is_empty(), "left behind: {staging:?}");
+    // The recovered files read back with another Parquet implementation too.
+    let test = "a_killed_server_loses_no_logged_row_that_reached_a_row_group";
+    if let Some(python) = keel_testenv::python(test, &["pyarrow"]) {
+        let count = r#"
+import glob, sys
+import pyarrow.parquet as pq
+for folder in sys.argv[1:]:
+    ids = []
+    for f in sorted(glob.glob(folder + "/**/*.parquet", recursive=True)):
+        ids += pq.read_table(f).column("request_id").to_pylist()
+    print(len(ids), len(set(ids)))
+"#;
+        let out = Command::new(python)
+            .args(["-c", count])
+            .arg(log.join("predictions"))
+            .arg(log.join("feedback"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "300 300\n50 50\n");
+    }
+}
+
 #[test]
 fn a_config_file_serves_several_models_each_under_its_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -388,8 +544,7 @@ fn bad_arguments_are_named_in_one_line() {
 fn quickstart_runs_the_whole_loop_on_the_bundled_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = free_port().to_string();
-    let (code, out, err) = keel_status(d, &["quickstart", "--no-wait", "--port", &port]);
+    let (code, out, err) = keel_status(d, &["quickstart", "--no-wait", "--port", "0"]);
     assert_eq!(code, 0, "{err}");
     let all = format!("{out}{err}");
     for needle in [
