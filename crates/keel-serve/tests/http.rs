@@ -365,8 +365,12 @@ async fn concurrent_requests_share_model_calls_and_get_their_own_rows() {
         ..ServeOptions::default()
     };
     let server = Server::start(vec![one("f", &path)], batched, None).await;
-    // A large request holds the model first (a call of more rows than a batch, on the blocking
-    // pool), so the 64 arrive while a call runs however slowly the client sends them.
+    // A request counted in flight that never arrives (held by the test) keeps every request
+    // from taking the idle model for a call of its own and makes each batch gather for the
+    // whole --max-delay, so the 64 share calls however slowly the client sends them. A large
+    // request (a call of more rows than a batch, on the blocking pool) goes through the same
+    // queue.
+    let hold = server.state.route("f").unwrap().primary.batcher.admit();
     let large = large_body();
     let (http, url) = (server.http.clone(), format!("{}/invocations", server.base));
     let holding = tokio::spawn(async move {
@@ -379,18 +383,9 @@ async fn concurrent_requests_share_model_calls_and_get_their_own_rows() {
             .unwrap();
         r.status().as_u16()
     });
-    let mut waited = 0;
-    while server
-        .state
-        .route("f")
-        .is_some_and(|r| r.primary.batcher.idle())
-        && waited < 500
-    {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        waited += 1;
-    }
     let together = concurrent(&server, 64).await;
     assert_eq!(holding.await.unwrap(), 200);
+    drop(hold);
     assert_eq!(together, alone);
     let (_, metrics) = server.get("/metrics").await;
     let value = |name: &str| -> f64 {

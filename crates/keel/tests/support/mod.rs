@@ -175,13 +175,40 @@ fn wait_healthy(url: &str) {
     wait_ready(url.trim_start_matches("http://"), "/health", "keel server");
 }
 
-/// A free loopback port (it may be taken again before use; good enough for child servers
-/// that report failure to bind).
+/// A loopback port nobody listens on right now, for a request that must fail to connect
+/// (servers the tests start bind port 0 themselves and say which port they got).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// The `127.0.0.1:PORT` a server started on port 0 announces on its standard error, in the
+/// first line holding `marker`; the rest of that output is read and dropped by a thread, so
+/// the server never blocks on a full pipe.
+fn announced_addr(child: &mut Child, marker: &str, what: &str) -> String {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            panic!("{what} stopped before listening:\n{}", seen.join("\n"));
+        };
+        if line.contains(marker)
+            && let Some(at) = line.find("http://127.0.0.1:")
+        {
+            let rest = &line[at + "http://".len()..];
+            let end = "127.0.0.1:".len()
+                + rest["127.0.0.1:".len()..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len() - "127.0.0.1:".len());
+            std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+            return rest[..end].to_string();
+        }
+        seen.push(line);
+    }
 }
 
 /// An S3-compatible server (moto, from the test virtualenv) on a loopback port, killed on drop.
@@ -194,17 +221,14 @@ impl S3Server {
     /// Starts `moto_server` beside `python` and creates `bucket` in it.
     pub fn start(python: &Path, bucket: &str) -> S3Server {
         let moto = python.with_file_name("moto_server");
-        let port = free_port();
-        let child = Command::new(&moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", moto.display()));
-        let server = S3Server {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-        };
+        let addr = announced_addr(&mut child, "Running on", "moto S3 server");
+        let server = S3Server { child, addr };
         wait_ready(&server.addr, "/moto-api/", "moto S3 server");
         let (status, body) = http(&server.addr, "PUT", &format!("/{bucket}"), b"");
         assert_eq!(
@@ -397,9 +421,8 @@ impl Drop for MlflowServer {
 
 /// Starts `mlflow server` with its store and artifacts in `dir`, serving artifacts as keel does.
 pub fn mlflow_server(python: &Path, dir: &Path) -> MlflowServer {
-    let port = free_port();
-    let child = Command::new(python.with_file_name("mlflow"))
-        .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
+    let mut child = Command::new(python.with_file_name("mlflow"))
+        .args(["server", "--host", "127.0.0.1", "--port", "0"])
         .arg("--backend-store-uri")
         .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
         .arg("--artifacts-destination")
@@ -408,15 +431,16 @@ pub fn mlflow_server(python: &Path, dir: &Path) -> MlflowServer {
         .process_group(0)
         .current_dir(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mlflow server");
+    let addr = announced_addr(&mut child, "Uvicorn running on", "mlflow server");
     let server = MlflowServer {
         child,
-        url: format!("http://127.0.0.1:{port}"),
+        url: format!("http://{addr}"),
     };
     wait_ready_for(
-        &format!("127.0.0.1:{port}"),
+        &addr,
         "/health",
         "mlflow server",
         std::time::Duration::from_secs(120),
