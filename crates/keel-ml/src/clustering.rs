@@ -8,7 +8,7 @@
 
 use linfa::DatasetBase;
 use linfa::traits::Fit;
-use linfa_clustering::KMeans;
+use linfa_clustering::{KMeans, KMeansInit};
 use ndarray::Array2;
 use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
@@ -58,6 +58,27 @@ pub struct ClusteringMetrics {
 
 /// Fits k-means on the rows of `x`.
 pub fn fit_kmeans(x: &Matrix, spec: &KMeansSpec) -> Result<KMeansModel> {
+    fit(x, spec, None)
+}
+
+/// Fits k-means by one run of Lloyd's iterations from the given centroids (scikit-learn's
+/// `init` array), with `spec`'s iterations and tolerance.
+pub fn fit_kmeans_from(x: &Matrix, starts: &[Vec<f64>], spec: &KMeansSpec) -> Result<KMeansModel> {
+    if starts.len() != spec.n_clusters || starts.iter().any(|s| s.len() != x.cols) {
+        return Err(MlError::Invalid(format!(
+            "k_means: {} starting centroids for {} clusters of {} features",
+            starts.len(),
+            spec.n_clusters,
+            x.cols
+        )));
+    }
+    let flat: Vec<f64> = starts.iter().flatten().copied().collect();
+    let starts = Array2::from_shape_vec((spec.n_clusters, x.cols), flat)
+        .map_err(|e| MlError::Invalid(format!("starting centroids: {e}")))?;
+    fit(x, &KMeansSpec { n_init: 1, ..*spec }, Some(starts))
+}
+
+fn fit(x: &Matrix, spec: &KMeansSpec, starts: Option<Array2<f64>>) -> Result<KMeansModel> {
     if spec.n_clusters > x.rows {
         return Err(MlError::Invalid(format!(
             "n_clusters={} is more than the {} training rows",
@@ -68,10 +89,15 @@ pub fn fit_kmeans(x: &Matrix, spec: &KMeansSpec) -> Result<KMeansModel> {
         .map_err(|e| MlError::Invalid(format!("feature matrix: {e}")))?;
     // linfa stops when the centroids' Euclidean movement is below its tolerance; scikit-learn
     // when the squared movement is below `tol` times the features' mean variance (1 here).
-    let fitted = KMeans::params_with_rng(spec.n_clusters, Xoshiro256Plus::seed_from_u64(spec.seed))
-        .n_runs(spec.n_init)
-        .max_n_iterations(spec.max_iter)
-        .tolerance(spec.tol.sqrt())
+    let mut params =
+        KMeans::params_with_rng(spec.n_clusters, Xoshiro256Plus::seed_from_u64(spec.seed))
+            .n_runs(spec.n_init)
+            .max_n_iterations(spec.max_iter)
+            .tolerance(spec.tol.sqrt());
+    if let Some(starts) = starts {
+        params = params.init_method(KMeansInit::Precomputed(starts));
+    }
+    let fitted = params
         .fit(&DatasetBase::from(records))
         .map_err(|e| MlError::Invalid(format!("k_means: {e}")))?;
     Ok(KMeansModel {

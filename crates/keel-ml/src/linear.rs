@@ -1,9 +1,11 @@
 //! Linear models, kept as plain coefficients (so the stored model is a few numbers, identical
-//! for identical inputs, and exports directly to ONNX's linear operators): least squares and
-//! ridge regression fitted by linfa-linear here, logistic regression in [`crate::logistic`].
+//! for identical inputs, and exports directly to ONNX's linear operators): least squares (by
+//! singular-value decomposition, linfa-linalg) and ridge regression (linfa-linear) here,
+//! logistic regression in [`crate::logistic`].
 
 use linfa::Dataset;
 use linfa::traits::Fit;
+use linfa_linalg::svd::SVDInto;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
@@ -20,64 +22,112 @@ pub struct LinearModel {
     pub intercept: Vec<f64>,
 }
 
-fn array(x: &Matrix) -> Result<Array2<f64>> {
-    Array2::from_shape_vec((x.rows, x.cols), x.data.clone())
-        .map_err(|e| MlError::Invalid(format!("feature matrix: {e}")))
+/// The features and target less their means (the intercept is fitted by centring, as
+/// scikit-learn does), with those means.
+struct Centred {
+    x: Array2<f64>,
+    y: Array1<f64>,
+    x_means: Vec<f64>,
+    y_mean: f64,
 }
 
-/// Ordinary least squares with an intercept.
-pub fn fit_least_squares(x: &Matrix, y: &[f64]) -> Result<LinearModel> {
-    let data = Dataset::new(array(x)?, Array1::from_vec(y.to_vec()));
-    let fitted = linfa_linear::LinearRegression::new()
-        .fit(&data)
-        .map_err(|e| MlError::Invalid(format!("linear_regression: {e}")))?;
-    Ok(LinearModel {
-        coef: vec![fitted.params().to_vec()],
-        intercept: vec![fitted.intercept()],
+fn centre(x: &Matrix, y: &[f64], algorithm: &str) -> Result<Centred> {
+    let (n, f) = (x.rows, x.cols);
+    if n == 0 {
+        return Err(MlError::Invalid(format!("{algorithm}: no rows to fit")));
+    }
+    let mut x_means = vec![0.0; f];
+    for i in 0..n {
+        for (m, v) in x_means.iter_mut().zip(x.row(i)) {
+            *m += v;
+        }
+    }
+    x_means.iter_mut().for_each(|m| *m /= n as f64);
+    let y_mean = y.iter().sum::<f64>() / n as f64;
+    let mut data = Vec::with_capacity(n * f);
+    for i in 0..n {
+        data.extend(x.row(i).iter().zip(&x_means).map(|(v, m)| v - m));
+    }
+    let x = Array2::from_shape_vec((n, f), data)
+        .map_err(|e| MlError::Invalid(format!("feature matrix: {e}")))?;
+    Ok(Centred {
+        x,
+        y: y.iter().map(|v| v - y_mean).collect(),
+        x_means,
+        y_mean,
     })
+}
+
+impl Centred {
+    /// The model with coefficients `coef` on the centred features.
+    fn model(&self, coef: Vec<f64>) -> LinearModel {
+        let intercept = self.y_mean
+            - coef
+                .iter()
+                .zip(&self.x_means)
+                .map(|(w, m)| w * m)
+                .sum::<f64>();
+        LinearModel {
+            coef: vec![coef],
+            intercept: vec![intercept],
+        }
+    }
+}
+
+/// Ordinary least squares with an intercept, scikit-learn's `LinearRegression`: on the centred
+/// data, the minimum-norm least-squares coefficients, from the features' singular-value
+/// decomposition (singular values below `eps * max(rows, features)` times the largest count as
+/// zero, as in NumPy's and SciPy's `lstsq`). Collinear features, such as one-hot columns beside
+/// the intercept or a column given twice, then share their weight: a solver without that rule
+/// (QR without pivoting) answers with huge coefficients that cancel, and predictions that are
+/// off by rounding.
+pub fn fit_least_squares(x: &Matrix, y: &[f64]) -> Result<LinearModel> {
+    let c = centre(x, y, "linear_regression")?;
+    let (n, f) = c.x.dim();
+    if f == 0 {
+        return Ok(c.model(Vec::new()));
+    }
+    let failed = |e: linfa_linalg::LinalgError| MlError::Invalid(format!("linear_regression: {e}"));
+    let (u, sigma, vt) = c.x.clone().svd_into(true, true).map_err(failed)?;
+    let (Some(u), Some(vt)) = (u, vt) else {
+        return Err(MlError::Invalid(
+            "linear_regression: the decomposition gave no singular vectors".into(),
+        ));
+    };
+    let largest = sigma.iter().fold(0.0_f64, |m, s| m.max(s.abs()));
+    let cutoff = f64::EPSILON * n.max(f) as f64 * largest;
+    let projected = u.t().dot(&c.y);
+    let mut coef = Array1::<f64>::zeros(f);
+    for (k, s) in sigma.iter().enumerate() {
+        if s.abs() > cutoff {
+            coef.scaled_add(projected[k] / s, &vt.row(k));
+        }
+    }
+    Ok(c.model(coef.to_vec()))
 }
 
 /// Ridge regression, scikit-learn's `Ridge`: minimises `|y - Xw - b|^2 + alpha |w|^2` with
 /// the intercept `b` not penalised. Solved as least squares (linfa-linear) on the centred data
 /// stacked over `sqrt(alpha) I`, whose normal equations are exactly ridge's.
 pub fn fit_ridge(x: &Matrix, y: &[f64], alpha: f64) -> Result<LinearModel> {
-    let (n, f) = (x.rows, x.cols);
-    if n == 0 {
-        return Err(MlError::Invalid("ridge_regression: no rows to fit".into()));
-    }
-    let mut means = vec![0.0; f];
-    for i in 0..n {
-        for (m, v) in means.iter_mut().zip(x.row(i)) {
-            *m += v;
-        }
-    }
-    means.iter_mut().for_each(|m| *m /= n as f64);
-    let y_mean = y.iter().sum::<f64>() / n as f64;
-    let mut data = Vec::with_capacity((n + f) * f);
-    for i in 0..n {
-        data.extend(x.row(i).iter().zip(&means).map(|(v, m)| v - m));
-    }
+    let c = centre(x, y, "ridge_regression")?;
+    let (n, f) = c.x.dim();
     let root = alpha.sqrt();
+    let mut stacked = Array2::<f64>::zeros((n + f, f));
+    stacked.slice_mut(ndarray::s![..n, ..]).assign(&c.x);
     for j in 0..f {
-        data.extend((0..f).map(|k| if k == j { root } else { 0.0 }));
+        stacked[[n + j, j]] = root;
     }
-    let stacked = Array2::from_shape_vec((n + f, f), data)
-        .map_err(|e| MlError::Invalid(format!("feature matrix: {e}")))?;
-    let targets: Array1<f64> = y
-        .iter()
-        .map(|v| v - y_mean)
-        .chain(std::iter::repeat_n(0.0, f))
-        .collect();
+    let targets: Array1<f64> =
+        c.y.iter()
+            .copied()
+            .chain(std::iter::repeat_n(0.0, f))
+            .collect();
     let fitted = linfa_linear::LinearRegression::new()
         .with_intercept(false)
         .fit(&Dataset::new(stacked, targets))
         .map_err(|e| MlError::Invalid(format!("ridge_regression: {e}")))?;
-    let coef = fitted.params().to_vec();
-    let intercept = y_mean - coef.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>();
-    Ok(LinearModel {
-        coef: vec![coef],
-        intercept: vec![intercept],
-    })
+    Ok(c.model(fitted.params().to_vec()))
 }
 
 impl LinearModel {
@@ -135,6 +185,28 @@ mod tests {
                 (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
             })
             .collect()
+    }
+
+    #[test]
+    fn collinear_features_share_their_weight_and_predict_exactly() {
+        // y = 2 a + 3 and the column given twice, plus one-hot columns of a constant: least
+        // squares has many solutions; the minimum-norm one halves a's weight between its copies
+        // and gives the constant's columns none.
+        let rows: Vec<[f64; 4]> = (0..20).map(|i| [i as f64, i as f64, 1.0, 0.0]).collect();
+        let x = Matrix {
+            rows: rows.len(),
+            cols: 4,
+            data: rows.iter().flatten().copied().collect(),
+        };
+        let y: Vec<f64> = rows.iter().map(|r| 2.0 * r[0] + 3.0).collect();
+        let m = fit_least_squares(&x, &y).unwrap();
+        for (got, want) in m.coef[0].iter().zip([1.0, 1.0, 0.0, 0.0]) {
+            assert!((got - want).abs() < 1e-12, "{:?}", m.coef);
+        }
+        assert!((m.intercept[0] - 3.0).abs() < 1e-12, "{:?}", m.intercept);
+        for (p, t) in m.predict_values(&x).iter().zip(&y) {
+            assert!((p - t).abs() < 1e-12);
+        }
     }
 
     #[test]
