@@ -73,7 +73,8 @@ impl Tally<'_> {
         let scale = reference.abs().max(1.0);
         let difference = (keel - reference).abs() / scale;
         self.worst = self.worst.max(difference);
-        if !(difference <= tol) {
+        // A NaN on either side is a disagreement too.
+        if difference.is_nan() || difference > tol {
             self.failures.push(format!(
                 "{}: {what}: keel {keel} scikit-learn {reference}",
                 self.case
