@@ -163,7 +163,8 @@ def main():
     # MLflow's SQL store leaves a version's model_id unset; keel keeps it.
     check(v1.model_id in (info.model_id, None), "version 1's logged model")
     listed = json.loads(client.get_logged_model(info.model_id).tags.get("mlflow.modelVersions", "[]"))
-    check({"name": reg_name, "version": "1"} in listed, f"logged model lists version 1 ({listed})")
+    # The server lists the version (as a number); the client then appends it once more (as text).
+    check({"name": reg_name, "version": 1} in listed, f"logged model lists version 1 ({listed})")
     client.set_registered_model_alias(reg_name, "champion", "1")
     mv = client.get_model_version_by_alias(reg_name, "champion")
     check(mv.version == "1", "alias resolves")
@@ -189,6 +190,15 @@ def main():
     expect_error("INVALID_PARAMETER_VALUE",
                  lambda: client.create_model_version(reg_name, f"models:/{reg_name}/1", run_id=run_ids[0]),
                  "run id contradicting the source version")
+    # A version made from a logged model is listed on it, in the text MLflow's server writes.
+    listed_name = f"compat-listed-{suffix}"
+    client.create_registered_model(listed_name)
+    bare = client.create_logged_model(exp_id, name="bare")
+    for _ in range(2):
+        client.create_model_version(listed_name, bare.artifact_location, model_id=bare.model_id)
+    tag = client.get_logged_model(bare.model_id).tags.get("mlflow.modelVersions")
+    check(tag == f'[{{"name": "{listed_name}", "version": 1}}, {{"name": "{listed_name}", "version": 2}}]',
+          f"mlflow.modelVersions as MLflow writes it ({tag})")
     # Sources that would let a registrant choose files the server reads are refused.
     for source, run_id in [
         ("mlflow-artifacts://host:9000/models/../../../", None),
@@ -212,13 +222,27 @@ def main():
     client.delete_model_version(reg_name, "3")
     versions = client.search_model_versions(f"name = '{reg_name}'")
     check(sorted(v.version for v in versions) == ["1", "2"], "search model versions")
+    # MLflow's order: the latest update first, then name ascending and the newest version first;
+    # an explicit order is followed by name ascending and the newest version first.
+    order_names = [f"compat-order-{suffix}-{i}" for i in range(3)]
+    for n in order_names:
+        client.create_registered_model(n)
+    for n in order_names + order_names[:2]:
+        time.sleep(0.002)
+        client.create_model_version(n, f"runs:/{foreign}/model", run_id=foreign)
+    made = [(n, "1") for n in order_names] + [(n, "2") for n in order_names[:2]]
+    mine = f"name LIKE 'compat-order-{suffix}-%'"
+    got = [(v.name, v.version) for v in client.search_model_versions(mine)]
+    check(got == made[::-1], f"model versions newest update first ({got})")
+    got = [(v.name, v.version) for v in client.search_model_versions(mine, order_by=["name DESC"])]
+    check(got == sorted(made, reverse=True), f"model versions by name, newest version first ({got})")
     models = client.search_registered_models(filter_string=f"name LIKE 'compat-model-{suffix}%'")
     check([m.name for m in models] == [reg_name], "search registered models")
     client.transition_model_version_stage(reg_name, "2", "Staging")
     latest = client.get_latest_versions(reg_name, stages=["Staging"])
     check([v.version for v in latest] == ["2"], "stages and latest versions")
     logged = mlflow.search_logged_models(experiment_ids=[exp_id], output_format="list")
-    check(sorted(m.name for m in logged) == ["elsewhere", "model"], "logged models searchable")
+    check(sorted(m.name for m in logged) == ["bare", "elsewhere", "model"], "logged models searchable")
 
     # Errors the client steers by.
     expect_error("RESOURCE_DOES_NOT_EXIST", lambda: client.get_run("0" * 32), "missing run")

@@ -12,6 +12,7 @@ pub mod entities;
 pub mod error;
 pub mod filter;
 pub mod page;
+pub mod pyjson;
 pub mod store;
 pub mod validate;
 pub mod version_source;

@@ -450,8 +450,10 @@ async fn check_for_model(store: &dyn MetadataStore, source: &str, model_id: &str
     Ok(())
 }
 
-/// Lists version `version` of `name` in the logged model's `mlflow.modelVersions` tag (a JSON
-/// list of `{"name", "version"}`), as MLflow does when a version is made from a logged model.
+/// Lists version `version` of `name` in the logged model's `mlflow.modelVersions` tag, as
+/// MLflow's server does when a version is made from a logged model: a JSON list of
+/// `{"name": ..., "version": <number>}` written as Python's `json.dumps` writes it (entries the
+/// client added, whose version is text, are kept as they are).
 pub async fn list_version_on_model(
     store: &dyn MetadataStore,
     model_id: &str,
@@ -459,7 +461,10 @@ pub async fn list_version_on_model(
     version: &str,
 ) -> Result<()> {
     const KEY: &str = "mlflow.modelVersions";
-    let entry = serde_json::json!({"name": name, "version": version});
+    let number = version
+        .parse::<i64>()
+        .map_or_else(|_| serde_json::json!(version), |v| serde_json::json!(v));
+    let entry = serde_json::json!({"name": name, "version": number});
     let model = store.get_logged_model(model_id, false).await?;
     let mut listed: Vec<serde_json::Value> = model
         .info
@@ -471,7 +476,7 @@ pub async fn list_version_on_model(
     if !listed.contains(&entry) {
         listed.push(entry);
     }
-    let value = serde_json::Value::Array(listed).to_string();
+    let value = crate::pyjson::dumps(&listed);
     store
         .set_logged_model_tags(model_id, vec![Tag::new(KEY.to_string(), value)])
         .await

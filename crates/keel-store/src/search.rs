@@ -533,12 +533,17 @@ pub(crate) fn registry_order(order: &[Order<registry::Key>], versions: bool) -> 
         })
         .collect();
     if versions {
+        // MLflow's order: the latest update first by default; then, unless ordered by them
+        // already, name ascending and the newest version first.
         if terms.is_empty() {
+            terms.push("v.last_updated_time DESC".into());
+        }
+        let given = |key: registry::Key| order.iter().any(|o| o.key == key);
+        if !given(registry::Key::Name) {
             terms.push("v.name ASC".into());
+        }
+        if !given(registry::Key::VersionNumber) {
             terms.push("v.version DESC".into());
-        } else {
-            terms.push("v.name ASC".into());
-            terms.push("v.version ASC".into());
         }
     } else {
         terms.push("m.name ASC".into());

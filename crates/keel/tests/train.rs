@@ -776,6 +776,6 @@ print(json.dumps(found))
     }
     assert_eq!(
         found["versions"],
-        serde_json::json!([{"name": "shop-classifier", "version": "1"}])
+        serde_json::json!([{"name": "shop-classifier", "version": 1}])
     );
 }
