@@ -71,6 +71,21 @@ impl std::fmt::Display for ArtifactPath {
     }
 }
 
+/// The scheme of the artifact URIs a keel server hands out, served by its artifact proxy.
+pub const ARTIFACT_SCHEME: &str = "mlflow-artifacts:";
+
+/// The store path behind an artifact URI of the proxied scheme (`mlflow-artifacts:/1/<run>/artifacts`,
+/// also written with a `//host:port` part), checked as every artifact path is; `None` when the
+/// URI has another scheme.
+pub fn proxied_path(uri: &str) -> Option<Result<ArtifactPath>> {
+    let rest = uri.strip_prefix(ARTIFACT_SCHEME)?;
+    let rest = match rest.strip_prefix("//") {
+        Some(authority_and_path) => authority_and_path.split_once('/').map_or("", |(_, p)| p),
+        None => rest.trim_start_matches('/'),
+    };
+    Some(ArtifactPath::parse(rest))
+}
+
 /// One entry of a directory listing, in MLflow's `FileInfo` shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileInfo {
@@ -141,6 +156,30 @@ pub const BATCH_CONCURRENCY: usize = 16;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxied_uris_give_checked_store_paths() {
+        let path = |uri: &str| proxied_path(uri).map(|p| p.map(|p| p.as_str().to_string()));
+        assert_eq!(
+            path("mlflow-artifacts:/1/abc/artifacts"),
+            Some(Ok("1/abc/artifacts".into()))
+        );
+        assert_eq!(
+            path("mlflow-artifacts://host:5000/1/abc/artifacts/"),
+            Some(Ok("1/abc/artifacts".into()))
+        );
+        assert_eq!(path("s3://bucket/1/abc"), None);
+        for escaping in [
+            "mlflow-artifacts:/1/../../etc",
+            "mlflow-artifacts://h/..",
+            "mlflow-artifacts:/",
+        ] {
+            let e = path(escaping)
+                .expect("the proxied scheme")
+                .expect_err("refused");
+            assert!(e.message.starts_with("Invalid path"), "{escaping}: {e}");
+        }
+    }
 
     #[test]
     fn paths_cannot_escape() {

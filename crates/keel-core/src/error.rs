@@ -35,6 +35,11 @@ error_codes! {
     NotImplemented => ("NOT_IMPLEMENTED", 501),
     ResourceExhausted => ("RESOURCE_EXHAUSTED", 507),
     BodyTooLarge => ("REQUEST_LIMIT_EXCEEDED", 413),
+    // Serving: a model's queue is full (with Retry-After), a prediction ran out of time, a body
+    // in a content type the endpoint does not read.
+    QueueFull => ("RESOURCE_EXHAUSTED", 429),
+    DeadlineExceeded => ("DEADLINE_EXCEEDED", 504),
+    UnsupportedMediaType => ("BAD_REQUEST", 415),
 }
 
 /// An error with an MLflow error code and a message for people.

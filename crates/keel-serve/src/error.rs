@@ -1,4 +1,7 @@
-//! Errors of the inference server, each with the HTTP status it answers with.
+//! Errors of the inference server, each with the MLflow error code and HTTP status it answers
+//! with (keel-core's table).
+
+use keel_core::error::ErrorCode;
 
 /// What went wrong serving a request or loading a model.
 #[derive(Debug, thiserror::Error)]
@@ -30,29 +33,28 @@ pub enum ServeError {
 }
 
 impl ServeError {
+    /// The MLflow error code (and with it the HTTP status) this error answers with, from the
+    /// one table both servers share.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Unsupported(_) => ErrorCode::UnsupportedMediaType,
+            Self::NotFound(_) => ErrorCode::ResourceDoesNotExist,
+            Self::Overloaded => ErrorCode::QueueFull,
+            Self::Timeout(_) => ErrorCode::DeadlineExceeded,
+            Self::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
+            Self::Model(_) | Self::Predict(_) => ErrorCode::InternalError,
+        }
+    }
+
     /// The HTTP status for this error.
     pub fn status(&self) -> u16 {
-        match self {
-            Self::BadRequest(_) => 400,
-            Self::NotFound(_) => 404,
-            Self::Unsupported(_) => 415,
-            Self::Overloaded => 429,
-            Self::Timeout(_) => 504,
-            Self::Unavailable(_) => 503,
-            Self::Model(_) | Self::Predict(_) => 500,
-        }
+        self.code().http_status()
     }
 
     /// MLflow's `error_code` for this error.
     pub fn error_code(&self) -> &'static str {
-        match self {
-            Self::BadRequest(_) | Self::Unsupported(_) => "BAD_REQUEST",
-            Self::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
-            Self::Overloaded => "RESOURCE_EXHAUSTED",
-            Self::Timeout(_) => "DEADLINE_EXCEEDED",
-            Self::Unavailable(_) => "TEMPORARILY_UNAVAILABLE",
-            Self::Model(_) | Self::Predict(_) => "INTERNAL_ERROR",
-        }
+        self.code().as_str()
     }
 }
 

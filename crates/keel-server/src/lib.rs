@@ -19,8 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use keel_core::{ArtifactStore, MetadataStore};
 use tokio::net::TcpListener;
 
-/// The URI scheme of proxied artifacts: run and model artifact URIs start with it.
-pub const ARTIFACT_SCHEME: &str = "mlflow-artifacts:";
+pub use keel_core::artifact::ARTIFACT_SCHEME;
 
 /// What every handler shares.
 #[derive(Clone)]

@@ -355,18 +355,26 @@ impl Registry for HttpRegistry {
         // Files come through the artifact proxy only, whose paths cannot leave the store: a
         // version never makes this process read a folder of its own machine.
         let uri = v["artifact_uri"].as_str().unwrap_or_default().to_string();
-        let root = store_path(&uri).ok_or_else(|| {
-            ServeError::Model(format!(
-                "version {version} of '{name}' lives at {uri}, which keel cannot fetch"
-            ))
-        })?;
+        let root = match keel_core::artifact::proxied_path(&uri) {
+            Some(Ok(path)) => path,
+            Some(Err(e)) => {
+                return Err(ServeError::Model(format!(
+                    "version {version} of '{name}' lives at {uri}: {e}"
+                )));
+            }
+            None => {
+                return Err(ServeError::Model(format!(
+                    "version {version} of '{name}' lives at {uri}, which keel cannot fetch"
+                )));
+            }
+        };
         let staging = self.cache.path().join(format!(
             ".{}-{}-staging",
             safe_name(name),
             safe_name(version)
         ));
         let _ = tokio::fs::remove_dir_all(&staging).await;
-        self.download_tree(&root, &staging)
+        self.download_tree(root.as_str(), &staging)
             .await
             .map_err(|e| ServeError::Model(format!("fetching {uri}: {e:#}")))?;
         if let Some(parent) = dir.parent() {
@@ -446,16 +454,6 @@ impl HttpRegistry {
     }
 }
 
-/// The store path of a proxied artifact URI (`mlflow-artifacts:/0/models/m-1/artifacts`).
-fn store_path(uri: &str) -> Option<String> {
-    let rest = uri.strip_prefix("mlflow-artifacts:")?;
-    let rest = match rest.strip_prefix("//") {
-        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
-        None => rest.trim_start_matches('/'),
-    };
-    Some(rest.trim_end_matches('/').to_string())
-}
-
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -522,9 +520,5 @@ mod tests {
                 .to_string();
             assert!(e.contains("the share must be above 0"), "{e}");
         }
-        assert_eq!(
-            store_path("mlflow-artifacts:/0/models/m-1/artifacts").as_deref(),
-            Some("0/models/m-1/artifacts")
-        );
     }
 }

@@ -57,14 +57,10 @@ fn now_ms() -> i64 {
 /// The store path behind an artifact URI of keel's proxied scheme
 /// (`mlflow-artifacts:/1/<run>/artifacts`, or with a `//host:port` part).
 fn store_path(uri: &str) -> Result<String> {
-    let Some(rest) = uri.strip_prefix(keel_server::ARTIFACT_SCHEME) else {
-        bail!("the run's artifact location {uri} is not in keel's artifact store");
-    };
-    let rest = match rest.strip_prefix("//") {
-        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
-        None => rest.trim_start_matches('/'),
-    };
-    Ok(rest.trim_end_matches('/').to_string())
+    match keel_core::artifact::proxied_path(uri) {
+        Some(path) => Ok(path?.as_str().to_string()),
+        None => bail!("the run's artifact location {uri} is not in keel's artifact store"),
+    }
 }
 
 impl Tracking<'_> {

@@ -19,19 +19,11 @@ use crate::{ARTIFACT_SCHEME, AppState};
 /// The store path behind a proxied artifact URI (`mlflow-artifacts:/1/<run>/artifacts`, also
 /// written `mlflow-artifacts://host:port/1/...`).
 pub fn store_path(uri: &str) -> Result<ArtifactPath, Error> {
-    let rest = uri.strip_prefix(ARTIFACT_SCHEME).ok_or_else(|| {
-        Error::invalid(format!(
+    keel_core::artifact::proxied_path(uri).unwrap_or_else(|| {
+        Err(Error::invalid(format!(
             "Artifact URI '{uri}' is not served by this server (expected {ARTIFACT_SCHEME}/...)"
-        ))
-    })?;
-    let rest = match rest.strip_prefix("//") {
-        Some(authority_and_path) => authority_and_path
-            .split_once('/')
-            .map(|(_, p)| p)
-            .unwrap_or(""),
-        None => rest.trim_start_matches('/'),
-    };
-    ArtifactPath::parse(rest)
+        )))
+    })
 }
 
 fn join(base: &ArtifactPath, rel: Option<&str>) -> Result<ArtifactPath, Error> {
