@@ -44,10 +44,6 @@ pub enum Tracking<'a> {
     Remote(&'a Client),
 }
 
-/// MLflow's limits per `log-batch` request.
-const MAX_PARAMS: usize = 100;
-const MAX_METRICS: usize = 1000;
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -162,10 +158,11 @@ impl Tracking<'_> {
                 model_id: model.map(|m| m.model_id.clone()),
             })
             .collect();
-        for p in params.chunks(MAX_PARAMS) {
+        // MLflow's limits per `log-batch` request.
+        for p in params.chunks(keel_core::validate::MAX_PARAMS_TAGS_PER_BATCH) {
             self.batch(run, Vec::new(), p.to_vec()).await?;
         }
-        for m in metrics.chunks(MAX_METRICS) {
+        for m in metrics.chunks(keel_core::validate::MAX_METRICS_PER_BATCH) {
             self.batch(run, m.to_vec(), Vec::new()).await?;
         }
         Ok(())
