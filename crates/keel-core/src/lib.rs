@@ -14,6 +14,7 @@ pub mod filter;
 pub mod page;
 pub mod pyjson;
 pub mod store;
+pub mod table;
 pub mod validate;
 pub mod version_source;
 

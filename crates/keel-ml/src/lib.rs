@@ -1,6 +1,6 @@
 //! keel-ml: training on dataset versions.
 //!
-//! A table's columns ([`keel_data::columns`]) become a numeric matrix through a [`pipeline`]
+//! A table's columns ([`keel_core::table`]) become a numeric matrix through a [`pipeline`]
 //! fitted on the training rows only (imputation, one-hot or ordinal encoding, scaling) and
 //! stored with the model; rows are divided by seeded, optionally stratified [`split`]s.
 

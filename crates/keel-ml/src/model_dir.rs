@@ -17,7 +17,7 @@
 
 use std::path::Path;
 
-use keel_data::columns::{Columns, Values};
+use keel_core::table::{Columns, Values};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

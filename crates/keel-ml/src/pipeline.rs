@@ -10,7 +10,7 @@
 //! `handle_unknown="ignore"`), or ordinal encoding by that sorted order, an unseen value giving
 //! -1.
 
-use keel_data::columns::{Columns, Values};
+use keel_core::table::{Columns, Values};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};

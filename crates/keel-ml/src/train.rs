@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use keel_data::columns::{Columns, Values};
+use keel_core::table::{Columns, Values};
 use keel_stats::{ClassificationMetrics, RegressionMetrics};
 use serde::{Deserialize, Serialize};
 

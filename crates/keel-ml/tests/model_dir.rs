@@ -2,7 +2,7 @@
 //! inputs, and readable by MLflow's own `Model.load` (with `KEEL_PYTHON`, set by
 //! `scripts/test`, pointing at a Python with mlflow).
 
-use keel_data::columns::{Columns, Values};
+use keel_core::table::{Columns, Values};
 use keel_ml::model_dir::{KeelModel, Stamp, read, write};
 use keel_ml::params::algorithm;
 use keel_ml::train::{Holdout, TrainRequest, train};

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use keel_data::columns::{Columns, Values};
+use keel_core::table::{Columns, Values};
 use keel_ml::model_dir::{KeelModel, Stamp, write};
 use keel_ml::params::algorithm;
 use keel_ml::rng::Rng;

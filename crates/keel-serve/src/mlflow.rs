@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io::Cursor;
 
-use keel_data::columns::Columns;
+use keel_core::table::Columns;
 use keel_onnx::{Data, Tensor, Value};
 use polars::prelude::{CsvReadOptions, SerReader};
 use serde::Deserialize;
@@ -342,7 +342,8 @@ pub fn parse_csv(body: &[u8]) -> Result<Input, ServeError> {
         .into_reader_with_file_handle(Cursor::new(body))
         .finish()
         .map_err(|e| bad(format!("the CSV body cannot be read: {e}")))?;
-    let cols = Columns::from_frame(&df).map_err(|e| bad(format!("the CSV body: {e}")))?;
+    let cols =
+        keel_data::columns::from_frame(&df).map_err(|e| bad(format!("the CSV body: {e}")))?;
     Ok(Input::Frame(cols))
 }
 
@@ -546,7 +547,7 @@ pub fn flat_data(t: &Tensor) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_data::columns::Values;
+    use keel_core::table::Values;
     use std::sync::Arc;
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use keel_data::columns::{Columns, Values};
+use keel_core::table::{Columns, Values};
 use keel_onnx::{Data, MapKeys, MapRows, Tensor, Value};
 
 use crate::error::ServeError;

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use keel_data::columns::{Columns, Values};
+use keel_core::table::{Columns, Values};
 use keel_ml::model_dir::KeelModel;
 use keel_ml::train::LabelType;
 use keel_onnx::{Data, Dim, ElemType, PortType, Tensor, Value};

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use keel_data::columns::Values;
+use keel_core::table::Values;
 use keel_onnx::{Data, Value};
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use keel_data::columns::{Columns, Values};
+use keel_core::table::{Columns, Values};
 use keel_onnx::{Data, Tensor, Value};
 use serde::Deserialize;
 use serde_json::json;

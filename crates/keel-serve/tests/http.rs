@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use keel_data::columns::{Columns, Values};
+use keel_core::table::{Columns, Values};
 use keel_ml::model_dir::{KeelModel, Stamp, write};
 use keel_ml::params::algorithm;
 use keel_ml::train::{Holdout, TrainRequest, train};
