@@ -66,21 +66,95 @@ enum Command {
     Data(DataCmd),
 }
 
-/// The store `keel data` works on: a keel server, or the local stores (as for `keel server`).
-#[derive(Args)]
-struct StoreArgs {
-    /// A keel server to work with (http://host:port) instead of the local stores.
-    #[arg(long, env = "MLFLOW_TRACKING_URI")]
-    tracking_uri: Option<String>,
-    /// Metadata database URL [default: sqlite://keel-data/keel.db].
+// The local stores' arguments, each declared once and flattened into every command that
+// takes it: flags or `KEEL_*` variables, over the settings file, over the defaults.
+
+/// The metadata database.
+#[derive(Args, Clone, Default)]
+struct DbArg {
+    /// Metadata database URL: sqlite:///path/keel.db or postgres://... [default:
+    /// sqlite://keel-data/keel.db].
     #[arg(long, env = "KEEL_DB")]
     db: Option<String>,
+}
+
+/// The artifact store.
+#[derive(Args, Clone, Default)]
+struct ArtifactsArg {
     /// Artifact store: a folder, file:///path or s3://bucket/prefix [default: keel-data/artifacts].
     #[arg(long, env = "KEEL_ARTIFACTS")]
     artifacts: Option<String>,
-    /// Config file (TOML) [default: ./keel.toml when present].
+}
+
+/// The settings file.
+#[derive(Args, Clone, Default)]
+struct SettingsFile {
+    /// Settings file (TOML) [default: ./keel.toml when present].
     #[arg(long, env = "KEEL_CONFIG")]
     config: Option<PathBuf>,
+}
+
+impl SettingsFile {
+    /// `flags` (flags or environment, from clap) over this file over the defaults.
+    fn layer(&self, flags: FileSettings) -> Result<ServerSettings> {
+        Ok(ServerSettings::layer(
+            flags,
+            config::read_file(self.config.as_deref())?,
+        ))
+    }
+}
+
+/// Where the local stores are.
+#[derive(Args, Clone, Default)]
+struct StoreLocation {
+    #[command(flatten)]
+    db: DbArg,
+    #[command(flatten)]
+    artifacts: ArtifactsArg,
+}
+
+impl StoreLocation {
+    fn flags(&self) -> FileSettings {
+        FileSettings {
+            host: None,
+            port: None,
+            db: self.db.db.clone(),
+            artifacts: self.artifacts.artifacts.clone(),
+        }
+    }
+}
+
+/// The local stores and the settings file that layers under them.
+#[derive(Args, Clone, Default)]
+struct LocalStores {
+    #[command(flatten)]
+    location: StoreLocation,
+    #[command(flatten)]
+    file: SettingsFile,
+}
+
+impl LocalStores {
+    /// The stores' settings, layered.
+    fn settings(&self) -> Result<ServerSettings> {
+        self.file.layer(self.location.flags())
+    }
+}
+
+/// A keel server to work with instead of the local stores.
+#[derive(Args, Clone, Default)]
+struct Remote {
+    /// A keel server to work with (http://host:port) instead of the local stores.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    tracking_uri: Option<String>,
+}
+
+/// The store a command works on: a keel server, or the local stores (as for `keel server`).
+#[derive(Args)]
+struct StoreArgs {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(flatten)]
+    local: LocalStores,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -242,16 +316,13 @@ struct ServeCmd {
     /// How often to check whether a served alias moved.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     poll: std::time::Duration,
-    /// The keel server whose registry names the models (http://host:port) instead of the
-    /// local stores.
-    #[arg(long, env = "MLFLOW_TRACKING_URI")]
-    tracking_uri: Option<String>,
-    /// Metadata database URL of the local stores [default: sqlite://keel-data/keel.db].
-    #[arg(long, env = "KEEL_DB")]
-    db: Option<String>,
-    /// Artifact store of the local stores [default: keel-data/artifacts].
-    #[arg(long, env = "KEEL_ARTIFACTS")]
-    artifacts: Option<String>,
+    /// The keel server whose registry names the models instead of the local stores.
+    #[command(flatten)]
+    remote: Remote,
+    /// The local stores (their settings file is KEEL_CONFIG or ./keel.toml: --config names
+    /// the models file here).
+    #[command(flatten)]
+    stores: StoreLocation,
 }
 
 #[derive(Args)]
@@ -344,15 +415,8 @@ struct ServerArgs {
     /// Port to listen on (0 picks a free one) [default: 5000].
     #[arg(long, env = "KEEL_PORT")]
     port: Option<u16>,
-    /// Metadata database URL [default: sqlite://keel-data/keel.db].
-    #[arg(long, env = "KEEL_DB")]
-    db: Option<String>,
-    /// Artifact store: a folder, file:///path or s3://bucket/prefix [default: keel-data/artifacts].
-    #[arg(long, env = "KEEL_ARTIFACTS")]
-    artifacts: Option<String>,
-    /// Config file (TOML) [default: ./keel.toml when present].
-    #[arg(long, env = "KEEL_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    stores: LocalStores,
 }
 
 #[derive(Subcommand)]
@@ -512,15 +576,9 @@ struct ImportArgs {
     /// A folder written by `keel export`.
     #[arg(long, value_name = "DIR")]
     from: Option<PathBuf>,
-    /// The metadata store to write (as for `keel server`).
-    #[arg(long, env = "KEEL_DB")]
-    db: Option<String>,
-    /// The artifact store to write (as for `keel server`).
-    #[arg(long, env = "KEEL_ARTIFACTS")]
-    artifacts: Option<String>,
-    /// Config file (TOML) [default: ./keel.toml when present].
-    #[arg(long, env = "KEEL_CONFIG")]
-    config: Option<PathBuf>,
+    /// The stores to write.
+    #[command(flatten)]
+    stores: LocalStores,
     /// Records finished runs and models, so that an interrupted import resumes.
     #[arg(long, default_value = "keel-import.journal")]
     journal: PathBuf,
@@ -534,15 +592,9 @@ struct ExportArgs {
     /// The folder to write (new or empty).
     #[arg(long, value_name = "DIR")]
     to: PathBuf,
-    /// The metadata store to read (as for `keel server`).
-    #[arg(long, env = "KEEL_DB")]
-    db: Option<String>,
-    /// The artifact store to read (as for `keel server`).
-    #[arg(long, env = "KEEL_ARTIFACTS")]
-    artifacts: Option<String>,
-    /// Config file (TOML) [default: ./keel.toml when present].
-    #[arg(long, env = "KEEL_CONFIG")]
-    config: Option<PathBuf>,
+    /// The stores to read.
+    #[command(flatten)]
+    stores: LocalStores,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -556,22 +608,21 @@ enum DbCmd {
     Migrate(DbArgs),
 }
 
+/// The database, as for `keel server`.
 #[derive(Args)]
 struct DbArgs {
-    /// Metadata database URL: sqlite:///path/keel.db or postgres://...
-    #[arg(long, env = "KEEL_DB", default_value = ServerSettings::DEFAULT_DB)]
-    db: String,
+    #[command(flatten)]
+    db: DbArg,
+    #[command(flatten)]
+    file: SettingsFile,
 }
 
 async fn run_server(a: ServerArgs) -> Result<()> {
-    let file = config::read_file(a.config.as_deref())?;
-    let flags = FileSettings {
+    let settings = a.stores.file.layer(FileSettings {
         host: a.host,
         port: a.port,
-        db: a.db,
-        artifacts: a.artifacts,
-    };
-    let settings = ServerSettings::layer(flags, file);
+        ..a.stores.location.flags()
+    })?;
     let meta = keel_store::open_metadata_store(&settings.db, keel_server::ARTIFACT_SCHEME)
         .await
         .with_context(|| format!("cannot open the metadata store {}", settings.db))?;
@@ -616,7 +667,14 @@ pub(crate) async fn shutdown_signal() {
 async fn db_command(cmd: DbCmd) -> Result<()> {
     let (DbCmd::Status(a) | DbCmd::Migrate(a)) = &cmd;
     let migrate = matches!(cmd, DbCmd::Migrate(_));
-    let (shown, st) = match keel_store::DbUrl::parse(&a.db)? {
+    let db = a
+        .file
+        .layer(FileSettings {
+            db: a.db.db.clone(),
+            ..FileSettings::default()
+        })?
+        .db;
+    let (shown, st) = match keel_store::DbUrl::parse(&db)? {
         keel_store::DbUrl::Sqlite(path) => {
             if migrate {
                 keel_store::sqlite::SqliteStore::open(&path, keel_server::ARTIFACT_SCHEME).await?;
@@ -666,19 +724,8 @@ fn redact(url: &str) -> String {
 
 /// The metadata and artifact stores that `--db`, `--artifacts` and `--config` (layered as for
 /// `keel server`) name.
-async fn open_stores(
-    db: Option<String>,
-    artifacts: Option<String>,
-    config: Option<&std::path::Path>,
-) -> Result<(ServerSettings, transfer::Target)> {
-    let file = config::read_file(config)?;
-    let flags = FileSettings {
-        host: None,
-        port: None,
-        db,
-        artifacts,
-    };
-    let settings = ServerSettings::layer(flags, file);
+async fn open_stores(stores: &LocalStores) -> Result<(ServerSettings, transfer::Target)> {
+    let settings = stores.settings()?;
     let target = transfer::Target {
         meta: keel_store::open_metadata_store(&settings.db, keel_server::ARTIFACT_SCHEME)
             .await
@@ -714,7 +761,7 @@ async fn import_command(a: ImportArgs) -> Result<()> {
         (None, Some(dir)) => Box::new(transfer::FolderSource::open(dir)?),
         (None, None) => anyhow::bail!("--from-mlflow URL or --from DIR is required"),
     };
-    let (settings, target) = open_stores(a.db, a.artifacts, a.config.as_deref()).await?;
+    let (settings, target) = open_stores(&a.stores).await?;
     let started = std::time::Instant::now();
     let sum = transfer::copy_all(src.as_ref(), &target, &a.journal, a.json)
         .await
@@ -739,7 +786,7 @@ async fn import_command(a: ImportArgs) -> Result<()> {
 }
 
 async fn export_command(a: ExportArgs) -> Result<()> {
-    let (settings, store) = open_stores(a.db, a.artifacts, a.config.as_deref()).await?;
+    let (settings, store) = open_stores(&a.stores).await?;
     let started = std::time::Instant::now();
     let sum = transfer::export(&store.meta, &store.artifacts, &a.to, a.json)
         .await
@@ -855,10 +902,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve(cmd) => serve_command(*cmd).await,
         Command::Quickstart(cmd) => {
             let store = StoreArgs {
-                tracking_uri: None,
-                db: None,
-                artifacts: None,
-                config: None,
+                remote: Remote::default(),
+                local: LocalStores::default(),
                 json: false,
             };
             let target = data_store(&store).await?;
@@ -906,10 +951,13 @@ async fn serve_command(cmd: ServeCmd) -> Result<()> {
     // The stores' settings file comes from KEEL_CONFIG or ./keel.toml here: --config names the
     // models file.
     let store = StoreArgs {
-        tracking_uri: cmd.tracking_uri,
-        db: cmd.db,
-        artifacts: cmd.artifacts,
-        config: std::env::var_os("KEEL_CONFIG").map(PathBuf::from),
+        remote: cmd.remote,
+        local: LocalStores {
+            location: cmd.stores,
+            file: SettingsFile {
+                config: std::env::var_os("KEEL_CONFIG").map(PathBuf::from),
+            },
+        },
         json: false,
     };
     serve::run(args, async move { registry(&store).await }).await
@@ -954,15 +1002,10 @@ async fn train_command(cmd: TrainCmd) -> Result<()> {
 /// A client of the server `--tracking-uri` names or, without one, of the local stores: they
 /// are served in-process on a loopback port, so both go through the same MLflow REST handlers.
 async fn registry(store: &StoreArgs) -> Result<client::Client> {
-    if let Some(uri) = &store.tracking_uri {
+    if let Some(uri) = &store.remote.tracking_uri {
         return client::Client::new(uri);
     }
-    let (_, t) = open_stores(
-        store.db.clone(),
-        store.artifacts.clone(),
-        store.config.as_deref(),
-    )
-    .await?;
+    let (_, t) = open_stores(&store.local).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .context("cannot open a loopback port for the local stores")?;
@@ -975,17 +1018,12 @@ async fn registry(store: &StoreArgs) -> Result<client::Client> {
 
 /// The local stores, or the server `--tracking-uri` names.
 async fn data_store(store: &StoreArgs) -> Result<data::Store> {
-    Ok(match &store.tracking_uri {
+    Ok(match &store.remote.tracking_uri {
         Some(uri) => data::Store::Remote(data_remote::RemoteBackend {
             client: client::Client::new(uri)?,
         }),
         None => {
-            let (_, t) = open_stores(
-                store.db.clone(),
-                store.artifacts.clone(),
-                store.config.as_deref(),
-            )
-            .await?;
+            let (_, t) = open_stores(&store.local).await?;
             data::Store::Local(keel_data::LocalBackend {
                 meta: t.meta,
                 artifacts: t.artifacts,

@@ -171,3 +171,28 @@ fn server_settings_errors_are_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mysql://x/y"), "{err}");
 }
+
+#[test]
+fn keel_db_reads_the_database_from_the_settings_file_as_keel_server_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let elsewhere = d.join("elsewhere.db");
+    std::fs::write(
+        d.join("keel.toml"),
+        format!("[server]\ndb = \"sqlite://{}\"\n", elsewhere.display()),
+    )
+    .unwrap();
+    let (code, out, err) = support::keel_status(d, &["db", "migrate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("elsewhere.db"), "{out}");
+    assert!(elsewhere.exists());
+    assert!(!d.join("keel-data").exists());
+    // A flag still wins over the file.
+    let flagged = d.join("flag.db");
+    let (code, out, err) = support::keel_status(
+        d,
+        &["db", "status", "--db", &format!("sqlite://{}", flagged.display())],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no database yet") && out.contains("flag.db"), "{out}");
+}
