@@ -1,4 +1,6 @@
-//! Server settings, layered: defaults < `keel.toml` < `KEEL_*` environment < command-line flags.
+//! Settings, layered: defaults < `keel.toml` < `KEEL_*` environment < command-line flags, with
+//! a `[server]` table (the stores and where `keel server` listens; its keys may also stand at
+//! the top level) and a `[serve]` table (`keel serve`'s address and tuning).
 //!
 //! clap reads flags and the environment (a flag wins over its variable); what neither gives
 //! comes from the file, then from the defaults.
@@ -18,10 +20,35 @@ pub struct FileSettings {
     pub artifacts: Option<String>,
 }
 
+/// The `[serve]` table of `keel.toml`: what `keel serve` listens on and how it batches, waits
+/// and logs. Durations are written as on the command line (`2ms`, `30s`), sizes too (`32MiB`).
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServeFile {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub max_batch: Option<usize>,
+    pub max_delay: Option<String>,
+    pub queue: Option<usize>,
+    pub timeout: Option<String>,
+    pub body_limit: Option<String>,
+    pub log_dir: Option<PathBuf>,
+    pub log_file_interval: Option<String>,
+    pub poll: Option<String>,
+}
+
+/// Everything the settings file holds.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Settings {
+    pub server: FileSettings,
+    pub serve: ServeFile,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRoot {
     server: Option<FileSettings>,
+    serve: Option<ServeFile>,
     #[serde(flatten)]
     top: FileSettings,
 }
@@ -61,14 +88,14 @@ impl ServerSettings {
     }
 }
 
-/// Reads the config file: the given path (which must exist), else `./keel.toml` if present.
-pub fn read_file(explicit: Option<&Path>) -> Result<FileSettings> {
+/// Reads the settings file: the given path (which must exist), else `./keel.toml` if present.
+pub fn read_file(explicit: Option<&Path>) -> Result<Settings> {
     let path: PathBuf = match explicit {
         Some(p) => p.to_path_buf(),
         None => {
             let p = PathBuf::from("keel.toml");
             if !p.exists() {
-                return Ok(FileSettings::default());
+                return Ok(Settings::default());
             }
             p
         }
@@ -78,19 +105,41 @@ pub fn read_file(explicit: Option<&Path>) -> Result<FileSettings> {
     parse(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
-fn parse(text: &str) -> Result<FileSettings> {
+fn parse(text: &str) -> Result<Settings> {
     let root: FileRoot =
         toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))?;
     let top = root.top;
-    match root.server {
+    let server = match root.server {
         Some(s) if top != FileSettings::default() => {
             if s != FileSettings::default() {
                 bail!("settings are given both at the top level and in [server]; use one");
             }
-            Ok(top)
+            top
         }
-        Some(s) => Ok(s),
-        None => Ok(top),
+        Some(s) => s,
+        None => top,
+    };
+    Ok(Settings {
+        server,
+        serve: root.serve.unwrap_or_default(),
+    })
+}
+
+/// A value the flags or the environment gave, else the file's (parsed as the flag would be,
+/// an error naming the `[serve]` key), else the default.
+pub fn pick<T>(
+    given: Option<T>,
+    file: Option<&str>,
+    key: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+    default: T,
+) -> Result<T> {
+    if let Some(v) = given {
+        return Ok(v);
+    }
+    match file {
+        Some(text) => parse(text).map_err(|e| anyhow::anyhow!("[serve] {key}: {e}")),
+        None => Ok(default),
     }
 }
 
@@ -100,7 +149,9 @@ mod tests {
 
     #[test]
     fn layering_order() {
-        let file = parse("[server]\nport = 6000\ndb = \"sqlite:///f.db\"\n").unwrap();
+        let file = parse("[server]\nport = 6000\ndb = \"sqlite:///f.db\"\n")
+            .unwrap()
+            .server;
         let flags = FileSettings {
             db: Some("sqlite:///flag.db".into()),
             ..Default::default()
@@ -113,6 +164,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_reads() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("# keel.toml\n").expect("the example") + "# keel.toml\n".len();
+        let end = start + readme[start..].find("```").expect("its end");
+        let s = parse(&readme[start..end]).unwrap();
+        assert_eq!(s.server.port, Some(5000));
+        assert_eq!(s.serve.port, Some(8080));
+        assert_eq!(s.serve.body_limit.as_deref(), Some("32MiB"));
+        assert_eq!(s.serve.poll.as_deref(), Some("2s"));
+    }
+
+    #[test]
     fn bad_files_are_refused() {
         {
             let e = parse("prot = 5\n").expect_err("an error").to_string();
@@ -122,6 +185,31 @@ mod tests {
             let e = parse("port = \"x\"\n").expect_err("an error").to_string();
             assert!(e.contains("expected u16"), "{e}");
         }
-        assert_eq!(parse("port = 7\n").unwrap().port, Some(7));
+        assert_eq!(parse("port = 7\n").unwrap().server.port, Some(7));
+        {
+            let e = parse("[serve]\nmax_bach = 5\n")
+                .expect_err("an error")
+                .to_string();
+            assert!(e.contains("unknown field `max_bach`"), "{e}");
+        }
+        let both =
+            parse("db = \"sqlite:///a.db\"\n[serve]\nport = 9\nmax_delay = \"5ms\"\n").unwrap();
+        assert_eq!(both.server.db.as_deref(), Some("sqlite:///a.db"));
+        assert_eq!(
+            (both.serve.port, both.serve.max_delay.as_deref()),
+            (Some(9), Some("5ms"))
+        );
+        let e = pick(
+            None,
+            Some("soon"),
+            "timeout",
+            |s| Err(format!("'{s}' is not a duration")),
+            1,
+        )
+        .expect_err("an error")
+        .to_string();
+        assert_eq!(e, "[serve] timeout: 'soon' is not a duration");
+        assert_eq!(pick(Some(3), Some("x"), "queue", |_| Ok(5), 1).unwrap(), 3);
+        assert_eq!(pick(None, None, "queue", |_| Ok(5), 1).unwrap(), 1);
     }
 }

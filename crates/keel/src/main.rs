@@ -99,7 +99,7 @@ impl SettingsFile {
     fn layer(&self, flags: FileSettings) -> Result<ServerSettings> {
         Ok(ServerSettings::layer(
             flags,
-            config::read_file(self.config.as_deref())?,
+            config::read_file(self.config.as_deref())?.server,
         ))
     }
 }
@@ -272,12 +272,12 @@ struct ServeCmd {
     /// The name requests use [default: the registered name, or the file's or folder's stem].
     #[arg(long)]
     name: Option<String>,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// Port to listen on.
-    #[arg(long, short, default_value_t = 8080)]
-    port: u16,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "KEEL_SERVE_HOST")]
+    host: Option<String>,
+    /// Port to listen on (0 picks a free one) [default: 8080].
+    #[arg(long, short, env = "KEEL_SERVE_PORT")]
+    port: Option<u16>,
     /// Send a share of requests to another version: MODEL:PERCENT (e.g. churn@challenger:10).
     #[arg(long)]
     canary: Option<String>,
@@ -287,21 +287,22 @@ struct ServeCmd {
     /// A YAML file listing several models: `models: [{name, model, canary, shadow}]`.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Rows per model call at most.
-    #[arg(long, default_value_t = 64)]
-    max_batch: usize,
-    /// How long a request may wait for others already in flight to share its model call.
-    #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration)]
-    max_delay: std::time::Duration,
-    /// Requests waiting per model version at most; more are answered 429.
-    #[arg(long, default_value_t = 1024)]
-    queue: usize,
-    /// Answer 504 when a prediction takes longer.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    timeout: std::time::Duration,
-    /// Largest request body (413 above).
-    #[arg(long, default_value = "32MiB", value_parser = serve::parse_size)]
-    body_limit: usize,
+    /// Rows per model call at most [default: 64].
+    #[arg(long, env = "KEEL_SERVE_MAX_BATCH")]
+    max_batch: Option<usize>,
+    /// How long a request may wait for others already in flight to share its model call
+    /// [default: 2ms].
+    #[arg(long, env = "KEEL_SERVE_MAX_DELAY", value_parser = humantime::parse_duration)]
+    max_delay: Option<std::time::Duration>,
+    /// Requests waiting per model version at most; more are answered 429 [default: 1024].
+    #[arg(long, env = "KEEL_SERVE_QUEUE")]
+    queue: Option<usize>,
+    /// Answer 504 when a prediction takes longer [default: 30s].
+    #[arg(long, env = "KEEL_SERVE_TIMEOUT", value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Largest request body (413 above) [default: 32MiB].
+    #[arg(long, env = "KEEL_SERVE_BODY_LIMIT", value_parser = serve::parse_size)]
+    body_limit: Option<usize>,
     /// Folder of the prediction log (Parquet by model and hour) [default: keel-data/predictions].
     #[arg(long, env = "KEEL_PREDICTION_LOG")]
     log_dir: Option<PathBuf>,
@@ -310,12 +311,12 @@ struct ServeCmd {
     no_log: bool,
     /// How long a prediction-log file collects rows before it is finished and readable (its
     /// rows are on disk, in row groups, within a second either way); longer makes fewer,
-    /// larger files.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    log_file_interval: std::time::Duration,
-    /// How often to check whether a served alias moved.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    poll: std::time::Duration,
+    /// larger files [default: 10s].
+    #[arg(long, env = "KEEL_SERVE_LOG_FILE_INTERVAL", value_parser = humantime::parse_duration)]
+    log_file_interval: Option<std::time::Duration>,
+    /// How often to check whether a served alias moved [default: 2s].
+    #[arg(long, env = "KEEL_SERVE_POLL", value_parser = humantime::parse_duration)]
+    poll: Option<std::time::Duration>,
     /// The keel server whose registry names the models instead of the local stores.
     #[command(flatten)]
     remote: Remote,
@@ -922,41 +923,77 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve_command(cmd: ServeCmd) -> Result<()> {
+    use config::pick;
+    // The settings file comes from KEEL_CONFIG or ./keel.toml here: --config names the
+    // models file.
+    let settings_file = SettingsFile {
+        config: std::env::var_os("KEEL_CONFIG").map(PathBuf::from),
+    };
+    let file = config::read_file(settings_file.config.as_deref())?.serve;
+    let duration = |s: &str| humantime::parse_duration(s).map_err(|e| format!("'{s}': {e}"));
+    let ms = std::time::Duration::from_millis;
     let args = serve::ServeArgs {
         model: cmd.model,
         name: cmd.name,
-        host: cmd.host,
-        port: cmd.port,
+        host: cmd.host.or(file.host).unwrap_or_else(|| "127.0.0.1".into()),
+        port: cmd.port.or(file.port).unwrap_or(8080),
         canary: cmd.canary,
         shadow: cmd.shadow,
         config: cmd.config,
         batch: keel_serve::batch::BatchConfig {
-            max_batch: cmd.max_batch.max(1),
-            max_delay: cmd.max_delay,
-            queue: cmd.queue.max(1),
+            max_batch: cmd.max_batch.or(file.max_batch).unwrap_or(64).max(1),
+            max_delay: pick(
+                cmd.max_delay,
+                file.max_delay.as_deref(),
+                "max_delay",
+                duration,
+                ms(2),
+            )?,
+            queue: cmd.queue.or(file.queue).unwrap_or(1024).max(1),
         },
-        timeout: cmd.timeout,
-        body_limit: cmd.body_limit,
+        timeout: pick(
+            cmd.timeout,
+            file.timeout.as_deref(),
+            "timeout",
+            duration,
+            ms(30_000),
+        )?,
+        body_limit: pick(
+            cmd.body_limit,
+            file.body_limit.as_deref(),
+            "body_limit",
+            serve::parse_size,
+            32 << 20,
+        )?,
         log_dir: if cmd.no_log {
             None
         } else {
             Some(
                 cmd.log_dir
+                    .or(file.log_dir)
                     .unwrap_or_else(|| PathBuf::from("keel-data/predictions")),
             )
         },
-        log_file_interval: cmd.log_file_interval,
-        poll: cmd.poll,
+        log_file_interval: pick(
+            cmd.log_file_interval,
+            file.log_file_interval.as_deref(),
+            "log_file_interval",
+            duration,
+            keel_serve::predlog::FILE_INTERVAL,
+        )?,
+        poll: pick(
+            cmd.poll,
+            file.poll.as_deref(),
+            "poll",
+            duration,
+            keel_serve::source::DEFAULT_POLL,
+        )?,
     };
-    // The stores' settings file comes from KEEL_CONFIG or ./keel.toml here: --config names the
-    // models file.
     let store = StoreArgs {
         remote: cmd.remote,
         local: LocalStores {
             location: cmd.stores,
-            file: SettingsFile {
-                config: std::env::var_os("KEEL_CONFIG").map(PathBuf::from),
-            },
+            file: settings_file,
         },
         json: false,
     };

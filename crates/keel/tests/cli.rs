@@ -191,8 +191,16 @@ fn keel_db_reads_the_database_from_the_settings_file_as_keel_server_does() {
     let flagged = d.join("flag.db");
     let (code, out, err) = support::keel_status(
         d,
-        &["db", "status", "--db", &format!("sqlite://{}", flagged.display())],
+        &[
+            "db",
+            "status",
+            "--db",
+            &format!("sqlite://{}", flagged.display()),
+        ],
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("no database yet") && out.contains("flag.db"), "{out}");
+    assert!(
+        out.contains("no database yet") && out.contains("flag.db"),
+        "{out}"
+    );
 }

@@ -25,6 +25,11 @@ impl Serving {
     /// Starts `keel serve ARGS` on a port it binds itself (port 0), read back from the line
     /// it prints once listening; the rest of its output goes on to the test's.
     fn start(dir: &Path, args: &[&str]) -> Serving {
+        Serving::start_with_env(dir, args, &[])
+    }
+
+    /// As [`Serving::start`], with extra environment variables.
+    fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serving {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
             .arg("serve")
             .args(args)
@@ -33,6 +38,7 @@ impl Serving {
             .env_remove("KEEL_DB")
             .env_remove("KEEL_ARTIFACTS")
             .env_remove("MLFLOW_TRACKING_URI")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -450,6 +456,56 @@ for folder in sys.argv[1:]:
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "300 300\n50 50\n");
     }
+}
+
+#[test]
+fn serving_settings_layer_flags_over_environment_over_keel_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("shop.csv"), shop()).unwrap();
+    json(d, &["data", "add", "shop.csv"]);
+    json(
+        d,
+        &[
+            "train",
+            "--data",
+            "shop",
+            "--target",
+            "price",
+            "--drop",
+            "label",
+            "--algo",
+            "ridge_regression",
+            "--register",
+            "price",
+        ],
+    );
+    let rows: Vec<String> = (0..60).map(|i| format!("[{i}, 0.5, \"red\"]")).collect();
+    let body = format!(
+        r#"{{"dataframe_split": {{"columns": ["x1", "x2", "colour"], "data": [{}]}}}}"#,
+        rows.join(", ")
+    );
+    assert!(body.len() > 1024 && body.len() < 4096, "{}", body.len());
+    let status = |serving: &Serving| post_json(&serving.addr, "/invocations", body.as_bytes()).0;
+    std::fs::write(d.join("keel.toml"), "[serve]\nbody_limit = \"1KiB\"\n").unwrap();
+    // The file's limit.
+    let serving = Serving::start(d, &["price", "--no-log"]);
+    assert_eq!(status(&serving), 413);
+    drop(serving);
+    // The environment over the file.
+    let env = [("KEEL_SERVE_BODY_LIMIT", "1MiB")];
+    let serving = Serving::start_with_env(d, &["price", "--no-log"], &env);
+    assert_eq!(status(&serving), 200);
+    drop(serving);
+    // A flag over the environment.
+    let serving = Serving::start_with_env(d, &["price", "--no-log", "--body-limit", "1000"], &env);
+    assert_eq!(status(&serving), 413);
+    drop(serving);
+    // A bad value in the file is named by its key.
+    std::fs::write(d.join("keel.toml"), "[serve]\ntimeout = \"soon\"\n").unwrap();
+    let (code, _, err) = keel_status(d, &["serve", "price", "--no-log"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("[serve] timeout: 'soon'"), "{err}");
 }
 
 #[test]
