@@ -1,5 +1,6 @@
 //! `keel`: the command line. Thin: parses, calls the crates, prints.
 
+mod args;
 mod client;
 mod commands;
 mod config;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use crate::args::{DbArg, LocalStores, SettingsFile, StoreArgs};
 use crate::config::{FileSettings, ServerSettings};
 use crate::transfer::Source;
 
@@ -54,110 +56,16 @@ enum Command {
     /// Write the whole store (metadata and artifacts) into a folder `keel import` reads.
     Export(ExportArgs),
     /// Train a model on a dataset version and record it as a run.
-    Train(Box<TrainCmd>),
+    Train(Box<train::TrainArgs>),
     /// Serve a model over HTTP (MLflow scoring protocol and Open Inference Protocol): a model
     /// folder, an .onnx file, or a registered model (NAME@ALIAS, NAME/VERSION or NAME).
-    Serve(Box<ServeCmd>),
+    Serve(Box<serve::ServeCmd>),
     /// The whole loop on a bundled dataset in this folder: version it, train, register, set
     /// the champion alias, serve it, send sample requests.
     Quickstart(QuickstartCmd),
     /// Dataset versions: add, list, show, restore, compare, validate, and what changed since.
     #[command(subcommand)]
     Data(DataCmd),
-}
-
-// The local stores' arguments, each declared once and flattened into every command that
-// takes it: flags or `KEEL_*` variables, over the settings file, over the defaults.
-
-/// The metadata database.
-#[derive(Args, Clone, Default)]
-struct DbArg {
-    /// Metadata database URL: sqlite:///path/keel.db or postgres://... [default:
-    /// sqlite://keel-data/keel.db].
-    #[arg(long, env = "KEEL_DB")]
-    db: Option<String>,
-}
-
-/// The artifact store.
-#[derive(Args, Clone, Default)]
-struct ArtifactsArg {
-    /// Artifact store: a folder, file:///path or s3://bucket/prefix [default: keel-data/artifacts].
-    #[arg(long, env = "KEEL_ARTIFACTS")]
-    artifacts: Option<String>,
-}
-
-/// The settings file.
-#[derive(Args, Clone, Default)]
-struct SettingsFile {
-    /// Settings file (TOML) [default: ./keel.toml when present].
-    #[arg(long, env = "KEEL_CONFIG")]
-    config: Option<PathBuf>,
-}
-
-impl SettingsFile {
-    /// `flags` (flags or environment, from clap) over this file over the defaults.
-    fn layer(&self, flags: FileSettings) -> Result<ServerSettings> {
-        Ok(ServerSettings::layer(
-            flags,
-            config::read_file(self.config.as_deref())?.server,
-        ))
-    }
-}
-
-/// Where the local stores are.
-#[derive(Args, Clone, Default)]
-struct StoreLocation {
-    #[command(flatten)]
-    db: DbArg,
-    #[command(flatten)]
-    artifacts: ArtifactsArg,
-}
-
-impl StoreLocation {
-    fn flags(&self) -> FileSettings {
-        FileSettings {
-            host: None,
-            port: None,
-            db: self.db.db.clone(),
-            artifacts: self.artifacts.artifacts.clone(),
-        }
-    }
-}
-
-/// The local stores and the settings file that layers under them.
-#[derive(Args, Clone, Default)]
-struct LocalStores {
-    #[command(flatten)]
-    location: StoreLocation,
-    #[command(flatten)]
-    file: SettingsFile,
-}
-
-impl LocalStores {
-    /// The stores' settings, layered.
-    fn settings(&self) -> Result<ServerSettings> {
-        self.file.layer(self.location.flags())
-    }
-}
-
-/// A keel server to work with instead of the local stores.
-#[derive(Args, Clone, Default)]
-struct Remote {
-    /// A keel server to work with (http://host:port) instead of the local stores.
-    #[arg(long, env = "MLFLOW_TRACKING_URI")]
-    tracking_uri: Option<String>,
-}
-
-/// The store a command works on: a keel server, or the local stores (as for `keel server`).
-#[derive(Args)]
-struct StoreArgs {
-    #[command(flatten)]
-    remote: Remote,
-    #[command(flatten)]
-    local: LocalStores,
-    /// Print JSON instead of tables.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -260,137 +168,6 @@ struct QuickstartCmd {
     /// Stop after the sample requests instead of serving until Ctrl-C.
     #[arg(long)]
     no_wait: bool,
-}
-
-#[derive(Args)]
-struct ServeCmd {
-    /// What to serve: a model folder (keel's or MLflow's with an onnx flavor), an .onnx file,
-    /// or a registered model: NAME@ALIAS (follows the alias as it moves), NAME/VERSION, or
-    /// NAME (its latest version).
-    #[arg(required_unless_present = "config")]
-    model: Option<String>,
-    /// The name requests use [default: the registered name, or the file's or folder's stem].
-    #[arg(long)]
-    name: Option<String>,
-    /// Address to listen on [default: 127.0.0.1].
-    #[arg(long, env = "KEEL_SERVE_HOST")]
-    host: Option<String>,
-    /// Port to listen on (0 picks a free one) [default: 8080].
-    #[arg(long, short, env = "KEEL_SERVE_PORT")]
-    port: Option<u16>,
-    /// Send a share of requests to another version: MODEL:PERCENT (e.g. churn@challenger:10).
-    #[arg(long)]
-    canary: Option<String>,
-    /// Mirror every request to another version; its answers are only logged.
-    #[arg(long)]
-    shadow: Option<String>,
-    /// A YAML file listing several models: `models: [{name, model, canary, shadow}]`.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Rows per model call at most [default: 64].
-    #[arg(long, env = "KEEL_SERVE_MAX_BATCH")]
-    max_batch: Option<usize>,
-    /// How long a request may wait for others already in flight to share its model call
-    /// [default: 2ms].
-    #[arg(long, env = "KEEL_SERVE_MAX_DELAY", value_parser = humantime::parse_duration)]
-    max_delay: Option<std::time::Duration>,
-    /// Requests waiting per model version at most; more are answered 429 [default: 1024].
-    #[arg(long, env = "KEEL_SERVE_QUEUE")]
-    queue: Option<usize>,
-    /// Answer 504 when a prediction takes longer [default: 30s].
-    #[arg(long, env = "KEEL_SERVE_TIMEOUT", value_parser = humantime::parse_duration)]
-    timeout: Option<std::time::Duration>,
-    /// Largest request body (413 above) [default: 32MiB].
-    #[arg(long, env = "KEEL_SERVE_BODY_LIMIT", value_parser = serve::parse_size)]
-    body_limit: Option<usize>,
-    /// Folder of the prediction log (Parquet by model and hour) [default: keel-data/predictions].
-    #[arg(long, env = "KEEL_PREDICTION_LOG")]
-    log_dir: Option<PathBuf>,
-    /// Do not log predictions.
-    #[arg(long, conflicts_with = "log_dir")]
-    no_log: bool,
-    /// How long a prediction-log file collects rows before it is finished and readable (its
-    /// rows are on disk, in row groups, within a second either way); longer makes fewer,
-    /// larger files [default: 10s].
-    #[arg(long, env = "KEEL_SERVE_LOG_FILE_INTERVAL", value_parser = humantime::parse_duration)]
-    log_file_interval: Option<std::time::Duration>,
-    /// How often to check whether a served alias moved [default: 2s].
-    #[arg(long, env = "KEEL_SERVE_POLL", value_parser = humantime::parse_duration)]
-    poll: Option<std::time::Duration>,
-    /// The keel server whose registry names the models instead of the local stores.
-    #[command(flatten)]
-    remote: Remote,
-    /// The local stores (their settings file is KEEL_CONFIG or ./keel.toml: --config names
-    /// the models file here).
-    #[command(flatten)]
-    stores: StoreLocation,
-}
-
-#[derive(Args)]
-#[command(group(clap::ArgGroup::new("holdout").args(["split", "cv"])))]
-struct TrainCmd {
-    /// The dataset version to train on (NAME@VERSION; NAME alone is the newest).
-    #[arg(long, required_unless_present = "help_params")]
-    data: Option<String>,
-    /// The column to predict (none for clustering).
-    #[arg(long)]
-    target: Option<String>,
-    /// classification, regression or clustering [default: clustering for k_means, else
-    /// classification for a text target and regression for a numeric one].
-    #[arg(long)]
-    task: Option<String>,
-    /// The algorithm (`--help-params` lists them with their parameters).
-    #[arg(long, required_unless_present = "help_params")]
-    algo: Option<String>,
-    /// A parameter, KEY=VALUE, named as scikit-learn names it (repeatable).
-    #[arg(long = "param", value_name = "KEY=VALUE")]
-    params: Vec<String>,
-    /// Train on this share of the rows and evaluate on the rest [default: 0.8].
-    #[arg(long)]
-    split: Option<f64>,
-    /// Cross-validate over K folds instead (the model kept is then fitted on every row).
-    #[arg(long, value_name = "K")]
-    cv: Option<usize>,
-    /// Train on every row of --data and evaluate on this dataset version instead.
-    #[arg(long, value_name = "NAME@VERSION")]
-    test_data: Option<String>,
-    /// Seed of the split.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// The experiment to record the run in (created when missing).
-    #[arg(long, default_value = "Default")]
-    experiment: String,
-    /// The run's name [default: ALGO-DATASET].
-    #[arg(long)]
-    run_name: Option<String>,
-    /// Only these columns as features (comma-separated) [default: every column but the target].
-    #[arg(long, value_delimiter = ',', value_name = "COL,...")]
-    features: Option<Vec<String>>,
-    /// A column not to use as a feature (repeatable).
-    #[arg(long = "drop", value_name = "COL")]
-    drop: Vec<String>,
-    /// Search hyperparameters: grid (every combination) or random (--trials draws); each trial
-    /// is a child run of one parent run.
-    #[arg(long, value_parser = ["grid", "random"])]
-    search: Option<String>,
-    /// The search space (YAML: parameter -> list of values, or {low, high, log, int}).
-    #[arg(long, value_name = "FILE", requires = "search")]
-    space: Option<PathBuf>,
-    /// Trials of a random search [default: 10].
-    #[arg(long, requires = "search")]
-    trials: Option<usize>,
-    /// The metric that picks the best trial [default: roc_auc, else accuracy, for
-    /// classification; rmse for regression].
-    #[arg(long, requires = "search")]
-    metric: Option<String>,
-    /// Register the model as a new version of this registered model (created when missing).
-    #[arg(long, value_name = "MODEL")]
-    register: Option<String>,
-    /// List the algorithms' parameters (of --algo, or all) and exit.
-    #[arg(long)]
-    help_params: bool,
-    #[command(flatten)]
-    store: StoreArgs,
 }
 
 #[derive(Subcommand)]
@@ -900,13 +677,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export_command(a).await,
         Command::Data(cmd) => data_command(cmd).await,
         Command::Train(cmd) => train_command(*cmd).await,
-        Command::Serve(cmd) => serve_command(*cmd).await,
+        Command::Serve(cmd) => serve::command(*cmd).await,
         Command::Quickstart(cmd) => {
-            let store = StoreArgs {
-                remote: Remote::default(),
-                local: LocalStores::default(),
-                json: false,
-            };
+            let store = StoreArgs::default();
             let target = data_store(&store).await?;
             let client = registry(&store).await?;
             quickstart::run(
@@ -922,85 +695,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn serve_command(cmd: ServeCmd) -> Result<()> {
-    use config::pick;
-    // The settings file comes from KEEL_CONFIG or ./keel.toml here: --config names the
-    // models file.
-    let settings_file = SettingsFile {
-        config: std::env::var_os("KEEL_CONFIG").map(PathBuf::from),
-    };
-    let file = config::read_file(settings_file.config.as_deref())?.serve;
-    let duration = |s: &str| humantime::parse_duration(s).map_err(|e| format!("'{s}': {e}"));
-    let ms = std::time::Duration::from_millis;
-    let args = serve::ServeArgs {
-        model: cmd.model,
-        name: cmd.name,
-        host: cmd.host.or(file.host).unwrap_or_else(|| "127.0.0.1".into()),
-        port: cmd.port.or(file.port).unwrap_or(8080),
-        canary: cmd.canary,
-        shadow: cmd.shadow,
-        config: cmd.config,
-        batch: keel_serve::batch::BatchConfig {
-            max_batch: cmd.max_batch.or(file.max_batch).unwrap_or(64).max(1),
-            max_delay: pick(
-                cmd.max_delay,
-                file.max_delay.as_deref(),
-                "max_delay",
-                duration,
-                ms(2),
-            )?,
-            queue: cmd.queue.or(file.queue).unwrap_or(1024).max(1),
-        },
-        timeout: pick(
-            cmd.timeout,
-            file.timeout.as_deref(),
-            "timeout",
-            duration,
-            ms(30_000),
-        )?,
-        body_limit: pick(
-            cmd.body_limit,
-            file.body_limit.as_deref(),
-            "body_limit",
-            serve::parse_size,
-            32 << 20,
-        )?,
-        log_dir: if cmd.no_log {
-            None
-        } else {
-            Some(
-                cmd.log_dir
-                    .or(file.log_dir)
-                    .unwrap_or_else(|| PathBuf::from("keel-data/predictions")),
-            )
-        },
-        log_file_interval: pick(
-            cmd.log_file_interval,
-            file.log_file_interval.as_deref(),
-            "log_file_interval",
-            duration,
-            keel_serve::predlog::FILE_INTERVAL,
-        )?,
-        poll: pick(
-            cmd.poll,
-            file.poll.as_deref(),
-            "poll",
-            duration,
-            keel_serve::source::DEFAULT_POLL,
-        )?,
-    };
-    let store = StoreArgs {
-        remote: cmd.remote,
-        local: LocalStores {
-            location: cmd.stores,
-            file: settings_file,
-        },
-        json: false,
-    };
-    serve::run(args, async move { registry(&store).await }).await
-}
-
-async fn train_command(cmd: TrainCmd) -> Result<()> {
+async fn train_command(cmd: train::TrainArgs) -> Result<()> {
     if cmd.help_params {
         return train::help_params(cmd.algo.as_deref());
     }
@@ -1012,28 +707,7 @@ async fn train_command(cmd: TrainCmd) -> Result<()> {
         },
         data::Store::Remote(r) => tracking::Tracking::Remote(&r.client),
     };
-    let args = train::TrainArgs {
-        data: cmd.data.unwrap_or_default(),
-        target: cmd.target,
-        task: cmd.task,
-        algo: cmd.algo.unwrap_or_default(),
-        params: cmd.params,
-        split: cmd.split,
-        cv: cmd.cv,
-        test_data: cmd.test_data,
-        seed: cmd.seed,
-        experiment: cmd.experiment,
-        run_name: cmd.run_name,
-        features: cmd.features,
-        drop: cmd.drop,
-        register: cmd.register,
-        search: cmd.search,
-        space: cmd.space,
-        trials: cmd.trials,
-        metric: cmd.metric,
-        json: cmd.store.json,
-    };
-    train::run(&target, tracking, args).await
+    train::run(&target, tracking, cmd).await
 }
 
 /// A client of the server `--tracking-uri` names or, without one, of the local stores: they

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
+use crate::args::StoreArgs;
 use crate::client::Client;
 use crate::{commands, data, serve, tracking, train};
 
@@ -59,10 +60,10 @@ pub async fn run(a: QuickstartArgs, store: data::Store, registry: Client) -> Res
         &store,
         tracking,
         train::TrainArgs {
-            data: MODEL.into(),
+            data: Some(MODEL.into()),
             target: Some("species".into()),
             task: None,
-            algo: "random_forest".into(),
+            algo: Some("random_forest".into()),
             params: vec!["n_estimators=50".into()],
             split: None,
             cv: None,
@@ -77,7 +78,8 @@ pub async fn run(a: QuickstartArgs, store: data::Store, registry: Client) -> Res
             space: None,
             trials: None,
             metric: None,
-            json: false,
+            help_params: false,
+            store: StoreArgs::default(),
         },
     )
     .await?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use clap::Args;
 use futures::TryStreamExt;
 use keel_serve::batch::BatchConfig;
 use keel_serve::error::ServeError;
@@ -19,7 +20,153 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
+use crate::args::{LocalStores, Remote, SettingsFile, StoreArgs, StoreLocation};
 use crate::client::Client;
+
+/// `keel serve`'s command line.
+#[derive(Args)]
+pub struct ServeCmd {
+    /// What to serve: a model folder (keel's or MLflow's with an onnx flavor), an .onnx file,
+    /// or a registered model: NAME@ALIAS (follows the alias as it moves), NAME/VERSION, or
+    /// NAME (its latest version).
+    #[arg(required_unless_present = "config")]
+    model: Option<String>,
+    /// The name requests use [default: the registered name, or the file's or folder's stem].
+    #[arg(long)]
+    name: Option<String>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "KEEL_SERVE_HOST")]
+    host: Option<String>,
+    /// Port to listen on (0 picks a free one) [default: 8080].
+    #[arg(long, short, env = "KEEL_SERVE_PORT")]
+    port: Option<u16>,
+    /// Send a share of requests to another version: MODEL:PERCENT (e.g. churn@challenger:10).
+    #[arg(long)]
+    canary: Option<String>,
+    /// Mirror every request to another version; its answers are only logged.
+    #[arg(long)]
+    shadow: Option<String>,
+    /// A YAML file listing several models: `models: [{name, model, canary, shadow}]`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Rows per model call at most [default: 64].
+    #[arg(long, env = "KEEL_SERVE_MAX_BATCH")]
+    max_batch: Option<usize>,
+    /// How long a request may wait for others already in flight to share its model call
+    /// [default: 2ms].
+    #[arg(long, env = "KEEL_SERVE_MAX_DELAY", value_parser = humantime::parse_duration)]
+    max_delay: Option<std::time::Duration>,
+    /// Requests waiting per model version at most; more are answered 429 [default: 1024].
+    #[arg(long, env = "KEEL_SERVE_QUEUE")]
+    queue: Option<usize>,
+    /// Answer 504 when a prediction takes longer [default: 30s].
+    #[arg(long, env = "KEEL_SERVE_TIMEOUT", value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Largest request body (413 above) [default: 32MiB].
+    #[arg(long, env = "KEEL_SERVE_BODY_LIMIT", value_parser = parse_size)]
+    body_limit: Option<usize>,
+    /// Folder of the prediction log (Parquet by model and hour) [default: keel-data/predictions].
+    #[arg(long, env = "KEEL_PREDICTION_LOG")]
+    log_dir: Option<PathBuf>,
+    /// Do not log predictions.
+    #[arg(long, conflicts_with = "log_dir")]
+    no_log: bool,
+    /// How long a prediction-log file collects rows before it is finished and readable (its
+    /// rows are on disk, in row groups, within a second either way); longer makes fewer,
+    /// larger files [default: 10s].
+    #[arg(long, env = "KEEL_SERVE_LOG_FILE_INTERVAL", value_parser = humantime::parse_duration)]
+    log_file_interval: Option<std::time::Duration>,
+    /// How often to check whether a served alias moved [default: 2s].
+    #[arg(long, env = "KEEL_SERVE_POLL", value_parser = humantime::parse_duration)]
+    poll: Option<std::time::Duration>,
+    /// The keel server whose registry names the models instead of the local stores.
+    #[command(flatten)]
+    remote: Remote,
+    /// The local stores (their settings file is KEEL_CONFIG or ./keel.toml: --config names
+    /// the models file here).
+    #[command(flatten)]
+    stores: StoreLocation,
+}
+
+/// `keel serve`: the flags layered over `KEEL_SERVE_*`, `keel.toml`'s `[serve]` and the
+/// defaults, then [`run`] with the registry of `--tracking-uri` or the local stores.
+pub async fn command(cmd: ServeCmd) -> Result<()> {
+    use crate::config::pick;
+    // The settings file comes from KEEL_CONFIG or ./keel.toml here: --config names the
+    // models file.
+    let settings_file = SettingsFile {
+        config: std::env::var_os("KEEL_CONFIG").map(PathBuf::from),
+    };
+    let file = crate::config::read_file(settings_file.config.as_deref())?.serve;
+    let duration = |s: &str| humantime::parse_duration(s).map_err(|e| format!("'{s}': {e}"));
+    let ms = std::time::Duration::from_millis;
+    let args = ServeArgs {
+        model: cmd.model,
+        name: cmd.name,
+        host: cmd.host.or(file.host).unwrap_or_else(|| "127.0.0.1".into()),
+        port: cmd.port.or(file.port).unwrap_or(8080),
+        canary: cmd.canary,
+        shadow: cmd.shadow,
+        config: cmd.config,
+        batch: keel_serve::batch::BatchConfig {
+            max_batch: cmd.max_batch.or(file.max_batch).unwrap_or(64).max(1),
+            max_delay: pick(
+                cmd.max_delay,
+                file.max_delay.as_deref(),
+                "max_delay",
+                duration,
+                ms(2),
+            )?,
+            queue: cmd.queue.or(file.queue).unwrap_or(1024).max(1),
+        },
+        timeout: pick(
+            cmd.timeout,
+            file.timeout.as_deref(),
+            "timeout",
+            duration,
+            ms(30_000),
+        )?,
+        body_limit: pick(
+            cmd.body_limit,
+            file.body_limit.as_deref(),
+            "body_limit",
+            parse_size,
+            32 << 20,
+        )?,
+        log_dir: if cmd.no_log {
+            None
+        } else {
+            Some(
+                cmd.log_dir
+                    .or(file.log_dir)
+                    .unwrap_or_else(|| PathBuf::from("keel-data/predictions")),
+            )
+        },
+        log_file_interval: pick(
+            cmd.log_file_interval,
+            file.log_file_interval.as_deref(),
+            "log_file_interval",
+            duration,
+            keel_serve::predlog::FILE_INTERVAL,
+        )?,
+        poll: pick(
+            cmd.poll,
+            file.poll.as_deref(),
+            "poll",
+            duration,
+            keel_serve::source::DEFAULT_POLL,
+        )?,
+    };
+    let store = StoreArgs {
+        remote: cmd.remote,
+        local: LocalStores {
+            location: cmd.stores,
+            file: settings_file,
+        },
+        json: false,
+    };
+    run(args, async move { crate::registry(&store).await }).await
+}
 
 /// What `keel serve` was asked for.
 pub struct ServeArgs {

@@ -2,13 +2,14 @@
 //! held-out metrics (per fold with cross-validation), the dataset version as the run's input,
 //! the model directory and charts as artifacts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
 use keel_data::columns::Columns;
 
 use anyhow::{Context, Result, bail};
+use clap::Args;
 use keel_core::entities::{Dataset, Tag};
 use keel_ml::model_dir::{self, KeelModel};
 use keel_ml::params::{Algorithm, Params, Task, algorithm};
@@ -16,31 +17,77 @@ use keel_ml::search::{Search, Space};
 use keel_ml::train::{Evaluation, HeldOut, Holdout, TrainRequest, Trained, train};
 use serde_json::json;
 
+use crate::args::StoreArgs;
 use crate::data::{DataRef, Store, materialise};
 use crate::output;
 use crate::tracking::{ModelRef, RunRef, Tracking};
 
 /// What `keel train` was asked.
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("holdout").args(["split", "cv"])))]
 pub struct TrainArgs {
-    pub data: String,
+    /// The dataset version to train on (NAME@VERSION; NAME alone is the newest).
+    #[arg(long, required_unless_present = "help_params")]
+    pub data: Option<String>,
+    /// The column to predict (none for clustering).
+    #[arg(long)]
     pub target: Option<String>,
+    /// classification, regression or clustering [default: clustering for k_means, else
+    /// classification for a text target and regression for a numeric one].
+    #[arg(long)]
     pub task: Option<String>,
-    pub algo: String,
+    /// The algorithm (`--help-params` lists them with their parameters).
+    #[arg(long, required_unless_present = "help_params")]
+    pub algo: Option<String>,
+    /// A parameter, KEY=VALUE, named as scikit-learn names it (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Train on this share of the rows and evaluate on the rest [default: 0.8].
+    #[arg(long)]
     pub split: Option<f64>,
+    /// Cross-validate over K folds instead (the model kept is then fitted on every row).
+    #[arg(long, value_name = "K")]
     pub cv: Option<usize>,
+    /// Train on every row of --data and evaluate on this dataset version instead.
+    #[arg(long, value_name = "NAME@VERSION")]
     pub test_data: Option<String>,
+    /// Seed of the split.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The experiment to record the run in (created when missing).
+    #[arg(long, default_value = "Default")]
     pub experiment: String,
+    /// The run's name [default: ALGO-DATASET].
+    #[arg(long)]
     pub run_name: Option<String>,
+    /// Only these columns as features (comma-separated) [default: every column but the target].
+    #[arg(long, value_delimiter = ',', value_name = "COL,...")]
     pub features: Option<Vec<String>>,
+    /// A column not to use as a feature (repeatable).
+    #[arg(long = "drop", value_name = "COL")]
     pub drop: Vec<String>,
-    pub register: Option<String>,
+    /// Search hyperparameters: grid (every combination) or random (--trials draws); each trial
+    /// is a child run of one parent run.
+    #[arg(long, value_parser = ["grid", "random"])]
     pub search: Option<String>,
-    pub space: Option<std::path::PathBuf>,
+    /// The search space (YAML: parameter -> list of values, or {low, high, log, int}).
+    #[arg(long, value_name = "FILE", requires = "search")]
+    pub space: Option<PathBuf>,
+    /// Trials of a random search [default: 10].
+    #[arg(long, requires = "search")]
     pub trials: Option<usize>,
+    /// The metric that picks the best trial [default: roc_auc, else accuracy, for
+    /// classification; rmse for regression].
+    #[arg(long, requires = "search")]
     pub metric: Option<String>,
-    pub json: bool,
+    /// Register the model as a new version of this registered model (created when missing).
+    #[arg(long, value_name = "MODEL")]
+    pub register: Option<String>,
+    /// List the algorithms' parameters (of --algo, or all) and exit.
+    #[arg(long)]
+    pub help_params: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// The commit checked out in the working folder, when it is inside a git repository.
@@ -362,7 +409,10 @@ impl Job {
 
 /// Reads the dataset version and its rows, and checks the arguments.
 async fn prepare(store: &Store, a: TrainArgs) -> Result<Job> {
-    let algo = algorithm(&a.algo)?;
+    let Some(algo_name) = a.algo.as_deref() else {
+        bail!("--algo is needed (`--help-params` lists the algorithms)");
+    };
+    let algo = algorithm(algo_name)?;
     algo.parse(&a.params)?;
     let task = match a.task.as_deref() {
         None => None,
@@ -383,7 +433,10 @@ async fn prepare(store: &Store, a: TrainArgs) -> Result<Job> {
         (None, None, Some(_)) => Holdout::Data,
         (None, None, None) => Holdout::Split(0.8),
     };
-    let (version, label, table) = load(store, &a.data).await?;
+    let Some(data) = a.data.as_deref() else {
+        bail!("--data is needed: NAME@VERSION, or NAME for its newest version");
+    };
+    let (version, label, table) = load(store, data).await?;
     let test = match &a.test_data {
         Some(r) => {
             let (v, l, t) = load(store, r).await?;
@@ -446,7 +499,7 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     let job = prepare(store, a).await?;
     let params = job.algo.parse(&job.args.params)?;
     let spinner = crate::data_validate::spinner(
-        job.args.json,
+        job.args.store.json,
         format!("training {} on {}", job.algo.name, job.label),
     );
     let trained = job.fit(params.clone()).await;
@@ -458,7 +511,7 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
         .await?;
     let registered = job.register(&tracking, &run, &logged).await?;
     let (_, rows) = metrics(&trained);
-    if job.args.json {
+    if job.args.store.json {
         let metrics: serde_json::Map<String, serde_json::Value> =
             rows.iter().map(|(k, v, _)| (k.clone(), json!(v))).collect();
         println!(
@@ -595,7 +648,7 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         .start(&job.args.experiment, &parent_name, job.lineage.clone())
         .await?;
     let spinner = crate::data_validate::spinner(
-        job.args.json,
+        job.args.store.json,
         format!(
             "{} trials of {} on {}",
             trial_params.len(),
@@ -693,7 +746,7 @@ async fn run_search(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Resu
         .map(|(_, v)| *v);
     let (best_run, best_model) = &done[best].0;
     let registered = job.register(&tracking, best_run, best_model).await?;
-    if job.args.json {
+    if job.args.store.json {
         let trials: Vec<serde_json::Value> = done
             .iter()
             .map(|((run, logged), params, rows)| {
