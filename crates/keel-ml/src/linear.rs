@@ -5,6 +5,7 @@
 
 use linfa::Dataset;
 use linfa::traits::Fit;
+use linfa_linalg::qr::QRInto;
 use linfa_linalg::svd::SVDInto;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
@@ -75,12 +76,15 @@ impl Centred {
 }
 
 /// Ordinary least squares with an intercept, scikit-learn's `LinearRegression`: on the centred
-/// data, the minimum-norm least-squares coefficients, from the features' singular-value
-/// decomposition (singular values below `eps * max(rows, features)` times the largest count as
-/// zero, as in NumPy's and SciPy's `lstsq`). Collinear features, such as one-hot columns beside
-/// the intercept or a column given twice, then share their weight: a solver without that rule
-/// (QR without pivoting) answers with huge coefficients that cancel, and predictions that are
-/// off by rounding.
+/// data, the minimum-norm least-squares coefficients (singular values below
+/// `eps * max(rows, features)` times the largest count as zero, as in NumPy's and SciPy's
+/// `lstsq`). Collinear features, such as one-hot columns beside the intercept or a column given
+/// twice, then share their weight: a solver without that rule (QR without pivoting) answers
+/// with huge coefficients that cancel, and predictions that are off by rounding.
+///
+/// Computed as a Householder QR of `[X y]` (whose last column gives `Q'y` without forming `Q`)
+/// and the singular-value decomposition of the small `R`, which has `X`'s singular values:
+/// about the cost of a plain QR solve.
 pub fn fit_least_squares(x: &Matrix, y: &[f64]) -> Result<LinearModel> {
     let c = centre(x, y, "linear_regression")?;
     let (n, f) = c.x.dim();
@@ -88,7 +92,21 @@ pub fn fit_least_squares(x: &Matrix, y: &[f64]) -> Result<LinearModel> {
         return Ok(c.model(Vec::new()));
     }
     let failed = |e: linfa_linalg::LinalgError| MlError::Invalid(format!("linear_regression: {e}"));
-    let (u, sigma, vt) = c.x.clone().svd_into(true, true).map_err(failed)?;
+    // The triangle and the projected target, or the features themselves when they are wider
+    // than tall (then their own decomposition is small).
+    let (r, qty) = if n > f {
+        let mut augmented = Array2::<f64>::zeros((n, f + 1));
+        augmented.slice_mut(ndarray::s![.., ..f]).assign(&c.x);
+        augmented.column_mut(f).assign(&c.y);
+        let r = augmented.qr_into().map_err(failed)?.into_r();
+        (
+            r.slice(ndarray::s![..f, ..f]).to_owned(),
+            r.slice(ndarray::s![..f, f]).to_owned(),
+        )
+    } else {
+        (c.x.clone(), c.y.clone())
+    };
+    let (u, sigma, vt) = r.svd_into(true, true).map_err(failed)?;
     let (Some(u), Some(vt)) = (u, vt) else {
         return Err(MlError::Invalid(
             "linear_regression: the decomposition gave no singular vectors".into(),
@@ -96,7 +114,7 @@ pub fn fit_least_squares(x: &Matrix, y: &[f64]) -> Result<LinearModel> {
     };
     let largest = sigma.iter().fold(0.0_f64, |m, s| m.max(s.abs()));
     let cutoff = f64::EPSILON * n.max(f) as f64 * largest;
-    let projected = u.t().dot(&c.y);
+    let projected = u.t().dot(&qty);
     let mut coef = Array1::<f64>::zeros(f);
     for (k, s) in sigma.iter().enumerate() {
         if s.abs() > cutoff {
