@@ -25,9 +25,13 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K8S = os.path.join(ROOT, "deploy", "kubernetes")
 VERSIONS = ["1.29.0", "1.33.0"]
-# The settings keel reads from the environment (clap `env = ...` in crates/keel/src/main.rs).
-MAIN = open(os.path.join(ROOT, "crates", "keel", "src", "main.rs")).read()
-KEEL_ENV = set(re.findall(r'env = "(KEEL_[A-Z_]+)"', MAIN)) | {"KEEL_LOG"}
+# The settings keel reads from the environment (clap `env = ...` anywhere in the binary's
+# sources: main.rs and the modules that own their commands' arguments).
+SOURCES = "".join(
+    open(p).read()
+    for p in sorted(glob.glob(os.path.join(ROOT, "crates", "keel", "src", "**", "*.rs"), recursive=True))
+)
+KEEL_ENV = set(re.findall(r'env = "(KEEL_[A-Z_]+)"', SOURCES)) | {"KEEL_LOG"}
 failures = []
 
 
