@@ -1,6 +1,6 @@
 //! Linear models, kept as plain coefficients (so the stored model is a few numbers, identical
-//! for identical inputs, and exports directly to ONNX's linear operators): least squares (by
-//! singular-value decomposition, linfa-linalg) and ridge regression (linfa-linear) here,
+//! for identical inputs, and exports directly to ONNX's linear operators): least squares (QR
+//! and a small singular-value decomposition, linfa-linalg) and ridge regression (linfa-linear) here,
 //! logistic regression in [`crate::logistic`].
 
 use linfa::Dataset;
