@@ -156,6 +156,17 @@ TREES = {
     ),
 }
 
+def held_out(entry, fitted, xt, task):
+    """The entry with what `fitted` predicts for the held-out rows `xt`: class probabilities
+    (with the classes' order) or values."""
+    if task == "classification":
+        entry["classes"] = [str(c) for c in fitted.classes_]
+        entry["proba"] = fitted.predict_proba(xt).tolist()
+    else:
+        entry["predicted"] = fitted.predict(xt).tolist()
+    return entry
+
+
 reference = []
 for name, (task, frame, y) in sets.items():
     if task == "clustering":
@@ -200,24 +211,14 @@ for name, (task, frame, y) in sets.items():
             "features": len(names) + 1,
         }
         xt = transformer.transform(x_test)
-        if task == "classification":
-            entry["classes"] = [str(c) for c in fitted.classes_]
-            entry["proba"] = fitted.predict_proba(xt).tolist()
-        else:
-            entry["predicted"] = fitted.predict(xt).tolist()
-        reference.append(entry)
+        reference.append(held_out(entry, fitted, xt, task))
     for algo, (kwargs, params) in NEIGHBOURS.items():
         transformer, _, _ = preprocess(x_train, "onehot", True)
         cls = KNeighborsClassifier if task == "classification" else KNeighborsRegressor
         fitted = cls(algorithm="brute", **kwargs).fit(transformer.fit_transform(x_train), y_train)
         xt = transformer.transform(x_test)
         entry = {"set": name, "task": task, "algorithm": algo.split(":")[0], "params": params}
-        if task == "classification":
-            entry["classes"] = [str(c) for c in fitted.classes_]
-            entry["proba"] = fitted.predict_proba(xt).tolist()
-        else:
-            entry["predicted"] = fitted.predict(xt).tolist()
-        reference.append(entry)
+        reference.append(held_out(entry, fitted, xt, task))
     for algo, (model, params) in TREES.items():
         transformer, _, _ = preprocess(x_train, "ordinal", False)
         fitted = model(task).fit(transformer.fit_transform(x_train), y_train)

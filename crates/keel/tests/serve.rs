@@ -269,13 +269,12 @@ fn an_alias_moved_under_load_switches_versions_without_a_failed_request() {
     assert!(work.join("log/predictions/model=shop").is_dir());
 }
 
-#[test]
-fn a_model_folder_and_a_registered_model_serve_from_the_embedded_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Versions the shop table in `d`'s local stores and registers a ridge regression of its
+/// price as version 1 of `price`; what `keel train` printed.
+fn price_model(d: &Path) -> Value {
     std::fs::write(d.join("shop.csv"), shop()).unwrap();
     json(d, &["data", "add", "shop.csv"]);
-    let out = json(
+    json(
         d,
         &[
             "train",
@@ -290,7 +289,14 @@ fn a_model_folder_and_a_registered_model_serve_from_the_embedded_store() {
             "--register",
             "price",
         ],
-    );
+    )
+}
+
+#[test]
+fn a_model_folder_and_a_registered_model_serve_from_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = price_model(d);
     let model_dir = d.join(format!(
         "keel-data/artifacts/0/models/{}/artifacts",
         out["model_id"].as_str().unwrap()
@@ -347,24 +353,7 @@ fn logged_ids(dir: &Path) -> Vec<String> {
 fn a_killed_server_loses_no_logged_row_that_reached_a_row_group() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("shop.csv"), shop()).unwrap();
-    json(d, &["data", "add", "shop.csv"]);
-    json(
-        d,
-        &[
-            "train",
-            "--data",
-            "shop",
-            "--target",
-            "price",
-            "--drop",
-            "label",
-            "--algo",
-            "ridge_regression",
-            "--register",
-            "price",
-        ],
-    );
+    price_model(d);
     // Files stay open for an hour, so every row the kill finds is in an unfinished file.
     let args = ["price", "--log-dir", "log", "--log-file-interval", "1h"];
     let serving = Serving::start(d, &args);
@@ -462,24 +451,7 @@ for folder in sys.argv[1:]:
 fn serving_settings_layer_flags_over_environment_over_keel_toml() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("shop.csv"), shop()).unwrap();
-    json(d, &["data", "add", "shop.csv"]);
-    json(
-        d,
-        &[
-            "train",
-            "--data",
-            "shop",
-            "--target",
-            "price",
-            "--drop",
-            "label",
-            "--algo",
-            "ridge_regression",
-            "--register",
-            "price",
-        ],
-    );
+    price_model(d);
     let rows: Vec<String> = (0..60).map(|i| format!("[{i}, 0.5, \"red\"]")).collect();
     let body = format!(
         r#"{{"dataframe_split": {{"columns": ["x1", "x2", "colour"], "data": [{}]}}}}"#,
