@@ -6,13 +6,14 @@
 //! [`local::LocalArtifactStore`] and [`s3::S3ArtifactStore`] implement [`keel_core::ArtifactStore`]
 //! on a folder and on an S3-compatible bucket, streaming bytes both ways. [`open_metadata_store`] and [`open_artifact_store`] pick a backend from a URL.
 
-mod data_rows;
+mod db;
 pub mod local;
 mod names;
 pub mod postgres;
 pub mod s3;
 mod schema;
 mod search;
+mod sql;
 pub mod sqlite;
 
 use std::path::PathBuf;

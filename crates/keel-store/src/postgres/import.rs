@@ -4,11 +4,11 @@
 use keel_core::entities::*;
 use keel_core::{Error, Result, validate};
 
-use super::logged_models::load_one as load_logged_model;
-use super::registry::storage_location;
+use super::experiment;
 use super::runs::run_info_of;
-use super::tracking::experiment;
 use super::{DbResult, PgStore};
+use crate::db::Conn;
+use crate::sql::registry::storage_location;
 
 impl PgStore {
     pub(crate) async fn do_import_experiment(&self, exp: Experiment) -> Result<(String, bool)> {
@@ -126,7 +126,9 @@ impl PgStore {
             )));
         }
         let mut tx = self.pool.begin().await.db()?;
-        if let Ok(existing) = load_logged_model(&mut tx, &info.model_id, true).await {
+        if let Ok(existing) =
+            crate::sql::logged_models::load_one(&mut Conn::Pg(&mut *tx), &info.model_id, true).await
+        {
             return Ok((existing, false));
         }
         let exp = experiment(&mut tx, exp_id).await?;
@@ -148,7 +150,9 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .db()?;
-        let model = load_logged_model(&mut tx, &info.model_id, false).await?;
+        let model =
+            crate::sql::logged_models::load_one(&mut Conn::Pg(&mut *tx), &info.model_id, false)
+                .await?;
         tx.commit().await.db()?;
         Ok((model, true))
     }
@@ -200,7 +204,7 @@ impl PgStore {
                 v.name
             )));
         }
-        let location = storage_location(&mut tx, &v.source)
+        let location = storage_location(&mut Conn::Pg(&mut *tx), &v.source)
             .await
             .unwrap_or_else(|_| v.source.clone());
         let inserted = sqlx::query("INSERT INTO model_versions (name, version, creation_time, last_updated_time, description, user_id, current_stage, source, storage_location, run_id, run_link, model_id, status, status_message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (name, version) DO NOTHING")

@@ -7,15 +7,11 @@
 //! it. Concurrency is PostgreSQL's: row locks where a write reads before it writes (a version
 //! number, a run's state), unique constraints everywhere else.
 
-mod data;
 mod import;
-mod logged_models;
 mod paging;
-mod registry;
 mod runs;
 mod schema;
 mod store_impl;
-mod tracking;
 
 use std::str::FromStr;
 
@@ -27,21 +23,7 @@ pub use schema::MIGRATIONS;
 
 use crate::schema::SchemaStatus;
 
-/// Converts sqlx errors into keel's internal errors.
-pub(crate) trait DbResult<T> {
-    fn db(self) -> Result<T>;
-}
-
-impl<T> DbResult<T> for std::result::Result<T, sqlx::Error> {
-    fn db(self) -> Result<T> {
-        self.map_err(|e| Error::internal(format!("database error: {e}")))
-    }
-}
-
-/// Whether a sqlx error is a unique-constraint violation.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
+pub(crate) use crate::db::DbResult;
 
 /// Connections per server process: enough for both cores' worth of requests plus slow readers,
 /// few enough that a handful of replicas stay well under PostgreSQL's default 100.
@@ -56,6 +38,7 @@ fn options(url: &str) -> Result<PgConnectOptions> {
 /// The metadata store on PostgreSQL.
 pub struct PgStore {
     pool: PgPool,
+    core: crate::sql::Core,
     artifact_root: String,
     /// Metric name -> key id. Ids are assigned once and never change or get reused, so this
     /// cache can never disagree with the database or with other servers.
@@ -83,12 +66,16 @@ impl PgStore {
             .await
             .map_err(connect_error)?;
         let store = PgStore {
+            core: crate::sql::Core {
+                db: crate::db::Db::Pg(pool.clone()),
+                artifact_root: artifact_root.trim_end_matches('/').to_string(),
+            },
             pool,
             artifact_root: artifact_root.trim_end_matches('/').to_string(),
             metric_keys: runs::MetricKeys::default(),
             runs_created: std::sync::atomic::AtomicU64::new(0),
         };
-        store.ensure_default_experiment().await?;
+        store.core.ensure_default_experiment().await?;
         Ok(store)
     }
 
@@ -128,6 +115,14 @@ impl PgStore {
             });
         }
     }
+}
+
+/// An experiment with its tags.
+pub(crate) async fn experiment(
+    conn: &mut sqlx::PgConnection,
+    id: i64,
+) -> Result<keel_core::entities::Experiment> {
+    crate::sql::experiments::experiment(&mut crate::db::Conn::Pg(conn), id).await
 }
 
 fn connect_error(e: sqlx::Error) -> Error {

@@ -14,7 +14,7 @@ use keel_core::store::{CreateRun, Page, SearchRuns};
 use keel_core::{Error, Result, now_millis, validate};
 use sqlx::{Connection, PgConnection, Row};
 
-use super::tracking::experiment;
+use super::experiment;
 use super::{DbResult, PgStore, paging};
 use crate::names::random_run_name;
 use crate::search::{self, Dialect};

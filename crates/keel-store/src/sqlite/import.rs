@@ -6,10 +6,10 @@ use keel_core::entities::*;
 use keel_core::{Error, Result};
 use sqlx::SqliteConnection;
 
-use super::logged_models::load_one as load_logged_model;
-use super::registry::storage_location;
-use super::tracking::parse_experiment_id;
+use super::tracking::{experiment, parse_experiment_id};
 use super::{DbResult, SqliteStore, rows};
+use crate::db::Conn;
+use crate::sql::registry::storage_location;
 
 /// Experiment id to use for a new experiment: the source's id when it is free, else a new one.
 async fn free_experiment_id(conn: &mut SqliteConnection, wanted: &str) -> Result<Option<i64>> {
@@ -91,7 +91,7 @@ impl SqliteStore {
                         }
                         return Ok((existing, false));
                     }
-                    let exp = rows::experiment(c, exp_id).await?;
+                    let exp = experiment(c, exp_id).await?;
                     let artifact_uri = format!("{}/{}/artifacts", exp.artifact_location, info.run_id);
                     sqlx::query("INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active')")
                         .bind(&info.run_id)
@@ -127,10 +127,10 @@ impl SqliteStore {
         self.writer
             .write(move |c| {
                 Box::pin(async move {
-                    if let Ok(existing) = load_logged_model(c, &info.model_id, true).await {
+                    if let Ok(existing) = crate::sql::logged_models::load_one(&mut Conn::Sqlite(c), &info.model_id, true).await {
                         return Ok((existing, false));
                     }
-                    let exp = rows::experiment(c, exp_id).await?;
+                    let exp = experiment(c, exp_id).await?;
                     let location = format!("{}/models/{}/artifacts", exp.artifact_location, info.model_id);
                     sqlx::query("INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms, last_updated_timestamp_ms, status, lifecycle_stage, model_type, source_run_id, status_message) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)")
                         .bind(&info.model_id)
@@ -146,7 +146,7 @@ impl SqliteStore {
                         .execute(&mut *c)
                         .await
                         .db()?;
-                    Ok((load_logged_model(c, &info.model_id, false).await?, true))
+                    Ok((crate::sql::logged_models::load_one(&mut Conn::Sqlite(c), &info.model_id, false).await?, true))
                 })
             })
             .await
@@ -190,7 +190,7 @@ impl SqliteStore {
                     if last.is_none() {
                         return Err(Error::not_found(format!("Registered Model with name={} not found", v.name)));
                     }
-                    let location = storage_location(c, &v.source).await.unwrap_or_else(|_| v.source.clone());
+                    let location = storage_location(&mut Conn::Sqlite(c), &v.source).await.unwrap_or_else(|_| v.source.clone());
                     let inserted = sqlx::query("INSERT OR IGNORE INTO model_versions (name, version, creation_time, last_updated_time, description, user_id, current_stage, source, storage_location, run_id, run_link, model_id, status, status_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                         .bind(&v.name)
                         .bind(number)

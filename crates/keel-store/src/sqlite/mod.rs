@@ -6,17 +6,14 @@
 //! caller. So concurrent clients never see "database is locked", one failed write does not undo
 //! its neighbours, and a write is acknowledged only once it is durable.
 
-mod data;
 mod import;
 mod log_batch;
-mod logged_models;
 mod paging;
-mod registry;
 pub(crate) mod rows;
 mod schema;
 mod store_impl;
 mod tracking;
-mod writer;
+pub(crate) mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -31,21 +28,7 @@ use sqlx::sqlite::{
 pub use crate::schema::SchemaStatus;
 pub use schema::MIGRATIONS;
 
-/// Converts sqlx errors into keel's internal errors.
-pub(crate) trait DbResult<T> {
-    fn db(self) -> Result<T>;
-}
-
-impl<T> DbResult<T> for std::result::Result<T, sqlx::Error> {
-    fn db(self) -> Result<T> {
-        self.map_err(|e| Error::internal(format!("database error: {e}")))
-    }
-}
-
-/// Whether a sqlx error is a unique-constraint violation.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
+pub(crate) use crate::db::DbResult;
 
 /// Read connections: enough to keep both cores of a small machine busy on reads while the
 /// writer works.
@@ -56,6 +39,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     writer: writer::Writer,
     artifact_root: String,
+    core: crate::sql::Core,
 }
 
 impl SqliteStore {
@@ -91,12 +75,21 @@ impl SqliteStore {
             .connect_with(base.read_only(true).pragma("cache_size", "-4096"))
             .await
             .db()?;
+        let writer = writer::Writer::spawn(write_conn);
+        let artifact_root = artifact_root.trim_end_matches('/').to_string();
         let store = SqliteStore {
+            core: crate::sql::Core {
+                db: crate::db::Db::Sqlite {
+                    read: read.clone(),
+                    writer: writer.clone(),
+                },
+                artifact_root: artifact_root.clone(),
+            },
             read,
-            writer: writer::Writer::spawn(write_conn),
-            artifact_root: artifact_root.trim_end_matches('/').to_string(),
+            writer,
+            artifact_root,
         };
-        store.ensure_default_experiment().await?;
+        store.core.ensure_default_experiment().await?;
         Ok(store)
     }
 

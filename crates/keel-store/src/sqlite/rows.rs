@@ -23,56 +23,6 @@ pub(crate) fn store_value(v: f64) -> (f64, bool) {
     }
 }
 
-pub(crate) async fn experiments(
-    conn: &mut SqliteConnection,
-    ids: &[i64],
-) -> Result<Vec<Experiment>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sql = Sql::default();
-    sql.push("SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time FROM experiments WHERE experiment_id IN ");
-    sql.bind_list(ids.iter().map(|i| Bind::I64(*i)));
-    let rows = sql.query()?.fetch_all(&mut *conn).await.db()?;
-    let mut by_id: HashMap<i64, Experiment> = HashMap::with_capacity(rows.len());
-    for r in rows {
-        let id: i64 = r.try_get(0).db()?;
-        by_id.insert(
-            id,
-            Experiment {
-                experiment_id: id.to_string(),
-                name: r.try_get(1).db()?,
-                artifact_location: r.try_get(2).db()?,
-                lifecycle_stage: LifecycleStage::parse(r.try_get::<&str, _>(3).db()?),
-                creation_time: r.try_get(4).db()?,
-                last_update_time: r.try_get(5).db()?,
-                tags: Vec::new(),
-            },
-        );
-    }
-    let mut sql = Sql::default();
-    sql.push("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ");
-    sql.bind_list(ids.iter().map(|i| Bind::I64(*i)));
-    sql.push(" ORDER BY key");
-    for r in sql.query()?.fetch_all(&mut *conn).await.db()? {
-        let id: i64 = r.try_get(0).db()?;
-        if let Some(e) = by_id.get_mut(&id) {
-            e.tags.push(Tag::new(
-                r.try_get::<String, _>(1).db()?,
-                r.try_get::<String, _>(2).db()?,
-            ));
-        }
-    }
-    Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
-}
-
-pub(crate) async fn experiment(conn: &mut SqliteConnection, id: i64) -> Result<Experiment> {
-    experiments(conn, &[id])
-        .await?
-        .pop()
-        .ok_or_else(|| Error::not_found(format!("No Experiment with id={id} exists")))
-}
-
 fn run_info(r: &sqlx::sqlite::SqliteRow) -> Result<RunInfo> {
     let id: String = r.try_get("run_uuid").db()?;
     let status: String = r.try_get("status").db()?;

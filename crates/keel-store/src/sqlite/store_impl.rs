@@ -15,32 +15,33 @@ impl MetadataStore for SqliteStore {
         artifact_location: Option<&str>,
         tags: Vec<Tag>,
     ) -> Result<String> {
-        self.do_create_experiment(name, artifact_location, tags)
+        self.core
+            .create_experiment(name, artifact_location, tags)
             .await
     }
     async fn get_experiment(&self, id: &str) -> Result<Experiment> {
-        self.do_get_experiment(id).await
+        self.core.get_experiment(id).await
     }
     async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
-        self.do_get_experiment_by_name(name).await
+        self.core.get_experiment_by_name(name).await
     }
     async fn search_experiments(&self, q: SearchExperiments) -> Result<Page<Experiment>> {
-        self.do_search_experiments(q).await
+        self.core.search_experiments(q).await
     }
     async fn delete_experiment(&self, id: &str) -> Result<()> {
-        self.do_delete_experiment(id).await
+        self.core.delete_experiment(id).await
     }
     async fn restore_experiment(&self, id: &str) -> Result<()> {
-        self.do_restore_experiment(id).await
+        self.core.restore_experiment(id).await
     }
     async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
-        self.do_rename_experiment(id, new_name).await
+        self.core.rename_experiment(id, new_name).await
     }
     async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
-        self.do_set_experiment_tag(id, tag).await
+        self.core.set_experiment_tag(id, tag).await
     }
     async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
-        self.do_delete_experiment_tag(id, key).await
+        self.core.delete_experiment_tag(id, key).await
     }
     async fn create_run(&self, req: CreateRun) -> Result<Run> {
         self.do_create_run(req).await
@@ -108,32 +109,32 @@ impl MetadataStore for SqliteStore {
         self.do_metric_history_bulk(run_ids, key, max_results).await
     }
     async fn create_logged_model(&self, req: CreateLoggedModel) -> Result<LoggedModel> {
-        self.do_create_logged_model(req).await
+        self.core.create_logged_model(req).await
     }
     async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel> {
-        self.do_get_logged_model(model_id, allow_deleted).await
+        self.core.get_logged_model(model_id, allow_deleted).await
     }
     async fn finalize_logged_model(
         &self,
         model_id: &str,
         status: LoggedModelStatus,
     ) -> Result<LoggedModel> {
-        self.do_finalize_logged_model(model_id, status).await
+        self.core.finalize_logged_model(model_id, status).await
     }
     async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
-        self.do_delete_logged_model(model_id).await
+        self.core.delete_logged_model(model_id).await
     }
     async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()> {
-        self.do_set_logged_model_tags(model_id, tags).await
+        self.core.set_logged_model_tags(model_id, tags).await
     }
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
-        self.do_delete_logged_model_tag(model_id, key).await
+        self.core.delete_logged_model_tag(model_id, key).await
     }
     async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()> {
-        self.do_log_logged_model_params(model_id, params).await
+        self.core.log_logged_model_params(model_id, params).await
     }
     async fn search_logged_models(&self, q: SearchLoggedModels) -> Result<Page<LoggedModel>> {
-        self.do_search_logged_models(q).await
+        self.core.search_logged_models(q).await
     }
     async fn create_registered_model(
         &self,
@@ -141,51 +142,52 @@ impl MetadataStore for SqliteStore {
         tags: Vec<Tag>,
         description: &str,
     ) -> Result<RegisteredModel> {
-        self.do_create_registered_model(name, tags, description)
+        self.core
+            .create_registered_model(name, tags, description)
             .await
     }
     async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
-        self.do_get_registered_model(name).await
+        self.core.get_registered_model(name).await
     }
     async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
-        self.do_rename_registered_model(name, new_name).await
+        self.core.rename_registered_model(name, new_name).await
     }
     async fn update_registered_model(
         &self,
         name: &str,
         description: &str,
     ) -> Result<RegisteredModel> {
-        self.do_update_registered_model(name, description).await
+        self.core.update_registered_model(name, description).await
     }
     async fn delete_registered_model(&self, name: &str) -> Result<()> {
-        self.do_delete_registered_model(name).await
+        self.core.delete_registered_model(name).await
     }
     async fn search_registered_models(&self, q: SearchRegistry) -> Result<Page<RegisteredModel>> {
-        self.do_search_registered_models(q).await
+        self.core.search_registered_models(q).await
     }
     async fn latest_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>> {
-        self.do_latest_versions(name, stages).await
+        self.core.latest_versions(name, stages).await
     }
     async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
-        self.do_set_registered_model_tag(name, tag).await
+        self.core.set_registered_model_tag(name, tag).await
     }
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
-        self.do_delete_registered_model_tag(name, key).await
+        self.core.delete_registered_model_tag(name, key).await
     }
     async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<()> {
-        self.do_set_alias(name, alias, version).await
+        self.core.set_alias(name, alias, version).await
     }
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
-        self.do_delete_alias(name, alias).await
+        self.core.delete_alias(name, alias).await
     }
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
-        self.do_get_version_by_alias(name, alias).await
+        self.core.get_version_by_alias(name, alias).await
     }
     async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion> {
-        self.do_create_model_version(req).await
+        self.core.create_model_version(req).await
     }
     async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
-        self.do_get_model_version(name, version).await
+        self.core.get_model_version(name, version).await
     }
     async fn update_model_version(
         &self,
@@ -193,7 +195,8 @@ impl MetadataStore for SqliteStore {
         version: &str,
         description: &str,
     ) -> Result<ModelVersion> {
-        self.do_update_model_version(name, version, description)
+        self.core
+            .update_model_version(name, version, description)
             .await
     }
     async fn transition_stage(
@@ -203,23 +206,24 @@ impl MetadataStore for SqliteStore {
         stage: &str,
         archive_existing: bool,
     ) -> Result<ModelVersion> {
-        self.do_transition_stage(name, version, stage, archive_existing)
+        self.core
+            .transition_stage(name, version, stage, archive_existing)
             .await
     }
     async fn delete_model_version(&self, name: &str, version: &str) -> Result<()> {
-        self.do_delete_model_version(name, version).await
+        self.core.delete_model_version(name, version).await
     }
     async fn search_model_versions(&self, q: SearchRegistry) -> Result<Page<ModelVersion>> {
-        self.do_search_model_versions(q).await
+        self.core.search_model_versions(q).await
     }
     async fn model_version_download_uri(&self, name: &str, version: &str) -> Result<String> {
-        self.do_model_version_download_uri(name, version).await
+        self.core.model_version_download_uri(name, version).await
     }
     async fn set_model_version_tag(&self, name: &str, version: &str, tag: Tag) -> Result<()> {
-        self.do_set_model_version_tag(name, version, tag).await
+        self.core.set_model_version_tag(name, version, tag).await
     }
     async fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()> {
-        self.do_delete_model_version_tag(name, version, key).await
+        self.core.delete_model_version_tag(name, version, key).await
     }
     async fn import_experiment(&self, exp: Experiment) -> Result<(String, bool)> {
         self.do_import_experiment(exp).await
@@ -241,28 +245,28 @@ impl MetadataStore for SqliteStore {
         self.do_import_model_version(version).await
     }
     async fn create_data_version(&self, v: DataVersion) -> Result<(DataVersion, bool)> {
-        self.do_create_data_version(v).await
+        self.core.create_data_version(v).await
     }
     async fn get_data_version(&self, name: &str, version: Option<i64>) -> Result<DataVersion> {
-        self.do_get_data_version(name, version).await
+        self.core.get_data_version(name, version).await
     }
     async fn list_data(&self) -> Result<Vec<DataSummary>> {
-        self.do_list_data().await
+        self.core.list_data().await
     }
     async fn list_data_versions(&self, name: &str) -> Result<Vec<DataVersion>> {
-        self.do_list_data_versions(name).await
+        self.core.list_data_versions(name).await
     }
     async fn data_versions_by_hash(&self, hash: &str) -> Result<Vec<DataVersion>> {
-        self.do_data_versions_by_hash(hash).await
+        self.core.data_versions_by_hash(hash).await
     }
     async fn data_uses(&self, hash: &str) -> Result<Vec<DataUse>> {
-        self.do_data_uses(hash).await
+        self.core.data_uses(hash).await
     }
     async fn search_datasets(
         &self,
         experiment_ids: &[i64],
     ) -> Result<Vec<keel_core::entities::DatasetSummary>> {
-        self.do_search_datasets(experiment_ids).await
+        self.core.search_datasets(experiment_ids).await
     }
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")

@@ -1,20 +1,21 @@
 //! Experiments, runs, metrics, params, tags, inputs and outputs.
 
 use keel_core::entities::*;
-use keel_core::store::{CreateRun, Page, SearchExperiments, SearchRuns};
+use keel_core::store::{CreateRun, Page, SearchRuns};
 use keel_core::{Error, Result, now_millis, validate};
 use sqlx::{Row, SqliteConnection};
 
-use super::{DbResult, SqliteStore, is_unique_violation, log_batch, paging, rows};
+use super::{DbResult, SqliteStore, log_batch, paging, rows};
 use crate::names::random_run_name;
-use crate::search::{self, Sql};
+use crate::search;
 
 pub(crate) fn parse_experiment_id(id: &str) -> Result<i64> {
-    validate::experiment_id(id).map_err(|_| {
-        Error::invalid(format!(
-            "Invalid experiment ID '{id}'. Experiment ID must be a valid integer."
-        ))
-    })
+    validate::experiment_id(id)
+}
+
+/// An experiment with its tags.
+pub(crate) async fn experiment(conn: &mut SqliteConnection, id: i64) -> Result<Experiment> {
+    crate::sql::experiments::experiment(&mut crate::db::Conn::Sqlite(conn), id).await
 }
 
 /// The run's info if it is active; `INVALID_PARAMETER_VALUE` if deleted, 404 if missing.
@@ -29,220 +30,9 @@ pub(crate) async fn active_run(conn: &mut SqliteConnection, run_id: &str) -> Res
     Ok(info)
 }
 
-async fn active_experiment(conn: &mut SqliteConnection, id: i64) -> Result<Experiment> {
-    let e = rows::experiment(conn, id).await?;
-    if e.lifecycle_stage != LifecycleStage::Active {
-        return Err(Error::invalid(format!(
-            "The experiment {id} must be in the 'active' state. Current state is {}.",
-            e.lifecycle_stage.as_str()
-        )));
-    }
-    Ok(e)
-}
-
 impl SqliteStore {
-    pub(crate) async fn ensure_default_experiment(&self) -> Result<()> {
-        let loc = format!("{}/0", self.artifact_root);
-        self.writer
-            .write(move |c| {
-                Box::pin(async move {
-                    let now = now_millis();
-                    sqlx::query("INSERT OR IGNORE INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (0, 'Default', ?, 'active', ?, ?)")
-                        .bind(loc)
-                        .bind(now)
-                        .bind(now)
-                        .execute(&mut *c)
-                        .await
-                        .db()?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
     pub(crate) async fn read_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
         self.read.acquire().await.db()
-    }
-
-    pub(crate) async fn do_create_experiment(
-        &self,
-        name: &str,
-        artifact_location: Option<&str>,
-        tags: Vec<Tag>,
-    ) -> Result<String> {
-        let name = name.to_string();
-        let location = artifact_location
-            .filter(|l| !l.is_empty())
-            .map(str::to_string);
-        let root = self.artifact_root.clone();
-        self.writer
-            .write(move |c| {
-                Box::pin(async move {
-                    let now = now_millis();
-                    let existing: Option<String> = sqlx::query_scalar("SELECT lifecycle_stage FROM experiments WHERE name = ?").bind(&name).fetch_optional(&mut *c).await.db()?;
-                    if let Some(stage) = existing {
-                        let hint = if stage == "deleted" { " (it is deleted: restore it or choose another name)" } else { "" };
-                        return Err(Error::already_exists(format!("Experiment '{name}' already exists{hint}.")));
-                    }
-                    let res = sqlx::query("INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (?, '', 'active', ?, ?)")
-                        .bind(&name)
-                        .bind(now)
-                        .bind(now)
-                        .execute(&mut *c)
-                        .await;
-                    let id = match res {
-                        Ok(r) => r.last_insert_rowid(),
-                        Err(e) if is_unique_violation(&e) => return Err(Error::already_exists(format!("Experiment '{name}' already exists."))),
-                        Err(e) => return Err(Error::internal(format!("database error: {e}"))),
-                    };
-                    let loc = location.unwrap_or_else(|| format!("{root}/{id}"));
-                    sqlx::query("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?").bind(loc).bind(id).execute(&mut *c).await.db()?;
-                    for t in &tags {
-                        sqlx::query("INSERT OR REPLACE INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)").bind(id).bind(&t.key).bind(&t.value).execute(&mut *c).await.db()?;
-                    }
-                    Ok(id.to_string())
-                })
-            })
-            .await
-    }
-
-    pub(crate) async fn do_get_experiment(&self, id: &str) -> Result<Experiment> {
-        let id = parse_experiment_id(id)?;
-        rows::experiment(&mut *self.read_conn().await?, id).await
-    }
-
-    pub(crate) async fn do_get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
-        let mut c = self.read_conn().await?;
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&mut *c)
-                .await
-                .db()?;
-        match id {
-            Some(id) => Ok(Some(rows::experiment(&mut c, id).await?)),
-            None => Ok(None),
-        }
-    }
-
-    pub(crate) async fn do_search_experiments(
-        &self,
-        q: SearchExperiments,
-    ) -> Result<Page<Experiment>> {
-        let mut sql = Sql::default();
-        sql.push("SELECT e.experiment_id FROM experiments e WHERE 1 = 1");
-        match q.view {
-            ViewType::ActiveOnly => sql.push(" AND e.lifecycle_stage = 'active'"),
-            ViewType::DeletedOnly => sql.push(" AND e.lifecycle_stage = 'deleted'"),
-            ViewType::All => sql.push(""),
-        };
-        search::experiment_where(&mut sql, &q.filter);
-        sql.push(" ORDER BY ")
-            .push(&search::experiment_order(&q.order_by));
-        let mut c = self.read_conn().await?;
-        let (ids, more) = paging::page_ids::<i64>(&mut c, sql, q.max_results, q.offset).await?;
-        Ok(Page::new(
-            rows::experiments(&mut c, &ids).await?,
-            q.offset,
-            q.max_results,
-            more,
-        ))
-    }
-
-    /// Sets an experiment's lifecycle stage (and its runs' when deleting or restoring).
-    async fn set_experiment_stage(&self, id: &str, stage: LifecycleStage) -> Result<()> {
-        let id = parse_experiment_id(id)?;
-        self.writer
-            .write(move |c| {
-                Box::pin(async move {
-                    let e = rows::experiment(c, id).await?;
-                    if id == 0 && stage == LifecycleStage::Deleted {
-                        return Err(Error::invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment."));
-                    }
-                    if e.lifecycle_stage == stage && stage == LifecycleStage::Active {
-                        return Err(Error::invalid(format!("Cannot restore an active experiment: experiment {id} is not deleted.")));
-                    }
-                    let now = now_millis();
-                    let deleted_time = (stage == LifecycleStage::Deleted).then_some(now);
-                    sqlx::query("UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? WHERE experiment_id = ?").bind(stage.as_str()).bind(now).bind(id).execute(&mut *c).await.db()?;
-                    sqlx::query("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE experiment_id = ?").bind(stage.as_str()).bind(deleted_time).bind(id).execute(&mut *c).await.db()?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    pub(crate) async fn do_delete_experiment(&self, id: &str) -> Result<()> {
-        self.set_experiment_stage(id, LifecycleStage::Deleted).await
-    }
-
-    pub(crate) async fn do_restore_experiment(&self, id: &str) -> Result<()> {
-        self.set_experiment_stage(id, LifecycleStage::Active).await
-    }
-
-    pub(crate) async fn do_rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
-        let id = parse_experiment_id(id)?;
-        let new_name = new_name.to_string();
-        self.writer
-            .write(move |c| {
-                Box::pin(async move {
-                    active_experiment(c, id).await?;
-                    let res = sqlx::query("UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?").bind(&new_name).bind(now_millis()).bind(id).execute(&mut *c).await;
-                    match res {
-                        Ok(_) => Ok(()),
-                        Err(e) if is_unique_violation(&e) => Err(Error::already_exists(format!("Experiment '{new_name}' already exists."))),
-                        Err(e) => Err(Error::internal(format!("database error: {e}"))),
-                    }
-                })
-            })
-            .await
-    }
-
-    pub(crate) async fn do_set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
-        let id = parse_experiment_id(id)?;
-        self.writer
-            .write(move |c| {
-                Box::pin(async move {
-                    active_experiment(c, id).await?;
-                    sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
-                        .bind(id)
-                        .bind(&tag.key)
-                        .bind(&tag.value)
-                        .execute(&mut *c)
-                        .await
-                        .db()?;
-                    sqlx::query("UPDATE experiments SET last_update_time = ? WHERE experiment_id = ?").bind(now_millis()).bind(id).execute(&mut *c).await.db()?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    pub(crate) async fn do_delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
-        let id = parse_experiment_id(id)?;
-        let key = key.to_string();
-        self.writer
-            .write(move |c| {
-                Box::pin(async move {
-                    active_experiment(c, id).await?;
-                    let n = sqlx::query(
-                        "DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?",
-                    )
-                    .bind(id)
-                    .bind(&key)
-                    .execute(&mut *c)
-                    .await
-                    .db()?
-                    .rows_affected();
-                    if n == 0 {
-                        return Err(Error::not_found(format!(
-                            "No tag with name: {key} in experiment with id {id}"
-                        )));
-                    }
-                    Ok(())
-                })
-            })
-            .await
     }
 
     pub(crate) async fn do_create_run(&self, req: CreateRun) -> Result<Run> {
@@ -370,8 +160,7 @@ impl SqliteStore {
                     let info = rows::run_info_of(c, &run_id).await?;
                     if stage == LifecycleStage::Active {
                         let exp =
-                            rows::experiment(c, info.experiment_id.parse().unwrap_or_default())
-                                .await?;
+                            experiment(c, info.experiment_id.parse().unwrap_or_default()).await?;
                         if exp.lifecycle_stage == LifecycleStage::Deleted {
                             return Err(Error::invalid(format!(
                                 "Cannot restore run {run_id}: its experiment {} is deleted.",

@@ -27,6 +27,7 @@ where
 }
 
 /// Handle to the writer task.
+#[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
 }
