@@ -489,7 +489,7 @@ impl Db {
             Db::Pg(pool) => {
                 let mut tx = pool.begin().await.db()?;
                 // A failure drops the transaction, which rolls it back.
-                let out = f(Conn::Pg(&mut *tx)).await?;
+                let out = f(Conn::Pg(&mut tx)).await?;
                 tx.commit().await.db()?;
                 Ok(out)
             }

@@ -7,16 +7,16 @@
 //! it. Concurrency is PostgreSQL's: row locks where a write reads before it writes (a version
 //! number, a run's state), unique constraints everywhere else.
 
-mod import;
-mod paging;
-mod runs;
+pub(crate) mod runs;
 mod schema;
-mod store_impl;
 
 use std::str::FromStr;
 
 use keel_core::{Error, Result};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::db::Db;
+use crate::sql::SqlStore;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 pub use schema::MIGRATIONS;
@@ -35,25 +35,13 @@ fn options(url: &str) -> Result<PgConnectOptions> {
         .disable_statement_logging())
 }
 
-/// The metadata store on PostgreSQL.
-pub struct PgStore {
-    pool: PgPool,
-    core: crate::sql::Core,
-    artifact_root: String,
-    /// Metric name -> key id. Ids are assigned once and never change or get reused, so this
-    /// cache can never disagree with the database or with other servers.
-    metric_keys: runs::MetricKeys,
-    /// Runs this process created, for [`PgStore::run_created`].
-    runs_created: std::sync::atomic::AtomicU64,
-}
-
-/// How many new runs make [`PgStore::run_created`] refresh the planner's statistics.
-const ANALYZE_EVERY: u64 = 500;
+/// Opens PostgreSQL metadata stores.
+pub struct PgStore;
 
 impl PgStore {
     /// Connects, applies pending migrations (under PostgreSQL's advisory lock, so replicas that
     /// start together migrate once) and makes sure the `Default` experiment (id 0) exists.
-    pub async fn open(url: &str, artifact_root: &str) -> Result<Self> {
+    pub async fn open(url: &str, artifact_root: &str) -> Result<SqlStore> {
         let opts = options(url)?;
         {
             let mut conn = opts.connect().await.map_err(connect_error)?;
@@ -65,17 +53,8 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(connect_error)?;
-        let store = PgStore {
-            core: crate::sql::Core {
-                db: crate::db::Db::Pg(pool.clone()),
-                artifact_root: artifact_root.trim_end_matches('/').to_string(),
-            },
-            pool,
-            artifact_root: artifact_root.trim_end_matches('/').to_string(),
-            metric_keys: runs::MetricKeys::default(),
-            runs_created: std::sync::atomic::AtomicU64::new(0),
-        };
-        store.core.ensure_default_experiment().await?;
+        let store = SqlStore::new(Db::Pg(pool), artifact_root);
+        store.ensure_default_experiment().await?;
         Ok(store)
     }
 
@@ -90,39 +69,6 @@ impl PgStore {
         let mut conn = options(url)?.connect().await.map_err(connect_error)?;
         schema::migrate(&mut conn).await
     }
-}
-
-impl PgStore {
-    /// Counts a new run and, every [`ANALYZE_EVERY`], refreshes the planner's statistics of the
-    /// tables search reads, in the background. Autovacuum analyzes a table only after it grew by
-    /// a tenth and a minute passed; until then the planner takes a table that went from empty to
-    /// thousands of runs for empty and picks nested loops that make a search ten times slower.
-    pub(crate) fn run_created(&self) {
-        let n = self
-            .runs_created
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        if n.is_multiple_of(ANALYZE_EVERY) {
-            let pool = self.pool.clone();
-            tokio::spawn(async move {
-                if let Err(e) =
-                    sqlx::query("ANALYZE runs, params, tags, latest_metrics, metric_keys")
-                        .execute(&pool)
-                        .await
-                {
-                    tracing::warn!("cannot refresh PostgreSQL statistics: {e}");
-                }
-            });
-        }
-    }
-}
-
-/// An experiment with its tags.
-pub(crate) async fn experiment(
-    conn: &mut sqlx::PgConnection,
-    id: i64,
-) -> Result<keel_core::entities::Experiment> {
-    crate::sql::experiments::experiment(&mut crate::db::Conn::Pg(conn), id).await
 }
 
 fn connect_error(e: sqlx::Error) -> Error {

@@ -10,17 +10,14 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use keel_core::entities::*;
-use keel_core::store::{CreateRun, Page, SearchRuns};
-use keel_core::{Error, Result, now_millis, validate};
+use keel_core::{Error, Result};
+use sqlx::postgres::PgPool;
 use sqlx::{Connection, PgConnection, Row};
 
-use super::experiment;
-use super::{DbResult, PgStore, paging};
-use crate::names::random_run_name;
-use crate::search::{self, Dialect};
-use crate::sqlite::rows::{metric_value, store_value};
-
-const RUN_COLUMNS: &str = "run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage";
+use super::DbResult;
+use crate::db::{Conn, Lock};
+use crate::sql::runs::RUN_COLUMNS;
+use crate::sql::{metric_value, store_value};
 
 /// A page of runs with their params, tags and latest metrics, in one statement: each run's
 /// key-value sets are aggregated by a lateral subquery, so every lookup is a probe of that
@@ -66,44 +63,10 @@ fn run_info(r: &sqlx::postgres::PgRow) -> Result<RunInfo> {
     })
 }
 
-/// The run's info, or `RESOURCE_DOES_NOT_EXIST`.
-pub(crate) async fn run_info_of(conn: &mut PgConnection, run_id: &str) -> Result<RunInfo> {
-    let q = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_uuid = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(q))
-        .bind(run_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .db()?;
-    match row {
-        Some(r) => run_info(&r),
-        None => Err(Error::not_found(format!("Run with id={run_id} not found"))),
-    }
-}
-
-/// Locks the run row (`FOR SHARE` to write under it, `FOR UPDATE` to change it) and returns
-/// its key if the run is active.
-pub(crate) async fn lock_active_run(
-    conn: &mut PgConnection,
-    run_id: &str,
-    exclusive: bool,
-) -> Result<i64> {
-    let q = if exclusive {
-        "SELECT run_key, lifecycle_stage FROM runs WHERE run_uuid = $1 FOR UPDATE"
-    } else {
-        "SELECT run_key, lifecycle_stage FROM runs WHERE run_uuid = $1 FOR SHARE"
-    };
-    let row: Option<(i64, String)> = sqlx::query_as(q)
-        .bind(run_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .db()?;
-    match row {
-        None => Err(Error::not_found(format!("Run with id={run_id} not found"))),
-        Some((key, stage)) if stage == "active" => Ok(key),
-        Some((_, stage)) => Err(Error::invalid(format!(
-            "The run {run_id} must be in the 'active' state. Current state is {stage}."
-        ))),
-    }
+/// Share-locks the run row for the rest of the transaction and returns its key if the run is
+/// active.
+async fn lock_active_run(conn: &mut PgConnection, run_id: &str) -> Result<i64> {
+    crate::sql::runs::lock_active_run(&mut Conn::Pg(conn), run_id, Lock::Share).await
 }
 
 /// Metric name -> key id, shared by a server's requests (see `PgStore::metric_keys`).
@@ -343,7 +306,7 @@ pub(crate) async fn write_batch(
     params: &[Param],
     tags: &[Tag],
 ) -> Result<()> {
-    let run_key = lock_active_run(conn, run_id, false).await?;
+    let run_key = lock_active_run(conn, run_id).await?;
     if !params.is_empty() {
         let keys: Vec<&str> = params.iter().map(|p| p.key.as_str()).collect();
         let values: Vec<&str> = params.iter().map(|p| p.value.as_str()).collect();
@@ -407,7 +370,8 @@ pub(crate) async fn write_batch(
     Ok(())
 }
 
-/// Loads whole runs (info, latest metrics, params, tags, inputs, outputs) in `ids` order.
+/// Loads runs with their info, latest metrics, params and tags (inputs and outputs are
+/// attached by [`crate::sql::runs`]); runs that do not exist are left out.
 pub(crate) async fn runs(
     conn: &mut PgConnection,
     keys: &MetricKeys,
@@ -482,7 +446,7 @@ pub(crate) async fn runs(
                 )));
             };
             data.metrics
-                .push(Metric::new(name.clone(), metric_value(*v, *n != 0), *t, *s));
+                .push(Metric::new(name.clone(), metric_value(*v, *n), *t, *s));
         }
         data.params.sort_by(|a, b| a.key.cmp(&b.key));
         data.tags.sort_by(|a, b| a.key.cmp(&b.key));
@@ -497,460 +461,39 @@ pub(crate) async fn runs(
             },
         );
     }
-    let inputs = sqlx::query("SELECT i.run_uuid, d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile FROM unnest($1::text[]) AS u(id) JOIN run_dataset_inputs i ON i.run_uuid = u.id JOIN datasets d ON d.dataset_uuid = i.dataset_uuid ORDER BY i.run_uuid, i.position")
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-    let mut input_pos: HashMap<(String, String), usize> = HashMap::new();
-    for r in inputs {
-        let id: String = r.try_get(0).db()?;
-        if let Some(run) = by_id.get_mut(&id) {
-            let ds_id: String = r.try_get(1).db()?;
-            input_pos.insert((id, ds_id), run.inputs.dataset_inputs.len());
-            run.inputs.dataset_inputs.push(DatasetInput {
-                tags: Vec::new(),
-                dataset: Dataset {
-                    name: r.try_get(2).db()?,
-                    digest: r.try_get(3).db()?,
-                    source_type: r.try_get(4).db()?,
-                    source: r.try_get(5).db()?,
-                    schema: r.try_get(6).db()?,
-                    profile: r.try_get(7).db()?,
-                },
-            });
-        }
-    }
-    if !input_pos.is_empty() {
-        for r in sqlx::query("SELECT t.run_uuid, t.dataset_uuid, t.key, t.value FROM unnest($1::text[]) AS u(id) JOIN run_dataset_input_tags t ON t.run_uuid = u.id ORDER BY t.key")
-            .bind(ids)
-            .fetch_all(&mut *conn)
-            .await
-            .db()?
-        {
-            let key = (
-                r.try_get::<String, _>(0).db()?,
-                r.try_get::<String, _>(1).db()?,
-            );
-            if let (Some(pos), Some(run)) = (input_pos.get(&key), by_id.get_mut(&key.0)) {
-                run.inputs.dataset_inputs[*pos].tags.push(Tag::new(
-                    r.try_get::<String, _>(2).db()?,
-                    r.try_get::<String, _>(3).db()?,
-                ));
-            }
-        }
-    }
-    for r in sqlx::query("SELECT i.run_uuid, i.model_id FROM unnest($1::text[]) AS u(id) JOIN run_model_inputs i ON i.run_uuid = u.id")
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await
-        .db()?
-    {
-        if let Some(run) = by_id.get_mut(r.try_get::<&str, _>(0).db()?) {
-            run.inputs.model_inputs.push(ModelInput {
-                model_id: r.try_get(1).db()?,
-            });
-        }
-    }
-    for r in sqlx::query(
-        "SELECT o.run_uuid, o.model_id, o.step FROM unnest($1::text[]) AS u(id) JOIN run_model_outputs o ON o.run_uuid = u.id ORDER BY o.step",
-    )
-    .bind(ids)
-    .fetch_all(&mut *conn)
-    .await
-    .db()?
-    {
-        if let Some(run) = by_id.get_mut(r.try_get::<&str, _>(0).db()?) {
-            run.outputs.model_outputs.push(ModelOutput {
-                model_id: r.try_get(1).db()?,
-                step: r.try_get(2).db()?,
-            });
-        }
-    }
     Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
 }
 
-impl PgStore {
-    pub(crate) async fn do_create_run(&self, req: CreateRun) -> Result<Run> {
-        let exp_id = validate::experiment_id(&req.experiment_id)?;
-        let mut tx = self.pool.begin().await.db()?;
-        let exp: Option<(String, String)> = sqlx::query_as("SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = $1 FOR SHARE")
-            .bind(exp_id)
-            .fetch_optional(&mut *tx)
+/// Writes a log batch: metric names are interned first (outside the transaction, so a rollback
+/// cannot leave the cache holding ids that were never committed); metrics alone are one
+/// autocommitted statement, anything else one transaction.
+pub(crate) async fn log_batch(
+    pool: &PgPool,
+    keys: &MetricKeys,
+    run_id: &str,
+    metrics: &[Metric],
+    params: &[Param],
+    tags: &[Tag],
+) -> Result<()> {
+    let mut c = pool.acquire().await.db()?;
+    let names: Vec<&str> = metrics.iter().map(|m| m.key.as_str()).collect();
+    let ids = if names.is_empty() {
+        HashMap::new()
+    } else {
+        keys.ids(&mut c, &names).await?
+    };
+    if params.is_empty() && tags.is_empty() && !metrics.is_empty() {
+        if insert_metrics(&mut c, run_id, &MetricArrays::new(metrics, &ids)?).await? {
+            return Ok(());
+        }
+        // Nothing was written: say why, as the transaction path would.
+        return lock_active_run(&mut c, run_id)
             .await
-            .db()?;
-        let artifact_location = match exp {
-            None => {
-                return Err(Error::not_found(format!(
-                    "No Experiment with id={exp_id} exists"
-                )));
-            }
-            Some((_, stage)) if stage != "active" => {
-                return Err(Error::invalid(format!(
-                    "The experiment {exp_id} must be in the 'active' state. Current state is {stage}."
-                )));
-            }
-            Some((location, _)) => location,
-        };
-        let run_id = uuid::Uuid::new_v4().simple().to_string();
-        let tag_name = req
-            .tags
-            .iter()
-            .rev()
-            .find(|t| t.key == "mlflow.runName")
-            .map(|t| t.value.clone());
-        let given = req.run_name.clone().filter(|n| !n.is_empty());
-        if let (Some(a), Some(b)) = (&given, &tag_name)
-            && a != b
-        {
-            return Err(Error::invalid(format!(
-                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values (run_name='{a}', mlflow.runName='{b}')."
-            )));
-        }
-        let name = given
-            .or(tag_name.clone())
-            .unwrap_or_else(|| random_run_name(&run_id));
-        let user = if req.user_id.is_empty() {
-            req.tags
-                .iter()
-                .find(|t| t.key == "mlflow.user")
-                .map(|t| t.value.clone())
-                .unwrap_or_default()
-        } else {
-            req.user_id.clone()
-        };
-        let start = if req.start_time > 0 {
-            req.start_time
-        } else {
-            now_millis()
-        };
-        let artifact_uri = format!("{artifact_location}/{run_id}/artifacts");
-        sqlx::query("INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) VALUES ($1, $2, $3, $4, 'RUNNING', $5, NULL, $6, 'active')")
-            .bind(&run_id)
-            .bind(&name)
-            .bind(exp_id)
-            .bind(&user)
-            .bind(start)
-            .bind(&artifact_uri)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        let mut tags = req.tags;
-        if tag_name.is_none() {
-            tags.push(Tag::new("mlflow.runName", name.clone()));
-        }
-        write_batch(&mut tx, &run_id, &[], &HashMap::new(), &[], &tags).await?;
-        let run = runs(&mut tx, &self.metric_keys, std::slice::from_ref(&run_id))
-            .await?
-            .pop();
-        tx.commit().await.db()?;
-        self.run_created();
-        run.ok_or_else(|| Error::internal("the new run vanished"))
+            .and(Err(Error::internal(format!(
+                "run {run_id} could not be written"
+            ))));
     }
-
-    pub(crate) async fn do_get_run(&self, run_id: &str) -> Result<Run> {
-        let mut c = self.pool.acquire().await.db()?;
-        runs(&mut c, &self.metric_keys, &[run_id.to_string()])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))
-    }
-
-    pub(crate) async fn do_update_run(
-        &self,
-        run_id: &str,
-        status: Option<RunStatus>,
-        end_time: Option<i64>,
-        run_name: Option<String>,
-    ) -> Result<RunInfo> {
-        let mut tx = self.pool.begin().await.db()?;
-        lock_active_run(&mut tx, run_id, true).await?;
-        sqlx::query("UPDATE runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time) WHERE run_uuid = $3")
-            .bind(status.map(|s| s.as_str()))
-            .bind(end_time)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        if let Some(n) = run_name.filter(|n| !n.is_empty()) {
-            write_batch(
-                &mut tx,
-                run_id,
-                &[],
-                &HashMap::new(),
-                &[],
-                &[Tag::new("mlflow.runName", n)],
-            )
-            .await?;
-        }
-        let info = run_info_of(&mut tx, run_id).await?;
-        tx.commit().await.db()?;
-        Ok(info)
-    }
-
-    async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
-        let mut tx = self.pool.begin().await.db()?;
-        let row: Option<i64> =
-            sqlx::query_scalar("SELECT experiment_id FROM runs WHERE run_uuid = $1 FOR UPDATE")
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .db()?;
-        let Some(exp_id) = row else {
-            return Err(Error::not_found(format!("Run with id={run_id} not found")));
-        };
-        if stage == LifecycleStage::Active {
-            let exp = experiment(&mut tx, exp_id).await?;
-            if exp.lifecycle_stage == LifecycleStage::Deleted {
-                return Err(Error::invalid(format!(
-                    "Cannot restore run {run_id}: its experiment {exp_id} is deleted."
-                )));
-            }
-        }
-        let deleted_time = (stage == LifecycleStage::Deleted).then(now_millis);
-        sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
-            .bind(stage.as_str())
-            .bind(deleted_time)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        tx.commit().await.db()
-    }
-
-    pub(crate) async fn do_delete_run(&self, run_id: &str) -> Result<()> {
-        self.set_run_stage(run_id, LifecycleStage::Deleted).await
-    }
-
-    pub(crate) async fn do_restore_run(&self, run_id: &str) -> Result<()> {
-        self.set_run_stage(run_id, LifecycleStage::Active).await
-    }
-
-    pub(crate) async fn do_log_batch(
-        &self,
-        run_id: &str,
-        metrics: Vec<Metric>,
-        params: Vec<Param>,
-        tags: Vec<Tag>,
-    ) -> Result<()> {
-        let mut c = self.pool.acquire().await.db()?;
-        let names: Vec<&str> = metrics.iter().map(|m| m.key.as_str()).collect();
-        let ids = if names.is_empty() {
-            HashMap::new()
-        } else {
-            self.metric_keys.ids(&mut c, &names).await?
-        };
-        if params.is_empty() && tags.is_empty() && !metrics.is_empty() {
-            // Metrics alone: one autocommitted statement.
-            if insert_metrics(&mut c, run_id, &MetricArrays::new(&metrics, &ids)?).await? {
-                return Ok(());
-            }
-            // Nothing was written: say why, as the transaction path would.
-            return lock_active_run(&mut c, run_id, false)
-                .await
-                .and(Err(Error::internal(format!(
-                    "run {run_id} could not be written"
-                ))));
-        }
-        let mut tx = c.begin().await.db()?;
-        write_batch(&mut tx, run_id, &metrics, &ids, &params, &tags).await?;
-        tx.commit().await.db()
-    }
-
-    pub(crate) async fn do_delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await.db()?;
-        lock_active_run(&mut tx, run_id, false).await?;
-        let n = sqlx::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2")
-            .bind(run_id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .db()?
-            .rows_affected();
-        if n == 0 {
-            return Err(Error::not_found(format!(
-                "No tag with name: {key} in run with id {run_id}"
-            )));
-        }
-        tx.commit().await.db()
-    }
-
-    pub(crate) async fn do_log_inputs(
-        &self,
-        run_id: &str,
-        datasets: Vec<DatasetInput>,
-        models: Vec<ModelInput>,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await.db()?;
-        // Exclusive: the input positions are counted from what is there.
-        lock_active_run(&mut tx, run_id, true).await?;
-        let exp_id: i64 = sqlx::query_scalar("SELECT experiment_id FROM runs WHERE run_uuid = $1")
-            .bind(run_id)
-            .fetch_one(&mut *tx)
-            .await
-            .db()?;
-        for input in &datasets {
-            let d = &input.dataset;
-            sqlx::query("INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (experiment_id, name, digest) DO NOTHING")
-                .bind(uuid::Uuid::new_v4().simple().to_string())
-                .bind(exp_id)
-                .bind(&d.name)
-                .bind(&d.digest)
-                .bind(&d.source_type)
-                .bind(&d.source)
-                .bind(&d.schema)
-                .bind(&d.profile)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-            let ds_id: String = sqlx::query_scalar("SELECT dataset_uuid FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3")
-                .bind(exp_id)
-                .bind(&d.name)
-                .bind(&d.digest)
-                .fetch_one(&mut *tx)
-                .await
-                .db()?;
-            sqlx::query("INSERT INTO run_dataset_inputs (run_uuid, dataset_uuid, position) SELECT $1, $2, COUNT(*) FROM run_dataset_inputs WHERE run_uuid = $1 ON CONFLICT DO NOTHING")
-                .bind(run_id)
-                .bind(&ds_id)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-            for t in &input.tags {
-                sqlx::query("INSERT INTO run_dataset_input_tags (run_uuid, dataset_uuid, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (run_uuid, dataset_uuid, key) DO UPDATE SET value = excluded.value")
-                    .bind(run_id)
-                    .bind(&ds_id)
-                    .bind(&t.key)
-                    .bind(&t.value)
-                    .execute(&mut *tx)
-                    .await
-                    .db()?;
-            }
-        }
-        for m in &models {
-            sqlx::query(
-                "INSERT INTO run_model_inputs (run_uuid, model_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(run_id)
-            .bind(&m.model_id)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        }
-        tx.commit().await.db()
-    }
-
-    pub(crate) async fn do_log_outputs(
-        &self,
-        run_id: &str,
-        models: Vec<ModelOutput>,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await.db()?;
-        lock_active_run(&mut tx, run_id, false).await?;
-        for m in &models {
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT model_id FROM logged_models WHERE model_id = $1")
-                    .bind(&m.model_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .db()?;
-            if exists.is_none() {
-                return Err(Error::not_found(format!(
-                    "Logged model with ID '{}' not found.",
-                    m.model_id
-                )));
-            }
-            sqlx::query("INSERT INTO run_model_outputs (run_uuid, model_id, step) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(run_id)
-                .bind(&m.model_id)
-                .bind(m.step)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-        }
-        tx.commit().await.db()
-    }
-
-    pub(crate) async fn do_search_runs(&self, q: SearchRuns) -> Result<Page<Run>> {
-        let exp_ids: Vec<i64> = q
-            .experiment_ids
-            .iter()
-            .map(|e| validate::experiment_id(e))
-            .collect::<Result<_>>()?;
-        if exp_ids.is_empty() {
-            return Ok(Page::empty());
-        }
-        let mut c = self.pool.acquire().await.db()?;
-        // Metric names become ids before planning, so the planner sees which metric (and its
-        // statistics) a filter is on instead of an opaque subquery.
-        let names = search::metric_names(&q.filter, &q.order_by);
-        let ids = self.metric_keys.existing_ids(&mut c, &names).await?;
-        let sql = search::run_search(
-            Dialect::Postgres,
-            &exp_ids,
-            q.view,
-            &q.filter,
-            &q.order_by,
-            Some(&ids),
-        );
-        let (ids, more) = paging::page_ids::<String>(&mut c, sql, q.max_results, q.offset).await?;
-        Ok(Page::new(
-            runs(&mut c, &self.metric_keys, &ids).await?,
-            q.offset,
-            q.max_results,
-            more,
-        ))
-    }
-
-    pub(crate) async fn do_metric_history(
-        &self,
-        run_id: &str,
-        key: &str,
-        offset: u64,
-        max_results: usize,
-    ) -> Result<Page<Metric>> {
-        let mut c = self.pool.acquire().await.db()?;
-        run_info_of(&mut c, run_id).await?;
-        let rows = sqlx::query("SELECT m.value, m.is_nan, m.timestamp, m.step FROM metrics m JOIN runs r ON r.run_key = m.run_key WHERE r.run_uuid = $1 AND m.key_id = (SELECT key_id FROM metric_keys WHERE name = $2) ORDER BY m.step, m.timestamp, m.value LIMIT $3 OFFSET $4")
-            .bind(run_id)
-            .bind(key)
-            .bind((max_results as i64).saturating_add(1))
-            .bind(offset as i64)
-            .fetch_all(&mut *c)
-            .await
-            .db()?;
-        let more = rows.len() > max_results;
-        let mut items = Vec::with_capacity(rows.len().min(max_results));
-        for r in rows.iter().take(max_results) {
-            items.push(Metric::new(
-                key,
-                metric_value(r.try_get(0).db()?, r.try_get::<i16, _>(1).db()? != 0),
-                r.try_get(2).db()?,
-                r.try_get(3).db()?,
-            ));
-        }
-        Ok(Page::new(items, offset, max_results, more))
-    }
-
-    pub(crate) async fn do_metric_history_bulk(
-        &self,
-        run_ids: &[String],
-        key: &str,
-        max_results: usize,
-    ) -> Result<Vec<Metric>> {
-        let mut out = Vec::new();
-        for run_id in run_ids {
-            let page = self.do_metric_history(run_id, key, 0, max_results).await;
-            let page = match page {
-                Ok(p) => p,
-                Err(e) if e.code == keel_core::ErrorCode::ResourceDoesNotExist => continue,
-                Err(e) => return Err(e),
-            };
-            for mut m in page.items {
-                m.run_id = Some(run_id.clone());
-                out.push(m);
-            }
-        }
-        Ok(out)
-    }
+    let mut tx = c.begin().await.db()?;
+    write_batch(&mut tx, run_id, metrics, &ids, params, tags).await?;
+    tx.commit().await.db()
 }

@@ -7,7 +7,7 @@ use keel_core::data::{DataKind, DataSummary, DataUse, DataVersion, digest_of};
 use keel_core::entities::DatasetSummary;
 use keel_core::{Error, Result, now_millis};
 
-use super::Core;
+use super::SqlStore;
 use crate::db::{Bind, Conn, Lock, Row};
 
 /// The `data_versions` columns in the order [`data_version`] reads them.
@@ -75,7 +75,7 @@ async fn version_row(
     c.row(sql).await?.as_ref().map(data_version).transpose()
 }
 
-impl Core {
+impl SqlStore {
     /// Adds a version of `v.name`, or returns the newest one unchanged (and `false`) when it
     /// holds the same content.
     pub(crate) async fn create_data_version(&self, v: DataVersion) -> Result<(DataVersion, bool)> {

@@ -6,7 +6,7 @@ use keel_core::entities::*;
 use keel_core::store::{Page, SearchExperiments};
 use keel_core::{Error, Result, now_millis, validate};
 
-use super::{Core, paging};
+use super::{SqlStore, paging};
 use crate::db::{Bind, Conn, Lock, Sql};
 use crate::search;
 
@@ -93,7 +93,7 @@ pub(crate) async fn lock_active(c: &mut Conn<'_>, id: i64, lock: Lock) -> Result
     }
 }
 
-impl Core {
+impl SqlStore {
     /// Creates the `Default` experiment (id 0) unless it exists.
     pub(crate) async fn ensure_default_experiment(&self) -> Result<()> {
         let location = format!("{}/0", self.artifact_root);

@@ -8,7 +8,7 @@ use keel_core::store::{CreateLoggedModel, Page, SearchLoggedModels};
 use keel_core::{Error, Result, now_millis, validate};
 
 use super::experiments::experiment;
-use super::{Core, paging};
+use super::{SqlStore, metric_value, paging};
 use crate::db::{Bind, Conn, Lock};
 use crate::search;
 
@@ -16,11 +16,6 @@ const COLUMNS: &str = "model_id, experiment_id, name, artifact_location, creatio
 
 fn not_found(id: &str) -> Error {
     Error::not_found(format!("Logged model with ID '{id}' not found."))
-}
-
-/// Reads a metric value as stored (NaN flag, finite value).
-pub(crate) fn metric_value(value: f64, is_nan: i16) -> f64 {
-    if is_nan != 0 { f64::NAN } else { value }
 }
 
 /// Loads logged models with tags, params and metrics, in `ids` order.
@@ -168,7 +163,7 @@ async fn upsert_kv(c: &mut Conn<'_>, table: &str, id: &str, kvs: &[Tag]) -> Resu
     Ok(())
 }
 
-impl Core {
+impl SqlStore {
     pub(crate) async fn create_logged_model(&self, req: CreateLoggedModel) -> Result<LoggedModel> {
         let exp_id = validate::experiment_id(&req.experiment_id)?;
         self.db

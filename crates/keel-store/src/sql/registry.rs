@@ -11,7 +11,7 @@ use keel_core::entities::*;
 use keel_core::store::{CreateModelVersion, Page, SearchRegistry};
 use keel_core::{Error, Result, now_millis};
 
-use super::{Core, paging};
+use super::{SqlStore, paging};
 use crate::db::{Bind, Conn, Lock, Sql};
 use crate::search;
 
@@ -285,7 +285,7 @@ fn set_version_tag(c: &Conn<'_>, name: &str, version: i64, tag: &Tag) -> Sql {
         .arg(&tag.value)
 }
 
-impl Core {
+impl SqlStore {
     pub(crate) async fn create_registered_model(
         &self,
         name: &str,

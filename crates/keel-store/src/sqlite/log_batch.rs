@@ -13,7 +13,7 @@ use keel_core::entities::{Metric, Param, Tag};
 use keel_core::{Error, Result};
 use sqlx::{Row, SqliteConnection};
 
-use super::{DbResult, rows};
+use super::DbResult;
 use crate::search::{Bind, Sql};
 
 /// `WHERE` guard: the statement writes only while the run is active (binds the run id).
@@ -32,7 +32,7 @@ fn opt(sql: &mut Sql, v: &Option<String>) {
 
 /// Appends `(key, step, timestamp, value, is_nan[, model_id, dataset_name, dataset_digest])`.
 fn metric_values(sql: &mut Sql, m: &Metric, full: bool) {
-    let (v, nan) = rows::store_value(m.value);
+    let (v, nan) = crate::sql::store_value(m.value);
     sql.push("(")
         .bind_str(m.key.clone())
         .push(", ")

@@ -6,13 +6,9 @@
 //! caller. So concurrent clients never see "database is locked", one failed write does not undo
 //! its neighbours, and a write is acknowledged only once it is durable.
 
-mod import;
-mod log_batch;
-mod paging;
+pub(crate) mod log_batch;
 pub(crate) mod rows;
 mod schema;
-mod store_impl;
-mod tracking;
 pub(crate) mod writer;
 
 use std::path::Path;
@@ -20,10 +16,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use keel_core::{Error, Result};
+
+use crate::db::Db;
+use crate::sql::SqlStore;
 use sqlx::ConnectOptions;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use crate::schema::SchemaStatus;
 pub use schema::MIGRATIONS;
@@ -34,18 +31,13 @@ pub(crate) use crate::db::DbResult;
 /// writer works.
 const READERS: u32 = 3;
 
-/// [`keel_core::MetadataStore`] on SQLite.
-pub struct SqliteStore {
-    read: SqlitePool,
-    writer: writer::Writer,
-    artifact_root: String,
-    core: crate::sql::Core,
-}
+/// Opens SQLite metadata stores.
+pub struct SqliteStore;
 
 impl SqliteStore {
     /// Opens the database file (creating it and its folder if needed), applies migrations and
     /// makes sure the `Default` experiment (id 0) exists.
-    pub async fn open(path: &Path, artifact_root: &str) -> Result<Self> {
+    pub async fn open(path: &Path, artifact_root: &str) -> Result<SqlStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 Error::internal(format!("cannot create folder {}: {e}", dir.display()))
@@ -75,21 +67,14 @@ impl SqliteStore {
             .connect_with(base.read_only(true).pragma("cache_size", "-4096"))
             .await
             .db()?;
-        let writer = writer::Writer::spawn(write_conn);
-        let artifact_root = artifact_root.trim_end_matches('/').to_string();
-        let store = SqliteStore {
-            core: crate::sql::Core {
-                db: crate::db::Db::Sqlite {
-                    read: read.clone(),
-                    writer: writer.clone(),
-                },
-                artifact_root: artifact_root.clone(),
+        let store = SqlStore::new(
+            Db::Sqlite {
+                read,
+                writer: writer::Writer::spawn(write_conn),
             },
-            read,
-            writer,
             artifact_root,
-        };
-        store.core.ensure_default_experiment().await?;
+        );
+        store.ensure_default_experiment().await?;
         Ok(store)
     }
 

@@ -1,4 +1,4 @@
-//! Loading entities from rows, in bulk where a search returns many.
+//! The page loader of runs on SQLite: info, params, tags and latest metrics of many runs at once.
 
 use std::collections::HashMap;
 
@@ -8,55 +8,8 @@ use sqlx::{Row, SqliteConnection};
 
 use super::DbResult;
 use crate::search::{Bind, Sql};
+use crate::sql::metric_value;
 
-/// Reads a metric value as stored (NaN flag, finite value).
-pub(crate) fn metric_value(value: f64, is_nan: bool) -> f64 {
-    if is_nan { f64::NAN } else { value }
-}
-
-/// Splits a value for storage: (value, is_nan), infinities clamped as MLflow does.
-pub(crate) fn store_value(v: f64) -> (f64, bool) {
-    if v.is_nan() {
-        (0.0, true)
-    } else {
-        (clamp_infinite(v), false)
-    }
-}
-
-fn run_info(r: &sqlx::sqlite::SqliteRow) -> Result<RunInfo> {
-    let id: String = r.try_get("run_uuid").db()?;
-    let status: String = r.try_get("status").db()?;
-    Ok(RunInfo {
-        run_uuid: id.clone(),
-        run_id: id,
-        run_name: r.try_get("name").db()?,
-        experiment_id: r.try_get::<i64, _>("experiment_id").db()?.to_string(),
-        user_id: r.try_get("user_id").db()?,
-        status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
-        start_time: r.try_get("start_time").db()?,
-        end_time: r.try_get("end_time").db()?,
-        artifact_uri: r.try_get("artifact_uri").db()?,
-        lifecycle_stage: LifecycleStage::parse(r.try_get::<&str, _>("lifecycle_stage").db()?),
-    })
-}
-
-const RUN_COLUMNS: &str = "run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage";
-
-/// The run's info, or `RESOURCE_DOES_NOT_EXIST`.
-pub(crate) async fn run_info_of(conn: &mut SqliteConnection, run_id: &str) -> Result<RunInfo> {
-    let q = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_uuid = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(q))
-        .bind(run_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .db()?;
-    match row {
-        Some(r) => run_info(&r),
-        None => Err(Error::not_found(format!("Run with id={run_id} not found"))),
-    }
-}
-
-/// `[name, value as text, timestamp, step, is_nan]`, as the run loader aggregates latest metrics.
 type MetricJson = (String, String, i64, i64, i64);
 
 /// One run as the loader's JSON carries it: info columns, then metrics, params and tags.
@@ -81,7 +34,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
         .map_err(|e| Error::internal(format!("cannot decode stored rows: {e}")))
 }
 
-/// Loads whole runs (info, latest metrics, params, tags, inputs, outputs) in `ids` order.
+/// Loads runs with their info, latest metrics, params and tags (inputs and outputs are
+/// attached by [`crate::sql::runs`]); runs that do not exist are left out.
 ///
 /// SQLite assembles the page of runs, each with its metrics, params and tags, as one JSON value
 /// in one row: moving one row out of the connection instead of tens of thousands is what makes a
@@ -120,7 +74,12 @@ pub(crate) async fn runs(conn: &mut SqliteConnection, ids: &[String]) -> Result<
                     let value: f64 = v.parse().map_err(|_| {
                         Error::internal(format!("stored metric value '{v}' is not a number"))
                     })?;
-                    Ok(Metric::new(k, metric_value(value, nan != 0), ts, step))
+                    Ok(Metric::new(
+                        k,
+                        metric_value(value, i16::from(nan != 0)),
+                        ts,
+                        step,
+                    ))
                 })
                 .collect::<Result<Vec<_>>>()?;
             metrics.sort_unstable_by(|a, b| a.key.cmp(&b.key));
@@ -151,80 +110,6 @@ pub(crate) async fn runs(conn: &mut SqliteConnection, ids: &[String]) -> Result<
                 },
             );
         }
-
-        let mut sql = Sql::default();
-        sql.push("SELECT i.run_uuid, d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile FROM run_dataset_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid WHERE i.run_uuid IN ");
-        sql.bind_list(list());
-        sql.push(" ORDER BY i.run_uuid, i.position");
-        let mut input_keys: HashMap<(String, String), usize> = HashMap::new();
-        for r in sql.query()?.fetch_all(&mut *conn).await.db()? {
-            let id: String = r.try_get(0).db()?;
-            if let Some(run) = by_id.get_mut(&id) {
-                let ds_id: String = r.try_get(1).db()?;
-                input_keys.insert((id, ds_id), run.inputs.dataset_inputs.len());
-                run.inputs.dataset_inputs.push(DatasetInput {
-                    tags: Vec::new(),
-                    dataset: Dataset {
-                        name: r.try_get(2).db()?,
-                        digest: r.try_get(3).db()?,
-                        source_type: r.try_get(4).db()?,
-                        source: r.try_get(5).db()?,
-                        schema: r.try_get(6).db()?,
-                        profile: r.try_get(7).db()?,
-                    },
-                });
-            }
-        }
-        if !input_keys.is_empty() {
-            let mut sql = Sql::default();
-            sql.push("SELECT run_uuid, dataset_uuid, key, value FROM run_dataset_input_tags WHERE run_uuid IN ");
-            sql.bind_list(list());
-            sql.push(" ORDER BY key");
-            for r in sql.query()?.fetch_all(&mut *conn).await.db()? {
-                let key = (
-                    r.try_get::<String, _>(0).db()?,
-                    r.try_get::<String, _>(1).db()?,
-                );
-                if let (Some(pos), Some(run)) = (input_keys.get(&key), by_id.get_mut(&key.0)) {
-                    run.inputs.dataset_inputs[*pos].tags.push(Tag::new(
-                        r.try_get::<String, _>(2).db()?,
-                        r.try_get::<String, _>(3).db()?,
-                    ));
-                }
-            }
-        }
-
-        let mut sql = Sql::default();
-        sql.push("SELECT run_uuid, model_id FROM run_model_inputs WHERE run_uuid IN ");
-        sql.bind_list(list());
-        for r in sql.query()?.fetch_all(&mut *conn).await.db()? {
-            let id: &str = r.try_get(0).db()?;
-            if let Some(run) = by_id.get_mut(id) {
-                run.inputs.model_inputs.push(ModelInput {
-                    model_id: r.try_get(1).db()?,
-                });
-            }
-        }
-        let mut sql = Sql::default();
-        sql.push("SELECT run_uuid, model_id, step FROM run_model_outputs WHERE run_uuid IN ");
-        sql.bind_list(list());
-        sql.push(" ORDER BY step");
-        for r in sql.query()?.fetch_all(&mut *conn).await.db()? {
-            let id: &str = r.try_get(0).db()?;
-            if let Some(run) = by_id.get_mut(id) {
-                run.outputs.model_outputs.push(ModelOutput {
-                    model_id: r.try_get(1).db()?,
-                    step: r.try_get(2).db()?,
-                });
-            }
-        }
     }
     Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
-}
-
-pub(crate) async fn run(conn: &mut SqliteConnection, run_id: &str) -> Result<Run> {
-    runs(conn, &[run_id.to_string()])
-        .await?
-        .pop()
-        .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))
 }
