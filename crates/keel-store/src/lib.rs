@@ -1,8 +1,9 @@
 //! keel-store: where keel keeps things.
 //!
-//! [`sqlite::SqliteStore`] implements [`keel_core::MetadataStore`] on one SQLite file in WAL mode,
-//! with a single writer task that batches concurrent writes into transactions;
-//! [`postgres::PgStore`] implements it on PostgreSQL, shared by any number of servers.
+//! [`SqlStore`] implements [`keel_core::MetadataStore`] once for two engines: one SQLite file in
+//! WAL mode with a single writer task that batches concurrent writes into transactions
+//! ([`sqlite::SqliteStore::open`]), or PostgreSQL shared by any number of servers
+//! ([`postgres::PgStore::open`]).
 //! [`local::LocalArtifactStore`] and [`s3::S3ArtifactStore`] implement [`keel_core::ArtifactStore`]
 //! on a folder and on an S3-compatible bucket, streaming bytes both ways. [`open_metadata_store`] and [`open_artifact_store`] pick a backend from a URL.
 
@@ -14,6 +15,8 @@ pub mod s3;
 mod schema;
 mod search;
 mod sql;
+
+pub use sql::SqlStore;
 pub mod sqlite;
 
 use std::path::PathBuf;

@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 
 use keel_core::{Error, ErrorCode, Result};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::{AppliedMigration, Migrate, MigrateError, Migration, MigrationType, Migrator};
+
+use crate::db::{Conn, Dialect};
 
 /// A backend's migrations, oldest first: (version, description, SQL).
 pub type Migrations = &'static [(i64, &'static str, &'static str)];
@@ -54,7 +56,7 @@ impl SchemaStatus {
 }
 
 /// A sqlx migrator over a backend's embedded migrations.
-pub(crate) fn migrator(migrations: Migrations) -> Migrator {
+fn migrator(migrations: Migrations) -> Migrator {
     let list: Vec<Migration> = migrations
         .iter()
         .map(|(v, d, sql)| {
@@ -71,4 +73,41 @@ pub(crate) fn migrator(migrations: Migrations) -> Migrator {
         migrations: Cow::Owned(list),
         ..Migrator::DEFAULT
     }
+}
+
+/// Where the database behind `c` stands against `known`, without changing it.
+pub(crate) async fn status(c: &mut Conn<'_>, known: Migrations) -> Result<SchemaStatus> {
+    let sql = match c.dialect() {
+        Dialect::Sqlite => c.stmt(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        ),
+        Dialect::Postgres => c.stmt("SELECT to_regclass('_sqlx_migrations')::text"),
+    };
+    let has_table = c.value::<Option<String>>(sql).await?.flatten().is_some();
+    let applied: Vec<i64> = if has_table {
+        let list: std::result::Result<Vec<AppliedMigration>, MigrateError> = match c {
+            Conn::Sqlite(conn) => conn.list_applied_migrations("_sqlx_migrations").await,
+            Conn::Pg(conn) => conn.list_applied_migrations("_sqlx_migrations").await,
+        };
+        list.map_err(|e| Error::internal(format!("cannot read migrations: {e}")))?
+            .into_iter()
+            .map(|m| m.version)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(SchemaStatus::new(applied, known))
+}
+
+/// Applies the pending ones of `known`; refuses a database migrated by a newer keel. On
+/// PostgreSQL sqlx holds an advisory lock while it migrates, so servers starting together apply
+/// each migration once.
+pub(crate) async fn migrate(c: &mut Conn<'_>, known: Migrations) -> Result<()> {
+    status(c, known).await?.check_known()?;
+    let migrator = migrator(known);
+    match c {
+        Conn::Sqlite(conn) => migrator.run(&mut **conn).await,
+        Conn::Pg(conn) => migrator.run(&mut **conn).await,
+    }
+    .map_err(|e| Error::internal(format!("migration failed: {e}")))
 }

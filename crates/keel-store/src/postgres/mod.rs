@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use keel_core::{Error, Result};
 
-use crate::db::Db;
+use crate::db::{Conn, Db};
 use crate::sql::SqlStore;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
@@ -45,7 +45,7 @@ impl PgStore {
         let opts = options(url)?;
         {
             let mut conn = opts.connect().await.map_err(connect_error)?;
-            schema::migrate(&mut conn).await?;
+            crate::schema::migrate(&mut Conn::Pg(&mut conn), MIGRATIONS).await?;
             let _ = conn.close().await;
         }
         let pool = PgPoolOptions::new()
@@ -61,13 +61,13 @@ impl PgStore {
     /// The migration state of the database at `url`, without changing it.
     pub async fn schema_status(url: &str) -> Result<SchemaStatus> {
         let mut conn = options(url)?.connect().await.map_err(connect_error)?;
-        schema::status(&mut conn).await
+        crate::schema::status(&mut Conn::Pg(&mut conn), MIGRATIONS).await
     }
 
     /// Applies pending migrations without opening a store.
     pub async fn migrate(url: &str) -> Result<()> {
         let mut conn = options(url)?.connect().await.map_err(connect_error)?;
-        schema::migrate(&mut conn).await
+        crate::schema::migrate(&mut Conn::Pg(&mut conn), MIGRATIONS).await
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use keel_core::{Error, Result};
 
-use crate::db::Db;
+use crate::db::{Conn, Db};
 use crate::sql::SqlStore;
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -60,7 +60,7 @@ impl SqliteStore {
             .connect()
             .await
             .db()?;
-        schema::migrate(&mut write_conn).await?;
+        crate::schema::migrate(&mut Conn::Sqlite(&mut write_conn), MIGRATIONS).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(READERS)
             .min_connections(1)
@@ -86,6 +86,6 @@ impl SqliteStore {
             .connect()
             .await
             .db()?;
-        schema::status(&mut conn).await
+        crate::schema::status(&mut Conn::Sqlite(&mut conn), MIGRATIONS).await
     }
 }
