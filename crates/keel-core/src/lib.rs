@@ -20,7 +20,10 @@ pub mod version_source;
 
 pub use artifact::{ArtifactPath, ArtifactStore, FileInfo};
 pub use error::{Error, ErrorCode, Result};
-pub use store::MetadataStore;
+pub use store::{
+    DataStore, ExperimentStore, ImportStore, LoggedModelStore, MetadataStore, RegistryStore,
+    RunStore,
+};
 
 /// Milliseconds since the Unix epoch, as MLflow timestamps are.
 pub fn now_millis() -> i64 {

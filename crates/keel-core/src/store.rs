@@ -1,6 +1,9 @@
-//! The [`MetadataStore`] trait: everything the tracking server and registry persist.
+//! The [`MetadataStore`] trait: everything the tracking server, the registry and datasets
+//! persist, in one part per entity ([`ExperimentStore`], [`RunStore`], [`LoggedModelStore`],
+//! [`RegistryStore`], [`ImportStore`], [`DataStore`]).
 //!
-//! Backends (SQLite today) implement it; the HTTP layer only talks to this trait. Inputs have
+//! keel-store's `SqlStore` implements it on SQLite and PostgreSQL; the HTTP layer only talks to
+//! this trait. Inputs have
 //! been validated against MLflow's limits by the caller; the store enforces what needs the stored
 //! state (existence, lifecycle, write-once params, unique names and version numbers).
 
@@ -110,10 +113,9 @@ pub struct CreateModelVersion {
     pub tags: Vec<Tag>,
 }
 
-/// Metadata persistence for tracking and the model registry.
+/// Experiments: named groups of runs.
 #[async_trait::async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
-    // ---- experiments
+pub trait ExperimentStore: Send + Sync {
     async fn create_experiment(
         &self,
         name: &str,
@@ -130,8 +132,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()>;
     async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()>;
     async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()>;
+}
 
-    // ---- runs
+/// Runs with their metrics, params, tags, inputs and outputs.
+#[async_trait::async_trait]
+pub trait RunStore: Send + Sync {
     async fn create_run(&self, req: CreateRun) -> Result<Run>;
     async fn get_run(&self, run_id: &str) -> Result<Run>;
     async fn update_run(
@@ -169,17 +174,17 @@ pub trait MetadataStore: Send + Sync + 'static {
         max_results: usize,
     ) -> Result<Page<Metric>>;
     /// The histories of one metric over several runs (each metric carries its `run_id`).
-    /// The datasets the runs of `experiment_ids` logged as inputs, each with its context, at
-    /// most 1,000 (MLflow's limit).
-    async fn search_datasets(&self, experiment_ids: &[i64]) -> Result<Vec<DatasetSummary>>;
     async fn metric_history_bulk(
         &self,
         run_ids: &[String],
         key: &str,
         max_results: usize,
     ) -> Result<Vec<Metric>>;
+}
 
-    // ---- logged models (MLflow 3)
+/// MLflow 3 logged models.
+#[async_trait::async_trait]
+pub trait LoggedModelStore: Send + Sync {
     async fn create_logged_model(&self, req: CreateLoggedModel) -> Result<LoggedModel>;
     async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel>;
     async fn finalize_logged_model(
@@ -192,8 +197,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
     async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()>;
     async fn search_logged_models(&self, q: SearchLoggedModels) -> Result<Page<LoggedModel>>;
+}
 
-    // ---- registered models
+/// The model registry: registered models, their versions, tags, aliases and stages.
+#[async_trait::async_trait]
+pub trait RegistryStore: Send + Sync {
     async fn create_registered_model(
         &self,
         name: &str,
@@ -216,8 +224,6 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<()>;
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()>;
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
-
-    // ---- model versions
     /// Creates the next version: numbers are unique and gapless per model.
     async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion>;
     async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion>;
@@ -240,9 +246,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn model_version_download_uri(&self, name: &str, version: &str) -> Result<String>;
     async fn set_model_version_tag(&self, name: &str, version: &str, tag: Tag) -> Result<()>;
     async fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()>;
+}
 
-    // ---- import: entities from another server or store, with their own ids and timestamps.
-    // Each is "create unless present", so an interrupted import can run again.
+/// Entities from another server or store, with their own ids and timestamps. Each write is
+/// "create unless present", so an interrupted import can run again.
+#[async_trait::async_trait]
+pub trait ImportStore: Send + Sync {
     /// Finds the experiment with `exp.name`, or creates it with its stage, times and tags (and
     /// its id when that id is free here). Returns the local id and whether it was created.
     async fn import_experiment(&self, exp: Experiment) -> Result<(String, bool)>;
@@ -263,8 +272,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Creates a model version with its own number, stage, status, source and tags unless it
     /// exists; later new versions are numbered after it. Returns whether it was created.
     async fn import_model_version(&self, version: ModelVersion) -> Result<bool>;
+}
 
-    // ---- datasets (`keel data`)
+/// Dataset versions (`keel data`) and the datasets runs logged.
+#[async_trait::async_trait]
+pub trait DataStore: Send + Sync {
     /// Records `v` as the next version of `v.name` (creating the name; `v.version` and
     /// `v.creation_time` are assigned here). When the newest version already holds the same
     /// hash, nothing is recorded and that version comes back with `false`.
@@ -280,8 +292,18 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn data_versions_by_hash(&self, hash: &str) -> Result<Vec<DataVersion>>;
     /// The runs that logged an input dataset whose digest names this content hash.
     async fn data_uses(&self, hash: &str) -> Result<Vec<DataUse>>;
+    /// The datasets the runs of `experiment_ids` logged as inputs, each with its context, at
+    /// most 1,000 (MLflow's limit).
+    async fn search_datasets(&self, experiment_ids: &[i64]) -> Result<Vec<DatasetSummary>>;
+}
 
-    // ---- operations
+/// Metadata persistence for tracking, the model registry and datasets: every part, and a
+/// liveness check. Callers hold an `Arc<dyn MetadataStore>`; a backend implements each part in
+/// the module of its entity.
+#[async_trait::async_trait]
+pub trait MetadataStore:
+    ExperimentStore + RunStore + LoggedModelStore + RegistryStore + ImportStore + DataStore + 'static
+{
     /// Cheap liveness check of the backing database.
     async fn ping(&self) -> Result<()>;
 }

@@ -5,7 +5,7 @@
 use keel_core::entities::{LifecycleStage, Tag, ViewType};
 use keel_core::filter::experiments;
 use keel_core::store::SearchExperiments;
-use keel_core::{ErrorCode, MetadataStore};
+use keel_core::{DataStore, ErrorCode, ExperimentStore, RunStore};
 use keel_store::postgres::PgStore;
 use sqlx::{Connection, PgConnection};
 

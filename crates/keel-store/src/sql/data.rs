@@ -3,6 +3,7 @@
 //! A new version locks its name's row first, so concurrent adds of one dataset (from several
 //! servers on PostgreSQL) are numbered one after the other.
 
+use keel_core::DataStore;
 use keel_core::data::{DataKind, DataSummary, DataUse, DataVersion, digest_of};
 use keel_core::entities::DatasetSummary;
 use keel_core::{Error, Result, now_millis};
@@ -75,10 +76,11 @@ async fn version_row(
     c.row(sql).await?.as_ref().map(data_version).transpose()
 }
 
-impl SqlStore {
+#[async_trait::async_trait]
+impl DataStore for SqlStore {
     /// Adds a version of `v.name`, or returns the newest one unchanged (and `false`) when it
     /// holds the same content.
-    pub(crate) async fn create_data_version(&self, v: DataVersion) -> Result<(DataVersion, bool)> {
+    async fn create_data_version(&self, v: DataVersion) -> Result<(DataVersion, bool)> {
         let digest = digest_of(&v.hash)?.to_string();
         self.db
             .write(move |mut c| {
@@ -141,18 +143,14 @@ impl SqlStore {
     }
 
     /// One version of a dataset, or its newest.
-    pub(crate) async fn get_data_version(
-        &self,
-        name: &str,
-        version: Option<i64>,
-    ) -> Result<DataVersion> {
+    async fn get_data_version(&self, name: &str, version: Option<i64>) -> Result<DataVersion> {
         version_row(&mut self.db.reader().await?.conn(), name, version)
             .await?
             .ok_or_else(|| not_found(name, version))
     }
 
     /// Every dataset's newest version with its first time and version count.
-    pub(crate) async fn list_data(&self) -> Result<Vec<DataSummary>> {
+    async fn list_data(&self) -> Result<Vec<DataSummary>> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         let sql = c.stmt(&format!(
@@ -174,7 +172,7 @@ impl SqlStore {
     }
 
     /// One dataset's versions, newest first.
-    pub(crate) async fn list_data_versions(&self, name: &str) -> Result<Vec<DataVersion>> {
+    async fn list_data_versions(&self, name: &str) -> Result<Vec<DataVersion>> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         let sql = c
@@ -190,7 +188,7 @@ impl SqlStore {
     }
 
     /// The versions whose content has `hash`.
-    pub(crate) async fn data_versions_by_hash(&self, hash: &str) -> Result<Vec<DataVersion>> {
+    async fn data_versions_by_hash(&self, hash: &str) -> Result<Vec<DataVersion>> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         let sql = c
@@ -202,7 +200,7 @@ impl SqlStore {
     }
 
     /// The runs that logged an input with the content `hash`, newest first.
-    pub(crate) async fn data_uses(&self, hash: &str) -> Result<Vec<DataUse>> {
+    async fn data_uses(&self, hash: &str) -> Result<Vec<DataUse>> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         let sql = c
@@ -224,7 +222,7 @@ impl SqlStore {
 
     /// The datasets the runs of `experiments` logged, with each input's context tag, at most
     /// 1,000.
-    pub(crate) async fn search_datasets(&self, experiments: &[i64]) -> Result<Vec<DatasetSummary>> {
+    async fn search_datasets(&self, experiments: &[i64]) -> Result<Vec<DatasetSummary>> {
         if experiments.is_empty() {
             return Ok(Vec::new());
         }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use keel_core::ExperimentStore;
 use keel_core::entities::*;
 use keel_core::store::{Page, SearchExperiments};
 use keel_core::{Error, Result, now_millis, validate};
@@ -93,27 +94,9 @@ pub(crate) async fn lock_active(c: &mut Conn<'_>, id: i64, lock: Lock) -> Result
     }
 }
 
-impl SqlStore {
-    /// Creates the `Default` experiment (id 0) unless it exists.
-    pub(crate) async fn ensure_default_experiment(&self) -> Result<()> {
-        let location = format!("{}/0", self.artifact_root);
-        self.db
-            .write(move |mut c| {
-                Box::pin(async move {
-                    let now = now_millis();
-                    let sql = c
-                        .stmt("INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (0, 'Default', ?, 'active', ?, ?) ON CONFLICT DO NOTHING")
-                        .arg(location)
-                        .arg(now)
-                        .arg(now);
-                    c.exec(sql).await?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    pub(crate) async fn create_experiment(
+#[async_trait::async_trait]
+impl ExperimentStore for SqlStore {
+    async fn create_experiment(
         &self,
         name: &str,
         artifact_location: Option<&str>,
@@ -166,12 +149,12 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn get_experiment(&self, id: &str) -> Result<Experiment> {
+    async fn get_experiment(&self, id: &str) -> Result<Experiment> {
         let id = validate::experiment_id(id)?;
         experiment(&mut self.db.reader().await?.conn(), id).await
     }
 
-    pub(crate) async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         let sql = c
@@ -183,10 +166,7 @@ impl SqlStore {
         }
     }
 
-    pub(crate) async fn search_experiments(
-        &self,
-        q: SearchExperiments,
-    ) -> Result<Page<Experiment>> {
+    async fn search_experiments(&self, q: SearchExperiments) -> Result<Page<Experiment>> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         let mut sql = c.sql();
@@ -206,6 +186,95 @@ impl SqlStore {
             q.max_results,
             more,
         ))
+    }
+
+    async fn delete_experiment(&self, id: &str) -> Result<()> {
+        self.set_experiment_stage(id, LifecycleStage::Deleted).await
+    }
+
+    async fn restore_experiment(&self, id: &str) -> Result<()> {
+        self.set_experiment_stage(id, LifecycleStage::Active).await
+    }
+
+    async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
+        let id = validate::experiment_id(id)?;
+        let new_name = new_name.to_string();
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    lock_active(&mut c, id, Lock::Update).await?;
+                    let sql = c
+                        .stmt("UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?")
+                        .arg(&new_name)
+                        .arg(now_millis())
+                        .arg(id);
+                    c.exec_unique(sql, || name_taken(&new_name)).await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
+        let id = validate::experiment_id(id)?;
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    lock_active(&mut c, id, Lock::Update).await?;
+                    let sql = set_tag(&c, id, &tag);
+                    c.exec(sql).await?;
+                    let sql = c
+                        .stmt("UPDATE experiments SET last_update_time = ? WHERE experiment_id = ?")
+                        .arg(now_millis())
+                        .arg(id);
+                    c.exec(sql).await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
+        let id = validate::experiment_id(id)?;
+        let key = key.to_string();
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    lock_active(&mut c, id, Lock::Update).await?;
+                    let sql = c
+                        .stmt("DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?")
+                        .arg(id)
+                        .arg(&key);
+                    if c.exec(sql).await? == 0 {
+                        return Err(Error::not_found(format!(
+                            "No tag with name: {key} in experiment with id {id}"
+                        )));
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
+impl SqlStore {
+    /// Creates the `Default` experiment (id 0) unless it exists.
+    pub(crate) async fn ensure_default_experiment(&self) -> Result<()> {
+        let location = format!("{}/0", self.artifact_root);
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let now = now_millis();
+                    let sql = c
+                        .stmt("INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (0, 'Default', ?, 'active', ?, ?) ON CONFLICT DO NOTHING")
+                        .arg(location)
+                        .arg(now)
+                        .arg(now);
+                    c.exec(sql).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     /// Sets an experiment's lifecycle stage and its runs'.
@@ -239,74 +308,6 @@ impl SqlStore {
                         .arg(deleted_time)
                         .arg(id);
                     c.exec(sql).await?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    pub(crate) async fn delete_experiment(&self, id: &str) -> Result<()> {
-        self.set_experiment_stage(id, LifecycleStage::Deleted).await
-    }
-
-    pub(crate) async fn restore_experiment(&self, id: &str) -> Result<()> {
-        self.set_experiment_stage(id, LifecycleStage::Active).await
-    }
-
-    pub(crate) async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
-        let id = validate::experiment_id(id)?;
-        let new_name = new_name.to_string();
-        self.db
-            .write(move |mut c| {
-                Box::pin(async move {
-                    lock_active(&mut c, id, Lock::Update).await?;
-                    let sql = c
-                        .stmt("UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?")
-                        .arg(&new_name)
-                        .arg(now_millis())
-                        .arg(id);
-                    c.exec_unique(sql, || name_taken(&new_name)).await?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    pub(crate) async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
-        let id = validate::experiment_id(id)?;
-        self.db
-            .write(move |mut c| {
-                Box::pin(async move {
-                    lock_active(&mut c, id, Lock::Update).await?;
-                    let sql = set_tag(&c, id, &tag);
-                    c.exec(sql).await?;
-                    let sql = c
-                        .stmt("UPDATE experiments SET last_update_time = ? WHERE experiment_id = ?")
-                        .arg(now_millis())
-                        .arg(id);
-                    c.exec(sql).await?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    pub(crate) async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
-        let id = validate::experiment_id(id)?;
-        let key = key.to_string();
-        self.db
-            .write(move |mut c| {
-                Box::pin(async move {
-                    lock_active(&mut c, id, Lock::Update).await?;
-                    let sql = c
-                        .stmt("DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?")
-                        .arg(id)
-                        .arg(&key);
-                    if c.exec(sql).await? == 0 {
-                        return Err(Error::not_found(format!(
-                            "No tag with name: {key} in experiment with id {id}"
-                        )));
-                    }
                     Ok(())
                 })
             })

@@ -2,6 +2,7 @@
 //! their own ids, names and timestamps. Each write is "create unless present", so an import that
 //! stopped half-way can simply run again.
 
+use keel_core::ImportStore;
 use keel_core::entities::*;
 use keel_core::{Error, Result, validate};
 
@@ -12,8 +13,9 @@ use super::registry::storage_location;
 use super::runs::run_info_of;
 use crate::db::Conn;
 
-impl SqlStore {
-    pub(crate) async fn import_experiment(&self, exp: Experiment) -> Result<(String, bool)> {
+#[async_trait::async_trait]
+impl ImportStore for SqlStore {
+    async fn import_experiment(&self, exp: Experiment) -> Result<(String, bool)> {
         let root = self.artifact_root.clone();
         self.db
             .write(move |mut c| {
@@ -74,11 +76,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn import_run(
-        &self,
-        experiment_id: &str,
-        info: RunInfo,
-    ) -> Result<(RunInfo, bool)> {
+    async fn import_run(&self, experiment_id: &str, info: RunInfo) -> Result<(RunInfo, bool)> {
         let exp_id = validate::experiment_id(experiment_id)?;
         validate::run_id(&info.run_id)?;
         let out = self
@@ -118,7 +116,7 @@ impl SqlStore {
         Ok(out)
     }
 
-    pub(crate) async fn import_logged_model(
+    async fn import_logged_model(
         &self,
         experiment_id: &str,
         info: LoggedModelInfo,
@@ -160,7 +158,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn import_registered_model(&self, m: RegisteredModel) -> Result<bool> {
+    async fn import_registered_model(&self, m: RegisteredModel) -> Result<bool> {
         self.db
             .write(move |mut c| {
                 Box::pin(async move {
@@ -186,7 +184,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn import_model_version(&self, v: ModelVersion) -> Result<bool> {
+    async fn import_model_version(&self, v: ModelVersion) -> Result<bool> {
         let number = v
             .version
             .parse::<i64>()

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use keel_core::LoggedModelStore;
 use keel_core::entities::*;
 use keel_core::store::{CreateLoggedModel, Page, SearchLoggedModels};
 use keel_core::{Error, Result, now_millis, validate};
@@ -163,8 +164,9 @@ async fn upsert_kv(c: &mut Conn<'_>, table: &str, id: &str, kvs: &[Tag]) -> Resu
     Ok(())
 }
 
-impl SqlStore {
-    pub(crate) async fn create_logged_model(&self, req: CreateLoggedModel) -> Result<LoggedModel> {
+#[async_trait::async_trait]
+impl LoggedModelStore for SqlStore {
+    async fn create_logged_model(&self, req: CreateLoggedModel) -> Result<LoggedModel> {
         let exp_id = validate::experiment_id(&req.experiment_id)?;
         self.db
             .write(move |mut c| {
@@ -203,15 +205,11 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn get_logged_model(
-        &self,
-        id: &str,
-        allow_deleted: bool,
-    ) -> Result<LoggedModel> {
+    async fn get_logged_model(&self, id: &str, allow_deleted: bool) -> Result<LoggedModel> {
         load_one(&mut self.db.reader().await?.conn(), id, allow_deleted).await
     }
 
-    pub(crate) async fn finalize_logged_model(
+    async fn finalize_logged_model(
         &self,
         id: &str,
         status: LoggedModelStatus,
@@ -233,7 +231,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn delete_logged_model(&self, id: &str) -> Result<()> {
+    async fn delete_logged_model(&self, id: &str) -> Result<()> {
         let id = id.to_string();
         self.db
             .write(move |mut c| {
@@ -250,7 +248,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn set_logged_model_tags(&self, id: &str, tags: Vec<Tag>) -> Result<()> {
+    async fn set_logged_model_tags(&self, id: &str, tags: Vec<Tag>) -> Result<()> {
         let id = id.to_string();
         self.db
             .write(move |mut c| {
@@ -262,7 +260,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn delete_logged_model_tag(&self, id: &str, key: &str) -> Result<()> {
+    async fn delete_logged_model_tag(&self, id: &str, key: &str) -> Result<()> {
         let (id, key) = (id.to_string(), key.to_string());
         self.db
             .write(move |mut c| {
@@ -283,7 +281,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn log_logged_model_params(&self, id: &str, params: Vec<Param>) -> Result<()> {
+    async fn log_logged_model_params(&self, id: &str, params: Vec<Param>) -> Result<()> {
         let id = id.to_string();
         self.db
             .write(move |mut c| {
@@ -295,10 +293,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn search_logged_models(
-        &self,
-        q: SearchLoggedModels,
-    ) -> Result<Page<LoggedModel>> {
+    async fn search_logged_models(&self, q: SearchLoggedModels) -> Result<Page<LoggedModel>> {
         let exp_ids: Vec<i64> = q
             .experiment_ids
             .iter()

@@ -8,7 +8,6 @@ pub(crate) mod logged_models;
 pub(crate) mod paging;
 pub(crate) mod registry;
 pub(crate) mod runs;
-mod store_impl;
 
 use std::sync::atomic::AtomicU64;
 
@@ -53,5 +52,15 @@ pub(crate) fn store_value(v: f64) -> (f64, bool) {
         (0.0, true)
     } else {
         (clamp_infinite(v), false)
+    }
+}
+
+#[async_trait::async_trait]
+impl keel_core::MetadataStore for SqlStore {
+    async fn ping(&self) -> keel_core::Result<()> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c.stmt("SELECT 1");
+        c.exec(sql).await.map(|_| ())
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use keel_core::RegistryStore;
 use keel_core::entities::*;
 use keel_core::store::{CreateModelVersion, Page, SearchRegistry};
 use keel_core::{Error, Result, now_millis};
@@ -285,8 +286,9 @@ fn set_version_tag(c: &Conn<'_>, name: &str, version: i64, tag: &Tag) -> Sql {
         .arg(&tag.value)
 }
 
-impl SqlStore {
-    pub(crate) async fn create_registered_model(
+#[async_trait::async_trait]
+impl RegistryStore for SqlStore {
+    async fn create_registered_model(
         &self,
         name: &str,
         tags: Vec<Tag>,
@@ -314,15 +316,11 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+    async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
         model(&mut self.db.reader().await?.conn(), name).await
     }
 
-    pub(crate) async fn rename_registered_model(
-        &self,
-        name: &str,
-        new_name: &str,
-    ) -> Result<RegisteredModel> {
+    async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
         let (name, new_name) = (name.to_string(), new_name.to_string());
         self.db
             .write(move |mut c| {
@@ -339,7 +337,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn update_registered_model(
+    async fn update_registered_model(
         &self,
         name: &str,
         description: &str,
@@ -360,7 +358,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn delete_registered_model(&self, name: &str) -> Result<()> {
+    async fn delete_registered_model(&self, name: &str) -> Result<()> {
         let name = name.to_string();
         self.db
             .write(move |mut c| {
@@ -378,10 +376,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn search_registered_models(
-        &self,
-        q: SearchRegistry,
-    ) -> Result<Page<RegisteredModel>> {
+    async fn search_registered_models(&self, q: SearchRegistry) -> Result<Page<RegisteredModel>> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         let mut sql = c.sql();
@@ -399,18 +394,14 @@ impl SqlStore {
         ))
     }
 
-    pub(crate) async fn latest_versions(
-        &self,
-        name: &str,
-        stages: &[String],
-    ) -> Result<Vec<ModelVersion>> {
+    async fn latest_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         model(&mut c, name).await?;
         latest(&mut c, name, stages).await
     }
 
-    pub(crate) async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
+    async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
         let name = name.to_string();
         self.db
             .write(move |mut c| {
@@ -424,7 +415,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
+    async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
         let (name, key) = (name.to_string(), key.to_string());
         self.db
             .write(move |mut c| {
@@ -441,7 +432,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn set_alias(&self, name: &str, alias: &str, version_str: &str) -> Result<()> {
+    async fn set_alias(&self, name: &str, alias: &str, version_str: &str) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
         let v = version_number(version_str)?;
         self.db
@@ -461,7 +452,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
         self.db
             .write(move |mut c| {
@@ -478,11 +469,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn get_version_by_alias(
-        &self,
-        name: &str,
-        alias: &str,
-    ) -> Result<ModelVersion> {
+    async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         model(&mut c, name).await?;
@@ -498,10 +485,7 @@ impl SqlStore {
         }
     }
 
-    pub(crate) async fn create_model_version(
-        &self,
-        req: CreateModelVersion,
-    ) -> Result<ModelVersion> {
+    async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion> {
         self.db
             .write(move |mut c| {
                 Box::pin(async move {
@@ -539,12 +523,12 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn get_model_version(&self, name: &str, v: &str) -> Result<ModelVersion> {
+    async fn get_model_version(&self, name: &str, v: &str) -> Result<ModelVersion> {
         let v = version_number(v)?;
         version(&mut self.db.reader().await?.conn(), name, v).await
     }
 
-    pub(crate) async fn update_model_version(
+    async fn update_model_version(
         &self,
         name: &str,
         v: &str,
@@ -568,7 +552,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn transition_stage(
+    async fn transition_stage(
         &self,
         name: &str,
         v: &str,
@@ -608,7 +592,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn delete_model_version(&self, name: &str, v: &str) -> Result<()> {
+    async fn delete_model_version(&self, name: &str, v: &str) -> Result<()> {
         let name = name.to_string();
         let v = version_number(v)?;
         self.db
@@ -629,10 +613,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn search_model_versions(
-        &self,
-        q: SearchRegistry,
-    ) -> Result<Page<ModelVersion>> {
+    async fn search_model_versions(&self, q: SearchRegistry) -> Result<Page<ModelVersion>> {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         let mut sql = c.sql();
@@ -649,7 +630,7 @@ impl SqlStore {
         Ok(Page::new(items, q.offset, q.max_results, more))
     }
 
-    pub(crate) async fn model_version_download_uri(&self, name: &str, v: &str) -> Result<String> {
+    async fn model_version_download_uri(&self, name: &str, v: &str) -> Result<String> {
         let v = version_number(v)?;
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
@@ -662,7 +643,7 @@ impl SqlStore {
             .ok_or_else(|| version_not_found(name, v))
     }
 
-    pub(crate) async fn set_model_version_tag(&self, name: &str, v: &str, tag: Tag) -> Result<()> {
+    async fn set_model_version_tag(&self, name: &str, v: &str, tag: Tag) -> Result<()> {
         let name = name.to_string();
         let v = version_number(v)?;
         self.db
@@ -677,12 +658,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn delete_model_version_tag(
-        &self,
-        name: &str,
-        v: &str,
-        key: &str,
-    ) -> Result<()> {
+    async fn delete_model_version_tag(&self, name: &str, v: &str, key: &str) -> Result<()> {
         let (name, key) = (name.to_string(), key.to_string());
         let v = version_number(v)?;
         self.db

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use keel_core::RunStore;
 use keel_core::entities::*;
 use keel_core::store::{CreateRun, Page, SearchRuns};
 use keel_core::{Error, Result, now_millis, validate};
@@ -180,28 +181,9 @@ async fn attach_inputs_outputs(
 /// Ids per statement when loading runs: bounded by SQLite's limit on bound values.
 const LOAD_CHUNK: usize = 5000;
 
-impl SqlStore {
-    /// Loads whole runs (info, latest metrics, params, tags, inputs, outputs) in `ids` order.
-    async fn load_runs(&self, c: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Run>> {
-        let mut by_id: HashMap<String, Run> = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(LOAD_CHUNK) {
-            let page = match c {
-                Conn::Sqlite(conn) => crate::sqlite::rows::runs(conn, chunk).await?,
-                Conn::Pg(conn) => {
-                    crate::postgres::runs::runs(conn, &self.metric_keys, chunk).await?
-                }
-            };
-            let mut loaded: HashMap<String, Run> = page
-                .into_iter()
-                .map(|r| (r.info.run_id.clone(), r))
-                .collect();
-            attach_inputs_outputs(c, chunk, &mut loaded).await?;
-            by_id.extend(loaded);
-        }
-        Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
-    }
-
-    pub(crate) async fn create_run(&self, req: CreateRun) -> Result<Run> {
+#[async_trait::async_trait]
+impl RunStore for SqlStore {
+    async fn create_run(&self, req: CreateRun) -> Result<Run> {
         let exp_id = validate::experiment_id(&req.experiment_id)?;
         let run = self
             .db
@@ -306,7 +288,7 @@ impl SqlStore {
         Ok(run)
     }
 
-    pub(crate) async fn get_run(&self, run_id: &str) -> Result<Run> {
+    async fn get_run(&self, run_id: &str) -> Result<Run> {
         let mut r = self.db.reader().await?;
         self.load_runs(&mut r.conn(), &[run_id.to_string()])
             .await?
@@ -314,7 +296,7 @@ impl SqlStore {
             .ok_or_else(|| run_not_found(run_id))
     }
 
-    pub(crate) async fn update_run(
+    async fn update_run(
         &self,
         run_id: &str,
         status: Option<RunStatus>,
@@ -342,50 +324,15 @@ impl SqlStore {
             .await
     }
 
-    async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
-        let run_id = run_id.to_string();
-        self.db
-            .write(move |mut c| {
-                Box::pin(async move {
-                    let lock = c.lock(Lock::Update);
-                    let sql = c
-                        .stmt(&format!(
-                            "SELECT experiment_id FROM runs WHERE run_uuid = ?{lock}"
-                        ))
-                        .arg(&run_id);
-                    let Some(exp_id) = c.value::<i64>(sql).await? else {
-                        return Err(run_not_found(&run_id));
-                    };
-                    if stage == LifecycleStage::Active {
-                        let exp = experiment(&mut c, exp_id).await?;
-                        if exp.lifecycle_stage == LifecycleStage::Deleted {
-                            return Err(Error::invalid(format!(
-                                "Cannot restore run {run_id}: its experiment {exp_id} is deleted."
-                            )));
-                        }
-                    }
-                    let deleted_time = (stage == LifecycleStage::Deleted).then(now_millis);
-                    let sql = c
-                        .stmt("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?")
-                        .arg(stage.as_str())
-                        .arg(deleted_time)
-                        .arg(&run_id);
-                    c.exec(sql).await?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    pub(crate) async fn delete_run(&self, run_id: &str) -> Result<()> {
+    async fn delete_run(&self, run_id: &str) -> Result<()> {
         self.set_run_stage(run_id, LifecycleStage::Deleted).await
     }
 
-    pub(crate) async fn restore_run(&self, run_id: &str) -> Result<()> {
+    async fn restore_run(&self, run_id: &str) -> Result<()> {
         self.set_run_stage(run_id, LifecycleStage::Active).await
     }
 
-    pub(crate) async fn log_batch(
+    async fn log_batch(
         &self,
         run_id: &str,
         metrics: Vec<Metric>,
@@ -418,7 +365,7 @@ impl SqlStore {
         }
     }
 
-    pub(crate) async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+    async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
         let (run_id, key) = (run_id.to_string(), key.to_string());
         self.db
             .write(move |mut c| {
@@ -439,7 +386,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn log_inputs(
+    async fn log_inputs(
         &self,
         run_id: &str,
         datasets: Vec<DatasetInput>,
@@ -509,7 +456,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
+    async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
         let run_id = run_id.to_string();
         self.db
             .write(move |mut c| {
@@ -538,7 +485,7 @@ impl SqlStore {
             .await
     }
 
-    pub(crate) async fn search_runs(&self, q: SearchRuns) -> Result<Page<Run>> {
+    async fn search_runs(&self, q: SearchRuns) -> Result<Page<Run>> {
         let exp_ids: Vec<i64> = q
             .experiment_ids
             .iter()
@@ -575,7 +522,7 @@ impl SqlStore {
         ))
     }
 
-    pub(crate) async fn metric_history(
+    async fn metric_history(
         &self,
         run_id: &str,
         key: &str,
@@ -591,7 +538,7 @@ impl SqlStore {
         Ok(Page::new(items, offset, max_results, more))
     }
 
-    pub(crate) async fn metric_history_bulk(
+    async fn metric_history_bulk(
         &self,
         run_ids: &[String],
         key: &str,
@@ -639,7 +586,65 @@ async fn history(
         .collect()
 }
 
+/// How many new runs make [`SqlStore::run_created`] refresh PostgreSQL's statistics.
+const ANALYZE_EVERY: u64 = 500;
+
 impl SqlStore {
+    /// Loads whole runs (info, latest metrics, params, tags, inputs, outputs) in `ids` order.
+    async fn load_runs(&self, c: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Run>> {
+        let mut by_id: HashMap<String, Run> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(LOAD_CHUNK) {
+            let page = match c {
+                Conn::Sqlite(conn) => crate::sqlite::rows::runs(conn, chunk).await?,
+                Conn::Pg(conn) => {
+                    crate::postgres::runs::runs(conn, &self.metric_keys, chunk).await?
+                }
+            };
+            let mut loaded: HashMap<String, Run> = page
+                .into_iter()
+                .map(|r| (r.info.run_id.clone(), r))
+                .collect();
+            attach_inputs_outputs(c, chunk, &mut loaded).await?;
+            by_id.extend(loaded);
+        }
+        Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
+    }
+
+    async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let lock = c.lock(Lock::Update);
+                    let sql = c
+                        .stmt(&format!(
+                            "SELECT experiment_id FROM runs WHERE run_uuid = ?{lock}"
+                        ))
+                        .arg(&run_id);
+                    let Some(exp_id) = c.value::<i64>(sql).await? else {
+                        return Err(run_not_found(&run_id));
+                    };
+                    if stage == LifecycleStage::Active {
+                        let exp = experiment(&mut c, exp_id).await?;
+                        if exp.lifecycle_stage == LifecycleStage::Deleted {
+                            return Err(Error::invalid(format!(
+                                "Cannot restore run {run_id}: its experiment {exp_id} is deleted."
+                            )));
+                        }
+                    }
+                    let deleted_time = (stage == LifecycleStage::Deleted).then(now_millis);
+                    let sql = c
+                        .stmt("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?")
+                        .arg(stage.as_str())
+                        .arg(deleted_time)
+                        .arg(&run_id);
+                    c.exec(sql).await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     /// Counts a new run; on PostgreSQL, every [`ANALYZE_EVERY`] runs refresh the planner's
     /// statistics of the tables search reads, in the background. Autovacuum analyzes a table
     /// only after it grew by a tenth and a minute passed; until then the planner takes a table
@@ -665,6 +670,3 @@ impl SqlStore {
         }
     }
 }
-
-/// How many new runs make [`SqlStore::run_created`] refresh PostgreSQL's statistics.
-const ANALYZE_EVERY: u64 = 500;
