@@ -13,6 +13,7 @@ pub mod error;
 pub mod filter;
 pub mod page;
 pub mod pyjson;
+pub mod service;
 pub mod store;
 pub mod table;
 pub mod validate;

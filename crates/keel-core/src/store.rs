@@ -156,6 +156,21 @@ pub trait RunStore: Send + Sync {
         params: Vec<Param>,
         tags: Vec<Tag>,
     ) -> Result<()>;
+    /// Logs one metric (MLflow's `log-metric`).
+    async fn log_metric(&self, run_id: &str, metric: Metric) -> Result<()> {
+        self.log_batch(run_id, vec![metric], Vec::new(), Vec::new())
+            .await
+    }
+    /// Logs one param (MLflow's `log-parameter`).
+    async fn log_param(&self, run_id: &str, param: Param) -> Result<()> {
+        self.log_batch(run_id, Vec::new(), vec![param], Vec::new())
+            .await
+    }
+    /// Sets one tag (MLflow's `set-tag`).
+    async fn set_tag(&self, run_id: &str, tag: Tag) -> Result<()> {
+        self.log_batch(run_id, Vec::new(), Vec::new(), vec![tag])
+            .await
+    }
     async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()>;
     async fn log_inputs(
         &self,

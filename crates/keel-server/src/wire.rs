@@ -296,21 +296,17 @@ pub struct Kv {
     pub value: Option<String>,
 }
 
-/// Converts request pairs, checking each with `check` and naming the offending item.
-pub fn kvs(
-    items: Vec<Kv>,
-    field: &str,
-    check: impl Fn(&str, &mut keel_core::entities::Tag) -> Result<(), Error>,
-) -> Result<Vec<keel_core::entities::Tag>, Error> {
+/// Converts request pairs; a missing key is named by its item (`tags[2].key`).
+pub fn kvs(items: Vec<Kv>, field: &str) -> Result<Vec<keel_core::entities::Tag>, Error> {
     items
         .into_iter()
         .enumerate()
         .map(|(i, kv)| {
-            let path = format!("{field}[{i}]");
-            let key = required(kv.key, &format!("{path}.key"))?;
-            let mut t = keel_core::entities::Tag::new(key, kv.value.unwrap_or_default());
-            check(&path, &mut t)?;
-            Ok(t)
+            let key = required(kv.key, &format!("{field}[{i}].key"))?;
+            Ok(keel_core::entities::Tag::new(
+                key,
+                kv.value.unwrap_or_default(),
+            ))
         })
         .collect()
 }

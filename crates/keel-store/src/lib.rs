@@ -58,17 +58,16 @@ impl DbUrl {
     }
 }
 
-/// Opens (creating and migrating if needed) the metadata store at `url`. `artifact_root` is the
-/// URI prefix new experiments get their artifact location under (`mlflow-artifacts:`).
+/// Opens (creating and migrating if needed) the metadata store at `url`, behind the service
+/// layer ([`keel_core::service::Service`]) that applies MLflow's rules to every caller's writes.
+/// `artifact_root` is the URI prefix new experiments get their artifact location under
+/// (`mlflow-artifacts:`).
 pub async fn open_metadata_store(url: &str, artifact_root: &str) -> Result<Arc<dyn MetadataStore>> {
-    match DbUrl::parse(url)? {
-        DbUrl::Sqlite(path) => Ok(Arc::new(
-            sqlite::SqliteStore::open(&path, artifact_root).await?,
-        )),
-        DbUrl::Postgres(url) => Ok(Arc::new(
-            postgres::PgStore::open(&url, artifact_root).await?,
-        )),
-    }
+    let store: Arc<dyn MetadataStore> = match DbUrl::parse(url)? {
+        DbUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(&path, artifact_root).await?),
+        DbUrl::Postgres(url) => Arc::new(postgres::PgStore::open(&url, artifact_root).await?),
+    };
+    Ok(Arc::new(keel_core::service::Service::new(store)))
 }
 
 /// Opens the artifact store at `url`: `s3://bucket/prefix`, `file:///path` or a bare path.

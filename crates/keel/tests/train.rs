@@ -432,6 +432,54 @@ fn bad_training_requests_are_one_line_naming_the_problem() {
     );
 }
 
+/// `keel train` on the embedded store writes through the same service layer as the server, so
+/// MLflow's rules hold for it too: a name the server refuses is refused here, and nothing is
+/// written.
+#[test]
+fn the_embedded_store_applies_mlflows_rules_to_keel_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    add_shop(d, &[]);
+    let base = [
+        "train",
+        "--data",
+        "shop",
+        "--target",
+        "label",
+        "--algo",
+        "logistic_regression",
+    ];
+    let long_experiment = "e".repeat(501);
+    let long_run = "r".repeat(251);
+    for (extra, want) in [
+        (
+            ["--experiment", long_experiment.as_str()],
+            "'name' exceeds the maximum length of 500 characters",
+        ),
+        (
+            ["--run-name", long_run.as_str()],
+            "'run_name' exceeds the maximum length of 250 characters",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let (code, _, err) = keel_status(d, &args);
+        assert_ne!(code, 0, "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    let experiments = json(d, &["experiments", "ls"]);
+    let names: Vec<&str> = experiments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Default"], "{experiments}");
+    let runs = json(d, &["runs", "ls"]);
+    assert_eq!(runs.as_array().map(Vec::len), Some(0), "{runs}");
+}
+
 #[test]
 fn neighbours_and_clusters_train_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();

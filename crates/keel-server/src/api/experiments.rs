@@ -25,8 +25,7 @@ struct Create {
 
 async fn create(State(s): State<AppState>, Msg { body, .. }: Msg<Create>) -> ApiResult<Response> {
     let name = required(body.name, "name")?;
-    validate::experiment_name(&name)?;
-    let tags = kvs(body.tags, "tags", |_, t| validate::experiment_tag(t))?;
+    let tags = kvs(body.tags, "tags")?;
     let location = body
         .artifact_location
         .filter(|l| !l.is_empty())
@@ -220,7 +219,6 @@ struct Update {
 async fn update(State(s): State<AppState>, Msg { body, .. }: Msg<Update>) -> ApiResult<Response> {
     let id = required(body.experiment_id, "experiment_id")?;
     let name = required(body.new_name, "new_name")?;
-    validate::experiment_name(&name)?;
     s.meta.rename_experiment(&id, &name).await?;
     Ok(empty())
 }
@@ -237,7 +235,6 @@ async fn set_tag(State(s): State<AppState>, Msg { body, .. }: Msg<TagReq>) -> Ap
     let id = required(body.experiment_id, "experiment_id")?;
     let tag =
         keel_core::entities::Tag::new(required(body.key, "key")?, body.value.unwrap_or_default());
-    validate::experiment_tag(&tag)?;
     s.meta.set_experiment_tag(&id, tag).await?;
     Ok(empty())
 }

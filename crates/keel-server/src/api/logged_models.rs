@@ -7,7 +7,7 @@ use axum::routing::{delete, get, patch, post};
 use keel_core::entities::{LoggedModel, LoggedModelStatus};
 use keel_core::filter::{self, Order, logged_models as lf};
 use keel_core::store::{CreateLoggedModel, DatasetFilter, SearchLoggedModels};
-use keel_core::{Error, page, validate};
+use keel_core::{Error, page};
 use serde::{Deserialize, Serialize};
 
 use super::{empty, json};
@@ -33,11 +33,8 @@ struct Create {
 
 async fn create(State(s): State<AppState>, Msg { body, .. }: Msg<Create>) -> ApiResult<Response> {
     let experiment_id = required(body.experiment_id, "experiment_id")?;
-    let params = kvs(body.params, "params", validate::param)?;
-    let tags = kvs(body.tags, "tags", validate::tag)?;
-    if let Some(name) = &body.name {
-        validate::logged_model_name(name)?;
-    }
+    let params = kvs(body.params, "params")?;
+    let tags = kvs(body.tags, "tags")?;
     let model = s
         .meta
         .create_logged_model(CreateLoggedModel {
@@ -108,7 +105,7 @@ async fn set_tags(
     Path(id): Path<String>,
     Msg { body, .. }: Msg<Tags>,
 ) -> ApiResult<Response> {
-    let tags = kvs(body.tags, "tags", validate::tag)?;
+    let tags = kvs(body.tags, "tags")?;
     s.meta.set_logged_model_tags(&id, tags).await?;
     Ok(empty())
 }
@@ -132,7 +129,7 @@ async fn log_params(
     Path(id): Path<String>,
     Msg { body, .. }: Msg<Params>,
 ) -> ApiResult<Response> {
-    let params = kvs(body.params, "params", validate::param)?;
+    let params = kvs(body.params, "params")?;
     s.meta.log_logged_model_params(&id, params).await?;
     Ok(empty())
 }

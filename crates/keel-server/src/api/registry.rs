@@ -61,12 +61,10 @@ impl Req {
         required(self.version.take(), "version")
     }
     fn tag(&mut self) -> Result<Tag, Error> {
-        let t = Tag::new(
+        Ok(Tag::new(
             required(self.key.take(), "key")?,
             self.value.take().unwrap_or_default(),
-        );
-        validate::registry_tag(&t)?;
-        Ok(t)
+        ))
     }
 }
 
@@ -75,10 +73,7 @@ async fn create_model(
     Msg { mut body, .. }: Msg<Req>,
 ) -> ApiResult<Response> {
     let name = body.name()?;
-    validate::model_name(&name)?;
-    let tags = kvs(std::mem::take(&mut body.tags), "tags", |_, t| {
-        validate::registry_tag(t)
-    })?;
+    let tags = kvs(std::mem::take(&mut body.tags), "tags")?;
     let m = s
         .meta
         .create_registered_model(&name, tags, body.description.as_deref().unwrap_or(""))
@@ -103,7 +98,6 @@ async fn rename_model(
 ) -> ApiResult<Response> {
     let name = body.name()?;
     let new_name = required(body.new_name, "new_name")?;
-    validate::model_name(&new_name)?;
     Ok(json(&OneModel {
         registered_model: s.meta.rename_registered_model(&name, &new_name).await?,
     }))
@@ -226,7 +220,6 @@ async fn set_alias(
 ) -> ApiResult<Response> {
     let name = body.name()?;
     let alias = required(body.alias.take(), "alias")?;
-    validate::alias(&alias)?;
     s.meta.set_alias(&name, &alias, &body.version()?).await?;
     Ok(empty())
 }
@@ -261,9 +254,7 @@ async fn create_version(
 ) -> ApiResult<Response> {
     let name = body.name()?;
     let source = required(body.source.take(), "source")?;
-    let tags = kvs(std::mem::take(&mut body.tags), "tags", |_, t| {
-        validate::registry_tag(t)
-    })?;
+    let tags = kvs(std::mem::take(&mut body.tags), "tags")?;
     let lineage = version_source::resolve(
         s.meta.as_ref(),
         &source,

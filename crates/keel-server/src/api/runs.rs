@@ -56,10 +56,7 @@ struct OneRun {
 
 async fn create(State(s): State<AppState>, Msg { body, .. }: Msg<Create>) -> ApiResult<Response> {
     let experiment_id = required(body.experiment_id, "experiment_id")?;
-    let tags = kvs(body.tags, "tags", validate::tag)?;
-    if let Some(name) = &body.run_name {
-        validate::run_name(name)?;
-    }
+    let tags = kvs(body.tags, "tags")?;
     let run = s
         .meta
         .create_run(CreateRun {
@@ -102,9 +99,6 @@ async fn update(State(s): State<AppState>, Msg { body, .. }: Msg<Update>) -> Api
         None | Some("") => None,
         Some(st) => Some(RunStatus::parse(st).ok_or_else(|| Error::invalid(format!("Invalid value '{st}' for parameter 'status': expected RUNNING, SCHEDULED, FINISHED, FAILED or KILLED")))?),
     };
-    if let Some(name) = &body.run_name {
-        validate::run_name(name)?;
-    }
     let info = s
         .meta
         .update_run(&id, status, body.end_time, body.run_name)
@@ -161,7 +155,6 @@ impl MetricIn {
         m.model_id = self.model_id.filter(|s| !s.is_empty());
         m.dataset_name = self.dataset_name.filter(|s| !s.is_empty());
         m.dataset_digest = self.dataset_digest.filter(|s| !s.is_empty());
-        validate::metric(path, &m)?;
         Ok(m)
     }
 }
@@ -176,9 +169,7 @@ async fn log_metric(
     }
     .get()?;
     let m = body.into_metric("")?;
-    s.meta
-        .log_batch(&id, vec![m], Vec::new(), Vec::new())
-        .await?;
+    s.meta.log_metric(&id, m).await?;
     Ok(empty())
 }
 
@@ -206,20 +197,14 @@ impl KvReq {
 }
 
 async fn log_param(State(s): State<AppState>, Msg { body, .. }: Msg<KvReq>) -> ApiResult<Response> {
-    let (id, mut p) = body.split()?;
-    validate::param("", &mut p)?;
-    s.meta
-        .log_batch(&id, Vec::new(), vec![p], Vec::new())
-        .await?;
+    let (id, p) = body.split()?;
+    s.meta.log_param(&id, p).await?;
     Ok(empty())
 }
 
 async fn set_tag(State(s): State<AppState>, Msg { body, .. }: Msg<KvReq>) -> ApiResult<Response> {
-    let (id, mut t) = body.split()?;
-    validate::tag("", &mut t)?;
-    s.meta
-        .log_batch(&id, Vec::new(), Vec::new(), vec![t])
-        .await?;
+    let (id, t) = body.split()?;
+    s.meta.set_tag(&id, t).await?;
     Ok(empty())
 }
 
@@ -253,16 +238,14 @@ async fn log_batch(
         run_uuid: None,
     }
     .get()?;
-    validate::batch_limits(body.metrics.len(), body.params.len(), body.tags.len())?;
     let metrics = body
         .metrics
         .into_iter()
         .enumerate()
         .map(|(i, m)| m.into_metric(&format!("metrics[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
-    let params = kvs(body.params, "params", validate::param)?;
-    validate::unique_param_keys(&params)?;
-    let tags = kvs(body.tags, "tags", validate::tag)?;
+    let params = kvs(body.params, "params")?;
+    let tags = kvs(body.tags, "tags")?;
     s.meta.log_batch(&id, metrics, params, tags).await?;
     Ok(empty())
 }
@@ -275,47 +258,6 @@ struct Inputs {
     models: Vec<ModelInput>,
 }
 
-fn check_dataset(i: usize, d: &DatasetInput) -> Result<(), Error> {
-    let at = |f: &str| format!("datasets[{i}].dataset.{f}");
-    let ds = &d.dataset;
-    for (field, value, limit) in [
-        ("name", &ds.name, validate::MAX_DATASET_NAME_SIZE),
-        ("digest", &ds.digest, validate::MAX_DATASET_DIGEST_SIZE),
-        ("source", &ds.source, validate::MAX_DATASET_SOURCE_SIZE),
-    ] {
-        if value.is_empty() && field != "source" {
-            return Err(Error::invalid(format!(
-                "Missing value for required parameter '{}'.",
-                at(field)
-            )));
-        }
-        validate::length(&at(field), value, limit)?;
-    }
-    validate::length(
-        &at("schema"),
-        ds.schema.as_deref().unwrap_or(""),
-        validate::MAX_DATASET_SCHEMA_SIZE,
-    )?;
-    validate::length(
-        &at("profile"),
-        ds.profile.as_deref().unwrap_or(""),
-        validate::MAX_DATASET_PROFILE_SIZE,
-    )?;
-    for t in &d.tags {
-        validate::length(
-            &format!("datasets[{i}].tags.key"),
-            &t.key,
-            validate::MAX_INPUT_TAG_KEY_SIZE,
-        )?;
-        validate::length(
-            &format!("datasets[{i}].tags.value"),
-            &t.value,
-            validate::MAX_INPUT_TAG_VALUE_SIZE,
-        )?;
-    }
-    Ok(())
-}
-
 async fn log_inputs(
     State(s): State<AppState>,
     Msg { body, .. }: Msg<Inputs>,
@@ -325,16 +267,6 @@ async fn log_inputs(
         run_uuid: None,
     }
     .get()?;
-    if body.datasets.len() > validate::MAX_DATASETS_PER_BATCH {
-        return Err(Error::invalid(format!(
-            "A batch logging request can contain at most {} datasets.",
-            validate::MAX_DATASETS_PER_BATCH
-        ))
-        .into());
-    }
-    for (i, d) in body.datasets.iter().enumerate() {
-        check_dataset(i, d)?;
-    }
     s.meta.log_inputs(&id, body.datasets, body.models).await?;
     Ok(empty())
 }
