@@ -371,7 +371,8 @@ pub(crate) async fn write_batch(
 }
 
 /// Loads runs with their info, latest metrics, params and tags (inputs and outputs are
-/// attached by [`crate::sql::runs`]); runs that do not exist are left out.
+/// attached by [`crate::sql::runs`]), in no particular order; runs that do not exist are left
+/// out.
 pub(crate) async fn runs(
     conn: &mut PgConnection,
     keys: &MetricKeys,
@@ -394,7 +395,7 @@ pub(crate) async fn runs(
         );
     }
     let names = keys.names(conn, &key_ids).await?;
-    let mut by_id: HashMap<String, Run> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<Run> = Vec::with_capacity(rows.len());
     for r in &rows {
         let info = run_info(r)?;
         let mut data = RunData::default();
@@ -451,17 +452,9 @@ pub(crate) async fn runs(
         data.params.sort_by(|a, b| a.key.cmp(&b.key));
         data.tags.sort_by(|a, b| a.key.cmp(&b.key));
         data.metrics.sort_by(|a, b| a.key.cmp(&b.key));
-        by_id.insert(
-            info.run_id.clone(),
-            Run {
-                info,
-                data,
-                inputs: RunInputs::default(),
-                outputs: RunOutputs::default(),
-            },
-        );
+        out.push(crate::sql::bare_run(info, data));
     }
-    Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
+    Ok(out)
 }
 
 /// Writes a log batch: metric names are interned first (outside the transaction, so a rollback

@@ -41,6 +41,19 @@ impl SqlStore {
     }
 }
 
+/// A run with its info and data, before its inputs and outputs are attached.
+pub(crate) fn bare_run(
+    info: keel_core::entities::RunInfo,
+    data: keel_core::entities::RunData,
+) -> keel_core::entities::Run {
+    keel_core::entities::Run {
+        info,
+        data,
+        inputs: Default::default(),
+        outputs: Default::default(),
+    }
+}
+
 /// Reads a metric value as stored (finite value, NaN flag).
 pub(crate) fn metric_value(value: f64, is_nan: i16) -> f64 {
     if is_nan != 0 { f64::NAN } else { value }

@@ -1,7 +1,4 @@
 //! The page loader of runs on SQLite: info, params, tags and latest metrics of many runs at once.
-
-use std::collections::HashMap;
-
 use keel_core::entities::*;
 use keel_core::{Error, Result};
 use sqlx::{Row, SqliteConnection};
@@ -35,7 +32,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
 }
 
 /// Loads runs with their info, latest metrics, params and tags (inputs and outputs are
-/// attached by [`crate::sql::runs`]); runs that do not exist are left out.
+/// attached by [`crate::sql::runs`]), in no particular order; runs that do not exist are left
+/// out.
 ///
 /// SQLite assembles the page of runs, each with its metrics, params and tags, as one JSON value
 /// in one row: moving one row out of the connection instead of tens of thousands is what makes a
@@ -45,7 +43,7 @@ pub(crate) async fn runs(conn: &mut SqliteConnection, ids: &[String]) -> Result<
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut by_id: HashMap<String, Run> = HashMap::with_capacity(ids.len());
+    let mut out: Vec<Run> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(5000) {
         let list = || chunk.iter().map(|s| Bind::Str(s.clone()));
         let mut sql = Sql::default();
@@ -100,16 +98,8 @@ pub(crate) async fn runs(conn: &mut SqliteConnection, ids: &[String]) -> Result<
                 params: params.into_iter().map(|(k, v)| Tag::new(k, v)).collect(),
                 tags: tags.into_iter().map(|(k, v)| Tag::new(k, v)).collect(),
             };
-            by_id.insert(
-                id,
-                Run {
-                    info,
-                    data,
-                    inputs: RunInputs::default(),
-                    outputs: RunOutputs::default(),
-                },
-            );
+            out.push(crate::sql::bare_run(info, data));
         }
     }
-    Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
+    Ok(out)
 }
