@@ -1,10 +1,15 @@
 //! The read and housekeeping commands: `experiments ls`, `runs ls|show|delete|restore|artifacts|download|history`, `models ls|show|alias|compare`.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
+use clap::Subcommand;
 use serde_json::{Value, json};
 
+use crate::args::StoreArgs;
 use crate::client::Client;
 use crate::output::{duration, number, table, time};
+use crate::stores::registry;
 
 fn s(v: &Value, k: &str) -> String {
     match v.get(k) {
@@ -756,4 +761,253 @@ pub async fn models_compare(
         println!("{t}");
     }
     Ok(())
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ExperimentsCmd {
+    /// List experiments.
+    Ls {
+        /// active, deleted or all.
+        #[arg(long, default_value = "active", value_parser = ["active", "deleted", "all"])]
+        view: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RunsCmd {
+    /// List runs, newest first.
+    Ls {
+        /// Only this experiment (by name); all active experiments otherwise.
+        #[arg(long)]
+        experiment: Option<String>,
+        /// MLflow search filter, e.g. "metrics.acc > 0.9 and params.lr = '0.1'".
+        #[arg(long)]
+        filter: Option<String>,
+        /// Order, e.g. "metrics.acc DESC" (repeatable).
+        #[arg(long = "order-by")]
+        order_by: Vec<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show one run: info, params, latest metrics, tags, inputs, outputs and artifacts.
+    Show {
+        /// The run's id (32 hex digits), as `keel runs ls` and `keel train` print it.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Mark a run deleted (its data stays until `keel runs restore` or a cleanup).
+    Delete {
+        /// The run's id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Make a deleted run active again.
+    Restore {
+        /// The run's id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the files a run logged, with their sizes.
+    Artifacts {
+        /// The run's id.
+        id: String,
+        /// Only below this artifact path.
+        path: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Download a run's artifacts (all, or those below PATH) into a folder.
+    Download {
+        /// The run's id.
+        id: String,
+        /// Only below this artifact path.
+        path: Option<String>,
+        /// The folder to write into (created when missing).
+        #[arg(long, default_value = ".")]
+        to: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Every value a run logged for one metric, by step.
+    History {
+        /// The run's id.
+        id: String,
+        /// The metric's name.
+        metric: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ModelsCmd {
+    /// List registered models.
+    Ls {
+        /// Registry search filter, e.g. "name LIKE 'fraud%'".
+        #[arg(long)]
+        filter: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show a registered model and its versions.
+    Show {
+        /// The registered model's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Aliases of a registered model's versions.
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// Two versions of a registered model side by side: metrics and differing params of the
+    /// runs that made them.
+    Compare {
+        /// The registered model's name.
+        name: String,
+        /// The first version (a number).
+        a: String,
+        /// The second version (a number).
+        b: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AliasCmd {
+    /// List a registered model's aliases and the versions they name.
+    Ls {
+        /// The registered model's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove an alias (the version stays).
+    Delete {
+        /// The registered model's name.
+        name: String,
+        /// The alias.
+        alias: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Point ALIAS (champion, challenger...) at VERSION.
+    Set {
+        /// The registered model's name.
+        name: String,
+        /// The alias: letters, digits, `_` and `-`, not `latest` or `v<number>`.
+        alias: String,
+        version: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Runs `keel experiments ...`.
+pub(crate) async fn experiments(cmd: ExperimentsCmd) -> Result<()> {
+    match cmd {
+        ExperimentsCmd::Ls { view, store } => {
+            experiments_ls(
+                &registry(&store).await?,
+                &view
+                    .to_uppercase()
+                    .replace("ACTIVE", "ACTIVE_ONLY")
+                    .replace("DELETED", "DELETED_ONLY"),
+                store.json,
+            )
+            .await
+        }
+    }
+}
+
+/// Runs `keel runs ...`.
+pub(crate) async fn runs(cmd: RunsCmd) -> Result<()> {
+    match cmd {
+        RunsCmd::Ls {
+            experiment,
+            filter,
+            order_by,
+            max,
+            store,
+        } => {
+            let c = registry(&store).await?;
+            runs_ls(
+                &c,
+                RunsLs {
+                    experiment: experiment.as_deref(),
+                    filter: filter.as_deref(),
+                    order_by,
+                    max,
+                    as_json: store.json,
+                },
+            )
+            .await
+        }
+        RunsCmd::Show { id, store } => runs_show(&registry(&store).await?, &id, store.json).await,
+        RunsCmd::Delete { id, store } => {
+            runs_lifecycle(&registry(&store).await?, &id, true, store.json).await
+        }
+        RunsCmd::Restore { id, store } => {
+            runs_lifecycle(&registry(&store).await?, &id, false, store.json).await
+        }
+        RunsCmd::Artifacts { id, path, store } => {
+            runs_artifacts(&registry(&store).await?, &id, path.as_deref(), store.json).await
+        }
+        RunsCmd::Download {
+            id,
+            path,
+            to,
+            store,
+        } => {
+            let c = registry(&store).await?;
+            runs_download(&c, &id, path.as_deref(), &to, store.json).await
+        }
+        RunsCmd::History { id, metric, store } => {
+            runs_history(&registry(&store).await?, &id, &metric, store.json).await
+        }
+    }
+}
+
+/// Runs `keel models ...`.
+pub(crate) async fn models(cmd: ModelsCmd) -> Result<()> {
+    match cmd {
+        ModelsCmd::Alias(AliasCmd::Ls { name, store }) => {
+            models_alias_ls(&registry(&store).await?, &name, store.json).await
+        }
+        ModelsCmd::Alias(AliasCmd::Delete { name, alias, store }) => {
+            models_alias_delete(&registry(&store).await?, &name, &alias, store.json).await
+        }
+        ModelsCmd::Ls { filter, store } => {
+            models_ls(&registry(&store).await?, filter.as_deref(), store.json).await
+        }
+        ModelsCmd::Show { name, store } => {
+            models_show(&registry(&store).await?, &name, store.json).await
+        }
+        ModelsCmd::Alias(AliasCmd::Set {
+            name,
+            alias,
+            version,
+            store,
+        }) => {
+            models_alias_set(
+                &registry(&store).await?,
+                &name,
+                &alias,
+                &version,
+                store.json,
+            )
+            .await
+        }
+        ModelsCmd::Compare { name, a, b, store } => {
+            models_compare(&registry(&store).await?, &name, [&a, &b], store.json).await
+        }
+    }
 }

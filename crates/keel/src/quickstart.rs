@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use serde_json::{Value, json};
 
 use crate::args::StoreArgs;
@@ -104,7 +105,7 @@ pub async fn run(a: QuickstartArgs, store: data::Store, registry: Client) -> Res
             let _ = stop_rx.await;
         } else {
             tokio::select! {
-                _ = crate::shutdown_signal() => {}
+                _ = crate::server::shutdown_signal() => {}
                 _ = stop_rx => {}
             }
         }
@@ -211,4 +212,30 @@ async fn sample_requests(base: &str) -> Result<String> {
     );
     eprintln!("  ground truth recorded for request {id}");
     Ok(id)
+}
+
+#[derive(Args)]
+pub(crate) struct QuickstartCmd {
+    /// Port of the model server.
+    #[arg(long, short, default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// Stop after the sample requests instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+}
+
+/// Runs `keel quickstart`.
+pub(crate) async fn command(cmd: QuickstartCmd) -> Result<()> {
+    let store = StoreArgs::default();
+    let target = crate::stores::data_store(&store).await?;
+    let client = crate::stores::registry(&store).await?;
+    run(
+        QuickstartArgs {
+            port: cmd.port,
+            no_wait: cmd.no_wait,
+        },
+        target,
+        client,
+    )
+    .await
 }

@@ -165,7 +165,7 @@ pub async fn command(cmd: ServeCmd) -> Result<()> {
         },
         json: false,
     };
-    run(args, async move { crate::registry(&store).await }).await
+    run(args, async move { crate::stores::registry(&store).await }).await
 }
 
 /// What `keel serve` was asked for.
@@ -283,7 +283,7 @@ pub async fn run(
     a: ServeArgs,
     registry: impl std::future::Future<Output = Result<Client>>,
 ) -> Result<()> {
-    start(a, registry, crate::shutdown_signal())
+    start(a, registry, crate::server::shutdown_signal())
         .await?
         .wait()
         .await

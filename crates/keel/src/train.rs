@@ -927,3 +927,19 @@ fn charts(trained: &Trained) -> Vec<(String, String)> {
     }
     out
 }
+
+/// Runs `keel train`.
+pub(crate) async fn command(cmd: TrainArgs) -> Result<()> {
+    if cmd.help_params {
+        return help_params(cmd.algo.as_deref());
+    }
+    let target = crate::stores::data_store(&cmd.store).await?;
+    let tracking = match &target {
+        crate::data::Store::Local(l) => crate::tracking::Tracking::Local {
+            meta: l.meta.clone(),
+            artifacts: l.artifacts.clone(),
+        },
+        crate::data::Store::Remote(r) => crate::tracking::Tracking::Remote(&r.client),
+    };
+    run(&target, tracking, cmd).await
+}

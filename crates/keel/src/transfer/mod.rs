@@ -7,6 +7,7 @@
 //! changes nothing. A journal file records each finished run and logged model, so an interrupted
 //! import resumes where it stopped instead of copying everything again.
 
+pub mod cli;
 mod folder;
 mod journal;
 mod source;
