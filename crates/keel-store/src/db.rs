@@ -58,6 +58,8 @@ pub(crate) enum Bind {
     Bool(bool),
     OptStr(Option<String>),
     OptI64(Option<i64>),
+    /// A text array: PostgreSQL only.
+    Strs(Vec<String>),
 }
 
 impl From<&str> for Bind {
@@ -211,6 +213,7 @@ impl Sql {
                 Bind::Bool(v) => args.add(v),
                 Bind::OptStr(v) => args.add(v),
                 Bind::OptI64(v) => args.add(v),
+                Bind::Strs(_) => return Err(Error::internal("SQLite has no array values")),
             };
             r.map_err(bind_error)?;
         }
@@ -230,6 +233,7 @@ impl Sql {
                 Bind::Bool(v) => args.add(v),
                 Bind::OptStr(v) => args.add(v),
                 Bind::OptI64(v) => args.add(v),
+                Bind::Strs(v) => args.add(v),
             };
             r.map_err(bind_error)?;
         }

@@ -14,7 +14,7 @@ use keel_core::{Error, Result, now_millis, validate};
 
 use super::experiments::experiment;
 use super::{SqlStore, metric_value, paging};
-use crate::db::{Conn, Db, Lock, Row, Sql};
+use crate::db::{Bind, Conn, Db, Dialect, Lock, Row, Sql};
 use crate::names::random_run_name;
 use crate::search;
 
@@ -97,16 +97,25 @@ async fn write_params_tags(
     }
 }
 
-/// A `(VALUES (?), (?), ...) u` list of run ids to join on `u.column1` (both engines name a
-/// VALUES list's columns `column1, column2, ...`): each id is then a probe of the joined
-/// table's index, whatever the planner thinks of the table's size.
-fn ids_values(sql: &mut Sql, ids: &[String]) {
-    sql.push("(VALUES ");
-    for (i, id) in ids.iter().enumerate() {
-        sql.push(if i == 0 { "(" } else { ", (" });
-        sql.bind(id.as_str()).push(")");
+/// The run ids as a one-column table `u(column1)` to join on, bound as one value (a JSON array
+/// read by `json_each` on SQLite, a text array on PostgreSQL), so the statement's text is the
+/// same for any number of ids and is prepared once; each id is then a probe of the joined
+/// table's index.
+fn ids_table(sql: &mut Sql, ids: &[String]) {
+    match sql.dialect {
+        Dialect::Sqlite => {
+            let list = serde_json::Value::from(ids.to_vec()).to_string();
+            sql.push("(SELECT value AS column1 FROM json_each(")
+                .bind(list)
+                .push(")) u");
+        }
+        Dialect::Postgres => {
+            sql.push("unnest(")
+                .bind(Bind::Strs(ids.to_vec()))
+                .push("::text[]) AS u(column1)");
+        }
     }
-    sql.push(") u");
+    sql.prepare = true;
 }
 
 /// Attaches dataset inputs, model inputs and model outputs to loaded runs.
@@ -117,7 +126,7 @@ async fn attach_inputs_outputs(
 ) -> Result<()> {
     let mut sql = c.sql();
     sql.push("SELECT i.run_uuid, d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile FROM ");
-    ids_values(&mut sql, ids);
+    ids_table(&mut sql, ids);
     sql.push(" JOIN run_dataset_inputs i ON i.run_uuid = u.column1 JOIN datasets d ON d.dataset_uuid = i.dataset_uuid ORDER BY i.run_uuid, i.position");
     let mut input_pos: HashMap<(String, String), usize> = HashMap::new();
     for r in c.rows(sql).await? {
@@ -141,7 +150,7 @@ async fn attach_inputs_outputs(
     if !input_pos.is_empty() {
         let mut sql = c.sql();
         sql.push("SELECT t.run_uuid, t.dataset_uuid, t.key, t.value FROM ");
-        ids_values(&mut sql, ids);
+        ids_table(&mut sql, ids);
         sql.push(" JOIN run_dataset_input_tags t ON t.run_uuid = u.column1 ORDER BY t.key");
         for r in c.rows(sql).await? {
             let key = (r.get::<String>(0)?, r.get::<String>(1)?);
@@ -154,7 +163,7 @@ async fn attach_inputs_outputs(
     }
     let mut sql = c.sql();
     sql.push("SELECT i.run_uuid, i.model_id FROM ");
-    ids_values(&mut sql, ids);
+    ids_table(&mut sql, ids);
     sql.push(" JOIN run_model_inputs i ON i.run_uuid = u.column1");
     for r in c.rows(sql).await? {
         if let Some(run) = by_id.get_mut(&r.get::<String>(0)?) {
@@ -165,7 +174,7 @@ async fn attach_inputs_outputs(
     }
     let mut sql = c.sql();
     sql.push("SELECT o.run_uuid, o.model_id, o.step FROM ");
-    ids_values(&mut sql, ids);
+    ids_table(&mut sql, ids);
     sql.push(" JOIN run_model_outputs o ON o.run_uuid = u.column1 ORDER BY o.step");
     for r in c.rows(sql).await? {
         if let Some(run) = by_id.get_mut(&r.get::<String>(0)?) {
