@@ -15,6 +15,7 @@ pub mod predlog;
 pub mod route;
 pub mod server;
 pub mod source;
+mod state;
 pub mod supervisor;
 pub mod v2;
 

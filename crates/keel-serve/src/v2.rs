@@ -19,7 +19,7 @@ use crate::mlflow::flat_data;
 use crate::payload::{Input, NamedTensor, map_keys, tensor_from_json, unique_names};
 use crate::predictor::{Predictor, v2_datatype};
 use crate::route::{Deployment, Route};
-use crate::server::{AppState, Protocol, error_response, predict, request_id, stamp};
+use crate::state::{AppState, Protocol, error_response, predict, request_id, stamp};
 
 #[derive(Deserialize)]
 struct InferInput {
