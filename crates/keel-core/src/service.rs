@@ -26,6 +26,7 @@ pub struct Service {
 }
 
 impl Service {
+    /// The service layer over `store`.
     pub fn new(store: Arc<dyn MetadataStore>) -> Self {
         Service { store }
     }

@@ -190,17 +190,6 @@ impl Sql {
         self
     }
 
-    /// A SQLite query over a copy of this SQL with every value bound.
-    pub fn query(&self) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
-        Sql {
-            text: self.text.clone(),
-            binds: self.binds.clone(),
-            dialect: self.dialect,
-            prepare: self.prepare,
-        }
-        .into_query()
-    }
-
     /// A SQLite query over this SQL with every value bound (no copies of the values).
     pub fn into_query(self) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
         let mut args = SqliteArguments::default();

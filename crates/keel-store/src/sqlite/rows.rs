@@ -57,7 +57,7 @@ pub(crate) async fn runs(conn: &mut SqliteConnection, ids: &[String]) -> Result<
         );
         sql.bind_list(list());
         let page: String = sql
-            .query()?
+            .into_query()?
             .fetch_one(&mut *conn)
             .await
             .db()?
