@@ -27,6 +27,19 @@ impl Values {
     }
 }
 
+/// A number as a short label: integers without a fraction, very large or small magnitudes in
+/// scientific notation, the rest with up to six decimals and no trailing zeros.
+pub fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else if x != 0.0 && (x.abs() >= 1e6 || x.abs() < 1e-3) {
+        format!("{x:.4e}")
+    } else {
+        let s = format!("{x:.6}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 /// A table's columns in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Columns {

@@ -470,17 +470,7 @@ fn bounds(min: Option<f64>, max: Option<f64>) -> String {
     }
 }
 
-/// A number written briefly: integers without a fraction, others to 6 significant digits.
-pub fn num(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{x:.0}")
-    } else if x != 0.0 && (x.abs() >= 1e6 || x.abs() < 1e-3) {
-        format!("{x:.4e}")
-    } else {
-        let s = format!("{x:.6}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
+pub use keel_core::table::num;
 
 impl RuleSet {
     /// Reads rules from YAML, checking each rule's arguments.

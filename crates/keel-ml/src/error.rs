@@ -7,9 +7,6 @@ pub enum MlError {
     /// out-of-range parameter...).
     #[error("{0}")]
     Invalid(String),
-    /// Reading the data failed.
-    #[error(transparent)]
-    Data(#[from] keel_data::DataError),
 }
 
 /// Result type of this crate.

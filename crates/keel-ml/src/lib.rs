@@ -4,6 +4,7 @@
 //! fitted on the training rows only (imputation, one-hot or ordinal encoding, scaling) and
 //! stored with the model; rows are divided by seeded, optionally stratified [`split`]s.
 
+#[cfg(feature = "charts")]
 pub mod charts;
 pub mod clustering;
 pub mod error;

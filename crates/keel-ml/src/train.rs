@@ -589,7 +589,7 @@ fn labels(values: &Values, rows: &[usize]) -> Vec<String> {
     rows.iter()
         .map(|&i| match values {
             Values::Text(v) => v[i].clone().unwrap_or_default(),
-            Values::Numbers(v) => keel_data::rules::num(v[i].unwrap_or(f64::NAN)),
+            Values::Numbers(v) => keel_core::table::num(v[i].unwrap_or(f64::NAN)),
         })
         .collect()
 }

@@ -1,6 +1,6 @@
-//! The prediction log's Parquet files, written from plain columns with polars' own Arrow arrays
-//! and Parquet layer: no data frames and no thread pool, so the log's writer thread keeps its
-//! memory (and the code it runs) small.
+//! The prediction log's Parquet files, written column by column with the `parquet` crate's
+//! low-level writer: no data frames, no Arrow arrays and no thread pool, so the log's writer
+//! thread keeps its memory (and the code it runs) small.
 //!
 //! A file is written one row group at a time, and each row group is first a whole Parquet file
 //! of its own in the file's hidden staging folder (`.part-<millis>-<uuid>.staging/`), moved into
@@ -10,32 +10,62 @@
 //! files. [`recover`] does the same at start for the files a process left unfinished; a lock on
 //! the staging folder tells a live writer's folder (another replica's) from a dead one's.
 //!
-//! The files read back with polars as the log's documented schema: text as `String`, times as
-//! `Datetime(ms, UTC)`, numbers as `Float64` / `Int64` (the Arrow schema travels in the
-//! file's metadata, as polars writes it).
+//! Every column is optional and carries its Parquet logical type, and each file carries its
+//! Arrow schema (`ARROW:schema`, as Arrow writers add it), so readers (polars, pyarrow, DuckDB,
+//! pandas) see the log's documented schema: text as UTF-8 strings, times as millisecond
+//! timestamps in `UTC`, numbers as 64-bit floats and integers.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use polars::prelude::PlSmallStr;
-use polars_arrow::array::{Array, PrimitiveArray, Utf8ViewArray};
-use polars_arrow::datatypes::{ArrowDataType, ArrowSchema, Field, TimeUnit};
-use polars_arrow::record_batch::RecordBatchT;
-use polars_parquet::write::{
-    CompressionOptions, Encoding, FileWriter, RowGroupIterator, StatisticsOptions, Version,
-    WriteOptions,
-};
-use polars_parquet_format::thrift::protocol::{TCompactInputProtocol, TCompactOutputProtocol};
-use polars_parquet_format::{FileMetaData, RowGroup};
+use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
+use parquet::arrow::encode_arrow_schema;
+use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as Physical};
+use parquet::column::writer::{ColumnCloseResult, ColumnWriter};
+use parquet::data_type::ByteArray;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::{Type, TypePtr};
+
+/// A column's type in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Text,
+    Int64,
+    TimeMs,
+    Float64,
+}
+
+/// One column's values: the present ones, and a definition level per row (1 present, 0
+/// missing).
+enum Cells {
+    Bytes(Vec<ByteArray>),
+    Int64(Vec<i64>),
+    Float64(Vec<f64>),
+}
+
+/// The names and types of a file's columns.
+pub(crate) type Schema = Arc<[(String, Kind)]>;
 
 /// The columns of one row group, built column by column.
 pub(crate) struct Columns {
     rows: usize,
-    fields: Vec<Field>,
-    arrays: Vec<Box<dyn Array>>,
+    fields: Vec<(String, Kind)>,
+    cells: Vec<(Cells, Vec<i16>)>,
+}
+
+/// Definition levels for values that are all present.
+fn all_present(rows: usize) -> Vec<i16> {
+    vec![1; rows]
+}
+
+/// Definition levels for optional values.
+fn levels<T>(values: &[Option<T>]) -> Vec<i16> {
+    values.iter().map(|v| i16::from(v.is_some())).collect()
 }
 
 impl Columns {
@@ -44,77 +74,144 @@ impl Columns {
         Self {
             rows,
             fields: Vec::new(),
-            arrays: Vec::new(),
+            cells: Vec::new(),
         }
     }
 
-    fn push(&mut self, name: &str, array: Box<dyn Array>) {
-        debug_assert_eq!(array.len(), self.rows, "column {name}");
-        self.fields.push(Field::new(
-            PlSmallStr::from_str(name),
-            array.dtype().clone(),
-            true,
-        ));
-        self.arrays.push(array);
+    fn push(&mut self, name: &str, kind: Kind, cells: Cells, defs: Vec<i16>) {
+        debug_assert_eq!(defs.len(), self.rows, "column {name}");
+        self.fields.push((name.to_string(), kind));
+        self.cells.push((cells, defs));
     }
 
     /// A text column with a value in every row.
     pub(crate) fn text<S: AsRef<str>>(&mut self, name: &str, values: &[S]) {
-        self.push(name, Utf8ViewArray::from_slice_values(values).boxed());
+        let bytes = values.iter().map(|v| ByteArray::from(v.as_ref())).collect();
+        self.push(
+            name,
+            Kind::Text,
+            Cells::Bytes(bytes),
+            all_present(values.len()),
+        );
     }
 
     /// A text column with missing values.
     pub(crate) fn optional_text<S: AsRef<str>>(&mut self, name: &str, values: &[Option<S>]) {
-        self.push(name, Utf8ViewArray::from_slice(values).boxed());
+        let bytes = values
+            .iter()
+            .flatten()
+            .map(|v| ByteArray::from(v.as_ref()))
+            .collect();
+        self.push(name, Kind::Text, Cells::Bytes(bytes), levels(values));
     }
 
     /// A 64-bit integer column.
     pub(crate) fn int64(&mut self, name: &str, values: Vec<i64>) {
-        self.push(name, PrimitiveArray::from_vec(values).boxed());
+        let defs = all_present(values.len());
+        self.push(name, Kind::Int64, Cells::Int64(values), defs);
     }
 
     /// A time column: milliseconds since the epoch, UTC.
     pub(crate) fn time_ms(&mut self, name: &str, values: Vec<i64>) {
-        let utc = ArrowDataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
-        self.push(name, PrimitiveArray::from_vec(values).to(utc).boxed());
+        let defs = all_present(values.len());
+        self.push(name, Kind::TimeMs, Cells::Int64(values), defs);
     }
 
     /// A float column with a value in every row.
     pub(crate) fn float64(&mut self, name: &str, values: Vec<f64>) {
-        self.push(name, PrimitiveArray::from_vec(values).boxed());
+        let defs = all_present(values.len());
+        self.push(name, Kind::Float64, Cells::Float64(values), defs);
     }
 
     /// A float column with missing values.
     pub(crate) fn optional_float64(&mut self, name: &str, values: &[Option<f64>]) {
-        self.push(name, PrimitiveArray::<f64>::from(values).boxed());
+        let present = values.iter().flatten().copied().collect();
+        self.push(name, Kind::Float64, Cells::Float64(present), levels(values));
     }
 
     /// The columns' names and types.
-    pub(crate) fn schema(&self) -> Arc<ArrowSchema> {
-        Arc::new(
-            self.fields
-                .iter()
-                .map(|f| (f.name.clone(), f.clone()))
-                .collect(),
-        )
+    pub(crate) fn schema(&self) -> Schema {
+        self.fields.clone().into()
     }
 }
 
-/// zstd-compressed pages with min/max and null-count statistics, plain-encoded (the log's
-/// columns are either unique per row or compress to nothing).
-fn options() -> WriteOptions {
-    WriteOptions {
-        statistics: StatisticsOptions::default(),
-        version: Version::V1,
-        compression: CompressionOptions::Zstd(None),
-        data_page_size: None,
-    }
+/// The Parquet schema of a file's columns: each optional, with its logical type.
+fn parquet_schema(schema: &Schema) -> Result<TypePtr, ParquetError> {
+    let fields = schema
+        .iter()
+        .map(|(name, kind)| {
+            let (physical, logical) = match kind {
+                Kind::Text => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
+                Kind::Int64 => (Physical::INT64, None),
+                Kind::TimeMs => (
+                    Physical::INT64,
+                    Some(LogicalType::timestamp(true, TimeUnit::MILLIS)),
+                ),
+                Kind::Float64 => (Physical::DOUBLE, None),
+            };
+            Type::primitive_type_builder(name, physical)
+                .with_repetition(Repetition::OPTIONAL)
+                .with_logical_type(logical)
+                .build()
+                .map(Arc::new)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(
+        Type::group_type_builder("schema")
+            .with_fields(fields)
+            .build()?,
+    ))
+}
+
+/// The Arrow schema of a file's columns, as Arrow readers should see them.
+fn arrow_schema(schema: &Schema) -> ArrowSchema {
+    ArrowSchema::new(
+        schema
+            .iter()
+            .map(|(name, kind)| {
+                let dtype = match kind {
+                    Kind::Text => ArrowType::Utf8,
+                    Kind::Int64 => ArrowType::Int64,
+                    Kind::TimeMs => ArrowType::Timestamp(
+                        arrow_schema::TimeUnit::Millisecond,
+                        Some("UTC".into()),
+                    ),
+                    Kind::Float64 => ArrowType::Float64,
+                };
+                ArrowField::new(name, dtype, true)
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// zstd-compressed pages with min/max and null-count statistics per column chunk,
+/// plain-encoded (the log's columns are either unique per row or compress to nothing), and
+/// `metadata` as the file's key-value metadata.
+fn properties(metadata: Option<Vec<KeyValue>>) -> WriterPropertiesPtr {
+    Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(Default::default()))
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true)
+            .set_created_by(format!("keel {}", env!("CARGO_PKG_VERSION")))
+            .set_key_value_metadata(metadata)
+            .build(),
+    )
+}
+
+/// The key-value metadata of a file of `schema`: its encoded Arrow schema.
+fn arrow_metadata(schema: &Schema) -> Option<Vec<KeyValue>> {
+    Some(vec![KeyValue::new(
+        "ARROW:schema".to_string(),
+        encode_arrow_schema(&arrow_schema(schema)),
+    )])
 }
 
 /// A Parquet file being written row group by row group, each staged as a Parquet file of its
 /// own until the file is finished.
 pub(crate) struct ParquetFile {
-    schema: Arc<ArrowSchema>,
+    schema: Schema,
     staging: PathBuf,
     path: PathBuf,
     /// Held (locked) while the file is being written; dropping it tells [`recover`] the
@@ -131,7 +228,7 @@ const LOCK_NAME: &str = "lock";
 
 impl ParquetFile {
     /// Starts `dir/part-<millis>-<uuid>.parquet` for columns of `schema`.
-    pub(crate) fn create(dir: &Path, schema: Arc<ArrowSchema>) -> Result<Self, String> {
+    pub(crate) fn create(dir: &Path, schema: Schema) -> Result<Self, String> {
         let name = format!(
             "part-{}-{}.parquet",
             SystemTime::now()
@@ -157,14 +254,7 @@ impl ParquetFile {
 
     /// Whether `columns` have this file's names and types.
     pub(crate) fn fits(&self, columns: &Columns) -> bool {
-        self.schema.len() == columns.fields.len()
-            && self
-                .schema
-                .iter_values()
-                .zip(&columns.fields)
-                .all(|(a, b)| {
-                    a.name == b.name && a.dtype == b.dtype && a.is_nullable == b.is_nullable
-                })
+        *self.schema == *columns.fields
     }
 
     /// Writes the columns as one row group (they must [fit](Self::fits)): a Parquet file in the
@@ -199,35 +289,42 @@ fn remove_staging(staging: &Path) {
 /// Writes `columns` as a whole Parquet file of one row group at `path` (under a hidden name
 /// first, moved into place once written). Not synced: the page cache holds it through a
 /// process crash, and finished files are synced.
-fn write_parquet(path: &Path, schema: &ArrowSchema, columns: Columns) -> Result<(), String> {
+fn write_parquet(path: &Path, schema: &Schema, columns: Columns) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
     let failed = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
-    let rows = columns.rows;
     let file = File::create(&tmp).map_err(|e| failed(&e))?;
     let written = (|| {
-        let mut writer = FileWriter::try_new(BufWriter::new(file), schema.clone(), options())
-            .map_err(|e| failed(&e))?;
-        let batch = RecordBatchT::try_new(rows, Arc::new(schema.clone()), columns.arrays)
-            .map_err(|e| failed(&e))?;
-        let encodings = vec![vec![Encoding::Plain]; schema.len()];
-        let groups = RowGroupIterator::try_new(
-            std::iter::once(Ok(batch)),
-            schema,
-            options(),
-            encodings.into(),
-        )
-        .map_err(|e| failed(&e))?;
-        for group in groups {
-            let group = group.map_err(|e| failed(&e))?;
-            writer.write(rows as u64, group).map_err(|e| failed(&e))?;
+        let props = properties(arrow_metadata(schema));
+        let mut writer = SerializedFileWriter::new(file, parquet_schema(schema)?, props)?;
+        let mut group = writer.next_row_group()?;
+        for (cells, defs) in &columns.cells {
+            let mut column = group
+                .next_column()?
+                .ok_or_else(|| ParquetError::General("more columns than the schema".into()))?;
+            match (column.untyped(), cells) {
+                (ColumnWriter::ByteArrayColumnWriter(w), Cells::Bytes(v)) => {
+                    w.write_batch(v, Some(defs), None)?;
+                }
+                (ColumnWriter::Int64ColumnWriter(w), Cells::Int64(v)) => {
+                    w.write_batch(v, Some(defs), None)?;
+                }
+                (ColumnWriter::DoubleColumnWriter(w), Cells::Float64(v)) => {
+                    w.write_batch(v, Some(defs), None)?;
+                }
+                _ => {
+                    return Err(ParquetError::General(
+                        "a column's values are not its type".into(),
+                    ));
+                }
+            }
+            column.close()?;
         }
-        writer.end(None).map_err(|e| failed(&e))?;
-        writer
-            .into_inner()
-            .into_inner()
-            .map_err(|e| failed(e.error()))?;
-        std::fs::rename(&tmp, path).map_err(|e| failed(&e))
-    })();
+        group.close()?;
+        writer.into_inner()?;
+        Ok(())
+    })()
+    .map_err(|e: ParquetError| failed(&e))
+    .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| failed(&e)));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -244,53 +341,35 @@ pub(crate) struct Combined {
     pub(crate) unreadable: usize,
 }
 
-/// A staged row group: the file's bytes and its footer.
+/// A staged row group file, opened, and its footer.
 struct Group {
-    bytes: Vec<u8>,
-    meta: FileMetaData,
+    file: File,
+    meta: ParquetMetaData,
 }
 
-const MAGIC: &[u8; 4] = b"PAR1";
-
-/// Reads a group file and its footer.
+/// Opens a group file and reads its footer, checking that every column chunk it lists lies
+/// within the file (a file an operating-system crash cut short fails one or the other).
 fn read_group(path: &Path) -> Result<Group, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let n = bytes.len();
-    if n < 12 || &bytes[..4] != MAGIC || &bytes[n - 4..] != MAGIC {
-        return Err("not a whole Parquet file".into());
-    }
-    let len = u32::from_le_bytes([bytes[n - 8], bytes[n - 7], bytes[n - 6], bytes[n - 5]]) as usize;
-    if len > n - 12 {
-        return Err("its footer's length runs past the file".into());
-    }
-    let footer = &bytes[n - 8 - len..n - 8];
-    // The protocol refuses to allocate more than its budget (counted in decoded bytes, which
-    // exceed the encoded ones); a footer's decoded size is a small multiple of its length.
-    let budget = len.saturating_mul(64).max(1 << 20);
-    let meta = FileMetaData::read_from_in_protocol(&mut TCompactInputProtocol::new(footer, budget))
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
         .map_err(|e| format!("its footer cannot be read: {e}"))?;
-    Ok(Group { bytes, meta })
-}
-
-/// The byte range a row group's column chunks occupy in its file.
-fn chunk_range(group: &RowGroup) -> Option<(usize, usize)> {
-    let mut range: Option<(i64, i64)> = None;
-    for column in &group.columns {
-        let meta = column.meta_data.as_ref()?;
-        let start = meta
-            .dictionary_page_offset
-            .map_or(meta.data_page_offset, |d| d.min(meta.data_page_offset));
-        let end = start.checked_add(meta.total_compressed_size)?;
-        range = Some(range.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
+    for rg in meta.row_groups() {
+        for column in rg.columns() {
+            let (start, size) = column.byte_range();
+            if start.checked_add(size).is_none_or(|end| end > len) {
+                return Err("its column chunks lie outside the file".into());
+            }
+        }
     }
-    let (start, end) = range?;
-    Some((usize::try_from(start).ok()?, usize::try_from(end).ok()?))
+    Ok(Group { file, meta })
 }
 
 /// Copies the row groups staged in `staging` (in the order they were written) into one Parquet
 /// file at `target`, written in the staging folder, synced, then moved into place: the column
-/// chunks' bytes are copied as they are and one footer lists them all (without the page indexes
-/// the group files carried). Unreadable group files are left out and counted.
+/// chunks' bytes are copied as they are and one footer lists them all. Unreadable group files
+/// are left out and counted.
 fn combine(staging: &Path, target: &Path) -> Result<Combined, String> {
     let failed = |e: &dyn std::fmt::Display| format!("{}: {e}", target.display());
     let mut names: Vec<PathBuf> = std::fs::read_dir(staging)
@@ -300,15 +379,13 @@ fn combine(staging: &Path, target: &Path) -> Result<Combined, String> {
         .collect();
     names.sort();
     let tmp = staging.join("combined.tmp");
-    let mut out = BufWriter::new(File::create(&tmp).map_err(|e| failed(&e))?);
-    out.write_all(MAGIC).map_err(|e| failed(&e))?;
-    let mut offset = MAGIC.len();
     let mut combined = Combined::default();
-    let mut first: Option<FileMetaData> = None;
-    let mut row_groups = Vec::new();
+    let mut out: Option<SerializedFileWriter<File>> = None;
     for name in &names {
         let group = match read_group(name).and_then(|g| {
-            let same_schema = first.as_ref().is_none_or(|f| f.schema == g.meta.schema);
+            let same_schema = out
+                .as_ref()
+                .is_none_or(|w| w.schema_descr().root_schema() == g.meta.file_metadata().schema());
             if !same_schema {
                 return Err("its columns differ from the first group's".into());
             }
@@ -321,57 +398,43 @@ fn combine(staging: &Path, target: &Path) -> Result<Combined, String> {
                 continue;
             }
         };
-        for mut rg in group.meta.row_groups.clone() {
-            let Some((start, end)) =
-                chunk_range(&rg).filter(|(s, e)| s <= e && *e <= group.bytes.len())
-            else {
-                tracing::warn!(file = %name.display(), "prediction log: a staged row group's column chunks lie outside its file; left out");
-                combined.unreadable += 1;
-                continue;
-            };
-            out.write_all(&group.bytes[start..end])
-                .map_err(|e| failed(&e))?;
-            let shift = offset as i64 - start as i64;
-            for column in &mut rg.columns {
-                if column.file_offset != 0 {
-                    column.file_offset += shift;
-                }
-                column.offset_index_offset = None;
-                column.offset_index_length = None;
-                column.column_index_offset = None;
-                column.column_index_length = None;
-                if let Some(meta) = column.meta_data.as_mut() {
-                    meta.data_page_offset += shift;
-                    meta.dictionary_page_offset = meta.dictionary_page_offset.map(|o| o + shift);
-                    meta.index_page_offset = meta.index_page_offset.map(|o| o + shift);
-                    meta.bloom_filter_offset = None;
-                    meta.bloom_filter_length = None;
-                }
+        let writer = match &mut out {
+            Some(w) => w,
+            None => {
+                let file = File::create(&tmp).map_err(|e| failed(&e))?;
+                // The finished file keeps the groups' schema and key-value metadata (their
+                // Arrow schema).
+                let meta = group.meta.file_metadata();
+                let schema = meta.schema_descr().root_schema_ptr();
+                let props = properties(meta.key_value_metadata().cloned());
+                out.insert(SerializedFileWriter::new(file, schema, props).map_err(|e| failed(&e))?)
             }
-            rg.file_offset = Some(offset as i64);
-            rg.ordinal = i16::try_from(row_groups.len()).ok();
-            combined.rows += usize::try_from(rg.num_rows).unwrap_or(0);
-            offset += end - start;
-            row_groups.push(rg);
+        };
+        for rg in group.meta.row_groups() {
+            let mut rg_out = writer.next_row_group().map_err(|e| failed(&e))?;
+            for column in rg.columns() {
+                let close = ColumnCloseResult {
+                    bytes_written: u64::try_from(column.compressed_size()).unwrap_or(0),
+                    rows_written: u64::try_from(rg.num_rows()).unwrap_or(0),
+                    metadata: column.clone(),
+                    bloom_filter: None,
+                    column_index: None,
+                    offset_index: None,
+                };
+                rg_out
+                    .append_column(&group.file, close)
+                    .map_err(|e| failed(&e))?;
+            }
+            rg_out.close().map_err(|e| failed(&e))?;
+            combined.rows += usize::try_from(rg.num_rows()).unwrap_or(0);
         }
-        first.get_or_insert(group.meta);
     }
-    let Some(mut meta) = first else {
-        drop(out);
-        let _ = std::fs::remove_file(&tmp);
+    let Some(writer) = out else {
         return Ok(combined);
     };
-    meta.num_rows = row_groups.iter().map(|g| g.num_rows).sum();
-    meta.row_groups = row_groups;
-    let mut footer = Vec::new();
-    meta.write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut footer))
-        .map_err(|e| failed(&e))?;
-    let len = u32::try_from(footer.len()).map_err(|e| failed(&e))?;
-    out.write_all(&footer).map_err(|e| failed(&e))?;
-    out.write_all(&len.to_le_bytes()).map_err(|e| failed(&e))?;
-    out.write_all(MAGIC).map_err(|e| failed(&e))?;
-    out.into_inner()
-        .map_err(|e| failed(e.error()))?
+    writer
+        .into_inner()
+        .map_err(|e| failed(&e))?
         .sync_all()
         .map_err(|e| failed(&e))?;
     std::fs::rename(&tmp, target).map_err(|e| failed(&e))?;
@@ -444,12 +507,44 @@ pub(crate) fn recover(root: &Path) -> Recovered {
 
 #[cfg(test)]
 mod tests {
-    use polars::prelude::{DataType, SerReader, TimeUnit as PlTimeUnit, TimeZone};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
 
     use super::*;
 
+    /// A column's name, physical type and logical type.
+    type ColumnType = (String, Physical, Option<LogicalType>);
+
+    /// A file's columns and its rows.
+    fn read_back(path: &Path) -> (Vec<ColumnType>, Vec<Vec<Field>>) {
+        let reader = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+        let schema = reader.metadata().file_metadata().schema_descr();
+        let columns = schema
+            .columns()
+            .iter()
+            .map(|c| {
+                (
+                    c.name().to_string(),
+                    c.physical_type(),
+                    c.logical_type_ref().cloned(),
+                )
+            })
+            .collect();
+        let rows = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| {
+                r.unwrap()
+                    .get_column_iter()
+                    .map(|(_, f)| f.clone())
+                    .collect()
+            })
+            .collect();
+        (columns, rows)
+    }
+
     #[test]
-    fn files_read_back_with_polars_types_and_nulls() {
+    fn files_read_back_with_the_logs_types_and_nulls() {
         let dir = tempfile::tempdir().unwrap();
         let columns = |rows: usize| {
             let mut c = Columns::new(rows);
@@ -473,6 +568,10 @@ mod tests {
         other.int64("row", vec![1]);
         assert!(!file.fits(&other));
         assert!(file.fits(&columns(4)));
+        let mut renamed = Columns::new(1);
+        renamed.text("id", &["r"]);
+        renamed.float64("row", vec![1.0]);
+        assert!(!file.fits(&renamed), "same names, another type");
         file.write(columns(4)).unwrap();
         file.write(columns(3)).unwrap();
         let hidden: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
@@ -491,34 +590,62 @@ mod tests {
                 .unwrap()
                 .starts_with("part-")
         );
-        let df = polars::prelude::ParquetReader::new(File::open(&path).unwrap())
-            .finish()
-            .unwrap();
-        assert_eq!(df.height(), 7);
-        let dtypes: Vec<DataType> = df.dtypes();
+        let (types, rows) = read_back(&path);
+        let utc_ms = Some(LogicalType::timestamp(true, TimeUnit::MILLIS));
+        let text = Some(LogicalType::String);
         assert_eq!(
-            dtypes,
+            types,
             vec![
-                DataType::String,
-                DataType::Int64,
-                DataType::Datetime(PlTimeUnit::Milliseconds, Some(TimeZone::UTC)),
-                DataType::Float64,
-                DataType::Float64,
-                DataType::String,
+                ("id".into(), Physical::BYTE_ARRAY, text.clone()),
+                ("row".into(), Physical::INT64, None),
+                ("time".into(), Physical::INT64, utc_ms),
+                ("latency_ms".into(), Physical::DOUBLE, None),
+                ("in_x".into(), Physical::DOUBLE, None),
+                ("in_t".into(), Physical::BYTE_ARRAY, text),
             ]
         );
-        let x = df.column("in_x").unwrap().f64().unwrap();
-        assert_eq!(x.get(0), Some(0.0));
-        assert_eq!(x.get(1), None);
-        assert_eq!(x.get(6), Some(2.0));
-        assert_eq!(x.null_count(), 3);
-        let t = df.column("in_t").unwrap().str().unwrap();
+        assert_eq!(rows.len(), 7);
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let kv = reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
+        assert_eq!(kv.len(), 1);
+        assert_eq!(kv[0].key, "ARROW:schema");
+        let schema = parquet::arrow::parquet_to_arrow_schema(
+            reader.metadata().file_metadata().schema_descr(),
+            Some(kv),
+        )
+        .unwrap();
+        assert_eq!(schema, arrow_schema(&columns(1).schema()));
         // Rows 0..4 are the first row group, 4..7 the second.
-        let texts: Vec<Option<&str>> = (0..7).map(|i| t.get(i)).collect();
-        let (a, none) = (Some("a"), None);
-        assert_eq!(texts, vec![a, none, none, a, a, none, none]);
-        let id = df.column("id").unwrap().str().unwrap();
-        assert_eq!((id.get(3), id.get(4)), (Some("r3"), Some("r0")));
+        let column = |i: usize| rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>();
+        let (a, none) = (Field::Str("a".into()), Field::Null);
+        assert_eq!(
+            column(5),
+            vec![
+                a.clone(),
+                none.clone(),
+                none.clone(),
+                a.clone(),
+                a,
+                none.clone(),
+                none.clone()
+            ]
+        );
+        let x = column(4);
+        assert_eq!(
+            (&x[0], &x[1], &x[6]),
+            (&Field::Double(0.0), &none, &Field::Double(2.0))
+        );
+        assert_eq!(x.iter().filter(|f| **f == Field::Null).count(), 3);
+        assert_eq!(
+            (&column(0)[3], &column(0)[4]),
+            (&Field::Str("r3".into()), &Field::Str("r0".into()))
+        );
+        assert_eq!(column(2)[0], Field::TimestampMillis(1_796_221_800_000));
+        assert_eq!(column(1)[6], Field::Long(2));
     }
 
     fn sample(rows: usize, from: i64) -> Columns {
@@ -544,14 +671,13 @@ mod tests {
     }
 
     fn read_rows(path: &Path) -> Vec<i64> {
-        let df = polars::prelude::ParquetReader::new(File::open(path).unwrap())
-            .finish()
-            .unwrap();
-        df.column("row")
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
+        read_back(path)
+            .1
+            .iter()
+            .map(|r| match r[1] {
+                Field::Long(v) => v,
+                ref f => panic!("row is {f:?}"),
+            })
             .collect()
     }
 

@@ -3,11 +3,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Cursor;
 
-use keel_core::table::Columns;
+use keel_core::table::{Columns, Values};
 use keel_onnx::{Data, Tensor, Value};
-use polars::prelude::{CsvReadOptions, SerReader};
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
@@ -334,17 +332,63 @@ fn records_frame(records: &[RequestRecord]) -> Result<Columns, ServeError> {
     })
 }
 
-/// Parses a CSV request body (a header row, then values).
+/// Parses a CSV request body: a header row naming the columns, then one record per row. An
+/// empty field is a missing value. A column is numeric when every value in it is a number
+/// (integers, decimals, exponents, `NaN`, `inf`), boolean text (`true`/`false`) when every value
+/// is one of those in any case, and text otherwise.
 pub fn parse_csv(body: &[u8]) -> Result<Input, ServeError> {
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(None)
-        .into_reader_with_file_handle(Cursor::new(body))
-        .finish()
-        .map_err(|e| bad(format!("the CSV body cannot be read: {e}")))?;
-    let cols =
-        keel_data::columns::from_frame(&df).map_err(|e| bad(format!("the CSV body: {e}")))?;
-    Ok(Input::Frame(cols))
+    let unreadable = |e: csv::Error| bad(format!("the CSV body cannot be read: {e}"));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(body);
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(unreadable)?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(bad(format!("the CSV body names the column '{name}' twice")));
+        }
+    }
+    let mut cells: Vec<Vec<Option<String>>> = vec![Vec::new(); names.len()];
+    for record in reader.records() {
+        let record = record.map_err(unreadable)?;
+        for (column, field) in cells.iter_mut().zip(record.iter()) {
+            column.push((!field.is_empty()).then(|| field.to_string()));
+        }
+    }
+    Ok(Input::Frame(Columns {
+        names,
+        values: cells.into_iter().map(csv_column).collect(),
+    }))
+}
+
+/// A CSV column's values with their type inferred from all of them.
+fn csv_column(cells: Vec<Option<String>>) -> Values {
+    let mut present = cells.iter().flatten().peekable();
+    if present.peek().is_none() {
+        return Values::Text(cells);
+    }
+    if cells.iter().flatten().all(|c| c.parse::<f64>().is_ok()) {
+        return Values::Numbers(
+            cells
+                .iter()
+                .map(|c| c.as_deref().and_then(|c| c.parse().ok()))
+                .collect(),
+        );
+    }
+    let boolean = |c: &String| c.eq_ignore_ascii_case("true") || c.eq_ignore_ascii_case("false");
+    if cells.iter().flatten().all(boolean) {
+        return Values::Text(
+            cells
+                .into_iter()
+                .map(|c| c.map(|c| c.to_ascii_lowercase()))
+                .collect(),
+        );
+    }
+    Values::Text(cells)
 }
 
 /// Serialises one element of a tensor.
@@ -581,6 +625,44 @@ mod tests {
         let csv = parse_csv(b"a,b\n1,x\n2,\n").unwrap();
         let Input::Frame(c) = csv else { panic!() };
         assert_eq!(c.names, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn csv_columns_take_the_type_all_their_values_share() {
+        let body = b"i,f,b,t,gap,none,q\n1,1.5,True,x,,,\"2\"\n-2,1e3,false,3,7,,\"1,5\"\n3,NaN,FALSE,y,8,,x\n";
+        let Input::Frame(c) = parse_csv(body).unwrap() else {
+            panic!("a frame")
+        };
+        assert_eq!(c.names, vec!["i", "f", "b", "t", "gap", "none", "q"]);
+        assert_eq!(
+            c.values[0],
+            Values::Numbers(vec![Some(1.0), Some(-2.0), Some(3.0)])
+        );
+        let Values::Numbers(f) = &c.values[1] else {
+            panic!("numbers")
+        };
+        assert_eq!((f[0], f[1]), (Some(1.5), Some(1000.0)));
+        assert!(f[2].is_some_and(f64::is_nan));
+        let text =
+            |v: &[Option<&str>]| Values::Text(v.iter().map(|s| s.map(String::from)).collect());
+        assert_eq!(
+            c.values[2],
+            text(&[Some("true"), Some("false"), Some("false")])
+        );
+        assert_eq!(c.values[3], text(&[Some("x"), Some("3"), Some("y")]));
+        assert_eq!(
+            c.values[4],
+            Values::Numbers(vec![None, Some(7.0), Some(8.0)])
+        );
+        assert_eq!(c.values[5], text(&[None, None, None]));
+        assert_eq!(c.values[6], text(&[Some("2"), Some("1,5"), Some("x")]));
+        for (body, says) in [
+            (&b"a,b\n1,2\n3\n"[..], "cannot be read"),
+            (&b"a,a\n1,2\n"[..], "names the column 'a' twice"),
+        ] {
+            let e = parse_csv(body).expect_err("an error").to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -330,13 +330,23 @@ fn a_model_folder_and_a_registered_model_serve_from_the_embedded_store() {
 
 /// The request ids in the column `request_id` of every finished Parquet file under `dir`.
 fn logged_ids(dir: &Path) -> Vec<String> {
-    use polars::prelude::SerReader as _;
+    use polars::prelude::{DataType, SerReader as _, TimeUnit, TimeZone};
     let mut ids = Vec::new();
     for path in walk(dir) {
         if path.extension().is_some_and(|e| e == "parquet") {
             let df = polars::prelude::ParquetReader::new(std::fs::File::open(&path).unwrap())
                 .finish()
                 .unwrap();
+            // polars reads the log's documented types from the files' Parquet logical types.
+            let schema = df.schema();
+            let utc_ms = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
+            for (column, dtype) in [
+                ("request_id", DataType::String),
+                ("row", DataType::Int64),
+                ("time", utc_ms),
+            ] {
+                assert_eq!(schema.get(column), Some(&dtype), "{column} in {path:?}");
+            }
             let column = df.column("request_id").unwrap().str().unwrap();
             ids.extend(
                 (0..column.len())
