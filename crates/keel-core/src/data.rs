@@ -183,6 +183,25 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
+/// Checks a version before it is recorded: its name, hash, format, and sizes that cannot be
+/// negative (a version has at least one file).
+pub fn validate_version(v: &DataVersion) -> Result<()> {
+    validate_name(&v.name)?;
+    validate_hash(&v.hash)?;
+    if !matches!(v.format.as_str(), "csv" | "parquet" | "jsonl" | "binary") {
+        return Err(Error::invalid(format!(
+            "Invalid value for parameter 'format': '{}' (csv, parquet, jsonl or binary)",
+            v.format
+        )));
+    }
+    if v.size_bytes < 0 || v.file_count < 1 || v.row_count.is_some_and(|r| r < 0) {
+        return Err(Error::invalid(
+            "size_bytes, file_count and row_count must be non-negative (file_count at least 1)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a content hash: 64 lowercase hex digits.
 pub fn validate_hash(hash: &str) -> Result<()> {
     if hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {

@@ -414,15 +414,18 @@ impl ImportStore for Service {
 #[async_trait::async_trait]
 impl DataStore for Service {
     async fn create_data_version(&self, v: DataVersion) -> Result<(DataVersion, bool)> {
+        crate::data::validate_version(&v)?;
         self.store.create_data_version(v).await
     }
     async fn get_data_version(&self, name: &str, version: Option<i64>) -> Result<DataVersion> {
+        crate::data::validate_name(name)?;
         self.store.get_data_version(name, version).await
     }
     async fn list_data(&self) -> Result<Vec<DataSummary>> {
         self.store.list_data().await
     }
     async fn list_data_versions(&self, name: &str) -> Result<Vec<DataVersion>> {
+        crate::data::validate_name(name)?;
         self.store.list_data_versions(name).await
     }
     async fn data_versions_by_hash(&self, hash: &str) -> Result<Vec<DataVersion>> {

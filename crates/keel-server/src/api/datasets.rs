@@ -23,7 +23,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::{StreamExt, TryStreamExt};
-use keel_core::data::{DataKind, DataVersion, Manifest, object_path, validate_hash, validate_name};
+use keel_core::data::{
+    DataKind, DataVersion, Manifest, object_path, validate_hash, validate_version,
+};
 use keel_core::{Error, now_millis};
 use serde::{Deserialize, Serialize};
 
@@ -68,7 +70,6 @@ async fn list(State(s): State<AppState>) -> ApiResult<Response> {
 }
 
 async fn versions(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
-    validate_name(&name)?;
     Ok(json(
         &serde_json::json!({ "versions": s.meta.list_data_versions(&name).await? }),
     ))
@@ -78,7 +79,6 @@ async fn version(
     State(s): State<AppState>,
     Path((name, v)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    validate_name(&name)?;
     let version = s.meta.get_data_version(&name, parse_version(&v)?).await?;
     let used_by = s.meta.data_uses(&version.hash).await?;
     Ok(json(
@@ -128,21 +128,29 @@ async fn create(
     Path(name): Path<String>,
     Msg { body, .. }: Msg<NewVersion>,
 ) -> ApiResult<Response> {
-    validate_name(&name)?;
-    validate_hash(&body.hash)?;
-    if !matches!(body.format.as_str(), "csv" | "parquet" | "jsonl" | "binary") {
-        return Err(Error::invalid(format!(
-            "Invalid value for parameter 'format': '{}' (csv, parquet, jsonl or binary)",
-            body.format
-        ))
-        .into());
-    }
-    if body.size_bytes < 0 || body.file_count < 1 || body.row_count.is_some_and(|r| r < 0) {
-        return Err(Error::invalid(
-            "size_bytes, file_count and row_count must be non-negative (file_count at least 1)",
-        )
-        .into());
-    }
+    let new = DataVersion {
+        name,
+        version: 0,
+        hash: body.hash,
+        kind: body.kind,
+        format: body.format,
+        size_bytes: body.size_bytes,
+        file_count: body.file_count,
+        row_count: body.row_count,
+        schema: body.schema,
+        profile: body.profile,
+        source: body.source,
+        created_by: if body.created_by.is_empty() {
+            "unknown".into()
+        } else {
+            body.created_by
+        },
+        creation_time: now_millis(),
+        description: body.description,
+    };
+    // The service checks it too; first here, so a bad version is refused before its objects
+    // are looked for.
+    validate_version(&new)?;
     // Every object the version names must be stored, and a folder's manifest must add up.
     let head = |hash: String| {
         let s = s.clone();
@@ -151,28 +159,27 @@ async fn create(
             Ok::<_, Error>((hash, size))
         }
     };
-    let (_, size) = head(body.hash.clone()).await?;
+    let (_, size) = head(new.hash.clone()).await?;
     let Some(size) = size else {
         return Err(Error::invalid(format!(
             "Object {} is not stored: upload it to /api/keel/v1/data-objects/{} first",
-            body.hash, body.hash
+            new.hash, new.hash
         ))
         .into());
     };
-    if body.kind == DataKind::Folder {
-        let (_, mut stream) = s.artifacts.get(&object_path(&body.hash)?).await?;
+    if new.kind == DataKind::Folder {
+        let (_, mut stream) = s.artifacts.get(&object_path(&new.hash)?).await?;
         let mut bytes = Vec::with_capacity(size as usize);
         while let Some(chunk) = stream.next().await {
             bytes.extend_from_slice(&chunk.map_err(|e| Error::internal(e.to_string()))?);
         }
         let manifest = Manifest::decode(&bytes)?;
-        if manifest.files.len() as i64 != body.file_count
-            || manifest.size() as i64 != body.size_bytes
+        if manifest.files.len() as i64 != new.file_count || manifest.size() as i64 != new.size_bytes
         {
             return Err(Error::invalid(format!(
                 "file_count {} and size_bytes {} do not match the manifest ({} files, {} bytes)",
-                body.file_count,
-                body.size_bytes,
+                new.file_count,
+                new.size_bytes,
                 manifest.files.len(),
                 manifest.size()
             ))
@@ -194,36 +201,14 @@ async fn create(
             ))
             .into());
         }
-    } else if size as i64 != body.size_bytes || body.file_count != 1 {
+    } else if size as i64 != new.size_bytes || new.file_count != 1 {
         return Err(Error::invalid(format!(
             "size_bytes {} and file_count {} do not match the stored object ({size} bytes, 1 file)",
-            body.size_bytes, body.file_count
+            new.size_bytes, new.file_count
         ))
         .into());
     }
-    let (version, created) = s
-        .meta
-        .create_data_version(DataVersion {
-            name,
-            version: 0,
-            hash: body.hash,
-            kind: body.kind,
-            format: body.format,
-            size_bytes: body.size_bytes,
-            file_count: body.file_count,
-            row_count: body.row_count,
-            schema: body.schema,
-            profile: body.profile,
-            source: body.source,
-            created_by: if body.created_by.is_empty() {
-                "unknown".into()
-            } else {
-                body.created_by
-            },
-            creation_time: now_millis(),
-            description: body.description,
-        })
-        .await?;
+    let (version, created) = s.meta.create_data_version(new).await?;
     Ok(json(&Created { version, created }))
 }
 
