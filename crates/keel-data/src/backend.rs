@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use keel_core::artifact::ByteStream;
-use keel_core::data::{DataVersion, object_path};
+use keel_core::data::{DataSummary, DataUse, DataVersion, object_path};
 use keel_core::{ArtifactStore, MetadataStore};
 
 use crate::error::Result;
@@ -14,9 +14,20 @@ use crate::error::Result;
 /// Uploads or probes in flight at once.
 pub const CONCURRENCY: usize = 16;
 
-/// What adding and restoring data needs from a store.
+/// What `keel data` needs from a store: listing, adding and restoring dataset versions.
 #[async_trait::async_trait]
 pub trait DataBackend: Send + Sync {
+    /// Every dataset with its newest version.
+    async fn list(&self) -> Result<Vec<DataSummary>>;
+    /// One dataset's versions, newest first; an error when the dataset does not exist.
+    async fn versions(&self, name: &str) -> Result<Vec<DataVersion>>;
+    /// A version (the newest when `version` is `None`) and the runs that used its content;
+    /// `None` when the dataset or version does not exist.
+    async fn version_with_uses(
+        &self,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<(DataVersion, Vec<DataUse>)>>;
     /// A version of a dataset (the newest when `version` is `None`); `None` when the dataset
     /// or version does not exist.
     async fn version(&self, name: &str, version: Option<i64>) -> Result<Option<DataVersion>>;
@@ -63,6 +74,26 @@ pub struct LocalBackend {
 
 #[async_trait::async_trait]
 impl DataBackend for LocalBackend {
+    async fn list(&self) -> Result<Vec<DataSummary>> {
+        Ok(self.meta.list_data().await?)
+    }
+
+    async fn versions(&self, name: &str) -> Result<Vec<DataVersion>> {
+        Ok(self.meta.list_data_versions(name).await?)
+    }
+
+    async fn version_with_uses(
+        &self,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<(DataVersion, Vec<DataUse>)>> {
+        let Some(v) = self.version(name, version).await? else {
+            return Ok(None);
+        };
+        let uses = self.meta.data_uses(&v.hash).await?;
+        Ok(Some((v, uses)))
+    }
+
     async fn version(&self, name: &str, version: Option<i64>) -> Result<Option<DataVersion>> {
         match self.meta.get_data_version(name, version).await {
             Ok(v) => Ok(Some(v)),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::config::{self, FileSettings, ServerSettings};
+use crate::config::{self, FileSettings, ServerSettings, Settings};
 
 /// The metadata database.
 #[derive(Args, Clone, Default)]
@@ -34,12 +34,14 @@ pub(crate) struct SettingsFile {
 }
 
 impl SettingsFile {
+    /// The file's settings (none when there is no file).
+    pub(crate) fn read(&self) -> Result<Settings> {
+        config::read_file(self.config.as_deref())
+    }
+
     /// `flags` (flags or environment, from clap) over this file over the defaults.
     pub(crate) fn layer(&self, flags: FileSettings) -> Result<ServerSettings> {
-        Ok(ServerSettings::layer(
-            flags,
-            config::read_file(self.config.as_deref())?.server,
-        ))
+        Ok(ServerSettings::layer(flags, self.read()?.server))
     }
 }
 
@@ -83,7 +85,8 @@ impl LocalStores {
 /// A keel server to work with instead of the local stores.
 #[derive(Args, Clone, Default)]
 pub(crate) struct Remote {
-    /// A keel server to work with (http://host:port) instead of the local stores.
+    /// A keel server to work with (http://host:port) instead of the local stores [default:
+    /// `tracking_uri` in the settings file's [store]].
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     pub(crate) tracking_uri: Option<String>,
 }

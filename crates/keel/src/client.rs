@@ -4,7 +4,46 @@ use anyhow::{Context, Result, bail};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// A server's refusal: MLflow's error JSON (`error_code`, `message`) and the HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The endpoint asked.
+    pub endpoint: String,
+    /// MLflow's error code (`RESOURCE_DOES_NOT_EXIST`); empty when the answer had none.
+    pub code: String,
+    /// The server's message.
+    pub message: String,
+    /// The HTTP status.
+    pub status: reqwest::StatusCode,
+    /// Whether the server is the local stores served in-process: the message is then shown
+    /// alone, without an endpoint or HTTP status the user never saw.
+    local: bool,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.local {
+            return f.write_str(&self.message);
+        }
+        write!(
+            f,
+            "{}: {} ({}, HTTP {})",
+            self.endpoint, self.message, self.code, self.status
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The MLflow error code of a server's refusal anywhere in `e`'s chain.
+pub fn error_code(e: &anyhow::Error) -> Option<&str> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ApiError>())
+        .map(|a| a.code.as_str())
+}
+
 /// Talks to a keel (or MLflow) tracking server.
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
@@ -57,9 +96,23 @@ impl Client {
         let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
-            bail!("download {path} {query:?}: HTTP {status}: {}", text.trim());
+            return Err(self.refusal(&format!("download {path} {query:?}"), status, &text));
         }
         Ok(Box::pin(resp.bytes_stream().map_err(std::io::Error::other)))
+    }
+
+    /// A refusal from its status and body (MLflow's error JSON, or any text).
+    fn refusal(&self, what: &str, status: reqwest::StatusCode, text: &str) -> anyhow::Error {
+        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        ApiError {
+            endpoint: what.to_string(),
+            message: field("message").unwrap_or_else(|| text.trim().to_string()),
+            code: field("error_code").unwrap_or_default(),
+            status,
+            local: self.local,
+        }
+        .into()
     }
 
     async fn answer<T: DeserializeOwned>(&self, what: &str, resp: reqwest::Response) -> Result<T> {
@@ -69,13 +122,7 @@ impl Client {
             .await
             .with_context(|| format!("{what}: cannot read the answer"))?;
         if !status.is_success() {
-            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let msg = v.get("message").and_then(Value::as_str).unwrap_or(&text);
-            let code = v.get("error_code").and_then(Value::as_str).unwrap_or("");
-            if self.local {
-                bail!("{msg}");
-            }
-            bail!("{what}: {msg} ({code}, HTTP {status})");
+            return Err(self.refusal(what, status, &text));
         }
         serde_json::from_str(&text)
             .with_context(|| format!("{what}: the server answered something that is not JSON"))

@@ -1,6 +1,8 @@
 //! Settings, layered: defaults < `keel.toml` < `KEEL_*` environment < command-line flags, with
-//! a `[server]` table (the stores and where `keel server` listens; its keys may also stand at
-//! the top level) and a `[serve]` table (`keel serve`'s address and tuning).
+//! a `[store]` table (the stores every command opens, or the server it works with), a
+//! `[server]` table (where `keel server` listens; its keys may also stand at the top level, and
+//! it may hold the stores' keys too, as before `[store]` existed) and a `[serve]` table
+//! (`keel serve`'s address and tuning).
 //!
 //! clap reads flags and the environment (a flag wins over its variable); what neither gives
 //! comes from the file, then from the defaults.
@@ -10,7 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-/// The `[server]` table of `keel.toml` (top-level keys are accepted too).
+/// The `[server]` table of `keel.toml` (top-level keys are accepted too), with the stores'
+/// keys of `[store]` folded in.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
@@ -37,16 +40,30 @@ pub struct ServeFile {
     pub poll: Option<String>,
 }
 
+/// The `[store]` table of `keel.toml`: the metadata database and artifact store every command
+/// opens, or the keel server it works with instead.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    pub db: Option<String>,
+    pub artifacts: Option<String>,
+    pub tracking_uri: Option<String>,
+}
+
 /// Everything the settings file holds.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Settings {
+    /// Where `keel server` listens, and the stores (from `[store]` or `[server]`).
     pub server: FileSettings,
+    /// The server the store commands work with instead of the local stores.
+    pub tracking_uri: Option<String>,
     pub serve: ServeFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRoot {
+    store: Option<StoreFile>,
     server: Option<FileSettings>,
     serve: Option<ServeFile>,
     #[serde(flatten)]
@@ -109,7 +126,7 @@ fn parse(text: &str) -> Result<Settings> {
     let root: FileRoot =
         toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))?;
     let top = root.top;
-    let server = match root.server {
+    let mut server = match root.server {
         Some(s) if top != FileSettings::default() => {
             if s != FileSettings::default() {
                 bail!("settings are given both at the top level and in [server]; use one");
@@ -119,8 +136,21 @@ fn parse(text: &str) -> Result<Settings> {
         Some(s) => s,
         None => top,
     };
+    let store = root.store.unwrap_or_default();
+    for (key, from_store, from_server) in [
+        ("db", store.db, &mut server.db),
+        ("artifacts", store.artifacts, &mut server.artifacts),
+    ] {
+        if from_store.is_some() {
+            if from_server.is_some() {
+                bail!("{key} is given both in [store] and in [server]; keep it in [store]");
+            }
+            *from_server = from_store;
+        }
+    }
     Ok(Settings {
         server,
+        tracking_uri: store.tracking_uri,
         serve: root.serve.unwrap_or_default(),
     })
 }
@@ -170,9 +200,42 @@ mod tests {
         let end = start + readme[start..].find("```").expect("its end");
         let s = parse(&readme[start..end]).unwrap();
         assert_eq!(s.server.port, Some(5000));
+        assert_eq!(
+            s.server.db.as_deref(),
+            Some("sqlite:///var/lib/keel/keel.db")
+        );
         assert_eq!(s.serve.port, Some(8080));
         assert_eq!(s.serve.body_limit.as_deref(), Some("32MiB"));
         assert_eq!(s.serve.poll.as_deref(), Some("2s"));
+    }
+
+    #[test]
+    fn the_store_table_names_the_stores() {
+        let s = parse(
+            "[store]\ndb = \"postgres://h/k\"\ntracking_uri = \"http://t:5000\"\n[server]\nport = 7\n",
+        )
+        .unwrap();
+        assert_eq!(s.server.db.as_deref(), Some("postgres://h/k"));
+        assert_eq!(s.server.port, Some(7));
+        assert_eq!(s.tracking_uri.as_deref(), Some("http://t:5000"));
+        assert_eq!(s.server.artifacts, None);
+        let old = parse("[server]\nartifacts = \"s3://b/p\"\n").unwrap();
+        assert_eq!(old.server.artifacts.as_deref(), Some("s3://b/p"));
+        let e = parse("[store]\ndb = \"sqlite:///a.db\"\n[server]\ndb = \"sqlite:///b.db\"\n")
+            .expect_err("an error")
+            .to_string();
+        assert_eq!(
+            e,
+            "db is given both in [store] and in [server]; keep it in [store]"
+        );
+        let e = parse("artifacts = \"a\"\n[store]\nartifacts = \"b\"\n")
+            .expect_err("an error")
+            .to_string();
+        assert!(e.contains("artifacts is given both"), "{e}");
+        let e = parse("[store]\nhost = \"x\"\n")
+            .expect_err("an error")
+            .to_string();
+        assert!(e.contains("unknown field `host`"), "{e}");
     }
 
     #[test]

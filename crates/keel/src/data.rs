@@ -5,62 +5,28 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use keel_core::data::{DataKind, DataSummary, DataUse, DataVersion};
+use keel_core::data::{DataKind, DataUse, DataVersion};
 use keel_data::profile::{ColumnStats, Profile, Schema};
 use keel_data::validate::Files;
 use keel_data::workspace::{Workspace, folder_changes};
-use keel_data::{AddRequest, DataBackend, Format, LocalBackend};
+use keel_data::{AddRequest, DataBackend, Format};
 
-use crate::data_remote::RemoteBackend;
 use crate::data_validate::{ChecksFailed, table_files};
 use crate::output;
 
-/// Where `keel data` reads and writes.
-pub enum Store {
-    /// The local metadata and artifact stores.
-    Local(LocalBackend),
-    /// A keel server.
-    Remote(RemoteBackend),
-}
+/// Where `keel data` reads and writes: the local stores or a keel server.
+pub type Store = dyn DataBackend;
 
-impl Store {
-    pub(crate) fn backend(&self) -> &dyn DataBackend {
-        match self {
-            Store::Local(l) => l,
-            Store::Remote(r) => r,
-        }
-    }
-
-    async fn list(&self) -> Result<Vec<DataSummary>> {
-        match self {
-            Store::Local(l) => Ok(l.meta.list_data().await?),
-            Store::Remote(r) => r.list().await,
-        }
-    }
-
-    async fn versions(&self, name: &str) -> Result<Vec<DataVersion>> {
-        match self {
-            Store::Local(l) => Ok(l.meta.list_data_versions(name).await?),
-            Store::Remote(r) => r.versions(name).await,
-        }
-    }
-
-    pub(crate) async fn version(&self, r: &DataRef) -> Result<(DataVersion, Vec<DataUse>)> {
-        match self {
-            Store::Local(l) => {
-                let v = l.meta.get_data_version(&r.name, r.version).await?;
-                let uses = l.meta.data_uses(&v.hash).await?;
-                Ok((v, uses))
-            }
-            Store::Remote(remote) => remote
-                .version_with_uses(&r.name, r.version)
-                .await?
-                .with_context(|| match r.version {
-                    Some(v) => format!("Dataset '{}' has no version {v}", r.name),
-                    None => format!("Dataset '{}' not found", r.name),
-                }),
-        }
-    }
+/// The version `r` names and the runs that used its content; an error naming it when it does
+/// not exist.
+pub(crate) async fn version(store: &Store, r: &DataRef) -> Result<(DataVersion, Vec<DataUse>)> {
+    store
+        .version_with_uses(&r.name, r.version)
+        .await?
+        .with_context(|| match r.version {
+            Some(v) => format!("Dataset '{}' has no version {v}", r.name),
+            None => format!("Dataset '{}' not found", r.name),
+        })
 }
 
 /// A `NAME[@VERSION]` reference; no version means the newest.
@@ -205,7 +171,7 @@ pub async fn add(
             created_by: user(),
             sync,
         },
-        store.backend(),
+        store,
         &mut ws,
         &bars,
     )
@@ -307,7 +273,7 @@ pub async fn ls(store: &Store, name: Option<String>, as_json: bool) -> Result<()
 
 /// `keel data show NAME[@VERSION]`.
 pub async fn show(store: &Store, r: &DataRef, html: Option<PathBuf>, as_json: bool) -> Result<()> {
-    let (v, uses) = store.version(r).await?;
+    let (v, uses) = version(store, r).await?;
     if let Some(path) = html {
         write_html(&v, &path)?;
     }
@@ -469,7 +435,7 @@ fn short(x: f64) -> String {
 
 /// `keel data get NAME[@VERSION] --to PATH`.
 pub async fn get(store: &Store, r: &DataRef, to: &Path, as_json: bool) -> Result<()> {
-    let (v, _) = store.version(r).await?;
+    let (v, _) = version(store, r).await?;
     if v.kind == DataKind::File && to.is_dir() {
         bail!(
             "{} is a folder; give the file path to write {}@{} to",
@@ -481,7 +447,7 @@ pub async fn get(store: &Store, r: &DataRef, to: &Path, as_json: bool) -> Result
     let bars = Bars::new(as_json);
     keel_data::Progress::step(&bars, "restoring", v.size_bytes as u64);
     let done = |n: u64| keel_data::Progress::advance(&bars, n);
-    let result = keel_data::objects::restore(store.backend(), &v, to, &done).await;
+    let result = keel_data::objects::restore(store, &v, to, &done).await;
     bars.bar.finish_and_clear();
     let (files, bytes) =
         result.with_context(|| format!("cannot restore {}@{}", v.name, v.version))?;
@@ -510,8 +476,7 @@ pub async fn status(store: &Store, as_json: bool) -> Result<bool> {
     ws.save()?;
     for s in found.iter_mut() {
         if let Some(current) = &s.current
-            && let Ok(old) =
-                keel_data::objects::read_manifest(store.backend(), &s.tracked.hash).await
+            && let Ok(old) = keel_data::objects::read_manifest(store, &s.tracked.hash).await
         {
             s.changes = folder_changes(&old, current);
         }
@@ -553,7 +518,7 @@ pub async fn materialise(store: &Store, v: &DataVersion, dir: &Path) -> Result<F
         DataKind::File => dir.join(format!("data.{}", v.format)),
         DataKind::Folder => dir.to_path_buf(),
     };
-    keel_data::objects::restore(store.backend(), v, &target, &|_| {}).await?;
+    keel_data::objects::restore(store, v, &target, &|_| {}).await?;
     let files = match v.kind {
         DataKind::File => {
             let name = Path::new(&v.source)

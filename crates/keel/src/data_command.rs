@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use crate::args::StoreArgs;
-use crate::stores::data_store;
+use crate::stores::Stores;
 use crate::{data, data_validate};
 
 #[derive(Subcommand)]
@@ -126,7 +126,8 @@ pub(crate) async fn command(cmd: DataCmd) -> Result<()> {
     | DataCmd::Validate { store, .. }
     | DataCmd::Rules(RulesCmd::Infer { store, .. })
     | DataCmd::Status { store }) = &cmd;
-    let target = data_store(store).await?;
+    let target = Stores::open(store).await?.data();
+    let target = target.as_ref();
     match cmd {
         DataCmd::Add {
             path,
@@ -137,7 +138,7 @@ pub(crate) async fn command(cmd: DataCmd) -> Result<()> {
             store,
         } => {
             data::add(
-                &target,
+                target,
                 path,
                 name,
                 format,
@@ -147,32 +148,24 @@ pub(crate) async fn command(cmd: DataCmd) -> Result<()> {
             )
             .await
         }
-        DataCmd::Ls { name, store } => data::ls(&target, name, store.json).await,
+        DataCmd::Ls { name, store } => data::ls(target, name, store.json).await,
         DataCmd::Show {
             reference,
             html,
             store,
-        } => {
-            data::show(
-                &target,
-                &data::DataRef::parse(&reference)?,
-                html,
-                store.json,
-            )
-            .await
-        }
+        } => data::show(target, &data::DataRef::parse(&reference)?, html, store.json).await,
         DataCmd::Get {
             reference,
             to,
             store,
-        } => data::get(&target, &data::DataRef::parse(&reference)?, &to, store.json).await,
+        } => data::get(target, &data::DataRef::parse(&reference)?, &to, store.json).await,
         DataCmd::Diff {
             a,
             b,
             drift_share,
             store,
-        } => data::diff(&target, &a, &b, drift_share, store.json).await,
-        DataCmd::Status { store } => data::status(&target, store.json).await.map(|_| ()),
+        } => data::diff(target, &a, &b, drift_share, store.json).await,
+        DataCmd::Status { store } => data::status(target, store.json).await.map(|_| ()),
         DataCmd::Validate {
             target: subject,
             rules,
@@ -180,11 +173,11 @@ pub(crate) async fn command(cmd: DataCmd) -> Result<()> {
             only_failures,
             store,
         } => {
-            data_validate::validate(&target, &subject, rules, against, only_failures, store.json)
+            data_validate::validate(target, &subject, rules, against, only_failures, store.json)
                 .await
         }
         DataCmd::Rules(RulesCmd::Infer { reference, out, .. }) => {
-            data_validate::rules_infer(&target, &reference, out).await
+            data_validate::rules_infer(target, &reference, out).await
         }
     }
 }

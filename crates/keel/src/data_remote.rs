@@ -33,33 +33,22 @@ struct Created {
     created: bool,
 }
 
-impl RemoteBackend {
-    /// A version and the runs that used it.
-    pub async fn version_with_uses(
-        &self,
-        name: &str,
-        version: Option<i64>,
-    ) -> anyhow::Result<Option<(DataVersion, Vec<DataUse>)>> {
-        let v = version.map_or("latest".to_string(), |v| v.to_string());
-        let a: Option<VersionAnswer> = self
-            .client
-            .keel_get(&format!("/api/keel/v1/datasets/{name}/versions/{v}"))
-            .await?;
-        Ok(a.map(|a| (a.version, a.used_by)))
-    }
-
-    /// Every dataset with its newest version.
-    pub async fn list(&self) -> anyhow::Result<Vec<DataSummary>> {
+#[async_trait::async_trait]
+impl DataBackend for RemoteBackend {
+    async fn list(&self) -> keel_data::Result<Vec<DataSummary>> {
         #[derive(Deserialize)]
         struct A {
             datasets: Vec<DataSummary>,
         }
-        let a: Option<A> = self.client.keel_get("/api/keel/v1/datasets").await?;
+        let a: Option<A> = self
+            .client
+            .keel_get("/api/keel/v1/datasets")
+            .await
+            .map_err(err)?;
         Ok(a.map(|a| a.datasets).unwrap_or_default())
     }
 
-    /// One dataset's versions, newest first.
-    pub async fn versions(&self, name: &str) -> anyhow::Result<Vec<DataVersion>> {
+    async fn versions(&self, name: &str) -> keel_data::Result<Vec<DataVersion>> {
         #[derive(Deserialize)]
         struct A {
             versions: Vec<DataVersion>,
@@ -67,24 +56,33 @@ impl RemoteBackend {
         let a: Option<A> = self
             .client
             .keel_get(&format!("/api/keel/v1/datasets/{name}/versions"))
-            .await?;
-        a.map(|a| a.versions)
-            .ok_or_else(|| anyhow::anyhow!("Dataset '{name}' not found"))
+            .await
+            .map_err(err)?;
+        a.map(|a| a.versions).ok_or_else(|| {
+            keel_core::Error::not_found(format!("Dataset '{name}' not found")).into()
+        })
     }
-}
 
-#[async_trait::async_trait]
-impl DataBackend for RemoteBackend {
+    async fn version_with_uses(
+        &self,
+        name: &str,
+        version: Option<i64>,
+    ) -> keel_data::Result<Option<(DataVersion, Vec<DataUse>)>> {
+        let v = version.map_or("latest".to_string(), |v| v.to_string());
+        let a: Option<VersionAnswer> = self
+            .client
+            .keel_get(&format!("/api/keel/v1/datasets/{name}/versions/{v}"))
+            .await
+            .map_err(err)?;
+        Ok(a.map(|a| (a.version, a.used_by)))
+    }
+
     async fn version(
         &self,
         name: &str,
         version: Option<i64>,
     ) -> keel_data::Result<Option<DataVersion>> {
-        Ok(self
-            .version_with_uses(name, version)
-            .await
-            .map_err(err)?
-            .map(|(v, _)| v))
+        Ok(self.version_with_uses(name, version).await?.map(|(v, _)| v))
     }
 
     /// The server stores each object durably before answering its upload, so only

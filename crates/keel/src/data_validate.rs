@@ -39,7 +39,7 @@ impl Loaded {
         if path.exists() {
             return Self::local(path).await;
         }
-        let (v, _) = store.version(&DataRef::parse(target)?).await?;
+        let (v, _) = crate::data::version(store, &DataRef::parse(target)?).await?;
         let label = format!("{}@{}", v.name, v.version);
         let (Some(schema), Some(profile)) = (&v.schema, &v.profile) else {
             bail!(
@@ -120,7 +120,7 @@ pub(crate) async fn table_files(
     if path.exists() {
         return Ok((path.display().to_string(), local_files(path, "compares")?));
     }
-    let (v, _) = store.version(&DataRef::parse(target)?).await?;
+    let (v, _) = crate::data::version(store, &DataRef::parse(target)?).await?;
     let files = materialise(store, &v, scratch).await?;
     Ok((format!("{}@{}", v.name, v.version), files))
 }

@@ -12,6 +12,7 @@ mod db;
 mod output;
 mod quickstart;
 mod serve;
+mod shutdown;
 mod server;
 mod stores;
 mod tracking;

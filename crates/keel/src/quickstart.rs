@@ -30,14 +30,14 @@ fn step(n: usize, what: &str) {
 }
 
 /// Runs the loop; the local stores come from `store`.
-pub async fn run(a: QuickstartArgs, store: data::Store, registry: Client) -> Result<()> {
+pub async fn run(a: QuickstartArgs, store: &data::Store, registry: Client) -> Result<()> {
     let csv = PathBuf::from("penguins.csv");
     if !csv.exists() {
         std::fs::write(&csv, PENGUINS).context("cannot write penguins.csv")?;
     }
     step(1, "version the dataset");
     data::add(
-        &store,
+        store,
         csv,
         Some(MODEL.into()),
         None,
@@ -50,15 +50,9 @@ pub async fn run(a: QuickstartArgs, store: data::Store, registry: Client) -> Res
         2,
         "train a random forest on it, recorded as a run, registered as a model version",
     );
-    let tracking = match &store {
-        data::Store::Local(l) => tracking::Tracking::Local {
-            meta: l.meta.clone(),
-            artifacts: l.artifacts.clone(),
-        },
-        data::Store::Remote(r) => tracking::Tracking::Remote(&r.client),
-    };
+    let tracking = tracking::Tracking(&registry);
     train::run(
-        &store,
+        store,
         tracking,
         train::TrainArgs {
             data: Some(MODEL.into()),
@@ -105,7 +99,7 @@ pub async fn run(a: QuickstartArgs, store: data::Store, registry: Client) -> Res
             let _ = stop_rx.await;
         } else {
             tokio::select! {
-                _ = crate::server::shutdown_signal() => {}
+                _ = crate::shutdown::signal() => {}
                 _ = stop_rx => {}
             }
         }
@@ -226,15 +220,14 @@ pub(crate) struct QuickstartCmd {
 
 /// Runs `keel quickstart`.
 pub(crate) async fn command(cmd: QuickstartCmd) -> Result<()> {
-    let store = StoreArgs::default();
-    let target = crate::stores::data_store(&store).await?;
-    let client = crate::stores::registry(&store).await?;
+    let stores = crate::stores::Stores::open(&StoreArgs::default()).await?;
+    let client = stores.client().await?;
     run(
         QuickstartArgs {
             port: cmd.port,
             no_wait: cmd.no_wait,
         },
-        target,
+        stores.data().as_ref(),
         client,
     )
     .await

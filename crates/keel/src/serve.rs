@@ -283,7 +283,7 @@ pub async fn run(
     a: ServeArgs,
     registry: impl std::future::Future<Output = Result<Client>>,
 ) -> Result<()> {
-    start(a, registry, crate::server::shutdown_signal())
+    start(a, registry, crate::shutdown::signal())
         .await?
         .wait()
         .await
@@ -434,8 +434,17 @@ struct HttpRegistry {
 }
 
 fn registry_error(e: anyhow::Error) -> ServeError {
+    let not_found = match e
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::client::ApiError>())
+    {
+        Some(a) => {
+            a.code == "RESOURCE_DOES_NOT_EXIST" || a.status == reqwest::StatusCode::NOT_FOUND
+        }
+        None => false,
+    };
     let text = format!("{e:#}");
-    if text.contains("RESOURCE_DOES_NOT_EXIST") || text.contains("HTTP 404") {
+    if not_found {
         ServeError::NotFound(text)
     } else {
         ServeError::Model(text)

@@ -26,12 +26,7 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
         port: a.port,
         ..a.stores.location.flags()
     })?;
-    let meta = keel_store::open_metadata_store(&settings.db, keel_server::ARTIFACT_SCHEME)
-        .await
-        .with_context(|| format!("cannot open the metadata store {}", settings.db))?;
-    let artifacts = keel_store::open_artifact_store(&settings.artifacts)
-        .await
-        .with_context(|| format!("cannot open the artifact store {}", settings.artifacts))?;
+    let stores = crate::stores::open_local(&settings).await?;
     let listener = tokio::net::TcpListener::bind((settings.host.as_str(), settings.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
@@ -40,29 +35,10 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "keel server listening on http://{addr}");
     let _ = writeln!(out, "  metadata:  {}", settings.db);
-    let _ = writeln!(out, "  artifacts: {}", artifacts.root_uri());
+    let _ = writeln!(out, "  artifacts: {}", stores.artifacts.root_uri());
     let _ = out.flush();
     drop(out);
-    let state = keel_server::AppState::new(meta, artifacts);
-    keel_server::serve(listener, state, shutdown_signal()).await?;
+    let state = keel_server::AppState::new(stores.meta, stores.artifacts);
+    keel_server::serve(listener, state, crate::shutdown::signal()).await?;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -1,19 +1,17 @@
-//! Where `keel train` records its run: the local stores, or a tracking server through the
-//! MLflow REST API (`--tracking-uri`). Either way the run is an ordinary MLflow run: params,
+//! How `keel train` records its run: through the MLflow REST API, on the server
+//! `--tracking-uri` names or on the local stores served in-process. The run is an ordinary
+//! MLflow run: params,
 //! metrics, tags, a dataset input, and artifacts under the run's artifact URI.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use keel_core::entities::{
     Dataset, DatasetInput, LoggedModelStatus, Metric, ModelOutput, Param, RunStatus, Tag,
 };
-use keel_core::store::{CreateLoggedModel, CreateModelVersion, CreateRun};
-use keel_core::{ArtifactPath, ArtifactStore, MetadataStore};
 use serde_json::{Value, json};
 
-use crate::client::Client;
+use crate::client::{Client, error_code};
 
 /// A run being recorded.
 pub struct RunRef {
@@ -33,16 +31,9 @@ pub struct ModelRef {
     artifact_path: String,
 }
 
-/// The stores or server a run is recorded in.
-pub enum Tracking<'a> {
-    /// The local metadata and artifact stores.
-    Local {
-        meta: Arc<dyn MetadataStore>,
-        artifacts: Arc<dyn ArtifactStore>,
-    },
-    /// A tracking server.
-    Remote(&'a Client),
-}
+/// The tracking server a run is recorded on: a keel server, or the local stores served on a
+/// loopback port (see [`crate::stores::Stores::client`]), so both take the same REST path.
+pub struct Tracking<'a>(pub &'a Client);
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -59,76 +50,52 @@ fn store_path(uri: &str) -> Result<String> {
     }
 }
 
+/// A string field of an answer, or an error naming it.
+fn field(v: &Value, what: &str) -> Result<String> {
+    v.as_str()
+        .map(str::to_string)
+        .with_context(|| format!("the server's answer has no {what}"))
+}
+
 impl Tracking<'_> {
     /// Starts a run named `name` in the experiment `experiment` (created when missing).
     pub async fn start(&self, experiment: &str, name: &str, tags: Vec<Tag>) -> Result<RunRef> {
+        let client = self.0;
         let user = crate::data::user();
-        match self {
-            Tracking::Local { meta, .. } => {
-                let experiment_id = match meta.get_experiment_by_name(experiment).await? {
-                    Some(e) => e.experiment_id,
-                    None => meta.create_experiment(experiment, None, Vec::new()).await?,
-                };
-                let mut all = tags;
-                all.push(Tag {
-                    key: "mlflow.user".into(),
-                    value: user.clone(),
-                });
-                let run = meta
-                    .create_run(CreateRun {
-                        experiment_id: experiment_id.clone(),
-                        user_id: user,
-                        start_time: now_ms(),
-                        run_name: Some(name.to_string()),
-                        tags: all,
-                    })
-                    .await?;
-                Ok(RunRef {
-                    run_id: run.info.run_id.clone(),
-                    experiment_id,
-                    artifact_path: store_path(&run.info.artifact_uri)?,
-                })
-            }
-            Tracking::Remote(client) => {
-                let found: Result<Value> = client
-                    .get(
-                        "experiments/get-by-name",
-                        &[("experiment_name", experiment.to_string())],
-                    )
-                    .await;
-                let experiment_id = match found {
-                    Ok(v) => v["experiment"]["experiment_id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    Err(e) if e.to_string().contains("RESOURCE_DOES_NOT_EXIST") => {
-                        let v: Value = client
-                            .post("experiments/create", &json!({"name": experiment}))
-                            .await?;
-                        v["experiment_id"].as_str().unwrap_or_default().to_string()
-                    }
-                    Err(e) => return Err(e),
-                };
-                let mut all: Vec<Value> = tags
-                    .iter()
-                    .map(|t| json!({"key": t.key, "value": t.value}))
-                    .collect();
-                all.push(json!({"key": "mlflow.user", "value": user}));
+        let found: Result<Value> = client
+            .get(
+                "experiments/get-by-name",
+                &[("experiment_name", experiment.to_string())],
+            )
+            .await;
+        let experiment_id = match found {
+            Ok(v) => field(&v["experiment"]["experiment_id"], "experiment id")?,
+            Err(e) if error_code(&e) == Some("RESOURCE_DOES_NOT_EXIST") => {
                 let v: Value = client
-                    .post(
-                        "runs/create",
-                        &json!({"experiment_id": experiment_id, "run_name": name,
-                            "start_time": now_ms(), "user_id": user, "tags": all}),
-                    )
+                    .post("experiments/create", &json!({"name": experiment}))
                     .await?;
-                let info = &v["run"]["info"];
-                Ok(RunRef {
-                    run_id: info["run_id"].as_str().unwrap_or_default().to_string(),
-                    experiment_id,
-                    artifact_path: store_path(info["artifact_uri"].as_str().unwrap_or_default())?,
-                })
+                field(&v["experiment_id"], "experiment id")?
             }
-        }
+            Err(e) => return Err(e),
+        };
+        let mut all: Vec<Value> = tags
+            .iter()
+            .map(|t| json!({"key": t.key, "value": t.value}))
+            .collect();
+        all.push(json!({"key": "mlflow.user", "value": user}));
+        let v: Value = client
+            .post(
+                "runs/create",
+                &json!({"experiment_id": experiment_id, "run_name": name,
+                    "start_time": now_ms(), "user_id": user, "tags": all}),
+            )
+            .await?;
+        let info = &v["run"]["info"];
+        Ok(RunRef {
+            run_id: field(&info["run_id"], "run id")?,
+            experiment_id,
+            artifact_path: store_path(&field(&info["artifact_uri"], "artifact URI")?)?,
+        })
     }
 
     /// Logs params and metrics (`(key, value, step)`), in batches within MLflow's limits; the
@@ -160,29 +127,23 @@ impl Tracking<'_> {
             .collect();
         // MLflow's limits per `log-batch` request.
         for p in params.chunks(keel_core::validate::MAX_PARAMS_TAGS_PER_BATCH) {
-            self.batch(run, Vec::new(), p.to_vec()).await?;
+            self.batch(run, &[], p).await?;
         }
         for m in metrics.chunks(keel_core::validate::MAX_METRICS_PER_BATCH) {
-            self.batch(run, m.to_vec(), Vec::new()).await?;
+            self.batch(run, m, &[]).await?;
         }
         Ok(())
     }
 
-    async fn batch(&self, run: &RunRef, metrics: Vec<Metric>, params: Vec<Param>) -> Result<()> {
-        match self {
-            Tracking::Local { meta, .. } => Ok(meta
-                .log_batch(&run.run_id, metrics, params, Vec::new())
-                .await?),
-            Tracking::Remote(client) => {
-                let _: Value = client
-                    .post(
-                        "runs/log-batch",
-                        &json!({"run_id": run.run_id, "metrics": metrics, "params": params}),
-                    )
-                    .await?;
-                Ok(())
-            }
-        }
+    async fn batch(&self, run: &RunRef, metrics: &[Metric], params: &[Param]) -> Result<()> {
+        let _: Value = self
+            .0
+            .post(
+                "runs/log-batch",
+                &json!({"run_id": run.run_id, "metrics": metrics, "params": params}),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Records `dataset` as the run's input in `context` (`training`).
@@ -194,20 +155,14 @@ impl Tracking<'_> {
             }],
             dataset,
         };
-        match self {
-            Tracking::Local { meta, .. } => Ok(meta
-                .log_inputs(&run.run_id, vec![input], Vec::new())
-                .await?),
-            Tracking::Remote(client) => {
-                let _: Value = client
-                    .post(
-                        "runs/log-inputs",
-                        &json!({"run_id": run.run_id, "datasets": [input]}),
-                    )
-                    .await?;
-                Ok(())
-            }
-        }
+        let _: Value = self
+            .0
+            .post(
+                "runs/log-inputs",
+                &json!({"run_id": run.run_id, "datasets": [input]}),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Stores `bytes` as the run's artifact `rel` (`charts/roc.svg`).
@@ -221,25 +176,14 @@ impl Tracking<'_> {
     }
 
     async fn put(&self, base: &str, rel: &str, bytes: Vec<u8>) -> Result<()> {
-        let path = format!("{base}/{rel}");
-        match self {
-            Tracking::Local { artifacts, .. } => {
-                let p = ArtifactPath::parse(&path)?;
-                let body = futures::stream::once(async move { Ok(bytes::Bytes::from(bytes)) });
-                artifacts.put(&p, Box::pin(body)).await?;
-                Ok(())
-            }
-            Tracking::Remote(client) => {
-                client
-                    .keel_put(
-                        &format!("/api/2.0/mlflow-artifacts/artifacts/{path}"),
-                        reqwest::Body::from(bytes),
-                    )
-                    .await
-                    .with_context(|| format!("cannot upload {rel}"))?;
-                Ok(())
-            }
-        }
+        self.0
+            .keel_put(
+                &format!("/api/2.0/mlflow-artifacts/artifacts/{base}/{rel}"),
+                reqwest::Body::from(bytes),
+            )
+            .await
+            .with_context(|| format!("cannot upload {rel}"))?;
+        Ok(())
     }
 
     /// Creates the logged model `name` of `run` (pending until [`Tracking::finish_model`]),
@@ -259,42 +203,19 @@ impl Tracking<'_> {
                 value: value.clone(),
             })
             .collect();
-        let (model_id, location) = match self {
-            Tracking::Local { meta, .. } => {
-                let m = meta
-                    .create_logged_model(CreateLoggedModel {
-                        experiment_id: run.experiment_id.clone(),
-                        name: Some(name.to_string()),
-                        model_type: model_type.to_string(),
-                        source_run_id: run.run_id.clone(),
-                        params,
-                        tags,
-                    })
-                    .await?;
-                (m.info.model_id, m.info.artifact_uri)
-            }
-            Tracking::Remote(client) => {
-                let v: Value = client
-                    .post(
-                        "logged-models",
-                        &json!({"experiment_id": run.experiment_id, "name": name,
-                            "model_type": model_type, "source_run_id": run.run_id,
-                            "params": params, "tags": tags}),
-                    )
-                    .await?;
-                let info = &v["model"]["info"];
-                (
-                    info["model_id"].as_str().unwrap_or_default().to_string(),
-                    info["artifact_uri"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            }
-        };
+        let v: Value = self
+            .0
+            .post(
+                "logged-models",
+                &json!({"experiment_id": run.experiment_id, "name": name,
+                    "model_type": model_type, "source_run_id": run.run_id,
+                    "params": params, "tags": tags}),
+            )
+            .await?;
+        let info = &v["model"]["info"];
         Ok(ModelRef {
-            model_id,
-            artifact_path: store_path(&location)?,
+            model_id: field(&info["model_id"], "model id")?,
+            artifact_path: store_path(&field(&info["artifact_uri"], "artifact URI")?)?,
         })
     }
 
@@ -309,32 +230,26 @@ impl Tracking<'_> {
             model_id: model.model_id.clone(),
             step: 0,
         };
-        match self {
-            Tracking::Local { meta, .. } => {
-                meta.finalize_logged_model(&model.model_id, status).await?;
-                meta.log_outputs(&run.run_id, vec![output]).await?;
-            }
-            Tracking::Remote(client) => {
-                let _: Value = client
-                    .patch(
-                        &format!("logged-models/{}", model.model_id),
-                        &json!({"model_id": model.model_id, "status": status.as_str()}),
-                    )
-                    .await?;
-                let _: Value = client
-                    .post(
-                        "runs/outputs",
-                        &json!({"run_id": run.run_id, "models": [output]}),
-                    )
-                    .await?;
-            }
-        }
+        let _: Value = self
+            .0
+            .patch(
+                &format!("logged-models/{}", model.model_id),
+                &json!({"model_id": model.model_id, "status": status.as_str()}),
+            )
+            .await?;
+        let _: Value = self
+            .0
+            .post(
+                "runs/outputs",
+                &json!({"run_id": run.run_id, "models": [output]}),
+            )
+            .await?;
         Ok(())
     }
 
     /// Registers the logged model `model` of `run` as a new version of the registered model
-    /// `name` (created when missing), with `tags`, and lists the version in the logged model's
-    /// `mlflow.modelVersions` tag (a server does that itself, as MLflow's does); returns the version.
+    /// `name` (created when missing), with `tags`; the server lists the version in the logged
+    /// model's `mlflow.modelVersions` tag, as MLflow's does. Returns the version.
     pub async fn register(
         &self,
         name: &str,
@@ -342,65 +257,24 @@ impl Tracking<'_> {
         model: &ModelRef,
         tags: Vec<Tag>,
     ) -> Result<String> {
-        let source = format!("models:/{}", model.model_id);
-        let version = match self {
-            Tracking::Local { meta, .. } => {
-                if let Err(e) = meta.get_registered_model(name).await {
-                    if e.code != keel_core::ErrorCode::ResourceDoesNotExist {
-                        return Err(e.into());
-                    }
-                    meta.create_registered_model(name, Vec::new(), "").await?;
-                }
-                let lineage = keel_core::version_source::resolve(
-                    meta.as_ref(),
-                    &source,
-                    Some(&run.run_id),
-                    Some(&model.model_id),
-                )
-                .await?;
-                let created = meta
-                    .create_model_version(CreateModelVersion {
-                        name: name.to_string(),
-                        source: lineage.source,
-                        run_id: lineage.run_id,
-                        run_link: String::new(),
-                        description: String::new(),
-                        model_id: lineage.model_id,
-                        tags,
-                    })
-                    .await?;
-                keel_core::version_source::list_version_on_model(
-                    meta.as_ref(),
-                    &model.model_id,
-                    name,
-                    &created.version,
-                )
-                .await?;
-                created.version
-            }
-            Tracking::Remote(client) => {
-                let created: Result<Value> = client
-                    .post("registered-models/create", &json!({"name": name}))
-                    .await;
-                if let Err(e) = created
-                    && !e.to_string().contains("RESOURCE_ALREADY_EXISTS")
-                {
-                    return Err(e);
-                }
-                let v: Value = client
-                    .post(
-                        "model-versions/create",
-                        &json!({"name": name, "source": source, "run_id": run.run_id,
-                            "model_id": model.model_id, "tags": tags}),
-                    )
-                    .await?;
-                v["model_version"]["version"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            }
-        };
-        Ok(version)
+        let created: Result<Value> = self
+            .0
+            .post("registered-models/create", &json!({"name": name}))
+            .await;
+        if let Err(e) = created
+            && error_code(&e) != Some("RESOURCE_ALREADY_EXISTS")
+        {
+            return Err(e);
+        }
+        let v: Value = self
+            .0
+            .post(
+                "model-versions/create",
+                &json!({"name": name, "source": format!("models:/{}", model.model_id),
+                    "run_id": run.run_id, "model_id": model.model_id, "tags": tags}),
+            )
+            .await?;
+        field(&v["model_version"]["version"], "model version")
     }
 
     /// Ends the run as finished, or as failed.
@@ -410,22 +284,14 @@ impl Tracking<'_> {
         } else {
             RunStatus::Failed
         };
-        match self {
-            Tracking::Local { meta, .. } => {
-                meta.update_run(&run.run_id, Some(status), Some(now_ms()), None)
-                    .await?;
-                Ok(())
-            }
-            Tracking::Remote(client) => {
-                let _: Value = client
-                    .post(
-                        "runs/update",
-                        &json!({"run_id": run.run_id, "status": status, "end_time": now_ms()}),
-                    )
-                    .await?;
-                Ok(())
-            }
-        }
+        let _: Value = self
+            .0
+            .post(
+                "runs/update",
+                &json!({"run_id": run.run_id, "status": status, "end_time": now_ms()}),
+            )
+            .await?;
+        Ok(())
     }
 }
 

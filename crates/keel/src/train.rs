@@ -478,7 +478,7 @@ async fn load(
     store: &Store,
     reference: &str,
 ) -> Result<(keel_core::data::DataVersion, String, Columns)> {
-    let (version, _) = store.version(&DataRef::parse(reference)?).await?;
+    let (version, _) = crate::data::version(store, &DataRef::parse(reference)?).await?;
     let label = format!("{}@{}", version.name, version.version);
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     let files = materialise(store, &version, &scratch.path().join("data")).await?;
@@ -933,13 +933,7 @@ pub(crate) async fn command(cmd: TrainArgs) -> Result<()> {
     if cmd.help_params {
         return help_params(cmd.algo.as_deref());
     }
-    let target = crate::stores::data_store(&cmd.store).await?;
-    let tracking = match &target {
-        crate::data::Store::Local(l) => crate::tracking::Tracking::Local {
-            meta: l.meta.clone(),
-            artifacts: l.artifacts.clone(),
-        },
-        crate::data::Store::Remote(r) => crate::tracking::Tracking::Remote(&r.client),
-    };
-    run(&target, tracking, cmd).await
+    let stores = crate::stores::Stores::open(&cmd.store).await?;
+    let client = stores.client().await?;
+    run(stores.data().as_ref(), Tracking(&client), cmd).await
 }

@@ -204,3 +204,54 @@ fn keel_db_reads_the_database_from_the_settings_file_as_keel_server_does() {
         "{out}"
     );
 }
+
+#[test]
+fn the_store_table_of_the_settings_file_points_every_store_command_at_its_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("shop.csv"), support::shop()).unwrap();
+    let team = d.join("team.db");
+    let objects = d.join("team-artifacts");
+    std::fs::write(
+        d.join("keel.toml"),
+        format!(
+            "[store]\ndb = \"sqlite://{}\"\nartifacts = \"{}\"\n",
+            team.display(),
+            objects.display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = support::keel_status(d, &["data", "add", "shop.csv", "--name", "shop"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(team.exists() && objects.exists());
+    assert!(!d.join("keel-data").exists());
+    let (code, out, err) = support::keel_status(d, &["db", "status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("team.db"), "{out}");
+    let (code, out, err) = support::keel_status(d, &["data", "ls"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("shop"), "{out}");
+
+    // `tracking_uri` sends the same commands to a server instead.
+    let served = tempfile::tempdir().unwrap();
+    let server = support::Server::start(served.path(), 0);
+    std::fs::write(
+        d.join("keel.toml"),
+        format!("[store]\ntracking_uri = \"{}\"\n", server.url),
+    )
+    .unwrap();
+    let (code, _, err) = support::keel_status(d, &["data", "add", "shop.csv", "--name", "sent"]);
+    assert_eq!(code, 0, "{err}");
+    let addr = server.url.trim_start_matches("http://");
+    let (status, body) = support::http(addr, "GET", "/api/keel/v1/datasets/sent/versions", b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = support::http(addr, "GET", "/api/keel/v1/datasets/shop/versions", b"");
+    assert_eq!(status, 404);
+    let names: Vec<Value> = support::json(d, &["data", "ls"])
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("sent")]);
+}
