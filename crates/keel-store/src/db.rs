@@ -62,55 +62,28 @@ pub(crate) enum Bind {
     Strs(Vec<String>),
 }
 
-impl From<&str> for Bind {
-    fn from(v: &str) -> Self {
-        Bind::Str(v.to_string())
-    }
+/// `From` conversions into [`Bind`]: each source type, a value `v` of it, and the variant.
+macro_rules! binds {
+    ($($t:ty => |$v:ident| $e:expr;)+) => {
+        $(impl From<$t> for Bind {
+            fn from($v: $t) -> Self {
+                $e
+            }
+        })+
+    };
 }
-impl From<&String> for Bind {
-    fn from(v: &String) -> Self {
-        Bind::Str(v.clone())
-    }
-}
-impl From<String> for Bind {
-    fn from(v: String) -> Self {
-        Bind::Str(v)
-    }
-}
-impl From<i64> for Bind {
-    fn from(v: i64) -> Self {
-        Bind::I64(v)
-    }
-}
-impl From<f64> for Bind {
-    fn from(v: f64) -> Self {
-        Bind::F64(v)
-    }
-}
-impl From<bool> for Bind {
-    fn from(v: bool) -> Self {
-        Bind::Bool(v)
-    }
-}
-impl From<Option<String>> for Bind {
-    fn from(v: Option<String>) -> Self {
-        Bind::OptStr(v)
-    }
-}
-impl From<&Option<String>> for Bind {
-    fn from(v: &Option<String>) -> Self {
-        Bind::OptStr(v.clone())
-    }
-}
-impl From<Option<&str>> for Bind {
-    fn from(v: Option<&str>) -> Self {
-        Bind::OptStr(v.map(str::to_string))
-    }
-}
-impl From<Option<i64>> for Bind {
-    fn from(v: Option<i64>) -> Self {
-        Bind::OptI64(v)
-    }
+
+binds! {
+    &str => |v| Bind::Str(v.to_string());
+    &String => |v| Bind::Str(v.clone());
+    String => |v| Bind::Str(v);
+    i64 => |v| Bind::I64(v);
+    f64 => |v| Bind::F64(v);
+    bool => |v| Bind::Bool(v);
+    Option<String> => |v| Bind::OptStr(v);
+    &Option<String> => |v| Bind::OptStr(v.clone());
+    Option<&str> => |v| Bind::OptStr(v.map(str::to_string));
+    Option<i64> => |v| Bind::OptI64(v);
 }
 
 /// SQL text with placeholders (`?` for SQLite, `$1, $2, ...` for PostgreSQL) and the values for
