@@ -5,9 +5,10 @@
 - Every Kubernetes manifest validates, strictly (unknown fields rejected), against the official
   schemas of several Kubernetes versions bundled in `kubernetes-validate`; a manifest with a
   misspelt field must fail, so the check itself is known to work.
-- The Dockerfile's build stage builds what the workspace can build (`cargo build --release
-  --locked -p keel`, for a package `keel` with a binary `keel`, from paths that exist), and its
-  runtime stage copies that binary; the `KEEL_*` settings it sets are ones keel reads.
+- Each Dockerfile's build stage builds what the workspace can build (`cargo build --release
+  --locked -p keel`, for a package `keel` with a binary `keel`; `Dockerfile.serve` with
+  `--no-default-features`, the serving-only build), from paths that exist, and its runtime
+  stage copies that binary; the `KEEL_*` settings it sets are ones keel reads.
 - Every keel command in the compose file and the manifests (`server`, `db migrate`) parses with
   the real binary, and every `KEEL_*` variable they set is one keel reads.
 """
@@ -61,6 +62,27 @@ def check_env(env, what):
             fail(f"{what}: {k} is not a setting keel reads ({sorted(KEEL_ENV)})")
 
 
+def check_dockerfile(binary, name, build_cmd, runtime_copy, cmd):
+    """A two-stage Dockerfile: its build stage runs `build_cmd` from paths that exist, its runtime
+    stage has `runtime_copy`, sets only settings keel reads, and its command parses."""
+    docker = open(os.path.join(ROOT, "deploy", name)).read()
+    stages = re.split(r"^FROM ", docker, flags=re.M)[1:]
+    if len(stages) != 2:
+        fail(f"{name}: expected a build and a runtime stage, found {len(stages)}")
+        return
+    build, runtime = stages
+    if build_cmd not in build:
+        fail(f"{name}: the build stage must run `{build_cmd}`")
+    for src in re.findall(r"^COPY (?!--from)(.+?) \S+$", build, flags=re.M):
+        for p in src.split():
+            if not os.path.exists(os.path.join(ROOT, p)):
+                fail(f"{name} copies {p}, which does not exist")
+    if runtime_copy not in runtime:
+        fail(f"{name}: the runtime stage must have `{runtime_copy}`")
+    check_env(re.findall(r"(KEEL_[A-Z_]+)=", runtime), name)
+    keel_accepts(binary, cmd, f"{name} CMD")
+
+
 def main():
     binary = sys.argv[1]
     manifests = sorted(p for p in glob.glob(os.path.join(K8S, "*.yaml")) if not p.endswith("kustomization.yaml"))
@@ -99,27 +121,21 @@ def main():
             keel_accepts(binary, svc.get("command", []), f"compose service {name}")
             check_env(svc.get("environment", {}), f"compose service {name}")
 
-    docker = open(os.path.join(ROOT, "deploy", "Dockerfile")).read()
-    stages = re.split(r"^FROM ", docker, flags=re.M)[1:]
-    if len(stages) != 2:
-        fail(f"Dockerfile: expected a build and a runtime stage, found {len(stages)}")
-    else:
-        build, runtime = stages
-        if "cargo build --release --locked -p keel" not in build:
-            fail("Dockerfile: the build stage must run `cargo build --release --locked -p keel`")
-        for src in re.findall(r"^COPY (?!--from)(.+?) \S+$", build, flags=re.M):
-            for p in src.split():
-                if not os.path.exists(os.path.join(ROOT, p)):
-                    fail(f"Dockerfile copies {p}, which does not exist")
-        meta = json.loads(subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1", "--locked"],
-                                         cwd=ROOT, capture_output=True, text=True, check=True).stdout)
-        bins = {t["name"] for p in meta["packages"] if p["name"] == "keel" for t in p["targets"] if "bin" in t["kind"]}
-        if "keel" not in bins:
-            fail("the workspace has no package `keel` with a binary `keel`")
-        if "COPY --from=build /src/target/release/keel /usr/local/bin/keel" not in runtime:
-            fail("Dockerfile: the runtime stage must copy the release binary")
-        check_env(re.findall(r"(KEEL_[A-Z_]+)=", runtime), "Dockerfile")
-        keel_accepts(binary, ["server"], "Dockerfile CMD")
+    meta = json.loads(subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1", "--locked"],
+                                     cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    keel = [p for p in meta["packages"] if p["name"] == "keel"]
+    bins = {t["name"] for p in keel for t in p["targets"] if "bin" in t["kind"]}
+    if "keel" not in bins:
+        fail("the workspace has no package `keel` with a binary `keel`")
+    if not any("full" in p["features"].get("default", []) for p in keel):
+        fail("the package `keel` has no default feature `full` for --no-default-features to leave out")
+    check_dockerfile(binary, "Dockerfile", "cargo build --release --locked -p keel",
+                     "COPY --from=build /src/target/release/keel /usr/local/bin/keel", ["server"])
+    check_dockerfile(binary, "Dockerfile.serve", "cargo build --release --locked -p keel --no-default-features",
+                     "COPY --from=build /rootfs/ /", ["serve"])
+    serve = open(os.path.join(ROOT, "deploy", "Dockerfile.serve")).read()
+    if "cp target/release/keel /rootfs/usr/local/bin/keel" not in serve:
+        fail("Dockerfile.serve: the build stage must put the binary at /rootfs/usr/local/bin/keel")
     print("deploy files: " + ("OK" if not failures else f"{len(failures)} problem(s)"))
     sys.exit(1 if failures else 0)
 

@@ -1,22 +1,40 @@
 //! `keel`: the command line. Thin: parses, calls the crates, prints.
+//!
+//! Built without the `full` feature it is the serving-only build, `keel serve` alone; the
+//! shared modules (settings, arguments, the REST client) then hold parts only the other
+//! commands use.
+#![cfg_attr(not(feature = "full"), allow(dead_code))]
 
 mod args;
 mod client;
+#[cfg(feature = "full")]
 mod commands;
 mod config;
+#[cfg(feature = "full")]
 mod data;
+#[cfg(feature = "full")]
 mod data_command;
+#[cfg(feature = "full")]
 mod data_remote;
+#[cfg(feature = "full")]
 mod data_validate;
+#[cfg(feature = "full")]
 mod db;
+#[cfg(feature = "full")]
 mod output;
+#[cfg(feature = "full")]
 mod quickstart;
 mod serve;
-mod shutdown;
+#[cfg(feature = "full")]
 mod server;
+mod shutdown;
+#[cfg(feature = "full")]
 mod stores;
+#[cfg(feature = "full")]
 mod tracking;
+#[cfg(feature = "full")]
 mod train;
+#[cfg(feature = "full")]
 mod transfer;
 
 use anyhow::Result;
@@ -35,32 +53,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[cfg(feature = "full")]
     /// Run the tracking server and model registry (MLflow REST API, artifact proxy).
     Server(server::ServerArgs),
+    #[cfg(feature = "full")]
     /// Experiments, in the local store or on a server (--tracking-uri).
     #[command(subcommand)]
     Experiments(commands::ExperimentsCmd),
+    #[cfg(feature = "full")]
     /// Runs, in the local store or on a server (--tracking-uri).
     #[command(subcommand)]
     Runs(commands::RunsCmd),
+    #[cfg(feature = "full")]
     /// Registered models, in the local store or on a server (--tracking-uri).
     #[command(subcommand)]
     Models(commands::ModelsCmd),
+    #[cfg(feature = "full")]
     /// The metadata database's schema.
     #[command(subcommand)]
     Db(db::DbCmd),
+    #[cfg(feature = "full")]
     /// Copy everything from a running MLflow server or a keel export folder into keel's store.
     Import(transfer::cli::ImportArgs),
+    #[cfg(feature = "full")]
     /// Write the whole store (metadata and artifacts) into a folder `keel import` reads.
     Export(transfer::cli::ExportArgs),
+    #[cfg(feature = "full")]
     /// Train a model on a dataset version and record it as a run.
     Train(Box<train::TrainArgs>),
     /// Serve a model over HTTP (MLflow scoring protocol and Open Inference Protocol): a model
     /// folder, an .onnx file, or a registered model (NAME@ALIAS, NAME/VERSION or NAME).
     Serve(Box<serve::ServeCmd>),
+    #[cfg(feature = "full")]
     /// The whole loop on a bundled dataset in this folder: version it, train, register, set
     /// the champion alias, serve it, send sample requests.
     Quickstart(quickstart::QuickstartCmd),
+    #[cfg(feature = "full")]
     /// Dataset versions: add, list, show, restore, compare, validate, and what changed since.
     #[command(subcommand)]
     Data(data_command::DataCmd),
@@ -68,16 +96,26 @@ enum Command {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        #[cfg(feature = "full")]
         Command::Server(a) => server::run(a).await,
+        #[cfg(feature = "full")]
         Command::Experiments(cmd) => commands::experiments(cmd).await,
+        #[cfg(feature = "full")]
         Command::Runs(cmd) => commands::runs(cmd).await,
+        #[cfg(feature = "full")]
         Command::Models(cmd) => commands::models(cmd).await,
+        #[cfg(feature = "full")]
         Command::Db(cmd) => db::command(cmd).await,
+        #[cfg(feature = "full")]
         Command::Import(a) => transfer::cli::import(a).await,
+        #[cfg(feature = "full")]
         Command::Export(a) => transfer::cli::export(a).await,
+        #[cfg(feature = "full")]
         Command::Data(cmd) => data_command::command(cmd).await,
+        #[cfg(feature = "full")]
         Command::Train(cmd) => train::command(*cmd).await,
         Command::Serve(cmd) => serve::command(*cmd).await,
+        #[cfg(feature = "full")]
         Command::Quickstart(cmd) => quickstart::command(cmd).await,
     }
 }
@@ -104,10 +142,11 @@ fn limit_malloc_arenas() {
 /// SIGPIPE so that a write to a closed socket is an error, which the servers need: they keep
 /// it ignored.
 fn end_quietly_on_closed_stdout(command: &Command) {
-    if matches!(
-        command,
-        Command::Server(_) | Command::Serve(_) | Command::Quickstart(_)
-    ) {
+    #[cfg(feature = "full")]
+    if matches!(command, Command::Server(_) | Command::Quickstart(_)) {
+        return;
+    }
+    if matches!(command, Command::Serve(_)) {
         return;
     }
     #[cfg(unix)]
@@ -124,7 +163,10 @@ fn main() {
     // Warnings by default; a server also says which model versions it serves as they change
     // (an alias followed to a new version, say).
     let default_filter = match cli.command {
-        Command::Serve(_) | Command::Quickstart(_) => "warn,keel_serve::supervisor=info",
+        Command::Serve(_) => "warn,keel_serve::supervisor=info",
+        #[cfg(feature = "full")]
+        Command::Quickstart(_) => "warn,keel_serve::supervisor=info",
+        #[cfg(feature = "full")]
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -146,6 +188,7 @@ fn main() {
     };
     if let Err(e) = rt.block_on(run(cli)) {
         // Failed checks are a result, not an error: status 1, errors 2.
+        #[cfg(feature = "full")]
         if let Some(failed) = e.downcast_ref::<data_validate::ChecksFailed>() {
             eprintln!("{failed}");
             std::process::exit(1);
@@ -186,7 +229,8 @@ mod tests {
         cli.clone().debug_assert();
         let mut args = Vec::new();
         walk(&cli, "keel", &mut args);
-        assert!(args.len() > 100, "{} arguments", args.len());
+        let least = if cfg!(feature = "full") { 100 } else { 15 };
+        assert!(args.len() > least, "{} arguments", args.len());
         let silent: Vec<String> = args
             .iter()
             .filter(|(_, a)| !matches!(a.get_id().as_str(), "help" | "version"))

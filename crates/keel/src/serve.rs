@@ -165,7 +165,28 @@ pub async fn command(cmd: ServeCmd) -> Result<()> {
         },
         json: false,
     };
-    run(args, async move { crate::stores::registry(&store).await }).await
+    run(args, registry(store)).await
+}
+
+/// The registry of `--tracking-uri` (or the settings file's `[store] tracking_uri`) or, without
+/// one, of the local stores.
+#[cfg(feature = "full")]
+async fn registry(store: StoreArgs) -> Result<Client> {
+    crate::stores::registry(&store).await
+}
+
+/// The registry of `--tracking-uri` (or the settings file's `[store] tracking_uri`): the
+/// serving-only build opens no local store.
+#[cfg(not(feature = "full"))]
+async fn registry(store: StoreArgs) -> Result<Client> {
+    let file = store.local.file.read()?;
+    match store.remote.tracking_uri.or(file.tracking_uri) {
+        Some(uri) => Client::new(&uri),
+        None => bail!(
+            "a registered model needs --tracking-uri in the serving-only build of keel, which \
+             opens no local store (serve a model folder or an .onnx file, or use the full build)"
+        ),
+    }
 }
 
 /// What `keel serve` was asked for.
