@@ -35,11 +35,14 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// A server's refusal anywhere in `e`'s chain.
+pub fn refusal(e: &anyhow::Error) -> Option<&ApiError> {
+    e.chain().find_map(|c| c.downcast_ref::<ApiError>())
+}
+
 /// The MLflow error code of a server's refusal anywhere in `e`'s chain.
 pub fn error_code(e: &anyhow::Error) -> Option<&str> {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<ApiError>())
-        .map(|a| a.code.as_str())
+    refusal(e).map(|a| a.code.as_str())
 }
 
 /// Talks to a keel (or MLflow) tracking server.

@@ -455,15 +455,9 @@ struct HttpRegistry {
 }
 
 fn registry_error(e: anyhow::Error) -> ServeError {
-    let not_found = match e
-        .chain()
-        .find_map(|c| c.downcast_ref::<crate::client::ApiError>())
-    {
-        Some(a) => {
-            a.code == "RESOURCE_DOES_NOT_EXIST" || a.status == reqwest::StatusCode::NOT_FOUND
-        }
-        None => false,
-    };
+    let not_found = crate::client::refusal(&e).is_some_and(|a| {
+        a.code == "RESOURCE_DOES_NOT_EXIST" || a.status == reqwest::StatusCode::NOT_FOUND
+    });
     let text = format!("{e:#}");
     if not_found {
         ServeError::NotFound(text)
