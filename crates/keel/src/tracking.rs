@@ -1,7 +1,7 @@
 //! How `keel train` records its run: through the MLflow REST API, on the server
 //! `--tracking-uri` names or on the local stores served in-process. The run is an ordinary
-//! MLflow run: params,
-//! metrics, tags, a dataset input, and artifacts under the run's artifact URI.
+//! MLflow run: params, metrics, tags, a dataset input, and artifacts under the run's artifact
+//! URI.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
