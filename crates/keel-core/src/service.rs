@@ -229,6 +229,21 @@ impl RunStore for Service {
             .metric_history(run_id, key, offset, max_results)
             .await
     }
+    async fn metric_buckets(
+        &self,
+        run_id: &str,
+        key: &str,
+        range: (Option<i64>, Option<i64>),
+        buckets: usize,
+    ) -> Result<crate::buckets::Series> {
+        if buckets == 0 || buckets > crate::buckets::MAX_BUCKETS {
+            return Err(Error::invalid(format!(
+                "buckets must be between 1 and {}, got {buckets}",
+                crate::buckets::MAX_BUCKETS
+            )));
+        }
+        self.store.metric_buckets(run_id, key, range, buckets).await
+    }
     async fn metric_history_bulk(
         &self,
         run_ids: &[String],

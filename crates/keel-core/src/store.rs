@@ -188,6 +188,16 @@ pub trait RunStore: Send + Sync {
         offset: u64,
         max_results: usize,
     ) -> Result<Page<Metric>>;
+    /// One metric of one run over `min_step..=max_step` (the whole history where a bound is
+    /// absent), reduced to at most `buckets` buckets that keep every extreme
+    /// ([`crate::buckets`]). An unknown metric gives an empty series.
+    async fn metric_buckets(
+        &self,
+        run_id: &str,
+        key: &str,
+        range: (Option<i64>, Option<i64>),
+        buckets: usize,
+    ) -> Result<crate::buckets::Series>;
     /// The histories of one metric over several runs (each metric carries its `run_id`).
     async fn metric_history_bulk(
         &self,

@@ -1783,6 +1783,304 @@ async fn concurrent_log_batch_keeps_every_row(s: Arc<TestServer>) {
     }
 }
 
+/// A chart request: metric, step range, buckets.
+type Case = (&'static str, Option<(i64, i64)>, usize);
+
+/// A metric history reduced to chart buckets, checked against the full history: for every
+/// bucket, the values logged between its first step and the next bucket's first step have
+/// exactly its first, last, minimum and maximum; whatever the range, level and bucket count.
+async fn metric_buckets_keep_every_extreme(s: Arc<TestServer>) {
+    let exp = s.experiment("charts").await;
+    let run = s.run(&exp).await;
+    // (key, step, timestamp, value): a dense history around step 0 with spikes and NaNs, and
+    // a sparse one whose steps span 100 million (the coarsest rollup level).
+    let mut values: Vec<(&str, i64, i64, f64)> = Vec::new();
+    let mut x: u64 = 42;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 1_000_000) as f64 / 1000.0
+    };
+    for i in 0..60_000i64 {
+        let v = match i {
+            17_017 => 1e6,
+            40_001 => -1e6,
+            _ if i % 9_973 == 0 => f64::NAN,
+            _ => rand(),
+        };
+        values.push(("dense", i - 5_000, 1_000 + i, v));
+    }
+    values.push(("dense", 123, 7, -3.5)); // a second value at one step, earlier in time
+    for i in 0..40_000i64 {
+        let v = if i == 31_337 { 9e9 } else { rand() };
+        values.push(("sparse", i * 2_500, i, v));
+    }
+    // Out of order across batches, and a few batches sent twice.
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by_key(|&i| (i * 7_919) % values.len());
+    let batches: Vec<Vec<usize>> = order.chunks(1000).map(|c| c.to_vec()).collect();
+    for (n, b) in batches.iter().chain(batches.iter().take(3)).enumerate() {
+        let metrics: Vec<Value> = b
+            .iter()
+            .map(|&i| {
+                let (k, step, ts, v) = values[i];
+                let v = if v.is_nan() { json!("NaN") } else { json!(v) };
+                json!({ "key": k, "step": step, "timestamp": ts, "value": v })
+            })
+            .collect();
+        let (st, v) = s
+            .post(
+                "runs/log-batch",
+                json!({ "run_id": run, "metrics": metrics }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "batch {n}: {v}");
+    }
+
+    let cases: &[Case] = &[
+        ("dense", None, 500),
+        ("dense", None, 37),
+        ("dense", Some((12_345, 54_321)), 4000),
+        ("dense", Some((-5_000, -4_990)), 500),
+        ("dense", Some((100, 130)), 500),
+        ("sparse", None, 500),
+        ("sparse", Some((1_234_567, 87_654_321)), 300),
+        ("sparse", Some((2_499, 2_501)), 10),
+    ];
+    let mut before = Vec::new();
+    for &(key, range, n) in cases {
+        let got = buckets(&s, &run, key, range, n).await;
+        check_buckets(&values, key, range, n, &got);
+        before.push(got);
+    }
+
+    // Bad requests.
+    for q in [
+        vec![("key", "dense")],
+        vec![("run_id", run.as_str())],
+        vec![("run_id", run.as_str()), ("key", "dense"), ("buckets", "0")],
+        vec![
+            ("run_id", run.as_str()),
+            ("key", "dense"),
+            ("buckets", "4001"),
+        ],
+        vec![
+            ("run_id", run.as_str()),
+            ("key", "dense"),
+            ("min_step", "5"),
+            ("max_step", "4"),
+        ],
+        vec![
+            ("run_id", run.as_str()),
+            ("key", "dense"),
+            ("buckets", "many"),
+        ],
+    ] {
+        let r = TestServer::answer(
+            s.http
+                .get(format!("{}/api/keel/v1/metrics/buckets", s.base))
+                .query(&q)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(&r, 400, "INVALID_PARAMETER_VALUE");
+    }
+    let r = TestServer::answer(
+        s.http
+            .get(format!("{}/api/keel/v1/metrics/buckets", s.base))
+            .query(&[("run_id", "nope"), ("key", "dense")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(&r, 404, "RESOURCE_DOES_NOT_EXIST");
+    let none = buckets(&s, &run, "never-logged", None, 500).await;
+    assert_eq!(none["first"], json!([]), "{none}");
+
+    // The migration's backfill rebuilds the same rollups from the stored values.
+    let backfill = match s.pg_schema {
+        None => include_str!("../../keel-store/migrations/sqlite/0004_metric_rollups.sql"),
+        Some(_) => include_str!("../../keel-store/migrations/postgres/0004_metric_rollups.sql"),
+    };
+    let backfill = &backfill[backfill.find("INSERT INTO metric_rollups").unwrap()..];
+    match &s.pg_schema {
+        None => {
+            let url = format!("sqlite://{}", s.dir.path().join("keel.db").display());
+            let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+                .await
+                .unwrap();
+            sqlx::query("DELETE FROM metric_rollups")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(backfill))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        Some((admin, schema)) => {
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query("DELETE FROM metric_rollups")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(backfill))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    for (i, &(key, range, n)) in cases.iter().enumerate() {
+        assert_eq!(
+            buckets(&s, &run, key, range, n).await,
+            before[i],
+            "case {i} after the backfill"
+        );
+    }
+}
+
+async fn buckets(
+    s: &TestServer,
+    run: &str,
+    key: &str,
+    range: Option<(i64, i64)>,
+    n: usize,
+) -> Value {
+    let mut q = vec![
+        ("run_id".to_string(), run.to_string()),
+        ("key".to_string(), key.to_string()),
+        ("buckets".to_string(), n.to_string()),
+    ];
+    if let Some((lo, hi)) = range {
+        q.push(("min_step".into(), lo.to_string()));
+        q.push(("max_step".into(), hi.to_string()));
+    }
+    let (st, v) = TestServer::answer(
+        s.http
+            .get(format!("{}/api/keel/v1/metrics/buckets", s.base))
+            .query(&q)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["series"][0].clone()
+}
+
+fn check_buckets(
+    values: &[(&str, i64, i64, f64)],
+    key: &str,
+    range: Option<(i64, i64)>,
+    n: usize,
+    got: &Value,
+) {
+    let ctx = format!("{key} {range:?} in {n}");
+    let mut mine: Vec<(i64, i64, f64)> = values
+        .iter()
+        .filter(|v| v.0 == key && range.is_none_or(|(lo, hi)| v.1 >= lo && v.1 <= hi))
+        .map(|v| (v.1, v.2, v.3))
+        .collect();
+    mine.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.total_cmp(&b.2)));
+    mine.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1 && a.2.to_bits() == b.2.to_bits());
+    let ints = |k: &str| -> Vec<i64> {
+        got[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect()
+    };
+    let floats = |k: &str| -> Vec<Option<f64>> {
+        got[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64())
+            .collect()
+    };
+    let (fs, ls) = (ints("first_step"), ints("last_step"));
+    let (ft, lt) = (ints("first_ts"), ints("last_ts"));
+    let (first, last, min, max) = (
+        floats("first"),
+        floats("last"),
+        floats("min"),
+        floats("max"),
+    );
+    let count = fs.len();
+    assert!(count <= n && count > 0, "{ctx}: {count} buckets");
+    let finite: Vec<&(i64, i64, f64)> = mine.iter().filter(|v| !v.2.is_nan()).collect();
+    // Buckets that held only NaN have no first value; the others partition the finite values.
+    let valued: Vec<usize> = (0..count).filter(|&i| first[i].is_some()).collect();
+    for i in (0..count).filter(|&i| first[i].is_none()) {
+        assert!(
+            mine.iter().any(|v| v.0 == fs[i] && v.2.is_nan()),
+            "{ctx}: bucket {i} has no value and no NaN"
+        );
+    }
+    assert_eq!(
+        fs[valued[0]], finite[0].0,
+        "{ctx}: the first bucket starts at the first value"
+    );
+    assert_eq!(got["raw"], json!(mine.len() <= n), "{ctx}: raw");
+    if mine.len() <= n {
+        // Every value is its own bucket.
+        let each: Vec<(i64, i64, Option<f64>)> =
+            (0..count).map(|i| (fs[i], ft[i], first[i])).collect();
+        let want: Vec<(i64, i64, Option<f64>)> = mine
+            .iter()
+            .map(|v| {
+                if v.2.is_nan() {
+                    (v.0, 0, None)
+                } else {
+                    (v.0, v.1, Some(v.2))
+                }
+            })
+            .collect();
+        assert_eq!(each, want, "{ctx}");
+        return;
+    }
+    for (j, &i) in valued.iter().enumerate() {
+        let end = valued.get(j + 1).map_or(i64::MAX, |&k| fs[k]);
+        let inside: Vec<&&(i64, i64, f64)> = finite
+            .iter()
+            .filter(|v| v.0 >= fs[i] && v.0 < end)
+            .collect();
+        assert!(!inside.is_empty(), "{ctx}: bucket {i} spans no value");
+        let f = inside[0];
+        let l = inside[inside.len() - 1];
+        assert_eq!(
+            (fs[i], ft[i], first[i]),
+            (f.0, f.1, Some(f.2)),
+            "{ctx}: bucket {i} first"
+        );
+        assert_eq!(
+            (ls[i], lt[i], last[i]),
+            (l.0, l.1, Some(l.2)),
+            "{ctx}: bucket {i} last"
+        );
+        let lo = inside.iter().map(|v| v.2).fold(f64::INFINITY, f64::min);
+        let hi = inside.iter().map(|v| v.2).fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(
+            (min[i], max[i]),
+            (Some(lo), Some(hi)),
+            "{ctx}: bucket {i} extremes"
+        );
+    }
+    let nan_flagged = got["nan"].as_array().unwrap().iter().any(|v| v == true);
+    assert_eq!(nan_flagged, mine.iter().any(|v| v.2.is_nan()), "{ctx}: NaN");
+}
+
 /// Runs each test body on SQLite and on PostgreSQL.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
@@ -1816,4 +2114,5 @@ on_both_backends!(
     artifacts_stream_and_cannot_escape,
     health_version_and_metrics,
     concurrent_log_batch_keeps_every_row,
+    metric_buckets_keep_every_extreme,
 );

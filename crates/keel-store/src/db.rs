@@ -58,6 +58,7 @@ pub(crate) enum Bind {
     Bool(bool),
     OptStr(Option<String>),
     OptI64(Option<i64>),
+    OptF64(Option<f64>),
     /// A text array: PostgreSQL only.
     Strs(Vec<String>),
 }
@@ -175,6 +176,7 @@ impl Sql {
                 Bind::Bool(v) => args.add(v),
                 Bind::OptStr(v) => args.add(v),
                 Bind::OptI64(v) => args.add(v),
+                Bind::OptF64(v) => args.add(v),
                 Bind::Strs(_) => return Err(Error::internal("SQLite has no array values")),
             };
             r.map_err(bind_error)?;
@@ -195,6 +197,7 @@ impl Sql {
                 Bind::Bool(v) => args.add(v),
                 Bind::OptStr(v) => args.add(v),
                 Bind::OptI64(v) => args.add(v),
+                Bind::OptF64(v) => args.add(v),
                 Bind::Strs(v) => args.add(v),
             };
             r.map_err(bind_error)?;

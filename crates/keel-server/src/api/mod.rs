@@ -1,8 +1,9 @@
 //! The routes: MLflow's REST API mounted under both of MLflow's prefixes, the artifact proxy,
-//! keel's own API (`/api/keel/v1`: datasets) and the operational endpoints.
+//! keel's own API (`/api/keel/v1`: datasets, chart data) and the operational endpoints.
 
 mod artifacts;
 pub use artifacts::store_path;
+mod charts;
 mod datasets;
 mod experiments;
 mod logged_models;
@@ -58,7 +59,12 @@ pub(crate) fn router() -> Router<AppState> {
         .nest("/ajax-api/2.0/mlflow", api)
         .nest("/api/2.0/mlflow-artifacts", art.clone())
         .nest("/ajax-api/2.0/mlflow-artifacts", art)
-        .nest("/api/keel/v1", datasets::routes().fallback(not_found))
+        .nest(
+            "/api/keel/v1",
+            datasets::routes()
+                .merge(charts::routes())
+                .fallback(not_found),
+        )
         .merge(ops::routes())
         .merge(artifacts::ui_routes())
 }

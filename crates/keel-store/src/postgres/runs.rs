@@ -12,7 +12,7 @@ use std::sync::RwLock;
 use keel_core::entities::*;
 use keel_core::{Error, Result};
 use sqlx::postgres::PgPool;
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 
 use super::DbResult;
 use crate::db::{Conn, Lock};
@@ -215,6 +215,48 @@ struct MetricArrays {
     ds_digests: Vec<Option<String>>,
     /// Indexes of the newest value of each metric in this batch.
     latest: Vec<usize>,
+    rollups: RollupArrays,
+}
+
+/// The columns of the metric rollup rows a batch touches (see `crate::sql::rollups`).
+#[derive(Default)]
+struct RollupArrays {
+    keys: Vec<i64>,
+    levels: Vec<i64>,
+    buckets: Vec<i64>,
+    mins: Vec<Option<f64>>,
+    maxs: Vec<Option<f64>>,
+    first_steps: Vec<Option<i64>>,
+    first_ts: Vec<Option<i64>>,
+    firsts: Vec<Option<f64>>,
+    last_steps: Vec<Option<i64>>,
+    last_ts: Vec<Option<i64>>,
+    lasts: Vec<Option<f64>>,
+    nans: Vec<i16>,
+}
+
+impl RollupArrays {
+    fn new(metrics: &[Metric], ids: &HashMap<String, i64>) -> Result<Self> {
+        let mut a = RollupArrays::default();
+        for ((name, shift, bucket), p) in crate::sql::rollups::of_batch(metrics) {
+            let ((fs, ft, fv), (ls, lt, lv)) = crate::sql::rollups::ends(&p);
+            a.keys.push(ids.get(name).copied().ok_or_else(|| {
+                Error::internal(format!("metric name '{name}' was not interned"))
+            })?);
+            a.levels.push(i64::from(shift));
+            a.buckets.push(bucket);
+            a.mins.push(p.min);
+            a.maxs.push(p.max);
+            a.first_steps.push(fs);
+            a.first_ts.push(ft);
+            a.firsts.push(fv);
+            a.last_steps.push(ls);
+            a.last_ts.push(lt);
+            a.lasts.push(lv);
+            a.nans.push(i16::from(p.nan));
+        }
+        Ok(a)
+    }
 }
 
 impl MetricArrays {
@@ -230,6 +272,7 @@ impl MetricArrays {
             ds_names: Vec::with_capacity(n),
             ds_digests: Vec::with_capacity(n),
             latest: Vec::new(),
+            rollups: RollupArrays::new(metrics, ids)?,
         };
         let mut newest: HashMap<&str, usize> = HashMap::new();
         for (i, m) in metrics.iter().enumerate() {
@@ -264,7 +307,7 @@ impl MetricArrays {
 /// Inserts metric values and moves latest values forward for the active run `run_id`, in one
 /// statement. `false` when the run is missing or not active (nothing is written then).
 async fn insert_metrics(conn: &mut PgConnection, run_id: &str, a: &MetricArrays) -> Result<bool> {
-    let row: Option<i64> = sqlx::query_scalar(
+    let sql = format!(
         "WITH run AS (SELECT run_key FROM runs WHERE run_uuid = $1 AND lifecycle_stage = 'active' FOR SHARE), \
          ins AS (INSERT INTO metrics (run_key, key_id, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) \
                  SELECT run.run_key, u.* FROM run, UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::smallint[], $7::text[], $8::text[], $9::text[]) u \
@@ -272,26 +315,45 @@ async fn insert_metrics(conn: &mut PgConnection, run_id: &str, a: &MetricArrays)
          lat AS (INSERT INTO latest_metrics (run_key, key_id, step, timestamp, value, is_nan) \
                  SELECT run.run_key, u.* FROM run, UNNEST($10::bigint[], $11::bigint[], $12::bigint[], $13::float8[], $14::smallint[]) u \
                  ON CONFLICT (run_key, key_id) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
-                 WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)) \
+                 WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)), \
+         rol AS (INSERT INTO metric_rollups (run_key, key_id, level, bucket, {cols}) \
+                 SELECT run.run_key, u.* FROM run, UNNEST($15::bigint[], $16::bigint[], $17::bigint[], $18::float8[], $19::float8[], $20::bigint[], $21::bigint[], $22::float8[], $23::bigint[], $24::bigint[], $25::float8[], $26::smallint[]) u \
+                 {merge}) \
          SELECT run_key FROM run",
-    )
-    .bind(run_id)
-    .bind(&a.keys)
-    .bind(&a.steps)
-    .bind(&a.times)
-    .bind(&a.values)
-    .bind(&a.nans)
-    .bind(&a.models)
-    .bind(&a.ds_names)
-    .bind(&a.ds_digests)
-    .bind(a.pick(&a.keys))
-    .bind(a.pick(&a.steps))
-    .bind(a.pick(&a.times))
-    .bind(a.pick(&a.values))
-    .bind(a.pick(&a.nans))
-    .fetch_optional(&mut *conn)
-    .await
-    .db()?;
+        cols = crate::sql::rollups::VALUE_COLUMNS,
+        merge = crate::sql::rollups::MERGE,
+    );
+    let r = &a.rollups;
+    let row: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(run_id)
+        .bind(&a.keys)
+        .bind(&a.steps)
+        .bind(&a.times)
+        .bind(&a.values)
+        .bind(&a.nans)
+        .bind(&a.models)
+        .bind(&a.ds_names)
+        .bind(&a.ds_digests)
+        .bind(a.pick(&a.keys))
+        .bind(a.pick(&a.steps))
+        .bind(a.pick(&a.times))
+        .bind(a.pick(&a.values))
+        .bind(a.pick(&a.nans))
+        .bind(&r.keys)
+        .bind(&r.levels)
+        .bind(&r.buckets)
+        .bind(&r.mins)
+        .bind(&r.maxs)
+        .bind(&r.first_steps)
+        .bind(&r.first_ts)
+        .bind(&r.firsts)
+        .bind(&r.last_steps)
+        .bind(&r.last_ts)
+        .bind(&r.lasts)
+        .bind(&r.nans)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
     Ok(row.is_some())
 }
 

@@ -7,6 +7,7 @@ mod import;
 pub(crate) mod logged_models;
 pub(crate) mod paging;
 pub(crate) mod registry;
+pub(crate) mod rollups;
 pub(crate) mod runs;
 
 use std::sync::atomic::AtomicU64;

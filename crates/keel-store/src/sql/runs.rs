@@ -547,6 +547,25 @@ impl RunStore for SqlStore {
         Ok(Page::new(items, offset, max_results, more))
     }
 
+    async fn metric_buckets(
+        &self,
+        run_id: &str,
+        key: &str,
+        range: (Option<i64>, Option<i64>),
+        buckets: usize,
+    ) -> Result<keel_core::buckets::Series> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c
+            .stmt("SELECT run_key FROM runs WHERE run_uuid = ?")
+            .arg(run_id);
+        let run_key = c
+            .value::<i64>(sql)
+            .await?
+            .ok_or_else(|| run_not_found(run_id))?;
+        super::rollups::series(&mut c, run_key, run_id, key, range, buckets).await
+    }
+
     async fn metric_history_bulk(
         &self,
         run_ids: &[String],

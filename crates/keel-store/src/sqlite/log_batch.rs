@@ -1,7 +1,8 @@
 //! `log_batch` in one round trip to SQLite.
 //!
 //! Every statement of a batch (intern metric names, read existing params, insert params, upsert
-//! tags, insert metrics, move the latest values forward, read the run's state) travels as one
+//! tags, insert metrics, move the latest values forward, merge the metric rollups, read the
+//! run's state) travels as one
 //! multi-statement query with anonymous parameters, because each round trip to the connection's
 //! worker thread costs more than the statements themselves. Rows are written only for an
 //! active run; when the run is missing or deleted, or a param would change, the job fails and
@@ -147,6 +148,7 @@ pub(crate) async fn write(
              ON CONFLICT (run_key, key_id) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
              WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value);\n",
         );
+        crate::sql::rollups::push_sqlite(&mut sql, run_id, &crate::sql::rollups::of_batch(metrics));
     }
     sql.push("SELECT 'run', lifecycle_stage, '' FROM runs WHERE run_uuid = ")
         .bind_str(run_id)

@@ -19,4 +19,9 @@ pub const MIGRATIONS: Migrations = &[
         "data versions",
         include_str!("../../migrations/sqlite/0003_data_versions.sql"),
     ),
+    (
+        4,
+        "metric rollups",
+        include_str!("../../migrations/sqlite/0004_metric_rollups.sql"),
+    ),
 ];
