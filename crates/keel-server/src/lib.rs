@@ -2,13 +2,15 @@
 //!
 //! It speaks the MLflow REST API 2.0 (tracking, logged models, model registry) under
 //! `/api/2.0/mlflow/` and `/ajax-api/2.0/mlflow/`, proxies artifacts under
-//! `/api/2.0/mlflow-artifacts/`, and answers `/health`, `/version` and `/metrics`. Handlers
-//! validate input against MLflow's rules, call the [`MetadataStore`] and [`ArtifactStore`]
-//! traits, and answer in MLflow's JSON shapes; they hold no state of their own.
+//! `/api/2.0/mlflow-artifacts/`, answers `/health`, `/version` and `/metrics`, and serves the
+//! web UI at `/`. Handlers validate input against MLflow's rules, call the [`MetadataStore`]
+//! and [`ArtifactStore`] traits, and answer in MLflow's JSON shapes; they hold no state of
+//! their own.
 
 pub mod api;
 pub mod error;
 pub mod metrics;
+mod ui;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -1,7 +1,9 @@
 //! The official mlflow Python client against a real `keel server` process:
 //! `tests/compat/mlflow_client_compat.py` runs a training script's worth of calls and checks
 //! every answer, on SQLite and on PostgreSQL; and the same script against a real
-//! `mlflow server`, so that what it expects is MLflow's behaviour, not keel's.
+//! `mlflow server`, so that what it expects is MLflow's behaviour, not keel's. And the web UI in
+//! a real browser (`tests/ui/browser.py`: Debian's Chromium driven by Playwright) against a
+//! server that client filled.
 
 mod support;
 
@@ -61,6 +63,39 @@ fn mlflow_client_runs_unchanged_against_keel_on_postgres() {
     let artifacts = dir.path().join("artifacts").display().to_string();
     let server = support::Server::launch(dir.path(), 0, &schema.url, &artifacts, &[]);
     run_compat(&python, dir.path(), &server.url);
+}
+
+#[test]
+fn the_web_ui_shows_what_the_mlflow_client_logged() {
+    let test = "the_web_ui_shows_what_the_mlflow_client_logged";
+    let Some(python) = keel_testenv::python(test, &["mlflow", "sklearn", "pandas", "playwright"])
+    else {
+        return;
+    };
+    let chromium = std::env::var("KEEL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        keel_testenv::skip::<()>(
+            test,
+            &format!("no Chromium at {chromium} (apt-get install chromium)"),
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = support::Server::start(dir.path(), 0);
+    let out = Command::new(&python)
+        .arg(support::workspace().join("tests/ui/browser.py"))
+        .arg(&server.url)
+        .env("KEEL_BIN", env!("CARGO_BIN_EXE_keel"))
+        .env("KEEL_CHROMIUM", &chromium)
+        .current_dir(dir.path())
+        .output()
+        .expect("run tests/ui/browser.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("the web UI shows what the client logged"),
+        "browser test failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn run_compat(python: &std::path::Path, dir: &std::path::Path, url: &str) {

@@ -67,4 +67,5 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .merge(ops::routes())
         .merge(artifacts::ui_routes())
+        .merge(crate::ui::routes())
 }

@@ -1,0 +1,118 @@
+//! The web UI: plain ES modules and one stylesheet under `ui/`, embedded in the binary at build
+//! time and served at `/` and `/static/`. The pages call the same MLflow REST API the mlflow
+//! client calls, plus keel's chart endpoint, so the UI holds no state and no logic of its own
+//! on the server side. Each asset carries an `ETag` (a content hash), so a browser revalidates
+//! it with one cheap request and downloads it again only after an upgrade.
+
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::AppState;
+
+/// (file name, content type, bytes) of every asset.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../ui/index.html"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../ui/style.css"),
+    ),
+    ("app.js", JS, include_bytes!("../ui/app.js")),
+    ("lib.js", JS, include_bytes!("../ui/lib.js")),
+    ("chart.js", JS, include_bytes!("../ui/chart.js")),
+    ("experiments.js", JS, include_bytes!("../ui/experiments.js")),
+    ("runs.js", JS, include_bytes!("../ui/runs.js")),
+    ("run.js", JS, include_bytes!("../ui/run.js")),
+    ("artifacts.js", JS, include_bytes!("../ui/artifacts.js")),
+    ("compare.js", JS, include_bytes!("../ui/compare.js")),
+    ("models.js", JS, include_bytes!("../ui/models.js")),
+    ("datasets.js", JS, include_bytes!("../ui/datasets.js")),
+];
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The routes of the UI.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/",
+            get(|h: HeaderMap| async move { asset("index.html", &h) }),
+        )
+        .route(
+            "/static/{file}",
+            get(|Path(file): Path<String>, h: HeaderMap| async move { asset(&file, &h) }),
+        )
+}
+
+/// Each asset's ETag, computed once.
+fn etags() -> &'static [String] {
+    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
+    TAGS.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|(_, _, bytes)| {
+                let hash = blake3::hash(bytes).to_hex();
+                format!("\"{}\"", &hash[..20])
+            })
+            .collect()
+    })
+}
+
+fn asset(name: &str, req: &HeaderMap) -> Response {
+    let Some(i) = ASSETS.iter().position(|(n, _, _)| *n == name) else {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    };
+    let (_, content_type, bytes) = ASSETS[i];
+    let etag = &etags()[i];
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, v);
+    }
+    let fresh = req
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    (headers, bytes).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every module a page imports is served: a missing entry would break the UI at run time.
+    #[test]
+    fn every_imported_module_is_an_asset() {
+        for (name, _, bytes) in ASSETS {
+            let text = std::str::from_utf8(bytes).unwrap_or_default();
+            for line in text.lines() {
+                let Some(rest) = line.split(" from './").nth(1) else {
+                    continue;
+                };
+                let module = rest.split('\'').next().unwrap_or_default();
+                assert!(
+                    ASSETS.iter().any(|(n, _, _)| *n == module),
+                    "{name} imports {module}, which is not embedded"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+// The router: MLflow's addresses (`#/experiments/<id>`, `#/experiments/<id>/runs/<run_id>`,
+// `#/models/<name>/versions/<v>`, `#/compare-runs?runs=[...]`) and keel's own.
+
+import { h, errorBox } from './lib.js';
+import { experimentsPage } from './experiments.js';
+import { runsPage } from './runs.js';
+import { runPage, loggedModelPage } from './run.js';
+import { comparePage } from './compare.js';
+import { modelsPage, modelPage, versionPage } from './models.js';
+import { datasetsPage, datasetPage } from './datasets.js';
+
+/** The sections in the top bar; a section lists the route prefixes it owns. */
+const SECTIONS = [
+  { label: 'Experiments', href: '#/experiments', owns: ['experiments', 'compare-runs', 'metric'] },
+  { label: 'Models', href: '#/models', owns: ['models'] },
+  { label: 'Datasets', href: '#/datasets', owns: ['datasets'] },
+];
+
+const ROUTES = [
+  [/^\/?$/, () => { location.replace('#/experiments'); }],
+  [/^\/experiments$/, () => experimentsPage()],
+  [/^\/experiments\/([^/]+)(?:\/runs)?$/, (id) => runsPage(id)],
+  [/^\/experiments\/([^/]+)\/runs\/([^/]+)(?:\/(artifacts|metrics|model-metrics))?(?:\/(.*))?$/, (exp, run, tab, rest) => runPage(exp, run, tab, rest)],
+  [/^\/experiments\/([^/]+)\/models\/([^/]+)$/, (exp, id) => loggedModelPage(exp, id)],
+  [/^\/compare-runs$/, () => comparePage()],
+  [/^\/models$/, () => modelsPage()],
+  [/^\/models\/([^/]+)$/, (name) => modelPage(name)],
+  [/^\/models\/([^/]+)\/versions\/([^/]+)$/, (name, v) => versionPage(name, v)],
+  [/^\/datasets$/, () => datasetsPage()],
+  [/^\/datasets\/([^/]+)$/, (name) => datasetPage(name)],
+];
+
+function nav(path) {
+  const first = path.split('/')[1] || 'experiments';
+  const el = document.getElementById('nav');
+  el.replaceChildren(...SECTIONS.map((s) => h('a', {
+    href: s.href, 'aria-current': s.owns.includes(first) ? 'page' : null,
+  }, s.label)));
+}
+
+let generation = 0;
+
+async function route() {
+  const hash = location.hash.slice(1) || '/';
+  const path = hash.split('?')[0];
+  nav(path);
+  const main = document.getElementById('main');
+  const mine = ++generation;
+  for (const [re, page] of ROUTES) {
+    const m = path.match(re);
+    if (!m) continue;
+    try {
+      const content = await page(...m.slice(1).map((x) => (x === undefined ? x : decodeURIComponent(x))));
+      if (mine !== generation || !content) return;
+      main.replaceChildren(content);
+      const focus = sessionStorage.getItem('keel.focus');
+      sessionStorage.removeItem('keel.focus');
+      if (focus) document.getElementById(focus)?.focus();
+    } catch (e) {
+      if (mine === generation) main.replaceChildren(errorBox(e));
+    }
+    document.title = (main.querySelector('h1')?.textContent || 'keel') + ' · keel';
+    return;
+  }
+  main.replaceChildren(h('h1', {}, 'Not found'), h('p', {}, 'No page at ', h('code', {}, path), '. ', h('a', { href: '#/experiments' }, 'Experiments')));
+}
+
+/** A page may ask to be rendered again without a navigation (after a write). */
+window.addEventListener('keel:refresh', route);
+window.addEventListener('hashchange', route);
+route();
