@@ -299,6 +299,17 @@ def main():
         assert bg == "rgb(15, 20, 25)", bg
         dark.close()
 
+        # A `keel serve` process's status page: its model, version, spec, share and requests.
+        serve_url = os.environ.get("KEEL_SERVE_URL")
+        if serve_url:
+            page.goto(serve_url + "/")
+            row = page.locator('table[data-model="price"] tr[data-role="primary"]')
+            expect(row).to_contain_text("v1")
+            expect(row).to_contain_text("price/1")
+            expect(row).to_contain_text("100%")
+            expect(row.locator("td").nth(8)).to_have_text("3")
+            expect(page.locator("#summary")).to_contain_text("ready")
+
         assert not errors, errors
         browser.close()
     print("the web UI shows what the client logged")

@@ -16,6 +16,7 @@ pub mod route;
 pub mod server;
 pub mod source;
 mod state;
+mod status;
 pub mod supervisor;
 pub mod v2;
 

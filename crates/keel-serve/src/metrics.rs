@@ -1,6 +1,7 @@
 //! Prometheus metrics of the inference server: requests, errors and latency per model and
 //! version, batch sizes, queue depth and dropped prediction-log rows.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -183,6 +184,9 @@ pub struct VersionMetrics {
     pub rows: Counter,
     /// Successful requests by protocol and role, created on first use.
     answered: [[OnceLock<Counter>; ROLES.len()]; PROTOCOLS.len()],
+    /// Requests answered 200 and otherwise, all roles and protocols (for `/status`).
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 impl VersionMetrics {
@@ -202,6 +206,8 @@ impl VersionMetrics {
             model_seconds,
             rows,
             answered: Default::default(),
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
             metrics,
             labels,
         }
@@ -209,6 +215,12 @@ impl VersionMetrics {
 
     /// Counts an answered request (and an error, when `status` is not 200).
     pub fn answered(&self, role: &str, protocol: &str, status: u16) {
+        if status == 200 {
+            &self.ok
+        } else {
+            &self.failed
+        }
+        .fetch_add(1, Ordering::Relaxed);
         let slot = (status == 200)
             .then(|| {
                 let p = PROTOCOLS.iter().position(|p| *p == protocol)?;
@@ -232,6 +244,11 @@ impl VersionMetrics {
                 }
             }
         }
+    }
+
+    /// Requests waiting for this version's model now.
+    pub fn queue_depth(&self) -> i64 {
+        self.metrics.queue_depth.get_or_create(&self.labels).get()
     }
 
     fn request_counter(

@@ -75,6 +75,8 @@ pub struct Route {
     pub canary: Option<(Arc<Deployment>, f64)>,
     /// A version that sees a copy of every request; its answers are only logged.
     pub shadow: Option<Arc<Deployment>>,
+    /// What each role was asked to serve (`churn@champion`, `churn/3`, a folder), by role.
+    pub specs: Vec<(&'static str, String)>,
     draws: AtomicU64,
 }
 
@@ -90,8 +92,15 @@ impl Route {
             primary,
             canary,
             shadow,
+            specs: Vec::new(),
             draws: AtomicU64::new(seed),
         }
+    }
+
+    /// This route with the specs its roles were asked to serve (shown by `/status`).
+    pub fn with_specs(mut self, specs: Vec<(&'static str, String)>) -> Self {
+        self.specs = specs;
+        self
     }
 
     /// The version a request goes to, and its role.

@@ -190,6 +190,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/feedback", post(feedback))
         .merge(v2::routes())
+        .merge(crate::status::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -30,6 +30,20 @@ pub struct ServedModel {
     pub shadow: Option<ModelSpec>,
 }
 
+impl ServedModel {
+    /// The spec of each role, as typed.
+    fn specs(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("primary", self.primary.to_string())];
+        if let Some((c, _)) = &self.canary {
+            out.push(("canary", c.to_string()));
+        }
+        if let Some(s) = &self.shadow {
+            out.push(("shadow", s.to_string()));
+        }
+        out
+    }
+}
+
 /// The versions a route runs, by role.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 struct Versions {
@@ -142,8 +156,10 @@ impl Supervisor {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        self.state
-            .set_route(&m.name, Route::new(primary, canary, shadow, seed));
+        self.state.set_route(
+            &m.name,
+            Route::new(primary, canary, shadow, seed).with_specs(m.specs()),
+        );
         if known.is_some() {
             self.state.metrics.swaps.inc();
             tracing::info!(model = %m.name, primary = %versions.primary, canary = ?versions.canary, shadow = ?versions.shadow, "switched versions");

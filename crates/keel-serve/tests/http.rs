@@ -523,6 +523,36 @@ async fn a_canary_takes_its_share_and_a_shadow_only_reaches_the_log() {
     let log = server.state.log.clone().unwrap();
     let (_, metrics) = server.get("/metrics").await;
     assert!(metrics.contains("role=\"canary\""), "{metrics}");
+    // The status page's data: each role's version, spec, share and requests.
+    let (_, status) = server.get("/status").await;
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let deployments = status["models"][0]["deployments"].as_array().unwrap();
+    assert_eq!(status["models"][0]["name"], "price", "{status}");
+    let role = |r: &str| deployments.iter().find(|d| d["role"] == r).unwrap();
+    assert_eq!(role("primary")["share"].as_f64(), Some(0.7), "{status}");
+    assert_eq!(role("canary")["share"].as_f64(), Some(0.3), "{status}");
+    assert_eq!(role("shadow")["share"].as_f64(), Some(0.0), "{status}");
+    assert_eq!(
+        role("primary")["follows"],
+        v1.display().to_string(),
+        "{status}"
+    );
+    assert_eq!(
+        role("canary")["follows"],
+        v2.display().to_string(),
+        "{status}"
+    );
+    let served = |r: &str| role(r)["requests_ok"].as_u64().unwrap() as usize;
+    assert_eq!(served("primary") + served("canary"), n, "{status}");
+    assert_eq!(
+        served("canary"),
+        *answers.values().min().unwrap(),
+        "{status}"
+    );
+    assert_eq!(status["ready"], true);
+    let (code, page) = server.get("/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("<title>keel serve</title>"), "{page}");
     server.stop().await;
     log.close();
     let df = read_log(&logs.join("predictions"));

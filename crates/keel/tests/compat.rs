@@ -82,9 +82,40 @@ fn the_web_ui_shows_what_the_mlflow_client_logged() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let server = support::Server::start(dir.path(), 0);
+    // A model trained and registered by keel, served by `keel serve`, for its status page.
+    let d = dir.path();
+    std::fs::write(d.join("shop.csv"), support::shop()).expect("write shop.csv");
+    let remote = ["--tracking-uri", server.url.as_str()];
+    let (ok, _, err) = support::keel(d, &[&["data", "add", "shop.csv"][..], &remote].concat());
+    assert!(ok, "{err}");
+    let train = [
+        "train",
+        "--data",
+        "shop",
+        "--target",
+        "price",
+        "--drop",
+        "label",
+        "--algo",
+        "ridge_regression",
+        "--register",
+        "price",
+    ];
+    let (ok, _, err) = support::keel(d, &[&train[..], &remote].concat());
+    assert!(ok, "{err}");
+    let serving = support::Serving::start(d, &[&["price/1", "--no-log"][..], &remote].concat());
+    let row =
+        br#"{"dataframe_split": {"columns": ["x1", "x2", "colour"], "data": [[0.5, 0.5, "red"]]}}"#;
+    for _ in 0..3 {
+        assert_eq!(
+            support::post_json(&serving.addr, "/invocations", row).0,
+            200
+        );
+    }
     let out = Command::new(&python)
         .arg(support::workspace().join("tests/ui/browser.py"))
         .arg(&server.url)
+        .env("KEEL_SERVE_URL", format!("http://{}", serving.addr))
         .env("KEEL_BIN", env!("CARGO_BIN_EXE_keel"))
         .env("KEEL_CHROMIUM", &chromium)
         .current_dir(dir.path())

@@ -5,87 +5,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{json, keel_status, post_json, shop, wait_ready};
-
-/// A running `keel serve`, stopped (SIGINT, then waited for) on drop.
-struct Serving {
-    child: Child,
-    addr: String,
-}
-
-impl Serving {
-    /// Starts `keel serve ARGS` on a port it binds itself (port 0), read back from the line
-    /// it prints once listening; the rest of its output goes on to the test's.
-    fn start(dir: &Path, args: &[&str]) -> Serving {
-        Serving::start_with_env(dir, args, &[])
-    }
-
-    /// As [`Serving::start`], with extra environment variables.
-    fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serving {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0"])
-            .current_dir(dir)
-            .env_remove("KEEL_DB")
-            .env_remove("KEEL_ARTIFACTS")
-            .env_remove("MLFLOW_TRACKING_URI")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn keel serve");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut seen = Vec::new();
-        let addr = loop {
-            let Some(Ok(line)) = lines.next() else {
-                let _ = child.kill();
-                panic!("keel serve stopped before listening:\n{}", seen.join("\n"));
-            };
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-            }
-            seen.push(line);
-        };
-        eprintln!("{}", seen.join("\n"));
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
-        wait_ready(&addr, "/ping", "keel serve");
-        Serving { child, addr }
-    }
-
-    /// Stops the server gracefully and returns its exit status.
-    fn stop(mut self) -> i32 {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let code = self
-            .child
-            .wait()
-            .map(|s| s.code().unwrap_or(-1))
-            .unwrap_or(-1);
-        std::mem::forget(self);
-        code
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Serving, json, keel_status, post_json, shop};
 
 /// Posts one row; the status, the answering version and the body.
 fn predict(addr: &str, x1: f64) -> (u16, String, Value) {
