@@ -270,6 +270,9 @@ def main():
         page.locator("#set-alias button").click()
         expect(page.locator("#aliases")).to_contain_text("v2")
         assert client.get_model_version_by_alias("ui-model", "champion").version == "2"
+        expect(page.locator("#alias-history tbody tr")).to_have_count(2)
+        expect(page.locator("#alias-history tbody tr").first).to_contain_text("→ v2")
+        expect(page.locator("#alias-history tbody tr").last).to_contain_text("→ v1")
         page.locator("#edit-description").click()
         page.locator("dialog input").fill("churn classifier")
         page.locator("dialog button[value=ok]").click()

@@ -352,6 +352,15 @@ pub struct Alias {
     pub version: String,
 }
 
+/// One change of a registered model's alias: set or moved to `version`, or removed (`None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AliasChange {
+    pub alias: String,
+    pub version: Option<String>,
+    /// When, in milliseconds since the epoch.
+    pub timestamp: i64,
+}
+
 /// The legacy registry stages.
 pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
 

@@ -351,6 +351,9 @@ impl RegistryStore for Service {
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
         self.store.get_version_by_alias(name, alias).await
     }
+    async fn alias_history(&self, name: &str) -> Result<Vec<AliasChange>> {
+        self.store.alias_history(name).await
+    }
     async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion> {
         for t in &req.tags {
             validate::registry_tag(t)?;

@@ -249,6 +249,8 @@ pub trait RegistryStore: Send + Sync {
     async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<()>;
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()>;
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
+    /// Every change of the model's aliases, oldest first (since keel kept them).
+    async fn alias_history(&self, name: &str) -> Result<Vec<AliasChange>>;
     /// Creates the next version: numbers are unique and gapless per model.
     async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion>;
     async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion>;

@@ -1374,6 +1374,21 @@ async fn model_registry(s: Arc<TestServer>) {
         .await;
     assert_eq!(a["model_version"]["version"], "2");
     assert_eq!(a["model_version"]["aliases"], json!(["champion"]));
+    // The alias history: a repeated set changes nothing; moves and removals are kept.
+    for (alias, version) in [("champion", "2"), ("stable", "1"), ("stable", "3")] {
+        s.ok(
+            "registered-models/alias",
+            json!({ "name": "churn", "alias": alias, "version": version }),
+        )
+        .await;
+    }
+    let (st, _) = s
+        .delete(
+            "registered-models/alias",
+            json!({ "name": "churn", "alias": "stable" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
     s.ok(
         "model-versions/set-tag",
         json!({ "name": "churn", "version": "2", "key": "validated", "value": "yes" }),
@@ -1476,6 +1491,40 @@ async fn model_registry(s: Arc<TestServer>) {
         404,
         "RESOURCE_DOES_NOT_EXIST",
     );
+    let history = |name: &str| {
+        let url = format!("{}/api/keel/v1/registered-models/alias-history", s.base);
+        let q = [("name", name.to_string())];
+        let http = s.http.clone();
+        async move { TestServer::answer(http.get(url).query(&q).send().await.unwrap()).await }
+    };
+    let (st, h) = history("churn2").await;
+    assert_eq!(st, StatusCode::OK, "{h}");
+    let changes: Vec<(String, Value)> = h["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["alias"].as_str().unwrap().to_string(),
+                c["version"].clone(),
+            )
+        })
+        .collect();
+    let want = [
+        ("champion", json!("2")),
+        ("stable", json!("1")),
+        ("stable", json!("3")),
+        ("stable", Value::Null),
+        ("champion", Value::Null),
+    ];
+    assert_eq!(
+        changes,
+        want.map(|(a, v)| (a.to_string(), v)).to_vec(),
+        "moves, a removal, and the alias of a deleted version, across a rename: {h}"
+    );
+    assert!(h["changes"][0]["timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+    assert_error(&history("churn").await, 404, "RESOURCE_DOES_NOT_EXIST");
+    assert_error(&history("").await, 400, "INVALID_PARAMETER_VALUE");
     let (_, v4) = s
         .post(
             "model-versions/create",

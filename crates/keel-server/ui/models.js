@@ -55,9 +55,10 @@ function tagEditor(id, tags, set, del) {
 }
 
 export async function modelPage(name) {
-  const [m, vs] = await Promise.all([
+  const [m, vs, changes] = await Promise.all([
     mlflow.get('registered-models/get', { name }).then((r) => r.registered_model),
     mlflow.get('model-versions/search', { filter: `name='${q1(name)}'`, max_results: 10000 }).then((r) => r.model_versions || []),
+    keel.get('registered-models/alias-history', { name }).then((r) => r.changes || []),
   ]);
   vs.sort((a, b) => Number(b.version) - Number(a.version));
   return h('section', {},
@@ -71,6 +72,12 @@ export async function modelPage(name) {
     h('h2', {}, 'Aliases'),
     h('div', { id: 'aliases' }, aliasBadges(name, (m.aliases || []).map((a) => a.alias)).map((b, i) => [b, ` → v${m.aliases[i].version} `])),
     aliasForm(name, vs),
+    h('details', { id: 'alias-history', open: changes.length > 0 && changes.length <= 20 },
+      h('summary', {}, `Alias history (${changes.length})`),
+      changes.length ? h('table', {}, h('thead', {}, h('tr', {}, ['When', 'Alias', 'Change'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, [...changes].reverse().map((c) => h('tr', {}, h('td', {}, fmtTime(c.timestamp)), h('td', {}, '@' + c.alias),
+          h('td', {}, c.version ? h('a', { href: `#/models/${enc(name)}/versions/${c.version}` }, `→ v${c.version}`) : 'removed')))))
+        : h('p', { class: 'muted' }, 'No alias was set or moved yet.')),
     h('h2', {}, 'Versions'),
     h('div', { class: 'table-wrap' }, h('table', { id: 'versions' },
       h('thead', {}, h('tr', {}, ['Version', 'Registered', 'Aliases', 'Stage', 'Status', 'Source run', 'Description'].map((c) => h('th', { scope: 'col' }, c)))),

@@ -1,6 +1,7 @@
 //! The routes: MLflow's REST API mounted under both of MLflow's prefixes, the artifact proxy,
-//! keel's own API (`/api/keel/v1`: datasets, chart data) and the operational endpoints.
+//! keel's own API (`/api/keel/v1`: datasets, chart data, alias history) and the operational endpoints.
 
+mod aliases;
 mod artifacts;
 pub use artifacts::store_path;
 mod charts;
@@ -63,6 +64,7 @@ pub(crate) fn router() -> Router<AppState> {
             "/api/keel/v1",
             datasets::routes()
                 .merge(charts::routes())
+                .merge(aliases::routes())
                 .fallback(not_found),
         )
         .merge(ops::routes())

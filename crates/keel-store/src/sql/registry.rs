@@ -440,13 +440,16 @@ impl RegistryStore for SqlStore {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
                     version(&mut c, &name, v).await?;
+                    if alias_version(&mut c, &name, &alias).await? == Some(v) {
+                        return Ok(());
+                    }
                     let sql = c
                         .stmt("INSERT INTO registered_model_aliases (name, alias, version) VALUES (?, ?, ?) ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version")
                         .arg(&name)
                         .arg(&alias)
                         .arg(v);
                     c.exec(sql).await?;
-                    Ok(())
+                    alias_changed(&mut c, &name, &alias, Some(v)).await
                 })
             })
             .await
@@ -462,7 +465,9 @@ impl RegistryStore for SqlStore {
                         .stmt("DELETE FROM registered_model_aliases WHERE name = ? AND alias = ?")
                         .arg(&name)
                         .arg(&alias);
-                    c.exec(sql).await?;
+                    if c.exec(sql).await? > 0 {
+                        alias_changed(&mut c, &name, &alias, None).await?;
+                    }
                     Ok(())
                 })
             })
@@ -473,16 +478,32 @@ impl RegistryStore for SqlStore {
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         model(&mut c, name).await?;
-        let sql = c
-            .stmt("SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?")
-            .arg(name)
-            .arg(alias);
-        match c.value::<i64>(sql).await? {
+        match alias_version(&mut c, name, alias).await? {
             Some(v) => version(&mut c, name, v).await,
             None => Err(Error::not_found(format!(
                 "Registered model alias {alias} not found."
             ))),
         }
+    }
+
+    async fn alias_history(&self, name: &str) -> Result<Vec<AliasChange>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        model(&mut c, name).await?;
+        let sql = c
+            .stmt("SELECT alias, version, time FROM registered_model_alias_history WHERE name = ? ORDER BY id")
+            .arg(name);
+        c.rows(sql)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AliasChange {
+                    alias: r.get(0)?,
+                    version: r.get::<Option<i64>>(1)?.map(|v| v.to_string()),
+                    timestamp: r.get(2)?,
+                })
+            })
+            .collect()
     }
 
     async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion> {
@@ -600,6 +621,14 @@ impl RegistryStore for SqlStore {
                 Box::pin(async move {
                     version(&mut c, &name, v).await?;
                     lock_model(&mut c, &name, true).await?;
+                    // Its aliases go with it (by cascade): record their removal.
+                    let sql = c
+                        .stmt("SELECT alias FROM registered_model_aliases WHERE name = ? AND version = ? ORDER BY alias")
+                        .arg(&name)
+                        .arg(v);
+                    for alias in c.column::<String>(sql).await? {
+                        alias_changed(&mut c, &name, &alias, None).await?;
+                    }
                     let sql = c
                         .stmt("DELETE FROM model_versions WHERE name = ? AND version = ?")
                         .arg(&name)
@@ -676,4 +705,29 @@ impl RegistryStore for SqlStore {
             })
             .await
     }
+}
+
+/// The version `alias` points at, if it is set.
+async fn alias_version(c: &mut Conn<'_>, name: &str, alias: &str) -> Result<Option<i64>> {
+    let sql = c
+        .stmt("SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?")
+        .arg(name)
+        .arg(alias);
+    c.value::<i64>(sql).await
+}
+
+/// Appends a change of `alias` (to `version`, or removed) to the model's alias history.
+async fn alias_changed(
+    c: &mut Conn<'_>,
+    name: &str,
+    alias: &str,
+    version: Option<i64>,
+) -> Result<()> {
+    let sql = c
+        .stmt("INSERT INTO registered_model_alias_history (name, alias, version, time) VALUES (?, ?, ?, ?)")
+        .arg(name)
+        .arg(alias)
+        .arg(version)
+        .arg(now_millis());
+    c.exec(sql).await.map(|_| ())
 }

@@ -24,4 +24,9 @@ pub const MIGRATIONS: Migrations = &[
         "metric rollups",
         include_str!("../../migrations/sqlite/0004_metric_rollups.sql"),
     ),
+    (
+        5,
+        "alias history",
+        include_str!("../../migrations/sqlite/0005_alias_history.sql"),
+    ),
 ];
