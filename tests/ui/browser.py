@@ -160,6 +160,20 @@ def main():
         expect(page2.locator('th[aria-sort="ascending"]')).to_have_count(1)
         page2.close()
 
+        # Server-side pages of two runs: forward twice, back once.
+        page.goto(f"{URL}/#/experiments/{exp_id}?n=2&group=0")
+        ids = lambda: page.locator("#runs tbody tr").evaluate_all("rs => rs.map(r => r.dataset.runId)")
+        expect(rows(page)).to_have_count(2)
+        first = ids()
+        page.locator("#next-page").click()
+        expect(page.locator("#prev-page")).to_be_enabled()
+        second = ids()
+        assert len(second) == 2 and not set(first) & set(second), (first, second)
+        page.locator("#prev-page").click()
+        expect(page.locator("#prev-page")).to_be_disabled()
+        assert ids() == first
+        page.goto(shared)
+
         # Choose a column.
         page.locator("#columns summary").click()
         page.get_by_label("tags.team").check()

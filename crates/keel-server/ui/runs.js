@@ -122,7 +122,7 @@ export async function runsPage(expId) {
       return h('th', { scope: 'col', class: kind === 'metrics' ? 'num' : null, 'aria-sort': sorted ? (asc ? 'ascending' : 'descending') : null },
         id === 'duration' ? label : h('button', {
           class: 'sort', id: 'sort-' + id, title: `Sort by ${id}`,
-          onclick: () => go({ order: id, asc: sorted && !asc ? '1' : '', page: '' }),
+          onclick: () => go({ order: id, asc: sorted && !asc ? '1' : '', page: '', prev: '' }),
         }, label, sorted ? (asc ? ' ▲' : ' ▼') : ''));
     }));
   const body = h('tbody', {}, ordered.map(([r, child]) => {
@@ -143,7 +143,7 @@ export async function runsPage(expId) {
   const search = h('input', {
     type: 'search', id: 'filter', value: filter, 'aria-label': 'Filter runs (MLflow search syntax)',
     placeholder: "metrics.rmse < 1 and params.model = 'tree'",
-    onkeydown: (e) => { if (e.key === 'Enter') go({ filter: e.target.value, page: '' }); },
+    onkeydown: (e) => { if (e.key === 'Enter') go({ filter: e.target.value, page: '', prev: '' }); },
   });
 
   // The column chooser.
@@ -180,10 +180,14 @@ export async function runsPage(expId) {
   }
 
   const pager = h('div', { class: 'toolbar' },
-    h('button', { type: 'button', disabled: !token, onclick: () => history.back() }, 'Previous page'),
-    h('button', { type: 'button', id: 'next-page', disabled: !next, onclick: () => go({ page: next }) }, 'Next page'),
+    h('button', { type: 'button', id: 'prev-page', disabled: !token, onclick: () => {
+      const stack = (q.get('prev') || '').split(',');
+      const back = stack.pop();
+      go({ page: back, prev: stack.join(',') });
+    } }, 'Previous page'),
+    h('button', { type: 'button', id: 'next-page', disabled: !next, onclick: () => go({ page: next, prev: [q.get('prev') || '', token || ''].join(',').replace(/^,/, '') }) }, 'Next page'),
     h('span', { class: 'muted' }, `${runs.length} runs on this page`),
-    h('label', {}, 'Page size ', h('select', { 'aria-label': 'Page size', onchange: (e) => go({ n: e.target.value, page: '' }) },
+    h('label', {}, 'Page size ', h('select', { 'aria-label': 'Page size', onchange: (e) => go({ n: e.target.value, page: '', prev: '' }) },
       [25, 50, 100, 250, 1000].map((n) => h('option', { value: n, selected: n === size }, n)))));
 
   return h('section', {},
@@ -193,7 +197,7 @@ export async function runsPage(expId) {
       if (n) await write(() => mlflow.post('experiments/update', { experiment_id: expId, new_name: n }), () => window.dispatchEvent(new Event('keel:refresh')));
     } }, 'Rename')),
     h('p', { class: 'muted' }, `Experiment ${expId} · ${exp.artifact_location}`),
-    h('div', { class: 'toolbar' }, search, h('button', { type: 'button', onclick: () => go({ filter: search.value, page: '' }) }, 'Search')),
+    h('div', { class: 'toolbar' }, search, h('button', { type: 'button', onclick: () => go({ filter: search.value, page: '', prev: '' }) }, 'Search')),
     error ? filterError(filter, error) : null,
     h('div', { class: 'toolbar' }, compare, bulk, chartPick, chooser,
       h('label', {}, h('input', { type: 'checkbox', id: 'group', checked: group, onchange: (e) => go({ group: e.target.checked ? '' : '0' }) }), ' group child runs'),
