@@ -28,6 +28,7 @@ import concurrent.futures
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -230,18 +231,22 @@ def median_ms(f, tries):
     return statistics.median(out)
 
 
-def search_body(exp_id):
-    return {"experiment_ids": [exp_id], "max_results": 100, "order_by": ["attributes.start_time DESC"],
+def search_body(exp_id, size):
+    """The first-page request each UI sends (keel's table shows 100 runs, MLflow's 50)."""
+    return {"experiment_ids": [exp_id], "max_results": size, "order_by": ["attributes.start_time DESC"],
             "run_view_type": "ACTIVE_ONLY", "filter": ""}
 
 
-def browser_ms(browser, url, ready, tries):
-    """Median time from navigation (cold cache, new context) until `ready(page)` returns."""
+def browser_ms(browser, url, ready, tries, before=None):
+    """Median time from navigation (cold cache, new context) until `ready(page)` returns;
+    `before(page)` runs first (to listen for requests)."""
     out = []
     for _ in range(tries):
         ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = ctx.new_page()
         page.set_default_timeout(600_000)
+        if before:
+            before(page)
         t0 = time.perf_counter()
         page.goto(url)
         ready(page)
@@ -257,12 +262,14 @@ def main():
     ap.add_argument("--runs", default="10000,100000")
     ap.add_argument("--steps", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="1,000 runs and 100,000 steps")
+    ap.add_argument("--no-chart", action="store_true", help="only the runs pages")
     ap.add_argument("--out")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
+    args.keel, args.mlflow = os.path.abspath(args.keel), os.path.abspath(args.mlflow)
     sizes = [1000] if args.quick else [int(x) for x in args.runs.split(",")]
     steps = 100_000 if args.quick else args.steps
-    tries = 3 if args.quick else 5
+    tries = 3
 
     from playwright.sync_api import sync_playwright
 
@@ -292,16 +299,20 @@ def main():
                 mexp = fill_mlflow_runs(murl, f"{md}/mlflow.db", f"runs-{n}", n)
                 newest = f"run-{n - 1:06d}"
                 r = {"keel_fill_s": kfill}
-                for label, url, exp in [("keel", kurl, kexp), ("mlflow", murl, mexp)]:
-                    call(url, "/ajax-api/2.0/mlflow/runs/search", search_body(exp))  # warm
-                    r[f"{label}_server_ms"] = median_ms(lambda: call(url, "/ajax-api/2.0/mlflow/runs/search", search_body(exp)), tries)
-                r["keel_page_ms"] = browser_ms(browser, f"{kurl}/#/experiments/{kexp}",
-                                               lambda pg: pg.locator("#runs tbody tr").first.wait_for(), tries)
-                r["mlflow_page_ms"] = browser_ms(browser, f"{murl}/#/experiments/{mexp}",
+                for label, url, exp, size in [("keel", kurl, kexp, 100), ("mlflow", murl, mexp, 50)]:
+                    body = search_body(exp, size)
+                    call(url, "/ajax-api/2.0/mlflow/runs/search", body)  # warm
+                    r[f"{label}_server_ms"] = median_ms(lambda: call(url, "/ajax-api/2.0/mlflow/runs/search", body), tries)
+                r["keel_page_ms"] = browser_ms(browser, f"{kurl}/#/experiments/{kexp}/runs",
+                                               lambda pg: pg.get_by_text(newest, exact=True).first.wait_for(), tries)
+                r["mlflow_page_ms"] = browser_ms(browser, f"{murl}/#/experiments/{mexp}/runs",
                                                  lambda pg: pg.get_by_text(newest, exact=True).first.wait_for(), tries)
                 results["runs"][n] = r
                 print(json.dumps({n: r}), file=sys.stderr, flush=True)
 
+            if args.no_chart:
+                browser.close()
+                return finish(results, steps, args)
             print(f"filling {SERIES} x {steps} steps", file=sys.stderr, flush=True)
             kexp, kids = fill_keel_history(kurl, steps)
             mexp, mids = fill_mlflow_history(murl, f"{md}/mlflow.db", steps)
@@ -319,16 +330,28 @@ def main():
             sel = ",".join(kids)
             c["keel_chart_ms"] = browser_ms(browser, f"{kurl}/#/experiments/{kexp}?chart=loss&sel={sel}",
                                             lambda pg: pg.locator("figure.chart[data-points]").wait_for(), tries)
-            # MLflow: the request behind its charts.
-            mq = "&".join(f"run_ids={i}" for i in mids) + "&metric_key=loss&max_results=320"
-            path = f"/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?{mq}"
-            t0 = time.perf_counter()
+            # MLflow: its chart view in the browser (it draws the first 10 runs), and the request
+            # behind it, sent again for timing and read for its size and spikes.
+            seen = {}
+
+            def listen(pg):
+                pg.on("requestfinished", lambda r: seen.setdefault("url", r.url) if "get-history-bulk-interval" in r.url else None)
+
+            def mlflow_chart(pg):
+                pg.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .scatterlayer .trace path').length > 0")
+                while "url" not in seen:
+                    pg.wait_for_timeout(10)
+
+            c["mlflow_chart_ms"] = browser_ms(browser, f"{murl}/#/experiments/{mexp}/runs?compareRunsMode=CHART", mlflow_chart, tries, listen)
+            path = seen["url"][len(murl):]
+            drawn = path.count("run_ids=")
             mdata, msize = call(murl, path)
-            c["mlflow_request_ms"] = (time.perf_counter() - t0) * 1000
-            if tries > 1:
-                c["mlflow_request_ms"] = statistics.median([c["mlflow_request_ms"]] + [
-                    median_ms(lambda: call(murl, path), 1) for _ in range(2)])
-            c["mlflow_bytes_per_series"] = msize / SERIES
+            c["mlflow_request_ms"] = median_ms(lambda: call(murl, path), tries)
+            c["mlflow_runs_drawn"] = drawn
+            c["mlflow_request"] = path.split("?")[0] + "?" + "&".join(x for x in path.split("?")[1].split("&") if not x.startswith("run_ids"))
+            c["mlflow_bytes_per_series"] = msize / drawn
+            by_run = {i: r for r, i in enumerate(mids)}
+            c["mlflow_spikes"] = sum(len(spikes[by_run[i]]) for i in path.split("?")[1].split("&") for i in [i[8:]] if i in by_run)
             c["mlflow_spikes_kept"] = sum(1 for m in mdata.get("metrics", []) if m["value"] > SPIKE)
             results["chart"] = c
             print(json.dumps(c), file=sys.stderr, flush=True)
@@ -336,6 +359,11 @@ def main():
     finally:
         stop(keel)
         stop(mlflow)
+        shutil.rmtree(tmp, ignore_errors=True)
+    finish(results, steps, args)
+
+
+def finish(results, steps, args):
     report(results, steps)
     if args.out:
         with open(args.out, "w") as f:
@@ -349,12 +377,13 @@ def report(res, steps):
         for what, key in [("runs/search first page (server)", "server_ms"), ("runs table usable in Chromium", "page_ms")]:
             k, m = r[f"keel_{key}"], r[f"mlflow_{key}"]
             print(f"| {what}, {int(n):,} runs | {k:.1f} ms | {m:.1f} ms | {m / k:.1f}x |")
-    c = res["chart"]
+    c = res.get("chart")
     if c:
         print(f"| chart request, {SERIES} runs x {steps:,} steps | {c['keel_request_ms']:.1f} ms | {c['mlflow_request_ms']:.1f} ms | {c['mlflow_request_ms'] / c['keel_request_ms']:.1f}x |")
-        print(f"| chart drawn in Chromium (keel) | {c['keel_chart_ms']:.1f} ms | | |")
+        print(f"| chart drawn in Chromium ({SERIES} runs in keel, {c['mlflow_runs_drawn']} in MLflow) | {c['keel_chart_ms']:.1f} ms | {c['mlflow_chart_ms']:.1f} ms | {c['mlflow_chart_ms'] / c['keel_chart_ms']:.1f}x |")
         print(f"| bytes per series | {c['keel_bytes_per_series'] / 1024:.1f} KB | {c['mlflow_bytes_per_series'] / 1024:.1f} KB | |")
-        print(f"| spikes kept (of {c['spikes']}) | {c['keel_spikes_kept']} | {c['mlflow_spikes_kept']} | |")
+        print(f"| spikes kept | {c['keel_spikes_kept']} of {c['spikes']} | {c['mlflow_spikes_kept']} of {c['mlflow_spikes']} | |")
+        print(f"\nMLflow's chart request: {c['mlflow_request']}")
 
 
 if __name__ == "__main__":

@@ -89,15 +89,21 @@ def fill():
                     mlflow.sklearn.log_model(model, name="model", registered_model_name="ui-model", input_example=df[["x"]].head(2))
     client.set_registered_model_alias("ui-model", "champion", "1")
 
-    # Two versions of a keel dataset, the second used by child-0 (as `keel train` logs it).
+    # Two versions of a keel dataset (`basket`), the second used by child-0 (as `keel train` logs it).
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "shop.csv")
+        path = os.path.join(d, "basket.csv")
         for n in (50, 80):
             pd.DataFrame({"price": np.linspace(1, n, n), "kind": ["a", "b"] * (n // 2)}).to_csv(path, index=False)
             subprocess.run([KEEL, "data", "add", path, "--tracking-uri", URL], check=True, capture_output=True)
-    with urllib.request.urlopen(URL + "/api/keel/v1/datasets/shop/versions/2") as r:
+        rules = os.path.join(d, "rules.yaml")
+        with open(rules, "w") as f:
+            f.write("format: keel.rules/v1\nrules:\n  - rule: row_count\n    min: 60\n  - rule: not_null\n    column: price\n")
+        for target, passes in (("basket@1", False), ("basket@2", True)):
+            done = subprocess.run([KEEL, "data", "validate", target, "--rules", rules, "--tracking-uri", URL], capture_output=True)
+            assert (done.returncode == 0) == passes, done
+    with urllib.request.urlopen(URL + "/api/keel/v1/datasets/basket/versions/2") as r:
         version = json.load(r)["version"]
-    dataset = mlflow.entities.Dataset(name="shop", digest=version["hash"][:32], source_type="keel", source="keel://shop@2")
+    dataset = mlflow.entities.Dataset(name="basket", digest=version["hash"][:32], source_type="keel", source="keel://basket@2")
     client.log_inputs(runs["child-0"], datasets=[mlflow.entities.DatasetInput(dataset, tags=[mlflow.entities.InputTag("mlflow.data.context", "training")])])
     return exp_id, runs
 
@@ -245,16 +251,21 @@ def main():
 
         # The dataset input links to its keel version; the version's profile, users and diff.
         page.goto(f"{URL}/#/experiments/{exp_id}/runs/{runs['child-0']}")
-        page.locator("#inputs").get_by_role("link", name="shop v2").click()
-        expect(page.locator("h1")).to_have_text("shop v2")
+        page.locator("#inputs").get_by_role("link", name="basket v2").click()
+        expect(page.locator("h1")).to_have_text("basket v2")
         expect(page.locator("#used-by")).to_contain_text(runs["child-0"])
         expect(page.locator("#profile [data-column]")).to_have_count(2)
+        expect(page.locator('#validations details[data-passed="true"]')).to_have_count(1)
+        expect(page.locator("#validations")).to_contain_text("2 rules, 0 failed")
         expect(page.locator('#profile [data-column="price"] svg rect')).not_to_have_count(0)
         page.get_by_role("link", name="Compare with v1").click()
         expect(page.locator("h2", has_text="against v1")).to_be_visible()
         expect(page.locator('#profile [data-column="price"]')).to_contain_text("50")
+        page.locator("#data-versions").get_by_role("link", name="v1", exact=True).click()
+        expect(page.locator('#validations details[data-passed="false"] tr.diff')).to_have_count(1)
+        expect(page.locator("#validations")).to_contain_text("row_count")
         page.goto(URL + "/#/datasets")
-        expect(page.locator("#datasets")).to_contain_text("shop")
+        expect(page.locator("#datasets")).to_contain_text("basket")
 
         # Writes through the API the client uses: rename, tag, describe, delete and restore.
         page.goto(f"{URL}/#/experiments/{exp_id}/runs/{runs['child-2']}")

@@ -87,6 +87,83 @@ pub struct DataSummary {
     pub latest: DataVersion,
 }
 
+/// A validation report recorded against a dataset version (`keel data validate NAME@V`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataValidation {
+    /// The dataset's name.
+    pub name: String,
+    /// The version checked.
+    pub version: i64,
+    /// When, in milliseconds since the epoch.
+    pub time: i64,
+    /// Who ran the check.
+    pub created_by: String,
+    /// Whether every rule passed.
+    pub passed: bool,
+    /// How many rules were checked, and how many failed.
+    pub rules: i64,
+    pub failed: i64,
+    /// The whole report, as `keel data validate --json` prints it.
+    pub report: serde_json::Value,
+}
+
+impl DataValidation {
+    /// A record of `report` (as `keel data validate --json` prints it: `passed`, `failed` and
+    /// one entry of `results` per rule) against `name` version `version`, timed by the store.
+    pub fn from_report(
+        name: &str,
+        version: i64,
+        created_by: &str,
+        report: serde_json::Value,
+    ) -> Result<Self> {
+        let field = |f: &str| Error::invalid(format!("report.{f} is missing or of the wrong type"));
+        let passed = report["passed"].as_bool().ok_or_else(|| field("passed"))?;
+        let failed = report["failed"].as_i64().ok_or_else(|| field("failed"))?;
+        let rules = report["results"]
+            .as_array()
+            .ok_or_else(|| field("results"))?
+            .len();
+        Ok(DataValidation {
+            name: name.to_string(),
+            version,
+            time: 0,
+            created_by: created_by.to_string(),
+            passed,
+            rules: i64::try_from(rules).unwrap_or(i64::MAX),
+            failed,
+            report,
+        })
+    }
+}
+
+/// The largest report kept (its JSON text).
+pub const MAX_VALIDATION_REPORT: usize = 4 << 20;
+
+/// Checks a validation record before it is stored: a valid name and version, counts that
+/// agree, and a report of bounded size.
+pub fn validate_validation(v: &DataValidation) -> Result<()> {
+    validate_name(&v.name)?;
+    if v.version < 1 {
+        return Err(Error::invalid(format!(
+            "version must be a number from 1, got {}",
+            v.version
+        )));
+    }
+    if v.rules < 0 || v.failed < 0 || v.failed > v.rules || v.passed != (v.failed == 0) {
+        return Err(Error::invalid(format!(
+            "a report of {} rules with {} failed cannot have passed={}",
+            v.rules, v.failed, v.passed
+        )));
+    }
+    let size = v.report.to_string().len();
+    if size > MAX_VALIDATION_REPORT {
+        return Err(Error::invalid(format!(
+            "the report is {size} bytes; at most {MAX_VALIDATION_REPORT} are kept"
+        )));
+    }
+    Ok(())
+}
+
 /// A run that logged a dataset version as an input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataUse {

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::data::{DataSummary, DataUse, DataVersion};
+use crate::data::{DataSummary, DataUse, DataValidation, DataVersion};
 use crate::entities::*;
 use crate::error::{Error, Result};
 use crate::store::*;
@@ -454,6 +454,14 @@ impl DataStore for Service {
     }
     async fn search_datasets(&self, experiment_ids: &[i64]) -> Result<Vec<DatasetSummary>> {
         self.store.search_datasets(experiment_ids).await
+    }
+    async fn record_validation(&self, v: DataValidation) -> Result<DataValidation> {
+        crate::data::validate_validation(&v)?;
+        self.store.record_validation(v).await
+    }
+    async fn list_validations(&self, name: &str, version: i64) -> Result<Vec<DataValidation>> {
+        crate::data::validate_name(name)?;
+        self.store.list_validations(name, version).await
     }
 }
 

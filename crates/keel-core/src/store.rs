@@ -7,7 +7,7 @@
 //! been validated against MLflow's limits by the caller; the store enforces what needs the stored
 //! state (existence, lifecycle, write-once params, unique names and version numbers).
 
-use crate::data::{DataSummary, DataUse, DataVersion};
+use crate::data::{DataSummary, DataUse, DataValidation, DataVersion};
 use crate::entities::*;
 use crate::error::Result;
 use crate::filter::{Clause, Order, experiments, logged_models, registry, runs};
@@ -322,6 +322,11 @@ pub trait DataStore: Send + Sync {
     /// The datasets the runs of `experiment_ids` logged as inputs, each with its context, at
     /// most 1,000 (MLflow's limit).
     async fn search_datasets(&self, experiment_ids: &[i64]) -> Result<Vec<DatasetSummary>>;
+    /// Records a validation report against its dataset version (which must exist); the time
+    /// is the store's when 0.
+    async fn record_validation(&self, v: DataValidation) -> Result<DataValidation>;
+    /// The reports recorded against a version, newest first.
+    async fn list_validations(&self, name: &str, version: i64) -> Result<Vec<DataValidation>>;
 }
 
 /// Metadata persistence for tracking, the model registry and datasets: every part, and a

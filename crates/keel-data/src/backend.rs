@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use keel_core::artifact::ByteStream;
-use keel_core::data::{DataSummary, DataUse, DataVersion, object_path};
+use keel_core::data::{DataSummary, DataUse, DataValidation, DataVersion, object_path};
 use keel_core::{ArtifactStore, MetadataStore};
 
 use crate::error::Result;
@@ -62,6 +62,15 @@ pub trait DataBackend: Send + Sync {
     async fn record(&self, v: DataVersion) -> Result<(DataVersion, bool)>;
     /// Reads object `hash`.
     async fn download(&self, hash: &str) -> Result<ByteStream>;
+    /// Records a validation report against version `version` of `name` (see
+    /// [`keel_core::data::DataValidation::from_report`]).
+    async fn record_validation(
+        &self,
+        name: &str,
+        version: i64,
+        created_by: &str,
+        report: serde_json::Value,
+    ) -> Result<()>;
 }
 
 /// The local metadata and artifact stores.
@@ -150,5 +159,17 @@ impl DataBackend for LocalBackend {
 
     async fn download(&self, hash: &str) -> Result<ByteStream> {
         Ok(self.artifacts.get(&object_path(hash)?).await?.1)
+    }
+
+    async fn record_validation(
+        &self,
+        name: &str,
+        version: i64,
+        created_by: &str,
+        report: serde_json::Value,
+    ) -> Result<()> {
+        let record = DataValidation::from_report(name, version, created_by, report)?;
+        self.meta.record_validation(record).await?;
+        Ok(())
     }
 }

@@ -98,6 +98,29 @@ fn asset(name: &str, req: &HeaderMap) -> Response {
 mod tests {
     use super::*;
 
+    /// A page's cold load fetches every asset at most once: they must stay within the 500 KB
+    /// budget uncompressed (keel serves them as they are).
+    #[test]
+    fn the_whole_ui_fits_the_cold_load_budget() {
+        let total: usize = ASSETS.iter().map(|(_, _, b)| b.len()).sum();
+        assert!(total < 500_000, "the UI's assets are {total} bytes");
+    }
+
+    /// index.html asks for every module up front, so the browser fetches them in parallel
+    /// instead of discovering them import by import.
+    #[test]
+    fn the_page_preloads_every_module() {
+        let index = std::str::from_utf8(ASSETS[0].2).unwrap_or_default();
+        for (name, _, _) in ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js")) {
+            let tag = if *name == "app.js" {
+                format!("src=\"/static/{name}\"")
+            } else {
+                format!("<link rel=\"modulepreload\" href=\"/static/{name}\">")
+            };
+            assert!(index.contains(&tag), "index.html does not load {name}");
+        }
+    }
+
     /// Every module a page imports is served: a missing entry would break the UI at run time.
     #[test]
     fn every_imported_module_is_an_asset() {

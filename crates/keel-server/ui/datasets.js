@@ -1,5 +1,6 @@
 // keel's dataset versions: the list, a dataset's versions, the stored profile of a version as
-// a chart per column, the runs that used it, and two versions' profiles side by side.
+// a chart per column, its validation reports, the runs that used it, and two versions'
+// profiles side by side.
 
 import { h, keel, fmtTime, fmtNum, hashParams } from './lib.js';
 
@@ -64,6 +65,7 @@ export async function datasetPage(name) {
   const v = q.get('v') || 'latest';
   const r = await keel.get(`datasets/${enc(name)}/versions/${enc(v)}`);
   const ver = r.version;
+  const validations = await keel.get(`datasets/${enc(name)}/versions/${ver.version}/validations`).then((x) => x.validations || [], () => []);
   const against = q.get('diff');
   const other = against ? (await keel.get(`datasets/${enc(name)}/versions/${enc(against)}`)).version : null;
   const cols = ver.profile?.columns || [];
@@ -87,6 +89,16 @@ export async function datasetPage(name) {
         h('td', {}, fmtTime(x.creation_time)), h('td', { class: 'num' }, x.row_count ?? ''), h('td', { class: 'num' }, x.size_bytes),
         h('td', {}, h('code', {}, x.hash.slice(0, 12))),
         h('td', {}, x.version !== ver.version ? h('a', { href: link(ver.version, `&diff=${x.version}`) }, `Compare with v${x.version}`) : '')))))),
+    h('h2', {}, 'Validation reports'),
+    validations.length ? h('div', { id: 'validations' }, validations.map((v, i) => h('details', { open: i === 0, dataset: { passed: String(v.passed) } },
+      h('summary', {}, h('span', { class: 'badge ' + (v.passed ? 'FINISHED' : 'FAILED') }, v.passed ? 'passed' : 'failed'),
+        ` ${fmtTime(v.time)} by ${v.created_by}: ${v.rules} rules, ${v.failed} failed`),
+      h('table', {}, h('thead', {}, h('tr', {}, ['Rule', 'Result', 'Expected', 'Observed', 'Failing rows'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, (v.report.results || []).map((r) => h('tr', { class: r.passed ? null : 'diff' },
+          h('td', {}, r.rule + (r.column ? ` (${r.column})` : '')),
+          h('td', {}, r.passed ? 'passed' : 'failed'),
+          h('td', {}, r.expectation), h('td', {}, r.observed),
+          h('td', { class: 'num' }, r.failing_rows ?? '')))))))) : h('p', { class: 'muted' }, `None recorded: keel data validate ${name}@${ver.version} --rules FILE records one.`),
     h('h2', {}, 'Used by runs'),
     (r.used_by || []).length ? h('ul', { id: 'used-by' }, r.used_by.map((u) => h('li', {}, h('a', { href: `#/experiments/${u.experiment_id}/runs/${u.run_id}` }, u.run_id), ` as ${u.dataset_name}${u.context ? ' (' + u.context + ')' : ''}`))) : h('p', { class: 'muted' }, 'No run logged this version as an input.'),
     h('h2', {}, other ? `Profile: v${ver.version} against v${other.version}` : 'Profile'),

@@ -70,16 +70,16 @@ export async function runsPage(expId) {
   const chartKey = q.get('chart') || '';
   const selected = new Set((q.get('sel') || '').split(',').filter(Boolean));
 
-  const exp = (await mlflow.get('experiments/get', { experiment_id: expId })).experiment;
-  let runs = []; let next = null; let error = null;
-  try {
-    const term = orderTerm(order, asc);
-    const r = await mlflow.post('runs/search', {
+  // The experiment and the page of runs, asked for at once.
+  const term = orderTerm(order, asc);
+  const [exp, found] = await Promise.all([
+    mlflow.get('experiments/get', { experiment_id: expId }).then((r) => r.experiment),
+    mlflow.post('runs/search', {
       experiment_ids: [expId], filter, max_results: size, page_token: token,
       order_by: term ? [term] : [], run_view_type: deleted ? 'DELETED_ONLY' : 'ACTIVE_ONLY',
-    });
-    runs = r.runs || []; next = r.next_page_token || null;
-  } catch (e) { error = e; }
+    }).then((r) => ({ r }), (e) => ({ e })),
+  ]);
+  const runs = found.r?.runs || []; const next = found.r?.next_page_token || null; const error = found.e || null;
 
   // Columns: chosen in the address, else the first few metrics and params of this page.
   const keys = { metrics: new Set(), params: new Set(), tags: new Set() };

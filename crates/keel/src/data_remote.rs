@@ -165,4 +165,23 @@ impl DataBackend for RemoteBackend {
             .await
             .map_err(err)
     }
+
+    async fn record_validation(
+        &self,
+        name: &str,
+        version: i64,
+        created_by: &str,
+        report: serde_json::Value,
+    ) -> keel_data::Result<()> {
+        let body = json!({ "report": report, "created_by": created_by });
+        let _: serde_json::Value = self
+            .client
+            .keel_post(
+                &format!("/api/keel/v1/datasets/{name}/versions/{version}/validations"),
+                &body,
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
 }

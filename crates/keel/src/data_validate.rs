@@ -11,7 +11,7 @@ use keel_data::profile::{Profile, Schema, Table};
 use keel_data::rules::{RuleSet, infer, unique_candidates};
 use keel_data::validate::{Files, Report, unique_columns, validate as check};
 
-use crate::data::{DataRef, Store, materialise};
+use crate::data::{DataRef, Store, materialise, user};
 use crate::output;
 
 /// Validation found failing rules (the process exits with status 1).
@@ -176,8 +176,9 @@ pub async fn rules_infer(store: &Store, reference: &str, out: Option<PathBuf>) -
     Ok(())
 }
 
-/// `keel data validate TARGET (--rules FILE | --against REF)`: prints the report and fails
-/// with [`ChecksFailed`] when a rule fails.
+/// `keel data validate TARGET (--rules FILE | --against REF)`: prints the report, records it
+/// with the version when TARGET is a stored one, and fails with [`ChecksFailed`] when a rule
+/// fails.
 pub async fn validate(
     store: &Store,
     target: &str,
@@ -203,6 +204,10 @@ pub async fn validate(
         None
     };
     let label = subject.label.clone();
+    let recorded_as = match &subject.subject {
+        Subject::Version(v) => Some((v.name.clone(), v.version)),
+        Subject::Local(_) => None,
+    };
     let table = subject.table;
     let spinner = spinner(
         as_json || files.is_none(),
@@ -219,6 +224,13 @@ pub async fn validate(
     .context("validation task failed");
     spinner.finish_and_clear();
     let report = report??;
+    // A stored version keeps the report, passed or not (the UI lists them by version).
+    if let Some((name, version)) = recorded_as {
+        store
+            .record_validation(&name, version, &user(), serde_json::to_value(&report)?)
+            .await
+            .with_context(|| format!("{}: the report could not be recorded", report.target))?;
+    }
     if as_json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

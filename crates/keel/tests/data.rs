@@ -476,6 +476,69 @@ async fn the_same_commands_work_against_a_server() {
     let report: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(report["results"][0]["failing_rows"], 9);
     assert_eq!(report["results"][0]["samples"][0]["file"], "b.csv");
+    // Reports on the stored version are recorded with it, newest first (a local folder's,
+    // as the one above, are not).
+    let (code, _, _) = keel_status(
+        w,
+        &[
+            "data",
+            "validate",
+            "parts@1",
+            "--rules",
+            "rules.yaml",
+            "--tracking-uri",
+            &url,
+        ],
+    );
+    assert_eq!(code, 1);
+    let http = reqwest::Client::new();
+    let listed: Value = http
+        .get(format!(
+            "{url}/api/keel/v1/datasets/parts/versions/1/validations"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let v = &listed["validations"];
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(
+        (&v[0]["passed"], &v[0]["rules"], &v[0]["failed"]),
+        (&Value::Bool(false), &Value::from(1), &Value::from(1)),
+        "{listed}"
+    );
+    assert_eq!(v[0]["report"]["results"][0]["failing_rows"], 9);
+    assert_eq!(v[1]["passed"], true, "{listed}");
+    assert!(v[0]["time"].as_i64().unwrap() >= v[1]["time"].as_i64().unwrap());
+    // Reports whose figures disagree, of versions that do not exist, or of `latest`, are refused.
+    let post = |path: &str, body: Value| {
+        let req = http
+            .post(format!("{url}/api/keel/v1/datasets/{path}/validations"))
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let lying = serde_json::json!({"report": {"passed": true, "failed": 1, "results": [{}]}});
+    let (status, body) = post("parts/versions/1", lying).await;
+    assert_eq!(
+        (status, &body["error_code"]),
+        (400, &Value::from("INVALID_PARAMETER_VALUE")),
+        "{body}"
+    );
+    let fine = serde_json::json!({"report": {"passed": true, "failed": 0, "results": []}});
+    assert_eq!(post("parts/versions/7", fine.clone()).await.0, 404);
+    assert_eq!(post("parts/versions/latest", fine.clone()).await.0, 400);
+    assert_eq!(
+        post("parts/versions/1", serde_json::json!({"report": {}}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(post("parts/versions/1", fine).await.0, 200);
     assert_eq!(report["results"][0]["samples"][0]["row"], 62);
 
     // The server refuses bytes that do not match the hash they are stored under, and

@@ -7,6 +7,9 @@
 //! - `GET  /datasets/{name}/versions/{n|latest}`: a version and the runs that used it
 //! - `GET  /datasets/by-hash/{hash}`: the versions with this content hash (or its 32-digit
 //!   MLflow digest) and the runs that used it
+//! - `GET|POST /datasets/{name}/versions/{n}/validations`: the validation reports recorded
+//!   against a version, newest first; record one (`{"report": ..., "created_by": ...}`, the
+//!   report as `keel data validate --json` prints it)
 //! - `POST /data-objects/missing`: which of these hashes have no object yet
 //! - `PUT  /data-objects/{hash}`: store an object (its bytes must hash to `hash`)
 //! - `GET  /data-objects/{hash}`: read an object
@@ -41,6 +44,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/datasets/by-hash/{hash}", get(by_hash))
         .route("/datasets/{name}/versions", get(versions).post(create))
         .route("/datasets/{name}/versions/{version}", get(version))
+        .route(
+            "/datasets/{name}/versions/{version}/validations",
+            get(validations).post(record_validation),
+        )
         .route("/data-objects/missing", post(missing))
         .route("/data-objects/{hash}", get(get_object).put(put_object))
 }
@@ -84,6 +91,42 @@ async fn version(
     Ok(json(
         &serde_json::json!({ "version": version, "used_by": used_by }),
     ))
+}
+
+/// A version number from the path (`latest` is not one: a report is about one version).
+fn exact_version(v: &str) -> Result<i64, Error> {
+    parse_version(v)?.ok_or_else(|| Error::invalid("a validation names its version's number"))
+}
+
+async fn validations(
+    State(s): State<AppState>,
+    Path((name, v)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let list = s.meta.list_validations(&name, exact_version(&v)?).await?;
+    Ok(json(&serde_json::json!({ "validations": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewValidation {
+    report: serde_json::Value,
+    #[serde(default)]
+    created_by: String,
+}
+
+async fn record_validation(
+    State(s): State<AppState>,
+    Path((name, v)): Path<(String, String)>,
+    Msg { body, .. }: Msg<NewValidation>,
+) -> ApiResult<Response> {
+    let record = keel_core::data::DataValidation::from_report(
+        &name,
+        exact_version(&v)?,
+        &body.created_by,
+        body.report,
+    )?;
+    let recorded = s.meta.record_validation(record).await?;
+    Ok(json(&serde_json::json!({ "validation": recorded })))
 }
 
 async fn by_hash(State(s): State<AppState>, Path(hash): Path<String>) -> ApiResult<Response> {

@@ -30,4 +30,9 @@ pub const MIGRATIONS: Migrations = &[
         "alias history",
         include_str!("../../migrations/postgres/0005_alias_history.sql"),
     ),
+    (
+        6,
+        "data validations",
+        include_str!("../../migrations/postgres/0006_data_validations.sql"),
+    ),
 ];

@@ -4,7 +4,7 @@
 //! servers on PostgreSQL) are numbered one after the other.
 
 use keel_core::DataStore;
-use keel_core::data::{DataKind, DataSummary, DataUse, DataVersion, digest_of};
+use keel_core::data::{DataKind, DataSummary, DataUse, DataValidation, DataVersion, digest_of};
 use keel_core::entities::DatasetSummary;
 use keel_core::{Error, Result, now_millis};
 
@@ -247,6 +247,64 @@ impl DataStore for SqlStore {
                     name: r.get(1)?,
                     digest: r.get(2)?,
                     context: r.get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_validation(&self, v: DataValidation) -> Result<DataValidation> {
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    if version_row(&mut c, &v.name, Some(v.version)).await?.is_none() {
+                        return Err(not_found(&v.name, Some(v.version)));
+                    }
+                    let v = DataValidation {
+                        time: if v.time == 0 { now_millis() } else { v.time },
+                        ..v
+                    };
+                    let sql = c
+                        .stmt("INSERT INTO data_validations (name, version, time, created_by, passed, rules, failed, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                        .arg(&v.name)
+                        .arg(v.version)
+                        .arg(v.time)
+                        .arg(&v.created_by)
+                        .arg(i64::from(v.passed))
+                        .arg(v.rules)
+                        .arg(v.failed)
+                        .arg(v.report.to_string());
+                    c.exec(sql).await?;
+                    Ok(v)
+                })
+            })
+            .await
+    }
+
+    async fn list_validations(&self, name: &str, version: i64) -> Result<Vec<DataValidation>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        if version_row(&mut c, name, Some(version)).await?.is_none() {
+            return Err(not_found(name, Some(version)));
+        }
+        let sql = c
+            .stmt("SELECT time, created_by, passed, rules, failed, report FROM data_validations WHERE name = ? AND version = ? ORDER BY id DESC")
+            .arg(name)
+            .arg(version);
+        c.rows(sql)
+            .await?
+            .iter()
+            .map(|r| {
+                let report: String = r.get(5)?;
+                Ok(DataValidation {
+                    name: name.to_string(),
+                    version,
+                    time: r.get(0)?,
+                    created_by: r.get(1)?,
+                    passed: r.get::<i16>(2)? != 0,
+                    rules: r.get(3)?,
+                    failed: r.get(4)?,
+                    report: serde_json::from_str(&report)
+                        .map_err(|e| Error::internal(format!("stored report: {e}")))?,
                 })
             })
             .collect()

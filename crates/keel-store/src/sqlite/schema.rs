@@ -29,4 +29,9 @@ pub const MIGRATIONS: Migrations = &[
         "alias history",
         include_str!("../../migrations/sqlite/0005_alias_history.sql"),
     ),
+    (
+        6,
+        "data validations",
+        include_str!("../../migrations/sqlite/0006_data_validations.sql"),
+    ),
 ];
