@@ -84,25 +84,8 @@ fn the_web_ui_shows_what_the_mlflow_client_logged() {
     let server = support::Server::start(dir.path(), 0);
     // A model trained and registered by keel, served by `keel serve`, for its status page.
     let d = dir.path();
-    std::fs::write(d.join("shop.csv"), support::shop()).expect("write shop.csv");
     let remote = ["--tracking-uri", server.url.as_str()];
-    let (ok, _, err) = support::keel(d, &[&["data", "add", "shop.csv"][..], &remote].concat());
-    assert!(ok, "{err}");
-    let train = [
-        "train",
-        "--data",
-        "shop",
-        "--target",
-        "price",
-        "--drop",
-        "label",
-        "--algo",
-        "ridge_regression",
-        "--register",
-        "price",
-    ];
-    let (ok, _, err) = support::keel(d, &[&train[..], &remote].concat());
-    assert!(ok, "{err}");
+    support::price_model(d, &remote);
     let serving = support::Serving::start(d, &[&["price/1", "--no-log"][..], &remote].concat());
     let row =
         br#"{"dataframe_split": {"columns": ["x1", "x2", "colour"], "data": [[0.5, 0.5, "red"]]}}"#;

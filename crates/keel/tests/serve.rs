@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Serving, json, keel_status, post_json, shop};
+use support::{Serving, json, keel_status, post_json, price_model, shop};
 
 /// Posts one row; the status, the answering version and the body.
 fn predict(addr: &str, x1: f64) -> (u16, String, Value) {
@@ -196,34 +196,11 @@ fn an_alias_moved_under_load_switches_versions_without_a_failed_request() {
     assert!(work.join("log/predictions/model=shop").is_dir());
 }
 
-/// Versions the shop table in `d`'s local stores and registers a ridge regression of its
-/// price as version 1 of `price`; what `keel train` printed.
-fn price_model(d: &Path) -> Value {
-    std::fs::write(d.join("shop.csv"), shop()).unwrap();
-    json(d, &["data", "add", "shop.csv"]);
-    json(
-        d,
-        &[
-            "train",
-            "--data",
-            "shop",
-            "--target",
-            "price",
-            "--drop",
-            "label",
-            "--algo",
-            "ridge_regression",
-            "--register",
-            "price",
-        ],
-    )
-}
-
 #[test]
 fn a_model_folder_and_a_registered_model_serve_from_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = price_model(d);
+    let out = price_model(d, &[]);
     let model_dir = d.join(format!(
         "keel-data/artifacts/0/models/{}/artifacts",
         out["model_id"].as_str().unwrap()
@@ -290,7 +267,7 @@ fn logged_ids(dir: &Path) -> Vec<String> {
 fn a_killed_server_loses_no_logged_row_that_reached_a_row_group() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    price_model(d);
+    price_model(d, &[]);
     // Files stay open for an hour, so every row the kill finds is in an unfinished file.
     let args = ["price", "--log-dir", "log", "--log-file-interval", "1h"];
     let serving = Serving::start(d, &args);
@@ -388,7 +365,7 @@ for folder in sys.argv[1:]:
 fn serving_settings_layer_flags_over_environment_over_keel_toml() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    price_model(d);
+    price_model(d, &[]);
     let rows: Vec<String> = (0..60).map(|i| format!("[{i}, 0.5, \"red\"]")).collect();
     let body = format!(
         r#"{{"dataframe_split": {{"columns": ["x1", "x2", "colour"], "data": [{}]}}}}"#,

@@ -533,3 +533,25 @@ impl Drop for Serving {
         let _ = self.child.wait();
     }
 }
+
+/// Versions the shop table in `d`'s stores (the local ones, or a server's with `remote` =
+/// `["--tracking-uri", URL]`) and registers a ridge regression of its price as the next version
+/// of `price`; what `keel train` printed.
+pub fn price_model(d: &Path, remote: &[&str]) -> Value {
+    std::fs::write(d.join("shop.csv"), shop()).unwrap();
+    json(d, &[&["data", "add", "shop.csv"][..], remote].concat());
+    let train = [
+        "train",
+        "--data",
+        "shop",
+        "--target",
+        "price",
+        "--drop",
+        "label",
+        "--algo",
+        "ridge_regression",
+        "--register",
+        "price",
+    ];
+    json(d, &[&train[..], remote].concat())
+}
