@@ -106,36 +106,69 @@ mod tests {
         assert!(total < 500_000, "the UI's assets are {total} bytes");
     }
 
-    /// index.html asks for every module up front, so the browser fetches them in parallel
-    /// instead of discovering them import by import.
-    #[test]
-    fn the_page_preloads_every_module() {
-        let index = std::str::from_utf8(ASSETS[0].2).unwrap_or_default();
-        for (name, _, _) in ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js")) {
-            let tag = if *name == "app.js" {
-                format!("src=\"/static/{name}\"")
-            } else {
-                format!("<link rel=\"modulepreload\" href=\"/static/{name}\">")
-            };
-            assert!(index.contains(&tag), "index.html does not load {name}");
-        }
+    /// The modules a module imports: `from './x.js'` (static) and `import('./x.js')` (when a
+    /// page opens).
+    fn imports(text: &str) -> (Vec<&str>, Vec<&str>) {
+        let after = |marker: &str| -> Vec<&str> {
+            text.split(marker)
+                .skip(1)
+                .filter_map(|rest| rest.split('\'').next())
+                .collect()
+        };
+        (after(" from './"), after("import('./"))
     }
 
-    /// Every module a page imports is served: a missing entry would break the UI at run time.
+    fn asset_text(name: &str) -> &'static str {
+        let (_, _, bytes) = ASSETS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name} is not embedded"));
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// index.html preloads exactly the modules the runs table (the usual landing page) needs
+    /// before it can ask for data, so a cold load fetches them in parallel instead of import by
+    /// import, and compiles nothing another page needs.
+    #[test]
+    fn the_page_preloads_the_runs_tables_modules() {
+        let mut needed = std::collections::BTreeSet::new();
+        let mut todo = vec!["app.js", "runs.js"];
+        while let Some(m) = todo.pop() {
+            if needed.insert(m) {
+                todo.extend(imports(asset_text(m)).0);
+            }
+        }
+        needed.remove("app.js");
+        let index = asset_text("index.html");
+        assert!(index.contains("<script type=\"module\" src=\"/static/app.js\">"));
+        let preloaded: std::collections::BTreeSet<&str> = index
+            .split("<link rel=\"modulepreload\" href=\"/static/")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert_eq!(preloaded, needed);
+    }
+
+    /// Every module a page imports, statically or when it opens, is served: a missing entry
+    /// would break the UI at run time. Every page module is reachable from the router.
     #[test]
     fn every_imported_module_is_an_asset() {
-        for (name, _, bytes) in ASSETS {
-            let text = std::str::from_utf8(bytes).unwrap_or_default();
-            for line in text.lines() {
-                let Some(rest) = line.split(" from './").nth(1) else {
-                    continue;
-                };
-                let module = rest.split('\'').next().unwrap_or_default();
+        let mut reachable = std::collections::BTreeSet::new();
+        for (name, _, _) in ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js")) {
+            let (fixed, lazy) = imports(asset_text(name));
+            for module in fixed.into_iter().chain(lazy) {
                 assert!(
                     ASSETS.iter().any(|(n, _, _)| *n == module),
                     "{name} imports {module}, which is not embedded"
                 );
+                reachable.insert(module);
             }
+        }
+        for (name, _, _) in ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js")) {
+            assert!(
+                *name == "app.js" || reachable.contains(name),
+                "{name} is embedded but nothing imports it"
+            );
         }
     }
 }

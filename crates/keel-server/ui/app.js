@@ -1,13 +1,9 @@
 // The router: MLflow's addresses (`#/experiments/<id>`, `#/experiments/<id>/runs/<run_id>`,
-// `#/models/<name>/versions/<v>`, `#/compare-runs?runs=[...]`) and keel's own.
+// `#/models/<name>/versions/<v>`, `#/compare-runs?runs=[...]`) and keel's own. A page's module
+// is imported when the page is first opened, so a cold load fetches and compiles only what the
+// page it lands on needs (index.html preloads the runs table's modules, the usual landing page).
 
 import { h, errorBox } from './lib.js';
-import { experimentsPage } from './experiments.js';
-import { runsPage } from './runs.js';
-import { runPage, loggedModelPage } from './run.js';
-import { comparePage } from './compare.js';
-import { modelsPage, modelPage, versionPage } from './models.js';
-import { datasetsPage, datasetPage } from './datasets.js';
 
 /** The sections in the top bar; a section lists the route prefixes it owns. */
 const SECTIONS = [
@@ -18,16 +14,16 @@ const SECTIONS = [
 
 const ROUTES = [
   [/^\/?$/, () => { location.replace('#/experiments'); }],
-  [/^\/experiments$/, () => experimentsPage()],
-  [/^\/experiments\/([^/]+)(?:\/runs)?$/, (id) => runsPage(id)],
-  [/^\/experiments\/([^/]+)\/runs\/([^/]+)(?:\/(artifacts|metrics|model-metrics))?(?:\/(.*))?$/, (exp, run, tab, rest) => runPage(exp, run, tab, rest)],
-  [/^\/experiments\/([^/]+)\/models\/([^/]+)$/, (exp, id) => loggedModelPage(exp, id)],
-  [/^\/compare-runs$/, () => comparePage()],
-  [/^\/models$/, () => modelsPage()],
-  [/^\/models\/([^/]+)$/, (name) => modelPage(name)],
-  [/^\/models\/([^/]+)\/versions\/([^/]+)$/, (name, v) => versionPage(name, v)],
-  [/^\/datasets$/, () => datasetsPage()],
-  [/^\/datasets\/([^/]+)$/, (name) => datasetPage(name)],
+  [/^\/experiments$/, () => import('./experiments.js').then((m) => m.experimentsPage())],
+  [/^\/experiments\/([^/]+)(?:\/runs)?$/, (id) => import('./runs.js').then((m) => m.runsPage(id))],
+  [/^\/experiments\/([^/]+)\/runs\/([^/]+)(?:\/(artifacts|metrics|model-metrics))?(?:\/(.*))?$/, (exp, run, tab, rest) => import('./run.js').then((m) => m.runPage(exp, run, tab, rest))],
+  [/^\/experiments\/([^/]+)\/models\/([^/]+)$/, (exp, id) => import('./run.js').then((m) => m.loggedModelPage(exp, id))],
+  [/^\/compare-runs$/, () => import('./compare.js').then((m) => m.comparePage())],
+  [/^\/models$/, () => import('./models.js').then((m) => m.modelsPage())],
+  [/^\/models\/([^/]+)$/, (name) => import('./models.js').then((m) => m.modelPage(name))],
+  [/^\/models\/([^/]+)\/versions\/([^/]+)$/, (name, v) => import('./models.js').then((m) => m.versionPage(name, v))],
+  [/^\/datasets$/, () => import('./datasets.js').then((m) => m.datasetsPage())],
+  [/^\/datasets\/([^/]+)$/, (name) => import('./datasets.js').then((m) => m.datasetPage(name))],
 ];
 
 function nav(path) {

@@ -65,7 +65,7 @@ export async function runsPage(expId) {
   const asc = q.get('asc') === '1';
   const deleted = q.get('deleted') === '1';
   const group = q.get('group') !== '0';
-  const size = Math.min(Number(q.get('n')) || 100, 1000);
+  const size = Math.min(Number(q.get('n')) || 50, 1000); // MLflow's first page holds 50 too
   const token = q.get('page') || undefined;
   const chartKey = q.get('chart') || '';
   const selected = new Set((q.get('sel') || '').split(',').filter(Boolean));
