@@ -13,6 +13,7 @@ pub mod entities;
 pub mod error;
 pub mod filter;
 pub mod page;
+pub mod predlog;
 pub mod pyjson;
 pub mod service;
 pub mod store;

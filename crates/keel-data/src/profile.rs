@@ -188,6 +188,17 @@ pub fn profile_with_samples(format: Format, paths: &[&Path]) -> Result<(Table, V
     scan(format, paths, true)
 }
 
+/// Profiles like [`profile_with_samples`] the rows `plan` gives of each file (see
+/// [`crate::read::read_planned`]).
+pub fn profile_planned(
+    format: Format,
+    paths: &[&Path],
+    plan: &crate::read::Plan,
+) -> Result<(Table, Vec<Sample>)> {
+    let acc = crate::read::read_planned(format, paths, plan, Accumulator::new)?;
+    Ok(acc.finish(true))
+}
+
 fn scan(format: Format, paths: &[&Path], keep: bool) -> Result<(Table, Vec<Sample>)> {
     let acc = crate::read::read_table(format, paths, Accumulator::new)?;
     Ok(acc.finish(keep))

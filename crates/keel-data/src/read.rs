@@ -33,10 +33,26 @@ pub fn read_table<R: Rows>(
     paths: &[&Path],
     make: impl Fn(&polars::prelude::Schema) -> R,
 ) -> Result<R> {
+    read_planned(format, paths, &Ok, make)
+}
+
+/// A query applied to each file before its rows are read: rows kept, columns chosen or
+/// renamed. polars pushes filters and projections into the scan, so a Parquet reader decodes
+/// only what the plan needs.
+pub type Plan = dyn Fn(LazyFrame) -> PolarsResult<LazyFrame> + Sync;
+
+/// Reads like [`read_table`] the rows `plan` gives of each file; `make` receives the planned
+/// schema, which must be the same for every file.
+pub fn read_planned<R: Rows>(
+    format: Format,
+    paths: &[&Path],
+    plan: &Plan,
+    make: impl Fn(&polars::prelude::Schema) -> R,
+) -> Result<R> {
     let mut full_inference = false;
     let mut floats: Vec<String> = Vec::new();
     loop {
-        match read_with(format, paths, &make, full_inference, &floats) {
+        match read_with(format, paths, plan, &make, full_inference, &floats) {
             Ok(r) => return Ok(r),
             Err(Attempt::Retry) if !full_inference => full_inference = true,
             // An integer column with a value beyond 64 bits is read as floats, as a column
@@ -82,6 +98,7 @@ impl From<DataError> for Attempt {
 fn read_with<R: Rows>(
     format: Format,
     paths: &[&Path],
+    plan: &Plan,
     make: &impl Fn(&polars::prelude::Schema) -> R,
     full_inference: bool,
     floats: &[String],
@@ -101,8 +118,9 @@ fn read_with<R: Rows>(
         if format == Format::Csv {
             crate::locate::check_csv(path)?;
         }
-        let mut lf =
-            open(format, path, full_inference, floats).map_err(|e| read_error(format, path, e))?;
+        let mut lf = open(format, path, full_inference, floats)
+            .and_then(plan)
+            .map_err(|e| read_error(format, path, e))?;
         let this = lf
             .collect_schema()
             .map_err(|e| read_error(format, path, e))?;

@@ -827,7 +827,7 @@ impl Writer {
             .config
             .dir
             .join("predictions")
-            .join(format!("model={}", crate::source::safe_name(&key.0)))
+            .join(keel_core::predlog::model_partition(&key.0))
             .join(format!("hour={}", hour_of(key.1 * HOUR_MS)));
         let columns = buffer.columns();
         if part.file.as_ref().is_some_and(|f| !f.fits(&columns))

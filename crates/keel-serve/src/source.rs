@@ -151,19 +151,7 @@ pub async fn resolve(
     }
 }
 
-/// `name` with every character but ASCII letters, digits, `-`, `_` and `.` as `_`: safe as
-/// one folder name.
-pub fn safe_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+pub use keel_core::predlog::safe_name;
 
 /// How often aliases are checked by default.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(2);
