@@ -1,0 +1,15 @@
+//! keel-monitor: what a served model sees, against what it learned on.
+//!
+//! `keel serve` writes every prediction to the prediction log (see [`keel_core::predlog`]).
+//! This crate reads a window of it ([`window`], [`log`]) and compares the logged inputs and
+//! outputs against a reference table, column by column, with the drift statistics
+//! `keel data diff` uses ([`drift`]): Evidently's defaults, PSI beside them, and the dataset
+//! drifted when a share of its columns did.
+
+pub mod drift;
+pub mod error;
+pub mod log;
+pub mod window;
+
+pub use error::{MonitorError, Result};
+pub use window::Window;
