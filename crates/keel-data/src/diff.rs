@@ -55,6 +55,19 @@ pub struct Diff {
     pub drifted: usize,
 }
 
+impl Diff {
+    /// Evidently's dataset rule: the share of shared columns that drifted, and whether it
+    /// reaches `drift_share` (no shared column: share 0, not drifted).
+    pub fn dataset_drift(&self, drift_share: f64) -> (f64, bool) {
+        let shared = self.columns.len();
+        if shared == 0 {
+            return (0.0, false);
+        }
+        let share = self.drifted as f64 / shared as f64;
+        (share, self.drifted as f64 >= drift_share * shared as f64)
+    }
+}
+
 /// Compares table `b` (current) against table `a` (reference).
 pub fn diff(a: (Format, &[&Path]), b: (Format, &[&Path])) -> Result<Diff> {
     let (ta, sa) = profile_with_samples(a.0, a.1)?;

@@ -26,7 +26,7 @@ pub struct DriftReport {
     pub not_in_reference: Vec<String>,
     /// How many compared columns drifted.
     pub drifted: usize,
-    /// `drifted` over the columns with a decision.
+    /// `drifted` over the compared columns (Evidently's and `keel data diff`'s rule).
     pub share: f64,
     /// The share at which the dataset counts as drifted.
     pub drift_share: f64,
@@ -53,12 +53,7 @@ pub fn check(
             .map(|c| c.column.clone())
             .collect()
     };
-    let decided = d.columns.iter().filter(|c| c.drift.is_some()).count();
-    let share = if decided == 0 {
-        0.0
-    } else {
-        d.drifted as f64 / decided as f64
-    };
+    let (share, dataset_drifted) = d.dataset_drift(drift_share);
     Ok(DriftReport {
         reference_rows: d.rows.0,
         current_rows: d.rows.1,
@@ -67,7 +62,7 @@ pub fn check(
         drifted: d.drifted,
         share,
         drift_share,
-        dataset_drifted: decided > 0 && share >= drift_share,
+        dataset_drifted,
         columns: d.columns,
     })
 }

@@ -105,17 +105,17 @@ pub fn current(log_dir: &Path, sel: &Selection) -> Result<Current> {
     // with other columns.
     let mut kept: Vec<(PathBuf, Vec<String>)> = Vec::new();
     for path in prediction_files(log_dir, &sel.model, &sel.window)? {
-        let scan = || scan(&path);
-        let selected = scan()
-            .and_then(|lf| lf.filter(sel.rows()).select([col("time")]).collect())
+        let mut lf = scan(&path).map_err(|e| unreadable(&path, e))?;
+        let schema = lf.collect_schema().map_err(|e| unreadable(&path, e))?;
+        let selected = lf
+            .filter(sel.rows())
+            .select([col("time")])
+            .collect()
             .map_err(|e| unreadable(&path, e))?
             .height();
         if selected == 0 {
             continue;
         }
-        let schema = scan()
-            .and_then(|mut lf| lf.collect_schema())
-            .map_err(|e| unreadable(&path, e))?;
         let logged = schema
             .iter_names()
             .map(|n| n.to_string())

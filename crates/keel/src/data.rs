@@ -550,15 +550,10 @@ pub async fn diff(store: &Store, a: &str, b: &str, drift_share: f64, as_json: bo
     .await
     .context("diff task failed")??;
     let shared = d.columns.len();
-    let drifted = shared > 0 && d.drifted as f64 >= drift_share * shared as f64;
+    let (share, drifted) = d.dataset_drift(drift_share);
     let verdict = format!(
-        "{} of {shared} shared columns drifted (share {:.2}; the dataset drifts at {drift_share})",
+        "{} of {shared} shared columns drifted (share {share:.2}; the dataset drifts at {drift_share})",
         d.drifted,
-        if shared == 0 {
-            0.0
-        } else {
-            d.drifted as f64 / shared as f64
-        },
     );
     if as_json {
         let mut v = serde_json::to_value(&d)?;
