@@ -179,6 +179,8 @@ def main():
         expect(page.locator("#prev-page")).to_be_disabled()
         assert ids() == first
         page.goto(shared)
+        expect(page.locator('th[aria-sort="ascending"]')).to_have_count(1)
+        expect(rows(page)).to_have_count(4)
 
         # Choose a column.
         page.locator("#columns summary").click()
@@ -287,8 +289,9 @@ def main():
         assert client.get_run(runs["child-2"]).info.lifecycle_stage == "active"
 
         # Registry: move an alias, describe the model; a version's page at MLflow's address.
+        # (The run page just left links to its registered versions too: wait for the list.)
         page.goto(URL + "/#/models")
-        page.get_by_role("link", name="ui-model").click()
+        page.locator("#models").get_by_role("link", name="ui-model", exact=True).click()
         expect(page.locator("#versions tbody tr")).to_have_count(2)
         page.locator("#set-alias input[name=alias]").fill("champion")
         page.locator("#set-alias select").select_option("2")

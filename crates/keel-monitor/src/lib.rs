@@ -4,11 +4,14 @@
 //! This crate reads a window of it ([`window`], [`log`]) and compares the logged inputs and
 //! outputs against a reference table, column by column, with the drift statistics
 //! `keel data diff` uses ([`drift`]): Evidently's defaults, PSI beside them, and the dataset
-//! drifted when a share of its columns did.
+//! drifted when a share of its columns did. A check is a [`report::Report`]: JSON, or one
+//! HTML page with each column's two distributions ([`charts`]) and its course over the window.
 
+pub mod charts;
 pub mod drift;
 pub mod error;
 pub mod log;
+pub mod report;
 pub mod window;
 
 pub use error::{MonitorError, Result};

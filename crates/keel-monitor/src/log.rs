@@ -91,6 +91,22 @@ pub struct Current {
     pub samples: Vec<Sample>,
     /// How many log files held the rows.
     pub files: usize,
+    /// When the first of the rows was logged (ms since the epoch).
+    pub first_ms: i64,
+    /// When the last of them was.
+    pub last_ms: i64,
+}
+
+impl Current {
+    /// The columns read, named as in [`Current::table`].
+    pub fn columns(&self) -> Vec<String> {
+        self.table
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
 }
 
 /// Reads the rows `sel` selects from the log under `log_dir`. Fails with
@@ -104,18 +120,22 @@ pub fn current(log_dir: &Path, sel: &Selection) -> Result<Current> {
     // Files without a selected row are left out: another version's rows may have been logged
     // with other columns.
     let mut kept: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    let (mut first_ms, mut last_ms) = (i64::MAX, i64::MIN);
     for path in prediction_files(log_dir, &sel.model, &sel.window)? {
         let mut lf = scan(&path).map_err(|e| unreadable(&path, e))?;
         let schema = lf.collect_schema().map_err(|e| unreadable(&path, e))?;
-        let selected = lf
+        let t = col("time").dt().timestamp(TimeUnit::Milliseconds);
+        let span = lf
             .filter(sel.rows())
-            .select([col("time")])
+            .select([t.clone().min().alias("first"), t.max().alias("last")])
             .collect()
-            .map_err(|e| unreadable(&path, e))?
-            .height();
-        if selected == 0 {
+            .map_err(|e| unreadable(&path, e))?;
+        let ms = |name: &str| -> Option<i64> { span.column(name).ok()?.i64().ok()?.get(0) };
+        let (Some(first), Some(last)) = (ms("first"), ms("last")) else {
             continue;
-        }
+        };
+        first_ms = first_ms.min(first);
+        last_ms = last_ms.max(last);
         let logged = schema
             .iter_names()
             .map(|n| n.to_string())
@@ -150,7 +170,70 @@ pub fn current(log_dir: &Path, sel: &Selection) -> Result<Current> {
         table,
         samples,
         files: kept.len(),
+        first_ms,
+        last_ms,
     })
+}
+
+/// The window holding the newest `n` logged rows of `model` (of `version` alone when given),
+/// from the oldest of them to just after the newest. Rows logged in the same millisecond as
+/// the oldest of the `n` are in it too, so a window may hold a few more than `n` (a request's
+/// rows share their time). Reads only the `time` (and `version`) columns of the newest hours.
+pub fn newest_rows(log_dir: &Path, model: &str, version: Option<&str>, n: usize) -> Result<Window> {
+    if n == 0 {
+        return Err(MonitorError::Invalid(
+            "--last must be at least 1 row".into(),
+        ));
+    }
+    let label = match version {
+        Some(v) => format!("{model}/{v}"),
+        None => model.to_string(),
+    };
+    let everything = Window::new(i64::MIN, i64::MAX)?;
+    let files = prediction_files(log_dir, model, &everything)?;
+    // Files are sorted by hour; every row of an hour's files is newer than any of the hours
+    // before it, so whole hours are read, newest first, until they hold `n` rows.
+    let mut times: Vec<i64> = Vec::new();
+    let mut by_hour: Vec<(Option<i64>, Vec<&PathBuf>)> = Vec::new();
+    for path in &files {
+        let hour = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|h| hour_start(&h.to_string_lossy()));
+        match by_hour.last_mut() {
+            Some((h, group)) if *h == hour => group.push(path),
+            _ => by_hour.push((hour, vec![path])),
+        }
+    }
+    for (_, group) in by_hour.iter().rev() {
+        for path in group {
+            let mut lf = scan(path).map_err(|e| unreadable(path, e))?;
+            if let Some(v) = version {
+                lf = lf.filter(col("version").eq(lit(v.to_string())));
+            }
+            let df = lf
+                .select([col("time").dt().timestamp(TimeUnit::Milliseconds)])
+                .collect()
+                .map_err(|e| unreadable(path, e))?;
+            let t = df
+                .column("time")
+                .and_then(|c| c.i64().cloned())
+                .map_err(|e| unreadable(path, e))?;
+            times.extend(t.iter().flatten());
+        }
+        if times.len() >= n {
+            break;
+        }
+    }
+    let Some(&newest) = times.iter().max() else {
+        return Err(MonitorError::NoRows {
+            model: label,
+            window: "the log".into(),
+        });
+    };
+    times.sort_unstable_by(|a, b| b.cmp(a));
+    let oldest = times[n.min(times.len()) - 1];
+    Window::new(oldest, newest.saturating_add(1))
 }
 
 /// A logged column's name as the model knows it: `in_age` -> `age`; outputs keep `out_`.

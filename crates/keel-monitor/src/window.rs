@@ -43,8 +43,19 @@ impl Window {
     /// From `since` (default: the beginning) to `until` (default: `now_ms`), each an RFC 3339
     /// time (`2026-12-02T14:00:00Z`; no zone means UTC) or milliseconds since the epoch.
     pub fn between(since: Option<&str>, until: Option<&str>, now_ms: i64) -> Result<Self> {
-        let since = since.map(|s| parse_time("--since", s)).transpose()?;
-        let until = until.map(|s| parse_time("--until", s)).transpose()?;
+        Window::between_named(("--since", since), ("--until", until), now_ms)
+    }
+
+    /// As [`Window::between`], naming the options the times came from in errors.
+    pub fn between_named(
+        since: (&str, Option<&str>),
+        until: (&str, Option<&str>),
+        now_ms: i64,
+    ) -> Result<Self> {
+        let (since_flag, since) = since;
+        let (until_flag, until) = until;
+        let since = since.map(|s| parse_time(since_flag, s)).transpose()?;
+        let until = until.map(|s| parse_time(until_flag, s)).transpose()?;
         Window::new(since.unwrap_or(0), until.unwrap_or(now_ms))
     }
 

@@ -1,24 +1,26 @@
 //! Per-column drift decisions: which test applies to a column and whether it says the column
-//! moved, following Evidently's defaults.
+//! moved, following Evidently's defaults (`_get_default_stattest` in Evidently 0.7) formula for
+//! formula, so decisions agree with it.
 //!
-//! - A reference of at most 1,000 values: numeric columns with more than 5 distinct values use
-//!   the two-sample Kolmogorov-Smirnov test, everything else the chi-squared test on the
-//!   category counts; drift when p < 0.05.
+//! - A reference of at most 1,000 values: numeric columns with more than 5 distinct values (over
+//!   both samples) use the two-sample Kolmogorov-Smirnov test (drift when p <= 0.05); everything
+//!   else is compared as categories: two of them with the two-proportion Z-test, more with the
+//!   chi-squared goodness-of-fit test of the current counts against the reference's scaled to
+//!   the current size (drift when p < 0.05).
 //! - Larger references: numeric columns with more than 5 distinct values use the Wasserstein
 //!   distance divided by the reference's standard deviation (at least 0.001), everything else
-//!   the Jensen-Shannon distance over categories (numeric: Sturges bins over both samples);
-//!   drift when the score is at least 0.1.
+//!   the Jensen-Shannon distance over categories; drift when the score is at least 0.1.
 //!
-//! The population stability index over the same bins or categories is reported beside every
-//! decision. Evidently uses a z-test for two-valued columns of small samples; keel uses the
-//! chi-squared test there too (with Yates' correction), which answers the same question.
+//! The population stability index over the same categories, or over Sturges bins spanning both
+//! samples for numbers, is reported beside every decision.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::{
-    Result, StatsError, chi2_contingency, jensen_shannon, ks_2samp, psi, wasserstein_distance,
+    Result, StatsError, chisquare, jensen_shannon, ks_2samp, proportions_z_test, psi,
+    wasserstein_distance,
 };
 
 /// Samples up to this size are compared with p-value tests, larger ones with distances.
@@ -34,8 +36,11 @@ pub const DISTANCE_THRESHOLD: f64 = 0.1;
 pub enum Test {
     /// Kolmogorov-Smirnov p-value.
     Ks,
-    /// Chi-squared p-value on category counts.
+    /// Chi-squared goodness-of-fit p-value of the current category counts against the
+    /// reference's.
     Chi2,
+    /// Two-proportion Z-test p-value, for two categories.
+    Z,
     /// Wasserstein distance over the reference's standard deviation.
     Wasserstein,
     /// Jensen-Shannon distance over categories or bins.
@@ -45,7 +50,7 @@ pub enum Test {
 impl Test {
     /// Whether a smaller score means more change (p-values) or a larger one (distances).
     pub fn is_pvalue(self) -> bool {
-        matches!(self, Test::Ks | Test::Chi2)
+        matches!(self, Test::Ks | Test::Chi2 | Test::Z)
     }
 }
 
@@ -64,8 +69,22 @@ pub struct ColumnDrift {
     pub psi: f64,
 }
 
+impl ColumnDrift {
+    /// When the score means drift, as people read it: `< 0.05`, `<= 0.05` (K-S), `>= 0.1`.
+    pub fn rule(&self) -> String {
+        match self.test {
+            Test::Ks => format!("<= {}", self.threshold),
+            t if t.is_pvalue() => format!("< {}", self.threshold),
+            _ => format!(">= {}", self.threshold),
+        }
+    }
+}
+
 fn decide(test: Test, score: f64, psi: f64) -> ColumnDrift {
-    let (threshold, drifted) = if test.is_pvalue() {
+    let (threshold, drifted) = if test == Test::Ks {
+        // Evidently's K-S alone counts a p-value equal to the threshold as drift.
+        (PVALUE_THRESHOLD, score <= PVALUE_THRESHOLD)
+    } else if test.is_pvalue() {
         (PVALUE_THRESHOLD, score < PVALUE_THRESHOLD)
     } else {
         (DISTANCE_THRESHOLD, score >= DISTANCE_THRESHOLD)
@@ -134,11 +153,19 @@ pub fn categorical(
         .collect();
     let psi = psi(&r, &c)?;
     if n_ref as usize <= SMALL_SAMPLE {
-        if keys.len() < 2 {
-            // One category on both sides: nothing can have changed.
-            return Ok(decide(Test::Chi2, 1.0, psi));
+        let n_cur: f64 = c.iter().sum();
+        if keys.len() <= 2 {
+            // The share of the categories after the first (in sorted order) on each side; one
+            // category on both sides cannot have changed.
+            if keys.len() < 2 {
+                return Ok(decide(Test::Z, 1.0, psi));
+            }
+            let p = proportions_z_test(r[1], n_ref as f64, c[1], n_cur)?;
+            return Ok(decide(Test::Z, p, psi));
         }
-        let p = chi2_contingency(&[r, c])?.pvalue;
+        let scale = n_cur / n_ref as f64;
+        let expected: Vec<f64> = r.iter().map(|x| x * scale).collect();
+        let p = chisquare(&c, &expected)?.pvalue;
         return Ok(decide(Test::Chi2, p, psi));
     }
     Ok(decide(Test::JensenShannon, jensen_shannon(&r, &c)?, psi))
@@ -225,11 +252,32 @@ mod tests {
     }
 
     #[test]
-    fn categories_use_chi2_then_jensen_shannon() {
+    fn categories_use_z_or_chi2_then_jensen_shannon() {
         let counts = |a: u64, b: u64| BTreeMap::from([("a".to_string(), a), ("b".to_string(), b)]);
         let small = categorical(&counts(50, 50), &counts(90, 10)).unwrap();
-        assert_eq!(small.test, Test::Chi2);
+        assert_eq!(small.test, Test::Z);
         assert!(small.drifted);
+        let same = categorical(&counts(50, 50), &counts(40, 40)).unwrap();
+        assert_eq!((same.test, same.score), (Test::Z, 1.0));
+        let three = |a: u64, b: u64, c: u64| {
+            BTreeMap::from([
+                ("a".to_string(), a),
+                ("b".to_string(), b),
+                ("c".to_string(), c),
+            ])
+        };
+        let moved = categorical(&three(100, 100, 100), &three(30, 10, 20)).unwrap();
+        // Expected 20 each: statistic 10 on 2 degrees of freedom.
+        assert_eq!(moved.test, Test::Chi2);
+        assert!((moved.score - (-5.0f64).exp()).abs() < 1e-12, "{moved:?}");
+        // A category the reference never held.
+        let new = categorical(&counts(100, 0), &counts(50, 1)).unwrap();
+        assert_eq!(
+            (new.test, new.score),
+            (Test::Z, proportions_z_test(0.0, 100.0, 1.0, 51.0).unwrap())
+        );
+        let new = categorical(&three(50, 50, 0), &three(20, 20, 1)).unwrap();
+        assert_eq!((new.test, new.score, new.drifted), (Test::Chi2, 0.0, true));
         let large = categorical(&counts(5000, 5000), &counts(5100, 4900)).unwrap();
         assert_eq!(large.test, Test::JensenShannon);
         assert!(!large.drifted);

@@ -4,7 +4,7 @@
 //! performance monitoring.
 //!
 //! Each test follows the definition scipy uses (`ks_2samp`, `wasserstein_distance`,
-//! `jensenshannon`, `chi2_contingency`), so results can be checked against it; [`drift`] picks
+//! `jensenshannon`, `chi2_contingency`, `chisquare`), so results can be checked against it; [`drift`] picks
 //! the test per column the way Evidently's defaults do.
 
 pub mod chi2;
@@ -14,7 +14,7 @@ pub mod drift;
 pub mod ks;
 pub mod regression;
 
-pub use chi2::{Chi2, chi2_contingency};
+pub use chi2::{Chi2, chi2_contingency, chisquare, proportions_z_test};
 pub use classification::{ClassificationMetrics, classification};
 pub use divergence::{jensen_shannon, psi, wasserstein_distance};
 pub use ks::{Ks, ks_2samp};

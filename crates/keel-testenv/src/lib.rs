@@ -1,7 +1,8 @@
 //! What keel's tests need from the machine, found one way in every crate:
 //!
 //! - [`python`]: the interpreter with the reference tools (`KEEL_PYTHON`, else the workspace's
-//!   `.venv`), checked by importing the modules a test needs;
+//!   `.venv`), checked by importing the modules a test needs; [`evidently_python`], Evidently's
+//!   own (`KEEL_EVIDENTLY_PYTHON`, else `.venv-evidently`);
 //! - [`postgres_url`]: the PostgreSQL server `KEEL_TEST_DATABASE_URL` names, checked by
 //!   connecting to its port.
 //!
@@ -45,9 +46,24 @@ pub fn workspace() -> PathBuf {
 
 /// The Python with the reference tools that can import every one of `modules`, or a skip.
 pub fn python(test: &str, modules: &[&str]) -> Option<PathBuf> {
-    let candidate = std::env::var_os("KEEL_PYTHON")
+    python_in("KEEL_PYTHON", ".venv", test, modules)
+}
+
+/// The Python of Evidently's own virtualenv (`KEEL_EVIDENTLY_PYTHON`, else the workspace's
+/// `.venv-evidently`: Evidently 0.7 needs a pandas below 3), or a skip.
+pub fn evidently_python(test: &str) -> Option<PathBuf> {
+    python_in(
+        "KEEL_EVIDENTLY_PYTHON",
+        ".venv-evidently",
+        test,
+        &["evidently"],
+    )
+}
+
+fn python_in(variable: &str, venv: &str, test: &str, modules: &[&str]) -> Option<PathBuf> {
+    let candidate = std::env::var_os(variable)
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+        .unwrap_or_else(|| workspace().join(venv).join("bin/python"));
     let imports = format!("import {}", modules.join(", "));
     let ok = Command::new(&candidate)
         .args(["-c", &imports])
@@ -61,7 +77,7 @@ pub fn python(test: &str, modules: &[&str]) -> Option<PathBuf> {
     skip(
         test,
         &format!(
-            "no Python at {} can `{imports}` (scripts/test installs tests/compat/requirements.txt into .venv; or set KEEL_PYTHON)",
+            "no Python at {} can `{imports}` (scripts/test installs it into {venv}; or set {variable})",
             candidate.display()
         ),
     )

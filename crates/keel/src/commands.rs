@@ -163,7 +163,7 @@ pub async fn runs_ls(client: &Client, a: RunsLs<'_>) -> Result<()> {
 
 /// The keel dataset versions (`name@version`) whose content hash is `digest`: lineage from a
 /// run's input to the exact data. Empty for other digests, or when the server is not keel.
-async fn data_versions(client: &Client, digest: &str) -> Vec<String> {
+pub(crate) async fn data_versions(client: &Client, digest: &str) -> Vec<String> {
     if keel_core::data::digest_of(digest).is_err() {
         return Vec::new();
     }

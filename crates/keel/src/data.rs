@@ -557,6 +557,7 @@ pub async fn diff(store: &Store, a: &str, b: &str, drift_share: f64, as_json: bo
     );
     if as_json {
         let mut v = serde_json::to_value(&d)?;
+        v["share"] = share.into();
         v["dataset_drifted"] = drifted.into();
         println!("{}", serde_json::to_string(&v)?);
     } else {
@@ -582,6 +583,13 @@ fn print_diff(la: &str, lb: &str, d: &keel_data::diff::Diff, verdict: &str) -> R
         }
         println!("{t}");
     }
+    println!("{}", drift_table(&d.columns)?);
+    Ok(())
+}
+
+/// Per column: the drift test, its score against its threshold, the decision, PSI and missing
+/// values on each side (or why the column was not compared).
+pub(crate) fn drift_table(columns: &[keel_data::diff::ColumnChange]) -> Result<comfy_table::Table> {
     let mut t = output::table(&[
         "column",
         "test",
@@ -592,7 +600,7 @@ fn print_diff(la: &str, lb: &str, d: &keel_data::diff::Diff, verdict: &str) -> R
         "psi",
         "nulls",
     ]);
-    for c in &d.columns {
+    for c in columns {
         let nulls = format!("{} -> {}", c.nulls.0, c.nulls.1);
         match &c.drift {
             Some(x) => t.add_row(vec![
@@ -608,27 +616,23 @@ fn print_diff(la: &str, lb: &str, d: &keel_data::diff::Diff, verdict: &str) -> R
                 }
                 .into(),
                 format!("{:.4}", x.score),
-                if x.test.is_pvalue() {
-                    format!("< {}", x.threshold)
-                } else {
-                    format!(">= {}", x.threshold)
-                },
+                x.rule(),
                 if x.drifted { "yes" } else { "no" }.into(),
                 format!("{:.4}", x.psi),
                 nulls,
             ]),
+            // Why there is no test, in the test's column.
             None => t.add_row(vec![
                 c.column.clone(),
+                c.note.clone().unwrap_or_else(|| "-".into()),
                 "-".into(),
                 "-".into(),
                 "-".into(),
                 "-".into(),
                 "-".into(),
-                c.note.clone().unwrap_or_default(),
                 nulls,
             ]),
         };
     }
-    println!("{t}");
-    Ok(())
+    Ok(t)
 }

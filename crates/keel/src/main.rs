@@ -21,6 +21,8 @@ mod data_validate;
 #[cfg(feature = "full")]
 mod db;
 #[cfg(feature = "full")]
+mod monitor;
+#[cfg(feature = "full")]
 mod output;
 #[cfg(feature = "full")]
 mod quickstart;
@@ -92,6 +94,10 @@ enum Command {
     /// Dataset versions: add, list, show, restore, compare, validate, and what changed since.
     #[command(subcommand)]
     Data(data_command::DataCmd),
+    #[cfg(feature = "full")]
+    /// Watch served models: drift of their logged inputs and outputs against a reference.
+    #[command(subcommand)]
+    Monitor(monitor::MonitorCmd),
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -112,6 +118,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => transfer::cli::export(a).await,
         #[cfg(feature = "full")]
         Command::Data(cmd) => data_command::command(cmd).await,
+        #[cfg(feature = "full")]
+        Command::Monitor(cmd) => monitor::command(cmd).await,
         #[cfg(feature = "full")]
         Command::Train(cmd) => train::command(*cmd).await,
         Command::Serve(cmd) => serve::command(*cmd).await,

@@ -466,44 +466,50 @@ fn registry_error(e: anyhow::Error) -> ServeError {
     }
 }
 
+/// The version of a registered model `spec` names now, on the server `client` talks to.
+pub(crate) async fn registered_version(
+    client: &Client,
+    spec: &ModelSpec,
+) -> Result<String, ServeError> {
+    match spec {
+        ModelSpec::Alias { name, alias } => {
+            let v: Value = client
+                .get(
+                    "registered-models/alias",
+                    &[("name", name.clone()), ("alias", alias.clone())],
+                )
+                .await
+                .map_err(registry_error)?;
+            v["model_version"]["version"]
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| ServeError::NotFound(format!("'{spec}' names no version")))
+        }
+        ModelSpec::Version { version, .. } => Ok(version.clone()),
+        ModelSpec::Latest { name } => {
+            let v: Value = client
+                .get("registered-models/get", &[("name", name.clone())])
+                .await
+                .map_err(registry_error)?;
+            v["registered_model"]["latest_versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|mv| mv["version"].as_str())
+                .max_by_key(|s| s.parse::<u64>().unwrap_or(0))
+                .map(String::from)
+                .ok_or_else(|| {
+                    ServeError::NotFound(format!("registered model '{name}' has no versions"))
+                })
+        }
+        ModelSpec::Path(p) => Err(ServeError::Model(format!("{} is a path", p.display()))),
+    }
+}
+
 #[async_trait::async_trait]
 impl Registry for HttpRegistry {
     async fn version(&self, spec: &ModelSpec) -> Result<String, ServeError> {
-        match spec {
-            ModelSpec::Alias { name, alias } => {
-                let v: Value = self
-                    .client
-                    .get(
-                        "registered-models/alias",
-                        &[("name", name.clone()), ("alias", alias.clone())],
-                    )
-                    .await
-                    .map_err(registry_error)?;
-                v["model_version"]["version"]
-                    .as_str()
-                    .map(String::from)
-                    .ok_or_else(|| ServeError::NotFound(format!("'{spec}' names no version")))
-            }
-            ModelSpec::Version { version, .. } => Ok(version.clone()),
-            ModelSpec::Latest { name } => {
-                let v: Value = self
-                    .client
-                    .get("registered-models/get", &[("name", name.clone())])
-                    .await
-                    .map_err(registry_error)?;
-                v["registered_model"]["latest_versions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|mv| mv["version"].as_str())
-                    .max_by_key(|s| s.parse::<u64>().unwrap_or(0))
-                    .map(String::from)
-                    .ok_or_else(|| {
-                        ServeError::NotFound(format!("registered model '{name}' has no versions"))
-                    })
-            }
-            ModelSpec::Path(p) => Err(ServeError::Model(format!("{} is a path", p.display()))),
-        }
+        registered_version(&self.client, spec).await
     }
 
     async fn fetch(&self, name: &str, version: &str) -> Result<PathBuf, ServeError> {

@@ -104,7 +104,8 @@ fn add_show_get_and_deduplicate_a_csv_file() {
     assert_eq!(change["rows"], serde_json::json!([500, 600]));
     assert_eq!(change["schema"], serde_json::json!([]));
     assert_eq!(change["columns"][0]["drift"]["test"], "ks");
-    assert_eq!(change["columns"][2]["drift"]["test"], "chi2");
+    // Two groups: Evidently's two-proportion Z-test.
+    assert_eq!(change["columns"][2]["drift"]["test"], "z");
     assert_eq!(change["columns"][2]["drift"]["drifted"], false);
     // Either side may be a local file; the table names each statistic.
     std::fs::write(d.join("same.csv"), csv(500)).unwrap();
@@ -607,4 +608,79 @@ async fn the_same_commands_work_against_a_server() {
         r["inputs"]["dataset_inputs"][0]["data_versions"],
         serde_json::json!(["parts@1"])
     );
+}
+
+/// keel's per-column drift decisions, test by test, against Evidently 0.7's on data sets its
+/// script generates: every test Evidently picks (K-S, the Z-test, chi-squared, normalised
+/// Wasserstein, Jensen-Shannon), columns that move clearly, slightly or not at all, numbers
+/// with few values, and a category only the current side holds. The same test, the same
+/// score (to 1e-6), the same decision, and the same share of drifted columns.
+#[test]
+fn drift_decisions_agree_with_evidently() {
+    let Some(python) = keel_testenv::evidently_python("drift_decisions_agree_with_evidently")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = support::workspace().join("tests/compat/evidently_drift.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(d)
+        .output()
+        .expect("run the Evidently script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let evidently: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let method = |m: &str| match m {
+        "K-S p_value" => "ks",
+        "Z-test p_value" => "z",
+        "chi-square p_value" => "chi2",
+        "Wasserstein distance (normed)" => "wasserstein",
+        "Jensen-Shannon distance" => "jensen_shannon",
+        other => panic!("a test keel does not know: {other}"),
+    };
+    let mut tests_seen = std::collections::BTreeSet::new();
+    for (case, expected) in evidently.as_object().unwrap() {
+        let (a, b) = (format!("{case}_ref.csv"), format!("{case}_cur.csv"));
+        let (_, out, err) = keel_status(d, &["data", "diff", &a, &b, "--json"]);
+        let keel: Value = serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{err}"));
+        let columns = keel["columns"].as_array().unwrap();
+        assert_eq!(
+            columns.len(),
+            expected["columns"].as_object().unwrap().len(),
+            "{case}"
+        );
+        for c in columns {
+            let name = c["column"].as_str().unwrap();
+            let ours = &c["drift"];
+            let theirs = &expected["columns"][name];
+            let test = method(theirs["method"].as_str().unwrap());
+            tests_seen.insert(test);
+            assert_eq!(ours["test"], test, "{case}/{name}: {ours} vs {theirs}");
+            let (s, t) = (
+                ours["score"].as_f64().unwrap(),
+                theirs["score"].as_f64().unwrap(),
+            );
+            assert!(
+                (s - t).abs() <= 1e-6 + 1e-6 * t.abs(),
+                "{case}/{name}: score {s} vs Evidently's {t}"
+            );
+            let threshold = theirs["threshold"].as_f64().unwrap();
+            let drifted = match test {
+                "ks" => t <= threshold,
+                "z" | "chi2" => t < threshold,
+                _ => t >= threshold,
+            };
+            assert_eq!(
+                ours["drifted"], drifted,
+                "{case}/{name}: {ours} vs {theirs}"
+            );
+        }
+        assert_eq!(keel["share"], expected["share"], "{case}");
+    }
+    assert_eq!(tests_seen.len(), 5, "{tests_seen:?}");
 }

@@ -524,3 +524,225 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The shop table's rows as `/invocations` bodies of 50 rows, `x1` moved by `shift`.
+fn shop_requests(shift: f64) -> Vec<String> {
+    let table = shop();
+    let rows: Vec<String> = table
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let x1: f64 = f[0].parse().unwrap();
+            format!("[{}, {}, \"{}\"]", x1 + shift, f[1], f[2])
+        })
+        .collect();
+    rows.chunks(50)
+        .map(|c| {
+            format!(
+                r#"{{"dataframe_split": {{"columns": ["x1", "x2", "colour"], "data": [{}]}}}}"#,
+                c.join(", ")
+            )
+        })
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// `keel monitor report ARGS --json`: the exit status, the report and standard error.
+fn monitor(d: &Path, args: &[&str]) -> (i32, Value, String) {
+    let all = [
+        &["monitor", "report", "price/1", "--log-dir", "log"],
+        args,
+        &["--json"],
+    ]
+    .concat();
+    let (code, out, err) = keel_status(d, &all);
+    let report = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
+    (code, report, err)
+}
+
+/// Each compared column's drift decision in a report.
+fn decisions(report: &Value) -> Vec<(String, bool)> {
+    let mut d: Vec<(String, bool)> = report["drift"]["columns"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no columns in {report}"))
+        .iter()
+        .map(|c| {
+            (
+                c["column"].as_str().unwrap().to_string(),
+                c["drift"]["drifted"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    d.sort();
+    d
+}
+
+#[test]
+fn a_served_versions_drift_is_reported_against_its_training_data_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    price_model(d, &[]);
+    // The training rows as they were, then the same rows with x1 moved by 3.
+    let send = |shift: f64| {
+        let serving = Serving::start(d, &["price", "--log-dir", "log"]);
+        for body in shop_requests(shift) {
+            let (status, _, answer) = post_json(&serving.addr, "/invocations", body.as_bytes());
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        }
+        // A graceful stop finishes every log file.
+        assert_eq!(serving.stop(), 0);
+    };
+    let t0 = now_ms().to_string();
+    send(0.0);
+    let t1 = now_ms().to_string();
+    send(3.0);
+
+    // The first window against the dataset version the model was trained on (its lineage):
+    // the inputs, and the predicted price against the trained-on price, do not drift.
+    let (code, a, err) = monitor(d, &["--until", &t1, "--html", "a.html"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(a["reference"], "shop@1");
+    assert_eq!(a["drift"]["current_rows"], 600);
+    assert_eq!(a["drift"]["reference_rows"], 600);
+    assert_eq!(a["drift"]["not_logged"], serde_json::json!(["label"]));
+    let none = |cols: &[&str]| -> Vec<(String, bool)> {
+        cols.iter().map(|c| (c.to_string(), false)).collect()
+    };
+    assert_eq!(
+        decisions(&a),
+        none(&["colour", "out_variable", "x1", "x2"]),
+        "{a}"
+    );
+    assert_eq!(a["drift"]["dataset_drifted"], false);
+    let run_a = a["run_id"]
+        .as_str()
+        .expect("the check is recorded")
+        .to_string();
+    let page = std::fs::read_to_string(d.join("a.html")).unwrap();
+    for needle in [
+        "data-column=\"x1\"",
+        "data-column=\"out_variable\"",
+        "<svg",
+        "shop@1",
+    ] {
+        assert!(page.contains(needle), "no {needle} in a.html");
+    }
+
+    // The moved window: x1 and the predicted price drift, x2 and colour do not; two of four
+    // columns reach the default share, so the dataset drifted (status 1, one line).
+    let (code, b, err) = monitor(d, &["--since", &t1]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("price/1 drifted"), "{err}");
+    let moved = vec![
+        ("colour".to_string(), false),
+        ("out_variable".into(), true),
+        ("x1".into(), true),
+        ("x2".into(), false),
+    ];
+    assert_eq!(decisions(&b), moved, "{b}");
+    assert_eq!(b["drift"]["share"], 0.5);
+    assert_eq!(b["drift"]["dataset_drifted"], true);
+    // Under a higher share it did not.
+    let (code, _, err) = monitor(d, &["--since", &t1, "--drift-share", "0.75", "--no-record"]);
+    assert_eq!(code, 0, "{err}");
+
+    // Against the first window of the log instead: the same decisions, outputs included.
+    let (code, c, err) = monitor(
+        d,
+        &[
+            "--since",
+            &t1,
+            "--reference-since",
+            &t0,
+            "--reference-until",
+            &t1,
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        c["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("price/1 logged in"),
+        "{c}"
+    );
+    assert_eq!(c["drift"]["reference_rows"], 600);
+    assert_eq!(decisions(&c), moved, "{c}");
+
+    // The newest rows: whole requests of 50 rows, so exactly 100 unless two requests were
+    // logged in the same millisecond.
+    let (code, last, err) = monitor(d, &["--last", "100", "--no-record"]);
+    assert_eq!(code, 1, "{err}");
+    let rows = last["drift"]["current_rows"].as_u64().unwrap();
+    assert!((100..200).contains(&rows), "{rows}");
+    assert!(last["run_id"].is_null());
+
+    // Each recorded check is a run the tracking API shows, with the report as artifacts.
+    let runs = json(d, &["runs", "ls", "--experiment", "keel-monitoring"]);
+    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
+    let run = json(d, &["runs", "show", &run_a]);
+    let metric = |key: &str| {
+        run["data"]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["key"] == key)
+            .unwrap_or_else(|| panic!("no metric {key} in {run}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(metric("drift_share"), 0.0);
+    assert_eq!(metric("current_rows"), 600.0);
+    assert!(metric("drift.x1") > 0.05, "a K-S p-value on equal samples");
+    let params = run["data"]["params"].to_string();
+    assert!(
+        params.contains("shop@1") && params.contains("\"price\""),
+        "{params}"
+    );
+    let files = json(d, &["runs", "artifacts", &run_a]).to_string();
+    assert!(
+        files.contains("report.html") && files.contains("report.json"),
+        "{files}"
+    );
+
+    // Bad input: one line naming what is wrong, nothing recorded.
+    let before = |hours: i64| (now_ms() - hours * 3_600_000).to_string();
+    let (two_hours_ago, an_hour_ago) = (before(2), before(1));
+    for (args, needle) in [
+        (
+            vec![
+                "--since",
+                two_hours_ago.as_str(),
+                "--until",
+                an_hour_ago.as_str(),
+            ],
+            "no logged predictions of price/1 in",
+        ),
+        (
+            vec!["--since", t1.as_str(), "--until", t0.as_str()],
+            "is not before its end",
+        ),
+        (vec!["--reference", "nosuch@1"], "nosuch"),
+        (vec!["--window", "soon"], "--window"),
+        (vec!["--drift-share", "0"], "--drift-share"),
+        (vec!["--last", "0"], "--last"),
+    ] {
+        let (code, _, err) = monitor(d, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let (code, _, err) = keel_status(d, &["monitor", "report", "nosuch/1", "--log-dir", "log"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nosuch"), "{err}");
+    let runs = json(d, &["runs", "ls", "--experiment", "keel-monitoring"]);
+    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
+}
