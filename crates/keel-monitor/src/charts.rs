@@ -167,14 +167,24 @@ fn categories(
 /// A score over the window: points `(time in ms, value)` joined by a line, with the threshold
 /// it is held against as a dashed level when given.
 pub fn timeline(points: &[(i64, f64)], threshold: Option<f64>, y_desc: &str) -> Option<String> {
-    let (first, last) = (points.first()?.0, points.last()?.0);
+    lines(&[(CURRENT, points)], threshold, y_desc)
+}
+
+/// Several series over the same times, each in its colour, with an optional dashed level.
+pub fn lines(
+    series: &[(RGBColor, &[(i64, f64)])],
+    threshold: Option<f64>,
+    y_desc: &str,
+) -> Option<String> {
+    let all = || series.iter().flat_map(|(_, s)| s.iter());
+    let first = all().map(|p| p.0).min()?;
+    let last = all().map(|p| p.0).max()?;
     let (x0, x1) = if last > first {
         (first, last)
     } else {
         (first - 1, last + 1)
     };
-    let top = points
-        .iter()
+    let top = all()
         .map(|p| p.1)
         .chain(threshold)
         .filter(|v| v.is_finite())
@@ -211,19 +221,19 @@ pub fn timeline(points: &[(i64, f64)], threshold: Option<f64>, y_desc: &str) -> 
                 }))
                 .ok()?;
         }
-        let line: Vec<(i64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                line.clone(),
-                CURRENT.stroke_width(2),
-            )))
-            .ok()?;
-        chart
-            .draw_series(
-                line.into_iter()
-                    .map(|p| Circle::new(p, 3, CURRENT.filled())),
-            )
-            .ok()?;
+        for (colour, points) in series {
+            let line: Vec<(i64, f64)> =
+                points.iter().copied().filter(|p| p.1.is_finite()).collect();
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    line.clone(),
+                    colour.stroke_width(2),
+                )))
+                .ok()?;
+            chart
+                .draw_series(line.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+                .ok()?;
+        }
         Some(())
     })
 }

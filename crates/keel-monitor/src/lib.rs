@@ -5,12 +5,15 @@
 //! outputs against a reference table, column by column, with the drift statistics
 //! `keel data diff` uses ([`drift`]): Evidently's defaults, PSI beside them, and the dataset
 //! drifted when a share of its columns did. A check is a [`report::Report`]: JSON, or one
-//! HTML page with each column's two distributions ([`charts`]) and its course over the window.
+//! HTML page with each column's two distributions ([`charts`]) and its course over the window,
+//! with the live performance beside it ([`performance`]: realised on the rows with ground
+//! truth, estimated from the probabilities on every row, latency).
 
 pub mod charts;
 pub mod drift;
 pub mod error;
 pub mod log;
+pub mod performance;
 pub mod report;
 pub mod window;
 

@@ -42,7 +42,7 @@ pub fn prediction_files(log_dir: &Path, model: &str, window: &Window) -> Result<
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
-fn io(path: &Path, source: std::io::Error) -> MonitorError {
+pub(crate) fn io(path: &Path, source: std::io::Error) -> MonitorError {
     MonitorError::Io {
         path: path.display().to_string(),
         source,
@@ -69,7 +69,7 @@ impl Selection {
         }
     }
 
-    fn rows(&self) -> Expr {
+    pub(crate) fn rows(&self) -> Expr {
         let t = col("time").dt().timestamp(TimeUnit::Milliseconds);
         let mut keep = t
             .clone()
@@ -89,6 +89,8 @@ pub struct Current {
     pub table: Table,
     /// Each column's values (see [`Sample`]).
     pub samples: Vec<Sample>,
+    /// The log files holding the rows.
+    pub paths: Vec<PathBuf>,
     /// How many log files held the rows.
     pub files: usize,
     /// When the first of the rows was logged (ms since the epoch).
@@ -170,6 +172,7 @@ pub fn current(log_dir: &Path, sel: &Selection) -> Result<Current> {
         table,
         samples,
         files: kept.len(),
+        paths: kept.into_iter().map(|(p, _)| p).collect(),
         first_ms,
         last_ms,
     })
@@ -241,14 +244,14 @@ pub fn model_name(logged: &str) -> &str {
     logged.strip_prefix(INPUT_PREFIX).unwrap_or(logged)
 }
 
-fn scan(path: &Path) -> PolarsResult<LazyFrame> {
+pub(crate) fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     LazyFrame::scan_parquet(
         PlRefPath::from(path.to_string_lossy().as_ref()),
         ScanArgsParquet::default(),
     )
 }
 
-fn unreadable(path: &Path, e: PolarsError) -> MonitorError {
+pub(crate) fn unreadable(path: &Path, e: PolarsError) -> MonitorError {
     let msg = e.to_string();
     MonitorError::Data(keel_data::DataError::content(
         path,

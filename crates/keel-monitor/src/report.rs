@@ -16,6 +16,7 @@ use crate::charts;
 use crate::drift::{self, DriftReport};
 use crate::error::{MonitorError, Result};
 use crate::log::{Current, Selection, current};
+use crate::performance::{Metrics, Performance};
 use crate::window::{Window, rfc3339};
 
 /// The logged output holding a model's prediction (its label, or its value): `out_label`
@@ -177,6 +178,8 @@ pub struct Report {
     pub drift: DriftReport,
     /// Its course over the window.
     pub timeline: Vec<Point>,
+    /// Live performance over the same rows, when the log holds a prediction keel recognises.
+    pub performance: Option<Performance>,
 }
 
 impl Report {
@@ -198,6 +201,7 @@ impl Report {
             reference,
             drift,
             timeline,
+            performance: None,
         }
     }
 
@@ -281,6 +285,9 @@ pub fn html(
                         }
                     }
                 }
+                @if let Some(p) = &report.performance {
+                    (performance(p))
+                }
                 @for c in &d.columns {
                     (column(c, report, sample(reference, &c.column), sample(current, &c.column)))
                 }
@@ -325,6 +332,73 @@ fn column(c: &ColumnChange, report: &Report, r: Option<Sample>, cur: Option<Samp
                 }
                 @if points.len() > 1 {
                     div { (PreEscaped(charts::timeline(&points, c.drift.as_ref().map(|x| x.threshold), "score").unwrap_or_default())) }
+                }
+            }
+        }
+    }
+}
+
+/// Live performance: realised, estimated and training metrics side by side, their course over
+/// the window, and latency.
+fn performance(p: &Performance) -> Markup {
+    let names: Vec<&String> = p
+        .realised
+        .keys()
+        .chain(p.estimated.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let cell = |m: &Metrics, k: &str| {
+        m.get(k)
+            .map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+    };
+    let main = if p.task == "classification" {
+        "accuracy"
+    } else {
+        "rmse"
+    };
+    let series =
+        |pick: &dyn Fn(&crate::performance::PerformancePoint) -> Option<f64>| -> Vec<(i64, f64)> {
+            p.timeline
+                .iter()
+                .filter_map(|t| Some((t.since_ms, pick(t)?)))
+                .collect()
+        };
+    let realised = series(&|t| t.realised.get(main).copied());
+    let estimated = series(&|t| t.estimated.get(main).copied());
+    let p99 = series(&|t| Some(t.latency.p99_ms));
+    let chart = charts::lines(
+        &[
+            (charts::CURRENT, &realised),
+            (charts::REFERENCE, &estimated),
+        ],
+        p.training.get(main).copied(),
+        main,
+    );
+    html! {
+        section.column #performance {
+            h2 { "Performance" span.kind { (p.task) ", " (p.labelled) " of " (p.rows) " rows labelled" } }
+            div.body {
+                table.stats {
+                    tr { th { "metric" } th { "realised" } th { "estimated" } th { "training" } }
+                    @for k in &names {
+                        tr { th { (k) } td { (cell(&p.realised, k)) } td { (cell(&p.estimated, k)) } td { (cell(&p.training, k)) } }
+                    }
+                    tr { th { "requests" } td { (p.latency.requests) } }
+                    tr { th { "latency p50 / p95 / p99" } td colspan="3" { (format!("{:.2} / {:.2} / {:.2} ms", p.latency.p50_ms, p.latency.p95_ms, p.latency.p99_ms)) } }
+                }
+                @if realised.len() + estimated.len() > 1 {
+                    div {
+                        p.legend {
+                            span.swatch style=(swatch(charts::CURRENT)) {} " realised "
+                            span.swatch style=(swatch(charts::REFERENCE)) {} " estimated "
+                            @if p.training.contains_key(main) { "- - training" }
+                        }
+                        (PreEscaped(chart.unwrap_or_default()))
+                    }
+                }
+                @if p99.len() > 1 {
+                    div { p.legend { "p99 latency, ms" } (PreEscaped(charts::timeline(&p99, None, "ms").unwrap_or_default())) }
                 }
             }
         }

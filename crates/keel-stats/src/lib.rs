@@ -1,12 +1,13 @@
 //! Two-sample statistics that keel compares data with, shared by `keel data diff` and by
 //! monitoring: the same numbers wherever a distribution change is measured; and the quality
 //! metrics of models ([`classification`], [`regression`]), shared by training and by
-//! performance monitoring.
+//! performance monitoring, and their estimate without labels ([`cbpe`]).
 //!
 //! Each test follows the definition scipy uses (`ks_2samp`, `wasserstein_distance`,
 //! `jensenshannon`, `chi2_contingency`, `chisquare`), so results can be checked against it; [`drift`] picks
 //! the test per column the way Evidently's defaults do.
 
+pub mod cbpe;
 pub mod chi2;
 pub mod classification;
 pub mod divergence;

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use keel_core::entities::Tag;
 use keel_monitor::drift::{self, DriftReport};
 use keel_monitor::log::{Current, Selection, current, newest_rows};
+use keel_monitor::performance::performance;
 use keel_monitor::report::{self, Report, read_reference};
 use keel_monitor::{Window, window::rfc3339};
 use keel_serve::source::ModelSpec;
@@ -137,6 +138,7 @@ async fn report(a: ReportArgs) -> Result<()> {
     let cur = blocking(move || current(&dir, &s)).await?;
 
     // The reference.
+    let lineage = lineage(&client, &name, &version).await?;
     let (reference_label, reference): (String, Side) = if let Some(since) = &a.reference_since {
         let until = a
             .reference_until
@@ -157,10 +159,12 @@ async fn report(a: ReportArgs) -> Result<()> {
         (label, (c.table, c.samples))
     } else {
         let data = stores.data();
-        let lineage = lineage(&client, &name, &version).await?;
-        let dataset = match (&a.reference, lineage.dataset) {
+        let dataset = match (&a.reference, &lineage.dataset) {
             (Some(r), _) => DataRef::parse(r)?,
-            (None, Some(d)) => d,
+            (None, Some(d)) => DataRef {
+                name: d.name.clone(),
+                version: d.version,
+            },
             (None, None) => bail!(
                 "keel cannot tell which dataset version {name}/{version} was trained on ({}); give --reference NAME@VERSION or --reference-since TIME",
                 match &lineage.run_id {
@@ -170,7 +174,7 @@ async fn report(a: ReportArgs) -> Result<()> {
                 }
             ),
         };
-        dataset_side(data.as_ref(), &dataset, &cur, lineage.target).await?
+        dataset_side(data.as_ref(), &dataset, &cur, lineage.target.clone()).await?
     };
 
     // The check, and its course over the window.
@@ -190,11 +194,21 @@ async fn report(a: ReportArgs) -> Result<()> {
             drift_share,
             TIMELINE_PARTS,
         )?;
-        Ok::<_, keel_monitor::MonitorError>(((d, t), cur, reference))
+        let p = performance(&dir, &s, &cur, TIMELINE_PARTS)?;
+        Ok::<_, keel_monitor::MonitorError>(((d, t, p), cur, reference))
     })
     .await?;
-    let (d, timeline) = checked;
-    let rep = Report::new(&sel, &cur, reference_label, d, timeline);
+    let (d, timeline, mut perf) = checked;
+    if let Some(p) = &mut perf {
+        p.training = lineage
+            .metrics
+            .iter()
+            .filter(|(k, _)| p.realised.contains_key(*k) || p.estimated.contains_key(*k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+    }
+    let mut rep = Report::new(&sel, &cur, reference_label, d, timeline);
+    rep.performance = perf;
     let page = report::html(
         &rep,
         (&reference.0, &reference.1),
@@ -241,6 +255,8 @@ struct Lineage {
     dataset: Option<DataRef>,
     /// Its `target` param (`keel train --target`).
     target: Option<String>,
+    /// Its held-out metrics (the latest value of each).
+    metrics: keel_monitor::performance::Metrics,
 }
 
 async fn lineage(client: &Client, model: &str, version: &str) -> Result<Lineage> {
@@ -271,6 +287,12 @@ async fn lineage(client: &Client, model: &str, version: &str) -> Result<Lineage>
         .find(|p| p["key"] == "target")
         .and_then(|p| p["value"].as_str())
         .map(str::to_string);
+    let metrics = run["run"]["data"]["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| Some((m["key"].as_str()?.to_string(), m["value"].as_f64()?)))
+        .collect();
     let inputs = run["run"]["inputs"]["dataset_inputs"]
         .as_array()
         .cloned()
@@ -305,6 +327,7 @@ async fn lineage(client: &Client, model: &str, version: &str) -> Result<Lineage>
         run_id: Some(run_id),
         dataset,
         target,
+        metrics,
     })
 }
 
@@ -399,6 +422,27 @@ async fn record(client: &Client, a: &ReportArgs, rep: &Report, page: &str) -> Re
             metrics.push((metric_key("psi", &c.column), x.psi, 0));
         }
     }
+    if let Some(p) = &rep.performance {
+        metrics.push(("predicted_rows".into(), p.rows as f64, 0));
+        metrics.push(("labelled_rows".into(), p.labelled as f64, 0));
+        metrics.push(("requests".into(), p.latency.requests as f64, 0));
+        for (k, v) in [
+            ("latency_p50_ms", p.latency.p50_ms),
+            ("latency_p95_ms", p.latency.p95_ms),
+            ("latency_p99_ms", p.latency.p99_ms),
+        ] {
+            if v.is_finite() {
+                metrics.push((k.into(), v, 0));
+            }
+        }
+        for (prefix, m) in [("realised", &p.realised), ("estimated", &p.estimated)] {
+            for (k, v) in m {
+                if v.is_finite() {
+                    metrics.push((metric_key(prefix, k), *v, 0));
+                }
+            }
+        }
+    }
     let done = async {
         tracking.log(&run, params, metrics, None).await?;
         tracking
@@ -434,6 +478,30 @@ fn print(rep: &Report, cur: &Current, run_id: Option<&str>) -> Result<()> {
     }
     if !d.not_in_reference.is_empty() {
         println!("not in the reference: {}", d.not_in_reference.join(", "));
+    }
+    if let Some(p) = &rep.performance {
+        println!(
+            "performance ({}): {} of {} rows labelled, {} requests, latency p50 {:.2} ms, p99 {:.2} ms",
+            p.task, p.labelled, p.rows, p.latency.requests, p.latency.p50_ms, p.latency.p99_ms
+        );
+        let names: std::collections::BTreeSet<&String> =
+            p.realised.keys().chain(p.estimated.keys()).collect();
+        if !names.is_empty() {
+            let mut t = crate::output::table(&["metric", "realised", "estimated", "training"]);
+            let cell = |m: &keel_monitor::performance::Metrics, k: &str| {
+                m.get(k)
+                    .map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+            };
+            for k in names {
+                t.add_row(vec![
+                    k.clone(),
+                    cell(&p.realised, k),
+                    cell(&p.estimated, k),
+                    cell(&p.training, k),
+                ]);
+            }
+            println!("{t}");
+        }
     }
     if let Some(id) = run_id {
         println!("recorded as run {id}");

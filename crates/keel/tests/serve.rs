@@ -746,3 +746,191 @@ fn a_served_versions_drift_is_reported_against_its_training_data_and_recorded() 
     let runs = json(d, &["runs", "ls", "--experiment", "keel-monitoring"]);
     assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
 }
+
+/// Uniform numbers in (0, 1) from a seeded generator (one stream: streams of nearby seeds
+/// would be correlated).
+fn uniforms(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+}
+
+/// Rows `x1, x2, label`: x1 around `shift`, x2 around 0 (normal, by Box-Muller), the label
+/// drawn from the same logistic relation whatever the shift (covariate shift: the inputs move,
+/// the relation does not).
+fn labelled_rows(n: usize, shift: f64, seed: u64) -> Vec<(f64, f64, &'static str)> {
+    let mut u = uniforms(seed);
+    let normal = move |u: &mut dyn FnMut() -> f64| {
+        (-2.0 * u().ln()).sqrt() * (2.0 * std::f64::consts::PI * u()).cos()
+    };
+    (0..n)
+        .map(|_| {
+            let (x1, x2) = (normal(&mut u) + shift, normal(&mut u));
+            let p = 1.0 / (1.0 + (-(1.5 * x1 - x2 + 0.3)).exp());
+            (x1, x2, if u() < p { "yes" } else { "no" })
+        })
+        .collect()
+}
+
+/// ROC AUC by ranks (ties sharing their mean rank).
+fn auc(scores: &[f64], positive: &[bool]) -> f64 {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
+    let (mut rank_sum, mut i) = (0.0, 0);
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let pos = order[i..=j].iter().filter(|k| positive[**k]).count() as f64;
+        rank_sum += pos * ((i + j) as f64 / 2.0 + 1.0);
+        i = j + 1;
+    }
+    let p = positive.iter().filter(|x| **x).count() as f64;
+    let n = positive.len() as f64 - p;
+    (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
+}
+
+#[test]
+fn live_performance_joins_feedback_and_estimates_it_without_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("x1,x2,label\n");
+    for (x1, x2, y) in labelled_rows(4000, 0.0, 11) {
+        csv.push_str(&format!("{x1},{x2},{y}\n"));
+    }
+    std::fs::write(d.join("clicks.csv"), csv).unwrap();
+    json(d, &["data", "add", "clicks.csv"]);
+    let trained = json(
+        d,
+        &[
+            "train",
+            "--data",
+            "clicks",
+            "--target",
+            "label",
+            "--algo",
+            "logistic_regression",
+            "--register",
+            "clicks",
+        ],
+    );
+    assert!(trained.to_string().contains("accuracy"), "{trained}");
+
+    // 5,000 rows whose x1 moved by one standard deviation, in requests of 100; the answers
+    // and then the ground truth of every row.
+    let current = labelled_rows(5000, 1.0, 29);
+    let serving = Serving::start(d, &["clicks", "--log-dir", "log"]);
+    let (mut right, mut scores, mut positive) = (0usize, Vec::new(), Vec::new());
+    for chunk in current.chunks(100) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(a, b, _)| format!("[{a}, {b}]"))
+            .collect();
+        let body = format!(
+            r#"{{"dataframe_split": {{"columns": ["x1", "x2"], "data": [{}]}}}}"#,
+            rows.join(", ")
+        );
+        let (status, head, answer) = post_json(&serving.addr, "/invocations", body.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        for ((_, _, truth), p) in chunk.iter().zip(answer["predictions"].as_array().unwrap()) {
+            right += usize::from(p["label"] == *truth);
+            scores.push(p["probability_yes"].as_f64().unwrap());
+            positive.push(*truth == "yes");
+        }
+        let id = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("x-request-id: ")
+                    .map(|v| v.trim().to_string())
+            })
+            .expect("an x-request-id header");
+        let truths: Vec<&str> = chunk.iter().map(|r| r.2).collect();
+        let feedback = serde_json::json!({"request_id": id, "ground_truth": truths});
+        let (status, _, answer) =
+            post_json(&serving.addr, "/feedback", feedback.to_string().as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+    assert_eq!(serving.stop(), 0);
+
+    let (code, report, err) = {
+        let args = [
+            "monitor",
+            "report",
+            "clicks/1",
+            "--log-dir",
+            "log",
+            "--json",
+            "--html",
+            "p.html",
+        ];
+        let (code, out, err) = keel_status(d, &args);
+        (
+            code,
+            serde_json::from_str::<Value>(out.trim()).unwrap_or(Value::Null),
+            err,
+        )
+    };
+    // x1 moved (and so did the predictions), x2 did not.
+    assert_eq!(code, 1, "{err}");
+    let p = &report["performance"];
+    assert_eq!(p["task"], "classification", "{report}");
+    assert_eq!(
+        (p["rows"].as_u64(), p["labelled"].as_u64()),
+        (Some(5000), Some(5000))
+    );
+    assert_eq!(p["latency"]["requests"], 50);
+    // Realised: what the answers and the ground truth give.
+    let accuracy = right as f64 / 5000.0;
+    let realised_auc = auc(&scores, &positive);
+    let metric = |side: &str, k: &str| {
+        p[side][k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {side} {k}: {p}"))
+    };
+    assert!(
+        (metric("realised", "accuracy") - accuracy).abs() < 1e-12,
+        "{p}"
+    );
+    assert!(
+        (metric("realised", "roc_auc") - realised_auc).abs() < 1e-9,
+        "{p}"
+    );
+    eprintln!(
+        "accuracy realised {accuracy:.4} estimated {:.4}; ROC AUC realised {realised_auc:.4} estimated {:.4}",
+        metric("estimated", "accuracy"),
+        metric("estimated", "roc_auc")
+    );
+    // Estimated from the probabilities alone, within 0.02 of the realised figures.
+    assert!(
+        (metric("estimated", "accuracy") - accuracy).abs() < 0.02,
+        "{p}"
+    );
+    assert!(
+        (metric("estimated", "roc_auc") - realised_auc).abs() < 0.02,
+        "{p}"
+    );
+    // The training run's held-out figures beside them.
+    assert!(metric("training", "accuracy") > 0.5, "{p}");
+    let page = std::fs::read_to_string(d.join("p.html")).unwrap();
+    assert!(
+        page.contains("id=\"performance\""),
+        "no performance section"
+    );
+    let runs = json(d, &["runs", "ls", "--experiment", "keel-monitoring"]);
+    let logged = runs[0]["data"]["metrics"].to_string();
+    for key in [
+        "realised.accuracy",
+        "estimated.roc_auc",
+        "labelled_rows",
+        "latency_p99_ms",
+    ] {
+        assert!(logged.contains(key), "no {key} in {logged}");
+    }
+}
