@@ -77,6 +77,18 @@ pub fn diff(a: (Format, &[&Path]), b: (Format, &[&Path])) -> Result<Diff> {
 
 /// Compares two profiled tables with their samples.
 pub fn compare(ta: &Table, sa: &[Sample], tb: &Table, sb: &[Sample]) -> Diff {
+    compare_with(ta, sa, tb, sb, &|_| None)
+}
+
+/// Compares like [`compare`], with the test `choose` gives a column instead of the default
+/// (a test that cannot apply to the column leaves it undecided, with the reason as its note).
+pub fn compare_with(
+    ta: &Table,
+    sa: &[Sample],
+    tb: &Table,
+    sb: &[Sample],
+    choose: &dyn Fn(&str) -> Option<drift::Choice>,
+) -> Diff {
     let types = |t: &Table| -> HashMap<String, (usize, String)> {
         t.schema
             .columns
@@ -121,21 +133,26 @@ pub fn compare(ta: &Table, sa: &[Sample], tb: &Table, sb: &[Sample]) -> Diff {
         };
         let i = before[&c.name].0;
         let (pa, pb) = (&ta.profile.columns[i], &tb.profile.columns[*j]);
+        let chosen = choose(&c.name);
+        let decided = |d: keel_stats::Result<ColumnDrift>| match d {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let (drift, note) = match (&sa[i], &sb[*j]) {
             (Sample::Numeric(x), Sample::Numeric(y)) if !x.is_empty() && !y.is_empty() => {
-                match drift::numeric(x, y) {
-                    Ok(d) => (Some(d), None),
-                    Err(e) => (None, Some(e.to_string())),
-                }
+                decided(match chosen {
+                    Some(choice) => drift::numeric_with(choice, x, y),
+                    None => drift::numeric(x, y),
+                })
             }
             (Sample::Counts(x), Sample::Counts(y))
                 if matches!(pa.stats, ColumnStats::Categorical(_))
                     || matches!(pb.stats, ColumnStats::Categorical(_)) =>
             {
-                match drift::categorical(x, y) {
-                    Ok(d) => (Some(d), None),
-                    Err(e) => (None, Some(e.to_string())),
-                }
+                decided(match chosen {
+                    Some(choice) => drift::categorical_with(choice, x, y),
+                    None => drift::categorical(x, y),
+                })
             }
             (Sample::Counts(_), Sample::Counts(_)) => (
                 None,

@@ -2,8 +2,11 @@
 //! (see [`keel_stats::drift`]), PSI beside it, and the dataset drifted when at least a share of
 //! the compared columns did.
 
+use std::collections::BTreeMap;
+
 use keel_data::diff::{self, ColumnChange};
 use keel_data::profile::{Sample, Table};
+use keel_stats::drift::Choice;
 use serde::Serialize;
 
 use crate::error::{MonitorError, Result};
@@ -40,12 +43,25 @@ pub fn check(
     current: (&Table, &[Sample]),
     drift_share: f64,
 ) -> Result<DriftReport> {
+    check_with(reference, current, drift_share, &BTreeMap::new())
+}
+
+/// Compares like [`check`], with the tests `choices` names for some columns (the monitor
+/// file's `columns`).
+pub fn check_with(
+    reference: (&Table, &[Sample]),
+    current: (&Table, &[Sample]),
+    drift_share: f64,
+    choices: &BTreeMap<String, Choice>,
+) -> Result<DriftReport> {
     if !(drift_share > 0.0 && drift_share <= 1.0) {
         return Err(MonitorError::Invalid(format!(
             "the drift share must be above 0 and at most 1, not {drift_share}"
         )));
     }
-    let d = diff::compare(reference.0, reference.1, current.0, current.1);
+    let d = diff::compare_with(reference.0, reference.1, current.0, current.1, &|c| {
+        choices.get(c).copied()
+    });
     let named = |change: &str| -> Vec<String> {
         d.schema
             .iter()

@@ -15,6 +15,7 @@ pub mod error;
 pub mod log;
 pub mod performance;
 pub mod report;
+pub mod rules;
 pub mod window;
 
 pub use error::{MonitorError, Result};

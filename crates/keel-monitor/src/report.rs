@@ -8,6 +8,7 @@ use std::path::Path;
 use keel_data::Format;
 use keel_data::diff::ColumnChange;
 use keel_data::profile::{Sample, Table, profile_planned};
+use keel_stats::drift::Choice;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use polars::prelude::*;
 use serde::Serialize;
@@ -98,13 +99,14 @@ pub struct Point {
 }
 
 /// The window from the first to the last logged row cut in `parts` equal parts, each checked
-/// against `reference`; parts without rows are left out.
+/// against `reference` (with the tests `choices` names); parts without rows are left out.
 pub fn timeline(
     log_dir: &Path,
     sel: &Selection,
     current: &Current,
     reference: (&Table, &[Sample]),
     drift_share: f64,
+    choices: &BTreeMap<String, Choice>,
     parts: usize,
 ) -> Result<Vec<Point>> {
     let (start, end) = (current.first_ms, current.last_ms.saturating_add(1));
@@ -126,7 +128,7 @@ pub fn timeline(
             Err(MonitorError::NoRows { .. }) => continue,
             Err(e) => return Err(e),
         };
-        let r = drift::check(reference, (&c.table, &c.samples), drift_share)?;
+        let r = drift::check_with(reference, (&c.table, &c.samples), drift_share, choices)?;
         points.push(Point {
             since: rfc3339(since),
             since_ms: since,

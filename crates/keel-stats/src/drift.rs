@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     Result, StatsError, chisquare, jensen_shannon, ks_2samp, proportions_z_test, psi,
@@ -31,7 +31,7 @@ pub const PVALUE_THRESHOLD: f64 = 0.05;
 pub const DISTANCE_THRESHOLD: f64 = 0.1;
 
 /// The test a decision rests on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Test {
     /// Kolmogorov-Smirnov p-value.
@@ -45,12 +45,41 @@ pub enum Test {
     Wasserstein,
     /// Jensen-Shannon distance over categories or bins.
     JensenShannon,
+    /// Population stability index over categories or bins (only when chosen).
+    Psi,
 }
 
 impl Test {
     /// Whether a smaller score means more change (p-values) or a larger one (distances).
     pub fn is_pvalue(self) -> bool {
         matches!(self, Test::Ks | Test::Chi2 | Test::Z)
+    }
+
+    /// The threshold Evidently uses for it: 0.05 for p-values, 0.1 for distances and PSI.
+    pub fn default_threshold(self) -> f64 {
+        if self.is_pvalue() {
+            PVALUE_THRESHOLD
+        } else {
+            DISTANCE_THRESHOLD
+        }
+    }
+}
+
+/// A test (and threshold, else [`Test::default_threshold`]) chosen for a column instead of
+/// the default choice.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    /// The test.
+    pub method: Test,
+    /// Its threshold.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+}
+
+impl Choice {
+    fn threshold(&self) -> f64 {
+        self.threshold.unwrap_or(self.method.default_threshold())
     }
 }
 
@@ -81,13 +110,17 @@ impl ColumnDrift {
 }
 
 fn decide(test: Test, score: f64, psi: f64) -> ColumnDrift {
-    let (threshold, drifted) = if test == Test::Ks {
+    decide_at(test, test.default_threshold(), score, psi)
+}
+
+fn decide_at(test: Test, threshold: f64, score: f64, psi: f64) -> ColumnDrift {
+    let drifted = if test == Test::Ks {
         // Evidently's K-S alone counts a p-value equal to the threshold as drift.
-        (PVALUE_THRESHOLD, score <= PVALUE_THRESHOLD)
+        score <= threshold
     } else if test.is_pvalue() {
-        (PVALUE_THRESHOLD, score < PVALUE_THRESHOLD)
+        score < threshold
     } else {
-        (DISTANCE_THRESHOLD, score >= DISTANCE_THRESHOLD)
+        score >= threshold
     };
     ColumnDrift {
         test,
@@ -171,6 +204,85 @@ pub fn categorical(
     Ok(decide(Test::JensenShannon, jensen_shannon(&r, &c)?, psi))
 }
 
+/// Drift of a numeric column with a chosen test: K-S, normalised Wasserstein, Jensen-Shannon
+/// or PSI over Sturges bins, or the Z-test or chi-squared on its values as categories.
+pub fn numeric_with(choice: Choice, reference: &[f64], current: &[f64]) -> Result<ColumnDrift> {
+    crate::finite(reference, "the reference sample")?;
+    crate::finite(current, "the current sample")?;
+    let (r, c) = sturges_histograms(reference, current);
+    let binned_psi = psi(&r, &c)?;
+    let t = choice.threshold();
+    let score = match choice.method {
+        Test::Ks => ks_2samp(reference, current)?.pvalue,
+        Test::Wasserstein => {
+            wasserstein_distance(reference, current)? / population_std(reference).max(0.001)
+        }
+        Test::JensenShannon => jensen_shannon(&r, &c)?,
+        Test::Psi => binned_psi,
+        Test::Chi2 | Test::Z => {
+            let counts = |xs: &[f64]| {
+                let mut m: BTreeMap<String, u64> = BTreeMap::new();
+                for x in xs {
+                    *m.entry(x.to_string()).or_default() += 1;
+                }
+                m
+            };
+            return categorical_with(choice, &counts(reference), &counts(current));
+        }
+    };
+    Ok(decide_at(choice.method, t, score, binned_psi))
+}
+
+/// Drift of a categorical column with a chosen test: chi-squared, the Z-test (two categories),
+/// Jensen-Shannon or PSI; K-S and Wasserstein need numbers.
+pub fn categorical_with(
+    choice: Choice,
+    reference: &BTreeMap<String, u64>,
+    current: &BTreeMap<String, u64>,
+) -> Result<ColumnDrift> {
+    let keys: BTreeSet<&String> = reference.keys().chain(current.keys()).collect();
+    let r: Vec<f64> = keys
+        .iter()
+        .map(|k| reference.get(*k).copied().unwrap_or(0) as f64)
+        .collect();
+    let c: Vec<f64> = keys
+        .iter()
+        .map(|k| current.get(*k).copied().unwrap_or(0) as f64)
+        .collect();
+    let (n_ref, n_cur): (f64, f64) = (r.iter().sum(), c.iter().sum());
+    if n_ref == 0.0 {
+        return Err(StatsError::Empty("the reference sample"));
+    }
+    if n_cur == 0.0 {
+        return Err(StatsError::Empty("the current sample"));
+    }
+    let p = psi(&r, &c)?;
+    let score = match choice.method {
+        Test::Chi2 => {
+            let expected: Vec<f64> = r.iter().map(|x| x * n_cur / n_ref).collect();
+            chisquare(&c, &expected)?.pvalue
+        }
+        Test::Z if keys.len() <= 2 => match (r.get(1), c.get(1)) {
+            (Some(a), Some(b)) => proportions_z_test(*a, n_ref, *b, n_cur)?,
+            _ => 1.0,
+        },
+        Test::Z => {
+            return Err(StatsError::Shape(format!(
+                "the Z-test compares two categories, and the column has {}",
+                keys.len()
+            )));
+        }
+        Test::JensenShannon => jensen_shannon(&r, &c)?,
+        Test::Psi => p,
+        Test::Ks | Test::Wasserstein => {
+            return Err(StatsError::Shape(
+                "ks and wasserstein compare numbers, and the column holds categories".into(),
+            ));
+        }
+    };
+    Ok(decide_at(choice.method, choice.threshold(), score, p))
+}
+
 /// Counts of both samples over Sturges' number of equal-width bins spanning both (numpy's
 /// `histogram_bin_edges(..., bins="sturges")`; the last bin is closed).
 pub fn sturges_histograms(a: &[f64], b: &[f64]) -> (Vec<f64>, Vec<f64>) {
@@ -239,6 +351,39 @@ mod tests {
                 .unwrap()
                 .drifted
         );
+    }
+
+    #[test]
+    fn a_chosen_test_and_threshold_replace_the_default() {
+        let choose = |method, threshold| Choice { method, threshold };
+        let (a, b) = (ramp(5000, 0.0), ramp(5000, 0.05));
+        // Wasserstein 0.05 / 0.2887 = 0.173: drift at the default 0.1, not at 0.2.
+        assert!(
+            numeric_with(choose(Test::Wasserstein, None), &a, &b)
+                .unwrap()
+                .drifted
+        );
+        let lenient = numeric_with(choose(Test::Wasserstein, Some(0.2)), &a, &b).unwrap();
+        assert!(!lenient.drifted && lenient.threshold == 0.2, "{lenient:?}");
+        let psi = numeric_with(choose(Test::Psi, None), &a, &b).unwrap();
+        assert_eq!((psi.test, psi.score), (Test::Psi, psi.psi));
+        assert_eq!(
+            numeric_with(choose(Test::Ks, None), &a, &b).unwrap().test,
+            Test::Ks
+        );
+        let counts = |a: u64, b: u64| BTreeMap::from([("a".to_string(), a), ("b".to_string(), b)]);
+        let js = categorical_with(
+            choose(Test::JensenShannon, Some(0.01)),
+            &counts(50, 50),
+            &counts(60, 40),
+        )
+        .unwrap();
+        assert!(js.drifted, "{js:?}");
+        let e = categorical_with(choose(Test::Ks, None), &counts(1, 1), &counts(1, 1)).unwrap_err();
+        assert!(e.to_string().contains("compare numbers"), "{e}");
+        let parsed: Choice =
+            serde_json::from_str(r#"{"method": "jensen_shannon", "threshold": 0.2}"#).unwrap();
+        assert_eq!(parsed, choose(Test::JensenShannon, Some(0.2)));
     }
 
     #[test]

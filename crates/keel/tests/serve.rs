@@ -584,12 +584,10 @@ fn decisions(report: &Value) -> Vec<(String, bool)> {
     d
 }
 
-#[test]
-fn a_served_versions_drift_is_reported_against_its_training_data_and_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Registers the price model in `d` and serves it twice with the log in `d/log`: the training
+/// rows as they were, then the same rows with x1 moved by 3. The times before each.
+fn price_log_with_a_shift(d: &Path) -> (String, String) {
     price_model(d, &[]);
-    // The training rows as they were, then the same rows with x1 moved by 3.
     let send = |shift: f64| {
         let serving = Serving::start(d, &["price", "--log-dir", "log"]);
         for body in shop_requests(shift) {
@@ -603,6 +601,14 @@ fn a_served_versions_drift_is_reported_against_its_training_data_and_recorded() 
     send(0.0);
     let t1 = now_ms().to_string();
     send(3.0);
+    (t0, t1)
+}
+
+#[test]
+fn a_served_versions_drift_is_reported_against_its_training_data_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (t0, t1) = price_log_with_a_shift(d);
 
     // The first window against the dataset version the model was trained on (its lineage):
     // the inputs, and the predicted price against the trained-on price, do not drift.
@@ -933,4 +939,128 @@ fn live_performance_joins_feedback_and_estimates_it_without_labels() {
     ] {
         assert!(logged.contains(key), "no {key} in {logged}");
     }
+}
+
+/// A webhook receiver on a loopback port: answers its first request 500, the rest 200, and
+/// keeps every body it was sent.
+fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            kept.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap());
+            let status = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn a_monitor_file_raises_alerts_recorded_and_posted_to_its_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    price_log_with_a_shift(d);
+    let (url, received) = webhook_receiver();
+    let file = format!(
+        "kind: keel.monitor/v1\nmodel: price/1\nlog_dir: log\nwindow: 1h\nevery: 1m\n\
+         columns:\n  x2: {{method: psi, threshold: 0.5}}\n\
+         alerts:\n\
+         - {{name: inputs moved, drift_share_above: 0.3}}\n\
+         - {{name: x2 moved, column: x2}}\n\
+         - {{name: slow, metric: latency_p99_ms, above: 100000}}\n\
+         - {{name: too few rows, min_rows: 100000}}\n\
+         webhooks:\n  - {{url: '{url}', retries: 2}}\n"
+    );
+    std::fs::write(d.join("monitor.yaml"), file).unwrap();
+    let (code, _, err) = keel_status(d, &["monitor", "watch", "monitor.yaml", "--once"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("alerts fired: inputs moved, too few rows"),
+        "{err}"
+    );
+
+    // Both alerts arrived, the first after a retry (the receiver refused its first request).
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let mut names: Vec<&str> = got[1..]
+        .iter()
+        .map(|b| b["alert"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["inputs moved", "too few rows"]);
+    let first = got.iter().find(|b| b["alert"] == "inputs moved").unwrap();
+    assert_eq!(
+        (first["model"].as_str(), first["version"].as_str()),
+        (Some("price"), Some("1"))
+    );
+    assert_eq!(first["value"], 0.5);
+    let run = first["run_id"].as_str().unwrap().to_string();
+
+    // The check is a run whose alerts `keel monitor alerts` lists; x2 was judged by PSI.
+    let listed = json(d, &["monitor", "alerts"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["run_id"], run.as_str());
+    assert_eq!(listed[0]["alerts"], "inputs moved, too few rows");
+    assert_eq!(
+        json(d, &["monitor", "alerts", "--model", "other"]),
+        serde_json::json!([])
+    );
+    let shown = json(d, &["runs", "show", &run]);
+    let metric = |key: &str| {
+        shown["data"]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["key"] == key)
+            .unwrap()["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(metric("drift.x2"), metric("psi.x2"));
+    // (K-S on these identical columns would give 1, PSI gives 0.)
+    assert_eq!(metric("drift.x2"), 0.0);
+    let files = json(d, &["runs", "artifacts", &run]).to_string();
+    assert!(
+        files.contains("alerts.json") && files.contains("report.html"),
+        "{files}"
+    );
+
+    // A monitor file with a key keel does not know is refused in one line naming it.
+    std::fs::write(
+        d.join("bad.yaml"),
+        "kind: keel.monitor/v1\nmodel: price/1\nwindw: 1h\n",
+    )
+    .unwrap();
+    let (code, _, err) = keel_status(d, &["monitor", "watch", "bad.yaml", "--once"]);
+    assert_eq!(code, 2);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("bad.yaml") && err.contains("windw"), "{err}");
 }
