@@ -11,6 +11,8 @@
   stage copies that binary; the `KEEL_*` settings it sets are ones keel reads.
 - Every keel command in the compose file and the manifests (`server`, `db migrate`) parses with
   the real binary, and every `KEEL_*` variable they set is one keel reads.
+- The Grafana dashboard (`grafana/keel-monitoring.json`) and the Prometheus rules
+  (`prometheus/keel-rules.yaml`) parse, and every metric they use is one keel registers.
 """
 
 import glob
@@ -83,6 +85,55 @@ def check_dockerfile(binary, name, build_cmd, runtime_copy, cmd):
     keel_accepts(binary, cmd, f"{name} CMD")
 
 
+def exposed_metrics():
+    """The metric names keel exposes, from where its sources register them: the server's
+    (`keel_`), keel serve's (`keel_serve_`) and the monitoring gauges (`keel_monitor_`);
+    counters end in `_total`, histograms add `_bucket`, `_sum` and `_count`."""
+    sources = {
+        "keel_": "crates/keel-server/src/metrics.rs",
+        "keel_serve_": "crates/keel-serve/src/metrics.rs",
+        "keel_monitor_": "crates/keel-monitor/src/gauges.rs",
+    }
+    names = set()
+    for prefix, path in sources.items():
+        text = open(os.path.join(ROOT, path)).read()
+        for base in re.findall(r'register\(\s*"([a-z_0-9]+)"', text):
+            for suffix in ("", "_total", "_bucket", "_sum", "_count"):
+                names.add(prefix + base + suffix)
+    return names
+
+
+def check_monitoring():
+    """The Grafana dashboard and the Prometheus rules parse and use only metrics keel exposes."""
+    names = exposed_metrics()
+    if "keel_monitor_drift_share" not in names or "keel_serve_requests_total" not in names:
+        fail(f"could not find keel's metric registrations (found {len(names)} names)")
+
+    def used(expr, what):
+        for metric in re.findall(r"\b(keel_[a-z_0-9]+)", expr):
+            if metric not in names:
+                fail(f"{what}: {metric} is not a metric keel exposes")
+
+    dash = json.load(open(os.path.join(ROOT, "deploy", "grafana", "keel-monitoring.json")))
+    if not dash.get("panels"):
+        fail("the Grafana dashboard has no panels")
+    for panel in dash["panels"]:
+        for t in panel.get("targets", []):
+            used(t["expr"], f"dashboard panel '{panel['title']}'")
+    for var in dash["templating"]["list"]:
+        used(var.get("query", ""), f"dashboard variable {var['name']}")
+    rules = yaml.safe_load(open(os.path.join(ROOT, "deploy", "prometheus", "keel-rules.yaml")))
+    count = 0
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            count += 1
+            if not rule.get("alert") or not rule.get("expr"):
+                fail(f"rule {rule} needs an alert name and an expr")
+            used(rule["expr"], f"rule {rule.get('alert')}")
+    if not count:
+        fail("keel-rules.yaml has no rules")
+
+
 def main():
     binary = sys.argv[1]
     manifests = sorted(p for p in glob.glob(os.path.join(K8S, "*.yaml")) if not p.endswith("kustomization.yaml"))
@@ -136,6 +187,7 @@ def main():
     serve = open(os.path.join(ROOT, "deploy", "Dockerfile.serve")).read()
     if "cp target/release/keel /rootfs/usr/local/bin/keel" not in serve:
         fail("Dockerfile.serve: the build stage must put the binary at /rootfs/usr/local/bin/keel")
+    check_monitoring()
     print("deploy files: " + ("OK" if not failures else f"{len(failures)} problem(s)"))
     sys.exit(1 if failures else 0)
 

@@ -159,7 +159,9 @@ pub async fn restore(
         }
         DataKind::Folder => {
             let manifest = read_manifest(backend, &version.hash).await?;
-            let targets: Vec<(PathBuf, &ManifestEntry)> = manifest
+            // Owned hashes: a stream closure taking borrowed entries would make the future
+            // of every caller unprovably Send when spawned.
+            let targets: Vec<(PathBuf, String)> = manifest
                 .files
                 .iter()
                 .map(|f| {
@@ -172,12 +174,12 @@ pub async fn restore(
                     })?;
                     let mut p = to.to_path_buf();
                     p.extend(rel.components());
-                    Ok((p, f))
+                    Ok((p, f.hash.clone()))
                 })
                 .collect::<Result<_>>()?;
             let bytes: Vec<u64> = futures::stream::iter(targets)
-                .map(|(p, f)| async move {
-                    let n = restore_object(backend, &f.hash, &p).await?;
+                .map(|(p, hash)| async move {
+                    let n = restore_object(backend, &hash, &p).await?;
                     done(n);
                     Ok::<_, DataError>(n)
                 })

@@ -12,6 +12,7 @@
 pub mod charts;
 pub mod drift;
 pub mod error;
+pub mod gauges;
 pub mod log;
 pub mod performance;
 pub mod report;

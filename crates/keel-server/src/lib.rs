@@ -33,10 +33,19 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(meta: Arc<dyn MetadataStore>, artifacts: Arc<dyn ArtifactStore>) -> Self {
+        AppState::with_metrics(meta, artifacts, metrics::HttpMetrics::default())
+    }
+
+    /// A state whose `/metrics` exposes `metrics` (see [`metrics::HttpMetrics::with`]).
+    pub fn with_metrics(
+        meta: Arc<dyn MetadataStore>,
+        artifacts: Arc<dyn ArtifactStore>,
+        metrics: metrics::HttpMetrics,
+    ) -> Self {
         AppState {
             meta,
             artifacts,
-            metrics: Arc::new(metrics::HttpMetrics::default()),
+            metrics: Arc::new(metrics),
         }
     }
 }

@@ -71,6 +71,14 @@ impl Default for HttpMetrics {
 }
 
 impl HttpMetrics {
+    /// The server's metrics and whatever `extra` registers beside them (the monitoring gauges
+    /// of `keel server --monitor`).
+    pub fn with(extra: impl FnOnce(&mut Registry)) -> Self {
+        let mut m = HttpMetrics::default();
+        extra(&mut m.registry);
+        m
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -1053,6 +1053,47 @@ fn a_monitor_file_raises_alerts_recorded_and_posted_to_its_webhooks() {
         "{files}"
     );
 
+    // Inside `keel server`: the file's check runs at start and its figures are gauges on the
+    // server's /metrics, beside the server's own.
+    let mut server = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["server", "--port", "0", "--monitor", "monitor.yaml"])
+        .current_dir(d)
+        .env_remove("KEEL_DB")
+        .env_remove("KEEL_ARTIFACTS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut banner,
+    )
+    .unwrap();
+    let addr = banner.trim().rsplit("http://").next().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let (_, body) = support::http(&addr, "GET", "/metrics", b"");
+        let text = String::from_utf8_lossy(&body).to_string();
+        if text.contains("keel_monitor_drift_share{") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    for line in [
+        r#"keel_monitor_drift_share{model="price/1",version="1"} 0.5"#,
+        r#"keel_monitor_column_drifted{model="price/1",version="1",column="x1"} 1"#,
+        r#"keel_monitor_column_drift_score{model="price/1",version="1",column="x2",test="psi"} 0"#,
+        r#"keel_monitor_alert_firing{model="price/1",alert="inputs moved"} 1"#,
+        r#"keel_monitor_alert_firing{model="price/1",alert="slow"} 0"#,
+        r#"keel_monitor_rows{model="price/1",version="1"} 1200"#,
+        "keel_http_requests_total",
+    ] {
+        assert!(metrics.contains(line), "no {line} in\n{metrics}");
+    }
+
     // A monitor file with a key keel does not know is refused in one line naming it.
     std::fs::write(
         d.join("bad.yaml"),

@@ -6,7 +6,7 @@
 
 mod check;
 mod record;
-mod watch;
+pub(crate) mod watch;
 
 use std::path::PathBuf;
 

@@ -3,15 +3,18 @@
 //! with backoff on a task of its own, so a slow receiver never delays a check).
 //! `keel monitor alerts`: the recorded checks whose alerts fired.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use keel_monitor::MonitorError;
+use keel_monitor::gauges::MonitorGauges;
 use keel_monitor::report::Report;
 use keel_monitor::rules::{Firing, MonitorFile, Webhook};
 use keel_monitor::window::rfc3339;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -35,6 +38,9 @@ pub(crate) struct WatchArgs {
     /// Check once, deliver the alerts and exit (status 1 when one fired), for cron jobs and CI.
     #[arg(long)]
     once: bool,
+    /// Serve the latest check's figures as Prometheus gauges at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -56,12 +62,71 @@ pub(crate) struct AlertsArgs {
 }
 
 pub(crate) async fn watch(a: WatchArgs) -> Result<()> {
-    let origin = a.file.display().to_string();
-    let text = std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {origin}"))?;
-    let file = MonitorFile::parse(&text, &origin)?;
-    let every = humantime::parse_duration(&file.every)?;
+    let (file, origin) = read(&a.file)?;
     let stores = Stores::open(&a.store).await?;
     let client = stores.client().await?;
+    let gauges = match &a.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
+    run(file, origin, stores, client, gauges, a.once).await
+}
+
+/// A monitor file, checked, and its name for messages.
+pub(crate) fn read(path: &Path) -> Result<(MonitorFile, String)> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
+    Ok((MonitorFile::parse(&text, &origin)?, origin))
+}
+
+/// Serves the monitoring gauges at `http://ADDR/metrics` until the process ends.
+async fn serve_metrics(addr: &str) -> Result<Arc<MonitorGauges>> {
+    let gauges = Arc::new(MonitorGauges::default());
+    let mut registry = Registry::with_prefix("keel");
+    gauges.register(&mut registry);
+    let registry = Arc::new(registry);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    eprintln!(
+        "monitoring metrics on http://{}/metrics",
+        listener.local_addr()?
+    );
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut out = String::new();
+                // Encoding into a String cannot fail.
+                let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    out,
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(gauges)
+}
+
+/// Checks `file`'s model every `every` (once with `once`), recording each check, delivering
+/// its alerts and setting `gauges`; until interrupted.
+pub(crate) async fn run(
+    file: MonitorFile,
+    origin: String,
+    stores: Stores,
+    client: Client,
+    gauges: Option<Arc<MonitorGauges>>,
+    once: bool,
+) -> Result<()> {
+    let every = humantime::parse_duration(&file.every)?;
     let spec = Spec {
         model: file.model.clone(),
         log_dir: file
@@ -81,17 +146,26 @@ pub(crate) async fn watch(a: WatchArgs) -> Result<()> {
     loop {
         let outcome = check_once(&stores, &client, &spec, &file, &origin).await;
         match &outcome {
-            Ok((fired, payloads)) => {
+            Ok(checked) => {
+                if let Some(g) = &gauges {
+                    g.update(
+                        &file,
+                        checked.report.as_ref(),
+                        &checked.fired,
+                        check::now_ms(),
+                    );
+                }
                 eprintln!(
                     "{} {}: {}",
                     rfc3339(check::now_ms()),
                     file.model,
-                    if fired.is_empty() {
+                    if checked.fired.is_empty() {
                         "no alert".to_string()
                     } else {
                         format!(
                             "alerts fired: {}",
-                            fired
+                            checked
+                                .fired
                                 .iter()
                                 .map(|f| f.alert.as_str())
                                 .collect::<Vec<_>>()
@@ -99,22 +173,27 @@ pub(crate) async fn watch(a: WatchArgs) -> Result<()> {
                         )
                     }
                 );
-                for payload in payloads {
+                for payload in &checked.payloads {
                     for hook in &file.webhooks {
                         deliveries.spawn(deliver(http.clone(), hook.clone(), payload.clone()));
                     }
                 }
             }
-            Err(e) if a.once => return Err(anyhow::anyhow!("{e:#}")),
-            Err(e) => eprintln!(
-                "{} {}: the check failed: {e:#}",
-                rfc3339(check::now_ms()),
-                file.model
-            ),
+            Err(e) if once => return Err(anyhow::anyhow!("{e:#}")),
+            Err(e) => {
+                if let Some(g) = &gauges {
+                    g.failed(&file.model);
+                }
+                eprintln!(
+                    "{} {}: the check failed: {e:#}",
+                    rfc3339(check::now_ms()),
+                    file.model
+                )
+            }
         }
-        if a.once {
+        if once {
             while deliveries.join_next().await.is_some() {}
-            let fired = outcome.map(|(f, _)| f).unwrap_or_default();
+            let fired = outcome.map(|c| c.fired).unwrap_or_default();
             if !fired.is_empty() {
                 return Err(ChecksFailed(format!(
                     "{}: alerts fired: {}",
@@ -141,6 +220,16 @@ pub(crate) async fn watch(a: WatchArgs) -> Result<()> {
     Ok(())
 }
 
+/// What one check of a monitor file found.
+struct Outcome {
+    /// The report (none for a window without rows).
+    report: Option<Report>,
+    /// The alerts that fired.
+    fired: Vec<Firing>,
+    /// What is posted to the webhooks, one per alert.
+    payloads: Vec<Value>,
+}
+
 /// One check of `file`: its alerts evaluated, recorded as a run; the alerts that fired and
 /// the payloads to post.
 async fn check_once(
@@ -149,7 +238,7 @@ async fn check_once(
     spec: &Spec,
     file: &MonitorFile,
     origin: &str,
-) -> Result<(Vec<Firing>, Vec<Value>)> {
+) -> Result<Outcome> {
     let (name, version) = check::resolve(client, &spec.model).await?;
     let sel = check::selection(spec, &name, &version).await?;
     let (report, run_id, fired) = match check::run(stores, client, spec, &sel).await {
@@ -190,13 +279,17 @@ async fn check_once(
                 "version": version,
                 "window": {"since": rfc3339(sel.window.since_ms), "until": rfc3339(sel.window.until_ms)},
                 "run_id": run_id,
-                "dataset_drifted": report.as_ref().map(|r: &Report| r.drift.dataset_drifted),
+                "dataset_drifted": report.as_ref().map(|r| r.drift.dataset_drifted),
                 "monitor": origin,
                 "fired_at": rfc3339(check::now_ms()),
             })
         })
         .collect();
-    Ok((fired, payloads))
+    Ok(Outcome {
+        report,
+        fired,
+        payloads,
+    })
 }
 
 fn evaluate(file: &MonitorFile, report: Option<&Report>) -> Result<Vec<Firing>> {
