@@ -330,6 +330,21 @@ def main():
         assert bg == "rgb(15, 20, 25)", bg
         dark.close()
 
+        # Monitoring: the two checks keel recorded of the served price model (a report, and a
+        # monitor file's check whose min_rows alert fired).
+        page.goto(URL + "/#/monitoring")
+        expect(page.locator("#monitored tbody tr")).to_have_count(1)
+        expect(page.locator("#monitored")).to_contain_text("too few rows")
+        page.locator("#monitored").get_by_role("link", name="price", exact=True).click()
+        expect(page.locator("h1")).to_have_text("price")
+        expect(page.locator("#drift-share")).to_have_attribute("data-points", "2")
+        expect(page.locator("#drift-x1 circle")).to_have_count(2)
+        expect(page.locator("#latency")).not_to_have_attribute("data-points", "0")
+        expect(page.locator("#alerts tbody tr")).to_have_count(1)
+        expect(page.locator("#alerts")).to_contain_text("too few rows")
+        expect(page.frame_locator("#latest-report").locator("h1")).to_have_text("Drift of price/1")
+        expect(page.frame_locator("#latest-report").locator('[data-column="x1"] svg').first).to_be_visible()
+
         # A `keel serve` process's status page: its model, version, spec, share and requests.
         serve_url = os.environ.get("KEEL_SERVE_URL")
         if serve_url:

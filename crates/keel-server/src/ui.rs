@@ -36,6 +36,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("compare.js", JS, include_bytes!("../ui/compare.js")),
     ("models.js", JS, include_bytes!("../ui/models.js")),
     ("datasets.js", JS, include_bytes!("../ui/datasets.js")),
+    ("monitoring.js", JS, include_bytes!("../ui/monitoring.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

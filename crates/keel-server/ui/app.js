@@ -10,6 +10,7 @@ const SECTIONS = [
   { label: 'Experiments', href: '#/experiments', owns: ['experiments', 'compare-runs', 'metric'] },
   { label: 'Models', href: '#/models', owns: ['models'] },
   { label: 'Datasets', href: '#/datasets', owns: ['datasets'] },
+  { label: 'Monitoring', href: '#/monitoring', owns: ['monitoring'] },
 ];
 
 const ROUTES = [
@@ -24,6 +25,8 @@ const ROUTES = [
   [/^\/models\/([^/]+)\/versions\/([^/]+)$/, (name, v) => import('./models.js').then((m) => m.versionPage(name, v))],
   [/^\/datasets$/, () => import('./datasets.js').then((m) => m.datasetsPage())],
   [/^\/datasets\/([^/]+)$/, (name) => import('./datasets.js').then((m) => m.datasetPage(name))],
+  [/^\/monitoring$/, () => import('./monitoring.js').then((m) => m.monitoringPage())],
+  [/^\/monitoring\/([^/]+)$/, (model) => import('./monitoring.js').then((m) => m.monitoredModelPage(model))],
 ];
 
 function nav(path) {

@@ -86,7 +86,14 @@ fn the_web_ui_shows_what_the_mlflow_client_logged() {
     let d = dir.path();
     let remote = ["--tracking-uri", server.url.as_str()];
     support::price_model(d, &remote);
-    let serving = support::Serving::start(d, &[&["price/1", "--no-log"][..], &remote].concat());
+    let serve = [
+        "price/1",
+        "--log-dir",
+        "log",
+        "--log-file-interval",
+        "100ms",
+    ];
+    let serving = support::Serving::start(d, &[&serve[..], &remote].concat());
     let row =
         br#"{"dataframe_split": {"columns": ["x1", "x2", "colour"], "data": [[0.5, 0.5, "red"]]}}"#;
     for _ in 0..3 {
@@ -94,6 +101,33 @@ fn the_web_ui_shows_what_the_mlflow_client_logged() {
             support::post_json(&serving.addr, "/invocations", row).0,
             200
         );
+    }
+    // Two checks of what it logged, as keel records them, for the monitoring pages: a report,
+    // and a monitor file's check whose alert fires.
+    let logged = d.join("log/predictions/model=price");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while walk_parquet(&logged) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::fs::write(
+        d.join("monitor.yaml"),
+        "kind: keel.monitor/v1\nmodel: price/1\nlog_dir: log\nalerts:\n  - {name: too few rows, min_rows: 1000}\n",
+    )
+    .unwrap();
+    for args in [
+        &[
+            "monitor",
+            "report",
+            "price/1",
+            "--log-dir",
+            "log",
+            "--window",
+            "1h",
+        ][..],
+        &["monitor", "watch", "monitor.yaml", "--once"][..],
+    ] {
+        let (code, _, err) = support::keel_status(d, &[args, &remote[..]].concat());
+        assert!(code == 0 || code == 1, "keel {args:?}: {err}");
     }
     let out = Command::new(&python)
         .arg(support::workspace().join("tests/ui/browser.py"))
@@ -133,4 +167,22 @@ fn run_compat(python: &std::path::Path, dir: &std::path::Path, url: &str) {
         "no summary line\n{stdout}"
     );
     println!("{}", stdout.lines().last().unwrap_or_default());
+}
+
+/// Finished Parquet files under `dir` (recursively).
+fn walk_parquet(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_parquet(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
 }
