@@ -21,6 +21,8 @@ mod data_validate;
 #[cfg(feature = "full")]
 mod db;
 #[cfg(feature = "full")]
+mod logship;
+#[cfg(feature = "full")]
 mod monitor;
 #[cfg(feature = "full")]
 mod output;

@@ -116,6 +116,7 @@ pub async fn run(a: QuickstartArgs, store: &data::Store, registry: Client) -> Re
         timeout: std::time::Duration::from_secs(30),
         body_limit: 32 << 20,
         log_dir: Some(PathBuf::from("keel-data/predictions")),
+        log_spool: PathBuf::from("keel-data/log-spool"),
         log_file_interval: keel_serve::predlog::FILE_INTERVAL,
         poll: keel_serve::source::DEFAULT_POLL,
     };

@@ -71,6 +71,11 @@ pub struct ServeCmd {
     /// Do not log predictions.
     #[arg(long, conflicts_with = "log_dir")]
     no_log: bool,
+    /// With --log-dir on object storage (s3://...): the local folder the log is written to
+    /// before each finished file is copied there [default: keel-data/log-spool]. Replicas on
+    /// one machine each need their own.
+    #[arg(long, env = "KEEL_SERVE_LOG_SPOOL")]
+    log_spool: Option<PathBuf>,
     /// How long a prediction-log file collects rows before it is finished and readable (its
     /// rows are on disk, in row groups, within a second either way); longer makes fewer,
     /// larger files [default: 10s].
@@ -142,6 +147,9 @@ pub async fn command(cmd: ServeCmd) -> Result<()> {
                     .unwrap_or_else(|| PathBuf::from("keel-data/predictions")),
             )
         },
+        log_spool: cmd
+            .log_spool
+            .unwrap_or_else(|| PathBuf::from("keel-data/log-spool")),
         log_file_interval: pick(
             cmd.log_file_interval,
             file.log_file_interval.as_deref(),
@@ -202,6 +210,8 @@ pub struct ServeArgs {
     pub timeout: Duration,
     pub body_limit: usize,
     pub log_dir: Option<PathBuf>,
+    /// Where a log on object storage is written before it is shipped.
+    pub log_spool: PathBuf,
     /// How long a prediction-log file collects rows before it is finished.
     pub log_file_interval: Duration,
     pub poll: Duration,
@@ -310,17 +320,30 @@ pub async fn run(
         .await
 }
 
+/// Whether a log folder setting names object storage (`s3://...`) rather than a folder.
+pub(crate) fn is_remote_log(dir: &Path) -> bool {
+    dir.to_string_lossy().contains("://")
+}
+
 /// A server started by [`start`].
 pub struct Running {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Copies a log on object storage there.
+    #[cfg(feature = "full")]
+    shipper: Option<crate::logship::Shipper>,
 }
 
 impl Running {
-    /// Waits until the server has shut down (its shutdown signal fired).
+    /// Waits until the server has shut down (its shutdown signal fired), then ships what the
+    /// log finished at shutdown.
     pub async fn wait(self) -> Result<()> {
         self.task.await.context("the server task failed")??;
+        #[cfg(feature = "full")]
+        if let Some(shipper) = self.shipper {
+            shipper.finish().await?;
+        }
         eprintln!("stopped");
         Ok(())
     }
@@ -352,7 +375,30 @@ pub async fn start(
         None
     };
     let metrics = Arc::new(ServeMetrics::default());
-    let log = match &a.log_dir {
+    // A log on object storage is written to the spool and shipped from there.
+    #[cfg(feature = "full")]
+    let mut shipper = None;
+    let log_dir = match &a.log_dir {
+        Some(dir) if is_remote_log(dir) => {
+            #[cfg(feature = "full")]
+            {
+                let store = crate::logship::open(dir).await?;
+                shipper = Some(crate::logship::Shipper::start(
+                    a.log_spool.clone(),
+                    store,
+                    a.log_file_interval.max(Duration::from_secs(1)),
+                ));
+                Some(a.log_spool.clone())
+            }
+            #[cfg(not(feature = "full"))]
+            bail!(
+                "--log-dir {}: the serving-only build writes its prediction log to a folder (object storage needs the full build)",
+                dir.display()
+            );
+        }
+        other => other.clone(),
+    };
+    let log = match &log_dir {
         Some(dir) => Some(Arc::new(
             PredictionLog::start(
                 LogConfig {
@@ -413,7 +459,12 @@ pub async fn start(
     }
     tokio::spawn(supervisor.watch(a.poll));
     let task = tokio::spawn(keel_serve::server::serve(listener, state, shutdown));
-    Ok(Running { addr, task })
+    Ok(Running {
+        addr,
+        task,
+        #[cfg(feature = "full")]
+        shipper,
+    })
 }
 
 /// The prefix of the folders `keel serve` copies registered models into.

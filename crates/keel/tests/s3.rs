@@ -249,3 +249,120 @@ fn mlflow_client_runs_unchanged_with_s3_artifacts() {
         "no summary line\n{stdout}"
     );
 }
+
+/// `keel ARGS` in `dir` with `env`: the exit status, standard output and standard error.
+fn keel_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KEEL_DB")
+        .env_remove("KEEL_ARTIFACTS")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run keel");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn replicas_log_to_one_s3_prefix_and_are_monitored_as_one_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let Some(python) = support::python_with_mlflow("replicas_log_to_one_s3_prefix") else {
+        return;
+    };
+    let s3 = support::S3Server::start(&python, "keel-logs");
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    support::price_model(d, &[]);
+    // The shop table's rows as requests of 50: the first half to one replica, the rest to
+    // another, each writing its own spool and shipping to the same prefix.
+    let rows: Vec<String> = support::shop()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("[{}, {}, \"{}\"]", f[0], f[1], f[2])
+        })
+        .collect();
+    let bodies: Vec<String> = rows
+        .chunks(50)
+        .map(|c| {
+            format!(
+                r#"{{"dataframe_split": {{"columns": ["x1", "x2", "colour"], "data": [{}]}}}}"#,
+                c.join(", ")
+            )
+        })
+        .collect();
+    let (first, second) = bodies.split_at(bodies.len() / 2);
+    for (spool, part) in [("spool-a", first), ("spool-b", second)] {
+        let args = [
+            "price",
+            "--log-dir",
+            "s3://keel-logs/log",
+            "--log-spool",
+            spool,
+        ];
+        let serving = support::Serving::start_with_env(d, &args, &env);
+        for body in part {
+            let (status, _, answer) =
+                support::post_json(&serving.addr, "/invocations", body.as_bytes());
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        }
+        // A graceful stop finishes the files and ships them.
+        assert_eq!(serving.stop(), 0);
+        let left: Vec<_> = walk(&d.join(spool))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        assert!(left.is_empty(), "not shipped: {left:?}");
+    }
+    let (status, listing) = support::http(
+        &s3.addr,
+        "GET",
+        "/keel-logs?list-type=2&prefix=log/predictions/model=price/",
+        b"",
+    );
+    let listing = String::from_utf8_lossy(&listing);
+    assert_eq!(status, 200, "{listing}");
+    assert!(listing.matches(".parquet</Key>").count() >= 2, "{listing}");
+
+    // Both replicas' rows, read from the bucket, as one model's log.
+    let (code, out, err) = keel_env(
+        d,
+        &[
+            "monitor",
+            "report",
+            "price/1",
+            "--log-dir",
+            "s3://keel-logs/log",
+            "--json",
+            "--no-record",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["drift"]["current_rows"], 600, "{report}");
+    assert!(report["log_files"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["reference"], "shop@1");
+    assert_eq!(report["drift"]["dataset_drifted"], false);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

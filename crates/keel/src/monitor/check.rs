@@ -96,8 +96,9 @@ pub(crate) async fn selection(spec: &Spec, name: &str, version: &str) -> Result<
     let now = now_ms();
     let window = match &spec.rows {
         Rows::Newest(n) => {
+            let fetched = local_log(&spec.log_dir, name, &[]).await?;
             let (dir, model, v, n) = (
-                spec.log_dir.clone(),
+                fetched.path().to_path_buf(),
                 name.to_string(),
                 version.to_string(),
                 *n,
@@ -123,31 +124,45 @@ pub(crate) async fn run(
 ) -> Result<Checked> {
     let version = sel.version.clone().unwrap_or_default();
     let name = sel.model.clone();
-    let (dir, s) = (spec.log_dir.clone(), sel.clone());
-    let cur = blocking(move || current(&dir, &s)).await?;
-
-    // The reference.
-    let lineage = lineage(client, &name, &version).await?;
-    let (reference_label, reference): (String, Side) = match &spec.reference {
+    let reference_window = match &spec.reference {
         Reference::Log(since, until) => {
             let until = until
                 .clone()
                 .unwrap_or_else(|| sel.window.since_ms.to_string());
-            let w = Window::between_named(
+            Some(Window::between_named(
                 ("--reference-since", Some(since)),
                 ("--reference-until", Some(&until)),
                 now_ms(),
-            )?;
+            )?)
+        }
+        Reference::Dataset(_) => None,
+    };
+    let windows: Vec<Window> = std::iter::once(sel.window)
+        .chain(reference_window)
+        .collect();
+    let fetched = local_log(&spec.log_dir, &name, &windows).await?;
+    let log_dir = fetched.path().to_path_buf();
+    let (dir, s) = (log_dir.clone(), sel.clone());
+    let cur = blocking(move || current(&dir, &s)).await?;
+
+    // The reference.
+    let lineage = lineage(client, &name, &version).await?;
+    let (reference_label, reference): (String, Side) = match reference_window {
+        Some(w) => {
             let r = Selection {
                 window: w,
                 ..sel.clone()
             };
             let label = format!("{} logged in {w}", r.label());
-            let dir = spec.log_dir.clone();
+            let dir = log_dir.clone();
             let c = blocking(move || current(&dir, &r)).await?;
             (label, (c.table, c.samples))
         }
-        Reference::Dataset(given) => {
+        None => {
+            let given = match &spec.reference {
+                Reference::Dataset(given) => given.as_ref(),
+                Reference::Log(..) => None,
+            };
             let data = stores.data();
             let dataset = match (given, &lineage.dataset) {
                 (Some(r), _) => DataRef::parse(r)?,
@@ -171,7 +186,7 @@ pub(crate) async fn run(
     // The check, its course over the window, and live performance.
     let drift_share = spec.drift_share;
     let choices = spec.choices.clone();
-    let (dir, s) = (spec.log_dir.clone(), sel.clone());
+    let (dir, s) = (log_dir.clone(), sel.clone());
     let (checked, cur, reference) = blocking(move || {
         let r = (&reference.0, &reference.1[..]);
         let d = drift::check_with(r, (&cur.table, &cur.samples), drift_share, &choices)?;
@@ -197,6 +212,34 @@ pub(crate) async fn run(
         (&cur.table, &cur.samples),
     );
     Ok(Checked { report: rep, page })
+}
+
+/// A log folder to read: `dir` itself, or for a log on object storage a temporary copy of the
+/// files `windows` need (every file of `model` without windows).
+pub(crate) enum LocalLog {
+    /// The folder.
+    Folder(PathBuf),
+    /// The copy, removed when dropped.
+    Copy(tempfile::TempDir),
+}
+
+impl LocalLog {
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            LocalLog::Folder(p) => p,
+            LocalLog::Copy(t) => t.path(),
+        }
+    }
+}
+
+pub(crate) async fn local_log(dir: &Path, model: &str, windows: &[Window]) -> Result<LocalLog> {
+    if crate::serve::is_remote_log(dir) {
+        Ok(LocalLog::Copy(
+            crate::logship::fetch(dir, model, windows).await?,
+        ))
+    } else {
+        Ok(LocalLog::Folder(dir.to_path_buf()))
+    }
 }
 
 /// Runs blocking work (reading the log) off the async runtime.
