@@ -9,8 +9,9 @@
   --locked -p keel`, for a package `keel` with a binary `keel`; `Dockerfile.serve` with
   `--no-default-features`, the serving-only build), from paths that exist, and its runtime
   stage copies that binary; the `KEEL_*` settings it sets are ones keel reads.
-- Every keel command in the compose file and the manifests (`server`, `db migrate`) parses with
-  the real binary, and every `KEEL_*` variable they set is one keel reads.
+- Every keel command in the compose file and the manifests (`server`, `db migrate`, `serve`)
+  parses with the real binary, and every `KEEL_*` variable they set is one keel reads; `keel
+  serve`'s log spool is a mounted volume.
 - The Grafana dashboard (`grafana/keel-monitoring.json`) and the Prometheus rules
   (`prometheus/keel-rules.yaml`) parse, and every metric they use is one keel registers.
 """
@@ -163,6 +164,13 @@ def main():
                     probes = [c.get(p, {}).get("httpGet", {}).get("path") for p in ("livenessProbe", "readinessProbe")]
                     if kind == "Deployment" and probes != ["/health", "/health"]:
                         fail(f"{path}: liveness and readiness must probe /health, got {probes}")
+                    args = c.get("args", [])
+                    if args[:1] == ["serve"] and "--log-spool" in args:
+                        # The spool must be a volume: the root file system is read-only.
+                        spool = args[args.index("--log-spool") + 1]
+                        mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+                        if spool not in mounts:
+                            fail(f"{path}: the log spool {spool} is not a mounted volume ({mounts})")
             if kind in ("ConfigMap", "Secret"):
                 check_env(doc.get("data") or doc.get("stringData") or {}, os.path.basename(path))
 
