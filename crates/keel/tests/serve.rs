@@ -1054,6 +1054,29 @@ fn a_monitor_file_raises_alerts_recorded_and_posted_to_its_webhooks() {
         "{files}"
     );
 
+    // A window without rows fires only min_rows, and is recorded too.
+    std::fs::write(
+        d.join("quiet.yaml"),
+        "kind: keel.monitor/v1\nmodel: price/1\nlog_dir: log\nwindow: 1ms\nalerts:\n  - {name: too few rows, min_rows: 1}\n  - {name: moved, drift_share_above: 0.0}\n",
+    )
+    .unwrap();
+    let (code, _, err) = keel_status(d, &["monitor", "watch", "quiet.yaml", "--once"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("alerts fired: too few rows") && !err.contains("moved"),
+        "{err}"
+    );
+    let listed = json(d, &["monitor", "alerts"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed[0]["alerts"], "too few rows");
+    let empty = json(d, &["runs", "show", listed[0]["run_id"].as_str().unwrap()]);
+    assert!(
+        empty["data"]["metrics"]
+            .to_string()
+            .contains("current_rows"),
+        "{empty}"
+    );
+
     // Inside `keel server`: the file's check runs at start and its figures are gauges on the
     // server's /metrics, beside the server's own.
     let mut server = Command::new(env!("CARGO_BIN_EXE_keel"))

@@ -6,8 +6,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use keel_core::entities::Tag;
 use keel_monitor::drift::DriftReport;
+use keel_monitor::log::Selection;
 use keel_monitor::report::Report;
 use keel_monitor::rules::Firing;
+use keel_monitor::window::rfc3339;
 
 use crate::client::Client;
 use crate::tracking::Tracking;
@@ -39,43 +41,10 @@ pub(crate) async fn record(
     page: &str,
     alerts: &[Firing],
 ) -> Result<String> {
-    let tracking = Tracking(client);
-    let version = rep.version.clone().unwrap_or_default();
-    let names: Vec<&str> = alerts.iter().map(|a| a.alert.as_str()).collect();
-    let tags = vec![
-        Tag {
-            key: "keel.monitor.model".into(),
-            value: rep.model.clone(),
-        },
-        Tag {
-            key: "keel.monitor.version".into(),
-            value: version.clone(),
-        },
-        Tag {
-            key: "keel.monitor.check".into(),
-            value: "drift".into(),
-        },
-        Tag {
-            key: "keel.monitor.dataset_drifted".into(),
-            value: rep.drift.dataset_drifted.to_string(),
-        },
-        Tag {
-            key: "keel.monitor.firing".into(),
-            value: (!alerts.is_empty()).to_string(),
-        },
-        Tag {
-            key: "keel.monitor.alerts".into(),
-            value: names.join(", "),
-        },
-    ];
-    let run = tracking
-        .start(experiment, &format!("check {}", rep.subject()), tags)
-        .await
-        .context("cannot record the check")?;
     let d: &DriftReport = &rep.drift;
     let params = vec![
         ("model".to_string(), rep.model.clone()),
-        ("version".into(), version),
+        ("version".into(), rep.version.clone().unwrap_or_default()),
         ("window".into(), format!("{} .. {}", rep.since, rep.until)),
         ("reference".into(), rep.reference.clone()),
         ("drift_share_threshold".into(), d.drift_share.to_string()),
@@ -119,14 +88,105 @@ pub(crate) async fn record(
             }
         }
     }
+    let files = vec![
+        ("report.json", serde_json::to_vec_pretty(rep)?),
+        ("report.html", page.as_bytes().to_vec()),
+    ];
+    let subject = (
+        rep.model.as_str(),
+        rep.version.as_deref().unwrap_or_default(),
+    );
+    write(
+        client,
+        experiment,
+        subject,
+        Some(d.dataset_drifted),
+        params,
+        metrics,
+        files,
+        alerts,
+    )
+    .await
+}
+
+/// Records a check whose window held no row: its window, a row count of 0, and the alerts
+/// that fired (`min_rows`).
+pub(crate) async fn record_empty(
+    client: &Client,
+    experiment: &str,
+    log_dir: &Path,
+    sel: &Selection,
+    alerts: &[Firing],
+) -> Result<String> {
+    let version = sel.version.clone().unwrap_or_default();
+    let params = vec![
+        ("model".to_string(), sel.model.clone()),
+        ("version".into(), version.clone()),
+        (
+            "window".into(),
+            format!(
+                "{} .. {}",
+                rfc3339(sel.window.since_ms),
+                rfc3339(sel.window.until_ms)
+            ),
+        ),
+        ("log_dir".into(), log_dir.display().to_string()),
+    ];
+    let metrics = vec![("current_rows".to_string(), 0.0, 0)];
+    write(
+        client,
+        experiment,
+        (&sel.model, &version),
+        None,
+        params,
+        metrics,
+        Vec::new(),
+        alerts,
+    )
+    .await
+}
+
+/// One check's run: tags naming the model, version and what fired, then params, metrics, the
+/// files and `alerts.json`; ended FAILED when recording fails half-way.
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    client: &Client,
+    experiment: &str,
+    (model, version): (&str, &str),
+    dataset_drifted: Option<bool>,
+    params: Vec<(String, String)>,
+    metrics: Vec<(String, f64, i64)>,
+    files: Vec<(&str, Vec<u8>)>,
+    alerts: &[Firing],
+) -> Result<String> {
+    let tracking = Tracking(client);
+    let names: Vec<&str> = alerts.iter().map(|a| a.alert.as_str()).collect();
+    let mut tags = vec![
+        ("keel.monitor.model", model.to_string()),
+        ("keel.monitor.version", version.to_string()),
+        ("keel.monitor.check", "drift".to_string()),
+        ("keel.monitor.firing", (!alerts.is_empty()).to_string()),
+        ("keel.monitor.alerts", names.join(", ")),
+    ];
+    if let Some(d) = dataset_drifted {
+        tags.push(("keel.monitor.dataset_drifted", d.to_string()));
+    }
+    let tags = tags
+        .into_iter()
+        .map(|(key, value)| Tag {
+            key: key.into(),
+            value,
+        })
+        .collect();
+    let run = tracking
+        .start(experiment, &format!("check {model}/{version}"), tags)
+        .await
+        .context("cannot record the check")?;
     let done = async {
         tracking.log(&run, params, metrics, None).await?;
-        tracking
-            .upload(&run, "report.json", serde_json::to_vec_pretty(rep)?)
-            .await?;
-        tracking
-            .upload(&run, "report.html", page.as_bytes().to_vec())
-            .await?;
+        for (name, bytes) in files {
+            tracking.upload(&run, name, bytes).await?;
+        }
         if !alerts.is_empty() {
             tracking
                 .upload(&run, "alerts.json", serde_json::to_vec_pretty(alerts)?)

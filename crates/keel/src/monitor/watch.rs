@@ -263,7 +263,9 @@ async fn check_once(
             ) =>
         {
             let fired = evaluate(file, None)?;
-            (None, None, fired)
+            let run_id =
+                record::record_empty(client, &file.experiment, &spec.log_dir, &sel, &fired).await?;
+            (None, Some(run_id), fired)
         }
         Err(e) => return Err(e),
     };
