@@ -4,6 +4,7 @@
 //! ```text
 //! DIR/predictions/model=NAME/hour=2026-12-02T14/part-<millis>-<uuid>.parquet
 //! DIR/feedback/hour=2026-12-02T14/part-<millis>-<uuid>.parquet
+//! DIR/errors/model=NAME/hour=2026-12-02T14/part-<millis>-<uuid>.parquet
 //! ```
 //!
 //! Hours are UTC civil hours. Files appear only when finished (written elsewhere, then moved
@@ -13,6 +14,8 @@
 pub const PREDICTIONS: &str = "predictions";
 /// The folder of ground-truth records under the log's root.
 pub const FEEDBACK: &str = "feedback";
+/// The folder of the requests answered with an error (`errors/model=NAME/hour=.../`).
+pub const ERRORS: &str = "errors";
 /// A logged input column is `in_<column>`.
 pub const INPUT_PREFIX: &str = "in_";
 /// A logged output column is `out_<name>` (`out_<name>_<k>`, `out_<name>_<class>`).

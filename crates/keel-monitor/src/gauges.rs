@@ -6,7 +6,7 @@
 //! - `keel_monitor_metric{model,version,kind,metric}` (kind `realised`, `estimated` or
 //!   `training`)
 //! - `keel_monitor_rows{model,version}`, `keel_monitor_labelled_rows{model,version}`,
-//!   `keel_monitor_latency_ms{model,version,quantile}`
+//!   `keel_monitor_error_rate{model,version}`, `keel_monitor_latency_ms{model,version,quantile}`
 //! - `keel_monitor_alert_firing{model,alert}`
 //! - `keel_monitor_last_check_timestamp_seconds{model}`, `keel_monitor_check_failures{model}`
 //!
@@ -84,6 +84,7 @@ pub struct MonitorGauges {
     metric: Family<MetricLabels, F64Gauge>,
     rows: Family<Version, F64Gauge>,
     labelled: Family<Version, F64Gauge>,
+    error_rate: Family<Version, F64Gauge>,
     latency: Family<Quantile, F64Gauge>,
     firing: Family<Alert, F64Gauge>,
     last_check: Family<Model, F64Gauge>,
@@ -142,6 +143,11 @@ impl MonitorGauges {
             self.labelled.clone(),
         );
         r.register(
+            "error_rate",
+            "Share of requests answered with an error in the latest check's window",
+            self.error_rate.clone(),
+        );
+        r.register(
             "latency_ms",
             "Request latency percentiles in the latest check's window",
             self.latency.clone(),
@@ -181,6 +187,7 @@ impl MonitorGauges {
                     self.dataset_drifted.remove(&l);
                     self.rows.remove(&l);
                     self.labelled.remove(&l);
+                    self.error_rate.remove(&l);
                 }
                 Series::Score(l) => {
                     self.column_score.remove(&l);
@@ -234,6 +241,7 @@ impl MonitorGauges {
             }
             if let Some(p) = &r.performance {
                 self.labelled.get_or_create(&v).set(p.labelled as f64);
+                self.error_rate.get_or_create(&v).set(p.latency.error_rate);
                 for (kind, metrics) in [
                     ("realised", &p.realised),
                     ("estimated", &p.estimated),

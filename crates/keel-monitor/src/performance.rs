@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use keel_core::predlog::{FEEDBACK, HOUR_MS, OUTPUT_PREFIX, is_log_file};
+use keel_core::predlog::{ERRORS, FEEDBACK, HOUR_MS, OUTPUT_PREFIX, is_log_file, model_partition};
 use keel_data::profile::quantile_sorted;
 use keel_stats::cbpe;
 use polars::prelude::*;
@@ -42,11 +42,16 @@ pub struct Performance {
     pub timeline: Vec<PerformancePoint>,
 }
 
-/// Request latency over a window, each request counted once.
+/// Requests over a window: how many were answered, how many failed, and the latency of the
+/// answered ones (each request counted once).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Latency {
-    /// Requests.
+    /// Requests answered with predictions.
     pub requests: u64,
+    /// Requests answered with an error (the log's `errors/`).
+    pub errors: u64,
+    /// `errors` over all requests (0 without any).
+    pub error_rate: f64,
     /// Median, ms.
     pub p50_ms: f64,
     /// 95th percentile, ms.
@@ -143,6 +148,13 @@ pub fn performance(
         classes,
     };
     let rows = read_rows(log_dir, sel, current, &outputs)?;
+    let failures = failure_times(log_dir, sel)?;
+    let failed_in = |since: i64, until: i64| -> u64 {
+        failures
+            .iter()
+            .filter(|t| (since..until).contains(*t))
+            .count() as u64
+    };
     let classification = !outputs.classes.is_empty()
         || rows
             .iter()
@@ -178,7 +190,7 @@ pub fn performance(
             labelled: part.iter().filter(|r| r.truth.is_some()).count() as u64,
             realised,
             estimated,
-            latency: latency(&part),
+            latency: latency(&part, failed_in(since, since + step)),
         });
     }
     Ok(Some(Performance {
@@ -192,7 +204,7 @@ pub fn performance(
         realised,
         estimated,
         training: Metrics::new(),
-        latency: latency(&all),
+        latency: latency(&all, failures.len() as u64),
         timeline,
     }))
 }
@@ -434,8 +446,48 @@ fn regression_metrics(rows: &[&Row]) -> Metrics {
     m
 }
 
-/// Latency percentiles of the requests holding `rows` (a request's rows share its latency).
-fn latency(rows: &[&Row]) -> Latency {
+/// When each of the version's requests answered with an error in the window was answered.
+fn failure_times(log_dir: &Path, sel: &Selection) -> Result<Vec<i64>> {
+    let dir = log_dir.join(ERRORS).join(model_partition(&sel.model));
+    let hours = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(io(&dir, source)),
+    };
+    let mut times = Vec::new();
+    for hour in hours {
+        let hour = hour.map_err(|e| io(&dir, e))?;
+        let Some(start) = hour_start(&hour.file_name().to_string_lossy()) else {
+            continue;
+        };
+        if !sel.window.overlaps_hour(start) {
+            continue;
+        }
+        for file in std::fs::read_dir(hour.path()).map_err(|e| io(&hour.path(), e))? {
+            let path = file.map_err(|e| io(&hour.path(), e))?.path();
+            if !is_log_file(&path.file_name().unwrap_or_default().to_string_lossy()) {
+                continue;
+            }
+            let df = scan(&path)
+                .and_then(|lf| {
+                    lf.filter(sel.rows())
+                        .select([col("time").dt().timestamp(TimeUnit::Milliseconds)])
+                        .collect()
+                })
+                .map_err(|e| unreadable(&path, e))?;
+            let t = df
+                .column("time")
+                .and_then(|c| c.i64().cloned())
+                .map_err(|e| unreadable(&path, e))?;
+            times.extend(t.iter().flatten());
+        }
+    }
+    Ok(times)
+}
+
+/// Latency percentiles of the requests holding `rows` (a request's rows share its latency),
+/// with `errors` requests answered with an error.
+fn latency(rows: &[&Row], errors: u64) -> Latency {
     let mut seen = std::collections::HashSet::new();
     let mut ms: Vec<f64> = rows
         .iter()
@@ -444,8 +496,15 @@ fn latency(rows: &[&Row]) -> Latency {
         .filter(|x| x.is_finite())
         .collect();
     ms.sort_by(f64::total_cmp);
+    let requests = seen.len() as u64;
     Latency {
-        requests: seen.len() as u64,
+        requests,
+        errors,
+        error_rate: if requests + errors > 0 {
+            errors as f64 / (requests + errors) as f64
+        } else {
+            0.0
+        },
         p50_ms: quantile_sorted(&ms, 0.5),
         p95_ms: quantile_sorted(&ms, 0.95),
         p99_ms: quantile_sorted(&ms, 0.99),

@@ -108,8 +108,8 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_below: Option<f64>,
     /// A figure of the report: `realised.<m>`, `estimated.<m>`, `latency_p50_ms`,
-    /// `latency_p95_ms`, `latency_p99_ms`, `requests`, `rows`, `labelled_rows`, `drift_share`,
-    /// `drifted_columns`; with `below` or `above`.
+    /// `latency_p95_ms`, `latency_p99_ms`, `requests`, `errors`, `error_rate`, `rows`,
+    /// `labelled_rows`, `drift_share`, `drifted_columns`; with `below` or `above`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
     /// With `metric`: fires when it is below this.
@@ -366,6 +366,8 @@ pub fn figure(report: &Report, name: &str) -> Result<Option<f64>> {
         "rows" => Some(d.current_rows as f64),
         "labelled_rows" => p.map(|p| p.labelled as f64),
         "requests" => p.map(|p| p.latency.requests as f64),
+        "errors" => p.map(|p| p.latency.errors as f64),
+        "error_rate" => p.map(|p| p.latency.error_rate),
         "latency_p50_ms" => p.map(|p| p.latency.p50_ms),
         "latency_p95_ms" => p.map(|p| p.latency.p95_ms),
         "latency_p99_ms" => p.map(|p| p.latency.p99_ms),
@@ -384,7 +386,7 @@ pub fn figure(report: &Report, name: &str) -> Result<Option<f64>> {
 
 fn unknown(name: &str) -> MonitorError {
     MonitorError::Invalid(format!(
-        "'{name}' is not a figure keel reports (realised.<metric>, estimated.<metric>, latency_p50_ms, latency_p95_ms, latency_p99_ms, requests, rows, labelled_rows, drift_share, drifted_columns)"
+        "'{name}' is not a figure keel reports (realised.<metric>, estimated.<metric>, latency_p50_ms, latency_p95_ms, latency_p99_ms, requests, errors, error_rate, rows, labelled_rows, drift_share, drifted_columns)"
     ))
 }
 

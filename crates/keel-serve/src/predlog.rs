@@ -201,7 +201,30 @@ impl Feedback {
 enum Msg {
     Predictions(Logged),
     Feedback(Vec<Feedback>),
+    Failure(Failure),
     Flush(SyncSender<()>),
+}
+
+/// A prediction request answered with an error, as the log keeps it (one row in
+/// `errors/model=NAME/hour=.../`), so error rates per version come from the log like the rest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// The request's id.
+    pub request_id: String,
+    /// When it was answered (ms since the epoch).
+    pub time_ms: i64,
+    /// The served model's name.
+    pub model: String,
+    /// The version that answered.
+    pub version: String,
+    /// `primary`, `canary`, `shadow` or `pinned`.
+    pub role: &'static str,
+    /// The HTTP status it was answered with.
+    pub status: u16,
+    /// What went wrong, in one line.
+    pub error: String,
+    /// Time from its arrival to its answer.
+    pub latency_ms: f64,
 }
 
 /// The log's handle: cheap to share, never blocks the caller.
@@ -301,6 +324,9 @@ impl PredictionLog {
             feedback: Vec::new(),
             feedback_since: None,
             feedback_files: BTreeMap::new(),
+            failures: Vec::new(),
+            failures_since: None,
+            failure_files: BTreeMap::new(),
         };
         let handle = std::thread::Builder::new()
             .name("prediction-log".into())
@@ -367,6 +393,13 @@ impl PredictionLog {
         };
         if !self.send(Msg::Predictions(logged), rows) {
             self.dropped.inc_by(rows as u64);
+        }
+    }
+
+    /// Logs a request answered with an error (dropped, like rows, when the log is behind).
+    pub fn failed(&self, failure: Failure) {
+        if !self.send(Msg::Failure(failure), 1) {
+            self.dropped.inc();
         }
     }
 
@@ -704,6 +737,12 @@ struct Writer {
     feedback_since: Option<Instant>,
     /// Ground-truth files being written, by hour, with when each was started.
     feedback_files: BTreeMap<String, (ParquetFile, Instant)>,
+    /// Failed requests waiting to be written.
+    failures: Vec<Failure>,
+    /// When the oldest of them arrived.
+    failures_since: Option<Instant>,
+    /// Failure files being written, by model and hour, with when each was started.
+    failure_files: BTreeMap<(String, String), (ParquetFile, Instant)>,
 }
 
 /// One model's predictions of one hour: rows waiting for the next row group, and the file
@@ -726,7 +765,7 @@ fn hour_of(ms: i64) -> String {
         .to_string()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -763,6 +802,10 @@ impl Writer {
                         self.feedback_since.get_or_insert_with(Instant::now);
                         self.feedback
                             .extend(records.into_iter().map(|r| (hour.clone(), r)));
+                    }
+                    Ok(Msg::Failure(f)) => {
+                        self.failures_since.get_or_insert_with(Instant::now);
+                        self.failures.push(f);
                     }
                     Ok(Msg::Flush(done)) => {
                         self.flush(true);
@@ -815,6 +858,68 @@ impl Writer {
             }
         }
         self.flush_feedback(all);
+        self.flush_failures(all);
+    }
+
+    /// Writes buffered failures as row groups of each model's hour file once due (all of them
+    /// when `all`), and finishes the files that are old enough (all of them when `all`).
+    fn flush_failures(&mut self, all: bool) {
+        if !self.failures.is_empty()
+            && (all || self.group_due(self.failures.len(), self.failures_since))
+        {
+            self.failures_since = None;
+            let mut by_file: BTreeMap<(String, String), Vec<Failure>> = BTreeMap::new();
+            for f in std::mem::take(&mut self.failures) {
+                by_file
+                    .entry((f.model.clone(), hour_of(f.time_ms)))
+                    .or_default()
+                    .push(f);
+            }
+            for (key, records) in by_file {
+                let rows = records.len();
+                let mut columns = Columns::new(rows);
+                let text = |get: fn(&Failure) -> &str| records.iter().map(get).collect::<Vec<_>>();
+                columns.text("request_id", &text(|f| f.request_id.as_str()));
+                columns.time_ms("time", records.iter().map(|f| f.time_ms).collect());
+                columns.text("model", &text(|f| f.model.as_str()));
+                columns.text("version", &text(|f| f.version.as_str()));
+                columns.text("role", &text(|f| f.role));
+                columns.int64(
+                    "status",
+                    records.iter().map(|f| i64::from(f.status)).collect(),
+                );
+                columns.text("error", &text(|f| f.error.as_str()));
+                columns.float64("latency_ms", records.iter().map(|f| f.latency_ms).collect());
+                let file = match self.failure_files.entry(key) {
+                    Entry::Occupied(o) => Ok(&mut o.into_mut().0),
+                    Entry::Vacant(v) => {
+                        let (model, hour) = v.key();
+                        let dir = self
+                            .config
+                            .dir
+                            .join(keel_core::predlog::ERRORS)
+                            .join(keel_core::predlog::model_partition(model))
+                            .join(format!("hour={hour}"));
+                        ParquetFile::create(&dir, columns.schema())
+                            .map(|f| &mut v.insert((f, Instant::now())).0)
+                    }
+                };
+                let result = file.and_then(|f| f.write(columns));
+                self.settle(rows, result);
+            }
+        }
+        let interval = self.config.flush_interval;
+        let done: Vec<(String, String)> = self
+            .failure_files
+            .iter()
+            .filter(|(_, (_, started))| all || started.elapsed() >= interval)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in done {
+            if let Some((file, _)) = self.failure_files.remove(&key) {
+                finish(file);
+            }
+        }
     }
 
     /// Writes a partition's pending rows as one row group of its file (starting a new file

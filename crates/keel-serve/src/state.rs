@@ -15,7 +15,7 @@ use crate::batch::{BatchConfig, JobTag};
 use crate::error::ServeError;
 use crate::metrics::ServeMetrics;
 use crate::payload::{Input, Output};
-use crate::predlog::PredictionLog;
+use crate::predlog::{Failure, PredictionLog, now_ms};
 use crate::route::{Deployment, Route};
 
 /// Server limits.
@@ -262,6 +262,18 @@ pub async fn predict(
     };
     deployment.metrics.answered(role, protocol.label(), status);
     let elapsed = received.elapsed();
+    if let (Err(e), Some(log)) = (&result, &state.log) {
+        log.failed(Failure {
+            request_id: request_id.to_string(),
+            time_ms: now_ms(),
+            model: deployment.name.to_string(),
+            version: deployment.version.to_string(),
+            role,
+            status,
+            error: e.to_string(),
+            latency_ms: elapsed.as_secs_f64() * 1e3,
+        });
+    }
     deployment.metrics.latency.observe(elapsed.as_secs_f64());
     match &result {
         Err(e) if status >= 500 => tracing::warn!(

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use futures::TryStreamExt;
 use keel_core::ArtifactStore;
 use keel_core::artifact::ArtifactPath;
-use keel_core::predlog::{FEEDBACK, HOUR_MS, PREDICTIONS, is_log_file, model_partition};
+use keel_core::predlog::{ERRORS, FEEDBACK, HOUR_MS, PREDICTIONS, is_log_file, model_partition};
 use keel_monitor::Window;
 use keel_monitor::window::hour_start;
 use tokio::io::AsyncWriteExt;
@@ -127,8 +127,9 @@ impl Shipper {
 }
 
 /// Copies from the remote log `url` into a new temporary folder the files a check of `model`
-/// needs: the predictions of every hour any of `windows` touches (all of them without
-/// windows), and the ground truth of every hour ending after the earliest window starts.
+/// needs: the predictions and failed requests of every hour any of `windows` touches (all of
+/// them without windows), and the ground truth of every hour ending after the earliest window
+/// starts.
 pub(crate) async fn fetch(
     url: &Path,
     model: &str,
@@ -140,6 +141,8 @@ pub(crate) async fn fetch(
     let since = windows.iter().map(|w| w.since_ms).min().unwrap_or(i64::MIN);
     let predictions = format!("{PREDICTIONS}/{}", model_partition(model));
     copy_hours(store.as_ref(), &predictions, tmp.path(), &wanted).await?;
+    let errors = format!("{ERRORS}/{}", model_partition(model));
+    copy_hours(store.as_ref(), &errors, tmp.path(), &wanted).await?;
     copy_hours(store.as_ref(), FEEDBACK, tmp.path(), &|start| {
         start.saturating_add(HOUR_MS) > since
     })

@@ -594,6 +594,13 @@ fn price_log_with_a_shift(d: &Path) -> (String, String) {
             let (status, _, answer) = post_json(&serving.addr, "/invocations", body.as_bytes());
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
         }
+        // The moved half also gets three requests the model refuses (text for a number).
+        if shift != 0.0 {
+            let bad = br#"{"dataframe_split": {"columns": ["x1", "x2", "colour"], "data": [["oops", 0.5, "red"]]}}"#;
+            for _ in 0..3 {
+                assert_eq!(post_json(&serving.addr, "/invocations", bad).0, 400);
+            }
+        }
         // A graceful stop finishes every log file.
         assert_eq!(serving.stop(), 0);
     };
@@ -656,6 +663,15 @@ fn a_served_versions_drift_is_reported_against_its_training_data_and_recorded() 
     assert_eq!(decisions(&b), moved, "{b}");
     assert_eq!(b["drift"]["share"], 0.5);
     assert_eq!(b["drift"]["dataset_drifted"], true);
+    // Requests and errors per version come from the log: 12 answered, 3 refused.
+    let requests = &b["performance"]["latency"];
+    assert_eq!(
+        (requests["requests"].as_u64(), requests["errors"].as_u64()),
+        (Some(12), Some(3)),
+        "{b}"
+    );
+    assert_eq!(requests["error_rate"], 0.2);
+    assert_eq!(a["performance"]["latency"]["errors"], 0);
     // Under a higher share it did not.
     let (code, _, err) = monitor(d, &["--since", &t1, "--drift-share", "0.75", "--no-record"]);
     assert_eq!(code, 0, "{err}");

@@ -71,6 +71,8 @@ pub(crate) async fn record(
         metrics.push(("predicted_rows".into(), p.rows as f64, 0));
         metrics.push(("labelled_rows".into(), p.labelled as f64, 0));
         metrics.push(("requests".into(), p.latency.requests as f64, 0));
+        metrics.push(("errors".into(), p.latency.errors as f64, 0));
+        metrics.push(("error_rate".into(), p.latency.error_rate, 0));
         for (k, v) in [
             ("latency_p50_ms", p.latency.p50_ms),
             ("latency_p95_ms", p.latency.p95_ms),
