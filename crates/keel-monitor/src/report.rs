@@ -387,6 +387,7 @@ fn performance(p: &Performance) -> Markup {
                         tr { th { (k) } td { (cell(&p.realised, k)) } td { (cell(&p.estimated, k)) } td { (cell(&p.training, k)) } }
                     }
                     tr { th { "requests" } td { (p.latency.requests) } }
+                    tr { th { "errors" } td { (p.latency.errors) " (" (format!("{:.2}", p.latency.error_rate * 100.0)) "%)" } }
                     tr { th { "latency p50 / p95 / p99" } td colspan="3" { (format!("{:.2} / {:.2} / {:.2} ms", p.latency.p50_ms, p.latency.p95_ms, p.latency.p99_ms)) } }
                 }
                 @if realised.len() + estimated.len() > 1 {

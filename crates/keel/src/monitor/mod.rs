@@ -163,8 +163,15 @@ fn print(rep: &Report, run_id: Option<&str>) -> Result<()> {
     }
     if let Some(p) = &rep.performance {
         println!(
-            "performance ({}): {} of {} rows labelled, {} requests, latency p50 {:.2} ms, p99 {:.2} ms",
-            p.task, p.labelled, p.rows, p.latency.requests, p.latency.p50_ms, p.latency.p99_ms
+            "performance ({}): {} of {} rows labelled, {} requests, {} errors ({:.2}%), latency p50 {:.2} ms, p99 {:.2} ms",
+            p.task,
+            p.labelled,
+            p.rows,
+            p.latency.requests,
+            p.latency.errors,
+            p.latency.error_rate * 100.0,
+            p.latency.p50_ms,
+            p.latency.p99_ms
         );
         let names: std::collections::BTreeSet<&String> =
             p.realised.keys().chain(p.estimated.keys()).collect();
