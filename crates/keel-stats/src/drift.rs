@@ -109,10 +109,6 @@ impl ColumnDrift {
     }
 }
 
-fn decide(test: Test, score: f64, psi: f64) -> ColumnDrift {
-    decide_at(test, test.default_threshold(), score, psi)
-}
-
 fn decide_at(test: Test, threshold: f64, score: f64, psi: f64) -> ColumnDrift {
     let drifted = if test == Test::Ks {
         // Evidently's K-S alone counts a p-value equal to the threshold as drift.
@@ -144,23 +140,21 @@ pub fn numeric(reference: &[f64], current: &[f64]) -> Result<ColumnDrift> {
     }
     if distinct.len() <= 5 {
         // Few values: compare them as categories.
-        let counts = |xs: &[f64]| {
-            let mut m: BTreeMap<String, u64> = BTreeMap::new();
-            for x in xs {
-                *m.entry(x.to_string()).or_default() += 1;
-            }
-            m
-        };
-        return categorical(&counts(reference), &counts(current));
+        return categorical(&value_counts(reference), &value_counts(current));
     }
-    let (r, c) = sturges_histograms(reference, current);
-    let psi = psi(&r, &c)?;
-    if reference.len() <= SMALL_SAMPLE {
-        return Ok(decide(Test::Ks, ks_2samp(reference, current)?.pvalue, psi));
-    }
-    let norm = population_std(reference).max(0.001);
-    let score = wasserstein_distance(reference, current)? / norm;
-    Ok(decide(Test::Wasserstein, score, psi))
+    let method = if reference.len() <= SMALL_SAMPLE {
+        Test::Ks
+    } else {
+        Test::Wasserstein
+    };
+    numeric_with(
+        Choice {
+            method,
+            threshold: None,
+        },
+        reference,
+        current,
+    )
 }
 
 /// Drift of a categorical column given each side's count per category.
@@ -169,39 +163,35 @@ pub fn categorical(
     current: &BTreeMap<String, u64>,
 ) -> Result<ColumnDrift> {
     let n_ref: u64 = reference.values().sum();
-    if n_ref == 0 {
-        return Err(StatsError::Empty("the reference sample"));
+    let categories = reference
+        .keys()
+        .chain(current.keys())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let method = if n_ref as usize > SMALL_SAMPLE {
+        Test::JensenShannon
+    } else if categories <= 2 {
+        Test::Z
+    } else {
+        Test::Chi2
+    };
+    categorical_with(
+        Choice {
+            method,
+            threshold: None,
+        },
+        reference,
+        current,
+    )
+}
+
+/// Each value's count, its text the category.
+fn value_counts(xs: &[f64]) -> BTreeMap<String, u64> {
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for x in xs {
+        *m.entry(x.to_string()).or_default() += 1;
     }
-    if current.values().sum::<u64>() == 0 {
-        return Err(StatsError::Empty("the current sample"));
-    }
-    let keys: BTreeSet<&String> = reference.keys().chain(current.keys()).collect();
-    let r: Vec<f64> = keys
-        .iter()
-        .map(|k| reference.get(*k).copied().unwrap_or(0) as f64)
-        .collect();
-    let c: Vec<f64> = keys
-        .iter()
-        .map(|k| current.get(*k).copied().unwrap_or(0) as f64)
-        .collect();
-    let psi = psi(&r, &c)?;
-    if n_ref as usize <= SMALL_SAMPLE {
-        let n_cur: f64 = c.iter().sum();
-        if keys.len() <= 2 {
-            // The share of the categories after the first (in sorted order) on each side; one
-            // category on both sides cannot have changed.
-            if keys.len() < 2 {
-                return Ok(decide(Test::Z, 1.0, psi));
-            }
-            let p = proportions_z_test(r[1], n_ref as f64, c[1], n_cur)?;
-            return Ok(decide(Test::Z, p, psi));
-        }
-        let scale = n_cur / n_ref as f64;
-        let expected: Vec<f64> = r.iter().map(|x| x * scale).collect();
-        let p = chisquare(&c, &expected)?.pvalue;
-        return Ok(decide(Test::Chi2, p, psi));
-    }
-    Ok(decide(Test::JensenShannon, jensen_shannon(&r, &c)?, psi))
+    m
 }
 
 /// Drift of a numeric column with a chosen test: K-S, normalised Wasserstein, Jensen-Shannon
@@ -211,7 +201,6 @@ pub fn numeric_with(choice: Choice, reference: &[f64], current: &[f64]) -> Resul
     crate::finite(current, "the current sample")?;
     let (r, c) = sturges_histograms(reference, current);
     let binned_psi = psi(&r, &c)?;
-    let t = choice.threshold();
     let score = match choice.method {
         Test::Ks => ks_2samp(reference, current)?.pvalue,
         Test::Wasserstein => {
@@ -220,21 +209,20 @@ pub fn numeric_with(choice: Choice, reference: &[f64], current: &[f64]) -> Resul
         Test::JensenShannon => jensen_shannon(&r, &c)?,
         Test::Psi => binned_psi,
         Test::Chi2 | Test::Z => {
-            let counts = |xs: &[f64]| {
-                let mut m: BTreeMap<String, u64> = BTreeMap::new();
-                for x in xs {
-                    *m.entry(x.to_string()).or_default() += 1;
-                }
-                m
-            };
-            return categorical_with(choice, &counts(reference), &counts(current));
+            return categorical_with(choice, &value_counts(reference), &value_counts(current));
         }
     };
-    Ok(decide_at(choice.method, t, score, binned_psi))
+    Ok(decide_at(
+        choice.method,
+        choice.threshold(),
+        score,
+        binned_psi,
+    ))
 }
 
-/// Drift of a categorical column with a chosen test: chi-squared, the Z-test (two categories),
-/// Jensen-Shannon or PSI; K-S and Wasserstein need numbers.
+/// Drift of a categorical column with a chosen test: chi-squared (the current counts against
+/// the reference's scaled to the current size), the Z-test (two categories; one category on
+/// both sides cannot have changed), Jensen-Shannon or PSI; K-S and Wasserstein need numbers.
 pub fn categorical_with(
     choice: Choice,
     reference: &BTreeMap<String, u64>,
