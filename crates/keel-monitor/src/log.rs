@@ -16,19 +16,24 @@ use crate::window::{Window, hour_start};
 /// first (none when the model has no log).
 pub fn prediction_files(log_dir: &Path, model: &str, window: &Window) -> Result<Vec<PathBuf>> {
     let dir = log_dir.join(PREDICTIONS).join(model_partition(model));
-    let hours = match std::fs::read_dir(&dir) {
+    hour_files(&dir, &|start| window.overlaps_hour(start))
+}
+
+/// The finished log files in the `hour=...` folders under `dir` whose start `keep` accepts,
+/// oldest hour first (none when `dir` does not exist).
+pub(crate) fn hour_files(dir: &Path, keep: &dyn Fn(i64) -> bool) -> Result<Vec<PathBuf>> {
+    let hours = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(io(&dir, source)),
+        Err(source) => return Err(io(dir, source)),
     };
     let mut found = Vec::new();
     for hour in hours {
-        let hour = hour.map_err(|e| io(&dir, e))?;
-        let name = hour.file_name().to_string_lossy().into_owned();
-        let Some(start) = hour_start(&name) else {
+        let hour = hour.map_err(|e| io(dir, e))?;
+        let Some(start) = hour_start(&hour.file_name().to_string_lossy()) else {
             continue;
         };
-        if !window.overlaps_hour(start) {
+        if !keep(start) {
             continue;
         }
         for file in std::fs::read_dir(hour.path()).map_err(|e| io(&hour.path(), e))? {

@@ -6,16 +6,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use keel_core::predlog::{ERRORS, FEEDBACK, HOUR_MS, OUTPUT_PREFIX, is_log_file, model_partition};
+use keel_core::predlog::{ERRORS, FEEDBACK, HOUR_MS, OUTPUT_PREFIX, model_partition};
 use keel_data::profile::quantile_sorted;
 use keel_stats::cbpe;
 use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::log::{Current, Selection, io, scan, unreadable};
+use crate::log::{Current, Selection, hour_files, scan, unreadable};
 use crate::report::prediction_column;
-use crate::window::hour_start;
 
 /// Metrics by name (`accuracy`, `roc_auc`, `rmse`, ...).
 pub type Metrics = BTreeMap<String, f64>;
@@ -212,30 +211,9 @@ pub fn performance(
 /// The finished ground-truth files of hours that end after `since_ms` (truth arrives after
 /// its prediction).
 fn feedback_files(log_dir: &Path, since_ms: i64) -> Result<Vec<PathBuf>> {
-    let dir = log_dir.join(FEEDBACK);
-    let hours = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(io(&dir, source)),
-    };
-    let mut found = Vec::new();
-    for hour in hours {
-        let hour = hour.map_err(|e| io(&dir, e))?;
-        let Some(start) = hour_start(&hour.file_name().to_string_lossy()) else {
-            continue;
-        };
-        if start.saturating_add(HOUR_MS) <= since_ms {
-            continue;
-        }
-        for file in std::fs::read_dir(hour.path()).map_err(|e| io(&hour.path(), e))? {
-            let file = file.map_err(|e| io(&hour.path(), e))?;
-            if is_log_file(&file.file_name().to_string_lossy()) {
-                found.push(file.path());
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+    hour_files(&log_dir.join(FEEDBACK), &|start| {
+        start.saturating_add(HOUR_MS) > since_ms
+    })
 }
 
 fn read_rows(
@@ -449,38 +427,20 @@ fn regression_metrics(rows: &[&Row]) -> Metrics {
 /// When each of the version's requests answered with an error in the window was answered.
 fn failure_times(log_dir: &Path, sel: &Selection) -> Result<Vec<i64>> {
     let dir = log_dir.join(ERRORS).join(model_partition(&sel.model));
-    let hours = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(io(&dir, source)),
-    };
     let mut times = Vec::new();
-    for hour in hours {
-        let hour = hour.map_err(|e| io(&dir, e))?;
-        let Some(start) = hour_start(&hour.file_name().to_string_lossy()) else {
-            continue;
-        };
-        if !sel.window.overlaps_hour(start) {
-            continue;
-        }
-        for file in std::fs::read_dir(hour.path()).map_err(|e| io(&hour.path(), e))? {
-            let path = file.map_err(|e| io(&hour.path(), e))?.path();
-            if !is_log_file(&path.file_name().unwrap_or_default().to_string_lossy()) {
-                continue;
-            }
-            let df = scan(&path)
-                .and_then(|lf| {
-                    lf.filter(sel.rows())
-                        .select([col("time").dt().timestamp(TimeUnit::Milliseconds)])
-                        .collect()
-                })
-                .map_err(|e| unreadable(&path, e))?;
-            let t = df
-                .column("time")
-                .and_then(|c| c.i64().cloned())
-                .map_err(|e| unreadable(&path, e))?;
-            times.extend(t.iter().flatten());
-        }
+    for path in hour_files(&dir, &|start| sel.window.overlaps_hour(start))? {
+        let df = scan(&path)
+            .and_then(|lf| {
+                lf.filter(sel.rows())
+                    .select([col("time").dt().timestamp(TimeUnit::Milliseconds)])
+                    .collect()
+            })
+            .map_err(|e| unreadable(&path, e))?;
+        let t = df
+            .column("time")
+            .and_then(|c| c.i64().cloned())
+            .map_err(|e| unreadable(&path, e))?;
+        times.extend(t.iter().flatten());
     }
     Ok(times)
 }
