@@ -106,7 +106,11 @@ fn the_web_ui_shows_what_the_mlflow_client_logged() {
     // and a monitor file's check whose alert fires.
     let logged = d.join("log/predictions/model=price");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while walk_parquet(&logged) == 0 && std::time::Instant::now() < deadline {
+    while !support::walk(&logged)
+        .iter()
+        .any(|p| p.extension().is_some_and(|x| x == "parquet"))
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     std::fs::write(
@@ -167,22 +171,4 @@ fn run_compat(python: &std::path::Path, dir: &std::path::Path, url: &str) {
         "no summary line\n{stdout}"
     );
     println!("{}", stdout.lines().last().unwrap_or_default());
-}
-
-/// Finished Parquet files under `dir` (recursively).
-fn walk_parquet(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                walk_parquet(&p)
-            } else {
-                usize::from(p.extension().is_some_and(|x| x == "parquet"))
-            }
-        })
-        .sum()
 }

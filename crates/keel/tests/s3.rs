@@ -314,7 +314,7 @@ fn replicas_log_to_one_s3_prefix_and_are_monitored_as_one_model() {
         }
         // A graceful stop finishes the files and ships them.
         assert_eq!(serving.stop(), 0);
-        let left: Vec<_> = walk(&d.join(spool))
+        let left: Vec<_> = support::walk(&d.join(spool))
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
             .collect();
@@ -350,19 +350,4 @@ fn replicas_log_to_one_s3_prefix_and_are_monitored_as_one_model() {
     assert!(report["log_files"].as_u64().unwrap() >= 2, "{report}");
     assert_eq!(report["reference"], "shop@1");
     assert_eq!(report["drift"]["dataset_drifted"], false);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

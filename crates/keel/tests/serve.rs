@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Serving, json, keel_status, post_json, price_model, shop};
+use support::{Serving, json, keel_status, post_json, price_model, shop, walk};
 
 /// Posts one row; the status, the answering version and the body.
 fn predict(addr: &str, x1: f64) -> (u16, String, Value) {
@@ -280,14 +280,7 @@ fn a_killed_server_loses_no_logged_row_that_reached_a_row_group() {
             post_json(&serving.addr, "/invocations", body.as_bytes())
         };
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        let id = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("x-request-id: ")
-                    .map(|v| v.trim().to_string())
-            })
-            .expect("an x-request-id header");
+        let id = support::request_id(&head);
         ids.push(id);
     }
     for id in &ids[..50] {
@@ -510,19 +503,6 @@ fn quickstart_runs_the_whole_loop_on_the_bundled_dataset() {
         "the predictions were not logged"
     );
     assert!(logged("feedback"), "the ground truth was not logged");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// The shop table's rows as `/invocations` bodies of 50 rows, `x1` moved by `shift`.
@@ -866,14 +846,7 @@ fn live_performance_joins_feedback_and_estimates_it_without_labels() {
             scores.push(p["probability_yes"].as_f64().unwrap());
             positive.push(*truth == "yes");
         }
-        let id = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("x-request-id: ")
-                    .map(|v| v.trim().to_string())
-            })
-            .expect("an x-request-id header");
+        let id = support::request_id(&head);
         let truths: Vec<&str> = chunk.iter().map(|r| r.2).collect();
         let feedback = serde_json::json!({"request_id": id, "ground_truth": truths});
         let (status, _, answer) =

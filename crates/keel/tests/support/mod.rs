@@ -555,3 +555,28 @@ pub fn price_model(d: &Path, remote: &[&str]) -> Value {
     ];
     json(d, &[&train[..], remote].concat())
 }
+
+/// Every file under `dir`, recursively (none when it does not exist).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The `x-request-id` header of an answer's head (as [`post_json`] returns it).
+pub fn request_id(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-request-id: ")
+                .map(|v| v.trim().to_string())
+        })
+        .expect("an x-request-id header")
+}
