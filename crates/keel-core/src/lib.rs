@@ -16,6 +16,7 @@ pub mod page;
 pub mod predlog;
 pub mod pyjson;
 pub mod service;
+pub mod sketch;
 pub mod store;
 pub mod table;
 pub mod validate;

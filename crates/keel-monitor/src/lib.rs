@@ -10,13 +10,16 @@
 //! truth, estimated from the probabilities on every row, latency).
 
 pub mod charts;
+pub mod compare;
 pub mod drift;
 pub mod error;
 pub mod gauges;
+pub mod labelled;
 pub mod log;
 pub mod performance;
 pub mod report;
 pub mod rules;
+pub mod sketch;
 pub mod window;
 
 pub use error::{MonitorError, Result};

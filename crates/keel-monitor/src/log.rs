@@ -102,6 +102,9 @@ pub struct Current {
     pub first_ms: i64,
     /// When the last of them was.
     pub last_ms: i64,
+    /// Read from the hourly sketches: the rows of the merged sample numeric columns were
+    /// compared through (see [`crate::sketch`]); `None` when every row was read.
+    pub sampled_rows: Option<u64>,
 }
 
 impl Current {
@@ -180,6 +183,7 @@ pub fn current(log_dir: &Path, sel: &Selection) -> Result<Current> {
         paths: kept.into_iter().map(|(p, _)| p).collect(),
         first_ms,
         last_ms,
+        sampled_rows: None,
     })
 }
 

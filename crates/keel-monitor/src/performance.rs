@@ -78,7 +78,7 @@ pub struct PerformancePoint {
 
 /// Which logged outputs hold the prediction and the class probabilities.
 #[derive(Debug, Clone, PartialEq)]
-struct Outputs {
+pub(crate) struct Outputs {
     /// The predicted label or value.
     prediction: String,
     /// (class, column) of each class probability.
@@ -101,20 +101,21 @@ fn probability_columns(columns: &[String]) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// One row as read: when, its request's latency, its prediction, its probabilities and its
-/// ground truth.
-struct Row {
+/// One row as read: when, its request id and index, its request's latency, its prediction,
+/// its probabilities and its ground truth.
+pub(crate) struct Row {
     time: i64,
-    request: String,
+    pub(crate) request: String,
+    pub(crate) row: i64,
     latency: f64,
-    predicted: Predicted,
+    pub(crate) predicted: Predicted,
     proba: Option<Vec<f64>>,
-    truth: Option<Predicted>,
+    pub(crate) truth: Option<Predicted>,
 }
 
 /// A label (as text) or a value.
 #[derive(Debug, Clone, PartialEq)]
-enum Predicted {
+pub(crate) enum Predicted {
     Label(String),
     Value(f64),
 }
@@ -137,16 +138,9 @@ pub fn performance(
     current: &Current,
     parts: usize,
 ) -> Result<Option<Performance>> {
-    let columns = current.columns();
-    let Some(prediction) = prediction_column(&columns) else {
+    let Some((outputs, rows, classification)) = predicted_rows(log_dir, sel, current)? else {
         return Ok(None);
     };
-    let classes = probability_columns(&columns);
-    let outputs = Outputs {
-        prediction,
-        classes,
-    };
-    let rows = read_rows(log_dir, sel, current, &outputs)?;
     let failures = failure_times(log_dir, sel)?;
     let failed_in = |since: i64, until: i64| -> u64 {
         failures
@@ -154,11 +148,6 @@ pub fn performance(
             .filter(|t| (since..until).contains(*t))
             .count() as u64
     };
-    let classification = !outputs.classes.is_empty()
-        || rows
-            .iter()
-            .any(|r| matches!(r.predicted, Predicted::Label(_)))
-        || outputs.prediction.ends_with("label");
     let class_names: Vec<String> = outputs.classes.iter().map(|(c, _)| c.clone()).collect();
     let measure = |rows: &[&Row]| {
         if classification {
@@ -208,6 +197,62 @@ pub fn performance(
     }))
 }
 
+/// The rows `current` read with their prediction and ground truth, what the outputs are, and
+/// whether the model classifies; `None` when the log holds no prediction column keel
+/// recognises.
+pub(crate) fn predicted_rows(
+    log_dir: &Path,
+    sel: &Selection,
+    current: &Current,
+) -> Result<Option<(Outputs, Vec<Row>, bool)>> {
+    let columns = current.columns();
+    let Some(prediction) = prediction_column(&columns) else {
+        return Ok(None);
+    };
+    let classes = probability_columns(&columns);
+    let outputs = Outputs {
+        prediction,
+        classes,
+    };
+    let rows = read_rows(log_dir, sel, current, &outputs)?;
+    let classification = !outputs.classes.is_empty()
+        || rows
+            .iter()
+            .any(|r| matches!(r.predicted, Predicted::Label(_)))
+        || outputs.prediction.ends_with("label");
+    Ok(Some((outputs, rows, classification)))
+}
+
+/// The latest ground-truth record of each request row, from the files of the hours that end
+/// after `since_ms` (truth arrives after its prediction): `request_id`, `row`, `truth_number`,
+/// `truth_text`; `None` when there is none.
+pub(crate) fn latest_truths(log_dir: &Path, since_ms: i64) -> Result<Option<LazyFrame>> {
+    let mut truths = Vec::new();
+    let files = feedback_files(log_dir, since_ms)?;
+    for path in &files {
+        let lf = scan(path).map_err(|e| unreadable(path, e))?;
+        truths.push(lf.select([
+            col("request_id"),
+            col("row"),
+            col("time").alias("truth_time"),
+            col("truth_number"),
+            col("truth_text"),
+        ]));
+    }
+    let Some(first) = files.first() else {
+        return Ok(None);
+    };
+    let latest = concat(truths, UnionArgs::default())
+        .map_err(|e| unreadable(first, e))?
+        .sort(
+            ["truth_time"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .group_by([col("request_id"), col("row")])
+        .agg([col("truth_number").last(), col("truth_text").last()]);
+    Ok(Some(latest))
+}
+
 /// The finished ground-truth files of hours that end after `since_ms` (truth arrives after
 /// its prediction).
 fn feedback_files(log_dir: &Path, since_ms: i64) -> Result<Vec<PathBuf>> {
@@ -243,37 +288,17 @@ fn read_rows(
         return Ok(Vec::new());
     };
     let predictions = concat(frames, UnionArgs::default()).map_err(|e| unreadable(first, e))?;
-    let mut truths = Vec::new();
-    for path in feedback_files(log_dir, sel.window.since_ms)? {
-        let lf = scan(&path).map_err(|e| unreadable(&path, e))?;
-        truths.push(lf.select([
-            col("request_id"),
-            col("row"),
-            col("time").alias("truth_time"),
-            col("truth_number"),
-            col("truth_text"),
-        ]));
-    }
-    let joined = if truths.is_empty() {
-        predictions.with_columns([
+    let joined = match latest_truths(log_dir, sel.window.since_ms)? {
+        None => predictions.with_columns([
             lit(NULL).cast(DataType::Float64).alias("truth_number"),
             lit(NULL).cast(DataType::String).alias("truth_text"),
-        ])
-    } else {
-        let latest = concat(truths, UnionArgs::default())
-            .map_err(|e| unreadable(first, e))?
-            .sort(
-                ["truth_time"],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
-            .group_by([col("request_id"), col("row")])
-            .agg([col("truth_number").last(), col("truth_text").last()]);
-        predictions.join(
+        ]),
+        Some(latest) => predictions.join(
             latest,
             [col("request_id"), col("row")],
             [col("request_id"), col("row")],
             JoinArgs::new(JoinType::Left),
-        )
+        ),
     };
     let df = joined
         .sort(
@@ -288,6 +313,8 @@ fn read_rows(
 fn to_rows(df: &DataFrame, classes: usize) -> PolarsResult<Vec<Row>> {
     let time = df.column("time")?.i64()?;
     let request = df.column("request_id")?.str()?;
+    let row = df.column("row")?.cast(&DataType::Int64)?;
+    let row = row.i64()?;
     let latency = df.column("latency_ms")?.f64()?;
     let prediction = df.column("prediction")?;
     let labels = prediction
@@ -329,6 +356,7 @@ fn to_rows(df: &DataFrame, classes: usize) -> PolarsResult<Vec<Row>> {
         rows.push(Row {
             time: time.get(i).unwrap_or_default(),
             request: request.get(i).unwrap_or_default().to_string(),
+            row: row.get(i).unwrap_or_default(),
             latency: latency.get(i).unwrap_or(f64::NAN),
             predicted,
             proba,
@@ -339,7 +367,7 @@ fn to_rows(df: &DataFrame, classes: usize) -> PolarsResult<Vec<Row>> {
 }
 
 /// A predicted label as text (a numeric label as [`label_of`] writes it).
-fn label_text(p: &Predicted) -> String {
+pub(crate) fn label_text(p: &Predicted) -> String {
     match p {
         Predicted::Label(s) => s.clone(),
         Predicted::Value(x) => label_of(*x),

@@ -98,6 +98,25 @@ pub struct Point {
     pub scores: BTreeMap<String, f64>,
 }
 
+impl Point {
+    /// The part from `since` to `until` (ms) and its check.
+    pub fn of(since: i64, until: i64, r: &DriftReport) -> Self {
+        Point {
+            since: rfc3339(since),
+            since_ms: since,
+            until_ms: until,
+            rows: r.current_rows,
+            share: r.share,
+            dataset_drifted: r.dataset_drifted,
+            scores: r
+                .columns
+                .iter()
+                .filter_map(|c| Some((c.column.clone(), c.drift.as_ref()?.score)))
+                .collect(),
+        }
+    }
+}
+
 /// The window from the first to the last logged row cut in `parts` equal parts, each checked
 /// against `reference` (with the tests `choices` names); parts without rows are left out.
 pub fn timeline(
@@ -112,38 +131,48 @@ pub fn timeline(
     let (start, end) = (current.first_ms, current.last_ms.saturating_add(1));
     let parts = parts.max(1) as i64;
     let step = ((end - start) + parts - 1) / parts;
-    let mut points = Vec::new();
-    for k in 0..parts {
-        let since = start + k * step;
-        let until = (since + step).min(end);
-        if since >= until {
-            break;
-        }
+    let columns = current.columns();
+    let spans = (0..parts)
+        .map(|k| {
+            let since = start + k * step;
+            (since, (since + step).min(end))
+        })
+        .filter(|(since, until)| since < until);
+    points(
+        spans,
+        sel,
+        &|part| current_part(log_dir, part, &columns),
+        reference,
+        drift_share,
+        choices,
+    )
+}
+
+/// Each span (ms since, until) of `sel`'s window read by `read` and checked against `reference`
+/// (with the tests `choices` names); spans without rows are left out.
+pub(crate) fn points(
+    spans: impl Iterator<Item = (i64, i64)>,
+    sel: &Selection,
+    read: &dyn Fn(&Selection) -> Result<Current>,
+    reference: (&Table, &[Sample]),
+    drift_share: f64,
+    choices: &BTreeMap<String, Choice>,
+) -> Result<Vec<Point>> {
+    let mut out = Vec::new();
+    for (since, until) in spans {
         let part = Selection {
             window: Window::new(since, until)?,
             ..sel.clone()
         };
-        let c = match current_part(log_dir, &part, &current.columns()) {
+        let c = match read(&part) {
             Ok(c) => c,
             Err(MonitorError::NoRows { .. }) => continue,
             Err(e) => return Err(e),
         };
         let r = drift::check_with(reference, (&c.table, &c.samples), drift_share, choices)?;
-        points.push(Point {
-            since: rfc3339(since),
-            since_ms: since,
-            until_ms: until,
-            rows: r.current_rows,
-            share: r.share,
-            dataset_drifted: r.dataset_drifted,
-            scores: r
-                .columns
-                .iter()
-                .filter_map(|c| Some((c.column.clone(), c.drift.as_ref()?.score)))
-                .collect(),
-        });
+        out.push(Point::of(since, until, &r));
     }
-    Ok(points)
+    Ok(out)
 }
 
 /// A part of the window read like the whole: the same columns are expected.
@@ -172,8 +201,11 @@ pub struct Report {
     pub until: String,
     /// When the first and the last row read were logged.
     pub rows_between: (String, String),
-    /// Log files holding the rows.
+    /// Log files holding the rows (sketch files, when read from sketches).
     pub log_files: usize,
+    /// Read from the hourly sketches: the sampled rows numeric columns were compared through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled_rows: Option<u64>,
     /// What the rows were compared with (`NAME@V`, or a window of the log).
     pub reference: String,
     /// The comparison.
@@ -200,6 +232,7 @@ impl Report {
             until: rfc3339(sel.window.until_ms),
             rows_between: (rfc3339(current.first_ms), rfc3339(current.last_ms)),
             log_files: current.files,
+            sampled_rows: current.sampled_rows,
             reference,
             drift,
             timeline,

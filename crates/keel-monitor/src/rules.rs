@@ -59,6 +59,10 @@ pub struct MonitorFile {
     /// The share of drifted columns at which the dataset drifted.
     #[serde(default = "default_share")]
     pub drift_share: f64,
+    /// Check from the log's hourly sketches instead of its rows (whole hours; no live
+    /// performance; see [`crate::sketch`]).
+    #[serde(default)]
+    pub sketches: bool,
     /// A test and threshold per column instead of the default choice.
     #[serde(default)]
     pub columns: BTreeMap<String, Choice>,
@@ -71,6 +75,110 @@ pub struct MonitorFile {
     /// The experiment checks are recorded in.
     #[serde(default = "default_experiment")]
     pub experiment: String,
+    /// How a rule with `retrain: true` retrains, when it fires.
+    #[serde(default)]
+    pub retrain: Retrain,
+    /// Whether and how each check also compares the challenger with the champion and moves
+    /// the champion alias (none: no comparison).
+    #[serde(default)]
+    pub promote: Option<Promote>,
+}
+
+/// What data a retraining uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetrainData {
+    /// The newest version of the dataset the champion was trained on.
+    #[default]
+    Newest,
+    /// That version plus the rows of the log with ground truth, stored first as a new version
+    /// of the same dataset.
+    Feedback,
+}
+
+/// How an alert retrains the champion: its recorded training rerun on other data, the result
+/// registered with an alias.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retrain {
+    /// The data.
+    #[serde(default)]
+    pub data: RetrainData,
+    /// With `feedback`: the span of the log whose labelled rows are added.
+    #[serde(default = "default_feedback_window")]
+    pub window: String,
+    /// The alias the new version gets.
+    #[serde(default = "default_challenger")]
+    pub alias: String,
+    /// Record what would be trained, train nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl Default for Retrain {
+    fn default() -> Self {
+        Retrain {
+            data: RetrainData::Newest,
+            window: default_feedback_window(),
+            alias: default_challenger(),
+            dry_run: false,
+        }
+    }
+}
+
+/// Who moves the champion alias once the challenger is shown better.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// The check itself.
+    #[default]
+    Auto,
+    /// A person, with `keel monitor promote`: the check records the finding only.
+    Manual,
+}
+
+/// How the challenger is compared with the champion on live traffic and promoted.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promote {
+    /// The challenger's alias.
+    #[serde(default = "default_challenger")]
+    pub challenger: String,
+    /// The span of the log compared.
+    #[serde(default = "default_promote_window")]
+    pub window: String,
+    /// Labelled rows each side needs (rows both answered, for a shadow).
+    #[serde(default = "default_min_rows")]
+    pub min_rows: u64,
+    /// The significance level of the one-sided test.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Who moves the alias.
+    #[serde(default)]
+    pub approval: Approval,
+    /// Record the decision, move nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn default_challenger() -> String {
+    "challenger".into()
+}
+
+fn default_feedback_window() -> String {
+    "7d".into()
+}
+
+fn default_promote_window() -> String {
+    "1h".into()
+}
+
+fn default_min_rows() -> u64 {
+    200
+}
+
+fn default_alpha() -> f64 {
+    0.05
 }
 
 fn default_window() -> String {
@@ -121,6 +229,10 @@ pub struct Rule {
     /// Fires when the window holds fewer rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_rows: Option<u64>,
+    /// When it fires, retrain as the file's `retrain` says (unless a challenger is already
+    /// waiting to be compared).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retrain: bool,
 }
 
 /// A webhook that receives firing alerts as JSON.
@@ -181,6 +293,33 @@ impl MonitorFile {
             rule.validate().map_err(|e| {
                 MonitorError::Invalid(format!("{origin}: alert '{}': {e}", rule.name))
             })?;
+        }
+        let champion_alias = file.model.contains('@');
+        if (file.alerts.iter().any(|r| r.retrain) || file.promote.is_some()) && !champion_alias {
+            return Err(MonitorError::Invalid(format!(
+                "{origin}: retraining and promotion move aliases: model must be NAME@ALIAS (the champion's), not '{}'",
+                file.model
+            )));
+        }
+        humantime::parse_duration(&file.retrain.window).map_err(|e| {
+            MonitorError::Invalid(format!(
+                "{origin}: retrain.window '{}' is not a duration: {e}",
+                file.retrain.window
+            ))
+        })?;
+        if let Some(p) = &file.promote {
+            humantime::parse_duration(&p.window).map_err(|e| {
+                MonitorError::Invalid(format!(
+                    "{origin}: promote.window '{}' is not a duration: {e}",
+                    p.window
+                ))
+            })?;
+            if !(p.alpha > 0.0 && p.alpha < 1.0) {
+                return Err(MonitorError::Invalid(format!(
+                    "{origin}: promote.alpha must be between 0 and 1, not {}",
+                    p.alpha
+                )));
+            }
         }
         for hook in &file.webhooks {
             if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
@@ -408,6 +547,20 @@ mod tests {
         assert_eq!(f.columns["age"].threshold, Some(0.2));
         assert_eq!(f.webhooks[0].retries, 5);
         assert_eq!(f.experiment, "keel-monitoring");
+        assert_eq!(f.retrain, Retrain::default());
+        assert_eq!(f.promote, None);
+        let f = MonitorFile::parse(
+            "kind: keel.monitor/v1\nmodel: churn@champion\nalerts: [{name: moved, drift_share_above: 0.3, retrain: true}]\nretrain: {data: feedback}\npromote: {approval: manual}\n",
+            "m.yaml",
+        )
+        .unwrap();
+        assert!(f.alerts[0].retrain);
+        assert_eq!(f.retrain.data, RetrainData::Feedback);
+        let p = f.promote.unwrap();
+        assert_eq!(
+            (p.approval, p.min_rows, p.alpha, p.challenger.as_str()),
+            (Approval::Manual, 200, 0.05, "challenger")
+        );
         for (text, needle) in [
             (
                 "kind: keel.monitor/v1\nmodel: m\nwindw: 1h\n",
@@ -441,6 +594,22 @@ mod tests {
                 "kind: keel.monitor/v1\nmodel: m\nwebhooks: [{url: ftp://x}]\n",
                 "not an http",
             ),
+            (
+                "kind: keel.monitor/v1\nmodel: m\nalerts: [{name: a, min_rows: 1, retrain: true}]\n",
+                "model must be NAME@ALIAS",
+            ),
+            (
+                "kind: keel.monitor/v1\nmodel: m@champion\npromote: {alpha: 2}\n",
+                "promote.alpha",
+            ),
+            (
+                "kind: keel.monitor/v1\nmodel: m@champion\nretrain: {data: latest}\n",
+                "unknown variant `latest`",
+            ),
+            (
+                "kind: keel.monitor/v1\nmodel: m@champion\npromote: {min_row: 3}\n",
+                "unknown field `min_row`",
+            ),
         ] {
             let e = MonitorFile::parse(text, "m.yaml").unwrap_err().to_string();
             assert!(
@@ -463,6 +632,7 @@ mod tests {
             below: None,
             above: None,
             min_rows: Some(10),
+            retrain: false,
         };
         let fired = rule.evaluate(None).unwrap().unwrap();
         assert_eq!((fired.value, fired.threshold), (0.0, Some(10.0)));

@@ -264,7 +264,7 @@ impl ParquetFile {
         let group = self
             .staging
             .join(format!("{:06}{GROUP_SUFFIX}", self.groups));
-        write_parquet(&group, &self.schema, columns)?;
+        write_parquet(&group, &self.schema, columns, Vec::new())?;
         self.groups += 1;
         self.rows += rows;
         Ok(())
@@ -286,15 +286,38 @@ fn remove_staging(staging: &Path) {
     }
 }
 
+/// Writes `columns` as a whole file of one row group at `path`, replacing any file there, with
+/// `metadata` beside the Arrow schema in its key-value metadata (see [`write_parquet`]).
+pub(crate) fn write_file(
+    path: &Path,
+    columns: Columns,
+    metadata: Vec<KeyValue>,
+) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    write_parquet(path, &columns.schema(), columns, metadata)
+}
+
 /// Writes `columns` as a whole Parquet file of one row group at `path` (under a hidden name
-/// first, moved into place once written). Not synced: the page cache holds it through a
-/// process crash, and finished files are synced.
-fn write_parquet(path: &Path, schema: &Schema, columns: Columns) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
+/// first, moved into place once written), with `extra` key-value metadata. Not synced: the
+/// page cache holds it through a process crash, and finished files are synced.
+fn write_parquet(
+    path: &Path,
+    schema: &Schema,
+    columns: Columns,
+    extra: Vec<KeyValue>,
+) -> Result<(), String> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let failed = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
     let file = File::create(&tmp).map_err(|e| failed(&e))?;
     let written = (|| {
-        let props = properties(arrow_metadata(schema));
+        let mut metadata = arrow_metadata(schema).unwrap_or_default();
+        metadata.extend(extra);
+        let props = properties(Some(metadata));
         let mut writer = SerializedFileWriter::new(file, parquet_schema(schema)?, props)?;
         let mut group = writer.next_row_group()?;
         for (cells, defs) in &columns.cells {

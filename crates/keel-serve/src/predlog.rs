@@ -44,6 +44,9 @@ use crate::logfile::{Columns, ParquetFile, recover};
 use crate::payload::Output;
 use crate::predictor::Feed;
 
+mod sketch;
+use sketch::HourSketch;
+
 /// Where and how often the log is written.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -59,6 +62,8 @@ pub struct LogConfig {
     pub flush_interval: Duration,
     /// Rows waiting beyond this are dropped.
     pub max_pending_rows: usize,
+    /// Rows each version's hourly sketch keeps (see [`keel_core::sketch`]); 0 keeps no sketch.
+    pub sketch_rows: usize,
 }
 
 /// How long a file collects rows by default before it is finished.
@@ -75,6 +80,7 @@ impl LogConfig {
             flush_rows: 1_000_000,
             flush_interval: FILE_INTERVAL,
             max_pending_rows: 500_000,
+            sketch_rows: keel_core::sketch::SAMPLE_ROWS,
         }
     }
 }
@@ -327,6 +333,8 @@ impl PredictionLog {
             failures: Vec::new(),
             failures_since: None,
             failure_files: BTreeMap::new(),
+            sketches: BTreeMap::new(),
+            sketch_name: format!("part-{}.parquet", uuid::Uuid::new_v4().simple()),
         };
         let handle = std::thread::Builder::new()
             .name("prediction-log".into())
@@ -743,6 +751,10 @@ struct Writer {
     failures_since: Option<Instant>,
     /// Failure files being written, by model and hour, with when each was started.
     failure_files: BTreeMap<(String, String), (ParquetFile, Instant)>,
+    /// The sketches of the hours being logged, by model and hour since the epoch.
+    sketches: BTreeMap<(Arc<str>, i64), HourSketch>,
+    /// This writer's sketch file name in each hour's folder.
+    sketch_name: String,
 }
 
 /// One model's predictions of one hour: rows waiting for the next row group, and the file
@@ -850,6 +862,7 @@ impl Writer {
             if closing {
                 if let Some(file) = part.file.take() {
                     finish(file);
+                    self.write_sketch(&key);
                 }
                 part.since = None;
             }
@@ -857,8 +870,31 @@ impl Writer {
                 self.partitions.insert(key, part);
             }
         }
+        // An hour's sketch is dropped once the hour is over and its rows are written.
+        let hour = now_ms().div_euclid(HOUR_MS);
+        let partitions = &self.partitions;
+        self.sketches
+            .retain(|key, _| key.1 >= hour - 1 || partitions.contains_key(key));
         self.flush_feedback(all);
         self.flush_failures(all);
+    }
+
+    /// Rewrites a model's hour sketch (once one of the hour's files is finished, so it covers
+    /// the finished files' rows).
+    fn write_sketch(&self, key: &(Arc<str>, i64)) {
+        let Some(sketch) = self.sketches.get(key) else {
+            return;
+        };
+        let path = self
+            .config
+            .dir
+            .join(keel_core::sketch::SKETCHES)
+            .join(keel_core::predlog::model_partition(&key.0))
+            .join(format!("hour={}", hour_of(key.1 * HOUR_MS)))
+            .join(&self.sketch_name);
+        if let Err(e) = sketch.write(&key.0, &path) {
+            tracing::error!(error = %e, "prediction log: writing an hour's sketch failed; checks from sketches will miss its rows until the next file is finished");
+        }
     }
 
     /// Writes buffered failures as row groups of each model's hour file once due (all of them
@@ -927,6 +963,12 @@ impl Writer {
     fn write_group(&mut self, key: &(Arc<str>, i64), part: &mut Partition) {
         let buffer = std::mem::take(&mut part.pending);
         part.pending_since = None;
+        if self.config.sketch_rows > 0 {
+            self.sketches
+                .entry(key.clone())
+                .or_insert_with(|| HourSketch::new(self.config.sketch_rows))
+                .add(&buffer);
+        }
         let rows = buffer.rows;
         let dir = self
             .config
@@ -939,6 +981,7 @@ impl Writer {
             && let Some(previous) = part.file.take()
         {
             finish(previous);
+            self.write_sketch(key);
         }
         let result = match part.file.as_mut() {
             Some(f) => Ok(f),
@@ -1124,11 +1167,13 @@ mod tests {
         let mut config = LogConfig::new(dir.path().to_path_buf());
         config.group_rows = 3;
         config.flush_interval = Duration::from_secs(3600);
+        config.sketch_rows = 4;
         let written = Counter::default();
         let log = PredictionLog::start(config, written.clone(), Counter::default()).unwrap();
         let ports: Arc<[String]> = Arc::from(vec!["x".to_string()]);
+        let predictions = dir.path().join("predictions");
         let parquet = || -> Vec<PathBuf> {
-            parquet_files(dir.path())
+            parquet_files(&predictions)
                 .into_iter()
                 .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
                 .collect()
@@ -1160,7 +1205,7 @@ mod tests {
         assert_eq!(parquet().len(), 1);
         log.close();
         assert_eq!(written.get(), 21);
-        let files = parquet_files(dir.path());
+        let files = parquet_files(&predictions);
         assert_eq!(files.len(), 2, "{files:?}");
         assert!(
             files
@@ -1188,6 +1233,40 @@ mod tests {
             }
         }
         assert_eq!(rows, 21);
+
+        // The hour's sketch: one file, rewritten as files finished, counting all 21 rows and
+        // keeping the 4 whose hashes of request id and row are smallest.
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::RowAccessor;
+        let sketches = parquet_files(&dir.path().join(keel_core::sketch::SKETCHES));
+        assert_eq!(sketches.len(), 1, "{sketches:?}");
+        let reader = SerializedFileReader::new(std::fs::File::open(&sketches[0]).unwrap()).unwrap();
+        let meta = reader.metadata().file_metadata();
+        let text = meta
+            .key_value_metadata()
+            .unwrap()
+            .iter()
+            .find(|kv| kv.key == keel_core::sketch::SUMMARY_KEY)
+            .and_then(|kv| kv.value.clone())
+            .unwrap();
+        let summary: keel_core::sketch::Summary = serde_json::from_str(&text).unwrap();
+        let v = &summary.versions["1"];
+        assert_eq!((summary.sample_rows, v.rows), (4, 21));
+        // Columns only the wide request had count the other 18 rows as missing.
+        let nulls: Vec<u64> = v.columns.values().map(|c| c.nulls).collect();
+        assert_eq!(nulls.iter().filter(|n| **n == 0).count(), 3, "{nulls:?}");
+        assert_eq!(nulls.iter().filter(|n| **n == 18).count(), 3, "{nulls:?}");
+        let kept: Vec<i64> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap().get_long(0).unwrap())
+            .collect();
+        let mut all: Vec<i64> = (0..6)
+            .flat_map(|i| (0..3).map(move |r| keel_core::sketch::row_hash(&format!("r{i}"), r)))
+            .chain((0..3).map(|r| keel_core::sketch::row_hash("wide", r)))
+            .collect();
+        all.sort();
+        assert_eq!(kept, all[..4]);
     }
 
     #[test]

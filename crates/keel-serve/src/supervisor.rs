@@ -118,18 +118,31 @@ impl Supervisor {
         }
     }
 
+    /// The version a canary or shadow `spec` names now, if it should run beside `primary`:
+    /// none while its alias names no version (a challenger not trained yet, or promoted and
+    /// its alias removed) or while it names the primary's own version.
+    async fn beside(&self, spec: &ModelSpec, primary: &str) -> Result<Option<String>, ServeError> {
+        match self.version_of(spec).await {
+            Ok(v) if v == primary => Ok(None),
+            Ok(v) => Ok(Some(v)),
+            Err(ServeError::NotFound(_)) if matches!(spec, ModelSpec::Alias { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reloads `m`'s route when any of its versions changed.
     async fn refresh(&self, m: &ServedModel) -> Result<(), ServeError> {
+        let primary_version = self.version_of(&m.primary).await?;
         let wanted = Versions {
-            primary: self.version_of(&m.primary).await?,
             canary: match &m.canary {
-                Some((c, _)) => Some(self.version_of(c).await?),
+                Some((c, _)) => self.beside(c, &primary_version).await?,
                 None => None,
             },
             shadow: match &m.shadow {
-                Some(s) => Some(self.version_of(s).await?),
+                Some(s) => self.beside(s, &primary_version).await?,
                 None => None,
             },
+            primary: primary_version,
         };
         let known = self
             .current
@@ -140,13 +153,13 @@ impl Supervisor {
             return Ok(());
         }
         let primary = self.deployment(&m.name, &m.primary).await?;
-        let canary = match &m.canary {
-            Some((spec, share)) => Some((self.deployment(&m.name, spec).await?, *share)),
-            None => None,
+        let canary = match (&m.canary, &wanted.canary) {
+            (Some((spec, share)), Some(_)) => Some((self.deployment(&m.name, spec).await?, *share)),
+            _ => None,
         };
-        let shadow = match &m.shadow {
-            Some(spec) => Some(self.deployment(&m.name, spec).await?),
-            None => None,
+        let shadow = match (&m.shadow, &wanted.shadow) {
+            (Some(spec), Some(_)) => Some(self.deployment(&m.name, spec).await?),
+            _ => None,
         };
         let versions = Versions {
             primary: primary.version.clone(),

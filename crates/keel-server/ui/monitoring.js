@@ -1,8 +1,9 @@
 // Monitoring: the checks `keel monitor report`, `keel monitor watch` and `keel server --monitor`
 // record as runs of the keel-monitoring experiment. The list shows each watched model version's
 // latest check; a model's page shows drift, live and estimated performance and latency over its
-// checks, the alerts that fired, and the latest check's report (each column's reference against
-// current distribution).
+// checks, the alerts that fired, the retraining history (each retraining and each comparison of
+// a challenger with the champion, with its decision and why) and the latest check's report (each
+// column's reference against current distribution).
 
 import { h, mlflow, fmtTime, fmtNum, artifactUrl, PALETTE } from './lib.js';
 
@@ -12,6 +13,8 @@ const q1 = (s) => s.replace(/'/g, "\\'");
 const tag = (run, k) => ((run.data.tags || []).find((t) => t.key === k) || {}).value;
 const param = (run, k) => ((run.data.params || []).find((t) => t.key === k) || {}).value;
 const metric = (run, k) => ((run.data.metrics || []).find((m) => m.key === k) || {}).value;
+/** Whether a run is a drift check (the loop's steps are runs of the same experiment). */
+const isCheck = (run) => (tag(run, 'keel.monitor.check') || 'drift') === 'drift';
 
 /** The experiment's id (none before the first check) and its checks, newest first. */
 async function checks(filter) {
@@ -38,7 +41,7 @@ const runLink = (expId, run, text) => h('a', { href: `#/experiments/${expId}/run
 export async function monitoringPage() {
   const { id, runs } = await checks(undefined);
   const latest = new Map();
-  for (const r of runs) {
+  for (const r of runs.filter(isCheck)) {
     const key = `${tag(r, 'keel.monitor.model')}/${tag(r, 'keel.monitor.version')}`;
     if (!latest.has(key)) latest.set(key, r);
   }
@@ -98,8 +101,10 @@ function timeChart(id, title, series, threshold) {
 }
 
 export async function monitoredModelPage(model) {
-  const { id, runs: newest } = await checks(`tags.\`keel.monitor.model\` = '${q1(model)}'`);
-  if (!newest.length) return h('section', {}, h('h1', {}, model), h('p', { class: 'muted' }, 'No check of this model is recorded.'));
+  const { id, runs: all } = await checks(`tags.\`keel.monitor.model\` = '${q1(model)}'`);
+  const newest = all.filter(isCheck);
+  const loopSteps = all.filter((r) => !isCheck(r));
+  if (!newest.length) return h('section', {}, h('h1', {}, model), h('p', { class: 'muted' }, 'No check of this model is recorded.'), ...retraining(id, loopSteps));
   const runs = [...newest].reverse();
   const at = (r) => r.info.start_time;
   const line = (label, key) => ({ label, points: runs.map((r) => [at(r), metric(r, key)]).filter((p) => p[1] !== undefined) });
@@ -131,8 +136,27 @@ export async function monitoredModelPage(model) {
       h('thead', {}, h('tr', {}, ['When', 'Version', 'Alerts', 'Check'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, alerts.map((r) => h('tr', {}, h('td', {}, fmtTime(at(r))), h('td', {}, 'v' + tag(r, 'keel.monitor.version')), h('td', {}, tag(r, 'keel.monitor.alerts')), h('td', {}, runLink(id, r, r.info.run_id.slice(0, 8))))))))
       : h('p', { class: 'muted' }, 'No alert fired.'),
+    ...retraining(id, loopSteps),
     h('h2', {}, 'Latest report'),
     await report(last));
+}
+
+/** The retraining history: each retraining and each comparison, with its decision and why. */
+function retraining(id, steps) {
+  return [
+    h('h2', {}, `Retraining (${steps.length})`),
+    steps.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'retraining' },
+      h('thead', {}, h('tr', {}, ['When', 'Step', 'Champion', 'Challenger', 'Decision', 'Why', 'Run'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, steps.map((r) => h('tr', { dataset: { step: tag(r, 'keel.monitor.check') || '' } },
+        h('td', {}, fmtTime(r.info.start_time)),
+        h('td', {}, tag(r, 'keel.monitor.check')),
+        h('td', {}, 'v' + (param(r, 'champion_version') || '?')),
+        h('td', {}, param(r, 'challenger_version') ? 'v' + param(r, 'challenger_version') : ''),
+        h('td', { class: tag(r, 'keel.monitor.decision') === 'promoted' ? 'good' : '' }, tag(r, 'keel.monitor.decision') || ''),
+        h('td', {}, param(r, 'reason') || (param(r, 'data') ? `trained on ${param(r, 'data')}` : '')),
+        h('td', {}, runLink(id, r, r.info.run_id.slice(0, 8))))))))
+      : h('p', { class: 'muted' }, 'No retraining recorded.'),
+  ];
 }
 
 /** The check's HTML report, in a frame that runs no script. */

@@ -10,6 +10,7 @@
 pub mod cbpe;
 pub mod chi2;
 pub mod classification;
+pub mod compare;
 pub mod divergence;
 pub mod drift;
 pub mod ks;

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
+from scipy.stats import binomtest, chi2_contingency, ks_2samp, ttest_ind, ttest_rel, wasserstein_distance
 from sklearn import metrics as skm
 
 out = []
@@ -24,6 +24,16 @@ for case in json.load(sys.stdin):
     elif kind == "chi2":
         r = chi2_contingency(np.array(case["table"], dtype=float))
         out.append({"statistic": float(r.statistic), "pvalue": float(r.pvalue), "dof": int(r.dof)})
+    elif kind == "mcnemar":
+        b, c = case["b"], case["c"]
+        p = binomtest(c, b + c, 0.5, alternative="greater").pvalue if b + c > 0 else 1.0
+        out.append({"pvalue": float(p)})
+    elif kind == "ttest_rel":
+        r = ttest_rel(case["a"], case["b"], alternative="greater")
+        out.append({"statistic": float(r.statistic), "pvalue": float(r.pvalue)})
+    elif kind == "ttest_welch":
+        r = ttest_ind(case["a"], case["b"], equal_var=False, alternative="greater")
+        out.append({"statistic": float(r.statistic), "pvalue": float(r.pvalue)})
     elif kind == "classification":
         y, proba, k = np.array(case["y"]), np.array(case["proba"]), case["n_classes"]
         pred = proba.argmax(axis=1)

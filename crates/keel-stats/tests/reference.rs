@@ -135,6 +135,43 @@ fn statistics_agree_with_scipy() {
         }));
     }
 
+    // Challenger against champion: McNemar's exact test, paired and Welch t-tests (one-sided),
+    // better, equal and worse.
+    for (b, c) in [
+        (3u64, 12u64),
+        (40, 55),
+        (20, 20),
+        (9, 1),
+        (0, 4),
+        (150, 190),
+    ] {
+        let r = keel_stats::compare::mcnemar_greater(b, c);
+        cases.push(json!({"kind": "mcnemar", "b": b, "c": c}));
+        expect.push(Box::new(move |s| {
+            close("mcnemar pvalue", r.pvalue, &s["pvalue"])
+        }));
+    }
+    for (n, shift) in [(30, 0.5), (400, 0.05), (1000, 0.0), (250, -0.2)] {
+        let champion = rng.sample(n, 1.0, 1.0);
+        let challenger: Vec<f64> = champion
+            .iter()
+            .map(|x| x - shift + rng.normal(0.0, 0.5))
+            .collect();
+        let paired = keel_stats::compare::paired_t_greater(&champion, &challenger).unwrap();
+        let other = rng.sample(n + 17, 1.0 - shift, 1.5);
+        let welch = keel_stats::compare::welch_t_greater(&champion, &other).unwrap();
+        cases.push(json!({"kind": "ttest_rel", "a": champion, "b": challenger}));
+        expect.push(Box::new(move |s| {
+            close("paired t statistic", paired.statistic, &s["statistic"]);
+            close("paired t pvalue", paired.pvalue, &s["pvalue"]);
+        }));
+        cases.push(json!({"kind": "ttest_welch", "a": champion, "b": other}));
+        expect.push(Box::new(move |s| {
+            close("welch t statistic", welch.statistic, &s["statistic"]);
+            close("welch t pvalue", welch.pvalue, &s["pvalue"]);
+        }));
+    }
+
     let Some(answers) = reference(&Value::Array(cases)) else {
         return;
     };

@@ -37,6 +37,7 @@ pub struct ServeFile {
     pub body_limit: Option<String>,
     pub log_dir: Option<PathBuf>,
     pub log_file_interval: Option<String>,
+    pub sketch_rows: Option<usize>,
     pub poll: Option<String>,
 }
 

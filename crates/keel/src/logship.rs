@@ -17,6 +17,7 @@ use futures::TryStreamExt;
 use keel_core::ArtifactStore;
 use keel_core::artifact::ArtifactPath;
 use keel_core::predlog::{ERRORS, FEEDBACK, HOUR_MS, PREDICTIONS, is_log_file, model_partition};
+use keel_core::sketch::SKETCHES;
 use keel_monitor::Window;
 use keel_monitor::window::hour_start;
 use tokio::io::AsyncWriteExt;
@@ -55,7 +56,7 @@ fn finished(spool: &Path) -> Vec<(PathBuf, String)> {
                     .collect();
                 if matches!(
                     key.first().map(String::as_str),
-                    Some(PREDICTIONS | FEEDBACK)
+                    Some(PREDICTIONS | FEEDBACK | ERRORS | SKETCHES)
                 ) {
                     out.push((path, key.join("/")));
                 }
@@ -129,15 +130,21 @@ impl Shipper {
 /// Copies from the remote log `url` into a new temporary folder the files a check of `model`
 /// needs: the predictions and failed requests of every hour any of `windows` touches (all of
 /// them without windows), and the ground truth of every hour ending after the earliest window
-/// starts.
+/// starts; or, for a check from `sketches`, only the sketches of those hours.
 pub(crate) async fn fetch(
     url: &Path,
     model: &str,
     windows: &[Window],
+    sketches: bool,
 ) -> Result<tempfile::TempDir> {
     let store = open(url).await?;
     let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
     let wanted = |start: i64| windows.is_empty() || windows.iter().any(|w| w.overlaps_hour(start));
+    if sketches {
+        let prefix = format!("{SKETCHES}/{}", model_partition(model));
+        copy_hours(store.as_ref(), &prefix, tmp.path(), &wanted).await?;
+        return Ok(tmp);
+    }
     let since = windows.iter().map(|w| w.since_ms).min().unwrap_or(i64::MIN);
     let predictions = format!("{PREDICTIONS}/{}", model_partition(model));
     copy_hours(store.as_ref(), &predictions, tmp.path(), &wanted).await?;

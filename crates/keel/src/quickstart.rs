@@ -118,6 +118,7 @@ pub async fn run(a: QuickstartArgs, store: &data::Store, registry: Client) -> Re
         log_dir: Some(PathBuf::from("keel-data/predictions")),
         log_spool: PathBuf::from("keel-data/log-spool"),
         log_file_interval: keel_serve::predlog::FILE_INTERVAL,
+        sketch_rows: keel_core::sketch::SAMPLE_ROWS,
         poll: keel_serve::source::DEFAULT_POLL,
     };
     let running = serve::start(args, async move { Ok(registry) }, shutdown).await?;

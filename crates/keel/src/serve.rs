@@ -81,6 +81,11 @@ pub struct ServeCmd {
     /// larger files [default: 10s].
     #[arg(long, env = "KEEL_SERVE_LOG_FILE_INTERVAL", value_parser = humantime::parse_duration)]
     log_file_interval: Option<std::time::Duration>,
+    /// Rows per model version and hour the log's sketches keep as a sample beside their exact
+    /// counts (`keel monitor report --sketches` reads them instead of the log); 0 keeps no
+    /// sketches [default: 1024].
+    #[arg(long, env = "KEEL_SERVE_SKETCH_ROWS")]
+    sketch_rows: Option<usize>,
     /// How often to check whether a served alias moved [default: 2s].
     #[arg(long, env = "KEEL_SERVE_POLL", value_parser = humantime::parse_duration)]
     poll: Option<std::time::Duration>,
@@ -157,6 +162,10 @@ pub async fn command(cmd: ServeCmd) -> Result<()> {
             duration,
             keel_serve::predlog::FILE_INTERVAL,
         )?,
+        sketch_rows: cmd
+            .sketch_rows
+            .or(file.sketch_rows)
+            .unwrap_or(keel_core::sketch::SAMPLE_ROWS),
         poll: pick(
             cmd.poll,
             file.poll.as_deref(),
@@ -214,6 +223,8 @@ pub struct ServeArgs {
     pub log_spool: PathBuf,
     /// How long a prediction-log file collects rows before it is finished.
     pub log_file_interval: Duration,
+    /// Rows each version's hourly sketch keeps (0: none).
+    pub sketch_rows: usize,
     pub poll: Duration,
 }
 
@@ -403,6 +414,7 @@ pub async fn start(
             PredictionLog::start(
                 LogConfig {
                     flush_interval: a.log_file_interval,
+                    sketch_rows: a.sketch_rows,
                     ..LogConfig::new(dir.clone())
                 },
                 metrics.log_written.clone(),

@@ -291,6 +291,12 @@ impl Job {
             ("seed".into(), self.args.seed.to_string()),
             ("dataset".into(), self.label.clone()),
         ]);
+        // The input columns, so the training can be rerun on other data with the same ones
+        // (MLflow keeps a param's value up to 6,000 characters).
+        let features = trained.features.join(",");
+        if features.len() <= 6000 {
+            run_params.push(("features".into(), features));
+        }
         // What the metrics were measured on: a held-out share, folds, or the test data.
         match holdout {
             Holdout::Split(s) => run_params.push(("split".into(), s.to_string())),
@@ -492,14 +498,33 @@ async fn load(
 }
 
 /// `keel train`.
-pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<()> {
-    if a.search.is_some() {
-        return run_search(store, tracking, a).await;
-    }
+/// One training as `a` asks (not a search), recorded and registered like `keel train`'s,
+/// without output: the run and the registered version.
+pub(crate) async fn train_quietly(
+    store: &Store,
+    tracking: &Tracking<'_>,
+    a: TrainArgs,
+) -> Result<(RunRef, Option<(String, String)>)> {
+    let (_, _, run, _, registered) = train_once(store, tracking, a, false).await?;
+    Ok((run, registered))
+}
+
+/// What one training made: the job, the model, its run and logged model, and its registered
+/// version.
+type Once = (Job, Trained, RunRef, ModelRef, Option<(String, String)>);
+
+/// Prepares, fits (under a spinner when `spin` and not `--json`), records and registers one
+/// training.
+async fn train_once(
+    store: &Store,
+    tracking: &Tracking<'_>,
+    a: TrainArgs,
+    spin: bool,
+) -> Result<Once> {
     let job = prepare(store, a).await?;
     let params = job.algo.parse(&job.args.params)?;
     let spinner = crate::data_validate::spinner(
-        job.args.store.json,
+        job.args.store.json || !spin,
         format!("training {} on {}", job.algo.name, job.label),
     );
     let trained = job.fit(params.clone()).await;
@@ -507,9 +532,17 @@ pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<
     let trained = trained?;
     let name = job.run_name("");
     let (run, logged) = job
-        .record(&tracking, &trained, &params, &name, None, job.holdout)
+        .record(tracking, &trained, &params, &name, None, job.holdout)
         .await?;
-    let registered = job.register(&tracking, &run, &logged).await?;
+    let registered = job.register(tracking, &run, &logged).await?;
+    Ok((job, trained, run, logged, registered))
+}
+
+pub async fn run(store: &Store, tracking: Tracking<'_>, a: TrainArgs) -> Result<()> {
+    if a.search.is_some() {
+        return run_search(store, tracking, a).await;
+    }
+    let (job, trained, run, logged, registered) = train_once(store, &tracking, a, true).await?;
     let (_, rows) = metrics(&trained);
     if job.args.store.json {
         let metrics: serde_json::Map<String, serde_json::Value> =

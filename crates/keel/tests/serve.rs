@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Serving, json, keel_status, post_json, price_model, shop, walk};
+use support::{Serving, json, keel_status, post_json, post_json_with, price_model, shop, walk};
 
 /// Posts one row; the status, the answering version and the body.
 fn predict(addr: &str, x1: f64) -> (u16, String, Value) {
@@ -536,8 +536,13 @@ fn now_ms() -> i64 {
 
 /// `keel monitor report ARGS --json`: the exit status, the report and standard error.
 fn monitor(d: &Path, args: &[&str]) -> (i32, Value, String) {
+    monitor_in(d, "log", args)
+}
+
+/// [`monitor`] of the log in `d/log`.
+fn monitor_in(d: &Path, log: &str, args: &[&str]) -> (i32, Value, String) {
     let all = [
-        &["monitor", "report", "price/1", "--log-dir", "log"],
+        &["monitor", "report", "price/1", "--log-dir", log],
         args,
         &["--json"],
     ]
@@ -748,6 +753,177 @@ fn a_served_versions_drift_is_reported_against_its_training_data_and_recorded() 
     assert!(err.contains("nosuch"), "{err}");
     let runs = json(d, &["runs", "ls", "--experiment", "keel-monitoring"]);
     assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
+}
+
+/// Rows `x1, x2, colour` like the shop table's (numbers uniform in (-2, 2), colours drawn at
+/// random), x1 moved by `shift`.
+fn shop_like(n: usize, shift: f64, seed: u64) -> Vec<(f64, f64, &'static str)> {
+    let mut u = uniforms(seed);
+    (0..n)
+        .map(|_| {
+            let (x1, x2) = (u() * 4.0 - 2.0 + shift, u() * 4.0 - 2.0);
+            (x1, x2, ["red", "blue", "green"][(u() * 3.0) as usize % 3])
+        })
+        .collect()
+}
+
+/// Sends `rows` as requests of 200 rows with the request ids `req-0`, `req-1`, ..., to
+/// `addrs` in turn.
+fn send_rows(addrs: &[&str], rows: &[(f64, f64, &str)]) {
+    for (k, chunk) in rows.chunks(200).enumerate() {
+        let data: Vec<String> = chunk
+            .iter()
+            .map(|(a, b, c)| format!("[{a}, {b}, \"{c}\"]"))
+            .collect();
+        let body = format!(
+            r#"{{"dataframe_split": {{"columns": ["x1", "x2", "colour"], "data": [{}]}}}}"#,
+            data.join(", ")
+        );
+        let id = format!("x-request-id: req-{k}\r\n");
+        let (status, _, answer) =
+            post_json_with(addrs[k % addrs.len()], "/invocations", &id, body.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+}
+
+/// Each compared column's score in a report.
+fn scores(report: &Value) -> std::collections::BTreeMap<String, f64> {
+    report["drift"]["columns"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no columns in {report}"))
+        .iter()
+        .map(|c| {
+            let score = c["drift"]["score"].as_f64();
+            (c["column"].as_str().unwrap().to_string(), score.unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn hourly_sketches_answer_like_the_log_within_their_documented_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    price_model(d, &[]);
+    // A reference of 5,000 rows: above 1,000 the default tests are the normalised Wasserstein
+    // distance (numbers) and Jensen-Shannon (categories). The run's target maps its price
+    // onto the logged prediction.
+    let reference = shop_like(5_000, 0.0, 11);
+    let mut csv = String::from("x1,x2,colour,price\n");
+    for (a, b, c) in &reference {
+        let price = 2.0 * a - b + if *c == "red" { 1.0 } else { 0.0 };
+        csv.push_str(&format!("{a},{b},{c},{price}\n"));
+    }
+    std::fs::write(d.join("big.csv"), csv).unwrap();
+    json(d, &["data", "add", "big.csv"]);
+    let traffic: Vec<_> = shop_like(3_000, 0.0, 12)
+        .into_iter()
+        .chain(shop_like(3_000, 1.0, 13))
+        .collect();
+    // The same rows (same request ids) go to three logs: one server keeping 1,024 rows a
+    // version and hour, two replicas of one log doing the same with their requests alternating,
+    // and one server whose sketches keep every row. Each log's rows must land in one hour for
+    // the three to hold the same rows per hour: not in an hour's last minute.
+    while now_ms().rem_euclid(3_600_000) > 3_540_000 {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let one = Serving::start(d, &["price", "--log-dir", "one"]);
+    send_rows(&[&one.addr], &traffic);
+    assert_eq!(one.stop(), 0);
+    let a = Serving::start(d, &["price", "--log-dir", "two"]);
+    let b = Serving::start(d, &["price", "--log-dir", "two"]);
+    send_rows(&[&a.addr, &b.addr], &traffic);
+    assert_eq!((a.stop(), b.stop()), (0, 0));
+    let all = Serving::start(d, &["price", "--log-dir", "all", "--sketch-rows", "8192"]);
+    send_rows(&[&all.addr], &traffic);
+    assert_eq!(all.stop(), 0);
+    let sketch_files = |log: &str| {
+        walk(&d.join(log).join("sketches"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count()
+    };
+    assert_eq!((sketch_files("one"), sketch_files("two")), (1, 2));
+
+    let report = |log: &str, extra: &[&str]| -> Value {
+        let args = [
+            &["--window", "1d", "--reference", "big@1", "--no-record"][..],
+            extra,
+        ]
+        .concat();
+        let (code, report, err) = monitor_in(d, log, &args);
+        assert!(code == 0 || code == 1, "{err}");
+        report
+    };
+    let exact = report("one", &[]);
+    let sketched = report("one", &["--sketches"]);
+    assert_eq!(sketched["sampled_rows"], 1024, "{sketched}");
+    assert_eq!(sketched["log_files"], 1);
+    assert!(sketched["performance"].is_null());
+    assert_eq!(sketched["timeline"].as_array().map(Vec::len), Some(1));
+
+    // Same rows, same answer: the two replicas' sketches merge into the one server's, and
+    // reading again changes nothing.
+    assert_eq!(report("two", &["--sketches"])["drift"], sketched["drift"]);
+    assert_eq!(report("one", &["--sketches"])["drift"], sketched["drift"]);
+
+    // Exact: rows, missing values, and the categories' test.
+    for r in [&exact, &sketched] {
+        assert_eq!(r["drift"]["current_rows"], 6_000, "{r}");
+        assert_eq!(r["drift"]["reference_rows"], 5_000);
+    }
+    let nulls = |r: &Value| -> Vec<Value> {
+        let columns = r["drift"]["columns"].as_array().unwrap();
+        columns.iter().map(|c| c["nulls"].clone()).collect()
+    };
+    assert_eq!(nulls(&exact), nulls(&sketched));
+    let (e, s) = (scores(&exact), scores(&sketched));
+    assert_eq!(e.keys().collect::<Vec<_>>(), s.keys().collect::<Vec<_>>());
+    assert!((e["colour"] - s["colour"]).abs() < 1e-12, "{e:?} {s:?}");
+    // Sampled: each normalised Wasserstein distance within the bound the sample's size gives
+    // (the Dvoretzky-Kiefer-Wolfowitz band at 99%, times the values' range over the
+    // reference's standard deviation), and the same decision wherever the exact score is
+    // farther than that from the threshold (x1, moved by a quarter of its range); colour's
+    // test is exact.
+    let (de, ds) = (decisions(&exact), decisions(&sketched));
+    let decided = |d: &[(String, bool)], c: &str| d.iter().find(|x| x.0 == c).map(|x| x.1);
+    assert_eq!(decided(&de, "x1"), Some(true));
+    assert_eq!(decided(&de, "colour"), decided(&ds, "colour"));
+    let dkw = ((2.0f64 / 0.01).ln() / (2.0 * 1024.0)).sqrt();
+    let std = |xs: Vec<f64>| {
+        let m = xs.iter().sum::<f64>() / xs.len() as f64;
+        (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64).sqrt()
+    };
+    for (column, range, sd) in [
+        ("x1", 5.0, std(reference.iter().map(|r| r.0).collect())),
+        ("x2", 4.0, std(reference.iter().map(|r| r.1).collect())),
+    ] {
+        let (gap, bound) = ((e[column] - s[column]).abs(), dkw * range / sd);
+        eprintln!(
+            "{column}: exact {:.4}, sketch {:.4}, gap {gap:.4}, bound {bound:.4}",
+            e[column], s[column]
+        );
+        assert!(gap <= bound, "{column}: {gap} {e:?} {s:?}");
+        if (e[column] - 0.1).abs() > bound {
+            assert_eq!(decided(&de, column), decided(&ds, column), "{column}");
+        }
+    }
+
+    // Sketches that hold every row give the exact answer.
+    let whole = report("all", &["--sketches"]);
+    assert_eq!(whole["sampled_rows"], 6_000);
+    let w = scores(&whole);
+    let exact_all = scores(&report("all", &[]));
+    for (column, score) in &exact_all {
+        assert!(
+            (score - w[column]).abs() < 1e-9,
+            "{column}: {exact_all:?} {w:?}"
+        );
+    }
+
+    // The newest rows are read from the log, not from sketches: one line saying so.
+    let (code, _, err) = monitor_in(d, "one", &["--sketches", "--last", "10"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 /// Uniform numbers in (0, 1) from a seeded generator (one stream: streams of nearby seeds
@@ -1117,4 +1293,312 @@ fn a_monitor_file_raises_alerts_recorded_and_posted_to_its_webhooks() {
     assert_eq!(code, 2);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("bad.yaml") && err.contains("windw"), "{err}");
+}
+
+/// The shop table's rows before and after the world moved: x1 three higher, and the price
+/// five higher than the old relation says.
+fn shop_rows(n: usize, moved: bool, seed: u64) -> Vec<(f64, f64, &'static str, f64)> {
+    shop_like(n, if moved { 3.0 } else { 0.0 }, seed)
+        .into_iter()
+        .map(|(a, b, c)| {
+            let price = 2.0 * a - b + if c == "red" { 1.0 } else { 0.0 };
+            (a, b, c, if moved { price + 5.0 } else { price })
+        })
+        .collect()
+}
+
+/// Sends `rows` to `addr` in requests of 10 rows (request ids `<prefix>-<k>`) and their prices
+/// to `/feedback`.
+fn send_with_truth(addr: &str, prefix: &str, rows: &[(f64, f64, &str, f64)]) {
+    for (k, chunk) in rows.chunks(10).enumerate() {
+        let data: Vec<String> = chunk
+            .iter()
+            .map(|(a, b, c, _)| format!("[{a}, {b}, \"{c}\"]"))
+            .collect();
+        let body = format!(
+            r#"{{"dataframe_split": {{"columns": ["x1", "x2", "colour"], "data": [{}]}}}}"#,
+            data.join(", ")
+        );
+        let id = format!("{prefix}-{k}");
+        let header = format!("x-request-id: {id}\r\n");
+        let (status, _, answer) = post_json_with(addr, "/invocations", &header, body.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        let truth: Vec<f64> = chunk.iter().map(|r| r.3).collect();
+        let feedback = serde_json::json!({"request_id": id, "ground_truth": truth});
+        let (status, _, answer) = post_json(addr, "/feedback", feedback.to_string().as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+}
+
+/// The runs of the loop's `step` (`retrain`, `promotion`) recorded in keel-monitoring, newest
+/// first.
+fn steps(d: &Path, step: &str) -> Vec<Value> {
+    let runs = json(d, &["runs", "ls", "--experiment", "keel-monitoring"]);
+    let prefix = format!("{step} price/");
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["info"]["run_name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&prefix)
+        })
+        .cloned()
+        .collect()
+}
+
+/// A run's tag, param or metric `key`.
+fn recorded(run: &Value, kind: &str, key: &str) -> Value {
+    run["data"][kind]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == key)
+        .unwrap_or_else(|| panic!("no {kind} {key} in {run}"))["value"]
+        .clone()
+}
+
+/// Which version `price@alias` names (null when none).
+fn alias(d: &Path, name: &str) -> Value {
+    let shown = json(d, &["models", "alias", "ls", "price"]);
+    shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alias"] == name)
+        .map_or(Value::Null, |a| a["version"].clone())
+}
+
+/// One turn of the loop: price/1 is the champion, served with price@challenger as its shadow;
+/// the traffic moves half way (inputs and the relation to the price both); the drift alert
+/// retrains on the dataset's newest version, `better` or not, which is shadowed and compared
+/// on the same rows. Returns the folder for more checks.
+fn loop_turn(better: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    price_model(d, &[]);
+    json(d, &["models", "alias", "set", "price", "champion", "1"]);
+    // The dataset's newer version: the moved world, or prices that are noise.
+    let mut csv = String::from("x1,x2,colour,label,price\n");
+    let mut noise = uniforms(99);
+    for (a, b, c, price) in shop_rows(600, true, 21) {
+        let price = if better {
+            price
+        } else {
+            noise() * 100.0 - 50.0
+        };
+        csv.push_str(&format!("{a},{b},{c},x,{price}\n"));
+    }
+    std::fs::write(d.join("shop.csv"), csv).unwrap();
+    json(d, &["data", "add", "shop.csv"]);
+
+    let (url, received) = webhook_receiver();
+    let approval = if better { "manual" } else { "auto" };
+    std::fs::write(
+        d.join("monitor.yaml"),
+        format!(
+            "kind: keel.monitor/v1\nmodel: price@champion\nlog_dir: log\nwindow: 1h\n\
+             alerts:\n  - {{name: moved, drift_share_above: 0.3, retrain: true}}\n\
+             webhooks:\n  - {{url: '{url}', retries: 3}}\n\
+             retrain: {{data: newest}}\n\
+             promote: {{window: 1h, min_rows: 100, alpha: 0.05, approval: {approval}}}\n"
+        ),
+    )
+    .unwrap();
+    let serving = Serving::start(
+        d,
+        &[
+            "price@champion",
+            "--shadow",
+            "price@challenger",
+            "--log-dir",
+            "log",
+            "--poll",
+            "200ms",
+            "--log-file-interval",
+            "1s",
+        ],
+    );
+    send_with_truth(&serving.addr, "a", &shop_rows(300, false, 22));
+    send_with_truth(&serving.addr, "b", &shop_rows(300, true, 23));
+    // The rows are readable once their file is finished (every second).
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // The alert fires, is posted, and retrains on shop@2: price/2 is the challenger.
+    let (code, _, err) = keel_status(d, &["monitor", "watch", "monitor.yaml", "--once"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("alerts fired: moved"), "{err}");
+    assert!(
+        err.contains("retrained on shop@2: version 2 is price@challenger"),
+        "{err}"
+    );
+    let posted = received.lock().unwrap().clone();
+    assert!(posted.iter().any(|b| b["alert"] == "moved"), "{posted:?}");
+    assert_eq!(alias(d, "challenger"), "2");
+    let retrains = steps(d, "retrain");
+    assert_eq!(retrains.len(), 1);
+    assert_eq!(
+        recorded(&retrains[0], "tags", "keel.monitor.decision"),
+        "trained"
+    );
+    assert_eq!(recorded(&retrains[0], "params", "data"), "shop@2");
+    // The challenger's training is the champion's, rerun: same algorithm, features, target.
+    let training = json(
+        d,
+        &[
+            "runs",
+            "show",
+            recorded(&retrains[0], "params", "training_run")
+                .as_str()
+                .unwrap(),
+        ],
+    );
+    for (key, value) in [
+        ("algo", "ridge_regression"),
+        ("target", "price"),
+        ("dataset", "shop@2"),
+        ("features", "x1,x2,colour"),
+    ] {
+        assert_eq!(recorded(&training, "params", key), value, "{key}");
+    }
+
+    // keel serve follows the new alias: the challenger answers every request in the shadow.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = support::http(&serving.addr, "GET", "/status", b"");
+        if String::from_utf8_lossy(&body).contains("\"shadow\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the shadow never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    send_with_truth(&serving.addr, "c", &shop_rows(200, true, 24));
+    assert_eq!(serving.stop(), 0);
+
+    // The next check compares the two on the 200 rows both answered.
+    let (code, _, err) = keel_status(d, &["monitor", "watch", "monitor.yaml", "--once"]);
+    assert_eq!(code, 1, "{err}");
+    let promotions = steps(d, "promotion");
+    assert_eq!(promotions.len(), 1, "{err}");
+    let p = &promotions[0];
+    assert_eq!(recorded(p, "metrics", "paired_rows"), 200.0);
+    let (champion, challenger) = (
+        recorded(p, "metrics", "champion.rmse").as_f64().unwrap(),
+        recorded(p, "metrics", "challenger.rmse").as_f64().unwrap(),
+    );
+    let p_value = recorded(p, "metrics", "p_value").as_f64().unwrap();
+    eprintln!("{}", recorded(p, "params", "reason"));
+    if better {
+        // Shown better, but a person approves: nothing moved yet, and no second retraining.
+        assert!(challenger < champion && p_value < 0.05, "{p}");
+        assert_eq!(
+            recorded(p, "tags", "keel.monitor.decision"),
+            "awaiting-approval"
+        );
+        assert_eq!(alias(d, "champion"), "1");
+        assert!(err.contains("not retraining"), "{err}");
+        assert_eq!(steps(d, "retrain").len(), 1);
+    } else {
+        // Worse: kept, and why recorded.
+        assert!(challenger > champion && p_value > 0.05, "{p}");
+        assert_eq!(recorded(p, "tags", "keel.monitor.decision"), "kept");
+        let reason = recorded(p, "params", "reason");
+        assert!(
+            reason.as_str().unwrap().contains("not shown better"),
+            "{reason}"
+        );
+        assert_eq!(alias(d, "champion"), "1");
+        assert_eq!(alias(d, "challenger"), "2");
+    }
+    dir
+}
+
+#[test]
+fn the_loop_retrains_on_an_alert_and_promotes_only_a_better_challenger() {
+    let dir = loop_turn(true);
+    let d = dir.path();
+    // A dry run records its decision and moves nothing; the person's approval promotes.
+    let promote = |extra: &[&str]| {
+        let args = [
+            &[
+                "monitor",
+                "promote",
+                "price@champion",
+                "--log-dir",
+                "log",
+                "--min-rows",
+                "100",
+            ][..],
+            extra,
+            &["--json"],
+        ]
+        .concat();
+        let (code, out, err) = keel_status(d, &args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(out.trim()).unwrap()
+    };
+    assert_eq!(promote(&["--dry-run"])["decision"], "dry-run");
+    assert_eq!(alias(d, "champion"), "1");
+    let done = promote(&[]);
+    assert_eq!(done["decision"], "promoted", "{done}");
+    assert_eq!(done["test"]["test"], "paired_t");
+    assert_eq!(alias(d, "champion"), "2");
+    assert_eq!(alias(d, "challenger"), Value::Null);
+    // With no challenger left there is nothing to compare: one line saying so.
+    let (code, _, err) = keel_status(
+        d,
+        &["monitor", "promote", "price@champion", "--log-dir", "log"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no challenger"), "{err}");
+
+    // Retraining on the feedback stores shop@2 plus the 800 labelled rows the champion
+    // answered (the shadow's copies left out) as shop@3 first, so the lineage holds.
+    let (code, out, err) = keel_status(
+        d,
+        &[
+            "monitor",
+            "retrain",
+            "price@champion",
+            "--feedback",
+            "--window",
+            "1h",
+            "--log-dir",
+            "log",
+            "--alias",
+            "candidate",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (r["data"].as_str(), r["challenger"].as_str()),
+        (Some("shop@3"), Some("3"))
+    );
+    assert_eq!(alias(d, "candidate"), "3");
+    let shop3 = json(d, &["data", "show", "shop@3"]);
+    assert_eq!(shop3["row_count"], 1400, "{shop3}");
+
+    // Nothing newer than what the champion was trained on: one line, nothing trained.
+    let (code, _, err) = keel_status(
+        d,
+        &[
+            "monitor",
+            "retrain",
+            "price@champion",
+            "--data",
+            "shop@9",
+            "--log-dir",
+            "log",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no version 9"), "{err}");
+}
+
+#[test]
+fn the_loop_keeps_the_champion_when_the_challenger_is_worse() {
+    loop_turn(false);
 }

@@ -56,6 +56,8 @@ pub(crate) struct Spec {
     pub drift_share: f64,
     /// Tests chosen per column.
     pub choices: BTreeMap<String, Choice>,
+    /// Read the log's hourly sketches instead of its rows.
+    pub sketches: bool,
 }
 
 /// A check's outcome.
@@ -95,8 +97,11 @@ type Side = (keel_data::profile::Table, Vec<keel_data::profile::Sample>);
 pub(crate) async fn selection(spec: &Spec, name: &str, version: &str) -> Result<Selection> {
     let now = now_ms();
     let window = match &spec.rows {
+        Rows::Newest(_) if spec.sketches => bail!(
+            "the newest N rows are read from the log itself: sketches cover whole hours (give a window)"
+        ),
         Rows::Newest(n) => {
-            let fetched = local_log(&spec.log_dir, name, &[]).await?;
+            let fetched = local_log(&spec.log_dir, name, &[], false).await?;
             let (dir, model, v, n) = (
                 fetched.path().to_path_buf(),
                 name.to_string(),
@@ -140,10 +145,15 @@ pub(crate) async fn run(
     let windows: Vec<Window> = std::iter::once(sel.window)
         .chain(reference_window)
         .collect();
-    let fetched = local_log(&spec.log_dir, &name, &windows).await?;
+    let fetched = local_log(&spec.log_dir, &name, &windows, spec.sketches).await?;
     let log_dir = fetched.path().to_path_buf();
+    let read = if spec.sketches {
+        keel_monitor::sketch::current
+    } else {
+        current
+    };
     let (dir, s) = (log_dir.clone(), sel.clone());
-    let cur = blocking(move || current(&dir, &s)).await?;
+    let cur = blocking(move || read(&dir, &s)).await?;
 
     // The reference.
     let lineage = lineage(client, &name, &version).await?;
@@ -155,6 +165,8 @@ pub(crate) async fn run(
             };
             let label = format!("{} logged in {w}", r.label());
             let dir = log_dir.clone();
+            // An earlier window is read from the log itself: sketches count whole hours, and a
+            // reference window may share its last hour with the current one.
             let c = blocking(move || current(&dir, &r)).await?;
             (label, (c.table, c.samples))
         }
@@ -187,11 +199,19 @@ pub(crate) async fn run(
     let drift_share = spec.drift_share;
     let choices = spec.choices.clone();
     let (dir, s) = (log_dir.clone(), sel.clone());
+    let sketches = spec.sketches;
     let (checked, cur, reference) = blocking(move || {
         let r = (&reference.0, &reference.1[..]);
         let d = drift::check_with(r, (&cur.table, &cur.samples), drift_share, &choices)?;
-        let t = report::timeline(&dir, &s, &cur, r, drift_share, &choices, TIMELINE_PARTS)?;
-        let p = performance(&dir, &s, &cur, TIMELINE_PARTS)?;
+        // From sketches the course is hour by hour, and performance (which joins rows with
+        // their ground truth) needs the rows.
+        let (t, p) = if sketches {
+            let t = keel_monitor::sketch::timeline(&dir, &s, r, drift_share, &choices)?;
+            (t, None)
+        } else {
+            let t = report::timeline(&dir, &s, &cur, r, drift_share, &choices, TIMELINE_PARTS)?;
+            (t, performance(&dir, &s, &cur, TIMELINE_PARTS)?)
+        };
         Ok::<_, keel_monitor::MonitorError>(((d, t, p), cur, reference))
     })
     .await?;
@@ -232,10 +252,15 @@ impl LocalLog {
     }
 }
 
-pub(crate) async fn local_log(dir: &Path, model: &str, windows: &[Window]) -> Result<LocalLog> {
+pub(crate) async fn local_log(
+    dir: &Path,
+    model: &str,
+    windows: &[Window],
+    sketches: bool,
+) -> Result<LocalLog> {
     if crate::serve::is_remote_log(dir) {
         Ok(LocalLog::Copy(
-            crate::logship::fetch(dir, model, windows).await?,
+            crate::logship::fetch(dir, model, windows, sketches).await?,
         ))
     } else {
         Ok(LocalLog::Folder(dir.to_path_buf()))
@@ -254,18 +279,23 @@ async fn blocking<T: Send + 'static>(
 /// What a version's source run says about its training: the dataset version it was trained on
 /// and the column it learned to predict.
 #[derive(Default)]
-struct Lineage {
+pub(crate) struct Lineage {
     /// The source run.
-    run_id: Option<String>,
+    pub run_id: Option<String>,
+    /// Its experiment's id.
+    pub experiment_id: Option<String>,
     /// Its training input that is a keel dataset version (linked by its digest).
-    dataset: Option<DataRef>,
+    pub dataset: Option<DataRef>,
     /// Its `target` param (`keel train --target`).
-    target: Option<String>,
+    pub target: Option<String>,
+    /// Its params.
+    pub params: BTreeMap<String, String>,
     /// Its held-out metrics (the latest value of each).
-    metrics: keel_monitor::performance::Metrics,
+    pub metrics: keel_monitor::performance::Metrics,
 }
 
-async fn lineage(client: &Client, model: &str, version: &str) -> Result<Lineage> {
+/// What `model`'s `version` was trained on and how, from its source run.
+pub(crate) async fn lineage(client: &Client, model: &str, version: &str) -> Result<Lineage> {
     let mv: Value = client
         .get(
             "model-versions/get",
@@ -286,12 +316,20 @@ async fn lineage(client: &Client, model: &str, version: &str) -> Result<Lineage>
         .get("runs/get", &[("run_id", run_id.clone())])
         .await
         .with_context(|| format!("the source run {run_id} of {model}/{version} cannot be read"))?;
-    let target = run["run"]["data"]["params"]
+    let params: BTreeMap<String, String> = run["run"]["data"]["params"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|p| p["key"] == "target")
-        .and_then(|p| p["value"].as_str())
+        .filter_map(|p| {
+            Some((
+                p["key"].as_str()?.to_string(),
+                p["value"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let target = params.get("target").cloned();
+    let experiment_id = run["run"]["info"]["experiment_id"]
+        .as_str()
         .map(str::to_string);
     let metrics = run["run"]["data"]["metrics"]
         .as_array()
@@ -331,8 +369,10 @@ async fn lineage(client: &Client, model: &str, version: &str) -> Result<Lineage>
     }
     Ok(Lineage {
         run_id: Some(run_id),
+        experiment_id,
         dataset,
         target,
+        params,
         metrics,
     })
 }

@@ -2,10 +2,13 @@
 //! a reference (the dataset version it was trained on, found through its lineage; another
 //! dataset version; or an earlier window of its own log) and prints it as a table, JSON or an
 //! HTML page; `watch` runs the checks a monitor file describes on a schedule, raising alerts;
-//! `alerts` lists the alerts that fired. Every check is recorded as a run.
+//! `alerts` lists the alerts that fired; `retrain` and `promote` close the loop (a challenger
+//! trained on newer data, promoted only when shown better on live traffic). Every check and
+//! step is recorded as a run.
 
 mod check;
 mod record;
+mod retrain;
 pub(crate) mod watch;
 
 use std::path::PathBuf;
@@ -32,6 +35,12 @@ pub(crate) enum MonitorCmd {
     Watch(watch::WatchArgs),
     /// List the checks whose alerts fired, newest first.
     Alerts(watch::AlertsArgs),
+    /// Rerun the champion's recorded training on newer data (or with the logged rows' ground
+    /// truth) and register the result as the challenger.
+    Retrain(Box<retrain::RetrainArgs>),
+    /// Compare the challenger with the champion on live traffic and move the champion alias
+    /// when the challenger is shown better.
+    Promote(Box<retrain::PromoteArgs>),
 }
 
 /// What `keel monitor report` was asked.
@@ -58,6 +67,11 @@ pub(crate) struct ReportArgs {
     /// The newest N logged rows.
     #[arg(long, value_name = "N")]
     last: Option<usize>,
+    /// Read the log's hourly sketches instead of its rows (`keel serve` keeps them beside the
+    /// log): every hour the window touches counts whole; counts and text categories are
+    /// exact, numeric columns are compared through a uniform sample; no live performance.
+    #[arg(long)]
+    sketches: bool,
     /// Compare with this dataset version [default: the one the version was trained on].
     #[arg(long, value_name = "NAME@VERSION", conflicts_with_all = ["reference_since", "reference_until"])]
     reference: Option<String>,
@@ -88,6 +102,8 @@ pub(crate) async fn command(cmd: MonitorCmd) -> Result<()> {
         MonitorCmd::Report(a) => report(*a).await,
         MonitorCmd::Watch(a) => watch::watch(a).await,
         MonitorCmd::Alerts(a) => watch::alerts(a).await,
+        MonitorCmd::Retrain(a) => retrain::retrain_command(*a).await,
+        MonitorCmd::Promote(a) => retrain::promote_command(*a).await,
     }
 }
 
@@ -114,6 +130,7 @@ async fn report(a: ReportArgs) -> Result<()> {
         },
         drift_share: a.drift_share,
         choices: Default::default(),
+        sketches: a.sketches,
     };
     let (name, version) = check::resolve(&client, &spec.model).await?;
     let sel = check::selection(&spec, &name, &version).await?;
@@ -143,14 +160,20 @@ async fn report(a: ReportArgs) -> Result<()> {
 
 fn print(rep: &Report, run_id: Option<&str>) -> Result<()> {
     let d = &rep.drift;
+    let source = match rep.sampled_rows {
+        Some(n) => format!(
+            "{} sketch files, numbers from {n} sampled rows",
+            rep.log_files
+        ),
+        None => format!("{} log files", rep.log_files),
+    };
     println!(
-        "{} against {}: {} rows ({} .. {}, {} log files) against {} rows",
+        "{} against {}: {} rows ({} .. {}, {source}) against {} rows",
         rep.subject(),
         rep.reference,
         d.current_rows,
         rep.rows_between.0,
         rep.rows_between.1,
-        rep.log_files,
         d.reference_rows
     );
     println!("{}", rep.verdict());

@@ -98,11 +98,15 @@ pub(crate) async fn record(
         rep.model.as_str(),
         rep.version.as_deref().unwrap_or_default(),
     );
+    let tags = vec![(
+        "keel.monitor.dataset_drifted",
+        d.dataset_drifted.to_string(),
+    )];
     write(
         client,
         experiment,
         subject,
-        Some(d.dataset_drifted),
+        ("drift", tags),
         params,
         metrics,
         files,
@@ -139,7 +143,7 @@ pub(crate) async fn record_empty(
         client,
         experiment,
         (&sel.model, &version),
-        None,
+        ("drift", Vec::new()),
         params,
         metrics,
         Vec::new(),
@@ -148,14 +152,42 @@ pub(crate) async fn record_empty(
     .await
 }
 
-/// One check's run: tags naming the model, version and what fired, then params, metrics, the
-/// files and `alerts.json`; ended FAILED when recording fails half-way.
+/// Records a step of the loop (`retrain`, `promotion`) about `model`'s champion `version`:
+/// its decision as the tag `keel.monitor.decision`, params, metrics and its evidence as files.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record_step(
+    client: &Client,
+    experiment: &str,
+    (model, version): (&str, &str),
+    step: &str,
+    decision: &str,
+    params: Vec<(String, String)>,
+    metrics: Vec<(String, f64, i64)>,
+    files: Vec<(&str, Vec<u8>)>,
+) -> Result<String> {
+    let tags = vec![("keel.monitor.decision", decision.to_string())];
+    write(
+        client,
+        experiment,
+        (model, version),
+        (step, tags),
+        params,
+        metrics,
+        files,
+        &[],
+    )
+    .await
+}
+
+/// One check's (or step's) run: tags naming the model, version, the kind of check and what
+/// fired, then params, metrics, the files and `alerts.json`; ended FAILED when recording fails
+/// half-way.
 #[allow(clippy::too_many_arguments)]
 async fn write(
     client: &Client,
     experiment: &str,
     (model, version): (&str, &str),
-    dataset_drifted: Option<bool>,
+    (check, extra): (&str, Vec<(&'static str, String)>),
     params: Vec<(String, String)>,
     metrics: Vec<(String, f64, i64)>,
     files: Vec<(&str, Vec<u8>)>,
@@ -166,13 +198,11 @@ async fn write(
     let mut tags = vec![
         ("keel.monitor.model", model.to_string()),
         ("keel.monitor.version", version.to_string()),
-        ("keel.monitor.check", "drift".to_string()),
+        ("keel.monitor.check", check.to_string()),
         ("keel.monitor.firing", (!alerts.is_empty()).to_string()),
         ("keel.monitor.alerts", names.join(", ")),
     ];
-    if let Some(d) = dataset_drifted {
-        tags.push(("keel.monitor.dataset_drifted", d.to_string()));
-    }
+    tags.extend(extra);
     let tags = tags
         .into_iter()
         .map(|(key, value)| Tag {
@@ -180,8 +210,13 @@ async fn write(
             value,
         })
         .collect();
+    // A drift check is `check NAME/V`; a step of the loop is named by its kind.
+    let run_name = match check {
+        "drift" => format!("check {model}/{version}"),
+        step => format!("{step} {model}/{version}"),
+    };
     let run = tracking
-        .start(experiment, &format!("check {model}/{version}"), tags)
+        .start(experiment, &run_name, tags)
         .await
         .context("cannot record the check")?;
     let done = async {

@@ -12,14 +12,14 @@ use clap::Args;
 use keel_monitor::MonitorError;
 use keel_monitor::gauges::MonitorGauges;
 use keel_monitor::report::Report;
-use keel_monitor::rules::{Firing, MonitorFile, Webhook};
+use keel_monitor::rules::{Approval, Firing, MonitorFile, RetrainData, Webhook};
 use keel_monitor::window::rfc3339;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::check::{self, Reference, Rows, Spec};
-use super::record;
+use super::{record, retrain};
 use crate::args::StoreArgs;
 use crate::client::Client;
 use crate::data_validate::ChecksFailed;
@@ -137,6 +137,7 @@ pub(crate) async fn run(
         reference: Reference::Dataset(file.reference.clone()),
         drift_share: file.drift_share,
         choices: file.columns.clone(),
+        sketches: file.sketches,
     };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -178,6 +179,14 @@ pub(crate) async fn run(
                         deliveries.spawn(deliver(http.clone(), hook.clone(), payload.clone()));
                     }
                 }
+                if let Err(e) = close_the_loop(&stores, &client, &file, &spec, &checked.fired).await
+                {
+                    if once {
+                        while deliveries.join_next().await.is_some() {}
+                        return Err(e);
+                    }
+                    eprintln!("{} {}: {e:#}", rfc3339(check::now_ms()), file.model);
+                }
             }
             Err(e) if once => return Err(anyhow::anyhow!("{e:#}")),
             Err(e) => {
@@ -217,6 +226,128 @@ pub(crate) async fn run(
     }
     // Stopping: deliveries under way get their retries' worth of time.
     while deliveries.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// The loop's steps after a check: the challenger compared with the champion (and promoted
+/// when shown better, unless a person approves), then, when an alert that retrains fired and
+/// no challenger is waiting, a retraining.
+async fn close_the_loop(
+    stores: &Stores,
+    client: &Client,
+    file: &MonitorFile,
+    spec: &Spec,
+    fired: &[Firing],
+) -> Result<()> {
+    let stamp = || rfc3339(check::now_ms());
+    let name = file.model.split('@').next().unwrap_or_default().to_string();
+    let mut promoted = false;
+    if let Some(p) = &file.promote
+        && retrain::alias_version(client, &name, &p.challenger)
+            .await?
+            .is_some()
+    {
+        let done = retrain::promote(
+            client,
+            &retrain::PromoteRequest {
+                model: file.model.clone(),
+                challenger: p.challenger.clone(),
+                log_dir: spec.log_dir.clone(),
+                window: p.window.clone(),
+                min_rows: p.min_rows,
+                alpha: p.alpha,
+                approved: p.approval == Approval::Auto,
+                dry_run: p.dry_run,
+                experiment: file.experiment.clone(),
+            },
+        )
+        .await
+        .context("comparing the challenger failed")?;
+        eprintln!(
+            "{} {}: {} ({})",
+            stamp(),
+            file.model,
+            done.decision,
+            done.promotion.reason
+        );
+        promoted = done.decision == "promoted";
+    }
+    let retraining: Vec<&str> = fired
+        .iter()
+        .filter(|f| file.alerts.iter().any(|r| r.name == f.alert && r.retrain))
+        .map(|f| f.alert.as_str())
+        .collect();
+    if retraining.is_empty() {
+        return Ok(());
+    }
+    if promoted {
+        // The new champion answers from now on; the next checks judge it.
+        eprintln!(
+            "{} {}: not retraining ({}): a challenger was just promoted",
+            stamp(),
+            file.model,
+            retraining.join(", ")
+        );
+        return Ok(());
+    }
+    let r = &file.retrain;
+    if let Some(v) = retrain::alias_version(client, &name, &r.alias).await? {
+        eprintln!(
+            "{} {}: not retraining ({}): {name}@{} (version {v}) is still to be compared",
+            stamp(),
+            file.model,
+            retraining.join(", "),
+            r.alias
+        );
+        return Ok(());
+    }
+    let done = match retrain::retrain(
+        stores,
+        client,
+        &retrain::RetrainRequest {
+            model: file.model.clone(),
+            data: match r.data {
+                RetrainData::Newest => retrain::TrainingData::Newest,
+                RetrainData::Feedback => retrain::TrainingData::Feedback(r.window.clone()),
+            },
+            log_dir: spec.log_dir.clone(),
+            alias: r.alias.clone(),
+            dry_run: r.dry_run,
+            experiment: file.experiment.clone(),
+        },
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => match e.downcast_ref::<retrain::NothingNewer>() {
+            Some(why) => {
+                eprintln!(
+                    "{} {}: not retraining ({}): {why}",
+                    stamp(),
+                    file.model,
+                    retraining.join(", ")
+                );
+                return Ok(());
+            }
+            None => {
+                return Err(e.context(format!("retraining after {} failed", retraining.join(", "))));
+            }
+        },
+    };
+    eprintln!(
+        "{} {}: {} ({}): {}",
+        stamp(),
+        file.model,
+        match &done.challenger {
+            Some(v) => format!(
+                "retrained on {}: version {v} is {name}@{}",
+                done.data, r.alias
+            ),
+            None => format!("dry run: would retrain on {}", done.data),
+        },
+        retraining.join(", "),
+        done.run_id
+    );
     Ok(())
 }
 

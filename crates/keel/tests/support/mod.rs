@@ -122,6 +122,18 @@ pub fn post_json(addr: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) 
     )
 }
 
+/// One HTTP/1.1 POST with a JSON body and more header lines (each ending in `\r\n`); the
+/// status code, the response head and the body.
+pub fn post_json_with(
+    addr: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let headers = format!("Content-Type: application/json\r\n{headers}");
+    request(addr, "POST", path, &headers, body)
+}
+
 fn request(
     addr: &str,
     method: &str,
