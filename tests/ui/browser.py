@@ -342,6 +342,10 @@ def main():
         expect(page.locator("#latency")).not_to_have_attribute("data-points", "0")
         expect(page.locator("#alerts tbody tr")).to_have_count(1)
         expect(page.locator("#alerts")).to_contain_text("too few rows")
+        # The retraining history holds the dry run, not counted as a check.
+        expect(page.locator('#retraining tbody tr[data-step="retrain"]')).to_have_count(1)
+        expect(page.locator("#retraining")).to_contain_text("dry-run")
+        expect(page.locator("#retraining")).to_contain_text("would train on shop@1")
         expect(page.frame_locator("#latest-report").locator("h1")).to_have_text("Drift of price/1")
         expect(page.frame_locator("#latest-report").locator('[data-column="x1"] svg').first).to_be_visible()
 

@@ -6,8 +6,9 @@
 //! ```
 //!
 //! One file per writer (a serving process) and hour, rewritten in place each time one of the
-//! hour's log files is finished, so it covers the rows of the hour's finished files. Per
-//! version it holds:
+//! hour's log files is finished, covering every row written to the hour's files by then (all
+//! of them once the hour's last file is finished; rows a crashed process left staged are
+//! finished into the log at the next start, but are in no sketch). Per version it holds:
 //!
 //! - **exact figures** ([`VersionSummary`], JSON in the file's `keel.sketch` metadata): rows,
 //!   first and last time, and per column the missing values and, for text, the count of every

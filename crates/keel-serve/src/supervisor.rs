@@ -118,14 +118,22 @@ impl Supervisor {
         }
     }
 
-    /// The version a canary or shadow `spec` names now, if it should run beside `primary`:
-    /// none while its alias names no version (a challenger not trained yet, or promoted and
-    /// its alias removed) or while it names the primary's own version.
-    async fn beside(&self, spec: &ModelSpec, primary: &str) -> Result<Option<String>, ServeError> {
+    /// The version a canary or shadow `spec` names now, if it should run beside the primary
+    /// (`primary`, its spec and version): an alias is left out while it names no version (a
+    /// challenger not trained yet, or promoted and its alias removed) or the primary's own
+    /// version of the same registered model.
+    async fn beside(
+        &self,
+        spec: &ModelSpec,
+        primary: (&ModelSpec, &str),
+    ) -> Result<Option<String>, ServeError> {
+        let alias = matches!(spec, ModelSpec::Alias { .. });
+        let same_model = !matches!(primary.0, ModelSpec::Path(_))
+            && spec.default_name() == primary.0.default_name();
         match self.version_of(spec).await {
-            Ok(v) if v == primary => Ok(None),
+            Ok(v) if alias && same_model && v == primary.1 => Ok(None),
             Ok(v) => Ok(Some(v)),
-            Err(ServeError::NotFound(_)) if matches!(spec, ModelSpec::Alias { .. }) => Ok(None),
+            Err(ServeError::NotFound(_)) if alias => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -135,11 +143,11 @@ impl Supervisor {
         let primary_version = self.version_of(&m.primary).await?;
         let wanted = Versions {
             canary: match &m.canary {
-                Some((c, _)) => self.beside(c, &primary_version).await?,
+                Some((c, _)) => self.beside(c, (&m.primary, &primary_version)).await?,
                 None => None,
             },
             shadow: match &m.shadow {
-                Some(s) => self.beside(s, &primary_version).await?,
+                Some(s) => self.beside(s, (&m.primary, &primary_version)).await?,
                 None => None,
             },
             primary: primary_version,

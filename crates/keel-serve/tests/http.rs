@@ -809,3 +809,116 @@ async fn a_full_queue_answers_429_and_a_slow_call_504() {
     assert_eq!(v["error_code"], "DEADLINE_EXCEEDED");
     server.stop().await;
 }
+
+/// A registry whose aliases a test moves: `price` versions 1 and 2 are model folders.
+struct MovingAliases {
+    aliases: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    versions: std::collections::HashMap<String, PathBuf>,
+}
+
+#[async_trait::async_trait]
+impl keel_serve::source::Registry for MovingAliases {
+    async fn version(&self, spec: &ModelSpec) -> Result<String, keel_serve::error::ServeError> {
+        match spec {
+            ModelSpec::Alias { alias, .. } => self
+                .aliases
+                .lock()
+                .unwrap()
+                .get(alias)
+                .cloned()
+                .ok_or_else(|| {
+                    keel_serve::error::ServeError::NotFound(format!("no alias {alias}"))
+                }),
+            ModelSpec::Version { version, .. } => Ok(version.clone()),
+            other => panic!("unexpected spec {other}"),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        _name: &str,
+        version: &str,
+    ) -> Result<PathBuf, keel_serve::error::ServeError> {
+        Ok(self.versions[version].clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_alias_is_served_only_while_it_names_another_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = std::sync::Arc::new(MovingAliases {
+        aliases: std::sync::Mutex::new([("champion".to_string(), "1".to_string())].into()),
+        versions: [
+            (
+                "1".to_string(),
+                model_dir(dir.path(), "value", "linear_regression", &[]),
+            ),
+            (
+                "2".to_string(),
+                model_dir(dir.path(), "value", "random_forest", &["n_estimators=3"]),
+            ),
+        ]
+        .into(),
+    });
+    let alias = |a: &str| ModelSpec::Alias {
+        name: "price".into(),
+        alias: a.into(),
+    };
+    let state = keel_serve::server::AppState::new(
+        ServeOptions::default(),
+        std::sync::Arc::new(keel_serve::metrics::ServeMetrics::default()),
+        None,
+    );
+    let supervisor = keel_serve::supervisor::Supervisor::new(
+        state.clone(),
+        Some(registry.clone()),
+        vec![ServedModel {
+            name: "price".into(),
+            primary: alias("champion"),
+            canary: None,
+            shadow: Some(alias("challenger")),
+        }],
+    );
+    // No challenger yet: the champion is served alone.
+    supervisor.load_all().await.unwrap();
+    let shadow = || {
+        state
+            .route("price")
+            .unwrap()
+            .shadow
+            .as_ref()
+            .map(|d| d.version.clone())
+    };
+    assert_eq!(shadow(), None);
+    tokio::spawn(supervisor.clone().watch(Duration::from_millis(20)));
+    let settle = |want: Option<&'static str>| {
+        let shadow = &shadow;
+        async move {
+            for _ in 0..250 {
+                if shadow().as_deref() == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("the shadow is {:?}, not {want:?}", shadow());
+        }
+    };
+    let set = |a: &str, v: Option<&str>| {
+        let mut aliases = registry.aliases.lock().unwrap();
+        match v {
+            Some(v) => aliases.insert(a.to_string(), v.to_string()),
+            None => aliases.remove(a),
+        };
+    };
+    // The challenger appears: it answers every request in the shadow.
+    set("challenger", Some("2"));
+    settle(Some("2")).await;
+    // Promoted: the champion names it too, so nothing is shadowed...
+    set("champion", Some("2"));
+    settle(None).await;
+    assert_eq!(state.route("price").unwrap().primary.version, "2");
+    // ... and with the challenger alias removed nothing is either.
+    set("challenger", None);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(shadow(), None);
+}

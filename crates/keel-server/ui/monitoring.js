@@ -153,7 +153,7 @@ function retraining(id, steps) {
         h('td', {}, 'v' + (param(r, 'champion_version') || '?')),
         h('td', {}, param(r, 'challenger_version') ? 'v' + param(r, 'challenger_version') : ''),
         h('td', { class: tag(r, 'keel.monitor.decision') === 'promoted' ? 'good' : '' }, tag(r, 'keel.monitor.decision') || ''),
-        h('td', {}, param(r, 'reason') || (param(r, 'data') ? `trained on ${param(r, 'data')}` : '')),
+        h('td', {}, param(r, 'reason') || (param(r, 'data') ? `${tag(r, 'keel.monitor.decision') === 'dry-run' ? 'would train' : 'trained'} on ${param(r, 'data')}` : '')),
         h('td', {}, runLink(id, r, r.info.run_id.slice(0, 8))))))))
       : h('p', { class: 'muted' }, 'No retraining recorded.'),
   ];

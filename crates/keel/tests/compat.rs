@@ -129,6 +129,16 @@ fn the_web_ui_shows_what_the_mlflow_client_logged() {
             "1h",
         ][..],
         &["monitor", "watch", "monitor.yaml", "--once"][..],
+        // A retraining, as a dry run, for the retraining history.
+        &["models", "alias", "set", "price", "champion", "1"][..],
+        &[
+            "monitor",
+            "retrain",
+            "price@champion",
+            "--data",
+            "shop@1",
+            "--dry-run",
+        ][..],
     ] {
         let (code, _, err) = support::keel_status(d, &[args, &remote[..]].concat());
         assert!(code == 0 || code == 1, "keel {args:?}: {err}");

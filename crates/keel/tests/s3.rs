@@ -312,6 +312,12 @@ fn replicas_log_to_one_s3_prefix_and_are_monitored_as_one_model() {
                 support::post_json(&serving.addr, "/invocations", body.as_bytes());
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
         }
+        // And one request each replica refuses (text for a number): logged under errors/.
+        let bad = br#"{"dataframe_split": {"columns": ["x1", "x2", "colour"], "data": [["oops", 0.5, "red"]]}}"#;
+        assert_eq!(
+            support::post_json(&serving.addr, "/invocations", bad).0,
+            400
+        );
         // A graceful stop finishes the files and ships them.
         assert_eq!(serving.stop(), 0);
         let left: Vec<_> = support::walk(&d.join(spool))
@@ -350,4 +356,47 @@ fn replicas_log_to_one_s3_prefix_and_are_monitored_as_one_model() {
     assert!(report["log_files"].as_u64().unwrap() >= 2, "{report}");
     assert_eq!(report["reference"], "shop@1");
     assert_eq!(report["drift"]["dataset_drifted"], false);
+    // Both replicas' refused requests were shipped too.
+    assert_eq!(report["performance"]["latency"]["errors"], 2, "{report}");
+
+    // The replicas' hourly sketches, one per replica, read from the bucket and merged: they
+    // hold every row here (600 of at most 1,024 an hour), so the answer is the rows' own.
+    let (code, out, err) = keel_env(
+        d,
+        &[
+            "monitor",
+            "report",
+            "price/1",
+            "--log-dir",
+            "s3://keel-logs/log",
+            "--sketches",
+            "--json",
+            "--no-record",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let sketched: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(sketched["sampled_rows"], 600, "{sketched}");
+    assert!(sketched["log_files"].as_u64().unwrap() >= 2, "{sketched}");
+    let scores = |r: &serde_json::Value| -> Vec<(String, f64)> {
+        r["drift"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["column"].as_str().unwrap().to_string(),
+                    c["drift"]["score"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    for ((column, exact), (_, from_sketches)) in scores(&report).into_iter().zip(scores(&sketched))
+    {
+        assert!(
+            (exact - from_sketches).abs() < 1e-9,
+            "{column}: {exact} {from_sketches}"
+        );
+    }
 }
