@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use keel_stats::drift::{self, ColumnDrift};
+use polars::prelude::*;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -70,9 +72,119 @@ impl Diff {
 
 /// Compares table `b` (current) against table `a` (reference).
 pub fn diff(a: (Format, &[&Path]), b: (Format, &[&Path])) -> Result<Diff> {
+    if a.0 == Format::Parquet && b.0 == Format::Parquet {
+        return diff_by_column(a.1, b.1);
+    }
     let (ta, sa) = profile_with_samples(a.0, a.1)?;
     let (tb, sb) = profile_with_samples(b.0, b.1)?;
     Ok(compare(&ta, &sa, &tb, &sb))
+}
+
+/// A Parquet table's columns and their types (its first file's; reading checks the rest).
+fn parquet_columns(paths: &[&Path]) -> Result<Vec<(String, String)>> {
+    let first = *paths
+        .first()
+        .ok_or_else(|| crate::error::DataError::Invalid("no files to read".into()))?;
+    let schema = LazyFrame::scan_parquet(
+        PlRefPath::from(first.to_string_lossy().as_ref()),
+        ScanArgsParquet::default(),
+    )
+    .and_then(|mut lf| lf.collect_schema())
+    .map_err(|e| crate::error::DataError::content(first, e.to_string()))?;
+    Ok(schema
+        .iter()
+        .map(|(n, d)| (n.to_string(), crate::profile::dtype_name(d)))
+        .collect())
+}
+
+/// [`diff`] of two Parquet tables one column at a time: a shared column's values are read
+/// from each side (Parquet stores columns apart, so only that column is decoded), compared and
+/// dropped before the next, two columns at once on two cores. Memory holds a few columns, not
+/// two tables, and the figures are those of [`compare`] over whole tables.
+fn diff_by_column(a: &[&Path], b: &[&Path]) -> Result<Diff> {
+    let (ca, cb) = (parquet_columns(a)?, parquet_columns(b)?);
+    let types_b: HashMap<&str, &str> = cb.iter().map(|(n, d)| (n.as_str(), d.as_str())).collect();
+    let one = |paths: &[&Path], name: &str| {
+        let name = name.to_string();
+        crate::profile::profile_planned(Format::Parquet, paths, &move |lf: LazyFrame| {
+            Ok(lf.select([col(name.as_str())]))
+        })
+    };
+    let shared: Vec<&str> = ca
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| types_b.contains_key(n))
+        .collect();
+    let compared: Vec<Diff> = shared
+        .par_iter()
+        .with_max_len(1)
+        .map(|name| {
+            let (ta, sa) = one(a, name)?;
+            let (tb, sb) = one(b, name)?;
+            Ok(compare(&ta, &sa, &tb, &sb))
+        })
+        .collect::<Result<_>>()?;
+    let rows = |paths: &[&Path]| -> Result<u64> {
+        let mut n = 0;
+        for p in paths {
+            let df = LazyFrame::scan_parquet(
+                PlRefPath::from(p.to_string_lossy().as_ref()),
+                ScanArgsParquet::default(),
+            )
+            .and_then(|lf| {
+                lf.select([len().cast(DataType::UInt64).alias("rows")])
+                    .collect()
+            })
+            .and_then(|df| {
+                df.column("rows")?
+                    .u64()?
+                    .get(0)
+                    .ok_or_else(|| PolarsError::NoData("the row count is missing".into()))
+            })
+            .map_err(|e| crate::error::DataError::content(p, e.to_string()))?;
+            n += df;
+        }
+        Ok(n)
+    };
+    let mut out = Diff {
+        rows: (rows(a)?, rows(b)?),
+        schema: Vec::new(),
+        columns: Vec::new(),
+        drifted: 0,
+    };
+    let mut compared = compared.into_iter();
+    for (name, dtype) in &ca {
+        if types_b.contains_key(name.as_str()) {
+            if let Some(d) = compared.next() {
+                out.schema.extend(d.schema);
+                out.columns.extend(d.columns);
+            }
+        } else {
+            out.schema.push(SchemaChange {
+                column: name.clone(),
+                change: "removed",
+                before: Some(dtype.clone()),
+                after: None,
+            });
+        }
+    }
+    let in_a: std::collections::HashSet<&str> = ca.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, dtype) in &cb {
+        if !in_a.contains(name.as_str()) {
+            out.schema.push(SchemaChange {
+                column: name.clone(),
+                change: "added",
+                before: None,
+                after: Some(dtype.clone()),
+            });
+        }
+    }
+    out.drifted = out
+        .columns
+        .iter()
+        .filter(|c| c.drift.as_ref().is_some_and(|d| d.drifted))
+        .count();
+    Ok(out)
 }
 
 /// Compares two profiled tables with their samples.
@@ -226,5 +338,63 @@ mod tests {
         assert!(!y.drifted, "{y:?}");
         assert!(!d.columns[2].drift.as_ref().unwrap().drifted);
         assert_eq!(d.drifted, 1);
+    }
+
+    #[test]
+    fn parquet_tables_compared_column_by_column_give_the_whole_tables_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let parquet = |name: &str, df: &mut DataFrame| {
+            let p = dir.path().join(name);
+            ParquetWriter::new(std::fs::File::create(&p).unwrap())
+                .finish(df)
+                .unwrap();
+            p
+        };
+        let n = 5000;
+        let a = parquet(
+            "a.parquet",
+            &mut df!(
+                "x" => (0..n).map(|i| (i % 97) as f64).collect::<Vec<_>>(),
+                "k" => (0..n).map(|i| ["u", "v", "w"][i % 3]).collect::<Vec<_>>(),
+                "t" => (0..n).map(|i| i as i64).collect::<Vec<_>>(),
+                "gone" => vec![1i64; n],
+                "few" => (0..n).map(|i| (i % 4) as f64).collect::<Vec<_>>(),
+            )
+            .unwrap(),
+        );
+        let m = 3000;
+        let b = parquet(
+            "b.parquet",
+            &mut df!(
+                "new" => vec!["z"; m],
+                "x" => (0..m).map(|i| (i % 97) as f64 + 20.0).collect::<Vec<_>>(),
+                "few" => (0..m).map(|i| if i % 9 == 0 { None } else { Some((i % 4) as f64) }).collect::<Vec<_>>(),
+                "k" => (0..m).map(|i| ["u", "v", "w", "u"][i % 4]).collect::<Vec<_>>(),
+                "t" => (0..m).map(|i| format!("{i}")).collect::<Vec<_>>(),
+            )
+            .unwrap(),
+        );
+        let (pa, pb): (&[&Path], &[&Path]) = (&[&a], &[&b]);
+        let by_column = diff((Format::Parquet, pa), (Format::Parquet, pb)).unwrap();
+        let (ta, sa) = profile_with_samples(Format::Parquet, pa).unwrap();
+        let (tb, sb) = profile_with_samples(Format::Parquet, pb).unwrap();
+        let whole = compare(&ta, &sa, &tb, &sb);
+        assert_eq!(by_column, whole);
+        assert_eq!(by_column.rows, (5000, 3000));
+        let changes: Vec<(&str, &str)> = by_column
+            .schema
+            .iter()
+            .map(|c| (c.column.as_str(), c.change))
+            .collect();
+        assert_eq!(
+            changes,
+            [("t", "type"), ("gone", "removed"), ("new", "added")]
+        );
+        let few = by_column
+            .columns
+            .iter()
+            .find(|c| c.column == "few")
+            .unwrap();
+        assert_eq!(few.nulls, (0, 334));
     }
 }
