@@ -1422,8 +1422,20 @@ fn loop_turn(better: bool) -> tempfile::TempDir {
     );
     send_with_truth(&serving.addr, "a", &shop_rows(300, false, 22));
     send_with_truth(&serving.addr, "b", &shop_rows(300, true, 23));
-    // The rows are readable once their file is finished (every second).
-    std::thread::sleep(Duration::from_millis(2500));
+    // The rows are readable once their file is finished (every second; the writer yields to
+    // requests, so a busy machine may take longer).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, report, _) = monitor_in(d, "log", &["--window", "1h", "--no-record"]);
+        if report["drift"]["current_rows"] == 600 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log never held the 600 rows: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // The alert fires, is posted, and retrains on shop@2: price/2 is the challenger.
     let (code, _, err) = keel_status(d, &["monitor", "watch", "monitor.yaml", "--once"]);
