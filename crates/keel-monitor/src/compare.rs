@@ -167,8 +167,12 @@ pub fn compare(
         };
         (test, (sides, paired as usize, paired as usize))
     } else {
-        // A canary: each answered its own rows.
-        let (ra, rb): (Vec<&Row>, Vec<&Row>) = (a.iter().collect(), b.iter().collect());
+        // A canary: each answered its own rows. The champion's count from the challenger's
+        // first row on, so both sides are measured over the same stretch of traffic.
+        let since = b.iter().map(|r| r.time).min().unwrap_or(i64::MIN);
+        let ra: Vec<&Row> = a.iter().filter(|r| r.time >= since).collect();
+        let rb: Vec<&Row> = b.iter().collect();
+        let na = ra.len() as u64;
         let sides = if classification {
             (accuracy(&ra), accuracy(&rb))
         } else {
@@ -185,7 +189,7 @@ pub fn compare(
         } else {
             Some(welch_t_greater(&losses(&ra), &losses(&rb)).map_err(stats)?)
         };
-        (test, (sides, a.len(), b.len()))
+        (test, (sides, ra.len(), rb.len()))
     };
     let ((va, vb), (ca, cb)) = (sides.0, (sides.1, sides.2));
     let figures = format!(
@@ -200,11 +204,13 @@ pub fn compare(
         None => (
             false,
             format!(
-                "not enough labelled rows to decide: {} (the champion {na}, the challenger {nb}), {min_rows} needed",
+                "not enough labelled rows to decide: {}, {min_rows} needed",
                 if paired > 0 {
                     format!("{paired} rows both answered")
                 } else {
-                    "no row both answered".to_string()
+                    format!(
+                        "no row both answered; the champion {ca} since the challenger's first, the challenger {cb}"
+                    )
                 }
             ),
         ),

@@ -104,7 +104,7 @@ fn probability_columns(columns: &[String]) -> Vec<(String, String)> {
 /// One row as read: when, its request id and index, its request's latency, its prediction,
 /// its probabilities and its ground truth.
 pub(crate) struct Row {
-    time: i64,
+    pub(crate) time: i64,
     pub(crate) request: String,
     pub(crate) row: i64,
     latency: f64,

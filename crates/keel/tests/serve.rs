@@ -1370,10 +1370,11 @@ fn alias(d: &Path, name: &str) -> Value {
         .map_or(Value::Null, |a| a["version"].clone())
 }
 
-/// One turn of the loop: price/1 is the champion, served with price@challenger as its shadow;
-/// the traffic moves half way (inputs and the relation to the price both); the drift alert
-/// retrains on the dataset's newest version, `better` or not, which is shadowed and compared
-/// on the same rows. Returns the folder for more checks.
+/// One turn of the loop: price/1 is the champion, served with price@challenger as its shadow
+/// (the better turn: compared on the rows both answered) or as a canary taking half the
+/// requests (the worse turn: compared over the same stretch of traffic); the traffic moves half
+/// way (inputs and the relation to the price both); the drift alert retrains on the dataset's
+/// newest version, `better` or not. Returns the folder for more checks.
 fn loop_turn(better: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -1406,12 +1407,17 @@ fn loop_turn(better: bool) -> tempfile::TempDir {
         ),
     )
     .unwrap();
+    let (beside, challenger_spec) = if better {
+        ("--shadow", "price@challenger")
+    } else {
+        ("--canary", "price@challenger:50")
+    };
     let serving = Serving::start(
         d,
         &[
             "price@champion",
-            "--shadow",
-            "price@challenger",
+            beside,
+            challenger_spec,
             "--log-dir",
             "log",
             "--poll",
@@ -1475,26 +1481,54 @@ fn loop_turn(better: bool) -> tempfile::TempDir {
         assert_eq!(recorded(&training, "params", key), value, "{key}");
     }
 
-    // keel serve follows the new alias: the challenger answers every request in the shadow.
+    // keel serve follows the new alias: the challenger answers every request in the shadow,
+    // or half of them as a canary.
+    let role = if better { "\"shadow\"" } else { "\"canary\"" };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, body) = support::http(&serving.addr, "GET", "/status", b"");
-        if String::from_utf8_lossy(&body).contains("\"shadow\"") {
+        if String::from_utf8_lossy(&body).contains(role) {
             break;
         }
-        assert!(Instant::now() < deadline, "the shadow never started");
+        assert!(Instant::now() < deadline, "the challenger never started");
         std::thread::sleep(Duration::from_millis(100));
     }
-    send_with_truth(&serving.addr, "c", &shop_rows(200, true, 24));
+    let moved = if better { 200 } else { 600 };
+    send_with_truth(&serving.addr, "c", &shop_rows(moved, true, 24));
     assert_eq!(serving.stop(), 0);
 
-    // The next check compares the two on the 200 rows both answered.
+    // The next check compares the two: on the 200 rows both answered, or on each one's rows
+    // since the canary's first.
     let (code, _, err) = keel_status(d, &["monitor", "watch", "monitor.yaml", "--once"]);
     assert_eq!(code, 1, "{err}");
     let promotions = steps(d, "promotion");
     assert_eq!(promotions.len(), 1, "{err}");
     let p = &promotions[0];
-    assert_eq!(recorded(p, "metrics", "paired_rows"), 200.0);
+    let paired = recorded(p, "metrics", "paired_rows").as_f64().unwrap();
+    assert_eq!(paired, if better { 200.0 } else { 0.0 });
+    if !better {
+        let (a, b) = (
+            recorded(p, "metrics", "champion.labelled_rows")
+                .as_f64()
+                .unwrap(),
+            recorded(p, "metrics", "challenger.labelled_rows")
+                .as_f64()
+                .unwrap(),
+        );
+        // Every labelled row of the window is the champion's or the canary's.
+        assert_eq!(a + b, 1200.0, "{p}");
+        assert!(b >= 100.0, "{p}");
+        // Compared over the same stretch: the canary's rows, and the champion's since the
+        // canary's first (none of the 600 rows before it, some of the last 600).
+        let compared = |who: &str| {
+            recorded(p, "metrics", &format!("{who}.compared_rows"))
+                .as_f64()
+                .unwrap()
+        };
+        assert_eq!(compared("challenger"), b, "{p}");
+        assert!(compared("champion") >= 100.0, "{p}");
+        assert!(compared("champion") + b <= 600.0, "{p}");
+    }
     let (champion, challenger) = (
         recorded(p, "metrics", "champion.rmse").as_f64().unwrap(),
         recorded(p, "metrics", "challenger.rmse").as_f64().unwrap(),
@@ -1512,8 +1546,14 @@ fn loop_turn(better: bool) -> tempfile::TempDir {
         assert!(err.contains("not retraining"), "{err}");
         assert_eq!(steps(d, "retrain").len(), 1);
     } else {
-        // Worse: kept, and why recorded.
+        // Worse: kept, and why recorded (Welch's t-test over the canary's stretch).
         assert!(challenger > champion && p_value > 0.05, "{p}");
+        assert!(
+            recorded(p, "params", "reason")
+                .as_str()
+                .unwrap()
+                .contains("welch_t")
+        );
         assert_eq!(recorded(p, "tags", "keel.monitor.decision"), "kept");
         let reason = recorded(p, "params", "reason");
         assert!(

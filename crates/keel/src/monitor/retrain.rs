@@ -430,29 +430,15 @@ pub(crate) async fn promote(client: &Client, req: &PromoteRequest) -> Result<Pro
             promotion.reason.chars().take(500).collect(),
         ),
     ];
-    let mut metrics = vec![
-        ("paired_rows".to_string(), promotion.paired as f64, 0),
-        (
-            "champion.labelled_rows".into(),
-            promotion.champion.labelled as f64,
-            0,
-        ),
-        (
-            "challenger.labelled_rows".into(),
-            promotion.challenger.labelled as f64,
-            0,
-        ),
-        (
-            format!("champion.{}", promotion.metric),
-            promotion.champion.value,
-            0,
-        ),
-        (
-            format!("challenger.{}", promotion.metric),
-            promotion.challenger.value,
-            0,
-        ),
-    ];
+    let mut metrics = vec![("paired_rows".to_string(), promotion.paired as f64, 0)];
+    for (who, side) in [
+        ("champion", &promotion.champion),
+        ("challenger", &promotion.challenger),
+    ] {
+        metrics.push((format!("{who}.labelled_rows"), side.labelled as f64, 0));
+        metrics.push((format!("{who}.compared_rows"), side.compared as f64, 0));
+        metrics.push((format!("{who}.{}", promotion.metric), side.value, 0));
+    }
     if let Some(t) = &promotion.test {
         metrics.push(("p_value".into(), t.pvalue, 0));
         if t.statistic.is_finite() {
