@@ -85,12 +85,7 @@ fn parquet_columns(paths: &[&Path]) -> Result<Vec<(String, String)>> {
     let first = *paths
         .first()
         .ok_or_else(|| crate::error::DataError::Invalid("no files to read".into()))?;
-    let schema = LazyFrame::scan_parquet(
-        PlRefPath::from(first.to_string_lossy().as_ref()),
-        ScanArgsParquet::default(),
-    )
-    .and_then(|mut lf| lf.collect_schema())
-    .map_err(|e| crate::error::DataError::content(first, e.to_string()))?;
+    let schema = crate::read::query_parquet(first, |mut lf| lf.collect_schema())?;
     Ok(schema
         .iter()
         .map(|(n, d)| (n.to_string(), crate::profile::dtype_name(d)))
@@ -127,22 +122,15 @@ fn diff_by_column(a: &[&Path], b: &[&Path]) -> Result<Diff> {
     let rows = |paths: &[&Path]| -> Result<u64> {
         let mut n = 0;
         for p in paths {
-            let df = LazyFrame::scan_parquet(
-                PlRefPath::from(p.to_string_lossy().as_ref()),
-                ScanArgsParquet::default(),
-            )
-            .and_then(|lf| {
-                lf.select([len().cast(DataType::UInt64).alias("rows")])
-                    .collect()
-            })
-            .and_then(|df| {
+            n += crate::read::query_parquet(p, |lf| {
+                let df = lf
+                    .select([len().cast(DataType::UInt64).alias("rows")])
+                    .collect()?;
                 df.column("rows")?
                     .u64()?
                     .get(0)
                     .ok_or_else(|| PolarsError::NoData("the row count is missing".into()))
-            })
-            .map_err(|e| crate::error::DataError::content(p, e.to_string()))?;
-            n += df;
+            })?;
         }
         Ok(n)
     };

@@ -221,6 +221,17 @@ fn open(
 
 /// A one-line error for a file polars could not read, with the line and column found by
 /// [`crate::locate`] where the format allows.
+/// A Parquet file's lazy scan and what it gives, with the reading errors every other read
+/// gives: `query` builds on the scan.
+pub(crate) fn query_parquet<T>(
+    path: &Path,
+    query: impl FnOnce(LazyFrame) -> PolarsResult<T>,
+) -> Result<T> {
+    open(Format::Parquet, path, false, &[])
+        .and_then(query)
+        .map_err(|e| read_error(Format::Parquet, path, e))
+}
+
 fn read_error(format: Format, path: &Path, e: PolarsError) -> DataError {
     if (format == Format::Csv || format == Format::Jsonl)
         && let Some(found) = crate::locate::first_problem(format, path)

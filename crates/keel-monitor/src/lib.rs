@@ -7,7 +7,10 @@
 //! drifted when a share of its columns did. A check is a [`report::Report`]: JSON, or one
 //! HTML page with each column's two distributions ([`charts`]) and its course over the window,
 //! with the live performance beside it ([`performance`]: realised on the rows with ground
-//! truth, estimated from the probabilities on every row, latency).
+//! truth, estimated from the probabilities on every row, latency). [`sketch`] answers the same
+//! checks from the hourly sketches `keel serve` keeps beside the log; [`compare`] tests a
+//! challenger against the champion on live traffic, and [`labelled`] turns the log's labelled
+//! rows into training rows, for the retraining loop.
 
 pub mod charts;
 pub mod compare;

@@ -944,18 +944,7 @@ impl Writer {
                 self.settle(rows, result);
             }
         }
-        let interval = self.config.flush_interval;
-        let done: Vec<(String, String)> = self
-            .failure_files
-            .iter()
-            .filter(|(_, (_, started))| all || started.elapsed() >= interval)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in done {
-            if let Some((file, _)) = self.failure_files.remove(&key) {
-                finish(file);
-            }
-        }
+        finish_old(&mut self.failure_files, self.config.flush_interval, all);
     }
 
     /// Writes a partition's pending rows as one row group of its file (starting a new file
@@ -1046,17 +1035,24 @@ impl Writer {
                 self.settle(rows, result);
             }
         }
-        let interval = self.config.flush_interval;
-        let done: Vec<String> = self
-            .feedback_files
-            .iter()
-            .filter(|(_, (_, started))| all || started.elapsed() >= interval)
-            .map(|(hour, _)| hour.clone())
-            .collect();
-        for hour in done {
-            if let Some((file, _)) = self.feedback_files.remove(&hour) {
-                finish(file);
-            }
+        finish_old(&mut self.feedback_files, self.config.flush_interval, all);
+    }
+}
+
+/// Finishes the files started at least `interval` ago (all of them when `all`).
+fn finish_old<K: Ord + Clone>(
+    files: &mut BTreeMap<K, (ParquetFile, Instant)>,
+    interval: Duration,
+    all: bool,
+) {
+    let done: Vec<K> = files
+        .iter()
+        .filter(|(_, (_, started))| all || started.elapsed() >= interval)
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in done {
+        if let Some((file, _)) = files.remove(&key) {
+            finish(file);
         }
     }
 }

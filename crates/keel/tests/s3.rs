@@ -337,21 +337,24 @@ fn replicas_log_to_one_s3_prefix_and_are_monitored_as_one_model() {
     assert!(listing.matches(".parquet</Key>").count() >= 2, "{listing}");
 
     // Both replicas' rows, read from the bucket, as one model's log.
-    let (code, out, err) = keel_env(
-        d,
-        &[
-            "monitor",
-            "report",
-            "price/1",
-            "--log-dir",
-            "s3://keel-logs/log",
-            "--json",
-            "--no-record",
-        ],
-        &env,
-    );
-    assert_eq!(code, 0, "{err}");
-    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let read = |extra: &[&str]| -> serde_json::Value {
+        let args = [
+            &[
+                "monitor",
+                "report",
+                "price/1",
+                "--log-dir",
+                "s3://keel-logs/log",
+            ][..],
+            extra,
+            &["--json", "--no-record"],
+        ]
+        .concat();
+        let (code, out, err) = keel_env(d, &args, &env);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let report = read(&[]);
     assert_eq!(report["drift"]["current_rows"], 600, "{report}");
     assert!(report["log_files"].as_u64().unwrap() >= 2, "{report}");
     assert_eq!(report["reference"], "shop@1");
@@ -361,22 +364,7 @@ fn replicas_log_to_one_s3_prefix_and_are_monitored_as_one_model() {
 
     // The replicas' hourly sketches, one per replica, read from the bucket and merged: they
     // hold every row here (600 of at most 1,024 an hour), so the answer is the rows' own.
-    let (code, out, err) = keel_env(
-        d,
-        &[
-            "monitor",
-            "report",
-            "price/1",
-            "--log-dir",
-            "s3://keel-logs/log",
-            "--sketches",
-            "--json",
-            "--no-record",
-        ],
-        &env,
-    );
-    assert_eq!(code, 0, "{err}");
-    let sketched: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let sketched = read(&["--sketches"]);
     assert_eq!(sketched["sampled_rows"], 600, "{sketched}");
     assert!(sketched["log_files"].as_u64().unwrap() >= 2, "{sketched}");
     let scores = |r: &serde_json::Value| -> Vec<(String, f64)> {
