@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::error::{MonitorError, Result};
 use crate::log::{Selection, current};
 use crate::performance::{Predicted, Row, label_text, predicted_rows};
+use crate::truth::Labels;
 use crate::window::Window;
 
 /// One version's side of a comparison.
@@ -62,6 +63,7 @@ fn labelled(
     model: &str,
     version: &str,
     window: Window,
+    labels: Option<&Labels>,
 ) -> Result<(Vec<Row>, bool)> {
     let sel = Selection {
         model: model.to_string(),
@@ -73,7 +75,7 @@ fn labelled(
         Err(MonitorError::NoRows { .. }) => return Ok((Vec::new(), false)),
         Err(e) => return Err(e),
     };
-    let Some((_, rows, classification)) = predicted_rows(log_dir, &sel, &cur)? else {
+    let Some((_, rows, classification)) = predicted_rows(log_dir, &sel, &cur, labels)? else {
         return Err(MonitorError::Invalid(format!(
             "{model}/{version} logs no prediction keel recognises (out_label, out_variable, ...)"
         )));
@@ -112,6 +114,7 @@ pub fn compare(
     model: &str,
     (champion, challenger): (&str, &str),
     window: Window,
+    labels: Option<&Labels>,
     min_rows: u64,
     alpha: f64,
 ) -> Result<Promotion> {
@@ -125,8 +128,8 @@ pub fn compare(
             "the champion and the challenger are the same version ({champion})"
         )));
     }
-    let (a, class_a) = labelled(log_dir, model, champion, window)?;
-    let (b, class_b) = labelled(log_dir, model, challenger, window)?;
+    let (a, class_a) = labelled(log_dir, model, champion, window, labels)?;
+    let (b, class_b) = labelled(log_dir, model, challenger, window, labels)?;
     let classification = class_a || class_b;
     let by_key: HashMap<(&str, i64), &Row> =
         a.iter().map(|r| ((r.request.as_str(), r.row), r)).collect();

@@ -1,17 +1,19 @@
 //! The log's rows with ground truth as training rows: what a served model saw, in the shape
-//! of the table it was trained on, with the truth sent to `/feedback` as the target. Retraining
+//! of the table it was trained on, with the truth sent to `/feedback` (or read from a labelled
+//! dataset version, [`crate::truth`]) as the target. Retraining
 //! on the reference plus these rows is how a model learns what it sees now.
 
 use std::path::Path;
 
 use keel_core::predlog::INPUT_PREFIX;
 use keel_data::Format;
-use keel_data::read::{Rows, read_table};
+use keel_data::read::read_table;
 use polars::prelude::*;
 
 use crate::error::{MonitorError, Result};
 use crate::log::{prediction_files, scan, unreadable};
 use crate::performance::latest_truths;
+use crate::truth::{Collect, Labels};
 use crate::window::Window;
 
 /// `model`'s rows logged in `window` that have ground truth, as a table with `schema`'s
@@ -23,6 +25,7 @@ pub fn labelled_rows(
     log_dir: &Path,
     model: &str,
     window: &Window,
+    labels: Option<&Labels>,
     schema: &Schema,
     target: &str,
 ) -> Result<DataFrame> {
@@ -61,7 +64,7 @@ pub fn labelled_rows(
     let Some(first) = files.first() else {
         return Ok(empty());
     };
-    let Some(latest) = latest_truths(log_dir, window.since_ms)? else {
+    let Some(latest) = latest_truths(log_dir, window.since_ms, labels)? else {
         return Ok(empty());
     };
     let dtype = schema.get(target).cloned().unwrap_or(DataType::String);
@@ -96,27 +99,12 @@ pub fn labelled_rows(
     Ok(rows)
 }
 
-/// Collects a table's batches.
-struct Collect(Option<DataFrame>);
-
-impl Rows for Collect {
-    fn feed(&mut self, batch: &DataFrame) -> PolarsResult<()> {
-        match &mut self.0 {
-            Some(df) => {
-                df.vstack_mut(batch)?;
-            }
-            None => self.0 = Some(batch.clone()),
-        }
-        Ok(())
-    }
-}
-
 /// Writes the table at `reference` (format, files) followed by [`labelled_rows`] of `model` in
 /// `window` under `log_dir` as one Parquet file at `out`; how many logged rows it added (none
 /// written when there are none).
 pub fn with_labelled_rows(
     reference: (Format, &[&Path]),
-    (log_dir, model, window): (&Path, &str, &Window),
+    (log_dir, model, window, labels): (&Path, &str, &Window, Option<&Labels>),
     target: &str,
     out: &Path,
 ) -> Result<usize> {
@@ -124,7 +112,7 @@ pub fn with_labelled_rows(
         .0
         .ok_or_else(|| MonitorError::Invalid("the training table holds no rows".into()))?;
     let schema = table.schema().as_ref().clone();
-    let labelled = labelled_rows(log_dir, model, window, &schema, target)?;
+    let labelled = labelled_rows(log_dir, model, window, labels, &schema, target)?;
     let n = labelled.height();
     if n == 0 {
         return Ok(0);

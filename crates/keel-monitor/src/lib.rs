@@ -10,7 +10,8 @@
 //! truth, estimated from the probabilities on every row, latency). [`sketch`] answers the same
 //! checks from the hourly sketches `keel serve` keeps beside the log; [`compare`] tests a
 //! challenger against the champion on live traffic, and [`labelled`] turns the log's labelled
-//! rows into training rows, for the retraining loop.
+//! rows into training rows, for the retraining loop. Ground truth comes from `/feedback` or
+//! from a labelled dataset version ([`truth`]).
 
 pub mod charts;
 pub mod compare;
@@ -23,6 +24,7 @@ pub mod performance;
 pub mod report;
 pub mod rules;
 pub mod sketch;
+pub mod truth;
 pub mod window;
 
 pub use error::{MonitorError, Result};

@@ -1,5 +1,6 @@
 //! Live performance of a served version: its logged predictions joined to the ground truth
-//! sent to `/feedback` (by request id and row; the latest record wins), the realised metrics on
+//! sent to `/feedback` or read from a labelled dataset version ([`crate::truth`]) by request
+//! id and row (the latest record wins, a dataset's label over any), the realised metrics on
 //! the labelled rows, the metrics estimated from the model's probabilities on every row
 //! ([`keel_stats::cbpe`]), request latency, all over the window and over its parts.
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::log::{Current, Selection, hour_files, scan, unreadable};
 use crate::report::prediction_column;
+use crate::truth::Labels;
 
 /// Metrics by name (`accuracy`, `roc_auc`, `rmse`, ...).
 pub type Metrics = BTreeMap<String, f64>;
@@ -28,6 +30,9 @@ pub struct Performance {
     pub rows: u64,
     /// Of them, rows with ground truth.
     pub labelled: u64,
+    /// The labelled dataset version read beside `/feedback`, if any (`NAME@V`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
     /// Metrics on the labelled rows.
     pub realised: Metrics,
     /// Metrics estimated on every row from the probabilities (classification with
@@ -136,9 +141,11 @@ pub fn performance(
     log_dir: &Path,
     sel: &Selection,
     current: &Current,
+    labels: Option<&Labels>,
     parts: usize,
 ) -> Result<Option<Performance>> {
-    let Some((outputs, rows, classification)) = predicted_rows(log_dir, sel, current)? else {
+    let Some((outputs, rows, classification)) = predicted_rows(log_dir, sel, current, labels)?
+    else {
         return Ok(None);
     };
     let failures = failure_times(log_dir, sel)?;
@@ -189,6 +196,7 @@ pub fn performance(
         },
         rows: rows.len() as u64,
         labelled: rows.iter().filter(|r| r.truth.is_some()).count() as u64,
+        labels: labels.map(|l| l.source.clone()),
         realised,
         estimated,
         training: Metrics::new(),
@@ -204,6 +212,7 @@ pub(crate) fn predicted_rows(
     log_dir: &Path,
     sel: &Selection,
     current: &Current,
+    labels: Option<&Labels>,
 ) -> Result<Option<(Outputs, Vec<Row>, bool)>> {
     let columns = current.columns();
     let Some(prediction) = prediction_column(&columns) else {
@@ -214,7 +223,7 @@ pub(crate) fn predicted_rows(
         prediction,
         classes,
     };
-    let rows = read_rows(log_dir, sel, current, &outputs)?;
+    let rows = read_rows(log_dir, sel, current, &outputs, labels)?;
     let classification = !outputs.classes.is_empty()
         || rows
             .iter()
@@ -223,27 +232,42 @@ pub(crate) fn predicted_rows(
     Ok(Some((outputs, rows, classification)))
 }
 
-/// The latest ground-truth record of each request row, from the files of the hours that end
-/// after `since_ms` (truth arrives after its prediction): `request_id`, `row`, `truth_number`,
-/// `truth_text`; `None` when there is none.
-pub(crate) fn latest_truths(log_dir: &Path, since_ms: i64) -> Result<Option<LazyFrame>> {
+/// The latest ground-truth record of each request row, from the `/feedback` files of the hours
+/// that end after `since_ms` (truth arrives after its prediction) and from `labels`, which come
+/// after every `/feedback` record: `request_id`, `row`, `truth_number`, `truth_text`; `None`
+/// when there is none.
+pub(crate) fn latest_truths(
+    log_dir: &Path,
+    since_ms: i64,
+    labels: Option<&Labels>,
+) -> Result<Option<LazyFrame>> {
     let mut truths = Vec::new();
     let files = feedback_files(log_dir, since_ms)?;
     for path in &files {
         let lf = scan(path).map_err(|e| unreadable(path, e))?;
-        truths.push(lf.select([
-            col("request_id"),
-            col("row"),
-            col("time").alias("truth_time"),
-            col("truth_number"),
-            col("truth_text"),
-        ]));
+        truths.push(
+            lf.select([
+                col("request_id"),
+                col("row").cast(DataType::Int64),
+                col("time")
+                    .dt()
+                    .timestamp(TimeUnit::Milliseconds)
+                    .alias("truth_time"),
+                col("truth_number"),
+                col("truth_text"),
+            ]),
+        );
     }
-    let Some(first) = files.first() else {
+    truths.extend(labels.map(Labels::records));
+    if truths.is_empty() {
         return Ok(None);
-    };
+    }
+    let first = files
+        .first()
+        .cloned()
+        .unwrap_or_else(|| log_dir.join(FEEDBACK));
     let latest = concat(truths, UnionArgs::default())
-        .map_err(|e| unreadable(first, e))?
+        .map_err(|e| unreadable(&first, e))?
         .sort(
             ["truth_time"],
             SortMultipleOptions::default().with_maintain_order(true),
@@ -266,6 +290,7 @@ fn read_rows(
     sel: &Selection,
     current: &Current,
     outputs: &Outputs,
+    labels: Option<&Labels>,
 ) -> Result<Vec<Row>> {
     let mut wanted = vec![
         col("request_id"),
@@ -288,7 +313,7 @@ fn read_rows(
         return Ok(Vec::new());
     };
     let predictions = concat(frames, UnionArgs::default()).map_err(|e| unreadable(first, e))?;
-    let joined = match latest_truths(log_dir, sel.window.since_ms)? {
+    let joined = match latest_truths(log_dir, sel.window.since_ms, labels)? {
         None => predictions.with_columns([
             lit(NULL).cast(DataType::Float64).alias("truth_number"),
             lit(NULL).cast(DataType::String).alias("truth_text"),

@@ -412,7 +412,7 @@ fn performance(p: &Performance) -> Markup {
     );
     html! {
         section.column #performance {
-            h2 { "Performance" span.kind { (p.task) ", " (p.labelled) " of " (p.rows) " rows labelled" } }
+            h2 { "Performance" span.kind { (p.task) ", " (p.labelled) " of " (p.rows) " rows labelled" @if let Some(l) = &p.labels { " (by /feedback and " (l) ")" } } }
             div.body {
                 table.stats {
                     tr { th { "metric" } th { "realised" } th { "estimated" } th { "training" } }

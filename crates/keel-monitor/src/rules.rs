@@ -59,6 +59,10 @@ pub struct MonitorFile {
     /// The share of drifted columns at which the dataset drifted.
     #[serde(default = "default_share")]
     pub drift_share: f64,
+    /// Ground truth read from a labelled dataset version beside `/feedback`'s, for live
+    /// performance, promotion and retraining on the feedback (see [`crate::truth`]).
+    #[serde(default)]
+    pub truth: Option<Truth>,
     /// Check from the log's hourly sketches instead of its rows (whole hours; no live
     /// performance; see [`crate::sketch`]).
     #[serde(default)]
@@ -82,6 +86,17 @@ pub struct MonitorFile {
     /// the champion alias (none: no comparison).
     #[serde(default)]
     pub promote: Option<Promote>,
+}
+
+/// A labelled dataset version holding ground truth.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Truth {
+    /// `NAME@V`, or `NAME` for its newest version at each check.
+    pub dataset: String,
+    /// The column holding the true values [default: the target the model was trained on].
+    #[serde(default)]
+    pub column: Option<String>,
 }
 
 /// What data a retraining uses.
@@ -550,10 +565,17 @@ mod tests {
         assert_eq!(f.retrain, Retrain::default());
         assert_eq!(f.promote, None);
         let f = MonitorFile::parse(
-            "kind: keel.monitor/v1\nmodel: churn@champion\nalerts: [{name: moved, drift_share_above: 0.3, retrain: true}]\nretrain: {data: feedback}\npromote: {approval: manual}\n",
+            "kind: keel.monitor/v1\nmodel: churn@champion\nalerts: [{name: moved, drift_share_above: 0.3, retrain: true}]\nretrain: {data: feedback}\npromote: {approval: manual}\ntruth: {dataset: reviewed, column: churned}\n",
             "m.yaml",
         )
         .unwrap();
+        assert_eq!(
+            f.truth,
+            Some(Truth {
+                dataset: "reviewed".into(),
+                column: Some("churned".into())
+            })
+        );
         assert!(f.alerts[0].retrain);
         assert_eq!(f.retrain.data, RetrainData::Feedback);
         let p = f.promote.unwrap();
@@ -609,6 +631,10 @@ mod tests {
             (
                 "kind: keel.monitor/v1\nmodel: m@champion\npromote: {min_row: 3}\n",
                 "unknown field `min_row`",
+            ),
+            (
+                "kind: keel.monitor/v1\nmodel: m\ntruth: {data: reviewed}\n",
+                "unknown field `data`",
             ),
         ] {
             let e = MonitorFile::parse(text, "m.yaml").unwrap_err().to_string();

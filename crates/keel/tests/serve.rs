@@ -974,8 +974,10 @@ fn auc(scores: &[f64], positive: &[bool]) -> f64 {
     (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
 }
 
+/// Live performance from ground truth sent to `/feedback` and from a labelled dataset version
+/// (whose labels win where both label a row), and estimated from the probabilities alone.
 #[test]
-fn live_performance_joins_feedback_and_estimates_it_without_labels() {
+fn live_performance_joins_feedback_and_labels_and_estimates_it_without_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut csv = String::from("x1,x2,label\n");
@@ -1000,12 +1002,16 @@ fn live_performance_joins_feedback_and_estimates_it_without_labels() {
     );
     assert!(trained.to_string().contains("accuracy"), "{trained}");
 
-    // 5,000 rows whose x1 moved by one standard deviation, in requests of 100; the answers
-    // and then the ground truth of every row.
+    // 5,000 rows whose x1 moved by one standard deviation, in 50 requests of 100. Requests 0
+    // to 29 get their ground truth through /feedback (20 to 29 a wrong one); requests 20 to 49
+    // are labelled rightly by a dataset version, which wins where both label a row.
     let current = labelled_rows(5000, 1.0, 29);
     let serving = Serving::start(d, &["clicks", "--log-dir", "log"]);
     let (mut right, mut scores, mut positive) = (0usize, Vec::new(), Vec::new());
-    for chunk in current.chunks(100) {
+    let mut right_by_feedback = 0usize;
+    let mut labels = String::from("request_id,row,label\n");
+    let flip = |y: &str| if y == "yes" { "no" } else { "yes" };
+    for (i, chunk) in current.chunks(100).enumerate() {
         let rows: Vec<String> = chunk
             .iter()
             .map(|(a, b, _)| format!("[{a}, {b}]"))
@@ -1017,31 +1023,47 @@ fn live_performance_joins_feedback_and_estimates_it_without_labels() {
         let (status, head, answer) = post_json(&serving.addr, "/invocations", body.as_bytes());
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
         let answer: Value = serde_json::from_slice(&answer).unwrap();
-        for ((_, _, truth), p) in chunk.iter().zip(answer["predictions"].as_array().unwrap()) {
+        let id = support::request_id(&head);
+        let sent: Vec<&str> = chunk
+            .iter()
+            .map(|r| if i >= 20 { flip(r.2) } else { r.2 })
+            .collect();
+        for (r, ((_, _, truth), p)) in chunk
+            .iter()
+            .zip(answer["predictions"].as_array().unwrap())
+            .enumerate()
+        {
             right += usize::from(p["label"] == *truth);
             scores.push(p["probability_yes"].as_f64().unwrap());
             positive.push(*truth == "yes");
+            if i < 30 {
+                right_by_feedback += usize::from(p["label"] == sent[r]);
+            }
+            if i >= 20 {
+                labels.push_str(&format!("{id},{r},{truth}\n"));
+            }
         }
-        let id = support::request_id(&head);
-        let truths: Vec<&str> = chunk.iter().map(|r| r.2).collect();
-        let feedback = serde_json::json!({"request_id": id, "ground_truth": truths});
-        let (status, _, answer) =
-            post_json(&serving.addr, "/feedback", feedback.to_string().as_bytes());
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        if i < 30 {
+            let feedback = serde_json::json!({"request_id": id, "ground_truth": sent});
+            let (status, _, answer) =
+                post_json(&serving.addr, "/feedback", feedback.to_string().as_bytes());
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        }
     }
     assert_eq!(serving.stop(), 0);
+    std::fs::write(d.join("truths.csv"), &labels).unwrap();
+    json(d, &["data", "add", "truths.csv"]);
 
-    let (code, report, err) = {
-        let args = [
+    let check = |extra: &[&str]| {
+        let mut args = vec![
             "monitor",
             "report",
             "clicks/1",
             "--log-dir",
             "log",
             "--json",
-            "--html",
-            "p.html",
         ];
+        args.extend_from_slice(extra);
         let (code, out, err) = keel_status(d, &args);
         (
             code,
@@ -1049,6 +1071,20 @@ fn live_performance_joins_feedback_and_estimates_it_without_labels() {
             err,
         )
     };
+    // /feedback alone: 3,000 labelled rows, a thousand of them wrongly.
+    let (code, only_feedback, err) = check(&["--no-record"]);
+    assert_eq!(code, 1, "{err}");
+    let p = &only_feedback["performance"];
+    assert_eq!(p["labelled"].as_u64(), Some(3000), "{p}");
+    assert!(p.get("labels").is_none(), "{p}");
+    let by_feedback = right_by_feedback as f64 / 3000.0;
+    assert!(
+        (p["realised"]["accuracy"].as_f64().unwrap() - by_feedback).abs() < 1e-12,
+        "{p}"
+    );
+
+    // With the labelled dataset version (its `label` column, the model's target).
+    let (code, report, err) = check(&["--truth", "truths", "--html", "p.html"]);
     // x1 moved (and so did the predictions), x2 did not.
     assert_eq!(code, 1, "{err}");
     let p = &report["performance"];
@@ -1057,6 +1093,7 @@ fn live_performance_joins_feedback_and_estimates_it_without_labels() {
         (p["rows"].as_u64(), p["labelled"].as_u64()),
         (Some(5000), Some(5000))
     );
+    assert_eq!(p["labels"], "truths@1", "{p}");
     assert_eq!(p["latency"]["requests"], 50);
     // Realised: what the answers and the ground truth give.
     let accuracy = right as f64 / 5000.0;
@@ -1095,6 +1132,10 @@ fn live_performance_joins_feedback_and_estimates_it_without_labels() {
         page.contains("id=\"performance\""),
         "no performance section"
     );
+    assert!(
+        page.contains("by /feedback and truths@1"),
+        "no label source"
+    );
     let runs = json(d, &["runs", "ls", "--experiment", "keel-monitoring"]);
     let logged = runs[0]["data"]["metrics"].to_string();
     for key in [
@@ -1105,6 +1146,40 @@ fn live_performance_joins_feedback_and_estimates_it_without_labels() {
     ] {
         assert!(logged.contains(key), "no {key} in {logged}");
     }
+    assert!(
+        runs[0]["data"]["params"].to_string().contains("truths@1"),
+        "{}",
+        runs[0]["data"]["params"]
+    );
+
+    // Labels keel cannot use are refused with one line naming what is wrong.
+    let (code, _, err) = check(&[
+        "--no-record",
+        "--truth",
+        "truths",
+        "--truth-column",
+        "outcome",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the labels in truths@1 have no column 'outcome' (they have request_id, row)"),
+        "{err}"
+    );
+    let first_label = labels.lines().nth(1).unwrap().to_string();
+    std::fs::write(d.join("truths.csv"), format!("{labels}{first_label}\n")).unwrap();
+    json(d, &["data", "add", "truths.csv"]);
+    let (code, _, err) = check(&["--no-record", "--truth", "truths@2"]);
+    assert_eq!(code, 2, "{err}");
+    let id = first_label.split(',').next().unwrap();
+    assert!(
+        err.contains(&format!(
+            "the labels in truths@2 hold request '{id}' row 0 more than once"
+        )),
+        "{err}"
+    );
+    let (code, _, err) = check(&["--no-record", "--sketches", "--truth", "truths"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot be used with --sketches"), "{err}");
 }
 
 /// A webhook receiver on a loopback port: answers its first request 500, the rest 200, and
@@ -1592,6 +1667,34 @@ fn the_loop_retrains_on_an_alert_and_promotes_only_a_better_challenger() {
     };
     assert_eq!(promote(&["--dry-run"])["decision"], "dry-run");
     assert_eq!(alias(d, "champion"), "1");
+    // Ground truth from a labelled dataset version wins over /feedback's: labels 50 above the
+    // prices of the 200 rows both answered favour the champion, whose answers run higher.
+    let relabelled_prices: Vec<f64> = shop_rows(200, true, 24)
+        .iter()
+        .map(|r| r.3 + 50.0)
+        .collect();
+    let mut labels = String::from("request_id,row,price\n");
+    for (i, price) in relabelled_prices.iter().enumerate() {
+        labels.push_str(&format!("c-{},{},{price}\n", i / 10, i % 10));
+    }
+    std::fs::write(d.join("lab.csv"), labels).unwrap();
+    json(d, &["data", "add", "lab.csv"]);
+    let relabelled = promote(&["--dry-run", "--truth", "lab"]);
+    assert_eq!(relabelled["decision"], "kept", "{relabelled}");
+    assert_eq!(relabelled["paired"], 200, "{relabelled}");
+    let (champion, challenger) = (
+        relabelled["champion"]["value"].as_f64().unwrap(),
+        relabelled["challenger"]["value"].as_f64().unwrap(),
+    );
+    assert!(
+        champion < challenger && (challenger - 50.0).abs() < 0.1,
+        "{relabelled}"
+    );
+    assert_eq!(
+        recorded(&steps(d, "promotion")[0], "params", "truth"),
+        "lab@1"
+    );
+    assert_eq!(alias(d, "champion"), "1");
     let done = promote(&[]);
     assert_eq!(done["decision"], "promoted", "{done}");
     assert_eq!(done["test"]["test"], "paired_t");
@@ -1620,6 +1723,8 @@ fn the_loop_retrains_on_an_alert_and_promotes_only_a_better_challenger() {
             "log",
             "--alias",
             "candidate",
+            "--truth",
+            "lab",
             "--json",
         ],
     );
@@ -1632,6 +1737,36 @@ fn the_loop_retrains_on_an_alert_and_promotes_only_a_better_challenger() {
     assert_eq!(alias(d, "candidate"), "3");
     let shop3 = json(d, &["data", "show", "shop@3"]);
     assert_eq!(shop3["row_count"], 1400, "{shop3}");
+    assert!(
+        shop3
+            .to_string()
+            .contains("labelled by its feedback and lab@1"),
+        "{shop3}"
+    );
+    // The 200 rows the labels name carry their price, the other 600 /feedback's: the mean
+    // price of shop@2's 600 rows and those 800.
+    let prices: Vec<f64> = [
+        shop_rows(600, true, 21),
+        shop_rows(300, false, 22),
+        shop_rows(300, true, 23),
+    ]
+    .iter()
+    .flatten()
+    .map(|r| r.3)
+    .chain(relabelled_prices.iter().copied())
+    .collect();
+    let mean = prices.iter().sum::<f64>() / prices.len() as f64;
+    let price = shop3["profile"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "price")
+        .unwrap()
+        .clone();
+    assert!(
+        (price["mean"].as_f64().unwrap() - mean).abs() < 1e-9,
+        "{mean} {price}"
+    );
 
     // Nothing newer than what the champion was trained on: one line, nothing trained.
     let (code, _, err) = keel_status(

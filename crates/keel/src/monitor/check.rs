@@ -12,6 +12,8 @@ use keel_monitor::drift;
 use keel_monitor::log::{Current, Selection, current, newest_rows};
 use keel_monitor::performance::performance;
 use keel_monitor::report::{self, Report, read_reference};
+use keel_monitor::rules::Truth;
+use keel_monitor::truth::Labels;
 use keel_serve::source::ModelSpec;
 use keel_stats::drift::Choice;
 use serde_json::Value;
@@ -58,6 +60,59 @@ pub(crate) struct Spec {
     pub choices: BTreeMap<String, Choice>,
     /// Read the log's hourly sketches instead of its rows.
     pub sketches: bool,
+    /// Ground truth from a labelled dataset version, beside `/feedback`'s.
+    pub truth: Option<Truth>,
+}
+
+/// `--truth` and `--truth-column`: where ground truth is read from besides `/feedback`.
+#[derive(clap::Args, Default)]
+pub(crate) struct TruthArgs {
+    /// Also read ground truth from this labelled dataset version (NAME@VERSION, or NAME for its
+    /// newest): its `request_id` and `row` (0 when absent) name the prediction; its label wins
+    /// over any sent to /feedback.
+    #[arg(long, value_name = "NAME@VERSION")]
+    truth: Option<String>,
+    /// The labelled dataset's column holding the true values [default: the target the model
+    /// was trained on].
+    #[arg(long, value_name = "COLUMN", requires = "truth")]
+    truth_column: Option<String>,
+}
+
+impl TruthArgs {
+    /// The source asked for, if any.
+    pub(crate) fn source(&self) -> Option<Truth> {
+        self.truth.as_ref().map(|dataset| Truth {
+            dataset: dataset.clone(),
+            column: self.truth_column.clone(),
+        })
+    }
+}
+
+/// Reads the labels `truth` names, whose true values are in its column or else in `target`
+/// (the column the model was trained to predict).
+pub(crate) async fn read_labels(
+    store: &Store,
+    truth: &Truth,
+    target: Option<&str>,
+) -> Result<Labels> {
+    let (v, _) = crate::data::version(store, &DataRef::parse(&truth.dataset)?).await?;
+    let label = format!("{}@{}", v.name, v.version);
+    let Some(column) = truth.column.clone().or_else(|| target.map(str::to_string)) else {
+        bail!(
+            "keel cannot tell which column of {label} holds the ground truth (the model's source run records no target): give --truth-column (or `column:` under `truth:`)"
+        );
+    };
+    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let files = crate::data::materialise(store, &v, scratch.path()).await?;
+    let source = label.clone();
+    let labels = tokio::task::spawn_blocking(move || {
+        let paths: Vec<&Path> = files.files.iter().map(|(_, p)| p.as_path()).collect();
+        Labels::read(files.format, &paths, &column, &source)
+    })
+    .await
+    .context("the monitoring task failed")??;
+    drop(scratch);
+    Ok(labels)
 }
 
 /// A check's outcome.
@@ -195,6 +250,14 @@ pub(crate) async fn run(
         }
     };
 
+    // Ground truth beside /feedback's (only live performance, which needs the rows, reads it).
+    let labels = match &spec.truth {
+        Some(t) if !spec.sketches => {
+            Some(read_labels(stores.data().as_ref(), t, lineage.target.as_deref()).await?)
+        }
+        _ => None,
+    };
+
     // The check, its course over the window, and live performance.
     let drift_share = spec.drift_share;
     let choices = spec.choices.clone();
@@ -210,7 +273,10 @@ pub(crate) async fn run(
             (t, None)
         } else {
             let t = report::timeline(&dir, &s, &cur, r, drift_share, &choices, TIMELINE_PARTS)?;
-            (t, performance(&dir, &s, &cur, TIMELINE_PARTS)?)
+            (
+                t,
+                performance(&dir, &s, &cur, labels.as_ref(), TIMELINE_PARTS)?,
+            )
         };
         Ok::<_, keel_monitor::MonitorError>(((d, t, p), cur, reference))
     })

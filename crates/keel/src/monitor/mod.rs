@@ -84,6 +84,8 @@ pub(crate) struct ReportArgs {
     /// Share of the compared columns whose drift makes the dataset drift.
     #[arg(long, default_value_t = drift::DEFAULT_DRIFT_SHARE)]
     drift_share: f64,
+    #[command(flatten)]
+    truth: check::TruthArgs,
     /// Also write the report as an HTML page with charts to this file.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
@@ -114,6 +116,11 @@ async fn report(a: ReportArgs) -> Result<()> {
             a.drift_share
         );
     }
+    if a.sketches && a.truth.source().is_some() {
+        bail!(
+            "--truth is read for live performance, which needs the log's rows: it cannot be used with --sketches"
+        );
+    }
     let stores = Stores::open(&a.store).await?;
     let client = stores.client().await?;
     let spec = Spec {
@@ -131,6 +138,7 @@ async fn report(a: ReportArgs) -> Result<()> {
         drift_share: a.drift_share,
         choices: Default::default(),
         sketches: a.sketches,
+        truth: a.truth.source(),
     };
     let (name, version) = check::resolve(&client, &spec.model).await?;
     let sel = check::selection(&spec, &name, &version).await?;
@@ -186,10 +194,14 @@ fn print(rep: &Report, run_id: Option<&str>) -> Result<()> {
     }
     if let Some(p) = &rep.performance {
         println!(
-            "performance ({}): {} of {} rows labelled, {} requests, {} errors ({:.2}%), latency p50 {:.2} ms, p99 {:.2} ms",
+            "performance ({}): {} of {} rows labelled{}, {} requests, {} errors ({:.2}%), latency p50 {:.2} ms, p99 {:.2} ms",
             p.task,
             p.labelled,
             p.rows,
+            p.labels
+                .as_ref()
+                .map(|l| format!(" (by /feedback and {l})"))
+                .unwrap_or_default(),
             p.latency.requests,
             p.latency.errors,
             p.latency.error_rate * 100.0,

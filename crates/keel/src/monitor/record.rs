@@ -42,7 +42,7 @@ pub(crate) async fn record(
     alerts: &[Firing],
 ) -> Result<String> {
     let d: &DriftReport = &rep.drift;
-    let params = vec![
+    let mut params = vec![
         ("model".to_string(), rep.model.clone()),
         ("version".into(), rep.version.clone().unwrap_or_default()),
         ("window".into(), format!("{} .. {}", rep.since, rep.until)),
@@ -50,6 +50,9 @@ pub(crate) async fn record(
         ("drift_share_threshold".into(), d.drift_share.to_string()),
         ("log_dir".into(), log_dir.display().to_string()),
     ];
+    if let Some(labels) = rep.performance.as_ref().and_then(|p| p.labels.clone()) {
+        params.push(("truth".into(), labels));
+    }
     let mut metrics = vec![
         ("current_rows".to_string(), d.current_rows as f64, 0),
         ("reference_rows".into(), d.reference_rows as f64, 0),

@@ -14,6 +14,8 @@ use clap::Args;
 use keel_data::Format;
 use keel_monitor::Window;
 use keel_monitor::compare::Promotion;
+use keel_monitor::rules::Truth;
+use keel_monitor::truth::Labels;
 use serde_json::{Value, json};
 
 use super::check::{self, lineage, local_log, now_ms};
@@ -66,6 +68,9 @@ pub(crate) struct RetrainRequest {
     pub dry_run: bool,
     /// The experiment the step is recorded in.
     pub experiment: String,
+    /// Ground truth for the feedback rows from a labelled dataset version, beside
+    /// `/feedback`'s.
+    pub truth: Option<Truth>,
 }
 
 /// What a retraining did.
@@ -164,7 +169,12 @@ pub(crate) async fn retrain(
                 format!("the source run {run_id} records no target: there is nothing to label")
             })?;
             let window = Window::last(span, now_ms())?;
-            with_feedback(store.as_ref(), &base, &name, &target, &req.log_dir, window).await?
+            let labels = match &req.truth {
+                Some(t) => Some(check::read_labels(store.as_ref(), t, Some(&target)).await?),
+                None => None,
+            };
+            let logged = (req.log_dir.as_path(), name.as_str(), window, labels);
+            with_feedback(store.as_ref(), &base, logged, &target).await?
         }
     };
     let params = vec![
@@ -302,10 +312,8 @@ fn training_args(
 async fn with_feedback(
     store: &Store,
     base: &DataRef,
-    model: &str,
+    (log_dir, model, window, labels): (&Path, &str, Window, Option<Labels>),
     target: &str,
-    log_dir: &Path,
-    window: Window,
 ) -> Result<String> {
     let (v, _) = crate::data::version(store, base).await?;
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
@@ -318,11 +326,12 @@ async fn with_feedback(
     );
     let out = scratch.path().join(format!("{}.parquet", v.name));
     let written = out.clone();
+    let truth_source = labels.as_ref().map(|l| l.source.clone());
     let added_rows = tokio::task::spawn_blocking(move || {
         let paths: Vec<&Path> = files.files.iter().map(|(_, p)| p.as_path()).collect();
         keel_monitor::labelled::with_labelled_rows(
             (files.format, &paths),
-            (&dir, &model_name, &window),
+            (&dir, &model_name, &window, labels.as_ref()),
             &target_name,
             &written,
         )
@@ -339,8 +348,12 @@ async fn with_feedback(
             name: Some(v.name.clone()),
             format: Some(Format::Parquet),
             description: format!(
-                "{}@{} plus {added_rows} rows {model} answered in {window}, labelled by its feedback",
-                v.name, v.version
+                "{}@{} plus {added_rows} rows {model} answered in {window}, labelled by its feedback{}",
+                v.name,
+                v.version,
+                truth_source
+                    .map(|s| format!(" and {s}"))
+                    .unwrap_or_default()
             ),
             created_by: crate::data::user(),
             sync: false,
@@ -374,6 +387,8 @@ pub(crate) struct PromoteRequest {
     pub dry_run: bool,
     /// The experiment the step is recorded in.
     pub experiment: String,
+    /// Ground truth from a labelled dataset version, beside `/feedback`'s.
+    pub truth: Option<Truth>,
 }
 
 /// What a comparison decided.
@@ -387,7 +402,11 @@ pub(crate) struct Promoted {
 }
 
 /// Compares the challenger with the champion and promotes it when shown better (and allowed).
-pub(crate) async fn promote(client: &Client, req: &PromoteRequest) -> Result<Promoted> {
+pub(crate) async fn promote(
+    stores: &Stores,
+    client: &Client,
+    req: &PromoteRequest,
+) -> Result<Promoted> {
     let (name, champion_alias) = alias_spec(&req.model)?;
     let Some(champion) = alias_version(client, &name, &champion_alias).await? else {
         bail!("{name}@{champion_alias} names no version");
@@ -399,6 +418,14 @@ pub(crate) async fn promote(client: &Client, req: &PromoteRequest) -> Result<Pro
         );
     };
     let window = Window::last(&req.window, now_ms())?;
+    let labels = match &req.truth {
+        Some(t) => {
+            let target = lineage(client, &name, &champion).await?.target;
+            Some(check::read_labels(stores.data().as_ref(), t, target.as_deref()).await?)
+        }
+        None => None,
+    };
+    let truth_source = labels.as_ref().map(|l| l.source.clone());
     let fetched = local_log(&req.log_dir, &name, &[window], false).await?;
     let (dir, model, (a, b)) = (
         fetched.path().to_path_buf(),
@@ -407,7 +434,15 @@ pub(crate) async fn promote(client: &Client, req: &PromoteRequest) -> Result<Pro
     );
     let (min_rows, alpha) = (req.min_rows, req.alpha);
     let promotion = tokio::task::spawn_blocking(move || {
-        keel_monitor::compare::compare(&dir, &model, (&a, &b), window, min_rows, alpha)
+        keel_monitor::compare::compare(
+            &dir,
+            &model,
+            (&a, &b),
+            window,
+            labels.as_ref(),
+            min_rows,
+            alpha,
+        )
     })
     .await
     .context("the comparison task failed")??;
@@ -430,6 +465,8 @@ pub(crate) async fn promote(client: &Client, req: &PromoteRequest) -> Result<Pro
             promotion.reason.chars().take(500).collect(),
         ),
     ];
+    let mut params = params;
+    params.extend(truth_source.map(|s| ("truth".to_string(), s)));
     let mut metrics = vec![("paired_rows".to_string(), promotion.paired as f64, 0)];
     for (who, side) in [
         ("champion", &promotion.champion),
@@ -499,6 +536,9 @@ pub(crate) struct RetrainArgs {
     /// The alias the new version gets.
     #[arg(long, default_value = "challenger")]
     alias: String,
+    /// With --feedback: ground truth also from a labelled dataset version.
+    #[command(flatten)]
+    truth: check::TruthArgs,
     #[command(flatten)]
     step: StepArgs,
 }
@@ -520,6 +560,8 @@ pub(crate) struct PromoteArgs {
     /// The significance level of the one-sided test.
     #[arg(long, default_value_t = 0.05)]
     alpha: f64,
+    #[command(flatten)]
+    truth: check::TruthArgs,
     #[command(flatten)]
     step: StepArgs,
 }
@@ -545,6 +587,9 @@ pub(crate) struct StepArgs {
 }
 
 pub(crate) async fn retrain_command(a: RetrainArgs) -> Result<()> {
+    if !a.feedback && a.truth.source().is_some() {
+        bail!("--truth labels the logged rows a retraining adds to its data: it needs --feedback");
+    }
     let stores = Stores::open(&a.step.store).await?;
     let client = stores.client().await?;
     let req = RetrainRequest {
@@ -558,6 +603,7 @@ pub(crate) async fn retrain_command(a: RetrainArgs) -> Result<()> {
         alias: a.alias.clone(),
         dry_run: a.step.dry_run,
         experiment: a.step.experiment.clone(),
+        truth: a.truth.source(),
     };
     let r = retrain(&stores, &client, &req).await?;
     let (name, _) = alias_spec(&a.model)?;
@@ -596,8 +642,9 @@ pub(crate) async fn promote_command(a: PromoteArgs) -> Result<()> {
         approved: true,
         dry_run: a.step.dry_run,
         experiment: a.step.experiment.clone(),
+        truth: a.truth.source(),
     };
-    let p = promote(&client, &req).await?;
+    let p = promote(&stores, &client, &req).await?;
     if a.step.store.json {
         let mut v = serde_json::to_value(&p.promotion)?;
         v["decision"] = json!(p.decision);

@@ -138,6 +138,7 @@ pub(crate) async fn run(
         drift_share: file.drift_share,
         choices: file.columns.clone(),
         sketches: file.sketches,
+        truth: file.truth.clone(),
     };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -248,6 +249,7 @@ async fn close_the_loop(
             .is_some()
     {
         let done = retrain::promote(
+            stores,
             client,
             &retrain::PromoteRequest {
                 model: file.model.clone(),
@@ -259,6 +261,7 @@ async fn close_the_loop(
                 approved: p.approval == Approval::Auto,
                 dry_run: p.dry_run,
                 experiment: file.experiment.clone(),
+                truth: file.truth.clone(),
             },
         )
         .await
@@ -314,6 +317,7 @@ async fn close_the_loop(
             alias: r.alias.clone(),
             dry_run: r.dry_run,
             experiment: file.experiment.clone(),
+            truth: file.truth.clone(),
         },
     )
     .await
