@@ -58,6 +58,25 @@ pub(crate) struct Columns {
     cells: Vec<(Cells, Vec<i16>)>,
 }
 
+/// Texts as Parquet byte arrays; a value equal to the one before shares its bytes (model,
+/// version and role are the same for long runs of rows, a request id for each of its rows).
+fn byte_arrays<'a>(values: impl Iterator<Item = &'a str>) -> Vec<ByteArray> {
+    let mut out: Vec<ByteArray> = Vec::with_capacity(values.size_hint().0);
+    let mut previous: Option<&str> = None;
+    for v in values {
+        let same = previous == Some(v);
+        match out.last() {
+            Some(last) if same => {
+                let shared = last.clone();
+                out.push(shared);
+            }
+            _ => out.push(ByteArray::from(v)),
+        }
+        previous = Some(v);
+    }
+    out
+}
+
 /// Definition levels for values that are all present.
 fn all_present(rows: usize) -> Vec<i16> {
     vec![1; rows]
@@ -86,7 +105,7 @@ impl Columns {
 
     /// A text column with a value in every row.
     pub(crate) fn text<S: AsRef<str>>(&mut self, name: &str, values: &[S]) {
-        let bytes = values.iter().map(|v| ByteArray::from(v.as_ref())).collect();
+        let bytes = byte_arrays(values.iter().map(AsRef::as_ref));
         self.push(
             name,
             Kind::Text,
@@ -97,11 +116,7 @@ impl Columns {
 
     /// A text column with missing values.
     pub(crate) fn optional_text<S: AsRef<str>>(&mut self, name: &str, values: &[Option<S>]) {
-        let bytes = values
-            .iter()
-            .flatten()
-            .map(|v| ByteArray::from(v.as_ref()))
-            .collect();
+        let bytes = byte_arrays(values.iter().flatten().map(AsRef::as_ref));
         self.push(name, Kind::Text, Cells::Bytes(bytes), levels(values));
     }
 

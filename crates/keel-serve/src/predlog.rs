@@ -27,7 +27,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
@@ -247,12 +247,33 @@ pub struct PredictionLog {
 /// How many of the latest requests' row counts the log remembers to check feedback against.
 pub const RECENT_REQUESTS: usize = 65_536;
 
-/// The row counts of the latest [`RECENT_REQUESTS`] logged requests, by a hash of their id
-/// (a map entry and a queue slot, about 2 MiB in all): feedback naming one of them is checked against
-/// its rows. Older requests, and those another replica answered, are not known here; their
+/// Ways of each bucket of [`RecentRequests`]: one 64-byte cache line of entries.
+const WAYS: usize = 8;
+
+/// The row counts of the latest requests, by a hash of their id, without a lock (the request
+/// path only stores one word): a table of 4 x [`RECENT_REQUESTS`] entries (2 MiB) in buckets
+/// of [`WAYS`], each bucket overwriting its oldest entry. An entry holds the id hash's upper 32
+/// bits and the row count. A request is forgotten once [`WAYS`] later ones fell in its bucket:
+/// [`RECENT_REQUESTS`] later requests put 2 in a bucket on average, so the request that many
+/// requests ago is still known with probability 0.999 (Poisson, at most 7 of them), a more
+/// recent one more surely. Feedback naming a remembered request is checked against its rows;
+/// other requests (older, or answered by another replica) are not known here, and their
 /// feedback is recorded and counted as unmatched.
-#[derive(Default)]
-struct RecentRequests(Mutex<(HashMap<u64, u32>, std::collections::VecDeque<u64>)>);
+struct RecentRequests {
+    entries: Box<[AtomicU64]>,
+    /// Per bucket, the way written next.
+    next: Box<[AtomicU8]>,
+}
+
+impl Default for RecentRequests {
+    fn default() -> Self {
+        let buckets = 4 * RECENT_REQUESTS / WAYS;
+        Self {
+            entries: (0..buckets * WAYS).map(|_| AtomicU64::new(0)).collect(),
+            next: (0..buckets).map(|_| AtomicU8::new(0)).collect(),
+        }
+    }
+}
 
 fn id_hash(id: &str) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault};
@@ -260,27 +281,31 @@ fn id_hash(id: &str) -> u64 {
 }
 
 impl RecentRequests {
+    /// The bucket of an id's hash, and the entry tag (never 0, which marks an empty entry).
+    fn place(&self, id: &str) -> (usize, u64) {
+        let h = id_hash(id);
+        let bucket = (h as usize) % self.next.len();
+        (bucket, (h >> 32).max(1) << 32)
+    }
+
     fn remember(&self, id: &str, n: usize) {
-        let Ok(mut guard) = self.0.lock() else {
-            return;
-        };
-        let (rows, order) = &mut *guard;
-        let key = id_hash(id);
-        if rows
-            .insert(key, u32::try_from(n).unwrap_or(u32::MAX))
-            .is_none()
-        {
-            order.push_back(key);
-        }
-        while order.len() > RECENT_REQUESTS {
-            if let Some(old) = order.pop_front() {
-                rows.remove(&old);
-            }
-        }
+        let (bucket, tag) = self.place(id);
+        let rows = u64::from(u32::try_from(n).unwrap_or(u32::MAX));
+        let way = usize::from(self.next[bucket].fetch_add(1, Ordering::Relaxed)) % WAYS;
+        self.entries[bucket * WAYS + way].store(tag | rows, Ordering::Relaxed);
     }
 
     fn rows(&self, id: &str) -> Option<u32> {
-        self.0.lock().ok()?.0.get(&id_hash(id)).copied()
+        let (bucket, tag) = self.place(id);
+        let newest = usize::from(self.next[bucket].load(Ordering::Relaxed));
+        // From the newest entry back, so a request id sent again counts its latest rows.
+        (1..=WAYS)
+            .map(|k| {
+                self.entries[bucket * WAYS + (newest + WAYS * 32 - k) % WAYS]
+                    .load(Ordering::Relaxed)
+            })
+            .find(|e| e & !0xFFFF_FFFF == tag)
+            .map(|e| (e & 0xFFFF_FFFF) as u32)
     }
 }
 
@@ -516,7 +541,7 @@ fn is_text(data: &Data) -> bool {
 }
 
 /// Where one request's values go: per input and output piece, its column.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 struct Shape {
     /// Frame columns (names and whether text), or tensor names and widths.
     inputs: Vec<(String, usize, bool)>,
@@ -560,6 +585,51 @@ impl Shape {
             outputs,
             columns,
         }
+    }
+
+    /// Whether a request's values have this shape, checked without building another: the
+    /// names shared with the model's answers and the frame are compared by pointer first.
+    fn matches(&self, feed: &Feed, columns: Option<&Arc<[String]>>, output: &Output) -> bool {
+        let inputs = match feed {
+            Feed::Columns(c) => {
+                c.names.len() == self.inputs.len()
+                    && c.names.iter().zip(&c.values).zip(&self.inputs).all(
+                        |((n, v), (name, width, text))| {
+                            *width == 1 && *text == matches!(v, Values::Text(_)) && n == name
+                        },
+                    )
+            }
+            Feed::Tensors(ts) => {
+                ts.len() == self.inputs.len()
+                    && ts.iter().zip(&self.inputs).all(|(t, (name, width, text))| {
+                        name.is_empty()
+                            && *width == rows_width(&t.shape).1
+                            && *text == is_text(&t.data)
+                    })
+            }
+        };
+        let outputs = output.values.len() == self.outputs.len()
+            && output
+                .values
+                .iter()
+                .zip(&self.outputs)
+                .all(|(v, (width, text))| match v {
+                    Value::Tensor(t) => {
+                        *width == rows_width(&t.shape).1 && *text == is_text(&t.data)
+                    }
+                    Value::Maps(m) => *width == m.keys.len() && !*text,
+                });
+        let same = |a: &Arc<[String]>, b: &Arc<[String]>| Arc::ptr_eq(a, b) || a == b;
+        let frame = match feed {
+            Feed::Tensors(ts) if ts.len() == 1 => columns,
+            _ => None,
+        };
+        let columns = match (frame, &self.columns) {
+            (Some(a), Some(b)) => same(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        inputs && outputs && columns && same(&output.names, &self.output_names)
     }
 
     /// Column names, in the order values are pushed: inputs, then outputs.
@@ -667,24 +737,59 @@ struct Buffer {
     index: HashMap<String, usize>,
     /// The last request shape and the columns its values go to.
     layout: Option<(Shape, Vec<usize>)>,
+    /// Rows the buffer is expected to take before it is written (the previous group's), so
+    /// its columns are allocated once instead of growing row by row.
+    expected: usize,
 }
 
 impl Buffer {
+    /// An empty buffer expecting `rows` rows.
+    fn expecting(rows: usize) -> Self {
+        Self {
+            expected: rows,
+            ..Self::default()
+        }
+    }
+
+    /// Allocates the per-row columns for the expected rows.
+    fn reserve_meta(&mut self) {
+        let n = self.expected;
+        self.request_id.reserve(n);
+        self.row.reserve(n);
+        self.time.reserve(n);
+        self.model.reserve(n);
+        self.version.reserve(n);
+        self.role.reserve(n);
+        self.latency.reserve(n);
+    }
+
     fn push(&mut self, batch: Logged) {
         for (d, ms) in &batch.done {
             let rows = d.feed.rows();
-            let shape = Shape::of(&d.feed, d.tag.columns.as_ref(), &d.output);
-            if self.layout.as_ref().is_none_or(|(s, _)| *s != shape) {
+            if self.rows == 0 {
+                self.reserve_meta();
+            }
+            let known = self
+                .layout
+                .as_ref()
+                .is_some_and(|(s, _)| s.matches(&d.feed, d.tag.columns.as_ref(), &d.output));
+            if !known {
+                let shape = Shape::of(&d.feed, d.tag.columns.as_ref(), &d.output);
                 let filled = self.rows;
+                let capacity = self.expected.max(filled);
                 let slots = shape
                     .names(&batch.ports, &d.output)
                     .into_iter()
                     .map(|(name, text)| {
                         *self.index.entry(name.clone()).or_insert_with(|| {
                             let empty = if text {
-                                Cells::Text(vec![None; filled])
+                                let mut v = Vec::with_capacity(capacity);
+                                v.resize(filled, None);
+                                Cells::Text(v)
                             } else {
-                                Cells::Numbers(vec![None; filled])
+                                let mut v = Vec::with_capacity(capacity);
+                                v.resize(filled, None);
+                                Cells::Numbers(v)
                             };
                             self.cols.push((name, empty));
                             self.cols.len() - 1
@@ -950,7 +1055,9 @@ impl Writer {
     /// Writes a partition's pending rows as one row group of its file (starting a new file
     /// when there is none or the columns changed).
     fn write_group(&mut self, key: &(Arc<str>, i64), part: &mut Partition) {
-        let buffer = std::mem::take(&mut part.pending);
+        // The next group is expected to be about as large (a tick's rows more at most).
+        let expected = part.pending.rows + part.pending.rows / 4;
+        let buffer = std::mem::replace(&mut part.pending, Buffer::expecting(expected));
         part.pending_since = None;
         if self.config.sketch_rows > 0 {
             self.sketches
@@ -1099,6 +1206,27 @@ mod tests {
             });
         log.close();
         assert_eq!(policy, Some(libc::SCHED_IDLE));
+    }
+
+    #[test]
+    fn the_latest_requests_row_counts_are_remembered() {
+        let recent = RecentRequests::default();
+        for i in 0..RECENT_REQUESTS {
+            recent.remember(&format!("req-{i}"), i % 7 + 1);
+        }
+        let known = (0..RECENT_REQUESTS)
+            .filter(|i| recent.rows(&format!("req-{i}")) == Some((i % 7 + 1) as u32))
+            .count();
+        // Nearly all (the oldest forgotten with probability 0.001), and the newest half all.
+        assert!(known > RECENT_REQUESTS - 100, "{known}");
+        assert!(
+            (RECENT_REQUESTS / 2..RECENT_REQUESTS)
+                .all(|i| recent.rows(&format!("req-{i}")).is_some())
+        );
+        assert_eq!(recent.rows("never sent"), None);
+        // An id sent again counts its latest rows.
+        recent.remember("req-1", 40);
+        assert_eq!(recent.rows("req-1"), Some(40));
     }
 
     #[test]
