@@ -551,10 +551,20 @@ struct Shape {
     outputs: Vec<(usize, bool)>,
     /// The frame's column names for a single `[N, C]` tensor fed from a frame.
     columns: Option<Arc<[String]>>,
+    /// Whether the feed was a keel model's columns (else ONNX tensors).
+    columnar: bool,
+    /// The model's input names (tensor columns are named after them): versions of one model,
+    /// logged to the same partition, may name them differently.
+    ports: Arc<[String]>,
 }
 
 impl Shape {
-    fn of(feed: &Feed, columns: Option<&Arc<[String]>>, output: &Output) -> Self {
+    fn of(
+        feed: &Feed,
+        columns: Option<&Arc<[String]>>,
+        output: &Output,
+        ports: &Arc<[String]>,
+    ) -> Self {
         let inputs = match feed {
             Feed::Columns(c) => c
                 .names
@@ -584,15 +594,24 @@ impl Shape {
             output_names: output.names.clone(),
             outputs,
             columns,
+            columnar: matches!(feed, Feed::Columns(_)),
+            ports: ports.clone(),
         }
     }
 
     /// Whether a request's values have this shape, checked without building another: the
     /// names shared with the model's answers and the frame are compared by pointer first.
-    fn matches(&self, feed: &Feed, columns: Option<&Arc<[String]>>, output: &Output) -> bool {
+    fn matches(
+        &self,
+        feed: &Feed,
+        columns: Option<&Arc<[String]>>,
+        output: &Output,
+        ports: &Arc<[String]>,
+    ) -> bool {
         let inputs = match feed {
             Feed::Columns(c) => {
-                c.names.len() == self.inputs.len()
+                self.columnar
+                    && c.names.len() == self.inputs.len()
                     && c.names.iter().zip(&c.values).zip(&self.inputs).all(
                         |((n, v), (name, width, text))| {
                             *width == 1 && *text == matches!(v, Values::Text(_)) && n == name
@@ -600,11 +619,10 @@ impl Shape {
                     )
             }
             Feed::Tensors(ts) => {
-                ts.len() == self.inputs.len()
-                    && ts.iter().zip(&self.inputs).all(|(t, (name, width, text))| {
-                        name.is_empty()
-                            && *width == rows_width(&t.shape).1
-                            && *text == is_text(&t.data)
+                !self.columnar
+                    && ts.len() == self.inputs.len()
+                    && ts.iter().zip(&self.inputs).all(|(t, (_, width, text))| {
+                        *width == rows_width(&t.shape).1 && *text == is_text(&t.data)
                     })
             }
         };
@@ -629,11 +647,16 @@ impl Shape {
             (None, None) => true,
             _ => false,
         };
-        inputs && outputs && columns && same(&output.names, &self.output_names)
+        inputs
+            && outputs
+            && columns
+            && same(&output.names, &self.output_names)
+            && same(ports, &self.ports)
     }
 
     /// Column names, in the order values are pushed: inputs, then outputs.
-    fn names(&self, ports: &[String], output: &Output) -> Vec<(String, bool)> {
+    fn names(&self, output: &Output) -> Vec<(String, bool)> {
+        let ports = &self.ports;
         let mut out = Vec::new();
         for (i, (name, width, text)) in self.inputs.iter().enumerate() {
             if !name.is_empty() {
@@ -769,16 +792,15 @@ impl Buffer {
             if self.rows == 0 {
                 self.reserve_meta();
             }
-            let known = self
-                .layout
-                .as_ref()
-                .is_some_and(|(s, _)| s.matches(&d.feed, d.tag.columns.as_ref(), &d.output));
+            let known = self.layout.as_ref().is_some_and(|(s, _)| {
+                s.matches(&d.feed, d.tag.columns.as_ref(), &d.output, &batch.ports)
+            });
             if !known {
-                let shape = Shape::of(&d.feed, d.tag.columns.as_ref(), &d.output);
+                let shape = Shape::of(&d.feed, d.tag.columns.as_ref(), &d.output, &batch.ports);
                 let filled = self.rows;
                 let capacity = self.expected.max(filled);
                 let slots = shape
-                    .names(&batch.ports, &d.output)
+                    .names(&d.output)
                     .into_iter()
                     .map(|(name, text)| {
                         *self.index.entry(name.clone()).or_insert_with(|| {
@@ -1391,6 +1413,56 @@ mod tests {
             .collect();
         all.sort();
         assert_eq!(kept, all[..4]);
+    }
+
+    #[test]
+    fn versions_naming_their_inputs_differently_log_their_own_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PredictionLog::start(
+            LogConfig::new(dir.path().to_path_buf()),
+            Counter::default(),
+            Counter::default(),
+        )
+        .unwrap();
+        let (x, y): (Arc<[String]>, Arc<[String]>) = (
+            Arc::from(vec!["x".to_string()]),
+            Arc::from(vec!["y".to_string()]),
+        );
+        log.record(&"m".into(), &"1".into(), &x, call("a", 2, 2));
+        log.record(&"m".into(), &"2".into(), &y, call("b", 2, 2));
+        log.record(&"m".into(), &"1".into(), &x, call("c", 2, 2));
+        log.close();
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let mut logged = std::collections::BTreeMap::new();
+        for f in parquet_files(&dir.path().join("predictions")) {
+            let reader = SerializedFileReader::new(std::fs::File::open(&f).unwrap()).unwrap();
+            let meta = reader.metadata().file_metadata();
+            let inputs: Vec<String> = meta
+                .schema_descr()
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .filter(|n| n.starts_with("in_"))
+                .collect();
+            for row in reader.get_row_iter(None).unwrap() {
+                let row = row.unwrap();
+                for (name, value) in row.get_column_iter() {
+                    if name.starts_with("in_") && *value != parquet::record::Field::Null {
+                        *logged.entry(name.clone()).or_insert(0) += 1;
+                    }
+                }
+            }
+            assert!(!inputs.is_empty());
+        }
+        // Version 1's 4 rows under x, version 2's 2 rows under y.
+        let expected: std::collections::BTreeMap<String, i32> = [
+            ("in_x_0".to_string(), 4),
+            ("in_x_1".to_string(), 4),
+            ("in_y_0".to_string(), 2),
+            ("in_y_1".to_string(), 2),
+        ]
+        .into();
+        assert_eq!(logged, expected);
     }
 
     #[test]
