@@ -174,26 +174,9 @@ fn end_quietly_on_closed_stdout(command: &Command) {
     }
 }
 
-/// Turns transparent huge pages off for a serving process: the allocator's arenas would
-/// otherwise fault in 2 MiB at a time, and `keel serve` under load with its log held twice the
-/// memory it uses (124 against 58 MiB at its peak). Commands that crunch tables keep them.
-fn no_huge_pages(command: &Command) {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if matches!(command, Command::Serve(_)) {
-        // SAFETY: PR_SET_THP_DISABLE takes plain integers and only sets a flag on this
-        // process's memory; a failure leaves it as it was.
-        unsafe {
-            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-        }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = command;
-}
-
 fn main() {
     limit_malloc_arenas();
     let cli = Cli::parse();
-    no_huge_pages(&cli.command);
     end_quietly_on_closed_stdout(&cli.command);
     // Warnings by default; a server also says which model versions it serves as they change
     // (an alias followed to a new version, say).
