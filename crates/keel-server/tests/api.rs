@@ -866,19 +866,31 @@ async fn malformed_requests(s: Arc<TestServer>) {
     )
     .await;
     assert_error(&r, 400, "INVALID_PARAMETER_VALUE");
-    let r = TestServer::answer(
-        s.http
+    // The server answers before reading the whole body and drops the connection; the client
+    // may still be writing the body then and see a broken pipe instead of the answer (a race
+    // in the client, not the server), so it tries a few times. Every answer it reads must be
+    // the 413, and one must be read.
+    let mut answered = None;
+    for _ in 0..10 {
+        let sent = s
+            .http
             .post(&url)
             .header("Content-Type", "application/json")
-            // The server answers before reading the whole body and drops the connection:
-            // keep it out of the client's pool so the next request gets a fresh one.
+            // Kept out of the client's pool so the next request gets a fresh connection.
             .header("Connection", "close")
             .body(vec![b' '; 33 * 1024 * 1024])
             .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+            .await;
+        match sent {
+            Ok(response) => {
+                answered = Some(TestServer::answer(response).await);
+                break;
+            }
+            Err(e) if e.is_request() => continue,
+            Err(e) => panic!("oversized body: {e}"),
+        }
+    }
+    let r = answered.expect("the oversized body was never answered");
     assert_eq!(r.0.as_u16(), 413, "oversized body: {}", r.1);
     assert_eq!(r.1["error_code"], "REQUEST_LIMIT_EXCEEDED", "{}", r.1);
     let r = s.post("runs/does-not-exist", json!({})).await;
