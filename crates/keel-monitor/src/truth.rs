@@ -234,40 +234,41 @@ mod tests {
 
     #[test]
     fn labels_keel_cannot_use_are_refused_naming_why() {
-        let e = labels("id,y\na,1\n", "y").unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "the labels in labels@1 have no column 'request_id' (they have y)"
-        );
-        let e = labels("request_id,y\na,1\n", "label")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "the labels in labels@1 have no column 'label' (they have request_id)"
-        );
-        let e = labels("request_id,row,y\na,0,1\nb,0,1\na,0,2\n", "y")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "the labels in labels@1 hold request 'a' row 0 more than once"
-        );
-        let e = labels("request_id,row,y\na,-1,1\n", "y")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "the labels in labels@1 have no row (counting from 0) for request 'a'"
-        );
-        let e = labels("request_id,y\n,1\n", "y").unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "the labels in labels@1 have a label without a request_id"
-        );
-        let e = labels("request_id,y\na,1\n", "request_id")
-            .unwrap_err()
-            .to_string();
+        let refused = |csv: &str, column: &str| labels(csv, column).unwrap_err().to_string();
+        for (csv, column, why) in [
+            (
+                "id,y\na,1\n",
+                "y",
+                "have no column 'request_id' (they have y)",
+            ),
+            (
+                "request_id,y\na,1\n",
+                "label",
+                "have no column 'label' (they have request_id)",
+            ),
+            (
+                "request_id,row,y\na,0,1\nb,0,1\na,0,2\n",
+                "y",
+                "hold request 'a' row 0 more than once",
+            ),
+            (
+                "request_id,row,y\na,-1,1\n",
+                "y",
+                "have no row (counting from 0) for request 'a'",
+            ),
+            (
+                "request_id,y\n,1\n",
+                "y",
+                "have a label without a request_id",
+            ),
+        ] {
+            assert_eq!(
+                refused(csv, column),
+                format!("the labels in labels@1 {why}"),
+                "{csv}"
+            );
+        }
+        let e = refused("request_id,y\na,1\n", "request_id");
         assert!(e.contains("it names the labelled prediction"), "{e}");
     }
 }

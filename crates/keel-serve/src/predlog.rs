@@ -110,6 +110,20 @@ impl Cells {
         }
     }
 
+    /// A column missing from the first `rows` rows, with room for `capacity`.
+    fn missing(text: bool, rows: usize, capacity: usize) -> Self {
+        fn nones<T: Clone>(rows: usize, capacity: usize) -> Vec<Option<T>> {
+            let mut v = Vec::with_capacity(capacity.max(rows));
+            v.resize(rows, None);
+            v
+        }
+        if text {
+            Self::Text(nones(rows, capacity))
+        } else {
+            Self::Numbers(nones(rows, capacity))
+        }
+    }
+
     fn pad(&mut self, rows: usize) {
         match self {
             Self::Numbers(v) => v.resize(rows, None),
@@ -301,8 +315,7 @@ impl RecentRequests {
         // From the newest entry back, so a request id sent again counts its latest rows.
         (1..=WAYS)
             .map(|k| {
-                self.entries[bucket * WAYS + (newest + WAYS * 32 - k) % WAYS]
-                    .load(Ordering::Relaxed)
+                self.entries[bucket * WAYS + (newest + WAYS - k) % WAYS].load(Ordering::Relaxed)
             })
             .find(|e| e & !0xFFFF_FFFF == tag)
             .map(|e| (e & 0xFFFF_FFFF) as u32)
@@ -804,16 +817,8 @@ impl Buffer {
                     .into_iter()
                     .map(|(name, text)| {
                         *self.index.entry(name.clone()).or_insert_with(|| {
-                            let empty = if text {
-                                let mut v = Vec::with_capacity(capacity);
-                                v.resize(filled, None);
-                                Cells::Text(v)
-                            } else {
-                                let mut v = Vec::with_capacity(capacity);
-                                v.resize(filled, None);
-                                Cells::Numbers(v)
-                            };
-                            self.cols.push((name, empty));
+                            self.cols
+                                .push((name, Cells::missing(text, filled, capacity)));
                             self.cols.len() - 1
                         })
                     })
@@ -1200,16 +1205,21 @@ mod tests {
 
     use super::*;
 
+    /// A log with the default settings in `dir`.
+    fn log_in(dir: &Path) -> PredictionLog {
+        PredictionLog::start(
+            LogConfig::new(dir.to_path_buf()),
+            Counter::default(),
+            Counter::default(),
+        )
+        .unwrap()
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn the_writer_thread_runs_in_the_idle_scheduling_class() {
         let dir = tempfile::tempdir().unwrap();
-        let log = PredictionLog::start(
-            LogConfig::new(dir.path().to_path_buf()),
-            Counter::default(),
-            Counter::default(),
-        )
-        .unwrap();
+        let log = log_in(dir.path());
         // The thread sets its class before it takes its first message: once a flush is
         // answered, it has.
         log.flush();
@@ -1418,12 +1428,7 @@ mod tests {
     #[test]
     fn versions_naming_their_inputs_differently_log_their_own_columns() {
         let dir = tempfile::tempdir().unwrap();
-        let log = PredictionLog::start(
-            LogConfig::new(dir.path().to_path_buf()),
-            Counter::default(),
-            Counter::default(),
-        )
-        .unwrap();
+        let log = log_in(dir.path());
         let (x, y): (Arc<[String]>, Arc<[String]>) = (
             Arc::from(vec!["x".to_string()]),
             Arc::from(vec!["y".to_string()]),

@@ -95,24 +95,18 @@ pub(crate) async fn read_labels(
     truth: &Truth,
     target: Option<&str>,
 ) -> Result<Labels> {
-    let (v, _) = crate::data::version(store, &DataRef::parse(&truth.dataset)?).await?;
-    let label = format!("{}@{}", v.name, v.version);
     let Some(column) = truth.column.clone().or_else(|| target.map(str::to_string)) else {
         bail!(
-            "keel cannot tell which column of {label} holds the ground truth (the model's source run records no target): give --truth-column (or `column:` under `truth:`)"
+            "keel cannot tell which column of {} holds the ground truth (the model's source run records no target): give --truth-column (or `column:` under `truth:`)",
+            truth.dataset
         );
     };
-    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let files = crate::data::materialise(store, &v, scratch.path()).await?;
-    let source = label.clone();
-    let labels = tokio::task::spawn_blocking(move || {
-        let paths: Vec<&Path> = files.files.iter().map(|(_, p)| p.as_path()).collect();
-        Labels::read(files.format, &paths, &column, &source)
+    let r = DataRef::parse(&truth.dataset)?;
+    let (_, labels) = read_version(store, &r, move |label, format, paths| {
+        Labels::read(format, paths, &column, label)
     })
-    .await
-    .context("the monitoring task failed")??;
-    drop(scratch);
-    Ok(labels)
+    .await?;
+    Ok(labels?)
 }
 
 /// A check's outcome.
@@ -450,18 +444,34 @@ async fn dataset_side(
     cur: &Current,
     target: Option<String>,
 ) -> Result<(String, Side)> {
+    let logged = cur.columns();
+    let (label, side) = read_version(store, r, move |_, format, paths| {
+        read_reference(format, paths, logged, target.as_deref())
+    })
+    .await?;
+    let side = side.with_context(|| format!("cannot read the reference {label}"))?;
+    Ok((label, side))
+}
+
+/// Fetches the dataset version `r` names into a temporary folder and reads its files with
+/// `read` (given the version as `NAME@V`) off the async runtime; that name, and what `read`
+/// gave.
+async fn read_version<T: Send + 'static>(
+    store: &Store,
+    r: &DataRef,
+    read: impl FnOnce(&str, keel_data::Format, &[&Path]) -> T + Send + 'static,
+) -> Result<(String, T)> {
     let (v, _) = crate::data::version(store, r).await?;
     let label = format!("{}@{}", v.name, v.version);
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     let files = crate::data::materialise(store, &v, scratch.path()).await?;
-    let logged = cur.columns();
-    let side = tokio::task::spawn_blocking(move || {
+    let name = label.clone();
+    let out = tokio::task::spawn_blocking(move || {
         let paths: Vec<&Path> = files.files.iter().map(|(_, p)| p.as_path()).collect();
-        read_reference(files.format, &paths, logged, target.as_deref())
+        read(&name, files.format, &paths)
     })
     .await
-    .context("the monitoring task failed")?
-    .with_context(|| format!("cannot read the reference {label}"))?;
+    .context("the monitoring task failed")?;
     drop(scratch);
-    Ok((label, side))
+    Ok((label, out))
 }
