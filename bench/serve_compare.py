@@ -3,7 +3,8 @@
 on the same random-forest model (100 trees, depth 8, 20 features), one row per request, loaded
 by wrk at several concurrencies.
 
-Servers: keel serve (the skl2onnx export, prediction log on), onnxruntime inside a plain
+Servers: keel serve (the skl2onnx export, prediction log on), keel serve on the MLflow
+scikit-learn model itself (its Python workers, `--only keel-python`), onnxruntime inside a plain
 uvicorn app (`bench/serving/ort_app.py`), `mlflow models serve` (the scikit-learn model, one
 worker), MLServer with its scikit-learn runtime, BentoML (one worker), and an empty axum
 handler as the floor of the machine. Each is started alone, timed to its first answer, then
@@ -91,6 +92,7 @@ def main():
     ap.add_argument("--mlserver-venv", type=Path)
     ap.add_argument("--bentoml-venv", type=Path)
     ap.add_argument("--duration", default="15s")
+    ap.add_argument("--workers", default="2", help="keel's Python workers for the MLflow model")
     ap.add_argument("--concs", default="1 8 64")
     ap.add_argument("--only", default="")
     ap.add_argument("--out", type=Path)
@@ -118,6 +120,12 @@ def main():
     port = free_port
     p = port()
     servers.append(("keel serve", [a.keel, "serve", str(rf_onnx), "--port", str(p), "--log-dir", str(work / "predictions")],
+                    f"http://127.0.0.1:{p}/invocations", body1, None, None))
+    # The same forest as MLflow saved it (scikit-learn, no ONNX): keel's Python workers load it
+    # with mlflow.pyfunc in this Python, and keel's front end batches requests across them.
+    p = port()
+    servers.append(("keel serve, Python workers", [a.keel, "serve", str(work / "mlflow_models/rf"), "--port", str(p),
+                    "--python", sys.executable, "--workers", str(a.workers), "--log-dir", str(work / "predictions-py")],
                     f"http://127.0.0.1:{p}/invocations", body1, None, None))
     p = port()
     servers.append(("onnxruntime + uvicorn", [sys.executable, "-m", "uvicorn", "ort_app:app", "--app-dir", str(HERE / "serving"),
@@ -162,7 +170,7 @@ def main():
 
     results = {}
     for name, cmd, url, body, senv, cwd in servers:
-        key = name.split()[0].lower()
+        key = name.split()[0].lower().rstrip(",") + ("-python" if "Python workers" in name else "")
         if only and key not in only:
             continue
         out = work / f"out-{key}"

@@ -24,6 +24,8 @@ use tokio::sync::oneshot;
 use crate::error::ServeError;
 use crate::payload::Output;
 use crate::predictor::{Feed, Predictor};
+use crate::python::PythonModel;
+use crate::python::pool::Worker;
 
 /// Batching limits.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -171,9 +173,14 @@ impl Batcher {
         // Requests this thread is about to take up get their turn first, so requests that
         // arrive together find each other and share a call.
         tokio::task::yield_now().await;
-        let admission = match self.claim_idle(&feed, admission) {
-            Ok(held) => return held.run(feed, tag),
-            Err(admission) => admission,
+        // A Python model is never called on the request's thread: its calls wait on a worker.
+        let admission = if self.shared.predictor.python().is_some() {
+            admission
+        } else {
+            match self.claim_idle(&feed, admission) {
+                Ok(held) => return held.run(feed, tag),
+                Err(admission) => admission,
+            }
         };
         let (reply, answer) = oneshot::channel();
         self.shared.push(Job {
@@ -302,14 +309,7 @@ impl Shared {
 
     /// Runs a batch: requests whose feeds stack in one call, the rest one by one.
     async fn run_batch(self: &Arc<Self>, jobs: Vec<Job>) {
-        let mut groups: Vec<Vec<Job>> = Vec::new();
-        for job in jobs {
-            match groups.iter_mut().find(|g| stacks(&g[0].feed, &job.feed)) {
-                Some(g) => g.push(job),
-                None => groups.push(vec![job]),
-            }
-        }
-        for group in groups {
+        for group in stackable_groups(jobs) {
             let rows: usize = group.iter().map(|j| j.feed.rows()).sum();
             if rows <= self.config.max_batch {
                 self.call(group);
@@ -324,7 +324,6 @@ impl Shared {
     /// One model call for a group of stackable jobs: answers each, then reports.
     fn call(&self, group: Vec<Job>) {
         let started = Instant::now();
-        let rows: usize = group.iter().map(|j| j.feed.rows()).sum();
         let result = match group.as_slice() {
             [one] => self.predictor.predict(&one.feed),
             _ => {
@@ -332,7 +331,76 @@ impl Shared {
                 Feed::stack(&feeds).and_then(|f| self.predictor.predict_owned(f))
             }
         };
-        let elapsed = started.elapsed();
+        self.finish(group, result, started.elapsed());
+    }
+
+    /// Runs a batch on a Python model's workers, `worker` for its first call. When a call of
+    /// several requests fails, each request is tried alone, so one request's bad rows fail
+    /// only that request.
+    async fn call_python(self: &Arc<Self>, model: &PythonModel, worker: Worker, jobs: Vec<Job>) {
+        let mut worker = Some(worker);
+        for group in stackable_groups(jobs) {
+            let started = Instant::now();
+            let result = match checkout(model, &mut worker).await {
+                Err(e) => Err(e),
+                Ok(w) => match group.as_slice() {
+                    [one] => model.predict(w, &one.feed).await,
+                    _ => {
+                        let feeds: Vec<&Feed> = group.iter().map(|j| &j.feed).collect();
+                        match Feed::stack(&feeds) {
+                            Ok(feed) => model.predict(w, &feed).await,
+                            Err(e) => {
+                                model.pool().give_back(w);
+                                Err(e)
+                            }
+                        }
+                    }
+                },
+            };
+            match result {
+                Err(ServeError::BadRequest(_) | ServeError::Predict(_)) if group.len() > 1 => {
+                    for job in group {
+                        let started = Instant::now();
+                        let result = match checkout(model, &mut None).await {
+                            Ok(w) => model.predict(w, &job.feed).await,
+                            Err(e) => Err(e),
+                        };
+                        self.finish(vec![job], result, started.elapsed());
+                    }
+                }
+                result => self.finish(group, result, started.elapsed()),
+            }
+        }
+        if let Some(w) = worker {
+            model.pool().give_back(w);
+        }
+    }
+
+    /// Answers every queued request with `e` (the model can no longer answer).
+    fn fail_queued(&self, e: &ServeError) {
+        let jobs: Vec<Job> = match self.queue.lock() {
+            Ok(mut queue) => queue.drain(..).collect(),
+            Err(_) => return,
+        };
+        self.queued.store(0, Ordering::SeqCst);
+        let failed = jobs.len();
+        for job in jobs {
+            if let Some(s) = job.reply {
+                let _ = s.send(Err(e.clone()));
+            }
+        }
+        (self.observer)(BatchReport {
+            done: Vec::new(),
+            rows: 0,
+            elapsed: Duration::ZERO,
+            failed,
+        });
+    }
+
+    /// Answers each job of a call with its rows of the output (or the call's error), then
+    /// reports the call.
+    fn finish(&self, group: Vec<Job>, result: Result<Output, ServeError>, elapsed: Duration) {
+        let rows: usize = group.iter().map(|j| j.feed.rows()).sum();
         match result {
             Ok(output) => {
                 let outputs: Vec<Arc<Output>> = if group.len() == 1 {
@@ -369,11 +437,10 @@ impl Shared {
                 });
             }
             Err(e) => {
-                let message = e.to_string();
                 let failed = group.len();
                 for job in group {
                     if let Some(s) = job.reply {
-                        let _ = s.send(Err(ServeError::Predict(message.clone())));
+                        let _ = s.send(Err(e.clone()));
                     }
                 }
                 (self.observer)(BatchReport {
@@ -408,6 +475,9 @@ impl Held {
 
     /// Runs batches until the queue is empty, yielding to other work between them.
     async fn drain(self) {
+        if let Some(model) = self.0.predictor.python().cloned() {
+            return self.drain_python(model).await;
+        }
         loop {
             let jobs = self.0.gather().await;
             if jobs.is_empty() && self.0.queued.load(Ordering::SeqCst) == 0 {
@@ -417,6 +487,52 @@ impl Held {
             tokio::task::yield_now().await;
         }
     }
+}
+
+impl Held {
+    /// A Python model's batches: wait for an idle worker, take what is queued by then (so
+    /// requests that arrived while every worker was busy share the next call) and run it on
+    /// that worker in a task of its own, so the workers compute side by side.
+    async fn drain_python(self, model: Arc<PythonModel>) {
+        while self.0.queued.load(Ordering::SeqCst) > 0 {
+            let worker = match model.pool().checkout().await {
+                Ok(w) => w,
+                Err(e) => return self.0.fail_queued(&e),
+            };
+            let mut jobs = self.0.gather().await;
+            if jobs.is_empty() {
+                model.pool().give_back(worker);
+                continue;
+            }
+            // Requests on a worker are no longer waited for by the next batch's gathering.
+            for job in &mut jobs {
+                job.admission = None;
+            }
+            let shared = self.0.clone();
+            let model = model.clone();
+            tokio::spawn(async move { shared.call_python(&model, worker, jobs).await });
+        }
+    }
+}
+
+/// The worker held for a call, or another idle one.
+async fn checkout(model: &PythonModel, held: &mut Option<Worker>) -> Result<Worker, ServeError> {
+    match held.take() {
+        Some(w) => Ok(w),
+        None => model.pool().checkout().await,
+    }
+}
+
+/// Jobs split into groups whose feeds stack into one call, in arrival order.
+fn stackable_groups(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut groups: Vec<Vec<Job>> = Vec::new();
+    for job in jobs {
+        match groups.iter_mut().find(|g| stacks(&g[0].feed, &job.feed)) {
+            Some(g) => g.push(job),
+            None => groups.push(vec![job]),
+        }
+    }
+    groups
 }
 
 impl Drop for Held {

@@ -4,7 +4,7 @@
 use keel_core::error::ErrorCode;
 
 /// What went wrong serving a request or loading a model.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ServeError {
     /// The request does not fit the protocol or the model's signature (400).
     #[error("{0}")]

@@ -1,5 +1,5 @@
 //! keel's inference server: loads models (keel's own format natively, ONNX through
-//! `keel-onnx`), answers MLflow's scoring protocol and the Open Inference Protocol, batches
+//! `keel-onnx`, any MLflow `python_function` model in Python worker processes), answers MLflow's scoring protocol and the Open Inference Protocol, batches
 //! concurrent requests, routes canary and shadow traffic, exposes Prometheus metrics and logs
 //! every prediction to Parquet.
 
@@ -12,6 +12,7 @@ pub mod mlmodel;
 pub mod payload;
 pub mod predictor;
 pub mod predlog;
+pub mod python;
 pub mod route;
 pub mod server;
 pub mod source;

@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 
 use crate::error::ServeError;
 use crate::payload::{
-    Cell, ColumnNames, Input, NamedTensor, Output, Table, column, columns_from_cells, map_keys,
-    tensor_from_json,
+    Cell, ColumnNames, Input, Layout, NamedTensor, Output, Table, column, columns_from_cells,
+    map_keys, tensor_from_json,
 };
 
 const FIELDS: &str = "dataframe_split, dataframe_records, instances, inputs";
@@ -559,17 +559,27 @@ impl serde::Serialize for Named<'_> {
     }
 }
 
-/// The `{"predictions": ...}` answer: records for data frame input (as MLflow's pyfunc
-/// answers with a data frame), output name to tensor for tensor input.
+/// The `{"predictions": ...}` answer: as the output's layout says (a Python model's answer
+/// written as MLflow's scoring server writes it), else records for data frame input (as
+/// MLflow's pyfunc answers with a data frame) and output name to tensor for tensor input.
 pub fn answer(output: &Output, frame_input: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + 32 * output.rows());
     let mut ser = serde_json::Serializer::new(&mut out);
     let written = (|| -> Result<(), serde_json::Error> {
         let mut map = ser.serialize_map(Some(1))?;
-        if frame_input {
-            map.serialize_entry("predictions", &Records(output))?;
-        } else {
-            map.serialize_entry("predictions", &Named(output))?;
+        match (output.layout, output.values.as_slice()) {
+            (Layout::Records, _) => map.serialize_entry("predictions", &Records(output))?,
+            (Layout::Named, _) => map.serialize_entry("predictions", &Named(output))?,
+            (Layout::List, [Value::Tensor(t)]) => map.serialize_entry(
+                "predictions",
+                &Nested {
+                    data: &t.data,
+                    dims: &t.shape,
+                    start: 0,
+                },
+            )?,
+            _ if frame_input => map.serialize_entry("predictions", &Records(output))?,
+            _ => map.serialize_entry("predictions", &Named(output))?,
         }
         SerializeMap::end(map)
     })();
@@ -730,6 +740,7 @@ mod tests {
                 Value::Tensor(Tensor::new(vec![2], Data::Int64(vec![1, 0])).unwrap()),
                 Value::Tensor(Tensor::float(vec![2, 2], vec![0.25, 0.75, 1.0, f32::NAN]).unwrap()),
             ],
+            layout: crate::payload::Layout::ByInput,
         };
         let records: serde_json::Value = serde_json::from_slice(&answer(&output, true)).unwrap();
         assert_eq!(

@@ -82,8 +82,15 @@ pub struct MlModel {
     pub keel: Option<PathBuf>,
     /// The `onnx` flavor's model file, when present.
     pub onnx: Option<PathBuf>,
+    /// The names of its flavors.
+    pub flavors: Vec<String>,
+    /// Whether it has a `python_function` flavor (served through Python workers when it has
+    /// no flavor keel runs natively).
+    pub python_function: bool,
     /// The input signature, when recorded.
     pub signature: Option<Signature>,
+    /// The output signature, when recorded.
+    pub outputs: Option<Signature>,
     /// The logged model's id or run id, when recorded.
     pub model_id: Option<String>,
 }
@@ -104,13 +111,14 @@ impl MlModel {
         };
         let keel = data_file("keel", "model.json");
         let onnx = data_file("onnx", "model.onnx");
-        if keel.is_none() && onnx.is_none() {
+        let python_function = flavors.get("python_function").is_some();
+        if keel.is_none() && onnx.is_none() && !python_function {
             let names: Vec<&str> = flavors
                 .as_object()
                 .map(|o| o.keys().map(String::as_str).collect())
                 .unwrap_or_default();
             return Err(ServeError::Model(format!(
-                "{}: no flavor keel serves (keel or onnx); it has {}",
+                "{}: no flavor keel serves (keel, onnx or python_function); it has {}",
                 path.display(),
                 if names.is_empty() {
                     "none".to_string()
@@ -123,11 +131,22 @@ impl MlModel {
             Some(s) if !s.trim().is_empty() => Some(Signature::parse(s)?),
             _ => None,
         };
+        // Output signatures only describe the model; one keel cannot read is left out.
+        let outputs = match doc["signature"]["outputs"].as_str() {
+            Some(s) if !s.trim().is_empty() => Signature::parse(s).ok(),
+            _ => None,
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             keel,
             onnx,
+            flavors: flavors
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default(),
+            python_function,
             signature,
+            outputs,
             model_id: doc["model_id"]
                 .as_str()
                 .or(doc["run_id"].as_str())

@@ -151,6 +151,23 @@ pub struct Output {
     pub names: Arc<[String]>,
     /// Output values, in the order of `names`.
     pub values: Vec<Value>,
+    /// How MLflow's `{"predictions": ...}` answer lays the values out.
+    pub layout: Layout,
+}
+
+/// How an answer is written in MLflow's scoring protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// As the request came: records for a data frame, output name to tensor for tensors
+    /// (keel's and ONNX models, whose outputs are always named tensors).
+    #[default]
+    ByInput,
+    /// One object per row, output name to value (a Python model answered a data frame).
+    Records,
+    /// The only output as a (nested) list (a Python model answered an array or a list).
+    List,
+    /// Output name to all its values (a Python model answered a dict).
+    Named,
 }
 
 impl Output {
@@ -182,6 +199,7 @@ impl Output {
         Output {
             names: self.names.clone(),
             values,
+            layout: self.layout,
         }
     }
 
@@ -406,6 +424,7 @@ mod tests {
             values: vec![Value::Tensor(
                 Tensor::float(vec![3, 1], vec![1., 2., 3.]).unwrap(),
             )],
+            layout: Layout::ByInput,
         };
         let second = out.slice(1, 3);
         assert_eq!(

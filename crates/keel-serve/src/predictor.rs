@@ -15,7 +15,8 @@ use keel_onnx::{Data, Dim, ElemType, PortType, Tensor, Value};
 
 use crate::error::ServeError;
 use crate::mlmodel::{ColumnSpec, MlModel, Signature};
-use crate::payload::{Input, NamedTensor, Output, Table};
+use crate::payload::{Input, Layout, NamedTensor, Output, Table};
+use crate::python::{PythonModel, PythonOptions};
 
 /// What runs a model.
 enum Engine {
@@ -23,6 +24,8 @@ enum Engine {
     Keel(Box<KeelModel>),
     /// An ONNX graph.
     Onnx(keel_onnx::Model),
+    /// A `python_function` model in worker processes.
+    Python(Arc<PythonModel>),
 }
 
 /// A model ready to serve.
@@ -31,6 +34,14 @@ pub struct Predictor {
     signature: Option<Signature>,
     /// The output names every answer carries.
     output_names: Arc<[String]>,
+    /// For an MLflow model served from its ONNX conversion: the output that answers as the
+    /// model's own `predict` (labels or values), which alone is answered, as a list.
+    pyfunc_output: Option<usize>,
+    /// Whether that output's 0 and 1 stand for the model's boolean labels.
+    pyfunc_booleans: bool,
+    /// How a `python_function` model came to run where it does (its conversion checked, or
+    /// why it was not converted).
+    pub note: Option<String>,
     /// Where it was loaded from.
     pub source: PathBuf,
 }
@@ -127,6 +138,116 @@ impl Feed {
 }
 
 impl Predictor {
+    /// Opens a model for serving: keel's format or ONNX in keel's runtime ([`Self::load`]),
+    /// else a `python_function` model in worker processes started as `python` says; `timeout`
+    /// bounds each call into Python.
+    pub async fn open(
+        path: &Path,
+        python: &PythonOptions,
+        timeout: std::time::Duration,
+    ) -> Result<Self, ServeError> {
+        if path.is_dir() {
+            let ml = MlModel::read(path)?;
+            if crate::python::needs_python(&ml) {
+                return Self::open_python(ml, python, timeout).await;
+            }
+        }
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::load(&path))
+            .await
+            .map_err(|e| ServeError::Model(e.to_string()))?
+    }
+
+    /// A `python_function` model: its ONNX conversion when one is checked equal to the model
+    /// (converted once and cached), else its Python workers, with the reason in `note`.
+    async fn open_python(
+        ml: MlModel,
+        python: &PythonOptions,
+        timeout: std::time::Duration,
+    ) -> Result<Self, ServeError> {
+        use crate::python::{convert, env};
+        let convert = python.convert && convert::convertible(&ml);
+        let extra: &[&str] = match (convert, ml.flavors.iter().any(|f| f == "sklearn")) {
+            (false, _) => &[],
+            (true, true) => &["skl2onnx"],
+            (true, false) => &["skl2onnx", "onnxmltools"],
+        };
+        let (dir, opts) = (ml.dir.clone(), python.clone());
+        let interpreter = tokio::task::spawn_blocking(move || {
+            env::interpreter(
+                &dir,
+                opts.env_manager,
+                opts.python.as_deref(),
+                &opts.env_cache,
+                extra,
+            )
+        })
+        .await
+        .map_err(|e| ServeError::Model(e.to_string()))??;
+        let others: Vec<&str> = ml
+            .flavors
+            .iter()
+            .map(String::as_str)
+            .filter(|f| *f != "python_function")
+            .collect();
+        let mut note = Some(if !python.convert {
+            "not converted to ONNX (--no-convert)".to_string()
+        } else if others.is_empty() {
+            "not converted to ONNX: a custom python_function model has no converter".to_string()
+        } else {
+            format!(
+                "not converted to ONNX: its flavors ({}) have no converter (sklearn, xgboost, lightgbm)",
+                others.join(", ")
+            )
+        });
+        if convert {
+            let (m, py, cache) = (
+                ml.clone(),
+                interpreter.clone(),
+                python.convert_cache.clone(),
+            );
+            let (dir, verdict) =
+                tokio::task::spawn_blocking(move || convert::convert(&m, &py, &cache))
+                    .await
+                    .map_err(|e| ServeError::Model(e.to_string()))??;
+            if verdict.native {
+                let onnx = dir.join("model.onnx");
+                let model = keel_onnx::Model::from_file(&onnx)
+                    .map_err(|e| ServeError::Model(format!("{}: {e}", onnx.display())))?;
+                let mut p = Self::from_onnx(model, ml.signature.clone(), &ml.dir);
+                p.pyfunc_output = verdict
+                    .output
+                    .as_deref()
+                    .and_then(|o| p.output_names.iter().position(|n| n == o));
+                if p.pyfunc_output.is_none() {
+                    return Err(ServeError::Model(format!(
+                        "{}: the converted model lacks the output it was checked on",
+                        onnx.display()
+                    )));
+                }
+                p.pyfunc_booleans = verdict.boolean_labels;
+                tracing::info!(model = %ml.dir.display(), note = %verdict.note, "serving the model's ONNX conversion");
+                p.note = Some(verdict.note);
+                return Ok(p);
+            }
+            tracing::warn!(model = %ml.dir.display(), reason = %verdict.note, "not converted to ONNX; serving the model through Python workers");
+            note = Some(format!("not converted to ONNX: {}", verdict.note));
+        }
+        let model = PythonModel::start(&ml, interpreter, python, timeout).await?;
+        let mut p = Self::new(
+            Engine::Python(Arc::new(model)),
+            ml.signature.clone(),
+            &ml.dir,
+        );
+        p.note = note;
+        Ok(p)
+    }
+
+    /// A predictor for an ONNX graph with a signature.
+    pub fn from_onnx(model: keel_onnx::Model, signature: Option<Signature>, source: &Path) -> Self {
+        Self::new(Engine::Onnx(model), signature, source)
+    }
+
     /// Loads a model directory (with an `MLmodel` file: keel's own format natively, else its
     /// `onnx` flavor) or a plain `.onnx` file.
     pub fn load(path: &Path) -> Result<Self, ServeError> {
@@ -144,7 +265,12 @@ impl Predictor {
                 keel_onnx::Model::from_file(onnx)
                     .map_err(|e| ServeError::Model(format!("{}: {e}", onnx.display())))?,
             ),
-            (None, None) => unreachable!("MlModel::read requires a servable flavor"),
+            (None, None) => {
+                return Err(ServeError::Model(format!(
+                    "{}: a python_function model, served through Python workers (Predictor::open)",
+                    path.display()
+                )));
+            }
         };
         Ok(Self::new(engine, ml.signature, path))
     }
@@ -153,20 +279,25 @@ impl Predictor {
         let output_names = match &engine {
             Engine::Keel(m) => keel_output_names(m).into_iter().map(|o| o.0).collect(),
             Engine::Onnx(m) => m.outputs().iter().map(|p| p.name.clone()).collect(),
+            Engine::Python(m) => m.describe_outputs().into_iter().map(|o| o.0).collect(),
         };
         Self {
             engine,
             signature,
             output_names,
+            pyfunc_output: None,
+            pyfunc_booleans: false,
+            note: None,
             source: source.to_path_buf(),
         }
     }
 
     /// Which runtime executes the model: `keel` (native model format), `keel-onnx` (keel's
-    /// ONNX kernels) or `tract`.
+    /// ONNX kernels), `tract` or `python` (worker processes).
     pub fn runtime(&self) -> &'static str {
         match &self.engine {
             Engine::Keel(_) => "keel",
+            Engine::Python(_) => "python",
             Engine::Onnx(m) => match m.runtime() {
                 keel_onnx::Runtime::Keel => "keel-onnx",
                 keel_onnx::Runtime::Tract => "tract",
@@ -180,11 +311,22 @@ impl Predictor {
             || matches!(self.signature, Some(Signature::Columns(_)))
     }
 
-    /// `keel` for keel's model format, `onnx` for ONNX graphs.
+    /// `keel` for keel's model format, `onnx` for ONNX graphs, `mlflow_pyfunc` for models
+    /// run by Python workers.
     pub fn platform(&self) -> &'static str {
         match self.engine {
             Engine::Keel(_) => "keel",
             Engine::Onnx(_) => "onnx",
+            Engine::Python(_) => "mlflow_pyfunc",
+        }
+    }
+
+    /// The Python model behind the predictor, when it runs in worker processes (its calls
+    /// are made by [`crate::batch`] on the pool's workers, not by [`Self::predict`]).
+    pub fn python(&self) -> Option<&Arc<PythonModel>> {
+        match &self.engine {
+            Engine::Python(m) => Some(m),
+            _ => None,
         }
     }
 
@@ -207,11 +349,16 @@ impl Predictor {
                     (p.name.clone(), ty, shape)
                 })
                 .collect(),
+            Engine::Python(m) => m.describe_inputs(),
         }
     }
 
     /// The outputs the model gives, as (name, type, shape).
     pub fn describe_outputs(&self) -> Vec<(String, String, Vec<i64>)> {
+        if let (Some(k), Engine::Onnx(m)) = (self.pyfunc_output, &self.engine) {
+            let (ty, _) = port_description(&m.outputs()[k].ty);
+            return vec![("predictions".into(), ty, vec![-1])];
+        }
         match &self.engine {
             Engine::Keel(m) => keel_output_names(m)
                 .into_iter()
@@ -225,6 +372,7 @@ impl Predictor {
                     (p.name.clone(), ty, shape)
                 })
                 .collect(),
+            Engine::Python(m) => m.describe_outputs(),
         }
     }
 
@@ -236,6 +384,16 @@ impl Predictor {
                 "the request holds no rows to predict".into(),
             ));
         }
+        if let Engine::Python(m) = &self.engine {
+            return m.prepare(input);
+        }
+        // A converted MLflow model takes what its pyfunc takes: named 1-D inputs are columns.
+        let input = match (input, &self.signature) {
+            (Input::Tensors(t), Some(Signature::Columns(spec))) if self.pyfunc_output.is_some() => {
+                Input::Frame(crate::python::tensors_as_columns(spec, t)?)
+            }
+            (input, _) => input,
+        };
         let input = match (input, &self.engine) {
             (Input::Table(t), Engine::Onnx(m)) => match table_matrix(m, &self.signature, t) {
                 Ok(tensor) => {
@@ -256,11 +414,17 @@ impl Predictor {
         match &self.engine {
             Engine::Keel(m) => keel_feed(m, input),
             Engine::Onnx(m) => onnx_feed(m, &self.signature, input),
+            Engine::Python(m) => m.prepare(input),
         }
     }
 
     /// Runs the model on a request's feed, which stays the caller's (for the log).
     pub fn predict(&self, feed: &Feed) -> Result<Output, ServeError> {
+        if self.pyfunc_output.is_some()
+            && let Feed::Tensors(t) = feed
+        {
+            return self.predict_owned(Feed::Tensors(t.clone()));
+        }
         let values = match (&self.engine, feed) {
             (Engine::Keel(m), Feed::Columns(c)) => keel_predict(m, c)?,
             (Engine::Onnx(m), Feed::Tensors(t)) => m.run(t.clone())?,
@@ -273,6 +437,7 @@ impl Predictor {
         Ok(Output {
             names: self.output_names.clone(),
             values,
+            layout: Layout::ByInput,
         })
     }
 
@@ -280,13 +445,52 @@ impl Predictor {
     /// tensors [`Self::predict`] makes.
     pub fn predict_owned(&self, feed: Feed) -> Result<Output, ServeError> {
         match (&self.engine, feed) {
-            (Engine::Onnx(m), Feed::Tensors(t)) => Ok(Output {
-                names: self.output_names.clone(),
-                values: m.run(t)?,
-            }),
+            (Engine::Onnx(m), Feed::Tensors(t)) => {
+                let values = m.run(t)?;
+                match self.pyfunc_output {
+                    Some(k) => pyfunc_answer(values, k, self.pyfunc_booleans),
+                    None => Ok(Output {
+                        names: self.output_names.clone(),
+                        values,
+                        layout: Layout::ByInput,
+                    }),
+                }
+            }
             (_, feed) => self.predict(&feed),
         }
     }
+}
+
+/// The output `k` of a converted MLflow model as its `predict` answers: one value per row,
+/// written as a list.
+fn pyfunc_answer(mut values: Vec<Value>, k: usize, booleans: bool) -> Result<Output, ServeError> {
+    if k >= values.len() {
+        return Err(ServeError::Predict(
+            "the converted model lacks its answer".into(),
+        ));
+    }
+    let Value::Tensor(mut t) = values.swap_remove(k) else {
+        return Err(ServeError::Predict(
+            "the converted model answered a map".into(),
+        ));
+    };
+    let rows = t.shape.first().copied().unwrap_or(1);
+    if t.len() == rows {
+        t.shape = vec![rows];
+    }
+    if booleans && let Data::Int64(v) = &t.data {
+        t.data = Data::Bool(v.iter().map(|x| *x != 0).collect());
+    }
+    Ok(Output {
+        names: PREDICTIONS.with(Clone::clone),
+        values: vec![Value::Tensor(t)],
+        layout: Layout::List,
+    })
+}
+
+thread_local! {
+    /// The one output name of a converted model's answers, shared.
+    static PREDICTIONS: Arc<[String]> = Arc::from(vec!["predictions".to_string()]);
 }
 
 fn port_description(ty: &PortType) -> (String, Vec<i64>) {
@@ -330,31 +534,14 @@ fn numeric(ty: &str) -> bool {
 
 /// What a text column holds, for messages: booleans (which requests carry as `true`/`false`
 /// text) or strings.
-fn text_kind(values: &[Option<String>]) -> &'static str {
+pub(crate) fn text_kind(values: &[Option<String>]) -> &'static str {
     let booleans = values.iter().flatten().all(|v| v == "true" || v == "false");
     if booleans { "booleans" } else { "strings" }
 }
 
 /// Required signature columns are present, with values of their type.
 fn check_columns(spec: &[ColumnSpec], cols: &Columns) -> Result<(), ServeError> {
-    let missing: Vec<&str> = spec
-        .iter()
-        .filter(|c| c.required)
-        .filter_map(|c| c.name.as_deref())
-        .filter(|n| cols.get(n).is_none())
-        .collect();
-    if !missing.is_empty() {
-        return Err(ServeError::BadRequest(format!(
-            "missing input column{} {} (the model takes {})",
-            if missing.len() > 1 { "s" } else { "" },
-            missing
-                .iter()
-                .map(|m| format!("'{m}'"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            describe_spec(spec)
-        )));
-    }
+    check_missing(spec, cols)?;
     for c in spec {
         let Some(name) = c.name.as_deref() else {
             continue;
@@ -374,6 +561,29 @@ fn check_columns(spec: &[ColumnSpec], cols: &Columns) -> Result<(), ServeError> 
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Every required signature column is present (one 400 naming all that are not).
+pub(crate) fn check_missing(spec: &[ColumnSpec], cols: &Columns) -> Result<(), ServeError> {
+    let missing: Vec<&str> = spec
+        .iter()
+        .filter(|c| c.required)
+        .filter_map(|c| c.name.as_deref())
+        .filter(|n| cols.get(n).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ServeError::BadRequest(format!(
+            "missing input column{} {} (the model takes {})",
+            if missing.len() > 1 { "s" } else { "" },
+            missing
+                .iter()
+                .map(|m| format!("'{m}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            describe_spec(spec)
+        )));
     }
     Ok(())
 }
@@ -557,7 +767,7 @@ fn keel_predict(m: &KeelModel, cols: &Columns) -> Result<Vec<Value>, ServeError>
 }
 
 /// The element type a tensor signature's numpy dtype stands for.
-fn numpy_elem(dtype: &str) -> Option<ElemType> {
+pub(crate) fn numpy_elem(dtype: &str) -> Option<ElemType> {
     Some(match dtype {
         "float32" => ElemType::Float,
         "float64" => ElemType::Double,
@@ -570,7 +780,7 @@ fn numpy_elem(dtype: &str) -> Option<ElemType> {
 }
 
 /// Casts a request tensor to the element type an input declares.
-fn to_elem(name: &str, t: Tensor, elem: ElemType) -> Result<Tensor, ServeError> {
+pub(crate) fn to_elem(name: &str, t: Tensor, elem: ElemType) -> Result<Tensor, ServeError> {
     if t.elem_type() == elem {
         return Ok(t);
     }
@@ -748,7 +958,10 @@ fn onnx_feed(
     Ok(Feed::Tensors(tensors))
 }
 
-fn check_tensor_spec(t: &NamedTensor, s: &crate::mlmodel::TensorSpec) -> Result<(), ServeError> {
+pub(crate) fn check_tensor_spec(
+    t: &NamedTensor,
+    s: &crate::mlmodel::TensorSpec,
+) -> Result<(), ServeError> {
     let name = t.name.as_deref().or(s.name.as_deref()).unwrap_or("input");
     if s.shape.len() != t.tensor.shape.len()
         || s.shape
@@ -840,7 +1053,7 @@ fn table_matrix(
 }
 
 /// Columns as one row-major `[N, C]` tensor of `elem`.
-fn frame_matrix(cols: &Columns, n: usize, elem: ElemType) -> Result<Tensor, ServeError> {
+pub(crate) fn frame_matrix(cols: &Columns, n: usize, elem: ElemType) -> Result<Tensor, ServeError> {
     let width = cols.values.len();
     let data = if elem == ElemType::String {
         let mut out = Vec::with_capacity(n * width);

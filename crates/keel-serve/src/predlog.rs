@@ -1282,6 +1282,7 @@ mod tests {
             values: vec![Value::Tensor(
                 keel_onnx::Tensor::new(vec![rows], Data::Int64(vec![1; rows])).unwrap(),
             )],
+            layout: crate::payload::Layout::ByInput,
         };
         let tag = crate::batch::JobTag {
             request_id: Arc::from(id),

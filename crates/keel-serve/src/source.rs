@@ -31,6 +31,14 @@ pub enum ModelSpec {
         /// Registered model.
         name: String,
     },
+    /// A model a run logged (`runs:/RUN_ID/PATH`): the run's artifacts at PATH, or the
+    /// logged model of that name whose source is the run.
+    Run {
+        /// The run.
+        run_id: String,
+        /// The model's artifact path (or name) in the run.
+        path: String,
+    },
 }
 
 impl ModelSpec {
@@ -41,6 +49,25 @@ impl ModelSpec {
         let s = s.trim();
         if s.is_empty() {
             return Err(ServeError::BadRequest("an empty model name".into()));
+        }
+        if let Some(rest) = s.strip_prefix("runs:/") {
+            let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let path = path.trim_matches('/');
+            if run_id.is_empty()
+                || path.is_empty()
+                || !run_id.chars().all(|c| c.is_ascii_alphanumeric())
+                || path
+                    .split('/')
+                    .any(|p| p.is_empty() || p == "." || p == "..")
+            {
+                return Err(ServeError::BadRequest(format!(
+                    "'{s}': expected runs:/RUN_ID/PATH, e.g. runs:/0a1b2c/model"
+                )));
+            }
+            return Ok(Self::Run {
+                run_id: run_id.into(),
+                path: path.into(),
+            });
         }
         let looks_like_a_file = s.ends_with(".onnx") || s.starts_with('.') || s.starts_with('/');
         if !s.starts_with("models:/") && (Path::new(s).exists() || looks_like_a_file) {
@@ -88,6 +115,7 @@ impl ModelSpec {
             Self::Alias { name, .. } | Self::Version { name, .. } | Self::Latest { name } => {
                 name.clone()
             }
+            Self::Run { path, .. } => path.rsplit('/').next().unwrap_or("model").to_string(),
         }
     }
 
@@ -104,6 +132,7 @@ impl std::fmt::Display for ModelSpec {
             Self::Alias { name, alias } => write!(f, "{name}@{alias}"),
             Self::Version { name, version } => write!(f, "{name}/{version}"),
             Self::Latest { name } => f.write_str(name),
+            Self::Run { run_id, path } => write!(f, "runs:/{run_id}/{path}"),
         }
     }
 }
@@ -124,6 +153,8 @@ pub trait Registry: Send + Sync {
     async fn version(&self, spec: &ModelSpec) -> Result<String, ServeError>;
     /// The local path of a registered model's version, fetching it if needed.
     async fn fetch(&self, name: &str, version: &str) -> Result<PathBuf, ServeError>;
+    /// The local path of a model a run logged under `path`, fetching it if needed.
+    async fn fetch_run(&self, run_id: &str, path: &str) -> Result<PathBuf, ServeError>;
 }
 
 /// Resolves a spec to a version and files.
@@ -136,6 +167,17 @@ pub async fn resolve(
             version: "1".into(),
             path: p.clone(),
         }),
+        ModelSpec::Run { run_id, path } => {
+            let registry = registry.ok_or_else(|| {
+                ServeError::Model(format!(
+                    "'{spec}' names a run's model but no tracking server is configured"
+                ))
+            })?;
+            Ok(Resolved {
+                version: "1".into(),
+                path: registry.fetch_run(run_id, path).await?,
+            })
+        }
         ModelSpec::Alias { name, .. }
         | ModelSpec::Version { name, .. }
         | ModelSpec::Latest { name } => {
@@ -187,6 +229,21 @@ mod tests {
                 name: "churn".into()
             }
         );
+        let run = ModelSpec::parse("runs:/0a1b2c/model").unwrap();
+        assert_eq!(
+            run,
+            ModelSpec::Run {
+                run_id: "0a1b2c".into(),
+                path: "model".into()
+            }
+        );
+        assert_eq!(run.to_string(), "runs:/0a1b2c/model");
+        assert_eq!(run.default_name(), "model");
+        assert!(!run.moves());
+        for bad in ["runs:/", "runs:/abc", "runs:/abc/../x", "runs:/a-b/model"] {
+            let e = ModelSpec::parse(bad).expect_err(bad).to_string();
+            assert!(e.contains("expected runs:/RUN_ID/PATH"), "{bad}: {e}");
+        }
         let p = ModelSpec::parse("./models/iris.onnx").unwrap();
         assert_eq!(p.default_name(), "iris");
         {

@@ -27,6 +27,8 @@ pub struct ServeOptions {
     pub timeout: Duration,
     /// The largest request body accepted (413 above).
     pub body_limit: usize,
+    /// How `python_function` models are run.
+    pub python: crate::python::PythonOptions,
 }
 
 impl Default for ServeOptions {
@@ -35,6 +37,7 @@ impl Default for ServeOptions {
             batch: BatchConfig::default(),
             timeout: Duration::from_secs(30),
             body_limit: 32 << 20,
+            python: crate::python::PythonOptions::default(),
         }
     }
 }

@@ -40,6 +40,8 @@ struct Version {
     share: f64,
     follows: Option<String>,
     runtime: &'static str,
+    /// How a Python model came to run where it does.
+    note: Option<String>,
     requests_ok: u64,
     requests_failed: u64,
     rows: u64,
@@ -101,6 +103,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
                     share,
                     follows: spec(role),
                     runtime: d.predictor.runtime(),
+                    note: d.predictor.note.clone(),
                     requests_ok: d.metrics.ok.load(Ordering::Relaxed),
                     requests_failed: d.metrics.failed.load(Ordering::Relaxed),
                     rows: d.metrics.rows.get(),

@@ -110,7 +110,7 @@ impl Supervisor {
 
     async fn version_of(&self, spec: &ModelSpec) -> Result<String, ServeError> {
         match (spec, &self.registry) {
-            (ModelSpec::Path(_), _) => Ok("1".into()),
+            (ModelSpec::Path(_) | ModelSpec::Run { .. }, _) => Ok("1".into()),
             (_, Some(r)) => r.version(spec).await,
             (_, None) => Err(ServeError::Model(format!(
                 "'{spec}' names a registered model but no registry is configured"
@@ -210,10 +210,8 @@ impl Supervisor {
         {
             return Ok(d);
         }
-        let path = resolved.path.clone();
-        let predictor = tokio::task::spawn_blocking(move || Predictor::load(&path))
-            .await
-            .map_err(|e| ServeError::Model(e.to_string()))??;
+        let options = &self.state.options;
+        let predictor = Predictor::open(&resolved.path, &options.python, options.timeout).await?;
         let ports: Vec<String> = predictor
             .describe_inputs()
             .into_iter()

@@ -289,7 +289,7 @@ fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Response {
                 "platform": d.predictor.platform(),
                 "inputs": describe(d.predictor.describe_inputs()),
                 "outputs": describe(d.predictor.describe_outputs()),
-                "parameters": {"runtime": d.predictor.runtime(), "version": d.version},
+                "parameters": {"runtime": d.predictor.runtime(), "version": d.version, "note": d.predictor.note},
             }))
             .into_response()
         }

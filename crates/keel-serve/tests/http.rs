@@ -841,6 +841,16 @@ impl keel_serve::source::Registry for MovingAliases {
     ) -> Result<PathBuf, keel_serve::error::ServeError> {
         Ok(self.versions[version].clone())
     }
+
+    async fn fetch_run(
+        &self,
+        run_id: &str,
+        _path: &str,
+    ) -> Result<PathBuf, keel_serve::error::ServeError> {
+        Err(keel_serve::error::ServeError::NotFound(format!(
+            "no run {run_id}"
+        )))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -583,3 +583,572 @@ async fn every_request_format_of_both_protocols_answers_as_onnxruntime_and_mlflo
     assert!(checked >= 100, "{checked} requests compared");
     server.stop().await;
 }
+
+// --- python_function models served by Python workers -------------------------------------
+
+/// The options that run Python models with the test venv's interpreter.
+fn python_options(python: &Path, workers: usize) -> ServeOptions {
+    let mut options = ServeOptions::default();
+    options.python.python = Some(python.to_path_buf());
+    options.python.workers = workers;
+    options
+}
+
+/// Whether two answers agree: numbers within `tol` (relative, absolute below 1), everything
+/// else exactly.
+fn same_within(got: &Value, want: &Value, tol: f64) -> bool {
+    match (got, want) {
+        (Value::Number(g), Value::Number(w)) => {
+            let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
+            (g - w).abs() <= tol * w.abs().max(1.0)
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            g.len() == w.len() && g.iter().zip(w).all(|(g, w)| same_within(g, w, tol))
+        }
+        (Value::Object(g), Value::Object(w)) => {
+            g.len() == w.len()
+                && w.iter()
+                    .all(|(k, w)| g.get(k).is_some_and(|g| same_within(g, w, tol)))
+        }
+        _ => got == want,
+    }
+}
+
+/// The same numbers (Python workers run the model itself: 1e-9 allows only the last bits a
+/// batch's arithmetic may change), labels and text exactly.
+fn same_json(got: &Value, want: &Value) -> bool {
+    same_within(got, want, 1e-9)
+}
+
+/// Saves the pyfunc test models with MLflow's own answers (`tests/pyfunc_models.py`).
+fn pyfunc_models(python: &Path, out: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyfunc_models.py");
+    run(python, &script, out);
+}
+
+fn served(name: &str, dir: &Path) -> ServedModel {
+    ServedModel {
+        name: name.into(),
+        primary: ModelSpec::Path(dir.join(name)),
+        canary: None,
+        shadow: None,
+    }
+}
+
+/// The V2 datatype and data of a column of records.
+fn v2_column(rows: &[Value], column: &str) -> Value {
+    let data: Vec<Value> = rows.iter().map(|r| r[column].clone()).collect();
+    let datatype = match &data[0] {
+        Value::Bool(_) => "BOOL",
+        Value::String(_) => "BYTES",
+        Value::Number(n) if n.is_i64() => "INT64",
+        _ => "FP64",
+    };
+    json!({"name": column, "shape": [data.len()], "datatype": datatype, "data": data})
+}
+
+/// One V2 answer turned back into MLflow's predictions: records for a data frame's columns,
+/// the values of `predictions` otherwise.
+fn v2_as_predictions(answer: &Value, rows: usize) -> Value {
+    let outputs = answer["outputs"].as_array().unwrap();
+    if let [one] = outputs.as_slice()
+        && one["name"] == "predictions"
+    {
+        let data = one["data"].as_array().unwrap();
+        let shape: Vec<usize> = one["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        if shape.len() == 1 {
+            return Value::Array(data.clone());
+        }
+        let width = data.len() / rows;
+        return Value::Array(
+            data.chunks(width)
+                .map(|c| Value::Array(c.to_vec()))
+                .collect(),
+        );
+    }
+    Value::Array(
+        (0..rows)
+            .map(|i| {
+                let mut record = serde_json::Map::new();
+                for o in outputs {
+                    record.insert(o["name"].as_str().unwrap().into(), o["data"][i].clone());
+                }
+                Value::Object(record)
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_function_models_answer_as_mlflow_pyfunc_in_every_format() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    pyfunc_models(&python, dir.path());
+    let names = ["pipeline", "forest", "boosting", "scorer"];
+    let cache = tempfile::tempdir().unwrap();
+    // Once with the scikit-learn models converted to ONNX (checked, then run by keel), once
+    // with every model in Python workers: both must answer as MLflow does.
+    for convert in [true, false] {
+        let mut models: Vec<ServedModel> = names.iter().map(|n| served(n, dir.path())).collect();
+        models.push(served("embedder", dir.path()));
+        let mut options = python_options(&python, 2);
+        options.python.convert = convert;
+        options.python.convert_cache = cache.path().to_path_buf();
+        let server = Server::start(models, options, None).await;
+        for name in names {
+            let (_, meta) = server.get(&format!("/v2/models/{name}")).await;
+            let meta: Value = serde_json::from_str(&meta).unwrap();
+            let native = convert && name != "scorer";
+            assert_eq!(
+                meta["parameters"]["runtime"],
+                if native { "keel-onnx" } else { "python" },
+                "{name}: {meta}"
+            );
+            let note = meta["parameters"]["note"].as_str().unwrap_or_default();
+            // A converted model's values are those its conversion was checked to within 1e-5.
+            let tol = if native { 1e-5 } else { 1e-9 };
+            let same_json = |g: &Value, w: &Value| same_within(g, w, tol);
+            if native {
+                assert!(
+                    note.starts_with("converted to ONNX by skl2onnx"),
+                    "{name}: {note}"
+                );
+                assert!(note.contains("checked on"), "{name}: {note}");
+            } else {
+                assert!(note.starts_with("not converted to ONNX"), "{name}: {note}");
+            }
+            let record: Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.path().join(format!("{name}.json"))).unwrap(),
+            )
+            .unwrap();
+            let rows = record["rows"].as_array().unwrap();
+            let want = &record["predictions"];
+            let columns: Vec<String> = rows[0].as_object().unwrap().keys().cloned().collect();
+            let path = format!("/models/{name}/invocations");
+            let split = json!({"dataframe_split": {
+                "columns": columns,
+                "data": rows.iter().map(|r| columns.iter().map(|c| r[c].clone()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            }});
+            let by_column: serde_json::Map<String, Value> = columns
+                .iter()
+                .map(|c| {
+                    (
+                        c.clone(),
+                        Value::Array(rows.iter().map(|r| r[c].clone()).collect()),
+                    )
+                })
+                .collect();
+            let bodies = [
+                ("dataframe_split", split),
+                ("dataframe_records", json!({"dataframe_records": rows})),
+                ("instances", json!({"instances": rows})),
+                ("inputs", json!({"inputs": by_column})),
+            ];
+            for (format, body) in bodies {
+                let (status, answer) = server.json(&path, &body).await;
+                assert_eq!(status, 200, "{name} {format}: {answer}");
+                assert!(
+                    same_json(&answer["predictions"], want),
+                    "{name} {format}: keel {} vs mlflow {want}",
+                    answer["predictions"]
+                );
+            }
+            // CSV, as pandas writes it.
+            let mut csv = columns.join(",");
+            for r in rows {
+                csv.push('\n');
+                let cells: Vec<String> = columns
+                    .iter()
+                    .map(|c| match &r[c] {
+                        Value::String(s) => s.clone(),
+                        Value::Bool(b) => {
+                            if *b {
+                                "True".into()
+                            } else {
+                                "False".into()
+                            }
+                        }
+                        other => other.to_string(),
+                    })
+                    .collect();
+                csv.push_str(&cells.join(","));
+            }
+            let (status, _, answer) = server.post(&path, "text/csv", csv).await;
+            assert_eq!(status, 200, "{name} csv: {answer}");
+            assert!(
+                same_json(&answer["predictions"], want),
+                "{name} csv: {answer}"
+            );
+            // The Open Inference Protocol, one input per column.
+            let inputs: Vec<Value> = columns.iter().map(|c| v2_column(rows, c)).collect();
+            let (status, answer) = server
+                .json(
+                    &format!("/v2/models/{name}/infer"),
+                    &json!({"inputs": inputs}),
+                )
+                .await;
+            assert_eq!(status, 200, "{name} v2: {answer}");
+            assert!(
+                same_json(&v2_as_predictions(&answer, rows.len()), want),
+                "{name} v2: keel {answer} vs mlflow {want}"
+            );
+            // One row per request, all at once: batched across requests, each answered its own.
+            let answers = futures::future::join_all(rows.iter().map(|r| {
+                let body = json!({"dataframe_records": [r]});
+                let server = &server;
+                let path = path.clone();
+                async move { server.json(&path, &body).await }
+            }))
+            .await;
+            for (i, (status, answer)) in answers.iter().enumerate() {
+                assert_eq!(*status, 200, "{name} row {i}: {answer}");
+                assert!(
+                    same_json(&answer["predictions"][0], &want[i]),
+                    "{name} row {i}: keel {answer} vs mlflow {}",
+                    want[i]
+                );
+            }
+        }
+        // A tensor model: a [N, 3] float32 array in, a [N, 2] array out.
+        let record: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("embedder.json")).unwrap(),
+        )
+        .unwrap();
+        let want = &record["predictions"];
+        for body in [
+            json!({"inputs": record["tensor"]}),
+            json!({"instances": record["tensor"]}),
+        ] {
+            let (status, answer) = server.json("/models/embedder/invocations", &body).await;
+            assert_eq!(status, 200, "{answer}");
+            assert!(
+                same_json(&answer["predictions"], want),
+                "keel {answer} vs mlflow {want}"
+            );
+        }
+        let flat: Vec<Value> = record["tensor"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().clone())
+            .collect();
+        let (status, answer) = server
+        .json(
+            "/v2/models/embedder/infer",
+            &json!({"inputs": [{"name": "input", "shape": [20, 3], "datatype": "FP32", "data": flat}]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            same_json(&v2_as_predictions(&answer, 20), want),
+            "keel {answer} vs mlflow {want}"
+        );
+        // Requests that do not fit the signature are refused before they reach Python.
+        let cases = [
+            (
+                json!({"dataframe_records": [{"amount": 1.0, "items": 2.5, "member": true, "region": "x"}]}),
+                "column 'items' must hold long values, got 2.5",
+            ),
+            (
+                json!({"dataframe_records": [{"amount": 1.0, "items": 2, "member": "yes", "region": "x"}]}),
+                "column 'member' must hold boolean values, got 'yes'",
+            ),
+            (
+                json!({"dataframe_records": [{"amount": 1.0, "items": 2, "member": true}]}),
+                "missing input column 'region'",
+            ),
+            (
+                json!({"dataframe_records": [{"amount": "lots", "items": 2, "member": true, "region": "x"}]}),
+                "column 'amount' must hold double values, got strings",
+            ),
+        ];
+        for (body, message) in cases {
+            let (status, answer) = server.json("/models/scorer/invocations", &body).await;
+            assert_eq!(status, 400, "{answer}");
+            assert!(
+                answer["message"].as_str().unwrap().contains(message),
+                "{answer}"
+            );
+        }
+        let (status, answer) = server
+            .json(
+                "/models/embedder/invocations",
+                &json!({"inputs": [[1.0, 2.0]]}),
+            )
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("shape"),
+            "{answer}"
+        );
+        // The metadata names the runtime and the signature's inputs.
+        let (status, meta) = server.get("/v2/models/scorer").await;
+        assert_eq!(status, 200, "{meta}");
+        let meta: Value = serde_json::from_str(&meta).unwrap();
+        assert_eq!(meta["platform"], "mlflow_pyfunc", "{meta}");
+        assert_eq!(
+            meta["inputs"][1],
+            json!({"name": "items", "datatype": "INT64", "shape": [-1]}),
+            "{meta}"
+        );
+        server.stop().await;
+    }
+    // The conversion is cached with its verdict: served again, the forest's conversion is
+    // reused without running Python (the interpreter given does not exist).
+    let mut o = python_options(&python, 1).python;
+    o.convert_cache = cache.path().to_path_buf();
+    o.python = Some(PathBuf::from("/nonexistent/python3"));
+    let p = keel_serve::predictor::Predictor::open(
+        &dir.path().join("forest"),
+        &o,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.runtime(), "keel-onnx");
+    // A conversion whose answers disagree with the model's is not served: the forest's check
+    // with one value moved by 1e-4 fails on that row.
+    let cached = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p.join("check.json"))
+                .is_ok_and(|c| c.contains("\"classifier\": false"))
+        })
+        .expect("the forest's cached conversion");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::copy(cached.join("model.onnx"), work.path().join("model.onnx")).unwrap();
+    let mut check: Value =
+        serde_json::from_str(&std::fs::read_to_string(cached.join("check.json")).unwrap()).unwrap();
+    let v = check["predictions"][5].as_f64().unwrap();
+    check["predictions"][5] = json!(v + 1e-4 * v.abs().max(1.0));
+    std::fs::write(work.path().join("check.json"), check.to_string()).unwrap();
+    let ml = keel_serve::mlmodel::MlModel::read(&dir.path().join("forest")).unwrap();
+    let verdict = keel_serve::python::convert::check_folder(&ml, work.path()).unwrap();
+    assert!(!verdict.native);
+    assert!(
+        verdict.note.contains("disagrees with the model on row 5"),
+        "{}",
+        verdict.note
+    );
+    // Unchanged, the same check passes.
+    check["predictions"][5] = json!(v);
+    std::fs::write(work.path().join("check.json"), check.to_string()).unwrap();
+    assert!(
+        keel_serve::python::convert::check_folder(&ml, work.path())
+            .unwrap()
+            .native
+    );
+}
+
+/// The process ids of the Python workers serving the model folder `model`.
+fn worker_pids(model: &Path) -> Vec<u32> {
+    let model = std::fs::canonicalize(model).unwrap();
+    let model = model.to_string_lossy();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a.ends_with("worker.py")) && args.iter().any(|a| *a == model) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_workers_that_die_raise_or_hang_are_answered_and_replaced() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    pyfunc_models(&python, dir.path());
+    let mut options = python_options(&python, 2);
+    options.timeout = std::time::Duration::from_secs(2);
+    // The forest in Python workers, not its ONNX conversion.
+    options.python.convert = false;
+    let server = Server::start(
+        vec![served("forest", dir.path()), served("scorer", dir.path())],
+        options.clone(),
+        None,
+    )
+    .await;
+    let read = |name: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap()
+    };
+
+    // A model that raises: the request that made it raise gets a 500 naming the error; the
+    // requests batched with it get their own answers.
+    let scorer = read("scorer");
+    let rows = scorer["rows"].as_array().unwrap();
+    let mut bad = rows[0].clone();
+    bad["amount"] = json!(-1.0);
+    let mut bodies: Vec<Value> = rows[..12]
+        .iter()
+        .map(|r| json!({"dataframe_records": [r]}))
+        .collect();
+    bodies.insert(5, json!({"dataframe_records": [bad]}));
+    let answers = futures::future::join_all(
+        bodies
+            .iter()
+            .map(|b| server.json("/models/scorer/invocations", b)),
+    )
+    .await;
+    for (i, (status, answer)) in answers.iter().enumerate() {
+        if i == 5 {
+            assert_eq!(*status, 500, "{answer}");
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("amount must not be -1"),
+                "{answer}"
+            );
+        } else {
+            let row = if i < 5 { i } else { i - 1 };
+            assert_eq!(*status, 200, "{answer}");
+            assert!(
+                same_json(&answer["predictions"][0], &scorer["predictions"][row]),
+                "{answer}"
+            );
+        }
+    }
+
+    // A model that runs past the timeout: 504, its worker is replaced, and the other worker
+    // keeps answering meanwhile.
+    let before = worker_pids(&dir.path().join("scorer"));
+    assert_eq!(before.len(), 2, "{before:?}");
+    let mut slow = rows[0].clone();
+    slow["amount"] = json!(-2.0);
+    let started = std::time::Instant::now();
+    let (status, answer) = server
+        .json(
+            "/models/scorer/invocations",
+            &json!({"dataframe_records": [slow]}),
+        )
+        .await;
+    assert_eq!(status, 504, "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    let (status, answer) = server
+        .json(
+            "/models/scorer/invocations",
+            &json!({"dataframe_records": [rows[1]]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = worker_pids(&dir.path().join("scorer"));
+        if now.len() == 2 && now.iter().any(|p| !before.contains(p)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no worker replaced the hung one: {now:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // A worker killed under load: every answer is the right one or a 503, none hangs, and a
+    // new worker takes the dead one's place.
+    let forest = read("forest");
+    let rows = forest["rows"].as_array().unwrap().clone();
+    let want = forest["predictions"].as_array().unwrap().clone();
+    let before = worker_pids(&dir.path().join("forest"));
+    assert_eq!(before.len(), 2, "{before:?}");
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (http, base) = (server.http.clone(), server.base.clone());
+            let (rows, want) = (rows.clone(), want.clone());
+            tokio::spawn(async move {
+                let (mut right, mut unavailable) = (0, 0);
+                for k in 0..150 {
+                    let i = (c * 37 + k) % rows.len();
+                    let resp = http
+                        .post(format!("{base}/models/forest/invocations"))
+                        .json(&json!({"dataframe_records": [rows[i]]}))
+                        .timeout(std::time::Duration::from_secs(30))
+                        .send()
+                        .await
+                        .expect("every request is answered");
+                    let status = resp.status().as_u16();
+                    let answer: Value = resp.json().await.unwrap();
+                    match status {
+                        200 => {
+                            assert!(same_json(&answer["predictions"][0], &want[i]), "{answer}");
+                            right += 1;
+                        }
+                        503 => unavailable += 1,
+                        other => panic!("{other}: {answer}"),
+                    }
+                }
+                (right, unavailable)
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &before[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut right = 0;
+    for c in clients {
+        let (r, u) = c.await.unwrap();
+        right += r;
+        // The batch the killed worker held is tried once more on the other one.
+        assert_eq!(u, 0, "{u} requests answered 503");
+    }
+    assert_eq!(right, 600);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = worker_pids(&dir.path().join("forest"));
+        if now.len() == 2 && !now.contains(&before[0]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no worker replaced the killed one: {now:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+
+    // Models that cannot be served say what and where, in one line.
+    let refusals = [
+        (
+            dir.path().join("unsigned"),
+            python.clone(),
+            "has no signature",
+        ),
+        (
+            dir.path().join("forest"),
+            PathBuf::from("/nonexistent/python3"),
+            "cannot start the Python worker /nonexistent/python3",
+        ),
+    ];
+    for (model, interpreter, message) in refusals {
+        let mut o = options.python.clone();
+        o.python = Some(interpreter);
+        let e = keel_serve::predictor::Predictor::open(&model, &o, options.timeout)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains(message), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+}

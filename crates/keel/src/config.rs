@@ -39,6 +39,10 @@ pub struct ServeFile {
     pub log_file_interval: Option<String>,
     pub sketch_rows: Option<usize>,
     pub poll: Option<String>,
+    pub env_manager: Option<String>,
+    pub python: Option<PathBuf>,
+    pub workers: Option<usize>,
+    pub no_convert: Option<bool>,
 }
 
 /// The `[store]` table of `keel.toml`: the metadata database and artifact store every command

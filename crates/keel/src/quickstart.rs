@@ -120,6 +120,7 @@ pub async fn run(a: QuickstartArgs, store: &data::Store, registry: Client) -> Re
         log_file_interval: keel_serve::predlog::FILE_INTERVAL,
         sketch_rows: keel_core::sketch::SAMPLE_ROWS,
         poll: keel_serve::source::DEFAULT_POLL,
+        python: keel_serve::python::PythonOptions::default(),
     };
     let running = serve::start(args, async move { Ok(registry) }, shutdown).await?;
     let base = format!("http://{}", running.addr);

@@ -13,6 +13,7 @@ use keel_serve::batch::BatchConfig;
 use keel_serve::error::ServeError;
 use keel_serve::metrics::ServeMetrics;
 use keel_serve::predlog::{LogConfig, PredictionLog};
+use keel_serve::python::PythonOptions;
 use keel_serve::server::{AppState, ServeOptions};
 use keel_serve::source::{ModelSpec, Registry, safe_name};
 use keel_serve::supervisor::{ServedModel, Supervisor};
@@ -26,9 +27,10 @@ use crate::client::Client;
 /// `keel serve`'s command line.
 #[derive(Args)]
 pub struct ServeCmd {
-    /// What to serve: a model folder (keel's or MLflow's with an onnx flavor), an .onnx file,
-    /// or a registered model: NAME@ALIAS (follows the alias as it moves), NAME/VERSION, or
-    /// NAME (its latest version).
+    /// What to serve: a model folder (keel's, or MLflow's: onnx natively, any other
+    /// python_function model in Python workers), an .onnx file, a run's model
+    /// (runs:/RUN_ID/PATH), or a registered model: NAME@ALIAS or models:/NAME@ALIAS (follows
+    /// the alias as it moves), NAME/VERSION, or NAME (its latest version).
     #[arg(required_unless_present = "config")]
     model: Option<String>,
     /// The name requests use [default: the registered name, or the file's or folder's stem].
@@ -89,6 +91,24 @@ pub struct ServeCmd {
     /// How often to check whether a served alias moved [default: 2s].
     #[arg(long, env = "KEEL_SERVE_POLL", value_parser = humantime::parse_duration)]
     poll: Option<std::time::Duration>,
+    /// Where a python_function model's workers get their Python, as in `mlflow models
+    /// serve`: local (--python, or python3 on the PATH), virtualenv or uv (an environment
+    /// built once from the model's python_env.yaml and requirements.txt, then reused)
+    /// [default: local].
+    #[arg(long, env = "KEEL_SERVE_ENV_MANAGER")]
+    env_manager: Option<String>,
+    /// The Python interpreter for --env-manager local, or the one virtualenv and uv build
+    /// environments from [default: python3, or python<X.Y> of the model's python_env.yaml].
+    #[arg(long, env = "KEEL_SERVE_PYTHON")]
+    python: Option<PathBuf>,
+    /// Python worker processes per python_function model version [default: the number of
+    /// cores].
+    #[arg(long, short, env = "KEEL_SERVE_WORKERS")]
+    workers: Option<usize>,
+    /// Serve scikit-learn, XGBoost and LightGBM models through their Python workers even when
+    /// their ONNX conversion checks out.
+    #[arg(long)]
+    no_convert: bool,
     /// The keel server whose registry names the models instead of the local stores.
     #[command(flatten)]
     remote: Remote,
@@ -173,6 +193,25 @@ pub async fn command(cmd: ServeCmd) -> Result<()> {
             duration,
             keel_serve::source::DEFAULT_POLL,
         )?,
+        python: {
+            let defaults = PythonOptions::default();
+            PythonOptions {
+                env_manager: match cmd.env_manager.or(file.env_manager) {
+                    Some(m) => m
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("--env-manager: {e}"))?,
+                    None => defaults.env_manager,
+                },
+                python: cmd.python.or(file.python),
+                workers: cmd
+                    .workers
+                    .or(file.workers)
+                    .unwrap_or(defaults.workers)
+                    .max(1),
+                convert: !cmd.no_convert && !file.no_convert.unwrap_or(false),
+                ..defaults
+            }
+        },
     };
     let store = StoreArgs {
         remote: cmd.remote,
@@ -226,6 +265,8 @@ pub struct ServeArgs {
     /// Rows each version's hourly sketch keeps (0: none).
     pub sketch_rows: usize,
     pub poll: Duration,
+    /// How python_function models are run.
+    pub python: PythonOptions,
 }
 
 /// `serve.yaml`: several models, each with optional canary and shadow versions.
@@ -428,6 +469,7 @@ pub async fn start(
         batch: a.batch,
         timeout: a.timeout,
         body_limit: a.body_limit,
+        python: a.python.clone(),
     };
     let state = AppState::new(options, metrics, log);
     let supervisor = Supervisor::new(state.clone(), registry, models.clone());
@@ -442,12 +484,30 @@ pub async fn start(
     for m in &models {
         if let Some(route) = state.route(&m.name) {
             let d = &route.primary;
+            if let Some(note) = &d.predictor.note {
+                eprintln!("'{}' version {}: {note}", m.name, d.version);
+            }
+            let runtime = match d.predictor.python() {
+                Some(p) => {
+                    let info = p.pool().info();
+                    format!(
+                        "{} Python workers: {}, Python {}, mlflow {}{}",
+                        p.pool().size(),
+                        p.python.display(),
+                        info.python,
+                        info.mlflow,
+                        info.loader
+                            .as_deref()
+                            .map_or_else(String::new, |l| format!(", loader {l}"))
+                    )
+                }
+                None => format!("{} runtime", d.predictor.runtime()),
+            };
             eprintln!(
-                "serving '{}' version {} ({}, {} runtime) from {}",
+                "serving '{}' version {} ({}, {runtime}) from {}",
                 m.name,
                 d.version,
                 m.primary,
-                d.predictor.runtime(),
                 d.predictor.source.display()
             );
         }
@@ -565,7 +625,9 @@ pub(crate) async fn registered_version(
                     ServeError::NotFound(format!("registered model '{name}' has no versions"))
                 })
         }
-        ModelSpec::Path(p) => Err(ServeError::Model(format!("{} is a path", p.display()))),
+        ModelSpec::Path(_) | ModelSpec::Run { .. } => Err(ServeError::Model(format!(
+            "{spec} is not a registered model"
+        ))),
     }
 }
 
@@ -592,44 +654,119 @@ impl Registry for HttpRegistry {
             )
             .await
             .map_err(registry_error)?;
-        // Files come through the artifact proxy only, whose paths cannot leave the store: a
-        // version never makes this process read a folder of its own machine.
         let uri = v["artifact_uri"].as_str().unwrap_or_default().to_string();
-        let root = match keel_core::artifact::proxied_path(&uri) {
-            Some(Ok(path)) => path,
-            Some(Err(e)) => {
-                return Err(ServeError::Model(format!(
-                    "version {version} of '{name}' lives at {uri}: {e}"
-                )));
+        self.fetch_uri(&uri, "", &dir, &format!("version {version} of '{name}'"))
+            .await
+    }
+
+    async fn fetch_run(&self, run_id: &str, path: &str) -> Result<PathBuf, ServeError> {
+        let dir = self
+            .cache
+            .path()
+            .join(".runs")
+            .join(safe_name(run_id))
+            .join(safe_name(path));
+        if dir.join("MLmodel").exists() {
+            return Ok(dir);
+        }
+        let what = format!("runs:/{run_id}/{path}");
+        let run: Value = self
+            .client
+            .get("runs/get", &[("run_id", run_id.to_string())])
+            .await
+            .map_err(registry_error)?;
+        // A model in the run's own artifacts (as MLflow 2 logged them).
+        let artifacts = run["run"]["info"]["artifact_uri"]
+            .as_str()
+            .unwrap_or_default();
+        if let Some(Ok(root)) = keel_core::artifact::proxied_path(artifacts) {
+            let listing: Option<Value> = self
+                .client
+                .keel_get(&format!(
+                    "/api/2.0/mlflow-artifacts/artifacts?path={}",
+                    encode(&format!("{}/{path}", root.as_str()))
+                ))
+                .await
+                .ok()
+                .flatten();
+            let has_mlmodel = listing
+                .as_ref()
+                .and_then(|l| l["files"].as_array())
+                .is_some_and(|files| files.iter().any(|f| f["path"] == "MLmodel"));
+            if has_mlmodel {
+                return self.fetch_uri(artifacts, path, &dir, &what).await;
             }
+        }
+        // Else the logged model of that name the run produced (MLflow 3).
+        for output in run["run"]["outputs"]["model_outputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = output["model_id"].as_str() else {
+                continue;
+            };
+            let model: Value = self
+                .client
+                .get(&format!("logged-models/{}", encode(id)), &[])
+                .await
+                .map_err(registry_error)?;
+            if model["model"]["info"]["name"].as_str() == Some(path) {
+                let uri = model["model"]["info"]["artifact_uri"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                return self.fetch_uri(&uri, "", &dir, &what).await;
+            }
+        }
+        Err(ServeError::NotFound(format!(
+            "{what}: the run has no model at '{path}' (neither in its artifacts nor among the models it logged)"
+        )))
+    }
+}
+
+impl HttpRegistry {
+    /// Copies the files under `uri` (a proxied artifact URI) and `sub` below it into `dir`,
+    /// through a staging folder; `what` names the model in errors.
+    async fn fetch_uri(
+        &self,
+        uri: &str,
+        sub: &str,
+        dir: &Path,
+        what: &str,
+    ) -> Result<PathBuf, ServeError> {
+        // Files come through the artifact proxy only, whose paths cannot leave the store: a
+        // model never makes this process read a folder of its own machine.
+        let root = match keel_core::artifact::proxied_path(uri) {
+            Some(Ok(path)) => path,
+            Some(Err(e)) => return Err(ServeError::Model(format!("{what} lives at {uri}: {e}"))),
             None => {
                 return Err(ServeError::Model(format!(
-                    "version {version} of '{name}' lives at {uri}, which keel cannot fetch"
+                    "{what} lives at {uri}, which keel cannot fetch"
                 )));
             }
         };
-        let staging = self.cache.path().join(format!(
-            ".{}-{}-staging",
-            safe_name(name),
-            safe_name(version)
-        ));
+        let root = if sub.is_empty() {
+            root.as_str().to_string()
+        } else {
+            format!("{}/{sub}", root.as_str())
+        };
+        let staging = dir.with_extension("staging");
         let _ = tokio::fs::remove_dir_all(&staging).await;
-        self.download_tree(root.as_str(), &staging)
+        self.download_tree(&root, &staging)
             .await
-            .map_err(|e| ServeError::Model(format!("fetching {uri}: {e:#}")))?;
+            .map_err(|e| ServeError::Model(format!("fetching {what} from {uri}: {e:#}")))?;
         if let Some(parent) = dir.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
                 .map_err(|e| ServeError::Model(e.to_string()))?;
         }
-        tokio::fs::rename(&staging, &dir)
+        tokio::fs::rename(&staging, dir)
             .await
             .map_err(|e| ServeError::Model(e.to_string()))?;
-        Ok(dir)
+        Ok(dir.to_path_buf())
     }
-}
 
-impl HttpRegistry {
     /// Copies every file under the proxied artifact path `root` into `into`.
     async fn download_tree(&self, root: &str, into: &Path) -> Result<()> {
         let mut pending = vec![String::new()];

@@ -1789,3 +1789,111 @@ fn the_loop_retrains_on_an_alert_and_promotes_only_a_better_challenger() {
 fn the_loop_keeps_the_champion_when_the_challenger_is_worse() {
     loop_turn(false);
 }
+
+/// Logs and registers a scikit-learn pipeline with the real mlflow client on the server at
+/// `url`, as MLflow users do (`registered_model_name`, then an alias); what it printed: the run
+/// id, a request and what `mlflow.pyfunc.load_model("models:/churn@champion").predict` answers.
+const LOG_CHURN: &str = r#"
+import json, sys
+import mlflow, mlflow.sklearn, numpy as np, pandas as pd
+from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+mlflow.set_tracking_uri(sys.argv[1])
+rng = np.random.default_rng(3)
+n = 300
+x = pd.DataFrame({"tenure": rng.integers(0, 60, n), "spend": rng.gamma(2, 30, n),
+                  "plan": rng.choice(["basic", "plus", "pro"], n)})
+y = ((x["tenure"] < 12) & (x["plan"] == "basic")) | (x["spend"] > 120)
+model = Pipeline([("prep", ColumnTransformer([("plan", OneHotEncoder(), ["plan"])], remainder="passthrough")),
+                  ("forest", RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0))]).fit(x, y)
+with mlflow.start_run() as run:
+    mlflow.sklearn.log_model(model, name="model", registered_model_name="churn",
+                             signature=infer_signature(x, model.predict(x)), input_example=x.head(5),
+                             skops_trusted_types=["sklearn.tree._tree.Tree"])
+mlflow.MlflowClient().set_registered_model_alias("churn", "champion", "1")
+rows = x.head(30)
+want = mlflow.pyfunc.load_model("models:/churn@champion").predict(rows)
+print(json.dumps({"run_id": run.info.run_id, "rows": rows.to_dict(orient="records"),
+                  "want": [bool(v) for v in want]}))
+"#;
+
+#[test]
+fn models_an_mlflow_registry_holds_serve_by_alias_and_run_natively_or_in_python_workers() {
+    let Some(python) = support::python_with_mlflow("keel serve of MLflow models") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = support::Server::start(d, 0);
+    let out = Command::new(&python)
+        .args(["-c", LOG_CHURN, &server.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logged: Value = serde_json::from_slice(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .rfind(|l| l.starts_with(b"{"))
+            .unwrap(),
+    )
+    .unwrap();
+    let run_id = logged["run_id"].as_str().unwrap();
+    let body = serde_json::json!({"dataframe_records": logged["rows"]}).to_string();
+    let python_arg = python.to_str().unwrap();
+    let cache = d.join("cache");
+    let env = [("XDG_CACHE_HOME", cache.to_str().unwrap())];
+    // By alias: converted to ONNX, checked against the model, served by keel; by run, with
+    // --no-convert: in Python workers. Both answer as mlflow.pyfunc does.
+    let runs_uri = format!("runs:/{run_id}/model");
+    let cases: [(&[&str], &str); 3] = [
+        (&["models:/churn@champion"], "keel-onnx"),
+        (
+            &[runs_uri.as_str(), "--no-convert", "--workers", "1"],
+            "python",
+        ),
+        (&["models:/churn/1", "--workers", "1"], "keel-onnx"),
+    ];
+    for (args, runtime) in cases {
+        let mut all = vec![
+            "--tracking-uri",
+            server.url.as_str(),
+            "--python",
+            python_arg,
+            "--no-log",
+        ];
+        all.extend_from_slice(args);
+        let serving = Serving::start_with_env(d, &all, &env);
+        let (status, _, answer) = post_json(&serving.addr, "/invocations", body.as_bytes());
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(status, 200, "{args:?}: {answer}");
+        assert_eq!(answer["predictions"], logged["want"], "{args:?}");
+        let (_, status) = support::http(&serving.addr, "GET", "/status", b"");
+        let status: Value = serde_json::from_slice(&status).unwrap();
+        assert_eq!(
+            status["models"][0]["deployments"][0]["runtime"], runtime,
+            "{args:?}: {status}"
+        );
+        assert_eq!(serving.stop(), 0);
+    }
+    // A run without that model is named in one line.
+    let (code, _, err) = keel_status(
+        d,
+        &[
+            "serve",
+            &format!("runs:/{run_id}/nothing"),
+            "--tracking-uri",
+            &server.url,
+            "--no-log",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the run has no model at 'nothing'"), "{err}");
+}

@@ -121,9 +121,8 @@ pub(crate) struct Checked {
 pub(crate) async fn resolve(client: &Client, model: &str) -> Result<(String, String)> {
     let spec = ModelSpec::parse(model)?;
     let name = match &spec {
-        ModelSpec::Path(p) => bail!(
-            "{} is a path: keel monitor reads a registered model's log (NAME@ALIAS, NAME/VERSION or NAME)",
-            p.display()
+        ModelSpec::Path(_) | ModelSpec::Run { .. } => bail!(
+            "{spec} is not a registered model: keel monitor reads a registered model's log (NAME@ALIAS, NAME/VERSION or NAME)"
         ),
         ModelSpec::Alias { name, .. }
         | ModelSpec::Version { name, .. }
