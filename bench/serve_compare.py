@@ -3,8 +3,7 @@
 on the same random-forest model (100 trees, depth 8, 20 features), one row per request, loaded
 by wrk at several concurrencies.
 
-Servers: keel serve (the skl2onnx export, prediction log on), keel serve on the MLflow
-scikit-learn model itself (its Python workers, `--only keel-python`), onnxruntime inside a plain
+Servers: keel serve (the skl2onnx export, prediction log on), onnxruntime inside a plain
 uvicorn app (`bench/serving/ort_app.py`), `mlflow models serve` (the scikit-learn model, one
 worker), MLServer with its scikit-learn runtime, BentoML (one worker), and an empty axum
 handler as the floor of the machine. Each is started alone, timed to its first answer, then
@@ -84,24 +83,70 @@ def load(shared, url, body_file, pid, out, duration, concs):
     return [r for r in rows if r["label"].startswith("row1_")]
 
 
-def main():
+def measure(shared, name, cmd, url, body, env, cwd, out, duration, concs):
+    """Starts one server alone, loads it and stops it; its start time and load points, or None
+    when it did not start."""
+    out.mkdir(exist_ok=True)
+    log = open(out / "server.log", "w")
+    try:
+        proc, started = start(cmd, url, Path(body).read_bytes(), env=env, cwd=cwd, log=log)
+    except Exception as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return None
+    try:
+        rows = load(shared, url, body, proc.pid, out, duration, concs)
+    finally:
+        stop(proc)
+    peak = max(r["peak_tree_rss_kib"] for r in rows) / 1024
+    print(f"{name}: start {started:.2f} s, peak {peak:.0f} MiB, " +
+          ", ".join(f"c={r['conc']}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
+                    f"{' (non-2xx ' + str(r['non2xx']) + ')' if r['non2xx'] else ''}" for r in rows), flush=True)
+    return {"start_s": round(started, 3), "points": rows}
+
+
+def print_table(results, concs, first):
+    """The Markdown table of measured servers, one column per concurrency."""
+    print()
+    print(f"| {first} | " + " | ".join(f"c={c} req/s, p50 / p99" for c in concs) + " | peak memory | start |")
+    print("|---|" + "---|" * (len(concs) + 2))
+    for name, r in results.items():
+        cells = []
+        for c in concs:
+            pt = next((x for x in r["points"] if str(x["conc"]) == c), None)
+            cells.append(f"{pt['rps']:,.0f}, {pt['p50_ms']:.2f} / {pt['p99_ms']:.2f} ms" if pt else "-")
+        peak = max(x["peak_tree_rss_kib"] for x in r["points"]) / 1024
+        print(f"| {name} | " + " | ".join(cells) + f" | {peak:.0f} MiB | {r['start_s']:.2f} s |")
+
+
+def parser():
+    """The arguments both serving benchmarks take."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", required=True, type=Path)
     ap.add_argument("--keel", required=True)
-    ap.add_argument("--empty")
     ap.add_argument("--mlserver-venv", type=Path)
     ap.add_argument("--bentoml-venv", type=Path)
     ap.add_argument("--duration", default="15s")
-    ap.add_argument("--workers", default="2", help="keel's Python workers for the MLflow model")
     ap.add_argument("--concs", default="1 8 64")
     ap.add_argument("--only", default="")
     ap.add_argument("--out", type=Path)
+    return ap
+
+
+def fixtures(shared, prefix):
+    """A work folder holding the shared fixtures (models and request bodies)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    env = dict(os.environ, KEEL_BENCH_WORK=str(work))
+    subprocess.run([sys.executable, str(shared / "make_fixtures.py")], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return work
+
+
+def main():
+    ap = parser()
+    ap.add_argument("--empty")
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
-    work = Path(tempfile.mkdtemp(prefix="keel-serve-bench-"))
-    env = dict(os.environ, KEEL_BENCH_WORK=str(work))
-    subprocess.run([sys.executable, str(a.shared / "make_fixtures.py")], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = fixtures(a.shared, "keel-serve-bench-")
     rf_onnx = work / "models/rf.onnx"
     body1 = work / "mlflow_models/body1.json"
     row = json.loads(body1.read_text())["dataframe_split"]["data"][0]
@@ -120,12 +165,6 @@ def main():
     port = free_port
     p = port()
     servers.append(("keel serve", [a.keel, "serve", str(rf_onnx), "--port", str(p), "--log-dir", str(work / "predictions")],
-                    f"http://127.0.0.1:{p}/invocations", body1, None, None))
-    # The same forest as MLflow saved it (scikit-learn, no ONNX): keel's Python workers load it
-    # with mlflow.pyfunc in this Python, and keel's front end batches requests across them.
-    p = port()
-    servers.append(("keel serve, Python workers", [a.keel, "serve", str(work / "mlflow_models/rf"), "--port", str(p),
-                    "--python", sys.executable, "--workers", str(a.workers), "--log-dir", str(work / "predictions-py")],
                     f"http://127.0.0.1:{p}/invocations", body1, None, None))
     p = port()
     servers.append(("onnxruntime + uvicorn", [sys.executable, "-m", "uvicorn", "ort_app:app", "--app-dir", str(HERE / "serving"),
@@ -170,38 +209,13 @@ def main():
 
     results = {}
     for name, cmd, url, body, senv, cwd in servers:
-        key = name.split()[0].lower().rstrip(",") + ("-python" if "Python workers" in name else "")
+        key = name.split()[0].lower()
         if only and key not in only:
             continue
-        out = work / f"out-{key}"
-        out.mkdir(exist_ok=True)
-        log = open(out / "server.log", "w")
-        try:
-            proc, started = start(cmd, url, Path(body).read_bytes(), env=senv, cwd=cwd, log=log)
-        except Exception as e:
-            print(f"{name}: {e}", file=sys.stderr)
-            continue
-        try:
-            rows = load(a.shared, url, body, proc.pid, out, a.duration, a.concs)
-        finally:
-            stop(proc)
-        results[name] = {"start_s": round(started, 3), "points": rows}
-        peak = max(r["peak_tree_rss_kib"] for r in rows) / 1024
-        print(f"{name}: start {started:.2f} s, peak {peak:.0f} MiB, " +
-              ", ".join(f"c={r['conc']}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
-                        f"{' (non-2xx ' + str(r['non2xx']) + ')' if r['non2xx'] else ''}" for r in rows), flush=True)
-
-    concs = a.concs.split()
-    print()
-    print("| server | " + " | ".join(f"c={c} req/s, p50 / p99" for c in concs) + " | peak memory | start |")
-    print("|---|" + "---|" * (len(concs) + 2))
-    for name, r in results.items():
-        cells = []
-        for c in concs:
-            pt = next((x for x in r["points"] if str(x["conc"]) == c), None)
-            cells.append(f"{pt['rps']:,.0f}, {pt['p50_ms']:.2f} / {pt['p99_ms']:.2f} ms" if pt else "-")
-        peak = max(x["peak_tree_rss_kib"] for x in r["points"]) / 1024
-        print(f"| {name} | " + " | ".join(cells) + f" | {peak:.0f} MiB | {r['start_s']:.2f} s |")
+        measured = measure(a.shared, name, cmd, url, body, senv, cwd, work / f"out-{key}", a.duration, a.concs)
+        if measured:
+            results[name] = measured
+    print_table(results, a.concs.split(), "server")
     if a.out:
         a.out.write_text(json.dumps(results, indent=1))
     shutil.rmtree(work, ignore_errors=True)

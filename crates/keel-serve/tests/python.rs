@@ -689,7 +689,9 @@ async fn python_function_models_answer_as_mlflow_pyfunc_in_every_format() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     pyfunc_models(&python, dir.path());
-    let names = ["pipeline", "forest", "boosting", "scorer"];
+    let names = [
+        "pipeline", "forest", "boosting", "xgboost", "lightgbm", "scorer",
+    ];
     let cache = tempfile::tempdir().unwrap();
     // Once with the scikit-learn models converted to ONNX (checked, then run by keel), once
     // with every model in Python workers: both must answer as MLflow does.
@@ -714,8 +716,12 @@ async fn python_function_models_answer_as_mlflow_pyfunc_in_every_format() {
             let tol = if native { 1e-5 } else { 1e-9 };
             let same_json = |g: &Value, w: &Value| same_within(g, w, tol);
             if native {
+                let converter = match name {
+                    "xgboost" | "lightgbm" => "onnxmltools",
+                    _ => "skl2onnx",
+                };
                 assert!(
-                    note.starts_with("converted to ONNX by skl2onnx"),
+                    note.starts_with(&format!("converted to ONNX by {converter}")),
                     "{name}: {note}"
                 );
                 assert!(note.contains("checked on"), "{name}: {note}");
@@ -1151,4 +1157,221 @@ async fn python_workers_that_die_raise_or_hang_are_answered_and_replaced() {
         assert!(e.contains(message), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
     }
+}
+
+/// Counts the prediction log's rows of `model` by role and reads their columns, with pyarrow.
+fn logged(python: &Path, log: &Path, model: &str) -> Value {
+    let script = format!(
+        r#"
+import glob, json, pyarrow.parquet as pq, pyarrow as pa
+files = sorted(glob.glob("{}/predictions/model={model}/hour=*/part-*.parquet"))
+t = pa.concat_tables([pq.read_table(f) for f in files])
+roles = {{}}
+for r in t.column("role").to_pylist():
+    roles[r] = roles.get(r, 0) + 1
+print(json.dumps({{"roles": roles, "columns": t.column_names,
+                  "labels": t.column("out_label").to_pylist()}}))
+"#,
+        log.display()
+    );
+    let out = Command::new(python).args(["-c", &script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_models_keep_the_prediction_log_shadow_traffic_and_feedback() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    pyfunc_models(&python, dir.path());
+    // The same model as a shadow, from a copy of its folder.
+    let shadow = dir.path().join("scorer-shadow");
+    std::fs::create_dir(&shadow).unwrap();
+    for f in std::fs::read_dir(dir.path().join("scorer")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, shadow.join(f.file_name().unwrap())).unwrap();
+    }
+    let log = tempfile::tempdir().unwrap();
+    let model = ServedModel {
+        name: "scorer".into(),
+        primary: ModelSpec::Path(dir.path().join("scorer")),
+        canary: None,
+        shadow: Some(ModelSpec::Path(shadow)),
+    };
+    let server = Server::start(vec![model], python_options(&python, 1), Some(log.path())).await;
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("scorer.json")).unwrap())
+            .unwrap();
+    let rows = record["rows"].as_array().unwrap();
+    let answers = futures::future::join_all(
+        rows.iter()
+            .map(|r| json!({"dataframe_records": [r]}))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|b| server.json("/invocations", b)),
+    )
+    .await;
+    for (i, (status, answer)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "{answer}");
+        assert!(
+            same_json(&answer["predictions"][0], &record["predictions"][i]),
+            "{answer}"
+        );
+    }
+    let (status, _, answer) = server
+        .post(
+            "/feedback",
+            "application/json",
+            json!({"request_id": "unknown-request", "ground_truth": "high"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    server.stop().await;
+    // Every request logged once as the primary's and once as the shadow's, with the model's
+    // inputs and outputs as columns.
+    let got = logged(&python, log.path(), "scorer");
+    assert_eq!(
+        got["roles"],
+        json!({"primary": rows.len(), "shadow": rows.len()}),
+        "{got}"
+    );
+    for column in [
+        "in_amount",
+        "in_items",
+        "in_member",
+        "in_region",
+        "out_score",
+        "out_label",
+    ] {
+        assert!(
+            got["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == column),
+            "{column}: {got}"
+        );
+    }
+    let mut want: Vec<String> = record["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_str().unwrap().to_string())
+        .collect();
+    want.extend(want.clone());
+    let mut labels: Vec<String> = got["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    labels.sort();
+    assert_eq!(labels, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtualenv_is_built_once_from_the_models_requirements_and_reused() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    pyfunc_models(&python, dir.path());
+    let envs = tempfile::tempdir().unwrap();
+    let mut options = python_options(&python, 1).python;
+    options.env_manager = keel_serve::python::EnvManager::Virtualenv;
+    // The environment is built from the venv's own Python (the model asks for its version).
+    options.env_cache = envs.path().to_path_buf();
+    let timeout = std::time::Duration::from_secs(30);
+    let scorer = dir.path().join("scorer");
+    let p = keel_serve::predictor::Predictor::open(&scorer, &options, timeout)
+        .await
+        .unwrap();
+    assert_eq!(p.runtime(), "python");
+    let built: Vec<PathBuf> = std::fs::read_dir(envs.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(built.len(), 1, "{built:?}");
+    let interpreter = p.python().unwrap().python.clone();
+    assert!(
+        interpreter.starts_with(&built[0]),
+        "{}",
+        interpreter.display()
+    );
+    let marker = std::fs::metadata(built[0].join(".keel-ready"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    drop(p);
+    // Again: the same environment, not built a second time.
+    let p = keel_serve::predictor::Predictor::open(&scorer, &options, timeout)
+        .await
+        .unwrap();
+    assert_eq!(p.python().unwrap().python, interpreter);
+    assert_eq!(
+        std::fs::metadata(built[0].join(".keel-ready"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        marker
+    );
+    drop(p);
+    // A requirement the package index does not have: one line naming the step and the model.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    for f in std::fs::read_dir(&scorer).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, broken.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        broken.join("requirements.txt"),
+        "keel-no-such-package-anywhere==0.0.1\n",
+    )
+    .unwrap();
+    let e = keel_serve::predictor::Predictor::open(&broken, &options, timeout)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.contains("installing the model's requirements with pip failed"),
+        "{e}"
+    );
+    assert!(e.contains("broken"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    // uv (the test venv's, beside its Python) builds its own environment, kept apart.
+    options.env_manager = keel_serve::python::EnvManager::Uv;
+    let p = keel_serve::predictor::Predictor::open(&scorer, &options, timeout)
+        .await
+        .unwrap();
+    let by_uv = &p.python().unwrap().python;
+    assert!(
+        by_uv.starts_with(envs.path()) && *by_uv != interpreter,
+        "{}",
+        by_uv.display()
+    );
+    let server_rows: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("scorer.json")).unwrap())
+            .unwrap();
+    drop(p);
+    // What the environments' workers answer is MLflow's answer.
+    let mut o = options.clone();
+    o.env_manager = keel_serve::python::EnvManager::Virtualenv;
+    let mut serve = python_options(&python, 1);
+    serve.python = o;
+    let server = Server::start(vec![served("scorer", dir.path())], serve, None).await;
+    let (status, answer) = server
+        .json(
+            "/invocations",
+            &json!({"dataframe_records": server_rows["rows"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        same_json(&answer["predictions"], &server_rows["predictions"]),
+        "{answer}"
+    );
+    server.stop().await;
 }

@@ -221,6 +221,14 @@ fn run(model: &Path, what: &str, cmd: &mut Command) -> Result<(), ServeError> {
     }
 }
 
+/// uv from the base interpreter's own folder (a virtualenv's `bin`), else from the PATH.
+fn uv_binary(base: &Path) -> PathBuf {
+    base.parent()
+        .map(|dir| dir.join("uv"))
+        .filter(|uv| uv.is_file())
+        .unwrap_or_else(|| PathBuf::from("uv"))
+}
+
 fn build(
     model: &Path,
     manager: EnvManager,
@@ -275,7 +283,7 @@ fn build(
             run(
                 model,
                 "creating the virtual environment with uv",
-                Command::new("uv")
+                Command::new(uv_binary(base))
                     .args(["venv", "--quiet", "--python"])
                     .arg(base)
                     .arg(dir)
@@ -284,7 +292,7 @@ fn build(
             run(
                 model,
                 "installing the model's requirements with uv",
-                Command::new("uv")
+                Command::new(uv_binary(base))
                     .args(["pip", "install", "--quiet", "--python"])
                     .arg(&python)
                     .args(&packages)

@@ -114,13 +114,45 @@ impl PythonModel {
             load_timeout: options.load_timeout,
         };
         let pool = Pool::start(launch, options.workers, timeout).await?;
-        Ok(Self {
+        let model = Self {
             pool,
             signature,
             outputs: ml.outputs.clone(),
             python,
             _scratch: scratch,
-        })
+        };
+        model.answer_the_example(&ml.dir).await?;
+        Ok(model)
+    }
+
+    /// Sends the model's serving input example (`serving_input_example.json`, which MLflow
+    /// writes beside an input example) through keel's checks and a worker: a model that
+    /// cannot answer it is not served. Without an example, a worker that loaded the model is
+    /// the proof it is ready.
+    async fn answer_the_example(&self, dir: &std::path::Path) -> Result<(), ServeError> {
+        let path = dir.join("serving_input_example.json");
+        let Ok(body) = std::fs::read(&path) else {
+            return Ok(());
+        };
+        let input = match crate::mlflow::parse_json(&body, &crate::payload::ColumnNames::default())
+        {
+            Ok(input) => input,
+            Err(e) => {
+                tracing::debug!(example = %path.display(), error = %e, "an input example keel does not read; not sent");
+                return Ok(());
+            }
+        };
+        let failed = |e: ServeError| {
+            ServeError::Model(format!(
+                "{}: the model does not answer its own input example ({}): {e}",
+                dir.display(),
+                path.display()
+            ))
+        };
+        let feed = self.prepare(input).map_err(failed)?;
+        let worker = self.pool.checkout().await?;
+        self.predict(worker, &feed).await.map_err(failed)?;
+        Ok(())
     }
 
     /// The worker pool.

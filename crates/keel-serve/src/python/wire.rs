@@ -31,8 +31,6 @@ use crate::payload::{Layout, Output};
 
 /// keel asks for a prediction; the payload is an Arrow IPC stream.
 pub const PREDICT: u8 = b'P';
-/// keel asks the worker to end.
-pub const QUIT: u8 = b'Q';
 /// The worker loaded the model; the payload is JSON about it.
 pub const READY: u8 = b'R';
 /// The worker could not load the model; the payload is JSON with the reason.

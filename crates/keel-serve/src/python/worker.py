@@ -2,10 +2,10 @@
 
 keel starts this program with the model's folder and a Unix socket path to connect to. Every
 message on the socket is a frame: a 4-byte big-endian length, one byte of kind, then the
-payload. keel sends `P` (a batch of rows as an Arrow IPC stream) and `Q` (quit); the worker
-answers `A` (the predictions as an Arrow IPC stream) or `E` (a JSON error), and says `R` (JSON:
-ready, with its versions) once the model is loaded, or `F` (JSON: why it could not load it).
-The worker ends when keel closes the socket.
+payload. keel sends `P` (a batch of rows as an Arrow IPC stream); the worker answers `A` (the
+predictions as an Arrow IPC stream) or `E` (a JSON error), and says `R` (JSON: ready, with its
+versions) once the model is loaded, or `F` (JSON: why it could not load it). The worker ends
+when keel closes the socket (or kills it).
 """
 
 import json
@@ -137,7 +137,7 @@ def main():
     })
     while True:
         kind, body = receive(sock)
-        if kind is None or kind == ord("Q"):
+        if kind is None:
             return
         try:
             table = pa.ipc.open_stream(body).read_all()
