@@ -112,6 +112,10 @@ struct Shared {
     queued: AtomicUsize,
     /// Whether someone holds the model: a request's own call or the draining task.
     busy: AtomicBool,
+    /// Signalled when a job is queued (a Python model's batch waits on it for more).
+    arrived: tokio::sync::Notify,
+    /// Requests in a Python model's last call: how many the next one waits for.
+    last_call: AtomicUsize,
 }
 
 /// Counts a request in flight until dropped: when it is answered, or as it makes its own call.
@@ -137,6 +141,8 @@ impl Batcher {
                 queue: Mutex::new(VecDeque::new()),
                 queued: AtomicUsize::new(0),
                 busy: AtomicBool::new(false),
+                arrived: tokio::sync::Notify::new(),
+                last_call: AtomicUsize::new(0),
             }),
         }
     }
@@ -243,6 +249,7 @@ impl Shared {
             queue.push_back(job);
             self.queued.store(queue.len(), Ordering::SeqCst);
         }
+        self.arrived.notify_one();
         self.hand_off();
         Ok(())
     }
@@ -305,6 +312,31 @@ impl Shared {
         // Requests whose client has gone (timed out) are not worth computing.
         jobs.retain(|j| j.reply.as_ref().is_none_or(|r| !r.is_closed()));
         jobs
+    }
+
+    /// A Python model's call costs milliseconds whatever its rows, so its batch waits, up to
+    /// `max_delay` from its first request's arrival, for as many requests as the last call
+    /// carried: clients answered together come back together, and a call taken before they
+    /// all arrived would leave the rest waiting a whole call. A lone client (a last call of
+    /// one) waits for nothing.
+    async fn gather_more(&self, jobs: &mut Vec<Job>) {
+        let expected = self.last_call.load(Ordering::Relaxed);
+        let Some(first) = jobs.first() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::from_std(first.tag.received + self.config.max_delay);
+        let mut rows: usize = jobs.iter().map(|j| j.feed.rows()).sum();
+        while jobs.len() < expected && rows < self.config.max_batch {
+            let arrived = self.arrived.notified();
+            self.take(jobs, &mut rows);
+            if jobs.len() >= expected || rows >= self.config.max_batch {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                self.take(jobs, &mut rows);
+                break;
+            }
+        }
     }
 
     /// Runs a batch: requests whose feeds stack in one call, the rest one by one.
@@ -504,6 +536,8 @@ impl Held {
                 model.pool().give_back(worker);
                 continue;
             }
+            self.0.gather_more(&mut jobs).await;
+            self.0.last_call.store(jobs.len(), Ordering::Relaxed);
             // Requests on a worker are no longer waited for by the next batch's gathering.
             for job in &mut jobs {
                 job.admission = None;

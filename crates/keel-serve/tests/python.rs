@@ -1135,7 +1135,16 @@ async fn python_workers_that_die_raise_or_hang_are_answered_and_replaced() {
     server.stop().await;
 
     // Models that cannot be served say what and where, in one line.
+    // A model its worker cannot load: the pickled model is not a pickle.
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    for f in std::fs::read_dir(dir.path().join("scorer")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, corrupt.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(corrupt.join("python_model.pkl"), b"not a pickle").unwrap();
     let refusals = [
+        (corrupt.clone(), python.clone(), "cannot load"),
         (
             dir.path().join("unsigned"),
             python.clone(),
