@@ -29,6 +29,7 @@ error_codes! {
     MalformedRequest => ("MALFORMED_REQUEST", 400),
     InvalidState => ("INVALID_STATE", 500),
     PermissionDenied => ("PERMISSION_DENIED", 403),
+    Unauthenticated => ("UNAUTHENTICATED", 401),
     RequestLimitExceeded => ("REQUEST_LIMIT_EXCEEDED", 429),
     ResourceAlreadyExists => ("RESOURCE_ALREADY_EXISTS", 400),
     ResourceDoesNotExist => ("RESOURCE_DOES_NOT_EXIST", 404),

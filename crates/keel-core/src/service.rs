@@ -465,6 +465,103 @@ impl DataStore for Service {
     }
 }
 
+/// A username keel accepts: 1 to 256 characters, none of them a control character, a colon
+/// (HTTP Basic credentials split at the first one) or whitespace at either end.
+fn username(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("Username and password cannot be empty."));
+    }
+    validate::length("username", name, 256)?;
+    if name.chars().any(|c| c.is_control() || c == ':') || name.trim() != name {
+        return Err(Error::invalid(format!(
+            "Invalid value '{name}' for parameter 'username': a username may not hold ':', control characters or surrounding spaces"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl crate::auth::AuthStore for Service {
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: Option<&str>,
+        is_admin: bool,
+    ) -> Result<crate::auth::User> {
+        username(name)?;
+        self.store.create_user(name, password_hash, is_admin).await
+    }
+    async fn user_credentials(
+        &self,
+        name: &str,
+    ) -> Result<Option<(crate::auth::User, Option<String>)>> {
+        self.store.user_credentials(name).await
+    }
+    async fn get_user(&self, name: &str) -> Result<crate::auth::User> {
+        self.store.get_user(name).await
+    }
+    async fn list_users(&self) -> Result<Vec<crate::auth::User>> {
+        self.store.list_users().await
+    }
+    async fn update_user_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        self.store.update_user_password(name, password_hash).await
+    }
+    async fn update_user_admin(&self, name: &str, is_admin: bool) -> Result<()> {
+        self.store.update_user_admin(name, is_admin).await
+    }
+    async fn delete_user(&self, name: &str) -> Result<()> {
+        self.store.delete_user(name).await
+    }
+    async fn count_users(&self) -> Result<u64> {
+        self.store.count_users().await
+    }
+    async fn put_grant(
+        &self,
+        resource: &crate::auth::Resource,
+        name: &str,
+        permission: crate::auth::Permission,
+        mode: crate::auth::GrantWrite,
+    ) -> Result<crate::auth::Grant> {
+        if let crate::auth::Resource::Experiment(id) = resource {
+            validate::experiment_id(id)?;
+        }
+        self.store.put_grant(resource, name, permission, mode).await
+    }
+    async fn get_grant(
+        &self,
+        resource: &crate::auth::Resource,
+        name: &str,
+    ) -> Result<crate::auth::Grant> {
+        self.store.get_grant(resource, name).await
+    }
+    async fn delete_grant(&self, resource: &crate::auth::Resource, name: &str) -> Result<()> {
+        self.store.delete_grant(resource, name).await
+    }
+    async fn resolve(
+        &self,
+        user_id: i64,
+        subject: &crate::auth::Subject,
+    ) -> Result<Option<(crate::auth::Resource, Option<crate::auth::Permission>)>> {
+        self.store.resolve(user_id, subject).await
+    }
+    async fn list_grants(&self, name: &str) -> Result<Vec<crate::auth::Grant>> {
+        self.store.list_grants(name).await
+    }
+    async fn create_token(&self, token: crate::auth::NewToken) -> Result<crate::auth::AccessToken> {
+        validate::length("name", &token.name, 256)?;
+        self.store.create_token(token).await
+    }
+    async fn token(&self, id: &str) -> Result<Option<(crate::auth::AccessToken, String)>> {
+        self.store.token(id).await
+    }
+    async fn list_tokens(&self, user_id: i64) -> Result<Vec<crate::auth::AccessToken>> {
+        self.store.list_tokens(user_id).await
+    }
+    async fn revoke_token(&self, id: &str, user_id: Option<i64>) -> Result<()> {
+        self.store.revoke_token(id, user_id).await
+    }
+}
+
 #[async_trait::async_trait]
 impl MetadataStore for Service {
     async fn ping(&self) -> Result<()> {

@@ -40,6 +40,8 @@ impl<T> Page<T> {
 
 #[derive(Debug, Clone, Default)]
 pub struct SearchExperiments {
+    /// Only the experiments this user may read, when set.
+    pub reader: Option<crate::auth::Reader>,
     pub view: ViewType,
     pub filter: Vec<Clause<experiments::Key>>,
     pub order_by: Vec<Order<experiments::Key>>,
@@ -59,6 +61,8 @@ pub struct SearchRuns {
 
 #[derive(Debug, Clone, Default)]
 pub struct SearchRegistry {
+    /// Only the registered models (and their versions) this user may read, when set.
+    pub reader: Option<crate::auth::Reader>,
     pub filter: Vec<Clause<registry::Key>>,
     pub order_by: Vec<Order<registry::Key>>,
     pub max_results: usize,
@@ -334,7 +338,14 @@ pub trait DataStore: Send + Sync {
 /// the module of its entity.
 #[async_trait::async_trait]
 pub trait MetadataStore:
-    ExperimentStore + RunStore + LoggedModelStore + RegistryStore + ImportStore + DataStore + 'static
+    ExperimentStore
+    + RunStore
+    + LoggedModelStore
+    + RegistryStore
+    + ImportStore
+    + DataStore
+    + crate::auth::AuthStore
+    + 'static
 {
     /// Cheap liveness check of the backing database.
     async fn ping(&self) -> Result<()>;

@@ -8,6 +8,7 @@
 //! their own.
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod metrics;
 mod ui;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub meta: Arc<dyn MetadataStore>,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub metrics: Arc<metrics::HttpMetrics>,
+    /// Authentication and permissions, when the server was started with them.
+    pub auth: Option<Arc<auth::Auth>>,
 }
 
 impl AppState {
@@ -46,6 +49,15 @@ impl AppState {
             meta,
             artifacts,
             metrics: Arc::new(metrics),
+            auth: None,
+        }
+    }
+
+    /// This state with authentication and permissions on.
+    pub fn with_auth(self, auth: auth::Auth) -> Self {
+        AppState {
+            auth: Some(Arc::new(auth)),
+            ..self
         }
     }
 }
@@ -54,6 +66,10 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     api::router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(wire::MAX_JSON_BODY))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -127,6 +127,7 @@ async fn experiments_behave_as_on_sqlite() {
         },
         max_results: max,
         offset,
+        reader: None,
     };
     let page = store
         .search_experiments(q("name LIKE 'exp-%'", "name DESC", 2, 0))

@@ -55,6 +55,39 @@ pub struct Client {
     local: bool,
 }
 
+/// The credentials the mlflow client reads from the environment, as an `Authorization` value:
+/// `MLFLOW_TRACKING_TOKEN` (Bearer), else `MLFLOW_TRACKING_USERNAME` and
+/// `MLFLOW_TRACKING_PASSWORD` (Basic).
+pub fn env_credentials() -> Option<String> {
+    use base64::Engine as _;
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(token) = var("MLFLOW_TRACKING_TOKEN") {
+        return Some(format!("Bearer {token}"));
+    }
+    let (user, password) = (
+        var("MLFLOW_TRACKING_USERNAME")?,
+        var("MLFLOW_TRACKING_PASSWORD")?,
+    );
+    Some(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    ))
+}
+
+/// An HTTP client sending `authorization` with every request, when given.
+fn http_client(authorization: Option<String>) -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(value) = authorization {
+        let mut value = reqwest::header::HeaderValue::from_str(&value)
+            .context("the tracking credentials hold characters a header cannot carry")?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
+}
+
 impl Client {
     pub fn new(tracking_uri: &str) -> Result<Self> {
         let base = tracking_uri.trim_end_matches('/').to_string();
@@ -63,8 +96,19 @@ impl Client {
         }
         Ok(Client {
             base,
-            http: reqwest::Client::builder().build()?,
+            http: http_client(env_credentials())?,
             local: false,
+        })
+    }
+
+    /// This client, sending `token` as its Bearer credential when given.
+    pub fn with_token(self, token: Option<&str>) -> Result<Self> {
+        let Some(token) = token else {
+            return Ok(self);
+        };
+        Ok(Client {
+            http: http_client(Some(format!("Bearer {token}")))?,
+            ..self
         })
     }
 

@@ -45,6 +45,21 @@ pub struct ServeFile {
     pub no_convert: Option<bool>,
 }
 
+/// The `[auth]` table of `keel.toml`: whether `keel server` asks who is calling, and how.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// Turns authentication and permissions on (`--auth`, `KEEL_AUTH`).
+    pub enabled: Option<bool>,
+    /// What users may do where they hold no grant: READ, USE, EDIT, MANAGE or NO_PERMISSIONS.
+    pub default_permission: Option<String>,
+    /// A file holding the first admin's username and password (`username:password`), read
+    /// when no user exists yet (a mounted Kubernetes secret, say).
+    pub admin_file: Option<PathBuf>,
+    /// The `Host` header values the server answers (`--allowed-hosts`).
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
 /// The `[store]` table of `keel.toml`: the metadata database and artifact store every command
 /// opens, or the keel server it works with instead.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
@@ -63,6 +78,7 @@ pub struct Settings {
     /// The server the store commands work with instead of the local stores.
     pub tracking_uri: Option<String>,
     pub serve: ServeFile,
+    pub auth: AuthFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +87,7 @@ struct FileRoot {
     store: Option<StoreFile>,
     server: Option<FileSettings>,
     serve: Option<ServeFile>,
+    auth: Option<AuthFile>,
     #[serde(flatten)]
     top: FileSettings,
 }
@@ -157,6 +174,7 @@ fn parse(text: &str) -> Result<Settings> {
         server,
         tracking_uri: store.tracking_uri,
         serve: root.serve.unwrap_or_default(),
+        auth: root.auth.unwrap_or_default(),
     })
 }
 

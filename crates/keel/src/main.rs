@@ -6,6 +6,8 @@
 #![cfg_attr(not(feature = "full"), allow(dead_code))]
 
 mod args;
+#[cfg(feature = "full")]
+mod auth;
 mod client;
 #[cfg(feature = "full")]
 mod commands;
@@ -80,6 +82,14 @@ enum Command {
     #[command(subcommand)]
     Models(commands::ModelsCmd),
     #[cfg(feature = "full")]
+    /// Users of `keel server --auth`, in the metadata database.
+    #[command(subcommand)]
+    Users(auth::UsersCmd),
+    #[cfg(feature = "full")]
+    /// Access tokens of `keel server --auth` users, in the metadata database.
+    #[command(subcommand)]
+    Tokens(auth::TokensCmd),
+    #[cfg(feature = "full")]
     /// The metadata database's schema.
     #[command(subcommand)]
     Db(db::DbCmd),
@@ -121,6 +131,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Models(cmd) => commands::models(cmd).await,
         #[cfg(feature = "full")]
         Command::Db(cmd) => db::command(cmd).await,
+        #[cfg(feature = "full")]
+        Command::Users(cmd) => auth::users(cmd).await,
+        #[cfg(feature = "full")]
+        Command::Tokens(cmd) => auth::tokens(cmd).await,
         #[cfg(feature = "full")]
         Command::Import(a) => transfer::cli::import(a).await,
         #[cfg(feature = "full")]

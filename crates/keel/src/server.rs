@@ -26,6 +26,29 @@ pub(crate) struct ServerArgs {
     /// on its schedule, with its gauges on /metrics (repeatable).
     #[arg(long = "monitor", value_name = "FILE")]
     pub(crate) monitor: Vec<PathBuf>,
+    /// Ask who is calling: users with passwords or access tokens, and their permissions on
+    /// experiments and registered models (MLflow's basic-auth API) [`[auth] enabled`].
+    #[arg(long, env = "KEEL_AUTH")]
+    pub(crate) auth: bool,
+    /// Listen on an address other machines reach without --auth: anyone who reaches it may
+    /// read and change everything.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+    /// With --auth: what users may do where they hold no grant (READ, USE, EDIT, MANAGE or
+    /// NO_PERMISSIONS) [default: READ].
+    #[arg(long, env = "KEEL_DEFAULT_PERMISSION")]
+    pub(crate) default_permission: Option<String>,
+    /// With --auth: the first admin's username, created when no user exists yet.
+    #[arg(long, env = "KEEL_ADMIN_USERNAME")]
+    pub(crate) admin_username: Option<String>,
+    /// With --auth: the first admin's password (there is no default password). Give it through
+    /// the environment rather than the command line, which other users of the machine can see.
+    #[arg(long, env = "KEEL_ADMIN_PASSWORD", hide_env_values = true)]
+    pub(crate) admin_password: Option<String>,
+    /// With --auth: a file holding `username:password` of the first admin, read when no user
+    /// exists yet (a mounted Kubernetes secret, say).
+    #[arg(long, env = "KEEL_ADMIN_FILE")]
+    pub(crate) admin_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) stores: LocalStores,
 }
@@ -42,7 +65,32 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
         .iter()
         .map(|p| crate::monitor::watch::read(p))
         .collect::<Result<Vec<_>>>()?;
+    let file = a.stores.file.read()?.auth;
+    let auth_on = a.auth || file.enabled.unwrap_or(false);
+    if !auth_on && !a.insecure && !crate::auth::is_loopback(&settings.host) {
+        anyhow::bail!(
+            "keel server would listen on {} without authentication: anyone who reaches it could read and change everything. Start it with --auth (users, permissions and tokens), or with --insecure to accept that",
+            settings.host
+        );
+    }
     let stores = crate::stores::open_local(&settings).await?;
+    let auth = match auth_on {
+        true => Some(
+            crate::auth::server_auth(
+                &stores.meta,
+                a.default_permission
+                    .as_deref()
+                    .or(file.default_permission.as_deref()),
+                crate::auth::FirstAdmin {
+                    file: a.admin_file.as_deref().or(file.admin_file.as_deref()),
+                    username: a.admin_username.as_deref(),
+                    password: a.admin_password.as_deref(),
+                },
+            )
+            .await?,
+        ),
+        false => None,
+    };
     let listener = tokio::net::TcpListener::bind((settings.host.as_str(), settings.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
@@ -52,6 +100,18 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
     let _ = writeln!(out, "keel server listening on http://{addr}");
     let _ = writeln!(out, "  metadata:  {}", settings.db);
     let _ = writeln!(out, "  artifacts: {}", stores.artifacts.root_uri());
+    match &auth {
+        Some(a) => {
+            let _ = writeln!(
+                out,
+                "  auth:      on (default permission {})",
+                a.config.default_permission.name()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  auth:      off");
+        }
+    }
     let _ = out.flush();
     drop(out);
     let gauges = Arc::new(MonitorGauges::default());
@@ -60,15 +120,19 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
             gauges.register(r);
         }
     });
-    let state =
+    let mut state =
         keel_server::AppState::with_metrics(stores.meta.clone(), stores.artifacts.clone(), metrics);
+    let internal = auth.as_ref().map(|a| a.internal_token().to_string());
+    if let Some(auth) = auth {
+        state = state.with_auth(auth);
+    }
     // Each watched model's checks go through this server's own API, as a client's would.
     for (file, origin) in watched {
         let local = Stores::Local(crate::transfer::Target {
             meta: stores.meta.clone(),
             artifacts: stores.artifacts.clone(),
         });
-        let client = Client::local(&format!("http://{addr}"))?;
+        let client = Client::local(&format!("http://{addr}"))?.with_token(internal.as_deref())?;
         let gauges = gauges.clone();
         tokio::spawn(async move {
             if let Err(e) =

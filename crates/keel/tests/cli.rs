@@ -255,3 +255,144 @@ fn the_store_table_of_the_settings_file_points_every_store_command_at_its_stores
         .collect();
     assert_eq!(names, vec![json!("sent")]);
 }
+
+/// Runs `keel` in `dir` with `stdin` as its standard input, without the environment's auth
+/// settings.
+fn keel_in(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KEEL_CONFIG")
+        .env_remove("KEEL_AUTH")
+        .env_remove("KEEL_ADMIN_USERNAME")
+        .env_remove("KEEL_ADMIN_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run keel");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_server_is_open_only_on_loopback_and_never_without_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Reachable from elsewhere without --auth: refused, in one line naming the way out.
+    let (ok, _, err) = keel_in(d, &["server", "--host", "0.0.0.0", "--port", "0"], "");
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("0.0.0.0") && err.contains("--auth") && err.contains("--insecure"));
+    // Auth on and nobody to sign in as: refused (there is no default password), from the
+    // settings file's [auth] table as from the flag.
+    std::fs::write(d.join("keel.toml"), "[auth]\nenabled = true\n").unwrap();
+    let (ok, _, err) = keel_in(d, &["server", "--port", "0"], "");
+    assert!(!ok);
+    assert!(
+        err.contains("KEEL_ADMIN_USERNAME") && err.contains("keel users create"),
+        "{err}"
+    );
+    std::fs::remove_file(d.join("keel.toml")).unwrap();
+    let (ok, _, err) = keel_in(
+        d,
+        &[
+            "server",
+            "--auth",
+            "--default-permission",
+            "WRITE",
+            "--port",
+            "0",
+        ],
+        "",
+    );
+    assert!(
+        !ok && err.contains("--default-permission") && err.contains("'WRITE'"),
+        "{err}"
+    );
+    // The operator makes the first admin and a read-only token in the database.
+    let (ok, out, err) = keel_in(d, &["users", "create", "ann", "--admin"], "ann-secret\n");
+    assert!(ok, "{err}");
+    assert!(out.contains("created admin user 'ann'"), "{out}");
+    let (ok, _, err) = keel_in(d, &["users", "create", "ann"], "other\n");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, out, _) = keel_in(d, &["users", "list"], "");
+    assert!(ok && out.contains("ann\tadmin"), "{out}");
+    let (ok, token, err) = keel_in(
+        d,
+        &[
+            "tokens",
+            "create",
+            "--user",
+            "ann",
+            "--name",
+            "ci",
+            "--read-only",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let token = token.trim().to_string();
+    assert!(token.starts_with("keel_"), "{token}");
+    let id = token.split('_').nth(1).unwrap().to_string();
+
+    // Now it may listen on every address.
+    let mut server = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["server", "--auth", "--host", "0.0.0.0", "--port", "0"])
+        .current_dir(d)
+        .env_remove("KEEL_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut banner,
+    )
+    .unwrap();
+    let port = banner.trim().rsplit(':').next().unwrap().to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    support::wait_ready(&format!("127.0.0.1:{port}"), "/health", "keel server");
+    let http = reqwest::Client::new();
+    let search = format!("{url}/api/2.0/mlflow/experiments/search");
+    let create = format!("{url}/api/2.0/mlflow/experiments/create");
+    let r = http.get(&search).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(&search)
+        .basic_auth("ann", Some("ann-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http.get(&search).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(&create)
+        .bearer_auth(&token)
+        .json(&json!({"name": "from-a-token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a read-only token creates");
+    let (ok, _, err) = keel_in(d, &["tokens", "revoke", &id], "");
+    assert!(ok, "{err}");
+    let r = http.get(&search).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 401, "a revoked token");
+    let (ok, out, _) = keel_in(d, &["tokens", "list", "--user", "ann"], "");
+    assert!(ok && out.contains(&id) && out.contains("revoked"), "{out}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

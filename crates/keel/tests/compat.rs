@@ -65,6 +65,74 @@ fn mlflow_client_runs_unchanged_against_keel_on_postgres() {
     run_compat(&python, dir.path(), &server.url);
 }
 
+/// The admin password the auth tests start `keel server --auth` with.
+const ADMIN_PASSWORD: &str = "first-admin-pw";
+
+#[test]
+fn mlflow_and_auth_clients_against_keel_with_auth() {
+    let test = "mlflow_and_auth_clients_against_keel_with_auth";
+    let Some(python) = support::python_with_mlflow(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("keel.db").display());
+    let artifacts = dir.path().join("artifacts").display().to_string();
+    let server = support::Server::launch_with_args(
+        dir.path(),
+        &db,
+        &artifacts,
+        &["--auth"],
+        &[
+            ("KEEL_ADMIN_USERNAME", "admin"),
+            ("KEEL_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    run_auth(&python, dir.path(), &server.url);
+}
+
+#[test]
+fn mlflow_and_auth_clients_against_keel_with_auth_on_postgres() {
+    let test = "mlflow_and_auth_clients_against_keel_with_auth_on_postgres";
+    let Some(python) = support::python_with_mlflow(test) else {
+        return;
+    };
+    let Some(schema) = support::PgSchema::create(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let artifacts = dir.path().join("artifacts").display().to_string();
+    let admin_file = dir.path().join("admin");
+    std::fs::write(&admin_file, format!("admin:{ADMIN_PASSWORD}\n")).unwrap();
+    let server = support::Server::launch_with_args(
+        dir.path(),
+        &schema.url,
+        &artifacts,
+        &["--auth", "--admin-file", admin_file.to_str().unwrap()],
+        &[],
+    );
+    run_auth(&python, dir.path(), &server.url);
+}
+
+fn run_auth(python: &std::path::Path, dir: &std::path::Path, url: &str) {
+    let script = support::workspace().join("tests/compat/mlflow_auth_compat.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .env("MLFLOW_TRACKING_URI", url)
+        .env("KEEL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("PYTHONWARNINGS", "ignore")
+        .current_dir(dir)
+        .output()
+        .expect("run the auth script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("checks passed"),
+        "auth script failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    println!("{}", stdout.lines().last().unwrap_or_default());
+}
+
 #[test]
 fn the_web_ui_shows_what_the_mlflow_client_logged() {
     let test = "the_web_ui_shows_what_the_mlflow_client_logged";

@@ -1,5 +1,7 @@
 //! `experiments/*`.
 
+use crate::auth::{Caller, reader_of};
+use axum::Extension;
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
@@ -176,8 +178,13 @@ pub(super) fn view(v: Option<&str>) -> Result<ViewType, Error> {
     }
 }
 
-async fn search(State(s): State<AppState>, Msg { body, .. }: Msg<Search>) -> ApiResult<Response> {
+async fn search(
+    State(s): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Msg { body, .. }: Msg<Search>,
+) -> ApiResult<Response> {
     let q = SearchExperiments {
+        reader: reader_of("experiment", caller.as_ref(), s.auth.as_ref()),
         view: view(body.view_type.as_deref())?,
         filter: ef::parse_filter(body.filter.as_deref().unwrap_or(""))?,
         order_by: body

@@ -1,5 +1,6 @@
 //! The routes: MLflow's REST API mounted under both of MLflow's prefixes, the artifact proxy,
-//! keel's own API (`/api/keel/v1`: datasets, chart data, alias history) and the operational endpoints.
+//! keel's own API (`/api/keel/v1`: datasets, chart data, alias history, access tokens), the auth
+//! API (MLflow's, under `/api/2.0/mlflow` and `/api/3.0/mlflow`) and the operational endpoints.
 
 mod aliases;
 mod artifacts;
@@ -53,11 +54,16 @@ async fn not_found() -> ApiError {
 }
 
 pub(crate) fn router() -> Router<AppState> {
-    let api = mlflow_api().fallback(not_found);
+    let api = mlflow_api()
+        .merge(crate::auth::routes())
+        .fallback(not_found);
+    let v3 = crate::auth::routes().fallback(not_found);
     let art = artifacts::routes().fallback(not_found);
     Router::new()
         .nest("/api/2.0/mlflow", api.clone())
         .nest("/ajax-api/2.0/mlflow", api)
+        .nest("/api/3.0/mlflow", v3.clone())
+        .nest("/ajax-api/3.0/mlflow", v3)
         .nest("/api/2.0/mlflow-artifacts", art.clone())
         .nest("/ajax-api/2.0/mlflow-artifacts", art)
         .nest(
@@ -65,6 +71,7 @@ pub(crate) fn router() -> Router<AppState> {
             datasets::routes()
                 .merge(charts::routes())
                 .merge(aliases::routes())
+                .merge(crate::auth::token_routes())
                 .fallback(not_found),
         )
         .merge(ops::routes())

@@ -1,5 +1,7 @@
 //! `registered-models/*` and `model-versions/*`.
 
+use crate::auth::{Caller, reader_of};
+use axum::Extension;
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
@@ -129,8 +131,10 @@ fn search_query(
     versions: bool,
     default_max: i64,
     limit: i64,
+    reader: Option<keel_core::auth::Reader>,
 ) -> Result<SearchRegistry, Error> {
     Ok(SearchRegistry {
+        reader,
         filter: rf::parse_filter(body.filter.as_deref().unwrap_or(""), versions)?,
         order_by: body
             .order_by
@@ -152,8 +156,10 @@ struct ModelsResp {
 
 async fn search_models(
     State(s): State<AppState>,
+    caller: Option<Extension<Caller>>,
     Msg { body, .. }: Msg<Req>,
 ) -> ApiResult<Response> {
+    let reader = reader_of("registered_model", caller.as_ref(), s.auth.as_ref());
     let p = s
         .meta
         .search_registered_models(search_query(
@@ -161,6 +167,7 @@ async fn search_models(
             false,
             100,
             validate::MAX_RESULTS_REGISTRY,
+            reader,
         )?)
         .await?;
     Ok(json(&ModelsResp {
@@ -335,11 +342,13 @@ async fn delete_version(
 
 async fn search_versions(
     State(s): State<AppState>,
+    caller: Option<Extension<Caller>>,
     Msg { body, .. }: Msg<Req>,
 ) -> ApiResult<Response> {
+    let reader = reader_of("registered_model", caller.as_ref(), s.auth.as_ref());
     let p = s
         .meta
-        .search_model_versions(search_query(&body, true, 10_000, 200_000)?)
+        .search_model_versions(search_query(&body, true, 10_000, 200_000, reader)?)
         .await?;
     Ok(json(&VersionsResp {
         model_versions: p.items,

@@ -35,4 +35,9 @@ pub const MIGRATIONS: Migrations = &[
         "data validations",
         include_str!("../../migrations/postgres/0006_data_validations.sql"),
     ),
+    (
+        7,
+        "auth",
+        include_str!("../../migrations/postgres/0007_auth.sql"),
+    ),
 ];

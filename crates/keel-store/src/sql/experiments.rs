@@ -177,6 +177,9 @@ impl ExperimentStore for SqlStore {
             ViewType::All => sql.push(""),
         };
         search::experiment_where(&mut sql, &q.filter);
+        if let Some(reader) = &q.reader {
+            super::auth::push_readable(&mut sql, "experiment", "e.experiment_id", reader);
+        }
         sql.push(" ORDER BY ")
             .push(&search::experiment_order(&q.order_by));
         let (ids, more) = paging::page_ids::<i64>(&mut c, sql, q.max_results, q.offset).await?;

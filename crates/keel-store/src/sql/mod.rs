@@ -1,6 +1,7 @@
 //! The metadata store written once for both SQL dialects: each module holds one entity's
 //! statements, row mapping and messages, over the primitive in [`crate::db`].
 
+pub(crate) mod auth;
 mod data;
 pub(crate) mod experiments;
 mod import;

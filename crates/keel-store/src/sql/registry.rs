@@ -382,6 +382,9 @@ impl RegistryStore for SqlStore {
         let mut sql = c.sql();
         sql.push("SELECT m.name FROM registered_models m WHERE 1 = 1");
         search::registry_where(&mut sql, &q.filter, false);
+        if let Some(reader) = &q.reader {
+            super::auth::push_readable(&mut sql, "registered_model", "m.name", reader);
+        }
         sql.push(" ORDER BY ")
             .push(&search::registry_order(&q.order_by, false));
         let (names, more) =
@@ -650,6 +653,9 @@ impl RegistryStore for SqlStore {
             "SELECT {VERSION_COLUMNS} FROM model_versions v WHERE 1 = 1"
         ));
         search::registry_where(&mut sql, &q.filter, true);
+        if let Some(reader) = &q.reader {
+            super::auth::push_readable(&mut sql, "registered_model", "v.name", reader);
+        }
         sql.push(" ORDER BY ")
             .push(&search::registry_order(&q.order_by, true));
         paging::limit(&mut sql, q.max_results, q.offset);

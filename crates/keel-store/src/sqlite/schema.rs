@@ -34,4 +34,9 @@ pub const MIGRATIONS: Migrations = &[
         "data validations",
         include_str!("../../migrations/sqlite/0006_data_validations.sql"),
     ),
+    (
+        7,
+        "auth",
+        include_str!("../../migrations/sqlite/0007_auth.sql"),
+    ),
 ];

@@ -41,8 +41,31 @@ impl Server {
         artifacts: &str,
         env: &[(&str, &str)],
     ) -> Server {
+        Server::launch_on(dir, port, db, artifacts, &[], env)
+    }
+
+    /// [`Server::launch`] on any free port with extra arguments (`--auth`, say).
+    pub fn launch_with_args(
+        dir: &Path,
+        db: &str,
+        artifacts: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::launch_on(dir, 0, db, artifacts, args, env)
+    }
+
+    fn launch_on(
+        dir: &Path,
+        port: u16,
+        db: &str,
+        artifacts: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
             .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(args)
             .arg("--db")
             .arg(db)
             .arg("--artifacts")

@@ -1,0 +1,560 @@
+//! Users, their grants on experiments and registered models, and their access tokens, with
+//! the messages of MLflow's basic-auth store; and the readability predicate searches add when
+//! they answer for one user.
+
+use keel_core::auth::{
+    AccessToken, AuthStore, Grant, GrantWrite, NewToken, Permission, Reader, Resource, Subject,
+    TokenScope, User,
+};
+use keel_core::{Error, Result, now_millis, validate};
+
+use super::SqlStore;
+use crate::db::{Bind, Conn, Row, Sql};
+
+const USER_COLUMNS: &str = "id, username, is_admin, password_hash IS NULL";
+const TOKEN_COLUMNS: &str = "t.id, t.user_id, u.username, t.name, t.scope, t.creation_time, t.expiration_time, t.revoked_time";
+
+fn user_not_found(username: &str) -> Error {
+    Error::not_found(format!("User with username={username} not found"))
+}
+
+/// A `users` row selected with [`USER_COLUMNS`] first.
+fn user(r: &Row) -> Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        is_admin: r.get(2)?,
+        is_service: r.get(3)?,
+    })
+}
+
+/// A token row selected with [`TOKEN_COLUMNS`] first.
+fn token(r: &Row) -> Result<AccessToken> {
+    let scope: String = r.get(4)?;
+    Ok(AccessToken {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        username: r.get(2)?,
+        name: r.get(3)?,
+        scope: serde_json::from_str::<TokenScope>(&scope)
+            .map_err(|e| Error::internal(format!("stored token scope is not JSON: {e}")))?,
+        creation_time: r.get(5)?,
+        expiration_time: r.get(6)?,
+        revoked_time: r.get(7)?,
+    })
+}
+
+/// Where grants on a kind of resource live.
+struct Target {
+    table: &'static str,
+    column: &'static str,
+    key: Bind,
+    /// A statement counting the resource (1 when it exists).
+    exists: &'static str,
+}
+
+fn target(resource: &Resource) -> Result<Target> {
+    Ok(match resource {
+        Resource::Experiment(id) => Target {
+            table: "experiment_permissions",
+            column: "experiment_id",
+            key: Bind::I64(validate::experiment_id(id)?),
+            exists: "SELECT count(*) FROM experiments WHERE experiment_id = ?",
+        },
+        Resource::RegisteredModel(name) => Target {
+            table: "registered_model_permissions",
+            column: "name",
+            key: Bind::Str(name.clone()),
+            exists: "SELECT count(*) FROM registered_models WHERE name = ?",
+        },
+    })
+}
+
+fn resource_not_found(resource: &Resource) -> Error {
+    match resource {
+        Resource::Experiment(id) => Error::not_found(format!("No Experiment with id={id} exists")),
+        Resource::RegisteredModel(name) => {
+            Error::not_found(format!("Registered Model with name={name} not found"))
+        }
+    }
+}
+
+fn grant_not_found(resource: &Resource, username: &str) -> Error {
+    match resource {
+        Resource::Experiment(id) => Error::not_found(format!(
+            "Experiment permission with experiment_id={id} and username={username} not found"
+        )),
+        Resource::RegisteredModel(name) => Error::not_found(format!(
+            "Registered model permission with name={name} and username={username} not found"
+        )),
+    }
+}
+
+fn grant_exists(resource: &Resource, username: &str) -> Error {
+    match resource {
+        Resource::Experiment(id) => Error::already_exists(format!(
+            "Experiment permission (experiment_id={id}, username={username}) already exists"
+        )),
+        Resource::RegisteredModel(name) => Error::already_exists(format!(
+            "Registered model permission (name={name}, username={username}) already exists"
+        )),
+    }
+}
+
+/// The id of `username`, or `RESOURCE_DOES_NOT_EXIST`.
+async fn user_id(c: &mut Conn<'_>, username: &str) -> Result<i64> {
+    let sql = c
+        .stmt("SELECT id FROM users WHERE username = ?")
+        .arg(username);
+    c.value(sql).await?.ok_or_else(|| user_not_found(username))
+}
+
+/// Whether the stored text names a level; an unknown one reads as none.
+fn stored_permission(text: &str) -> Permission {
+    Permission::parse(text).unwrap_or(Permission::NoPermissions)
+}
+
+/// Appends to a search's `WHERE` clause: only the resources whose key (the column `key`, an
+/// experiment id or a model name) `reader` may read. A user's own grant decides; without one,
+/// the default permission does; a token's scope narrows that to the keys it lists.
+pub(crate) fn push_readable(sql: &mut Sql, resource_kind: &str, key: &str, reader: &Reader) {
+    let experiment = resource_kind == "experiment";
+    if let Some(only) = &reader.only {
+        let keys: Vec<Bind> = only
+            .iter()
+            .filter_map(|k| match experiment {
+                true => k.parse::<i64>().ok().map(Bind::I64),
+                false => Some(Bind::Str(k.clone())),
+            })
+            .collect();
+        if keys.is_empty() {
+            sql.push(" AND 1 = 0");
+        } else {
+            sql.push(&format!(" AND {key} IN ("));
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(k);
+            }
+            sql.push(")");
+        }
+    }
+    if reader.admin {
+        return;
+    }
+    let (table, column) = match experiment {
+        true => ("experiment_permissions", "experiment_id"),
+        false => ("registered_model_permissions", "name"),
+    };
+    let readable: Vec<String> = Permission::ALL
+        .iter()
+        .filter(|p| p.allows(Permission::Read))
+        .map(|p| format!("'{}'", p.name()))
+        .collect();
+    sql.push(&format!(
+        " AND (EXISTS (SELECT 1 FROM {table} g WHERE g.{column} = {key} AND g.user_id = "
+    ))
+    .bind(reader.user_id)
+    .push(&format!(" AND g.permission IN ({}))", readable.join(", ")))
+    .push(" OR (")
+    .bind(reader.default_read)
+    .push(&format!(
+        " AND NOT EXISTS (SELECT 1 FROM {table} g WHERE g.{column} = {key} AND g.user_id = "
+    ))
+    .bind(reader.user_id)
+    .push(")))");
+}
+
+#[async_trait::async_trait]
+impl AuthStore for SqlStore {
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: Option<&str>,
+        is_admin: bool,
+    ) -> Result<User> {
+        let username = username.to_string();
+        let hash = password_hash.map(str::to_string);
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let sql = c
+                        .stmt("INSERT INTO users (username, password_hash, is_admin, creation_time) VALUES (?, ?, ?, ?) RETURNING id")
+                        .arg(&username)
+                        .arg(hash.clone())
+                        .arg(is_admin)
+                        .arg(now_millis());
+                    let conflict =
+                        || Error::already_exists(format!("User (username={username}) already exists."));
+                    let id: i64 = c
+                        .value_unique(sql, conflict)
+                        .await?
+                        .ok_or_else(|| Error::internal("no id for the new user"))?;
+                    Ok(User {
+                        id,
+                        username: username.clone(),
+                        is_admin,
+                        is_service: hash.is_none(),
+                    })
+                })
+            })
+            .await
+    }
+
+    async fn user_credentials(&self, username: &str) -> Result<Option<(User, Option<String>)>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c
+            .stmt(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?"
+            ))
+            .arg(username);
+        match c.row(sql).await? {
+            Some(row) => Ok(Some((user(&row)?, row.get(4)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_user(&self, username: &str) -> Result<User> {
+        self.user_credentials(username)
+            .await?
+            .map(|(u, _)| u)
+            .ok_or_else(|| user_not_found(username))
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c.stmt(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        ));
+        c.rows(sql).await?.iter().map(user).collect()
+    }
+
+    async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<()> {
+        let (username, hash) = (username.to_string(), password_hash.to_string());
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let sql = c
+                        .stmt("UPDATE users SET password_hash = ? WHERE username = ?")
+                        .arg(&hash)
+                        .arg(&username);
+                    match c.exec(sql).await? {
+                        0 => Err(user_not_found(&username)),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn update_user_admin(&self, username: &str, is_admin: bool) -> Result<()> {
+        let username = username.to_string();
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let sql = c
+                        .stmt("UPDATE users SET is_admin = ? WHERE username = ?")
+                        .arg(is_admin)
+                        .arg(&username);
+                    match c.exec(sql).await? {
+                        0 => Err(user_not_found(&username)),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<()> {
+        let username = username.to_string();
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let sql = c
+                        .stmt("DELETE FROM users WHERE username = ?")
+                        .arg(&username);
+                    match c.exec(sql).await? {
+                        0 => Err(user_not_found(&username)),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c.stmt("SELECT count(*) FROM users");
+        Ok(c.value::<i64>(sql).await?.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn put_grant(
+        &self,
+        resource: &Resource,
+        username: &str,
+        permission: Permission,
+        mode: GrantWrite,
+    ) -> Result<Grant> {
+        let t = target(resource)?;
+        let (resource, username) = (resource.clone(), username.to_string());
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let uid = user_id(&mut c, &username).await?;
+                    let exists = c.stmt(t.exists).arg(t.key.clone());
+                    if c.value::<i64>(exists).await?.unwrap_or(0) == 0 {
+                        return Err(resource_not_found(&resource));
+                    }
+                    let update = c
+                        .stmt(&format!(
+                            "UPDATE {} SET permission = ? WHERE {} = ? AND user_id = ?",
+                            t.table, t.column
+                        ))
+                        .arg(permission.name())
+                        .arg(t.key.clone())
+                        .arg(uid);
+                    let updated = match mode {
+                        GrantWrite::Create => false,
+                        GrantWrite::Update | GrantWrite::Upsert => c.exec(update).await? > 0,
+                    };
+                    match (mode, updated) {
+                        (GrantWrite::Update, false) => {
+                            return Err(grant_not_found(&resource, &username));
+                        }
+                        (GrantWrite::Create, _) | (GrantWrite::Upsert, false) => {
+                            let insert = c
+                                .stmt(&format!(
+                                    "INSERT INTO {} ({}, user_id, permission) VALUES (?, ?, ?)",
+                                    t.table, t.column
+                                ))
+                                .arg(t.key.clone())
+                                .arg(uid)
+                                .arg(permission.name());
+                            c.exec_unique(insert, || grant_exists(&resource, &username))
+                                .await?;
+                        }
+                        _ => {}
+                    }
+                    Ok(Grant {
+                        resource,
+                        user_id: uid,
+                        permission,
+                    })
+                })
+            })
+            .await
+    }
+
+    async fn get_grant(&self, resource: &Resource, username: &str) -> Result<Grant> {
+        let t = target(resource)?;
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let uid = user_id(&mut c, username).await?;
+        let sql = c
+            .stmt(&format!(
+                "SELECT permission FROM {} WHERE {} = ? AND user_id = ?",
+                t.table, t.column
+            ))
+            .arg(t.key)
+            .arg(uid);
+        let permission: String = c
+            .value(sql)
+            .await?
+            .ok_or_else(|| grant_not_found(resource, username))?;
+        Ok(Grant {
+            resource: resource.clone(),
+            user_id: uid,
+            permission: stored_permission(&permission),
+        })
+    }
+
+    async fn delete_grant(&self, resource: &Resource, username: &str) -> Result<()> {
+        let t = target(resource)?;
+        let (resource, username) = (resource.clone(), username.to_string());
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let uid = user_id(&mut c, &username).await?;
+                    let sql = c
+                        .stmt(&format!(
+                            "DELETE FROM {} WHERE {} = ? AND user_id = ?",
+                            t.table, t.column
+                        ))
+                        .arg(t.key)
+                        .arg(uid);
+                    match c.exec(sql).await? {
+                        0 => Err(grant_not_found(&resource, &username)),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn resolve(
+        &self,
+        user_id: i64,
+        subject: &Subject,
+    ) -> Result<Option<(Resource, Option<Permission>)>> {
+        const EXPERIMENT: &str = "SELECT CAST(x.experiment_id AS TEXT), p.permission FROM {from} x LEFT JOIN experiment_permissions p ON p.experiment_id = x.experiment_id AND p.user_id = ? WHERE x.{key} = ?";
+        let (text, key, experiment) = match subject {
+            Subject::Experiment(id) => match validate::experiment_id(id) {
+                Ok(id) => (
+                    EXPERIMENT.replace("{from}", "experiments").replace("{key}", "experiment_id"),
+                    Bind::I64(id),
+                    true,
+                ),
+                // An id that cannot name an experiment names none.
+                Err(_) => return Ok(None),
+            },
+            Subject::ExperimentName(name) => (
+                EXPERIMENT.replace("{from}", "experiments").replace("{key}", "name"),
+                Bind::Str(name.clone()),
+                true,
+            ),
+            Subject::Run(id) => (
+                EXPERIMENT.replace("{from}", "runs").replace("{key}", "run_uuid"),
+                Bind::Str(id.clone()),
+                true,
+            ),
+            Subject::LoggedModel(id) => (
+                EXPERIMENT.replace("{from}", "logged_models").replace("{key}", "model_id"),
+                Bind::Str(id.clone()),
+                true,
+            ),
+            Subject::RegisteredModel(name) => (
+                "SELECT x.name, p.permission FROM registered_models x LEFT JOIN registered_model_permissions p ON p.name = x.name AND p.user_id = ? WHERE x.name = ?".to_string(),
+                Bind::Str(name.clone()),
+                false,
+            ),
+        };
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c.stmt(&text).arg(user_id).arg(key);
+        let Some(row) = c.row(sql).await? else {
+            return Ok(None);
+        };
+        let owner: String = row.get(0)?;
+        let resource = if experiment {
+            Resource::Experiment(owner)
+        } else {
+            Resource::RegisteredModel(owner)
+        };
+        let granted: Option<String> = row.get(1)?;
+        Ok(Some((resource, granted.map(|p| stored_permission(&p)))))
+    }
+
+    async fn list_grants(&self, username: &str) -> Result<Vec<Grant>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let uid = user_id(&mut c, username).await?;
+        let sql = c
+            .stmt("SELECT 'experiment', CAST(experiment_id AS TEXT), permission FROM experiment_permissions WHERE user_id = ? UNION ALL SELECT 'registered_model', name, permission FROM registered_model_permissions WHERE user_id = ? ORDER BY 1, 2")
+            .arg(uid)
+            .arg(uid);
+        c.rows(sql)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Grant {
+                    resource: Resource::parse(&r.get::<String>(0)?, &r.get::<String>(1)?)?,
+                    user_id: uid,
+                    permission: stored_permission(&r.get::<String>(2)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn create_token(&self, t: NewToken) -> Result<AccessToken> {
+        let scope = serde_json::to_string(&t.scope)
+            .map_err(|e| Error::internal(format!("token scope: {e}")))?;
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let now = now_millis();
+                    let sql = c
+                        .stmt("INSERT INTO access_tokens (id, user_id, name, hash, scope, creation_time, expiration_time) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                        .arg(&t.id)
+                        .arg(t.user_id)
+                        .arg(&t.name)
+                        .arg(&t.hash)
+                        .arg(&scope)
+                        .arg(now)
+                        .arg(t.expiration_time);
+                    c.exec(sql).await?;
+                    let owner = c
+                        .stmt("SELECT username FROM users WHERE id = ?")
+                        .arg(t.user_id);
+                    let username: String = c
+                        .value(owner)
+                        .await?
+                        .ok_or_else(|| Error::not_found("The token's user does not exist"))?;
+                    Ok(AccessToken {
+                        id: t.id,
+                        user_id: t.user_id,
+                        username,
+                        name: t.name,
+                        scope: t.scope,
+                        creation_time: now,
+                        expiration_time: t.expiration_time,
+                        revoked_time: None,
+                    })
+                })
+            })
+            .await
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<(AccessToken, String)>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c
+            .stmt(&format!(
+                "SELECT {TOKEN_COLUMNS}, t.hash FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?"
+            ))
+            .arg(id);
+        match c.row(sql).await? {
+            Some(row) => Ok(Some((token(&row)?, row.get(8)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_tokens(&self, user_id: i64) -> Result<Vec<AccessToken>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c
+            .stmt(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.user_id = ? ORDER BY t.creation_time DESC, t.id"
+            ))
+            .arg(user_id);
+        c.rows(sql).await?.iter().map(token).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, user_id: Option<i64>) -> Result<()> {
+        let id = id.to_string();
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let mut sql = c.sql();
+                    sql.push("UPDATE access_tokens SET revoked_time = ")
+                        .bind(now_millis())
+                        .push(" WHERE id = ")
+                        .bind(id.clone())
+                        .push(" AND revoked_time IS NULL");
+                    if let Some(uid) = user_id {
+                        sql.push(" AND user_id = ").bind(uid);
+                    }
+                    match c.exec(sql).await? {
+                        0 => Err(Error::not_found(format!(
+                            "No live access token with id={id}"
+                        ))),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .await
+    }
+}
