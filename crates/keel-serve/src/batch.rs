@@ -116,6 +116,18 @@ struct Shared {
     arrived: tokio::sync::Notify,
     /// Requests in a Python model's last call: how many the next one waits for.
     last_call: AtomicUsize,
+    /// A Python model's calls running on its workers (each in a task of its own, so the
+    /// draining task may be done while they are not).
+    calls: AtomicUsize,
+}
+
+/// Counts a Python model's call as running until dropped.
+struct Call(Arc<Shared>);
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.0.calls.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Counts a request in flight until dropped: when it is answered, or as it makes its own call.
@@ -143,13 +155,16 @@ impl Batcher {
                 busy: AtomicBool::new(false),
                 arrived: tokio::sync::Notify::new(),
                 last_call: AtomicUsize::new(0),
+                calls: AtomicUsize::new(0),
             }),
         }
     }
 
     /// Whether nothing is queued or being computed or reported.
     pub fn idle(&self) -> bool {
-        self.shared.queued.load(Ordering::SeqCst) == 0 && !self.shared.busy.load(Ordering::SeqCst)
+        self.shared.queued.load(Ordering::SeqCst) == 0
+            && !self.shared.busy.load(Ordering::SeqCst)
+            && self.shared.calls.load(Ordering::Acquire) == 0
     }
 
     /// Marks a request as in flight for this model (call before parsing it, so a batch being
@@ -544,7 +559,12 @@ impl Held {
             }
             let shared = self.0.clone();
             let model = model.clone();
-            tokio::spawn(async move { shared.call_python(&model, worker, jobs).await });
+            shared.calls.fetch_add(1, Ordering::AcqRel);
+            let running = Call(shared.clone());
+            tokio::spawn(async move {
+                shared.call_python(&model, worker, jobs).await;
+                drop(running);
+            });
         }
     }
 }

@@ -184,23 +184,7 @@ impl Predictor {
         })
         .await
         .map_err(|e| ServeError::Model(e.to_string()))??;
-        let others: Vec<&str> = ml
-            .flavors
-            .iter()
-            .map(String::as_str)
-            .filter(|f| *f != "python_function")
-            .collect();
-        let mut note = Some(if !python.convert {
-            "not converted to ONNX (--no-convert)".to_string()
-        } else if others.is_empty() {
-            "not converted to ONNX: a custom python_function model has no converter".to_string()
-        } else {
-            format!(
-                "not converted to ONNX: its flavors ({}) have no converter (sklearn, xgboost, lightgbm)",
-                others.join(", ")
-            )
-        });
-        if convert {
+        let why = if convert {
             let (m, py, cache) = (
                 ml.clone(),
                 interpreter.clone(),
@@ -231,8 +215,13 @@ impl Predictor {
                 return Ok(p);
             }
             tracing::warn!(model = %ml.dir.display(), reason = %verdict.note, "not converted to ONNX; serving the model through Python workers");
-            note = Some(format!("not converted to ONNX: {}", verdict.note));
-        }
+            verdict.note
+        } else if !python.convert {
+            "--no-convert".to_string()
+        } else {
+            Self::unconvertible(&ml)
+        };
+        let note = Some(format!("not converted to ONNX: {why}"));
         let model = PythonModel::start(&ml, interpreter, python, timeout).await?;
         let mut p = Self::new(
             Engine::Python(Arc::new(model)),
@@ -241,6 +230,24 @@ impl Predictor {
         );
         p.note = note;
         Ok(p)
+    }
+
+    /// Why a model with no converter is not converted.
+    fn unconvertible(ml: &MlModel) -> String {
+        let others: Vec<&str> = ml
+            .flavors
+            .iter()
+            .map(String::as_str)
+            .filter(|f| *f != "python_function")
+            .collect();
+        if others.is_empty() {
+            "a custom python_function model has no converter".to_string()
+        } else {
+            format!(
+                "its flavors ({}) have no converter (sklearn, xgboost, lightgbm)",
+                others.join(", ")
+            )
+        }
     }
 
     /// A predictor for an ONNX graph with a signature.
@@ -357,6 +364,11 @@ impl Predictor {
     pub fn describe_outputs(&self) -> Vec<(String, String, Vec<i64>)> {
         if let (Some(k), Engine::Onnx(m)) = (self.pyfunc_output, &self.engine) {
             let (ty, _) = port_description(&m.outputs()[k].ty);
+            let ty = if self.pyfunc_booleans {
+                "BOOL".into()
+            } else {
+                ty
+            };
             return vec![("predictions".into(), ty, vec![-1])];
         }
         match &self.engine {

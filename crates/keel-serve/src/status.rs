@@ -42,6 +42,8 @@ struct Version {
     runtime: &'static str,
     /// How a Python model came to run where it does.
     note: Option<String>,
+    /// Python worker processes started again after theirs ended (a crash, a timeout).
+    worker_restarts: Option<u64>,
     requests_ok: u64,
     requests_failed: u64,
     rows: u64,
@@ -104,6 +106,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
                     follows: spec(role),
                     runtime: d.predictor.runtime(),
                     note: d.predictor.note.clone(),
+                    worker_restarts: d.predictor.python().map(|p| p.pool().restarts()),
                     requests_ok: d.metrics.ok.load(Ordering::Relaxed),
                     requests_failed: d.metrics.failed.load(Ordering::Relaxed),
                     rows: d.metrics.rows.get(),

@@ -942,6 +942,30 @@ async fn python_function_models_answer_as_mlflow_pyfunc_in_every_format() {
         "{}",
         verdict.note
     );
+    // A converter that cannot run says why, and its verdict is not kept: it is about the
+    // Python, not the model, and the next start tries again.
+    let fresh = tempfile::tempdir().unwrap();
+    let broken = fresh.path().join("python");
+    std::fs::write(&broken, "#!/bin/sh\necho 'no converter here' >&2\nexit 3\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&broken)
+        .status()
+        .unwrap();
+    let cache_dir = fresh.path().join("cache");
+    let (_, verdict) = keel_serve::python::convert::convert(&ml, &broken, &cache_dir).unwrap();
+    assert!(!verdict.native);
+    assert!(
+        verdict.note.contains("the converter did not run"),
+        "{}",
+        verdict.note
+    );
+    assert!(
+        verdict.note.contains("no converter here"),
+        "{}",
+        verdict.note
+    );
+    assert_eq!(std::fs::read_dir(&cache_dir).unwrap().count(), 0);
     // Unchanged, the same check passes.
     check["predictions"][5] = json!(v);
     std::fs::write(work.path().join("check.json"), check.to_string()).unwrap();
@@ -1129,6 +1153,34 @@ async fn python_workers_that_die_raise_or_hang_are_answered_and_replaced() {
         assert!(
             std::time::Instant::now() < deadline,
             "no worker replaced the killed one: {now:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The status page counts the replacements (the killed forest worker, the hung scorer
+    // one) once each replacement has loaded the model.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, status) = server.get("/status").await;
+        let status: Value = serde_json::from_str(&status).unwrap();
+        let restarts: Vec<Value> = ["forest", "scorer"]
+            .iter()
+            .map(|name| {
+                let model = status["models"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["name"] == *name)
+                    .unwrap();
+                model["deployments"][0]["worker_restarts"].clone()
+            })
+            .collect();
+        if restarts == [json!(1), json!(1)] {
+            break;
+        }
+        assert!(
+            restarts.iter().all(|r| r.as_u64().is_some_and(|n| n <= 1))
+                && std::time::Instant::now() < deadline,
+            "{status}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

@@ -119,9 +119,14 @@ pub fn convert(
     ));
     std::fs::create_dir_all(&work)
         .map_err(|e| ServeError::Model(format!("{}: {e}", work.display())))?;
-    let verdict = run_and_check(ml, python, &work);
-    let verdict = match verdict {
-        Ok(v) => v,
+    let verdict = match run_and_check(ml, python, &work) {
+        Ok(Ran::Model(v)) => v,
+        // A verdict on the Python, not on the model: not kept, so the next start (with the
+        // converter installed) tries again.
+        Ok(Ran::Environment(v)) => {
+            let _ = std::fs::remove_dir_all(&work);
+            return Ok((dir, v));
+        }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&work);
             return Err(e);
@@ -151,7 +156,15 @@ fn fallback(note: impl Into<String>) -> Verdict {
 
 /// Runs the converter into `work` and checks its model; a conversion that fails or disagrees
 /// is a verdict (served by the workers), not an error.
-fn run_and_check(ml: &MlModel, python: &Path, work: &Path) -> Result<Verdict, ServeError> {
+/// A conversion's verdict, by what it is about.
+enum Ran {
+    /// The model converted and checked, or refused by the converter: the same next time.
+    Model(Verdict),
+    /// The converter could not run in this Python (not installed, crashed).
+    Environment(Verdict),
+}
+
+fn run_and_check(ml: &MlModel, python: &Path, work: &Path) -> Result<Ran, ServeError> {
     let script = work.join("convert.py");
     std::fs::write(&script, CONVERTER)
         .map_err(|e| ServeError::Model(format!("{}: {e}", script.display())))?;
@@ -169,20 +182,20 @@ fn run_and_check(ml: &MlModel, python: &Path, work: &Path) -> Result<Verdict, Se
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no output");
-        return Ok(fallback(format!(
+        return Ok(Ran::Environment(fallback(format!(
             "the converter did not run ({}): {last}",
             done.status
-        )));
+        ))));
     }
     let verdict = check_folder(ml, work)?;
     if !verdict.native && verdict.note.contains("No module named") {
-        return Ok(fallback(format!(
+        return Ok(Ran::Environment(fallback(format!(
             "{} (in {})",
             verdict.note,
             python.display()
-        )));
+        ))));
     }
-    Ok(verdict)
+    Ok(Ran::Model(verdict))
 }
 
 /// Checks the converter's output in `work` (`check.json`, and `model.onnx` unless the

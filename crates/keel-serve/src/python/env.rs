@@ -104,16 +104,22 @@ pub fn interpreter(
     let partial = cache.join(format!("{id}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     tracing::info!(model = %model.display(), env = %dir.display(), %manager, "building the model's Python environment (once; later starts reuse it)");
-    let mut packages = requirements.clone();
-    packages.extend(extra.iter().map(|s| s.to_string()));
+    let mut packages = requirements;
+    packages.extend(
+        WORKER_REQUIREMENTS
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string()),
+    );
     let built = build(model, manager, &base, &partial, &env, &packages);
     if let Err(e) = built {
         let _ = std::fs::remove_dir_all(&partial);
         return Err(e);
     }
     std::fs::write(partial.join(".keel-ready"), b"").map_err(|e| fail(&partial, e))?;
-    // A virtual environment records its own path, so it is built where it will live: the
-    // partial folder is renamed only when nothing else built it meanwhile.
+    // Built aside and moved into place whole, unless another process built it meanwhile. The
+    // workers run its `bin/python`, which finds the environment beside itself wherever it
+    // lives (its scripts' shebangs keep the build path, and are not used).
     if std::fs::rename(&partial, &dir).is_err() {
         let _ = std::fs::remove_dir_all(&partial);
         if !dir.join(".keel-ready").is_file() {
@@ -235,11 +241,22 @@ fn build(
     base: &Path,
     dir: &Path,
     env: &PythonEnv,
-    requirements: &[String],
+    packages: &[String],
 ) -> Result<(), ServeError> {
     let python = dir.join("bin").join("python");
-    let mut packages: Vec<String> = requirements.to_vec();
-    packages.extend(WORKER_REQUIREMENTS.iter().map(|s| s.to_string()));
+    let pip = |what: &str, args: &[String]| {
+        let mut cmd = Command::new(&python);
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(args)
+        .current_dir(model);
+        run(model, what, &mut cmd)
+    };
     match manager {
         EnvManager::Local => Ok(()),
         EnvManager::Virtualenv => {
@@ -249,35 +266,11 @@ fn build(
                 Command::new(base).arg("-m").arg("venv").arg(dir),
             )?;
             if !env.build_dependencies.is_empty() {
-                run(
-                    model,
-                    "installing the build dependencies",
-                    Command::new(&python)
-                        .args([
-                            "-m",
-                            "pip",
-                            "install",
-                            "--quiet",
-                            "--disable-pip-version-check",
-                            "--upgrade",
-                        ])
-                        .args(&env.build_dependencies),
-                )?;
+                let mut upgrade = vec!["--upgrade".to_string()];
+                upgrade.extend(env.build_dependencies.iter().cloned());
+                pip("installing the build dependencies", &upgrade)?;
             }
-            run(
-                model,
-                "installing the model's requirements with pip",
-                Command::new(&python)
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                    ])
-                    .args(&packages)
-                    .current_dir(model),
-            )
+            pip("installing the model's requirements with pip", packages)
         }
         EnvManager::Uv => {
             run(
@@ -295,7 +288,7 @@ fn build(
                 Command::new(uv_binary(base))
                     .args(["pip", "install", "--quiet", "--python"])
                     .arg(&python)
-                    .args(&packages)
+                    .args(packages)
                     .current_dir(model)
                     .env("UV_PYTHON_DOWNLOADS", "never"),
             )

@@ -18,8 +18,8 @@ use arrow_array::types::{
     UInt32Type, UInt64Type,
 };
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array,
-    Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, ArrowPrimitiveType, BooleanArray, FixedSizeListArray, Float32Array,
+    Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow_schema::{DataType, Field, Schema};
 use keel_core::table::{Columns, Values};
@@ -153,7 +153,19 @@ pub fn encode_tensors(
     write_ipc(&batch)
 }
 
-/// The flat values of an answer column, as keel's tensor data.
+/// An integer column's values as 64-bit integers.
+fn widen<T: ArrowPrimitiveType>(a: &dyn Array) -> Vec<Option<i64>>
+where
+    T::Native: Into<i64>,
+{
+    a.as_primitive::<T>()
+        .iter()
+        .map(|x| x.map(Into::into))
+        .collect()
+}
+
+/// The flat values of an answer column (as the worker writes them: numbers, booleans, UTF-8
+/// text), as keel's tensor data.
 fn column_data(name: &str, a: &dyn Array) -> Result<Data, ServeError> {
     let floats =
         |v: Vec<Option<f64>>| Data::Double(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect());
@@ -175,43 +187,13 @@ fn column_data(name: &str, a: &dyn Array) -> Result<Data, ServeError> {
                 Data::Float(v.iter().map(|x| x.unwrap_or(f32::NAN)).collect())
             }
         }
-        DataType::Int64 => ints(a.as_primitive::<Int64Type>().iter().collect()),
-        DataType::Int32 => ints(
-            a.as_primitive::<Int32Type>()
-                .iter()
-                .map(|x| x.map(i64::from))
-                .collect(),
-        ),
-        DataType::Int16 => ints(
-            a.as_primitive::<Int16Type>()
-                .iter()
-                .map(|x| x.map(i64::from))
-                .collect(),
-        ),
-        DataType::Int8 => ints(
-            a.as_primitive::<Int8Type>()
-                .iter()
-                .map(|x| x.map(i64::from))
-                .collect(),
-        ),
-        DataType::UInt8 => ints(
-            a.as_primitive::<UInt8Type>()
-                .iter()
-                .map(|x| x.map(i64::from))
-                .collect(),
-        ),
-        DataType::UInt16 => ints(
-            a.as_primitive::<UInt16Type>()
-                .iter()
-                .map(|x| x.map(i64::from))
-                .collect(),
-        ),
-        DataType::UInt32 => ints(
-            a.as_primitive::<UInt32Type>()
-                .iter()
-                .map(|x| x.map(i64::from))
-                .collect(),
-        ),
+        DataType::Int64 => ints(widen::<Int64Type>(a)),
+        DataType::Int32 => ints(widen::<Int32Type>(a)),
+        DataType::Int16 => ints(widen::<Int16Type>(a)),
+        DataType::Int8 => ints(widen::<Int8Type>(a)),
+        DataType::UInt32 => ints(widen::<UInt32Type>(a)),
+        DataType::UInt16 => ints(widen::<UInt16Type>(a)),
+        DataType::UInt8 => ints(widen::<UInt8Type>(a)),
         DataType::UInt64 => {
             let v = a.as_primitive::<UInt64Type>();
             let mut out = Vec::with_capacity(v.len());
@@ -238,15 +220,6 @@ fn column_data(name: &str, a: &dyn Array) -> Result<Data, ServeError> {
         }
         DataType::Utf8 => {
             let v = a.as_string::<i32>();
-            if v.null_count() > 0 {
-                return Err(ServeError::Predict(format!(
-                    "output '{name}' holds missing strings, which keel cannot answer"
-                )));
-            }
-            Data::String(v.iter().flatten().map(String::from).collect())
-        }
-        DataType::LargeUtf8 => {
-            let v = a.as_string::<i64>();
             if v.null_count() > 0 {
                 return Err(ServeError::Predict(format!(
                     "output '{name}' holds missing strings, which keel cannot answer"
