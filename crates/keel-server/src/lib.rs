@@ -3,13 +3,15 @@
 //! It speaks the MLflow REST API 2.0 (tracking, logged models, model registry) under
 //! `/api/2.0/mlflow/` and `/ajax-api/2.0/mlflow/`, proxies artifacts under
 //! `/api/2.0/mlflow-artifacts/`, answers `/health`, `/version` and `/metrics`, and serves the
-//! web UI at `/`. Handlers validate input against MLflow's rules, call the [`MetadataStore`]
+//! web UI at `/`; with [`auth`] on, it asks who is calling, and [`hosts`] refuses requests
+//! for other hosts and cross-site writes. Handlers validate input against MLflow's rules, call the [`MetadataStore`]
 //! and [`ArtifactStore`] traits, and answer in MLflow's JSON shapes; they hold no state of
 //! their own.
 
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod hosts;
 pub mod metrics;
 mod ui;
 pub mod wire;
@@ -32,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::HttpMetrics>,
     /// Authentication and permissions, when the server was started with them.
     pub auth: Option<Arc<auth::Auth>>,
+    /// The `Host` values answered (MLflow's default: localhost and private networks).
+    pub allowed_hosts: Arc<hosts::AllowedHosts>,
 }
 
 impl AppState {
@@ -50,6 +54,15 @@ impl AppState {
             artifacts,
             metrics: Arc::new(metrics),
             auth: None,
+            allowed_hosts: Arc::new(hosts::AllowedHosts::default()),
+        }
+    }
+
+    /// This state answering only requests whose `Host` matches `hosts`.
+    pub fn with_allowed_hosts(self, hosts: hosts::AllowedHosts) -> Self {
+        AppState {
+            allowed_hosts: Arc::new(hosts),
+            ..self
         }
     }
 
@@ -70,12 +83,13 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::guard,
         ))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(wire::MAX_JSON_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn_with_state(state, hosts::check))
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then drains in-flight requests.

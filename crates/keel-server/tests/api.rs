@@ -100,7 +100,7 @@ impl TestServer {
             .await
             .unwrap();
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         conn.write_all(req.as_bytes()).await.unwrap();
@@ -1804,6 +1804,74 @@ async fn health_version_and_metrics(s: Arc<TestServer>) {
     );
 }
 
+/// A request for another host (a DNS-rebinding page's) is refused before anything runs, and so
+/// is a state-changing API call from another site's page; probes, this server's own pages and
+/// localhost pass.
+async fn other_hosts_and_sites_are_refused(s: Arc<TestServer>) {
+    let search = "/api/2.0/mlflow/experiments/search?max_results=1";
+    let create = "/api/2.0/mlflow/experiments/create";
+    let raw = |method: &'static str, path: &'static str, headers: String, body: &'static str| {
+        let s = s.clone();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut conn = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+                .await
+                .unwrap();
+            let req = format!(
+                "{method} {path} HTTP/1.1\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            conn.read_to_string(&mut out).await.unwrap();
+            let status: u16 = out.split(' ').nth(1).unwrap().parse().unwrap();
+            (status, out)
+        }
+    };
+    let host = |h: &str| format!("Host: {h}\r\n");
+    let (st, out) = raw("GET", search, host("evil.example.com"), "").await;
+    assert_eq!(st, 403, "{out}");
+    assert!(out.contains("DNS rebinding"), "{out}");
+    assert_eq!(
+        raw("GET", search, host("evil.example.com:5000"), "")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        raw("GET", search, String::new(), "").await.0,
+        403,
+        "no Host at all"
+    );
+    for ok in ["127.0.0.1:5000", "localhost", "10.2.3.4:80", "[::1]:5000"] {
+        assert_eq!(raw("GET", search, host(ok), "").await.0, 200, "{ok}");
+    }
+    // Probes name whatever host they like.
+    assert_eq!(raw("GET", "/health", host("probe"), "").await.0, 200);
+    // Writes from another site's page are refused; this server's own and localhost's pass.
+    let body = r#"{"name": "from-a-page"}"#;
+    let from = |origin: &str| format!("Host: 127.0.0.1:5000\r\nOrigin: {origin}\r\n");
+    let (st, out) = raw("POST", create, from("https://evil.example.com"), body).await;
+    assert_eq!(st, 403, "{out}");
+    assert!(out.contains("Cross-origin request blocked"), "{out}");
+    let name = [("experiment_name", "from-a-page")];
+    assert_eq!(
+        s.get("experiments/get-by-name", &name).await.0,
+        404,
+        "nothing made"
+    );
+    let (st, out) = raw("POST", create, from("http://127.0.0.1:5000"), body).await;
+    assert_eq!(st, 200, "{out}");
+    let body2 = r#"{"name": "from-localhost"}"#;
+    assert_eq!(
+        raw("POST", create, from("http://localhost:3000"), body2)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(s.get("experiments/get-by-name", &name).await.0, 200);
+}
+
 /// 8 clients x 1,000 log-batch calls at once: no "database is locked", every row stored once.
 async fn concurrent_log_batch_keeps_every_row(s: Arc<TestServer>) {
     let exp = s.experiment("conc").await;
@@ -2174,6 +2242,7 @@ on_both_backends!(
     model_registry,
     artifacts_stream_and_cannot_escape,
     health_version_and_metrics,
+    other_hosts_and_sites_are_refused,
     concurrent_log_batch_keeps_every_row,
     metric_buckets_keep_every_extreme,
 );

@@ -30,6 +30,12 @@ pub(crate) struct ServerArgs {
     /// experiments and registered models (MLflow's basic-auth API) [`[auth] enabled`].
     #[arg(long, env = "KEEL_AUTH")]
     pub(crate) auth: bool,
+    /// The `Host` header values answered, comma-separated patterns where `*` matches anything
+    /// (`keel.example.com,*.svc:5000`; `*` for any): requests for other hosts are refused, as a
+    /// page rebinding its own name to this server would send [default: localhost and private
+    /// network addresses, as MLflow's].
+    #[arg(long, env = "KEEL_ALLOWED_HOSTS")]
+    pub(crate) allowed_hosts: Option<String>,
     /// Listen on an address other machines reach without --auth: anyone who reaches it may
     /// read and change everything.
     #[arg(long)]
@@ -122,6 +128,13 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
     });
     let mut state =
         keel_server::AppState::with_metrics(stores.meta.clone(), stores.artifacts.clone(), metrics);
+    let hosts = a
+        .allowed_hosts
+        .clone()
+        .or_else(|| file.allowed_hosts.as_ref().map(|h| h.join(",")));
+    if let Some(hosts) = hosts {
+        state = state.with_allowed_hosts(keel_server::hosts::AllowedHosts::parse(&hosts));
+    }
     let internal = auth.as_ref().map(|a| a.internal_token().to_string());
     if let Some(auth) = auth {
         state = state.with_auth(auth);
