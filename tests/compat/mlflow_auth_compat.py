@@ -272,6 +272,76 @@ def main():
             "carol gets a hidden model",
         )
 
+    # Roles (groups) with MLflow 3's client: members inherit their permissions; a user's own
+    # grant still decides over them.
+    dave = (f"dave-{suffix}", f"dave-pw-{suffix}")
+    with as_user(*ADMIN):
+        auth.create_user(*dave)
+        role = auth.create_role("default", f"analysts-{suffix}", description="data team")
+        check(role.name == f"analysts-{suffix}" and role.workspace == "default", "role made")
+        edit = auth.add_role_permission(role.id, "experiment", exp_id, "EDIT")
+        hide = auth.add_role_permission(role.id, "registered_model", hidden[1], "NO_PERMISSIONS")
+        auth.add_role_permission(role.id, "registered_model", "*", "READ")
+        refused(
+            lambda: auth.add_role_permission(role.id, "scorer", "*", "READ"),
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "a resource type keel does not have",
+        )
+        got = auth.assign_role(dave[0], role.id)
+        check(got.role_id == role.id, "assigned")
+        check([r.name for r in auth.list_user_roles(dave[0])] == [role.name], "user's roles")
+        check(len(auth.list_role_users(role.id)) == 1, "role's users")
+        check(len(auth.list_role_permissions(role.id)) == 3, "role's permissions")
+        check(role.id in [r.id for r in auth.list_all_roles()], "roles listed")
+    with as_user(*dave):
+        client.log_metric(run.info.run_id, "from_role", 1.0)
+        check(
+            auth.get_user_permission(dave[0], "experiment", exp_id).permission == "EDIT",
+            "EDIT through the role",
+        )
+        seen = [m.name for m in client.search_registered_models(f"name LIKE 'page-{suffix}-%'")]
+        check(hidden[1] not in seen and hidden[0] in seen, f"role hides one model: {seen}")
+        refused(
+            lambda: auth.create_role("default", "mine"), 403, "PERMISSION_DENIED", "dave makes roles"
+        )
+    with as_user(*alice):
+        # A renamed model keeps the role's grant on it.
+        client.rename_registered_model(hidden[1], hidden[1] + "-renamed")
+    with as_user(*dave):
+        refused(
+            lambda: client.get_registered_model(hidden[1] + "-renamed"),
+            403,
+            "PERMISSION_DENIED",
+            "the role's grant follows a rename",
+        )
+    with as_user(*alice):
+        auth.grant_user_permission(dave[0], "experiment", exp_id, "READ")
+    with as_user(*dave):
+        refused(
+            lambda: client.log_metric(run.info.run_id, "from_role", 2.0),
+            403,
+            "PERMISSION_DENIED",
+            "a user's own grant decides over the role's",
+        )
+    with as_user(*alice):
+        auth.revoke_user_permission(dave[0], "experiment", exp_id)
+    with as_user(*ADMIN):
+        auth.update_role_permission(edit.id, "READ")
+    with as_user(*dave):
+        refused(
+            lambda: client.log_metric(run.info.run_id, "from_role", 3.0),
+            403,
+            "PERMISSION_DENIED",
+            "the role's lowered grant",
+        )
+    with as_user(*ADMIN):
+        auth.remove_role_permission(hide.id)
+        auth.unassign_role(dave[0], role.id)
+        check(auth.list_user_roles(dave[0]) == [], "unassigned")
+        auth.delete_role(role.id)
+        refused(lambda: auth.get_role(role.id), 404, "RESOURCE_DOES_NOT_EXIST", "role deleted")
+
     # Access tokens: made by their user with a password, sent as MLFLOW_TRACKING_TOKEN.
     def make_token(who, **body):
         r = rest("POST", "/api/keel/v1/tokens", who, json=body)

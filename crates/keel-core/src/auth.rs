@@ -158,6 +158,61 @@ impl Grant {
     }
 }
 
+/// A role (a group): users assigned to it inherit its permissions, each on one experiment or
+/// registered model or, with the pattern `*`, on every one of the kind. MLflow 3's shape, in
+/// keel's one workspace (`default`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Role {
+    pub id: i64,
+    pub name: String,
+    pub workspace: &'static str,
+    pub description: Option<String>,
+    pub permissions: Vec<RolePermission>,
+}
+
+/// The workspace every keel role is in.
+pub const WORKSPACE: &str = "default";
+
+/// One permission of a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolePermission {
+    pub id: i64,
+    pub role_id: i64,
+    /// `experiment` or `registered_model`.
+    pub resource_type: String,
+    /// An experiment id or model name, or `*` for every one.
+    pub resource_pattern: String,
+    pub permission: Permission,
+}
+
+impl RolePermission {
+    /// Checks a permission's resource type and pattern as MLflow names them.
+    pub fn validate(resource_type: &str, pattern: &str) -> Result<()> {
+        match resource_type {
+            "experiment" if pattern != "*" && pattern.parse::<u64>().is_err() => {
+                Err(Error::invalid(format!(
+                    "Invalid resource_pattern '{pattern}' for resource_type='experiment': an experiment id or '*'"
+                )))
+            }
+            "experiment" | "registered_model" if !pattern.is_empty() => Ok(()),
+            "experiment" | "registered_model" => Err(Error::invalid(
+                "Missing value for required parameter 'resource_pattern'.",
+            )),
+            other => Err(Error::invalid(format!(
+                "Invalid resource type '{other}'. Valid resource types are: ('experiment', 'registered_model')"
+            ))),
+        }
+    }
+}
+
+/// A user's membership of a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleAssignment {
+    pub id: i64,
+    pub user_id: i64,
+    pub role_id: i64,
+}
+
 /// What an access token may reach, beyond what its user may.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenScope {
@@ -287,8 +342,10 @@ pub trait AuthStore: Send + Sync {
     async fn get_grant(&self, resource: &Resource, username: &str) -> Result<Grant>;
     /// Removes the user's grant on `resource` (`RESOURCE_DOES_NOT_EXIST` when none).
     async fn delete_grant(&self, resource: &Resource, username: &str) -> Result<()>;
-    /// The resource whose permission covers `subject`, with what user `user_id` was granted on
-    /// it (`None` without a grant: the default applies); `None` when `subject` does not exist.
+    /// The resource whose permission covers `subject`, with what user `user_id` holds on it:
+    /// their own grant, else the highest of their roles' (each role's permission naming it,
+    /// else its permission on `*`); `None` without either (the default applies). `None` when
+    /// `subject` does not exist.
     async fn resolve(
         &self,
         user_id: i64,
@@ -296,6 +353,46 @@ pub trait AuthStore: Send + Sync {
     ) -> Result<Option<(Resource, Option<Permission>)>>;
     /// Every grant a user holds.
     async fn list_grants(&self, username: &str) -> Result<Vec<Grant>>;
+
+    /// Adds a role (`RESOURCE_ALREADY_EXISTS` for a taken name).
+    async fn create_role(&self, name: &str, description: Option<&str>) -> Result<Role>;
+    /// A role with its permissions, or `RESOURCE_DOES_NOT_EXIST`.
+    async fn get_role(&self, id: i64) -> Result<Role>;
+    /// Every role, by name.
+    async fn list_roles(&self) -> Result<Vec<Role>>;
+    /// Renames a role or changes its description.
+    async fn update_role(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Role>;
+    /// Deletes a role with its permissions and assignments.
+    async fn delete_role(&self, id: i64) -> Result<()>;
+    /// Adds a permission to a role (checked with [`RolePermission::validate`] by the caller).
+    async fn add_role_permission(
+        &self,
+        role_id: i64,
+        resource_type: &str,
+        pattern: &str,
+        permission: Permission,
+    ) -> Result<RolePermission>;
+    /// Changes the level of a role's permission.
+    async fn update_role_permission(
+        &self,
+        id: i64,
+        permission: Permission,
+    ) -> Result<RolePermission>;
+    /// Removes a role's permission.
+    async fn remove_role_permission(&self, id: i64) -> Result<()>;
+    /// Assigns a user to a role.
+    async fn assign_role(&self, username: &str, role_id: i64) -> Result<RoleAssignment>;
+    /// Takes a user out of a role.
+    async fn unassign_role(&self, username: &str, role_id: i64) -> Result<()>;
+    /// The roles a user is assigned to.
+    async fn user_roles(&self, username: &str) -> Result<Vec<Role>>;
+    /// The assignments of a role.
+    async fn role_users(&self, role_id: i64) -> Result<Vec<RoleAssignment>>;
 
     /// Records a token.
     async fn create_token(&self, token: NewToken) -> Result<AccessToken>;

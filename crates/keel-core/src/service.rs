@@ -547,6 +547,73 @@ impl crate::auth::AuthStore for Service {
     async fn list_grants(&self, name: &str) -> Result<Vec<crate::auth::Grant>> {
         self.store.list_grants(name).await
     }
+    async fn create_role(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<crate::auth::Role> {
+        if name.trim().is_empty() {
+            return Err(Error::invalid(
+                "Missing value for required parameter 'name'.",
+            ));
+        }
+        validate::length("name", name, 256)?;
+        self.store.create_role(name, description).await
+    }
+    async fn get_role(&self, id: i64) -> Result<crate::auth::Role> {
+        self.store.get_role(id).await
+    }
+    async fn list_roles(&self) -> Result<Vec<crate::auth::Role>> {
+        self.store.list_roles().await
+    }
+    async fn update_role(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<crate::auth::Role> {
+        if let Some(name) = name {
+            validate::length("name", name, 256)?;
+        }
+        self.store.update_role(id, name, description).await
+    }
+    async fn delete_role(&self, id: i64) -> Result<()> {
+        self.store.delete_role(id).await
+    }
+    async fn add_role_permission(
+        &self,
+        role_id: i64,
+        resource_type: &str,
+        pattern: &str,
+        permission: crate::auth::Permission,
+    ) -> Result<crate::auth::RolePermission> {
+        crate::auth::RolePermission::validate(resource_type, pattern)?;
+        self.store
+            .add_role_permission(role_id, resource_type, pattern, permission)
+            .await
+    }
+    async fn update_role_permission(
+        &self,
+        id: i64,
+        permission: crate::auth::Permission,
+    ) -> Result<crate::auth::RolePermission> {
+        self.store.update_role_permission(id, permission).await
+    }
+    async fn remove_role_permission(&self, id: i64) -> Result<()> {
+        self.store.remove_role_permission(id).await
+    }
+    async fn assign_role(&self, name: &str, role_id: i64) -> Result<crate::auth::RoleAssignment> {
+        self.store.assign_role(name, role_id).await
+    }
+    async fn unassign_role(&self, name: &str, role_id: i64) -> Result<()> {
+        self.store.unassign_role(name, role_id).await
+    }
+    async fn user_roles(&self, name: &str) -> Result<Vec<crate::auth::Role>> {
+        self.store.user_roles(name).await
+    }
+    async fn role_users(&self, role_id: i64) -> Result<Vec<crate::auth::RoleAssignment>> {
+        self.store.role_users(role_id).await
+    }
     async fn create_token(&self, token: crate::auth::NewToken) -> Result<crate::auth::AccessToken> {
         validate::length("name", &token.name, 256)?;
         self.store.create_token(token).await

@@ -358,20 +358,32 @@ async fn effective(
 /// A user's grants as MLflow 3 lists them (`resource_type`, `resource_pattern`, `permission`).
 async fn grants_of(s: &AppState, username: &str) -> ApiResult<Response> {
     let user = s.meta.get_user(username).await?;
-    let rows: Vec<serde_json::Value> = s
+    let mut rows: Vec<serde_json::Value> = s
         .meta
         .list_grants(username)
         .await?
         .into_iter()
         .map(|g| {
             serde_json::json!({
-                "workspace": "default",
+                "workspace": keel_core::auth::WORKSPACE,
                 "resource_type": g.resource.kind(),
                 "resource_pattern": g.resource.key(),
                 "permission": g.permission,
             })
         })
         .collect();
+    for role in s.meta.user_roles(username).await? {
+        rows.extend(role.permissions.iter().map(|p| {
+            serde_json::json!({
+                "role_id": role.id,
+                "role_name": role.name,
+                "workspace": keel_core::auth::WORKSPACE,
+                "resource_type": p.resource_type,
+                "resource_pattern": p.resource_pattern,
+                "permission": p.permission,
+            })
+        }));
+    }
     Ok(json(&serde_json::json!({
         "is_admin": user.is_admin,
         "permissions": rows,
@@ -395,6 +407,164 @@ async fn user_permissions(
 ) -> ApiResult<Response> {
     on(&s, caller)?;
     grants_of(&s, &required(body.username, "username")?).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RoleReq {
+    #[serde(deserialize_with = "i64_lenient")]
+    role_id: Option<i64>,
+    #[serde(deserialize_with = "i64_lenient")]
+    role_permission_id: Option<i64>,
+    workspace: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    username: Option<String>,
+    resource_type: Option<String>,
+    #[serde(deserialize_with = "string_lenient")]
+    resource_pattern: Option<String>,
+    permission: Option<String>,
+}
+
+impl RoleReq {
+    fn id(&self, field: &str) -> Result<i64, Error> {
+        let v = match field {
+            "role_id" => self.role_id,
+            _ => self.role_permission_id,
+        };
+        v.ok_or_else(|| {
+            Error::invalid(format!(
+                "Missing value for required parameter '{field}'. See the API docs for more information about request parameters."
+            ))
+        })
+    }
+
+    /// keel has one workspace: `default` (or none named).
+    fn workspace(&self) -> Result<(), Error> {
+        match self.workspace.as_deref() {
+            None | Some("") | Some(keel_core::auth::WORKSPACE) => Ok(()),
+            Some(w) => Err(Error::invalid(format!(
+                "Invalid workspace '{w}': keel has one workspace, 'default'"
+            ))),
+        }
+    }
+
+    fn permission(&self) -> Result<Permission, Error> {
+        Permission::parse(&required(self.permission.clone(), "permission")?)
+    }
+}
+
+/// MLflow 3's role API (roles are keel's groups): `roles/*` and `users/roles/list`, by `op`.
+async fn role_op(
+    s: AppState,
+    caller: Option<Extension<Caller>>,
+    body: RoleReq,
+    op: &'static str,
+) -> ApiResult<Response> {
+    on(&s, caller)?;
+    let m = &s.meta;
+    let role = |r: keel_core::auth::Role| json(&serde_json::json!({ "role": r }));
+    let roles = |r: Vec<keel_core::auth::Role>| json(&serde_json::json!({ "roles": r }));
+    let perm =
+        |p: keel_core::auth::RolePermission| json(&serde_json::json!({ "role_permission": p }));
+    Ok(match op {
+        "create" => {
+            body.workspace()?;
+            let name = required(body.name.clone(), "name")?;
+            role(m.create_role(&name, body.description.as_deref()).await?)
+        }
+        "get" => role(m.get_role(body.id("role_id")?).await?),
+        "list" => {
+            body.workspace()?;
+            roles(m.list_roles().await?)
+        }
+        "update" => role(
+            m.update_role(
+                body.id("role_id")?,
+                body.name.as_deref().filter(|n| !n.is_empty()),
+                body.description.as_deref(),
+            )
+            .await?,
+        ),
+        "delete" => {
+            m.delete_role(body.id("role_id")?).await?;
+            empty()
+        }
+        "permissions/add" => perm(
+            m.add_role_permission(
+                body.id("role_id")?,
+                &required(body.resource_type.clone(), "resource_type")?,
+                &required(body.resource_pattern.clone(), "resource_pattern")?,
+                body.permission()?,
+            )
+            .await?,
+        ),
+        "permissions/update" => perm(
+            m.update_role_permission(body.id("role_permission_id")?, body.permission()?)
+                .await?,
+        ),
+        "permissions/remove" => {
+            m.remove_role_permission(body.id("role_permission_id")?)
+                .await?;
+            empty()
+        }
+        "permissions/list" => {
+            let r = m.get_role(body.id("role_id")?).await?;
+            json(&serde_json::json!({ "role_permissions": r.permissions }))
+        }
+        "assign" => {
+            let a = m
+                .assign_role(
+                    &required(body.username.clone(), "username")?,
+                    body.id("role_id")?,
+                )
+                .await?;
+            json(&serde_json::json!({ "assignment": a }))
+        }
+        "unassign" => {
+            m.unassign_role(
+                &required(body.username.clone(), "username")?,
+                body.id("role_id")?,
+            )
+            .await?;
+            empty()
+        }
+        "users/list" => json(&serde_json::json!({
+            "assignments": m.role_users(body.id("role_id")?).await?,
+        })),
+        _ => roles(
+            m.user_roles(&required(body.username.clone(), "username")?)
+                .await?,
+        ),
+    })
+}
+
+macro_rules! role_handlers {
+    ($($fn_name:ident => $op:literal;)+) => {
+        $(async fn $fn_name(
+            State(s): State<AppState>,
+            caller: Option<Extension<Caller>>,
+            Msg { body, .. }: Msg<RoleReq>,
+        ) -> ApiResult<Response> {
+            role_op(s, caller, body, $op).await
+        })+
+    };
+}
+
+role_handlers! {
+    create_role => "create";
+    get_role => "get";
+    list_roles => "list";
+    update_role => "update";
+    delete_role => "delete";
+    add_role_permission => "permissions/add";
+    update_role_permission => "permissions/update";
+    remove_role_permission => "permissions/remove";
+    list_role_permissions => "permissions/list";
+    assign_role => "assign";
+    unassign_role => "unassign";
+    role_users => "users/list";
+    user_roles => "user-roles";
 }
 
 #[derive(Deserialize, Default)]
@@ -555,6 +725,19 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/users/permissions/grant", post(grant))
         .route("/users/permissions/revoke", post(revoke))
         .route("/users/permissions/get", get(effective))
+        .route("/users/roles/list", get(user_roles))
+        .route("/roles/create", post(create_role))
+        .route("/roles/get", get(get_role))
+        .route("/roles/list", get(list_roles))
+        .route("/roles/update", patch(update_role))
+        .route("/roles/delete", delete(delete_role))
+        .route("/roles/permissions/add", post(add_role_permission))
+        .route("/roles/permissions/update", patch(update_role_permission))
+        .route("/roles/permissions/remove", delete(remove_role_permission))
+        .route("/roles/permissions/list", get(list_role_permissions))
+        .route("/roles/assign", post(assign_role))
+        .route("/roles/unassign", delete(unassign_role))
+        .route("/roles/users/list", get(role_users))
 }
 
 /// keel's token routes, relative to `/api/keel/v1`.

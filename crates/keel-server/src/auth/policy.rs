@@ -158,6 +158,19 @@ fn mlflow(method: &Method, route: &str) -> Rule {
         | "/registered-models/permissions/delete" => Needs(MODEL, Manage),
         "/users/permissions/grant" | "/users/permissions/revoke" => Needs(Of::GrantTarget, Manage),
         "/users/permissions/get" => NeedsOrSelf(Of::GrantTarget, Manage),
+        "/users/roles/list" => SelfOrAdmin("username"),
+        "/roles/create"
+        | "/roles/get"
+        | "/roles/list"
+        | "/roles/update"
+        | "/roles/delete"
+        | "/roles/permissions/add"
+        | "/roles/permissions/remove"
+        | "/roles/permissions/list"
+        | "/roles/permissions/update"
+        | "/roles/assign"
+        | "/roles/unassign"
+        | "/roles/users/list" => Admin,
         _ => Admin,
     }
 }

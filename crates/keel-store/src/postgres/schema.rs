@@ -40,4 +40,9 @@ pub const MIGRATIONS: Migrations = &[
         "auth",
         include_str!("../../migrations/postgres/0007_auth.sql"),
     ),
+    (
+        8,
+        "roles",
+        include_str!("../../migrations/postgres/0008_roles.sql"),
+    ),
 ];

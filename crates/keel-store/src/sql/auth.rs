@@ -1,10 +1,10 @@
-//! Users, their grants on experiments and registered models, and their access tokens, with
-//! the messages of MLflow's basic-auth store; and the readability predicate searches add when
-//! they answer for one user.
+//! Users, their grants on experiments and registered models, roles (groups) and their
+//! permissions and members, and access tokens, with the messages of MLflow's basic-auth store;
+//! and the readability predicate searches add when they answer for one user.
 
 use keel_core::auth::{
-    AccessToken, AuthStore, Grant, GrantWrite, NewToken, Permission, Reader, Resource, Subject,
-    TokenScope, User,
+    AccessToken, AuthStore, Grant, GrantWrite, NewToken, Permission, Reader, Resource, Role,
+    RoleAssignment, RolePermission, Subject, TokenScope, User, WORKSPACE,
 };
 use keel_core::{Error, Result, now_millis, validate};
 
@@ -114,6 +114,114 @@ fn stored_permission(text: &str) -> Permission {
     Permission::parse(text).unwrap_or(Permission::NoPermissions)
 }
 
+/// SQL mapping a stored permission name (`{col}`) to its level, 0 for none.
+fn level_of(col: &str) -> String {
+    let arms: String = Permission::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!(" WHEN '{}' THEN {i}", p.name()))
+        .collect();
+    format!("(CASE {col}{arms} ELSE 0 END)")
+}
+
+/// SQL for the level a user holds through roles on the resource of `kind` whose key is the
+/// text expression `key`: in each of the user's roles, its grant naming the key, else its grant
+/// on `*`; across roles, the highest (NULL when no role grants anything on it). Returned as
+/// the text before and after the place of the user's id.
+fn role_level_parts(kind: &str, key: &str) -> (String, String) {
+    let level = |alias: &str, pattern: &str| {
+        format!(
+            "(SELECT {} FROM role_permissions {alias} WHERE {alias}.role_id = role_m.role_id AND {alias}.resource_type = '{kind}' AND {alias}.resource_pattern = {pattern})",
+            level_of(&format!("{alias}.permission"))
+        )
+    };
+    (
+        format!(
+            "(SELECT CAST(MAX(COALESCE({}, {})) AS BIGINT) FROM role_members role_m WHERE role_m.user_id = ",
+            level("role_exact", key),
+            level("role_any", "'*'")
+        ),
+        ")".to_string(),
+    )
+}
+
+/// [`role_level_parts`] as one statement fragment with a `?` for the user's id.
+fn role_level(kind: &str, key: &str) -> String {
+    let (before, after) = role_level_parts(kind, key);
+    format!("{before}?{after}")
+}
+
+/// Moves the roles' grants on a registered model to its new name.
+pub(crate) async fn rename_role_patterns(c: &mut Conn<'_>, old: &str, new: &str) -> Result<()> {
+    let sql = c
+        .stmt("UPDATE role_permissions SET resource_pattern = ? WHERE resource_type = 'registered_model' AND resource_pattern = ? AND NOT EXISTS (SELECT 1 FROM role_permissions o WHERE o.role_id = role_permissions.role_id AND o.resource_type = 'registered_model' AND o.resource_pattern = ?)")
+        .arg(new)
+        .arg(old)
+        .arg(new);
+    c.exec(sql).await?;
+    drop_role_patterns(c, old).await
+}
+
+/// Removes the roles' grants on a registered model by name.
+pub(crate) async fn drop_role_patterns(c: &mut Conn<'_>, name: &str) -> Result<()> {
+    let sql = c
+        .stmt("DELETE FROM role_permissions WHERE resource_type = 'registered_model' AND resource_pattern = ?")
+        .arg(name);
+    c.exec(sql).await.map(|_| ())
+}
+
+fn role_not_found(id: i64) -> Error {
+    Error::not_found(format!("Role with id={id} not found"))
+}
+
+/// A `role_permissions` row: id, role_id, resource_type, resource_pattern, permission.
+fn role_permission(r: &Row) -> Result<RolePermission> {
+    Ok(RolePermission {
+        id: r.get(0)?,
+        role_id: r.get(1)?,
+        resource_type: r.get(2)?,
+        resource_pattern: r.get(3)?,
+        permission: stored_permission(&r.get::<String>(4)?),
+    })
+}
+
+const ROLE_PERMISSION_COLUMNS: &str = "id, role_id, resource_type, resource_pattern, permission";
+
+/// The roles with these ids (in the order of `sql`'s rows: id, name, description), each
+/// with its permissions.
+async fn roles(c: &mut Conn<'_>, sql: Sql) -> Result<Vec<Role>> {
+    let mut out = Vec::new();
+    for r in c.rows(sql).await? {
+        let id: i64 = r.get(0)?;
+        let perms = c
+            .stmt(&format!(
+                "SELECT {ROLE_PERMISSION_COLUMNS} FROM role_permissions WHERE role_id = ? ORDER BY id"
+            ))
+            .arg(id);
+        let permissions = c
+            .rows(perms)
+            .await?
+            .iter()
+            .map(role_permission)
+            .collect::<Result<_>>()?;
+        out.push(Role {
+            id,
+            name: r.get(1)?,
+            workspace: WORKSPACE,
+            description: r.get(2)?,
+            permissions,
+        });
+    }
+    Ok(out)
+}
+
+async fn one_role(c: &mut Conn<'_>, id: i64) -> Result<Role> {
+    let sql = c
+        .stmt("SELECT id, name, description FROM roles WHERE id = ?")
+        .arg(id);
+    roles(c, sql).await?.pop().ok_or_else(|| role_not_found(id))
+}
+
 /// Appends to a search's `WHERE` clause: only the resources whose key (the column `key`, an
 /// experiment id or a model name) `reader` may read. A user's own grant decides; without one,
 /// the default permission does; a token's scope narrows that to the keys it lists.
@@ -143,27 +251,46 @@ pub(crate) fn push_readable(sql: &mut Sql, resource_kind: &str, key: &str, reade
     if reader.admin {
         return;
     }
-    let (table, column) = match experiment {
-        true => ("experiment_permissions", "experiment_id"),
-        false => ("registered_model_permissions", "name"),
+    let (table, column, text_key) = match experiment {
+        true => (
+            "experiment_permissions",
+            "experiment_id",
+            format!("CAST({key} AS TEXT)"),
+        ),
+        false => ("registered_model_permissions", "name", key.to_string()),
     };
+    let read = Permission::ALL
+        .iter()
+        .position(|p| *p == Permission::Read)
+        .unwrap_or(1);
     let readable: Vec<String> = Permission::ALL
         .iter()
         .filter(|p| p.allows(Permission::Read))
         .map(|p| format!("'{}'", p.name()))
         .collect();
+    // The user's own grant decides; without one, the best of their roles' grants; without
+    // any, the default.
+    let (before, after) = role_level_parts(resource_kind, &text_key);
     sql.push(&format!(
         " AND (EXISTS (SELECT 1 FROM {table} g WHERE g.{column} = {key} AND g.user_id = "
     ))
     .bind(reader.user_id)
     .push(&format!(" AND g.permission IN ({}))", readable.join(", ")))
-    .push(" OR (")
-    .bind(reader.default_read)
     .push(&format!(
-        " AND NOT EXISTS (SELECT 1 FROM {table} g WHERE g.{column} = {key} AND g.user_id = "
+        " OR (NOT EXISTS (SELECT 1 FROM {table} g WHERE g.{column} = {key} AND g.user_id = "
     ))
     .bind(reader.user_id)
-    .push(")))");
+    .push(") AND (COALESCE(")
+    .push(&before)
+    .bind(reader.user_id)
+    .push(&after)
+    .push(&format!(", -1) >= {read} OR ("))
+    .bind(reader.default_read)
+    .push(" AND ")
+    .push(&before)
+    .bind(reader.user_id)
+    .push(&after)
+    .push(" IS NULL))))");
 }
 
 #[async_trait::async_trait]
@@ -400,11 +527,13 @@ impl AuthStore for SqlStore {
         user_id: i64,
         subject: &Subject,
     ) -> Result<Option<(Resource, Option<Permission>)>> {
-        const EXPERIMENT: &str = "SELECT CAST(x.experiment_id AS TEXT), p.permission FROM {from} x LEFT JOIN experiment_permissions p ON p.experiment_id = x.experiment_id AND p.user_id = ? WHERE x.{key} = ?";
+        const EXPERIMENT: &str = "SELECT CAST(x.experiment_id AS TEXT), p.permission, {roles} FROM {from} x LEFT JOIN experiment_permissions p ON p.experiment_id = x.experiment_id AND p.user_id = ? WHERE x.{key} = ?";
         let (text, key, experiment) = match subject {
             Subject::Experiment(id) => match validate::experiment_id(id) {
                 Ok(id) => (
-                    EXPERIMENT.replace("{from}", "experiments").replace("{key}", "experiment_id"),
+                    EXPERIMENT
+                        .replace("{from}", "experiments")
+                        .replace("{key}", "experiment_id"),
                     Bind::I64(id),
                     true,
                 ),
@@ -412,29 +541,42 @@ impl AuthStore for SqlStore {
                 Err(_) => return Ok(None),
             },
             Subject::ExperimentName(name) => (
-                EXPERIMENT.replace("{from}", "experiments").replace("{key}", "name"),
+                EXPERIMENT
+                    .replace("{from}", "experiments")
+                    .replace("{key}", "name"),
                 Bind::Str(name.clone()),
                 true,
             ),
             Subject::Run(id) => (
-                EXPERIMENT.replace("{from}", "runs").replace("{key}", "run_uuid"),
+                EXPERIMENT
+                    .replace("{from}", "runs")
+                    .replace("{key}", "run_uuid"),
                 Bind::Str(id.clone()),
                 true,
             ),
             Subject::LoggedModel(id) => (
-                EXPERIMENT.replace("{from}", "logged_models").replace("{key}", "model_id"),
+                EXPERIMENT
+                    .replace("{from}", "logged_models")
+                    .replace("{key}", "model_id"),
                 Bind::Str(id.clone()),
                 true,
             ),
             Subject::RegisteredModel(name) => (
-                "SELECT x.name, p.permission FROM registered_models x LEFT JOIN registered_model_permissions p ON p.name = x.name AND p.user_id = ? WHERE x.name = ?".to_string(),
+                format!(
+                    "SELECT x.name, p.permission, {} FROM registered_models x LEFT JOIN registered_model_permissions p ON p.name = x.name AND p.user_id = ? WHERE x.name = ?",
+                    role_level("registered_model", "x.name")
+                ),
                 Bind::Str(name.clone()),
                 false,
             ),
         };
+        let text = text.replace(
+            "{roles}",
+            &role_level("experiment", "CAST(x.experiment_id AS TEXT)"),
+        );
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
-        let sql = c.stmt(&text).arg(user_id).arg(key);
+        let sql = c.stmt(&text).arg(user_id).arg(user_id).arg(key);
         let Some(row) = c.row(sql).await? else {
             return Ok(None);
         };
@@ -445,7 +587,13 @@ impl AuthStore for SqlStore {
             Resource::RegisteredModel(owner)
         };
         let granted: Option<String> = row.get(1)?;
-        Ok(Some((resource, granted.map(|p| stored_permission(&p)))))
+        let by_roles: Option<i64> = row.get(2)?;
+        let held = match (granted, by_roles) {
+            (Some(p), _) => Some(stored_permission(&p)),
+            (None, Some(level)) => Permission::ALL.get(level.max(0) as usize).copied(),
+            (None, None) => None,
+        };
+        Ok(Some((resource, held)))
     }
 
     async fn list_grants(&self, username: &str) -> Result<Vec<Grant>> {
@@ -464,6 +612,252 @@ impl AuthStore for SqlStore {
                     resource: Resource::parse(&r.get::<String>(0)?, &r.get::<String>(1)?)?,
                     user_id: uid,
                     permission: stored_permission(&r.get::<String>(2)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn create_role(&self, name: &str, description: Option<&str>) -> Result<Role> {
+        let (name, description) = (name.to_string(), description.map(str::to_string));
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let sql = c
+                        .stmt("INSERT INTO roles (name, description) VALUES (?, ?) RETURNING id")
+                        .arg(&name)
+                        .arg(description.clone());
+                    let taken =
+                        || Error::already_exists(format!("Role (name={name}) already exists."));
+                    let id: i64 = c
+                        .value_unique(sql, taken)
+                        .await?
+                        .ok_or_else(|| Error::internal("no id for the new role"))?;
+                    Ok(Role {
+                        id,
+                        name: name.clone(),
+                        workspace: WORKSPACE,
+                        description,
+                        permissions: Vec::new(),
+                    })
+                })
+            })
+            .await
+    }
+
+    async fn get_role(&self, id: i64) -> Result<Role> {
+        one_role(&mut self.db.reader().await?.conn(), id).await
+    }
+
+    async fn list_roles(&self) -> Result<Vec<Role>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c.stmt("SELECT id, name, description FROM roles ORDER BY name");
+        roles(&mut c, sql).await
+    }
+
+    async fn update_role(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Role> {
+        let (name, description) = (name.map(str::to_string), description.map(str::to_string));
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    one_role(&mut c, id).await?;
+                    if let Some(d) = &description {
+                        let sql = c
+                            .stmt("UPDATE roles SET description = ? WHERE id = ?")
+                            .arg(d)
+                            .arg(id);
+                        c.exec(sql).await?;
+                    }
+                    if let Some(n) = &name {
+                        let sql = c
+                            .stmt("UPDATE roles SET name = ? WHERE id = ?")
+                            .arg(n)
+                            .arg(id);
+                        let taken =
+                            || Error::already_exists(format!("Role (name={n}) already exists."));
+                        c.exec_unique(sql, taken).await?;
+                    }
+                    one_role(&mut c, id).await
+                })
+            })
+            .await
+    }
+
+    async fn delete_role(&self, id: i64) -> Result<()> {
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let sql = c.stmt("DELETE FROM roles WHERE id = ?").arg(id);
+                    match c.exec(sql).await? {
+                        0 => Err(role_not_found(id)),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn add_role_permission(
+        &self,
+        role_id: i64,
+        resource_type: &str,
+        pattern: &str,
+        permission: Permission,
+    ) -> Result<RolePermission> {
+        let (kind, pattern) = (resource_type.to_string(), pattern.to_string());
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    one_role(&mut c, role_id).await?;
+                    let sql = c
+                        .stmt(&format!("INSERT INTO role_permissions (role_id, resource_type, resource_pattern, permission) VALUES (?, ?, ?, ?) RETURNING {ROLE_PERMISSION_COLUMNS}"))
+                        .arg(role_id)
+                        .arg(&kind)
+                        .arg(&pattern)
+                        .arg(permission.name());
+                    let taken = || {
+                        Error::already_exists(format!(
+                            "Role {role_id} already has a permission on {kind} '{pattern}'"
+                        ))
+                    };
+                    let id: i64 = c
+                        .value_unique(sql, taken)
+                        .await?
+                        .ok_or_else(|| Error::internal("no id for the new role permission"))?;
+                    Ok(RolePermission {
+                        id,
+                        role_id,
+                        resource_type: kind.clone(),
+                        resource_pattern: pattern.clone(),
+                        permission,
+                    })
+                })
+            })
+            .await
+    }
+
+    async fn update_role_permission(
+        &self,
+        id: i64,
+        permission: Permission,
+    ) -> Result<RolePermission> {
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let sql = c
+                        .stmt(&format!("UPDATE role_permissions SET permission = ? WHERE id = ? RETURNING {ROLE_PERMISSION_COLUMNS}"))
+                        .arg(permission.name())
+                        .arg(id);
+                    c.row(sql)
+                        .await?
+                        .as_ref()
+                        .map(role_permission)
+                        .transpose()?
+                        .ok_or_else(|| {
+                            Error::not_found(format!("Role permission with id={id} not found"))
+                        })
+                })
+            })
+            .await
+    }
+
+    async fn remove_role_permission(&self, id: i64) -> Result<()> {
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let sql = c.stmt("DELETE FROM role_permissions WHERE id = ?").arg(id);
+                    match c.exec(sql).await? {
+                        0 => Err(Error::not_found(format!(
+                            "Role permission with id={id} not found"
+                        ))),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn assign_role(&self, username: &str, role_id: i64) -> Result<RoleAssignment> {
+        let username = username.to_string();
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let uid = user_id(&mut c, &username).await?;
+                    one_role(&mut c, role_id).await?;
+                    let sql = c
+                        .stmt("INSERT INTO role_members (role_id, user_id) VALUES (?, ?) RETURNING id")
+                        .arg(role_id)
+                        .arg(uid);
+                    let taken = || {
+                        Error::already_exists(format!(
+                            "User {username} is already assigned to role {role_id}"
+                        ))
+                    };
+                    let id: i64 = c
+                        .value_unique(sql, taken)
+                        .await?
+                        .ok_or_else(|| Error::internal("no id for the new assignment"))?;
+                    Ok(RoleAssignment {
+                        id,
+                        user_id: uid,
+                        role_id,
+                    })
+                })
+            })
+            .await
+    }
+
+    async fn unassign_role(&self, username: &str, role_id: i64) -> Result<()> {
+        let username = username.to_string();
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let uid = user_id(&mut c, &username).await?;
+                    let sql = c
+                        .stmt("DELETE FROM role_members WHERE role_id = ? AND user_id = ?")
+                        .arg(role_id)
+                        .arg(uid);
+                    match c.exec(sql).await? {
+                        0 => Err(Error::not_found(format!(
+                            "User {username} is not assigned to role {role_id}"
+                        ))),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn user_roles(&self, username: &str) -> Result<Vec<Role>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let uid = user_id(&mut c, username).await?;
+        let sql = c
+            .stmt("SELECT r.id, r.name, r.description FROM roles r JOIN role_members m ON m.role_id = r.id WHERE m.user_id = ? ORDER BY r.name")
+            .arg(uid);
+        roles(&mut c, sql).await
+    }
+
+    async fn role_users(&self, role_id: i64) -> Result<Vec<RoleAssignment>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        one_role(&mut c, role_id).await?;
+        let sql = c
+            .stmt("SELECT id, user_id, role_id FROM role_members WHERE role_id = ? ORDER BY id")
+            .arg(role_id);
+        c.rows(sql)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(RoleAssignment {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    role_id: r.get(2)?,
                 })
             })
             .collect()

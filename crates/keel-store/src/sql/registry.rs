@@ -331,6 +331,7 @@ impl RegistryStore for SqlStore {
                         .arg(&new_name)
                         .arg(&name);
                     c.exec_unique(sql, || model_exists(&new_name)).await?;
+                    super::auth::rename_role_patterns(&mut c, &name, &new_name).await?;
                     model(&mut c, &new_name).await
                 })
             })
@@ -367,10 +368,10 @@ impl RegistryStore for SqlStore {
                         .stmt("DELETE FROM registered_models WHERE name = ?")
                         .arg(&name);
                     if c.exec(sql).await? == 0 {
-                        Err(model_not_found(&name))
-                    } else {
-                        Ok(())
+                        return Err(model_not_found(&name));
                     }
+                    // A later model of this name starts without the roles' grants.
+                    super::auth::drop_role_patterns(&mut c, &name).await
                 })
             })
             .await

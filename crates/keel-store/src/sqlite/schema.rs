@@ -39,4 +39,9 @@ pub const MIGRATIONS: Migrations = &[
         "auth",
         include_str!("../../migrations/sqlite/0007_auth.sql"),
     ),
+    (
+        8,
+        "roles",
+        include_str!("../../migrations/sqlite/0008_roles.sql"),
+    ),
 ];
