@@ -292,6 +292,15 @@ pub enum GrantWrite {
     Upsert,
 }
 
+/// A browser's signed-in session (the web UI), found by a hash of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: User,
+    /// The value the session's state-changing requests must carry in `X-Keel-CSRF`.
+    pub csrf: String,
+    pub expiration_time: i64,
+}
+
 /// A token to record: everything but its times.
 #[derive(Debug, Clone)]
 pub struct NewToken {
@@ -393,6 +402,19 @@ pub trait AuthStore: Send + Sync {
     async fn user_roles(&self, username: &str) -> Result<Vec<Role>>;
     /// The assignments of a role.
     async fn role_users(&self, role_id: i64) -> Result<Vec<RoleAssignment>>;
+
+    /// Records a session (and forgets the expired ones).
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        expiration_time: i64,
+    ) -> Result<()>;
+    /// A session by the hash of its cookie, with its user.
+    async fn session(&self, id_hash: &str) -> Result<Option<Session>>;
+    /// Ends a session.
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
 
     /// Records a token.
     async fn create_token(&self, token: NewToken) -> Result<AccessToken>;

@@ -614,6 +614,23 @@ impl crate::auth::AuthStore for Service {
     async fn role_users(&self, role_id: i64) -> Result<Vec<crate::auth::RoleAssignment>> {
         self.store.role_users(role_id).await
     }
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        expiration_time: i64,
+    ) -> Result<()> {
+        self.store
+            .create_session(id_hash, user_id, csrf, expiration_time)
+            .await
+    }
+    async fn session(&self, id_hash: &str) -> Result<Option<crate::auth::Session>> {
+        self.store.session(id_hash).await
+    }
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        self.store.delete_session(id_hash).await
+    }
     async fn create_token(&self, token: crate::auth::NewToken) -> Result<crate::auth::AccessToken> {
         validate::length("name", &token.name, 256)?;
         self.store.create_token(token).await

@@ -26,6 +26,12 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../ui/style.css"),
     ),
+    (
+        "login.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../ui/login.html"),
+    ),
+    ("login.js", JS, include_bytes!("../ui/login.js")),
     ("app.js", JS, include_bytes!("../ui/app.js")),
     ("lib.js", JS, include_bytes!("../ui/lib.js")),
     ("chart.js", JS, include_bytes!("../ui/chart.js")),
@@ -48,6 +54,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/",
             get(|h: HeaderMap| async move { asset("index.html", &h) }),
         )
+        .route("/login", get(crate::auth::login_page))
         .route(
             "/static/{file}",
             get(|Path(file): Path<String>, h: HeaderMap| async move { asset(&file, &h) }),
@@ -66,6 +73,11 @@ fn etags() -> &'static [String] {
             })
             .collect()
     })
+}
+
+/// An embedded page (the sign-in page), as `/static/` serves it.
+pub(crate) fn page(name: &str, req: &HeaderMap) -> Response {
+    asset(name, req)
 }
 
 fn asset(name: &str, req: &HeaderMap) -> Response {
@@ -167,7 +179,7 @@ mod tests {
         }
         for (name, _, _) in ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js")) {
             assert!(
-                *name == "app.js" || reachable.contains(name),
+                *name == "app.js" || *name == "login.js" || reachable.contains(name),
                 "{name} is embedded but nothing imports it"
             );
         }

@@ -3,7 +3,7 @@
 // is imported when the page is first opened, so a cold load fetches and compiles only what the
 // page it lands on needs (index.html preloads the runs table's modules, the usual landing page).
 
-import { h, errorBox } from './lib.js';
+import { h, errorBox, session } from './lib.js';
 
 /** The sections in the top bar; a section lists the route prefixes it owns. */
 const SECTIONS = [
@@ -64,7 +64,22 @@ async function route() {
   main.replaceChildren(h('h1', {}, 'Not found'), h('p', {}, 'No page at ', h('code', {}, path), '. ', h('a', { href: '#/experiments' }, 'Experiments')));
 }
 
+/** Who is signed in, with a way out, on a server with auth. */
+async function whoami() {
+  const s = await session();
+  if (!s?.user) return;
+  const signOut = async () => {
+    const csrf = s.csrf_token ? { 'X-Keel-CSRF': s.csrf_token } : {};
+    await fetch('/api/keel/v1/session', { method: 'DELETE', headers: { 'X-Requested-With': 'keel-ui', ...csrf } });
+    location.assign('/login');
+  };
+  document.querySelector('header.top').append(h('span', { class: 'whoami' },
+    'Signed in as ', h('strong', { id: 'whoami' }, s.user.username), ' · ',
+    h('button', { type: 'button', onclick: signOut }, 'Sign out')));
+}
+
 /** A page may ask to be rendered again without a navigation (after a write). */
 window.addEventListener('keel:refresh', route);
 window.addEventListener('hashchange', route);
 route();
+whoami();

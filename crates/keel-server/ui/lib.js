@@ -34,13 +34,32 @@ export class ApiError extends Error {
   }
 }
 
+let sessionAsked;
+
+/** Who is signed in and the session's CSRF value; `null` on a server without auth. */
+export function session() {
+  sessionAsked ??= fetch('/api/keel/v1/session', { headers: { 'X-Requested-With': 'keel-ui' } })
+    .then((r) => (r.ok ? r.json() : null))
+    .catch(() => null);
+  return sessionAsked;
+}
+
 async function request(method, url, body) {
-  const init = { method, headers: {} };
+  // The UI's own requests: no browser sign-in dialog on a 401 (the sign-in page is ours), and
+  // writes carry the session's CSRF value.
+  const init = { method, headers: { 'X-Requested-With': 'keel-ui' } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
+  if (method !== 'GET') {
+    const csrf = (await session())?.csrf_token;
+    if (csrf) init.headers['X-Keel-CSRF'] = csrf;
+  }
   const r = await fetch(url, init);
+  if (r.status === 401) {
+    location.assign('/login?next=' + encodeURIComponent(location.pathname + location.search + location.hash));
+  }
   const text = await r.text();
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch { data = { message: text }; }
@@ -131,14 +150,17 @@ export function errorBox(e) {
   return h('p', { class: 'error', role: 'alert' }, e instanceof ApiError ? `${e.code}: ${e.message}` : String(e));
 }
 
-/** Runs `action` (a write); shows its error instead of throwing, then calls `done`. */
+/** Runs `action` (a write), then `done`; shows a failure instead of throwing. Resolves whether it worked. */
 export async function write(action, done) {
   try {
     await action();
     if (done) await done();
+    return true;
   } catch (e) {
+    // Shown, and handled here: a refused write (403, say) is news for the user, not an error
+    // of the page.
     toast(e.message || String(e));
-    throw e;
+    return false;
   }
 }
 

@@ -113,6 +113,50 @@ fn mlflow_and_auth_clients_against_keel_with_auth_on_postgres() {
     run_auth(&python, dir.path(), &server.url);
 }
 
+#[test]
+fn the_web_ui_signs_in_with_a_session_on_a_server_with_auth() {
+    let test = "the_web_ui_signs_in_with_a_session_on_a_server_with_auth";
+    let Some(python) = keel_testenv::python(test, &["mlflow", "playwright", "requests"]) else {
+        return;
+    };
+    let chromium = std::env::var("KEEL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        keel_testenv::skip::<()>(
+            test,
+            &format!("no Chromium at {chromium} (apt-get install chromium)"),
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("keel.db").display());
+    let artifacts = dir.path().join("artifacts").display().to_string();
+    let server = support::Server::launch_with_args(
+        dir.path(),
+        &db,
+        &artifacts,
+        &["--auth"],
+        &[
+            ("KEEL_ADMIN_USERNAME", "admin"),
+            ("KEEL_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    let out = Command::new(&python)
+        .arg(support::workspace().join("tests/ui/signin.py"))
+        .arg(&server.url)
+        .env("KEEL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("KEEL_CHROMIUM", &chromium)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .current_dir(dir.path())
+        .output()
+        .expect("run tests/ui/signin.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("the web UI signs in"),
+        "sign-in browser test failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn run_auth(python: &std::path::Path, dir: &std::path::Path, url: &str) {
     let script = support::workspace().join("tests/compat/mlflow_auth_compat.py");
     let out = Command::new(python)

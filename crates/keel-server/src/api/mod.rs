@@ -72,6 +72,7 @@ pub(crate) fn router() -> Router<AppState> {
                 .merge(charts::routes())
                 .merge(aliases::routes())
                 .merge(crate::auth::token_routes())
+                .merge(crate::auth::session_routes())
                 .fallback(not_found),
         )
         .merge(ops::routes())

@@ -71,6 +71,11 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(buf)
 }
 
+/// `n` random bytes as URL-safe base64 (a session cookie, a CSRF value).
+pub fn random_text<const N: usize>() -> Result<String> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<N>()?))
+}
+
 /// A new token and its id: 12 alphanumeric characters, then 256 random bits.
 pub fn new_token() -> Result<(String, String)> {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -109,6 +114,18 @@ pub async fn verify(secret: &str, stored: &str) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+/// Spends what verifying a password costs, for a name nobody has (so the time of a refusal
+/// does not tell which names exist).
+pub async fn burn(secret: &str) {
+    static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    if let Ok(decoy) = DECOY
+        .get_or_try_init(|| async { hash("keel decoy password").await })
+        .await
+    {
+        verify(secret, decoy).await;
+    }
 }
 
 /// How long a verified credential is remembered without verifying it again.

@@ -19,16 +19,22 @@ use crate::wire::MAX_JSON_BODY;
 
 /// MLflow's answer to a request without valid credentials: 401 with a Basic challenge, so
 /// browsers ask and clients know to send credentials.
-fn unauthenticated() -> Response {
+fn unauthenticated(headers: &HeaderMap) -> Response {
     let body = serde_json::json!({
         "error_code": ErrorCode::Unauthenticated.as_str(),
         "message": "You are not authenticated. Send a username and password (HTTP Basic, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD) or an access token (Bearer, MLFLOW_TRACKING_TOKEN).",
     });
     let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-    resp.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Basic realm=\"keel\""),
-    );
+    // The web UI signs in on its own page: no browser dialog for its requests.
+    let from_ui = headers
+        .get("x-requested-with")
+        .is_some_and(|v| v == "keel-ui");
+    if !from_ui {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"keel\""),
+        );
+    }
     resp.extensions_mut().insert(crate::error::ErrorMarker);
     resp
 }
@@ -47,7 +53,7 @@ async fn authenticate(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
-        return Ok(None);
+        return super::session::from_cookie(s, headers).await;
     };
     let Some(credential) = credentials::parse_authorization(header) else {
         return Ok(None);
@@ -55,6 +61,7 @@ async fn authenticate(
     match credential {
         Credential::Basic { username, password } => {
             let Some((user, Some(stored))) = s.meta.user_credentials(&username).await? else {
+                credentials::burn(&password).await;
                 return Ok(None);
             };
             if !auth.verified.knows(header, &stored) {
@@ -63,7 +70,11 @@ async fn authenticate(
                 }
                 auth.verified.remember(header, &stored);
             }
-            Ok(Some(Caller { user, scope: None }))
+            Ok(Some(Caller {
+                user,
+                scope: None,
+                session: None,
+            }))
         }
         Credential::Token { token, .. } if auth.is_internal(&token) => Ok(Some(Caller {
             user: keel_core::auth::User {
@@ -73,6 +84,7 @@ async fn authenticate(
                 is_service: true,
             },
             scope: None,
+            session: None,
         })),
         Credential::Token { id, token } => {
             let Some((t, stored)) = s.meta.token(&id).await? else {
@@ -91,6 +103,7 @@ async fn authenticate(
             Ok(Some(Caller {
                 user,
                 scope: Some(t.scope),
+                session: None,
             }))
         }
     }
@@ -346,9 +359,12 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
     }
     let caller = match authenticate(&s, &auth, req.headers()).await {
         Ok(Some(caller)) => caller,
-        Ok(None) => return unauthenticated(),
+        Ok(None) => return unauthenticated(req.headers()),
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = super::session::check_csrf(&caller, &method, req.headers()) {
+        return e.into_response();
+    }
     let (mut req, params) = match read_params(req, &rule).await {
         Ok(read) => read,
         Err(e) => return e.into_response(),

@@ -13,12 +13,14 @@ pub mod credentials;
 mod guard;
 mod handlers;
 pub mod policy;
+mod session;
 
 use keel_core::Result;
 use keel_core::auth::{Permission, Reader, TokenScope, User};
 
 pub use guard::guard;
 pub(crate) use handlers::{routes, token_routes};
+pub(crate) use session::{login_page, session_routes};
 
 /// How the server decides who may do what.
 #[derive(Debug, Clone)]
@@ -75,6 +77,8 @@ pub struct Caller {
     pub user: User,
     /// The scope of the access token the request carried (`None` for a password).
     pub scope: Option<TokenScope>,
+    /// The browser session the request came with (its cookie's hash and CSRF value), if any.
+    pub session: Option<(String, String)>,
 }
 
 impl Caller {

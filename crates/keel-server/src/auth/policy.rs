@@ -196,6 +196,9 @@ fn keel(method: &Method, route: &str) -> Rule {
         | "/data-objects/missing"
         | "/data-objects/{hash}" => Writer,
         "/tokens" | "/tokens/{id}" => SignedIn,
+        // Signing in is what an unsigned caller does; seeing or ending a session needs one.
+        "/session" if *method == Method::POST => Public,
+        "/session" => SignedIn,
         _ => Admin,
     }
 }
@@ -240,7 +243,7 @@ pub fn rule(method: &Method, route: &str) -> Rule {
         return keel(method, rest);
     }
     match route {
-        "/health" | "/version" | "/metrics" | "/" | "/static/{file}" => Public,
+        "/health" | "/version" | "/metrics" | "/" | "/static/{file}" | "/login" => Public,
         "/get-artifact" => Needs(Of::Run(RunId), Read),
         "/model-versions/get-artifact" => Needs(MODEL, Read),
         _ => Admin,

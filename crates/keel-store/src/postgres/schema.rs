@@ -45,4 +45,9 @@ pub const MIGRATIONS: Migrations = &[
         "roles",
         include_str!("../../migrations/postgres/0008_roles.sql"),
     ),
+    (
+        9,
+        "sessions",
+        include_str!("../../migrations/postgres/0009_sessions.sql"),
+    ),
 ];

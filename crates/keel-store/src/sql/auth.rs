@@ -4,7 +4,7 @@
 
 use keel_core::auth::{
     AccessToken, AuthStore, Grant, GrantWrite, NewToken, Permission, Reader, Resource, Role,
-    RoleAssignment, RolePermission, Subject, TokenScope, User, WORKSPACE,
+    RoleAssignment, RolePermission, Session, Subject, TokenScope, User, WORKSPACE,
 };
 use keel_core::{Error, Result, now_millis, validate};
 
@@ -861,6 +861,65 @@ impl AuthStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        expiration_time: i64,
+    ) -> Result<()> {
+        let (id_hash, csrf) = (id_hash.to_string(), csrf.to_string());
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let now = now_millis();
+                    let expired = c
+                        .stmt("DELETE FROM sessions WHERE expiration_time < ?")
+                        .arg(now);
+                    c.exec(expired).await?;
+                    let sql = c
+                        .stmt("INSERT INTO sessions (id_hash, user_id, csrf, creation_time, expiration_time) VALUES (?, ?, ?, ?, ?)")
+                        .arg(&id_hash)
+                        .arg(user_id)
+                        .arg(&csrf)
+                        .arg(now)
+                        .arg(expiration_time);
+                    c.exec(sql).await.map(|_| ())
+                })
+            })
+            .await
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<Session>> {
+        let mut r = self.db.reader().await?;
+        let mut c = r.conn();
+        let sql = c
+            .stmt("SELECT u.id, u.username, u.is_admin, u.password_hash IS NULL, s.csrf, s.expiration_time FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?")
+            .arg(id_hash);
+        match c.row(sql).await? {
+            Some(row) => Ok(Some(Session {
+                user: user(&row)?,
+                csrf: row.get(4)?,
+                expiration_time: row.get(5)?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        let id_hash = id_hash.to_string();
+        self.db
+            .write(move |mut c| {
+                Box::pin(async move {
+                    let sql = c
+                        .stmt("DELETE FROM sessions WHERE id_hash = ?")
+                        .arg(&id_hash);
+                    c.exec(sql).await.map(|_| ())
+                })
+            })
+            .await
     }
 
     async fn create_token(&self, t: NewToken) -> Result<AccessToken> {

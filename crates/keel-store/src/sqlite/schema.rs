@@ -44,4 +44,9 @@ pub const MIGRATIONS: Migrations = &[
         "roles",
         include_str!("../../migrations/sqlite/0008_roles.sql"),
     ),
+    (
+        9,
+        "sessions",
+        include_str!("../../migrations/sqlite/0009_sessions.sql"),
+    ),
 ];
