@@ -125,7 +125,7 @@ impl Resource {
 }
 
 /// Something a request names: it is covered by its experiment's or registered model's grants.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Subject {
     Experiment(String),
     ExperimentName(String),

@@ -152,6 +152,11 @@ impl Verified {
         })
     }
 
+    /// A keyed hash of a credential, to remember things by without keeping it.
+    pub fn digest(&self, credential: &str) -> Digest {
+        self.header_key(credential)
+    }
+
     fn header_key(&self, header: &str) -> [u8; 32] {
         *blake3::keyed_hash(&self.key, header.as_bytes()).as_bytes()
     }

@@ -43,8 +43,33 @@ fn denied(message: impl Into<String>) -> ApiError {
     Error::new(ErrorCode::PermissionDenied, message).into()
 }
 
-/// The caller the request's credentials name, `None` when it has none that verify.
+/// The caller the request's credentials name, `None` when it has none that verify; what a
+/// credential named in the last second is reused.
 async fn authenticate(
+    s: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+) -> Result<Option<Caller>, ApiError> {
+    let credential = headers
+        .get(header::AUTHORIZATION)
+        .or_else(|| headers.get(header::COOKIE))
+        .and_then(|v| v.to_str().ok());
+    let Some(credential) = credential else {
+        return Ok(None);
+    };
+    let key = auth.verified.digest(credential);
+    if let Some(caller) = auth.callers.get(&key) {
+        return Ok(Some(caller));
+    }
+    let caller = read_caller(s, auth, headers).await?;
+    if let Some(c) = &caller {
+        auth.callers.put(key, c.clone());
+    }
+    Ok(caller)
+}
+
+/// [`authenticate`] from the store.
+async fn read_caller(
     s: &AppState,
     auth: &Auth,
     headers: &HeaderMap,
@@ -237,7 +262,19 @@ async fn check(
     need: Permission,
 ) -> Result<(), ApiError> {
     for subject in subjects {
-        let Some((resource, granted)) = s.meta.resolve(caller.user.id, subject).await? else {
+        // Only what exists is reused: a subject made after it was looked up must be checked.
+        let key = (caller.user.id, subject.clone());
+        let held = match auth.held.get(&key) {
+            Some(held) => held,
+            None => {
+                let held = s.meta.resolve(caller.user.id, subject).await?;
+                if held.is_some() {
+                    auth.held.put(key, held.clone());
+                }
+                held
+            }
+        };
+        let Some((resource, granted)) = held else {
             continue;
         };
         if let Some(scope) = &caller.scope
@@ -342,6 +379,24 @@ async fn read_params(req: Request, rule: &Rule) -> Result<(Request, Params), Api
     ))
 }
 
+/// Whether a successful write to `route` changes who may do what (users, grants, roles, tokens,
+/// sessions, or a resource grants name), so the last second's reads must be forgotten.
+fn changes_access(route: &str) -> bool {
+    [
+        "/users/",
+        "/permissions/",
+        "/roles/",
+        "/tokens",
+        "/session",
+        "/registered-models/create",
+        "/registered-models/rename",
+        "/registered-models/delete",
+        "/experiments/create",
+    ]
+    .iter()
+    .any(|part| route.contains(part))
+}
+
 /// The guard: every routed request passes it when auth is on.
 pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let Some(auth) = s.auth.clone() else {
@@ -374,12 +429,16 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
     }
     req.extensions_mut().insert(caller.clone());
     let resp = next.run(req).await;
-    match rule {
+    let resp = match rule {
         Rule::Creates(kind) if resp.status().is_success() => {
             grant_creator(&s, &caller, kind, &params, resp).await
         }
         _ => resp,
+    };
+    if method != Method::GET && resp.status().is_success() && changes_access(&route) {
+        auth.forget();
     }
+    resp
 }
 
 /// Gives the creator MANAGE on what a successful create made (the experiment id is read from

@@ -13,6 +13,7 @@ pub mod credentials;
 mod guard;
 mod handlers;
 pub mod policy;
+mod recent;
 mod session;
 
 use keel_core::Result;
@@ -43,10 +44,17 @@ impl Default for AuthConfig {
 pub struct Auth {
     pub config: AuthConfig,
     verified: credentials::Verified,
+    /// Who each credential (by keyed hash) named, read in the last second.
+    callers: recent::Recent<[u8; 32], Caller>,
+    /// What a user held on a subject, read in the last second.
+    held: recent::Recent<(i64, keel_core::auth::Subject), Held>,
     /// A token this process made for its own calls to its API (the monitoring checks it runs):
     /// it acts as the admin [`INTERNAL_USER`], exists nowhere but in memory and dies with it.
     internal: String,
 }
+
+/// What a user holds on a subject: its owner and their grant, or `None` when it does not exist.
+type Held = Option<(keel_core::auth::Resource, Option<Permission>)>;
 
 /// The name the server's own calls act under.
 pub const INTERNAL_USER: &str = "keel-server";
@@ -56,8 +64,17 @@ impl Auth {
         Ok(Auth {
             config,
             verified: credentials::Verified::new()?,
+            callers: Default::default(),
+            held: Default::default(),
             internal: credentials::new_token()?.0,
         })
+    }
+
+    /// Forgets what was read about users, grants, roles, tokens and sessions (after this
+    /// server changed one of them).
+    pub fn forget(&self) {
+        self.callers.forget();
+        self.held.forget();
     }
 
     /// The token of the server's own calls to its API.
