@@ -30,6 +30,15 @@ pub enum ServeError {
     /// The model failed on valid input (500).
     #[error("prediction failed: {0}")]
     Predict(String),
+    /// The request carries no credential the tracking server knows (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not use this model (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The caller sent more requests than its rate allows (429, with Retry-After).
+    #[error("more than {0} requests per second with this credential; retry shortly")]
+    RateLimited(f64),
 }
 
 impl ServeError {
@@ -44,6 +53,9 @@ impl ServeError {
             Self::Timeout(_) => ErrorCode::DeadlineExceeded,
             Self::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
             Self::Model(_) | Self::Predict(_) => ErrorCode::InternalError,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::PermissionDenied,
+            Self::RateLimited(_) => ErrorCode::RequestLimitExceeded,
         }
     }
 

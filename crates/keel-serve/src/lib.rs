@@ -3,6 +3,7 @@
 //! concurrent requests, routes canary and shadow traffic, exposes Prometheus metrics and logs
 //! every prediction to Parquet.
 
+pub mod access;
 pub mod batch;
 pub mod error;
 mod logfile;

@@ -192,6 +192,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(v2::routes())
         .merge(crate::status::routes())
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::guard,
+        ))
         .with_state(state)
 }
 

@@ -42,6 +42,16 @@ pub enum ModelSpec {
 }
 
 impl ModelSpec {
+    /// The registered model this spec follows, if it names one.
+    pub fn registered_name(&self) -> Option<&str> {
+        match self {
+            ModelSpec::Alias { name, .. }
+            | ModelSpec::Version { name, .. }
+            | ModelSpec::Latest { name } => Some(name),
+            _ => None,
+        }
+    }
+
     /// Parses `PATH`, `NAME@ALIAS`, `NAME/VERSION` or `NAME` (also with a `models:/` prefix);
     /// an existing file or folder, an `.onnx` file name, or a path starting with `.` or `/` is
     /// a path.

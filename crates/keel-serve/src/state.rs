@@ -29,6 +29,8 @@ pub struct ServeOptions {
     pub body_limit: usize,
     /// How `python_function` models are run.
     pub python: crate::python::PythonOptions,
+    /// Who may call, when the server asks (`keel serve --auth`).
+    pub access: Option<Arc<crate::access::Access>>,
 }
 
 impl Default for ServeOptions {
@@ -38,6 +40,7 @@ impl Default for ServeOptions {
             timeout: Duration::from_secs(30),
             body_limit: 32 << 20,
             python: crate::python::PythonOptions::default(),
+            access: None,
         }
     }
 }
@@ -159,8 +162,11 @@ pub fn error_response(protocol: Protocol, e: &ServeError, request_id: &str) -> R
     };
     let mut response = (status, axum::Json(body)).into_response();
     let headers = response.headers_mut();
-    if let ServeError::Overloaded = e {
+    if let ServeError::Overloaded | ServeError::RateLimited(_) = e {
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if let ServeError::Unauthenticated(_) = e {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", v);

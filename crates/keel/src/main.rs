@@ -31,6 +31,7 @@ mod output;
 #[cfg(feature = "full")]
 mod quickstart;
 mod serve;
+mod serve_auth;
 #[cfg(feature = "full")]
 mod server;
 mod shutdown;

@@ -121,6 +121,7 @@ pub async fn run(a: QuickstartArgs, store: &data::Store, registry: Client) -> Re
         sketch_rows: keel_core::sketch::SAMPLE_ROWS,
         poll: keel_serve::source::DEFAULT_POLL,
         python: keel_serve::python::PythonOptions::default(),
+        access: None,
     };
     let running = serve::start(args, async move { Ok(registry) }, shutdown).await?;
     let base = format!("http://{}", running.addr);

@@ -109,6 +109,14 @@ pub struct ServeCmd {
     /// their ONNX conversion checks out.
     #[arg(long)]
     no_convert: bool,
+    /// Ask who is calling: every request but the probes needs a credential (an access token)
+    /// that the keel server of --tracking-uri accepts, whose user has USE on the registered
+    /// model it calls.
+    #[arg(long, env = "KEEL_SERVE_AUTH")]
+    auth: bool,
+    /// With --auth: requests per second each credential may send (429 past it).
+    #[arg(long, env = "KEEL_SERVE_RATE_LIMIT", requires = "auth")]
+    rate_limit: Option<f64>,
     /// The keel server whose registry names the models instead of the local stores.
     #[command(flatten)]
     remote: Remote,
@@ -212,7 +220,21 @@ pub async fn command(cmd: ServeCmd) -> Result<()> {
                 ..defaults
             }
         },
+        access: None,
     };
+    let tracking_uri = cmd
+        .remote
+        .tracking_uri
+        .clone()
+        .or(crate::config::read_file(settings_file.config.as_deref())?.tracking_uri);
+    let access = match (cmd.auth, tracking_uri) {
+        (false, _) => None,
+        (true, Some(uri)) => Some((uri, cmd.rate_limit)),
+        (true, None) => bail!(
+            "keel serve --auth checks callers against a keel server: give its address with --tracking-uri"
+        ),
+    };
+    let args = ServeArgs { access, ..args };
     let store = StoreArgs {
         remote: cmd.remote,
         local: LocalStores {
@@ -267,6 +289,8 @@ pub struct ServeArgs {
     pub poll: Duration,
     /// How python_function models are run.
     pub python: PythonOptions,
+    /// With `--auth`: the keel server that checks callers, and each credential's rate.
+    pub access: Option<(String, Option<f64>)>,
 }
 
 /// `serve.yaml`: several models, each with optional canary and shadow versions.
@@ -465,11 +489,30 @@ pub async fn start(
         )),
         None => None,
     };
+    let access = match &a.access {
+        Some((uri, rate)) => {
+            let registered = models
+                .iter()
+                .filter_map(|m| {
+                    m.primary
+                        .registered_name()
+                        .map(|r| (m.name.clone(), r.to_string()))
+                })
+                .collect();
+            let authority = crate::serve_auth::KeelAuthority::new(uri, registered)?;
+            Some(Arc::new(keel_serve::access::Access::new(
+                Arc::new(authority),
+                *rate,
+            )))
+        }
+        None => None,
+    };
     let options = ServeOptions {
         batch: a.batch,
         timeout: a.timeout,
         body_limit: a.body_limit,
         python: a.python.clone(),
+        access,
     };
     let state = AppState::new(options, metrics, log);
     let supervisor = Supervisor::new(state.clone(), registry, models.clone());

@@ -1897,3 +1897,185 @@ fn models_an_mlflow_registry_holds_serve_by_alias_and_run_natively_or_in_python_
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("the run has no model at 'nothing'"), "{err}");
 }
+
+/// Runs `keel` in `d` with `env` (credentials), expecting success; its JSON output.
+fn keel_json_as(d: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .arg("--json")
+        .current_dir(d)
+        .env_remove("KEEL_CONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keel {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// `keel serve --auth` in front of a registered model of `keel server --auth`: a caller needs a
+/// token the server accepts and USE on the model, answers 401/403/429 in each protocol's
+/// shape, and the probes stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_serve_with_auth_lets_only_users_with_use_call_a_model_at_their_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let admin = [
+        ("KEEL_ADMIN_USERNAME", "admin"),
+        ("KEEL_ADMIN_PASSWORD", "admin-password-1"),
+    ];
+    let db = format!("sqlite://{}", d.join("keel.db").display());
+    let artifacts = d.join("artifacts").display().to_string();
+    let server = support::Server::launch_with_args(d, &db, &artifacts, &["--auth"], &admin);
+    let url = server.url.clone();
+    let as_admin = [
+        ("MLFLOW_TRACKING_USERNAME", "admin"),
+        ("MLFLOW_TRACKING_PASSWORD", "admin-password-1"),
+    ];
+    let remote = ["--tracking-uri", url.as_str()];
+    std::fs::write(d.join("shop.csv"), shop()).unwrap();
+    keel_json_as(
+        d,
+        &[&["data", "add", "shop.csv"][..], &remote].concat(),
+        &as_admin,
+    );
+    keel_json_as(
+        d,
+        &[
+            &[
+                "train",
+                "--data",
+                "shop",
+                "--target",
+                "price",
+                "--drop",
+                "label",
+                "--algo",
+                "ridge_regression",
+                "--register",
+                "price",
+            ][..],
+            &remote,
+        ]
+        .concat(),
+        &as_admin,
+    );
+    // ann may use the model, bob only read it (the default); each gets a token.
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{url}{path}");
+    for user in ["ann", "bob", "serving"] {
+        let r = http
+            .post(api("/api/2.0/mlflow/users/create"))
+            .basic_auth("admin", Some("admin-password-1"))
+            .json(&serde_json::json!({"username": user, "password": format!("{user}-password-1")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let r = http
+        .post(api("/api/3.0/mlflow/users/permissions/grant"))
+        .basic_auth("admin", Some("admin-password-1"))
+        .json(&serde_json::json!({"username": "ann", "resource_type": "registered_model", "resource_id": "price", "permission": "USE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let mut tokens = Vec::new();
+    for user in ["ann", "bob", "serving"] {
+        let r: Value = http
+            .post(api("/api/keel/v1/tokens"))
+            .basic_auth(user, Some(format!("{user}-password-1")))
+            .json(
+                &serde_json::json!({"name": "serving", "scope": {"read_only": user == "serving"}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.push(r["token"].as_str().unwrap().to_string());
+    }
+    let (ann, bob, serving) = (tokens[0].clone(), tokens[1].clone(), tokens[2].clone());
+    // keel serve reads the registry with a read-only token of its own.
+    let served = Serving::start_with_env(
+        d,
+        &[
+            "price/1",
+            "--auth",
+            "--rate-limit",
+            "5",
+            "--tracking-uri",
+            &url,
+            "--no-log",
+        ],
+        &[("MLFLOW_TRACKING_TOKEN", serving.as_str())],
+    );
+    let row =
+        br#"{"dataframe_split": {"columns": ["x1", "x2", "colour"], "data": [[0.5, 0.5, "red"]]}}"#;
+    let v2 = br#"{"inputs": [{"name": "x1", "shape": [1], "datatype": "FP64", "data": [0.5]}, {"name": "x2", "shape": [1], "datatype": "FP64", "data": [0.5]}, {"name": "colour", "shape": [1], "datatype": "BYTES", "data": ["red"]}]}"#;
+    let bearer = |t: &str| format!("Authorization: Bearer {t}\r\n");
+    let call = |path: &str, body: &[u8], headers: &str| {
+        let (status, head, body) = post_json_with(&served.addr, path, headers, body);
+        (
+            status,
+            head,
+            serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    // Nobody: 401 in each protocol's shape, with a challenge.
+    let (status, head, body) = call("/invocations", row, "");
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error_code"], "UNAUTHENTICATED", "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{head}"
+    );
+    let (status, _, body) = call("/v2/models/price/infer", v2, "");
+    assert_eq!(status, 401);
+    assert!(body["error"].is_string(), "{body}");
+    let (status, _, _) = call("/invocations", row, &bearer("keel_aaaaaaaaaaaa_forged"));
+    assert_eq!(status, 401);
+    // bob reads but may not use: 403.
+    let (status, _, body) = call("/invocations", row, &bearer(&bob));
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error_code"], "PERMISSION_DENIED");
+    assert!(body["message"].as_str().unwrap().contains("USE"), "{body}");
+    let (status, _, body) = call("/v2/models/price/infer", v2, &bearer(&bob));
+    assert_eq!(status, 403, "{body}");
+    // ann may, at 5 requests per second.
+    let (status, _, body) = call("/invocations", row, &bearer(&ann));
+    assert_eq!(status, 200, "{body}");
+    assert!(!body["predictions"][0].is_null(), "{body}");
+    let (status, _, body) = call("/v2/models/price/infer", v2, &bearer(&ann));
+    assert_eq!(status, 200, "{body}");
+    let mut limited = 0;
+    for _ in 0..12 {
+        let (status, head, body) = call("/invocations", row, &bearer(&ann));
+        if status == 429 {
+            limited += 1;
+            assert_eq!(body["error_code"], "REQUEST_LIMIT_EXCEEDED", "{body}");
+            assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
+        } else {
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    assert!(
+        limited >= 5,
+        "{limited} of 12 rapid requests limited at 5/s"
+    );
+    // The probes stay open.
+    for path in ["/ping", "/health", "/v2/health/ready"] {
+        assert_eq!(
+            support::http(&served.addr, "GET", path, b"").0,
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(served.stop(), 0);
+}

@@ -132,7 +132,8 @@ async fn login(State(s): State<AppState>, Msg { body, .. }: Msg<Login>) -> ApiRe
     Ok(resp)
 }
 
-/// `GET /api/keel/v1/session`: who is signed in, and (for a cookie session) its CSRF value.
+/// `GET /api/keel/v1/session`: who is signed in, and (for a cookie session) its CSRF value or
+/// (for an access token) its scope.
 async fn current(
     State(s): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -143,6 +144,7 @@ async fn current(
     Ok(json(&serde_json::json!({
         "user": caller.user,
         "csrf_token": caller.session.as_ref().map(|(_, csrf)| csrf),
+        "scope": caller.scope,
     })))
 }
 
