@@ -181,6 +181,16 @@ def main():
         hist = client.get_metric_history(run.info.run_id, "loss")
         check([m.value for m in hist] == [0.5, 0.4], "bob's metric landed")
 
+    # A logged model follows its experiment, however its id is spelled in the path.
+    with as_user(*alice):
+        lm = client.create_logged_model(experiment_id=exp_id, name="alice-lm")
+    encoded = "".join(f"%{b:02X}" for b in lm.model_id.encode())
+    for spelled in (lm.model_id, encoded):
+        r = rest("DELETE", f"/api/2.0/mlflow/logged-models/{spelled}", bob)
+        check(r.status_code == 403, f"bob deletes a logged model as {spelled!r}: {r.status_code}")
+    with as_user(*alice):
+        check(client.get_logged_model(lm.model_id).name == "alice-lm", "the logged model stays")
+
     # MLflow's classic grant endpoints: Carol gets NO_PERMISSIONS and loses even reading.
     def grant(method, op, body):
         return rest(method, f"/api/2.0/mlflow/experiments/permissions/{op}", alice, json=body)
@@ -387,6 +397,21 @@ def main():
         )
         seen = [e.experiment_id for e in client.search_experiments()]
         check(seen == [other], f"a scoped token's search: {seen}")
+    admin_ro = make_token(ADMIN, name="admin-dashboards", scope={"read_only": True})
+    with as_user(token=admin_ro["token"]):
+        check(client.get_experiment(exp_id).experiment_id == exp_id, "an admin's read-only token reads")
+        refused(
+            lambda: auth.create_user(f"via-token-{suffix}", "pw"),
+            403,
+            "PERMISSION_DENIED",
+            "an admin's read-only token creates a user",
+        )
+        refused(
+            lambda: rest_json("POST", "/api/keel/v1/tokens", admin_ro["token"], {"name": "wider"}),
+            403,
+            "PERMISSION_DENIED",
+            "an admin's read-only token mints a wider one",
+        )
     soon = make_token(alice, name="short", expiration_time=int(time.time() * 1000) + 1500)
     with as_user(token=soon["token"]):
         check(client.get_experiment(exp_id).experiment_id == exp_id, "before expiry")

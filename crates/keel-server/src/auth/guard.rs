@@ -3,7 +3,7 @@
 //! experiment or registered model MANAGE on it.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -138,7 +138,8 @@ async fn read_caller(
 struct Params {
     query: Vec<(String, String)>,
     body: Option<serde_json::Value>,
-    path: String,
+    /// The route's path parameters, percent-decoded as the handler gets them.
+    path: std::collections::HashMap<String, String>,
 }
 
 impl Params {
@@ -154,12 +155,7 @@ impl Params {
                 };
             }
             Field::LoggedModelInPath => {
-                return self
-                    .path
-                    .split_once("/logged-models/")
-                    .and_then(|(_, rest)| rest.split('/').next())
-                    .map(|id| vec![id.to_string()])
-                    .unwrap_or_default();
+                return self.path.get("model_id").cloned().into_iter().collect();
             }
         };
         let from_query = *method == Method::GET || matches!(field, Field::Query(_));
@@ -227,10 +223,7 @@ fn subjects(of: Of, p: &Params, method: &Method) -> Result<Vec<Subject>, ApiErro
     };
     if let Of::ArtifactPath(f) = of {
         let path = match f {
-            Field::Msg("") => p
-                .path
-                .split_once("/artifacts/")
-                .map(|(_, rest)| rest.to_string()),
+            Field::Msg("") => p.path.get("path").cloned(),
             f => p.all(f, method).into_iter().next(),
         };
         let first = path
@@ -317,6 +310,24 @@ async fn authorize(
             .first()
             .is_some_and(|u| *u == caller.user.username)
     };
+    // A token narrowed by its scope manages nothing, whoever its user is: the scope would not
+    // hold for what it created or granted.
+    let narrowed = caller
+        .scope
+        .as_ref()
+        .is_some_and(|s| s.read_only || s.experiments.is_some() || s.models.is_some());
+    let writes = !matches!(*method, Method::GET | Method::HEAD);
+    if narrowed
+        && writes
+        && matches!(
+            rule,
+            Rule::Admin | Rule::SelfOrAdmin(_) | Rule::NeedsOrSelf(_, _)
+        )
+    {
+        return Err(denied(
+            "An access token limited by its scope cannot manage users, roles or grants",
+        ));
+    }
     match rule {
         Rule::Public | Rule::SignedIn => Ok(()),
         Rule::Writer => match &caller.scope {
@@ -348,10 +359,19 @@ async fn read_params(req: Request, rule: &Rule) -> Result<(Request, Params), Api
         .query()
         .map(|q| serde_html_form::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
         .unwrap_or_default();
-    let path = req.uri().path().to_string();
-    if !needs_body(rule, req.method()) {
+    let (mut parts, body) = req.into_parts();
+    // Decoded as the handler will see them, so a percent-encoded id names what it acts on.
+    let path =
+        axum::extract::Path::<std::collections::HashMap<String, String>>::from_request_parts(
+            &mut parts,
+            &(),
+        )
+        .await
+        .map(|p| p.0)
+        .unwrap_or_default();
+    if !needs_body(rule, &parts.method) {
         return Ok((
-            req,
+            Request::from_parts(parts, body),
             Params {
                 query,
                 body: None,
@@ -359,7 +379,6 @@ async fn read_params(req: Request, rule: &Rule) -> Result<(Request, Params), Api
             },
         ));
     }
-    let (parts, body) = req.into_parts();
     let bytes: Bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
         .await
         .map_err(|_| {

@@ -604,10 +604,10 @@ async fn create_token(
     Msg { body, .. }: Msg<TokenReq>,
 ) -> ApiResult<Response> {
     let (_, caller) = on(&s, caller)?;
-    if caller.scope.is_some() && !caller.user.is_admin {
+    if caller.scope.is_some() {
         return Err(Error::new(
             ErrorCode::PermissionDenied,
-            "An access token cannot create access tokens: sign in with a password",
+            "An access token cannot create access tokens (it could make one wider than itself): sign in with a password",
         )
         .into());
     }
