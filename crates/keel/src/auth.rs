@@ -116,6 +116,7 @@ impl DbArgs {
 pub(crate) enum UsersCmd {
     /// Create a user: the password is read from standard input (one line), or asked for.
     Create {
+        /// The username.
         name: String,
         /// An admin: may do everything, including managing users.
         #[arg(long)]
@@ -134,12 +135,14 @@ pub(crate) enum UsersCmd {
     },
     /// Set a user's password (read from standard input, or asked for).
     SetPassword {
+        /// The username.
         name: String,
         #[command(flatten)]
         db: DbArgs,
     },
     /// Delete a user with their grants and tokens.
     Delete {
+        /// The username.
         name: String,
         #[command(flatten)]
         db: DbArgs,
@@ -173,6 +176,7 @@ pub(crate) enum TokensCmd {
     },
     /// List a user's tokens.
     List {
+        /// Whose tokens.
         #[arg(long)]
         user: String,
         #[command(flatten)]
@@ -180,6 +184,7 @@ pub(crate) enum TokensCmd {
     },
     /// Revoke a token by its id (the part after `keel_`, as listed).
     Revoke {
+        /// The token's id.
         id: String,
         #[command(flatten)]
         db: DbArgs,
