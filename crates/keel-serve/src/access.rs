@@ -155,11 +155,12 @@ impl Access {
 }
 
 /// The model a route names, and the protocol its errors are written in; `None` for the
-/// routes everyone may reach (probes, metrics, the status page itself).
+/// routes everyone may reach: probes and the operational views (metrics, the status page and
+/// its figures, which show versions and counters, never a request or a prediction).
 fn target(state: &AppState, path: &str) -> Option<(Option<String>, Protocol)> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        [""] | ["ping"] | ["health"] | ["version"] | ["metrics"] | ["v2"] => None,
+        [""] | ["ping"] | ["health"] | ["version"] | ["metrics"] | ["status"] | ["v2"] => None,
         ["v2", "health", _] => None,
         ["v2", "models", name, ..] => Some((Some(name.to_string()), Protocol::V2)),
         ["models", name, "invocations"] => Some((Some(name.to_string()), Protocol::Mlflow)),

@@ -2069,8 +2069,15 @@ async fn keel_serve_with_auth_lets_only_users_with_use_call_a_model_at_their_rat
         limited >= 5,
         "{limited} of 12 rapid requests limited at 5/s"
     );
-    // The probes stay open.
-    for path in ["/ping", "/health", "/v2/health/ready"] {
+    // The probes and the operational views stay open.
+    for path in [
+        "/ping",
+        "/health",
+        "/v2/health/ready",
+        "/status",
+        "/metrics",
+        "/",
+    ] {
         assert_eq!(
             support::http(&served.addr, "GET", path, b"").0,
             200,
