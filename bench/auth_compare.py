@@ -21,12 +21,12 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
+
+from tracking_compare import free_port, wait_health
 
 # The first admin, and the user the workload runs as (not an admin, so every request is
 # checked against its grants as a team member's would be).
@@ -44,27 +44,6 @@ if _header:
         return _request(self, method, url, body=body, headers=headers, **kw)
     http.client.HTTPConnection.request = request
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_health(url, proc, timeout=120):
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"{url} not healthy after {timeout}s")
 
 
 def basic(user=USER, password=PASSWORD):

@@ -121,13 +121,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Msg<T> {
     }
 }
 
+/// MLflow's error for a required field that was not given.
+pub fn missing(name: &str) -> Error {
+    Error::invalid(format!(
+        "Missing value for required parameter '{name}'. See the API docs for more information about request parameters."
+    ))
+}
+
 /// A required field: present and, for strings, not empty (as MLflow checks).
 pub fn required<T: Presence>(v: Option<T>, name: &str) -> Result<T, Error> {
     match v {
         Some(v) if v.present() => Ok(v),
-        _ => Err(Error::invalid(format!(
-            "Missing value for required parameter '{name}'. See the API docs for more information about request parameters."
-        ))),
+        _ => Err(missing(name)),
     }
 }
 

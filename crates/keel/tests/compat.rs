@@ -65,6 +65,18 @@ fn mlflow_client_runs_unchanged_against_keel_on_postgres() {
     run_compat(&python, dir.path(), &server.url);
 }
 
+/// Debian's Chromium (or `KEEL_CHROMIUM`), or a skip of `test` (a failure under CI).
+fn chromium(test: &str) -> Option<String> {
+    let chromium = std::env::var("KEEL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if std::path::Path::new(&chromium).exists() {
+        return Some(chromium);
+    }
+    keel_testenv::skip(
+        test,
+        &format!("no Chromium at {chromium} (apt-get install chromium)"),
+    )
+}
+
 /// The admin password the auth tests start `keel server --auth` with.
 const ADMIN_PASSWORD: &str = "first-admin-pw";
 
@@ -119,14 +131,9 @@ fn the_web_ui_signs_in_with_a_session_on_a_server_with_auth() {
     let Some(python) = keel_testenv::python(test, &["mlflow", "playwright", "requests"]) else {
         return;
     };
-    let chromium = std::env::var("KEEL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !std::path::Path::new(&chromium).exists() {
-        keel_testenv::skip::<()>(
-            test,
-            &format!("no Chromium at {chromium} (apt-get install chromium)"),
-        );
+    let Some(chromium) = chromium(test) else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("keel.db").display());
     let artifacts = dir.path().join("artifacts").display().to_string();
@@ -184,14 +191,9 @@ fn the_web_ui_shows_what_the_mlflow_client_logged() {
     else {
         return;
     };
-    let chromium = std::env::var("KEEL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !std::path::Path::new(&chromium).exists() {
-        keel_testenv::skip::<()>(
-            test,
-            &format!("no Chromium at {chromium} (apt-get install chromium)"),
-        );
+    let Some(chromium) = chromium(test) else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let server = support::Server::start(dir.path(), 0);
     // A model trained and registered by keel, served by `keel serve`, for its status page.

@@ -18,7 +18,7 @@ use super::{Auth, Caller};
 use crate::AppState;
 use crate::api::{empty, json};
 use crate::error::ApiResult;
-use crate::wire::{Msg, bool_lenient, i64_lenient, required, string_lenient};
+use crate::wire::{Msg, bool_lenient, i64_lenient, missing, required, string_lenient};
 
 /// The auth state and the caller, or the error for a server without auth.
 fn on(s: &AppState, caller: Option<Extension<Caller>>) -> ApiResult<(Arc<Auth>, Caller)> {
@@ -161,9 +161,7 @@ async fn update_admin(
 ) -> ApiResult<Response> {
     on(&s, caller)?;
     let username = required(body.username, "username")?;
-    let is_admin = body.is_admin.ok_or_else(|| {
-        Error::invalid("Missing value for required parameter 'is_admin'. See the API docs for more information about request parameters.")
-    })?;
+    let is_admin = body.is_admin.ok_or_else(|| missing("is_admin"))?;
     s.meta.update_user_admin(&username, is_admin).await?;
     Ok(empty())
 }
@@ -432,11 +430,7 @@ impl RoleReq {
             "role_id" => self.role_id,
             _ => self.role_permission_id,
         };
-        v.ok_or_else(|| {
-            Error::invalid(format!(
-                "Missing value for required parameter '{field}'. See the API docs for more information about request parameters."
-            ))
-        })
+        v.ok_or_else(|| missing(field))
     }
 
     /// keel has one workspace: `default` (or none named).

@@ -527,13 +527,18 @@ impl AuthStore for SqlStore {
         user_id: i64,
         subject: &Subject,
     ) -> Result<Option<(Resource, Option<Permission>)>> {
-        const EXPERIMENT: &str = "SELECT CAST(x.experiment_id AS TEXT), p.permission, {roles} FROM {from} x LEFT JOIN experiment_permissions p ON p.experiment_id = x.experiment_id AND p.user_id = ? WHERE x.{key} = ?";
+        // A row of `from` found by its `key` column, with its experiment, the user's grant on
+        // that experiment and the level their roles give there.
+        let experiment = |from: &str, key: &str| {
+            format!(
+                "SELECT CAST(x.experiment_id AS TEXT), p.permission, {} FROM {from} x LEFT JOIN experiment_permissions p ON p.experiment_id = x.experiment_id AND p.user_id = ? WHERE x.{key} = ?",
+                role_level("experiment", "CAST(x.experiment_id AS TEXT)")
+            )
+        };
         let (text, key, experiment) = match subject {
             Subject::Experiment(id) => match validate::experiment_id(id) {
                 Ok(id) => (
-                    EXPERIMENT
-                        .replace("{from}", "experiments")
-                        .replace("{key}", "experiment_id"),
+                    experiment("experiments", "experiment_id"),
                     Bind::I64(id),
                     true,
                 ),
@@ -541,23 +546,13 @@ impl AuthStore for SqlStore {
                 Err(_) => return Ok(None),
             },
             Subject::ExperimentName(name) => (
-                EXPERIMENT
-                    .replace("{from}", "experiments")
-                    .replace("{key}", "name"),
+                experiment("experiments", "name"),
                 Bind::Str(name.clone()),
                 true,
             ),
-            Subject::Run(id) => (
-                EXPERIMENT
-                    .replace("{from}", "runs")
-                    .replace("{key}", "run_uuid"),
-                Bind::Str(id.clone()),
-                true,
-            ),
+            Subject::Run(id) => (experiment("runs", "run_uuid"), Bind::Str(id.clone()), true),
             Subject::LoggedModel(id) => (
-                EXPERIMENT
-                    .replace("{from}", "logged_models")
-                    .replace("{key}", "model_id"),
+                experiment("logged_models", "model_id"),
                 Bind::Str(id.clone()),
                 true,
             ),
@@ -570,10 +565,6 @@ impl AuthStore for SqlStore {
                 false,
             ),
         };
-        let text = text.replace(
-            "{roles}",
-            &role_level("experiment", "CAST(x.experiment_id AS TEXT)"),
-        );
         let mut r = self.db.reader().await?;
         let mut c = r.conn();
         let sql = c.stmt(&text).arg(user_id).arg(user_id).arg(key);
