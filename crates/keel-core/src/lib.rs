@@ -7,6 +7,7 @@
 //! MLflow's `error_code` and HTTP statuses ([`Error`], [`ErrorCode`]).
 
 pub mod artifact;
+pub mod audit;
 pub mod auth;
 pub mod buckets;
 pub mod data;

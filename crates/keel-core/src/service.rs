@@ -647,6 +647,30 @@ impl crate::auth::AuthStore for Service {
 }
 
 #[async_trait::async_trait]
+impl crate::audit::AuditStore for Service {
+    async fn enable_audit(&self) -> Result<()> {
+        self.store.enable_audit().await
+    }
+    async fn audit_enabled(&self) -> Result<bool> {
+        self.store.audit_enabled().await
+    }
+    async fn audit_entries(&self, f: crate::audit::Filter) -> Result<Vec<crate::audit::Entry>> {
+        self.store.audit_entries(f).await
+    }
+    async fn audit_head(&self) -> Result<Option<crate::audit::Head>> {
+        self.store.audit_head().await
+    }
+    async fn audit_record(
+        &self,
+        subject: crate::audit::Subject,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<()> {
+        self.store.audit_record(subject, before, after).await
+    }
+}
+
+#[async_trait::async_trait]
 impl MetadataStore for Service {
     async fn ping(&self) -> Result<()> {
         self.store.ping().await

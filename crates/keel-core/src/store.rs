@@ -345,6 +345,7 @@ pub trait MetadataStore:
     + ImportStore
     + DataStore
     + crate::auth::AuthStore
+    + crate::audit::AuditStore
     + 'static
 {
     /// Cheap liveness check of the backing database.

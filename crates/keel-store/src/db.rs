@@ -280,6 +280,14 @@ pub(crate) enum Conn<'c> {
 }
 
 impl Conn<'_> {
+    /// This connection, lent for a shorter while (to a write unit's body, say).
+    pub fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Pg(c) => Conn::Pg(c),
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self {
             Conn::Sqlite(_) => Dialect::Sqlite,

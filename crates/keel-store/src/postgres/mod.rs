@@ -55,6 +55,7 @@ impl PgStore {
             .map_err(connect_error)?;
         let store = SqlStore::new(Db::Pg(pool), artifact_root);
         store.ensure_default_experiment().await?;
+        store.load_audit_flag().await?;
         Ok(store)
     }
 

@@ -124,7 +124,11 @@ impl MetricKeys {
 
     /// The ids of `names`, interning the ones the database does not have yet. Run it outside
     /// any transaction: what it caches must be committed.
-    async fn ids(&self, conn: &mut PgConnection, names: &[&str]) -> Result<HashMap<String, i64>> {
+    pub(crate) async fn ids(
+        &self,
+        conn: &mut PgConnection,
+        names: &[&str],
+    ) -> Result<HashMap<String, i64>> {
         let (mut found, missing) =
             self.cached(names, |k, n| k.ids.get(n).map(|id| (n.to_string(), *id)))?;
         if missing.is_empty() {

@@ -50,4 +50,9 @@ pub const MIGRATIONS: Migrations = &[
         "sessions",
         include_str!("../../migrations/postgres/0009_sessions.sql"),
     ),
+    (
+        10,
+        "audit log",
+        include_str!("../../migrations/postgres/0010_audit.sql"),
+    ),
 ];

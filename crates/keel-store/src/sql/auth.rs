@@ -9,6 +9,7 @@ use keel_core::auth::{
 use keel_core::{Error, Result, now_millis, validate};
 
 use super::SqlStore;
+use super::audit::On;
 use crate::db::{Bind, Conn, Row, Sql};
 
 const USER_COLUMNS: &str = "id, username, is_admin, password_hash IS NULL";
@@ -215,7 +216,7 @@ async fn roles(c: &mut Conn<'_>, sql: Sql) -> Result<Vec<Role>> {
     Ok(out)
 }
 
-async fn one_role(c: &mut Conn<'_>, id: i64) -> Result<Role> {
+pub(crate) async fn one_role(c: &mut Conn<'_>, id: i64) -> Result<Role> {
     let sql = c
         .stmt("SELECT id, name, description FROM roles WHERE id = ?")
         .arg(id);
@@ -303,8 +304,7 @@ impl AuthStore for SqlStore {
     ) -> Result<User> {
         let username = username.to_string();
         let hash = password_hash.map(str::to_string);
-        self.db
-            .write(move |mut c| {
+        self.write(On::Created(super::audit::kind::USER, |u: &User| u.username.clone()), move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("INSERT INTO users (username, password_hash, is_admin, creation_time) VALUES (?, ?, ?, ?) RETURNING id")
@@ -361,8 +361,9 @@ impl AuthStore for SqlStore {
 
     async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<()> {
         let (username, hash) = (username.to_string(), password_hash.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::USER, username.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("UPDATE users SET password_hash = ? WHERE username = ?")
@@ -373,14 +374,16 @@ impl AuthStore for SqlStore {
                         _ => Ok(()),
                     }
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn update_user_admin(&self, username: &str, is_admin: bool) -> Result<()> {
         let username = username.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::USER, username.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("UPDATE users SET is_admin = ? WHERE username = ?")
@@ -391,14 +394,16 @@ impl AuthStore for SqlStore {
                         _ => Ok(()),
                     }
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn delete_user(&self, username: &str) -> Result<()> {
         let username = username.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::USER, username.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("DELETE FROM users WHERE username = ?")
@@ -408,8 +413,9 @@ impl AuthStore for SqlStore {
                         _ => Ok(()),
                     }
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn count_users(&self) -> Result<u64> {
@@ -428,8 +434,12 @@ impl AuthStore for SqlStore {
     ) -> Result<Grant> {
         let t = target(resource)?;
         let (resource, username) = (resource.clone(), username.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(
+                super::audit::kind::GRANT,
+                super::audit::grant_id(resource.kind(), resource.key(), &username),
+            ),
+            move |mut c| {
                 Box::pin(async move {
                     let uid = user_id(&mut c, &username).await?;
                     let exists = c.stmt(t.exists).arg(t.key.clone());
@@ -472,8 +482,9 @@ impl AuthStore for SqlStore {
                         permission,
                     })
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn get_grant(&self, resource: &Resource, username: &str) -> Result<Grant> {
@@ -502,8 +513,12 @@ impl AuthStore for SqlStore {
     async fn delete_grant(&self, resource: &Resource, username: &str) -> Result<()> {
         let t = target(resource)?;
         let (resource, username) = (resource.clone(), username.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(
+                super::audit::kind::GRANT,
+                super::audit::grant_id(resource.kind(), resource.key(), &username),
+            ),
+            move |mut c| {
                 Box::pin(async move {
                     let uid = user_id(&mut c, &username).await?;
                     let sql = c
@@ -518,8 +533,9 @@ impl AuthStore for SqlStore {
                         _ => Ok(()),
                     }
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn resolve(
@@ -610,8 +626,9 @@ impl AuthStore for SqlStore {
 
     async fn create_role(&self, name: &str, description: Option<&str>) -> Result<Role> {
         let (name, description) = (name.to_string(), description.map(str::to_string));
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::Created(super::audit::kind::ROLE, |r: &Role| r.id.to_string()),
+            move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("INSERT INTO roles (name, description) VALUES (?, ?) RETURNING id")
@@ -631,8 +648,9 @@ impl AuthStore for SqlStore {
                         permissions: Vec::new(),
                     })
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn get_role(&self, id: i64) -> Result<Role> {
@@ -653,8 +671,9 @@ impl AuthStore for SqlStore {
         description: Option<&str>,
     ) -> Result<Role> {
         let (name, description) = (name.map(str::to_string), description.map(str::to_string));
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::ROLE, id.to_string()),
+            move |mut c| {
                 Box::pin(async move {
                     one_role(&mut c, id).await?;
                     if let Some(d) = &description {
@@ -675,13 +694,15 @@ impl AuthStore for SqlStore {
                     }
                     one_role(&mut c, id).await
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn delete_role(&self, id: i64) -> Result<()> {
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::ROLE, id.to_string()),
+            move |mut c| {
                 Box::pin(async move {
                     let sql = c.stmt("DELETE FROM roles WHERE id = ?").arg(id);
                     match c.exec(sql).await? {
@@ -689,8 +710,9 @@ impl AuthStore for SqlStore {
                         _ => Ok(()),
                     }
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn add_role_permission(
@@ -701,8 +723,7 @@ impl AuthStore for SqlStore {
         permission: Permission,
     ) -> Result<RolePermission> {
         let (kind, pattern) = (resource_type.to_string(), pattern.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::ROLE, role_id.to_string()), move |mut c| {
                 Box::pin(async move {
                     one_role(&mut c, role_id).await?;
                     let sql = c
@@ -737,8 +758,7 @@ impl AuthStore for SqlStore {
         id: i64,
         permission: Permission,
     ) -> Result<RolePermission> {
-        self.db
-            .write(move |mut c| {
+        self.write(On::Bare(super::audit::kind::ROLE_PERMISSION, id.to_string()), move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt(&format!("UPDATE role_permissions SET permission = ? WHERE id = ? RETURNING {ROLE_PERMISSION_COLUMNS}"))
@@ -758,8 +778,9 @@ impl AuthStore for SqlStore {
     }
 
     async fn remove_role_permission(&self, id: i64) -> Result<()> {
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::Bare(super::audit::kind::ROLE_PERMISSION, id.to_string()),
+            move |mut c| {
                 Box::pin(async move {
                     let sql = c.stmt("DELETE FROM role_permissions WHERE id = ?").arg(id);
                     match c.exec(sql).await? {
@@ -769,14 +790,14 @@ impl AuthStore for SqlStore {
                         _ => Ok(()),
                     }
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn assign_role(&self, username: &str, role_id: i64) -> Result<RoleAssignment> {
         let username = username.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::ROLE, role_id.to_string()), move |mut c| {
                 Box::pin(async move {
                     let uid = user_id(&mut c, &username).await?;
                     one_role(&mut c, role_id).await?;
@@ -805,8 +826,9 @@ impl AuthStore for SqlStore {
 
     async fn unassign_role(&self, username: &str, role_id: i64) -> Result<()> {
         let username = username.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::ROLE, role_id.to_string()),
+            move |mut c| {
                 Box::pin(async move {
                     let uid = user_id(&mut c, &username).await?;
                     let sql = c
@@ -820,8 +842,9 @@ impl AuthStore for SqlStore {
                         _ => Ok(()),
                     }
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn user_roles(&self, username: &str) -> Result<Vec<Role>> {
@@ -862,8 +885,7 @@ impl AuthStore for SqlStore {
         expiration_time: i64,
     ) -> Result<()> {
         let (id_hash, csrf) = (id_hash.to_string(), csrf.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(On::Bare(super::audit::kind::SESSION, id_hash.chars().take(12).collect::<String>()), move |mut c| {
                 Box::pin(async move {
                     let now = now_millis();
                     let expired = c
@@ -901,23 +923,27 @@ impl AuthStore for SqlStore {
 
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
         let id_hash = id_hash.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::Bare(
+                super::audit::kind::SESSION,
+                id_hash.chars().take(12).collect::<String>(),
+            ),
+            move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("DELETE FROM sessions WHERE id_hash = ?")
                         .arg(&id_hash);
                     c.exec(sql).await.map(|_| ())
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn create_token(&self, t: NewToken) -> Result<AccessToken> {
         let scope = serde_json::to_string(&t.scope)
             .map_err(|e| Error::internal(format!("token scope: {e}")))?;
-        self.db
-            .write(move |mut c| {
+        self.write(On::Created(super::audit::kind::TOKEN, |t: &AccessToken| t.id.clone()), move |mut c| {
                 Box::pin(async move {
                     let now = now_millis();
                     let sql = c
@@ -979,8 +1005,9 @@ impl AuthStore for SqlStore {
 
     async fn revoke_token(&self, id: &str, user_id: Option<i64>) -> Result<()> {
         let id = id.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::TOKEN, id.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     let mut sql = c.sql();
                     sql.push("UPDATE access_tokens SET revoked_time = ")
@@ -998,7 +1025,8 @@ impl AuthStore for SqlStore {
                         _ => Ok(()),
                     }
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 }

@@ -7,6 +7,7 @@ use keel_core::entities::*;
 use keel_core::store::{Page, SearchExperiments};
 use keel_core::{Error, Result, now_millis, validate};
 
+use super::audit::On;
 use super::{SqlStore, paging};
 use crate::db::{Bind, Conn, Lock, Sql};
 use crate::search;
@@ -107,8 +108,7 @@ impl ExperimentStore for SqlStore {
             .filter(|l| !l.is_empty())
             .map(str::to_string);
         let root = self.artifact_root.clone();
-        self.db
-            .write(move |mut c| {
+        self.write(On::Created(super::audit::kind::EXPERIMENT, |id: &String| id.clone()), move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("SELECT lifecycle_stage FROM experiments WHERE name = ?")
@@ -202,8 +202,7 @@ impl ExperimentStore for SqlStore {
     async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
         let id = validate::experiment_id(id)?;
         let new_name = new_name.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::EXPERIMENT, id.to_string()), move |mut c| {
                 Box::pin(async move {
                     lock_active(&mut c, id, Lock::Update).await?;
                     let sql = c
@@ -220,8 +219,9 @@ impl ExperimentStore for SqlStore {
 
     async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
         let id = validate::experiment_id(id)?;
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::EXPERIMENT, id.to_string()),
+            move |mut c| {
                 Box::pin(async move {
                     lock_active(&mut c, id, Lock::Update).await?;
                     let sql = set_tag(&c, id, &tag);
@@ -233,15 +233,17 @@ impl ExperimentStore for SqlStore {
                     c.exec(sql).await?;
                     Ok(())
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
         let id = validate::experiment_id(id)?;
         let key = key.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::EXPERIMENT, id.to_string()),
+            move |mut c| {
                 Box::pin(async move {
                     lock_active(&mut c, id, Lock::Update).await?;
                     let sql = c
@@ -255,8 +257,9 @@ impl ExperimentStore for SqlStore {
                     }
                     Ok(())
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 }
 
@@ -283,8 +286,7 @@ impl SqlStore {
     /// Sets an experiment's lifecycle stage and its runs'.
     async fn set_experiment_stage(&self, id: &str, stage: LifecycleStage) -> Result<()> {
         let id = validate::experiment_id(id)?;
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::EXPERIMENT, id.to_string()), move |mut c| {
                 Box::pin(async move {
                     let current = stage_of(&mut c, id, Lock::Update).await?;
                     if id == 0 && stage == LifecycleStage::Deleted {

@@ -1,6 +1,7 @@
 //! The metadata store written once for both SQL dialects: each module holds one entity's
 //! statements, row mapping and messages, over the primitive in [`crate::db`].
 
+pub(crate) mod audit;
 pub(crate) mod auth;
 mod data;
 pub(crate) mod experiments;
@@ -11,7 +12,7 @@ pub(crate) mod registry;
 pub(crate) mod rollups;
 pub(crate) mod runs;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use keel_core::entities::clamp_infinite;
 
@@ -30,6 +31,8 @@ pub struct SqlStore {
     pub(crate) metric_keys: MetricKeys,
     /// Runs this process created, for refreshing PostgreSQL's statistics.
     pub(crate) runs_created: AtomicU64,
+    /// Whether every write appends to the audit log ([`audit`]).
+    pub(crate) audit: AtomicBool,
 }
 
 impl SqlStore {
@@ -39,6 +42,7 @@ impl SqlStore {
             artifact_root: artifact_root.trim_end_matches('/').to_string(),
             metric_keys: MetricKeys::default(),
             runs_created: AtomicU64::new(0),
+            audit: AtomicBool::new(false),
         }
     }
 }

@@ -12,6 +12,7 @@ use keel_core::entities::*;
 use keel_core::store::{CreateModelVersion, Page, SearchRegistry};
 use keel_core::{Error, Result, now_millis};
 
+use super::audit::On;
 use super::{SqlStore, paging};
 use crate::db::{Bind, Conn, Lock, Sql};
 use crate::search;
@@ -105,7 +106,7 @@ async fn load_versions(c: &mut Conn<'_>, sql: Sql) -> Result<Vec<ModelVersion>> 
     Ok(out)
 }
 
-async fn version(c: &mut Conn<'_>, name: &str, version: i64) -> Result<ModelVersion> {
+pub(crate) async fn version(c: &mut Conn<'_>, name: &str, version: i64) -> Result<ModelVersion> {
     let mut sql = c.sql();
     sql.push(&format!(
         "SELECT {VERSION_COLUMNS} FROM model_versions v WHERE v.name = "
@@ -184,7 +185,7 @@ async fn models(c: &mut Conn<'_>, names: &[String]) -> Result<Vec<RegisteredMode
     Ok(out)
 }
 
-async fn model(c: &mut Conn<'_>, name: &str) -> Result<RegisteredModel> {
+pub(crate) async fn model(c: &mut Conn<'_>, name: &str) -> Result<RegisteredModel> {
     models(c, &[name.to_string()])
         .await?
         .pop()
@@ -295,8 +296,7 @@ impl RegistryStore for SqlStore {
         description: &str,
     ) -> Result<RegisteredModel> {
         let (name, description) = (name.to_string(), description.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(On::Created(super::audit::kind::REGISTERED_MODEL, |m: &RegisteredModel| m.name.clone()), move |mut c| {
                 Box::pin(async move {
                     let now = now_millis();
                     let sql = c
@@ -322,8 +322,13 @@ impl RegistryStore for SqlStore {
 
     async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
         let (name, new_name) = (name.to_string(), new_name.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::Renamed(
+                super::audit::kind::REGISTERED_MODEL,
+                name.clone(),
+                new_name.clone(),
+            ),
+            move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
                     let sql = c
@@ -334,8 +339,9 @@ impl RegistryStore for SqlStore {
                     super::auth::rename_role_patterns(&mut c, &name, &new_name).await?;
                     model(&mut c, &new_name).await
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn update_registered_model(
@@ -344,8 +350,9 @@ impl RegistryStore for SqlStore {
         description: &str,
     ) -> Result<RegisteredModel> {
         let (name, description) = (name.to_string(), description.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
                     let sql = c
@@ -355,14 +362,16 @@ impl RegistryStore for SqlStore {
                     c.exec(sql).await?;
                     model(&mut c, &name).await
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn delete_registered_model(&self, name: &str) -> Result<()> {
         let name = name.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("DELETE FROM registered_models WHERE name = ?")
@@ -373,8 +382,9 @@ impl RegistryStore for SqlStore {
                     // A later model of this name starts without the roles' grants.
                     super::auth::drop_role_patterns(&mut c, &name).await
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn search_registered_models(&self, q: SearchRegistry) -> Result<Page<RegisteredModel>> {
@@ -407,22 +417,25 @@ impl RegistryStore for SqlStore {
 
     async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
         let name = name.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
                     let sql = set_model_tag(&c, &name, &tag);
                     c.exec(sql).await?;
                     Ok(())
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
         let (name, key) = (name.to_string(), key.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
                     let sql = c
@@ -432,15 +445,15 @@ impl RegistryStore for SqlStore {
                     c.exec(sql).await?;
                     Ok(())
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn set_alias(&self, name: &str, alias: &str, version_str: &str) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
         let v = version_number(version_str)?;
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()), move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
                     version(&mut c, &name, v).await?;
@@ -461,8 +474,9 @@ impl RegistryStore for SqlStore {
 
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
                     let sql = c
@@ -474,8 +488,9 @@ impl RegistryStore for SqlStore {
                     }
                     Ok(())
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
@@ -511,8 +526,7 @@ impl RegistryStore for SqlStore {
     }
 
     async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion> {
-        self.db
-            .write(move |mut c| {
+        self.write(On::Created(super::audit::kind::MODEL_VERSION, |v: &ModelVersion| super::audit::version_id(&v.name, &v.version)), move |mut c| {
                 Box::pin(async move {
                     let now = now_millis();
                     // The row lock this takes orders concurrent registrations: numbers are
@@ -561,8 +575,7 @@ impl RegistryStore for SqlStore {
     ) -> Result<ModelVersion> {
         let (name, description) = (name.to_string(), description.to_string());
         let v = version_number(v)?;
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::MODEL_VERSION, super::audit::version_id(&name, v)), move |mut c| {
                 Box::pin(async move {
                     lock_version(&mut c, &name, v).await?;
                     let sql = c
@@ -591,8 +604,7 @@ impl RegistryStore for SqlStore {
         })?;
         let name = name.to_string();
         let v = version_number(v)?;
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::MODEL_VERSION, super::audit::version_id(&name, v)), move |mut c| {
                 Box::pin(async move {
                     lock_version(&mut c, &name, v).await?;
                     lock_model(&mut c, &name, true).await?;
@@ -620,8 +632,7 @@ impl RegistryStore for SqlStore {
     async fn delete_model_version(&self, name: &str, v: &str) -> Result<()> {
         let name = name.to_string();
         let v = version_number(v)?;
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::MODEL_VERSION, super::audit::version_id(&name, v)), move |mut c| {
                 Box::pin(async move {
                     version(&mut c, &name, v).await?;
                     lock_model(&mut c, &name, true).await?;
@@ -682,23 +693,27 @@ impl RegistryStore for SqlStore {
     async fn set_model_version_tag(&self, name: &str, v: &str, tag: Tag) -> Result<()> {
         let name = name.to_string();
         let v = version_number(v)?;
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::subject(
+                super::audit::kind::MODEL_VERSION,
+                super::audit::version_id(&name, v),
+            ),
+            move |mut c| {
                 Box::pin(async move {
                     lock_version(&mut c, &name, v).await?;
                     let sql = set_version_tag(&c, &name, v, &tag);
                     c.exec(sql).await?;
                     Ok(())
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn delete_model_version_tag(&self, name: &str, v: &str, key: &str) -> Result<()> {
         let (name, key) = (name.to_string(), key.to_string());
         let v = version_number(v)?;
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::MODEL_VERSION, super::audit::version_id(&name, v)), move |mut c| {
                 Box::pin(async move {
                     lock_version(&mut c, &name, v).await?;
                     let sql = c

@@ -12,9 +12,10 @@ use keel_core::entities::*;
 use keel_core::store::{CreateRun, Page, SearchRuns};
 use keel_core::{Error, Result, now_millis, validate};
 
+use super::audit::On;
 use super::experiments::experiment;
 use super::{SqlStore, metric_value, paging};
-use crate::db::{Bind, Conn, Db, Dialect, Lock, Row, Sql};
+use crate::db::{Bind, Conn, Db, DbResult, Dialect, Lock, Row, Sql};
 use crate::names::random_run_name;
 use crate::search;
 
@@ -194,9 +195,7 @@ const LOAD_CHUNK: usize = 5000;
 impl RunStore for SqlStore {
     async fn create_run(&self, req: CreateRun) -> Result<Run> {
         let exp_id = validate::experiment_id(&req.experiment_id)?;
-        let run = self
-            .db
-            .write(move |mut c| {
+        let run = self.write(On::Created(super::audit::kind::RUN, |r: &Run| r.info.run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     let lock = c.lock(Lock::Share);
                     let sql = c
@@ -313,8 +312,7 @@ impl RunStore for SqlStore {
         run_name: Option<String>,
     ) -> Result<RunInfo> {
         let run_id = run_id.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::RUN, run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     lock_active_run(&mut c, &run_id, Lock::Update).await?;
                     let sql = c
@@ -348,6 +346,9 @@ impl RunStore for SqlStore {
         params: Vec<Param>,
         tags: Vec<Tag>,
     ) -> Result<()> {
+        if self.audit.load(std::sync::atomic::Ordering::Acquire) {
+            return self.log_batch_audited(run_id, metrics, params, tags).await;
+        }
         match &self.db {
             Db::Sqlite { writer, .. } => {
                 let run_id = run_id.to_string();
@@ -376,8 +377,9 @@ impl RunStore for SqlStore {
 
     async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
         let (run_id, key) = (run_id.to_string(), key.to_string());
-        self.db
-            .write(move |mut c| {
+        self.write(
+            On::Bare(super::audit::kind::RUN, run_id.clone()),
+            move |mut c| {
                 Box::pin(async move {
                     lock_active_run(&mut c, &run_id, Lock::Share).await?;
                     let sql = c
@@ -391,8 +393,9 @@ impl RunStore for SqlStore {
                     }
                     Ok(())
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn log_inputs(
@@ -402,8 +405,7 @@ impl RunStore for SqlStore {
         models: Vec<ModelInput>,
     ) -> Result<()> {
         let run_id = run_id.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(On::Bare(super::audit::kind::RUN, run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     // Exclusive: the input positions are counted from what is there.
                     lock_active_run(&mut c, &run_id, Lock::Update).await?;
@@ -467,8 +469,7 @@ impl RunStore for SqlStore {
 
     async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
         let run_id = run_id.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(On::Bare(super::audit::kind::RUN, run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     lock_active_run(&mut c, &run_id, Lock::Share).await?;
                     for m in &models {
@@ -638,10 +639,49 @@ impl SqlStore {
         Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
     }
 
+    /// [`RunStore::log_batch`] as one audited write unit on either engine.
+    async fn log_batch_audited(
+        &self,
+        run_id: &str,
+        metrics: Vec<Metric>,
+        params: Vec<Param>,
+        tags: Vec<Tag>,
+    ) -> Result<()> {
+        // PostgreSQL binds metric key ids, assigned before the unit as its fast path does.
+        let ids = match &self.db {
+            Db::Pg(pool) if !metrics.is_empty() => {
+                let names: Vec<&str> = metrics.iter().map(|m| m.key.as_str()).collect();
+                let mut c = pool.acquire().await.db()?;
+                self.metric_keys.ids(&mut c, &names).await?
+            }
+            _ => Default::default(),
+        };
+        let run_id = run_id.to_string();
+        self.write(
+            On::Bare(super::audit::kind::RUN, run_id.clone()),
+            move |c| {
+                Box::pin(async move {
+                    match c {
+                        Conn::Sqlite(c) => {
+                            crate::sqlite::log_batch::write(c, &run_id, &metrics, &params, &tags)
+                                .await
+                        }
+                        Conn::Pg(c) => {
+                            crate::postgres::runs::write_batch(
+                                c, &run_id, &metrics, &ids, &params, &tags,
+                            )
+                            .await
+                        }
+                    }
+                })
+            },
+        )
+        .await
+    }
+
     async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
         let run_id = run_id.to_string();
-        self.db
-            .write(move |mut c| {
+        self.write(On::subject(super::audit::kind::RUN, run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     let lock = c.lock(Lock::Update);
                     let sql = c

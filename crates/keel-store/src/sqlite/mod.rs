@@ -75,6 +75,7 @@ impl SqliteStore {
             artifact_root,
         );
         store.ensure_default_experiment().await?;
+        store.load_audit_flag().await?;
         Ok(store)
     }
 

@@ -49,4 +49,9 @@ pub const MIGRATIONS: Migrations = &[
         "sessions",
         include_str!("../../migrations/sqlite/0009_sessions.sql"),
     ),
+    (
+        10,
+        "audit log",
+        include_str!("../../migrations/sqlite/0010_audit.sql"),
+    ),
 ];
