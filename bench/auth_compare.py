@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What authentication costs: the shared tracking workload (`bench/tracking_bench.py` in the
-shared folder) against keel without auth, keel with `--auth` signed in by password (HTTP Basic)
-and by access token (Bearer), and MLflow's basic-auth app (`mlflow server --app-name
+shared folder) against keel without auth, keel logging every write to its audit log without
+auth (`--audit`), keel with `--auth` (which logs every write too) signed in by password (HTTP
+Basic) and by access token (Bearer), and MLflow's basic-auth app (`mlflow server --app-name
 basic-auth`, its credential cache off as it ships and on for 60 s), each on a fresh SQLite
 file, one after the other on this machine.
 
@@ -77,14 +78,15 @@ def servers(args):
     workload's user on the started server and returns its header."""
     keel = args.keel
 
-    def keel_argv(auth):
+    def keel_argv(auth, audit=False):
         return lambda port, d: [keel, "server", "--host", "127.0.0.1", "--port", str(port),
                                 "--db", f"sqlite://{d}/keel.db", "--artifacts", f"{d}/artifacts"] + (
-            ["--auth"] if auth else [])
+            ["--auth"] if auth else []) + (["--audit"] if audit else [])
 
     admin = {"KEEL_ADMIN_USERNAME": ADMIN, "KEEL_ADMIN_PASSWORD": ADMIN_PASSWORD}
     out = [
         ("keel", keel_argv(False), {}, lambda url: None),
+        ("keel --audit", keel_argv(False, True), {}, lambda url: None),
         ("keel --auth (Basic)", keel_argv(True), admin, add_user),
         ("keel --auth (token)", keel_argv(True), admin, keel_token),
     ]
@@ -167,7 +169,8 @@ def table(results):
     labels = list(by)
     mlflow = [l for l in labels if l.startswith("mlflow")]
     keel_auth = "keel --auth (Basic)"
-    comparisons = [("keel --auth (Basic)", "keel"), ("keel --auth (token)", "keel")] + [
+    comparisons = [("keel --audit", "keel"), ("keel --auth (Basic)", "keel"),
+                   ("keel --auth (token)", "keel")] + [
         (keel_auth, m) for m in mlflow]
     head = "| figure | " + " | ".join(labels) + " | " + " | ".join(
         f"{a} vs {b}" for a, b in comparisons) + " |"

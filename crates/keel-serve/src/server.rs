@@ -201,20 +201,40 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Serves until `shutdown` resolves, then stops taking connections, lets requests in flight
 /// finish, waits (up to 10 s) for shadow copies and queued work, and flushes the prediction
-/// log.
+/// log. Over TLS (HTTP/1.1 and HTTP/2 by ALPN) when `tls` holds a certificate.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
     let closing = state.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.set_ready(false);
-        })
-        .await?;
+    let shutdown = async move {
+        shutdown.await;
+        closing.set_ready(false);
+    };
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stop = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                // A client that keeps an HTTP/2 connection open without answering the
+                // server's closing handshake is cut off after this.
+                stop.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, tls)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await?
+        }
+    }
     drain(&state, Duration::from_secs(10)).await;
     if let Some(log) = &state.log {
         log.close();

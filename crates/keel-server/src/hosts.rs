@@ -4,7 +4,7 @@
 //! come from this server's own pages or from localhost (its `Origin`).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -117,7 +117,7 @@ pub async fn check(State(s): State<AppState>, req: Request, next: Next) -> Respo
     if path == "/health" || path == "/version" {
         return next.run(req).await;
     }
-    let host = host_of(req.headers());
+    let host = host_of(&req);
     if !s.allowed_hosts.allows(host) {
         tracing::warn!(host, "refused a request for another host");
         return refuse("Invalid Host header - possible DNS rebinding attack detected");
@@ -141,10 +141,13 @@ pub async fn check(State(s): State<AppState>, req: Request, next: Next) -> Respo
     next.run(req).await
 }
 
-fn host_of(headers: &HeaderMap) -> &str {
-    headers
+/// The host a request names: its `Host` header, or over HTTP/2 (which has none) the
+/// `:authority` its URI carries.
+fn host_of(req: &Request) -> &str {
+    req.headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or("")
 }
 

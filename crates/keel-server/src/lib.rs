@@ -9,6 +9,7 @@
 //! their own.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod hosts;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum_server::tls_rustls::RustlsConfig;
 use keel_core::{ArtifactStore, MetadataStore};
 use tokio::net::TcpListener;
 
@@ -36,6 +38,8 @@ pub struct AppState {
     pub auth: Option<Arc<auth::Auth>>,
     /// The `Host` values answered (MLflow's default: localhost and private networks).
     pub allowed_hosts: Arc<hosts::AllowedHosts>,
+    /// Whether writes are audited: each state-changing request then runs in an audit context.
+    pub audit: bool,
 }
 
 impl AppState {
@@ -55,6 +59,7 @@ impl AppState {
             metrics: Arc::new(metrics),
             auth: None,
             allowed_hosts: Arc::new(hosts::AllowedHosts::default()),
+            audit: false,
         }
     }
 
@@ -62,6 +67,14 @@ impl AppState {
     pub fn with_allowed_hosts(self, hosts: hosts::AllowedHosts) -> Self {
         AppState {
             allowed_hosts: Arc::new(hosts),
+            ..self
+        }
+    }
+
+    /// This state naming who makes each write, for a store whose audit log is on.
+    pub fn with_audit(self) -> Self {
+        AppState {
+            audit: true,
             ..self
         }
     }
@@ -83,6 +96,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::guard,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(wire::MAX_JSON_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -92,16 +109,34 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state, hosts::check))
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `state` on `listener` until `shutdown` resolves, then drains in-flight requests;
+/// over TLS (HTTP/1.1 and HTTP/2 by ALPN) when `tls` holds a certificate.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    tls: Option<RustlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stop = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                // A client that keeps an HTTP/2 connection open without answering the
+                // server's closing handshake is cut off after this.
+                stop.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, tls)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    }
 }

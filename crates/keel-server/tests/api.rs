@@ -12,9 +12,13 @@ struct TestServer {
     base: String,
     http: reqwest::Client,
     dir: tempfile::TempDir,
+    meta: Arc<dyn keel_core::MetadataStore>,
     /// PostgreSQL: the admin URL and the test's schema, dropped by [`TestServer::finish`].
     pg_schema: Option<(String, String)>,
 }
+
+/// The admin's password on an audited test server.
+const ADMIN_PASSWORD: &str = "audit-admin-password";
 
 #[derive(Clone, Copy)]
 enum Backend {
@@ -25,6 +29,12 @@ enum Backend {
 impl TestServer {
     /// A server on `backend`, or `None` (after saying why) when PostgreSQL is not configured.
     async fn start(backend: Backend) -> Option<TestServer> {
+        Self::start_with(backend, false).await
+    }
+
+    /// As [`TestServer::start`]; `audited`: with auth on (the admin `admin`, password
+    /// [`ADMIN_PASSWORD`], which the client sends) and every write logged.
+    async fn start_with(backend: Backend, audited: bool) -> Option<TestServer> {
         let dir = tempfile::tempdir().unwrap();
         let (db, pg_schema) = match backend {
             Backend::Sqlite => (
@@ -57,12 +67,37 @@ impl TestServer {
                 .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = keel_server::AppState::new(meta, artifacts);
-        tokio::spawn(keel_server::serve(listener, state, std::future::pending()));
+        let mut state = keel_server::AppState::new(meta.clone(), artifacts);
+        let mut http = reqwest::Client::builder();
+        if audited {
+            meta.enable_audit().await.unwrap();
+            let hash = keel_server::auth::credentials::hash(ADMIN_PASSWORD)
+                .await
+                .unwrap();
+            meta.create_user("admin", Some(&hash), true).await.unwrap();
+            let auth = keel_server::auth::Auth::new(Default::default()).unwrap();
+            state = state.with_audit().with_auth(auth);
+            use base64::Engine as _;
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Basic {basic}").parse().unwrap(),
+            );
+            http = http.default_headers(headers);
+        }
+        tokio::spawn(keel_server::serve(
+            listener,
+            state,
+            None,
+            std::future::pending(),
+        ));
         Some(TestServer {
             base,
-            http: reqwest::Client::new(),
+            http: http.build().unwrap(),
             dir,
+            meta,
             pg_schema,
         })
     }
@@ -2246,3 +2281,735 @@ on_both_backends!(
     concurrent_log_batch_keeps_every_row,
     metric_buckets_keep_every_extreme,
 );
+
+/// Every route the server's source declares, as `(method, full path)`: each `.route("path",
+/// get(..).post(..))` call, under the prefix its router function is mounted at.
+fn declared_routes() -> std::collections::BTreeSet<(String, String)> {
+    let mounts: &[(&str, &str, &[&str])] = &[
+        ("api/experiments.rs", "routes", &["/api/2.0/mlflow"]),
+        ("api/runs.rs", "routes", &["/api/2.0/mlflow"]),
+        ("api/logged_models.rs", "routes", &["/api/2.0/mlflow"]),
+        ("api/registry.rs", "routes", &["/api/2.0/mlflow"]),
+        ("api/artifacts.rs", "routes", &["/api/2.0/mlflow-artifacts"]),
+        ("api/artifacts.rs", "mlflow_routes", &["/api/2.0/mlflow"]),
+        ("api/artifacts.rs", "ui_routes", &[""]),
+        ("api/datasets.rs", "routes", &["/api/keel/v1"]),
+        ("api/charts.rs", "routes", &["/api/keel/v1"]),
+        ("api/aliases.rs", "routes", &["/api/keel/v1"]),
+        ("api/ops.rs", "routes", &[""]),
+        // Also mounted below /api/3.0/mlflow: the same router, driven here below 2.0.
+        ("auth/handlers.rs", "routes", &["/api/2.0/mlflow"]),
+        ("auth/handlers.rs", "token_routes", &["/api/keel/v1"]),
+        ("auth/session.rs", "session_routes", &["/api/keel/v1"]),
+        ("ui.rs", "routes", &[""]),
+    ];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![src.join("ui.rs")];
+    for dir in ["api", "auth"] {
+        for e in std::fs::read_dir(src.join(dir)).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for file in files {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(".route(") {
+            let before = &text[..text.len() - rest.len() + at];
+            let router = before
+                .rsplit("fn ")
+                .next()
+                .and_then(|f| f.split('(').next())
+                .unwrap()
+                .to_string();
+            let call = &rest[at + ".route(".len()..];
+            let path = call.split('"').nth(1).unwrap();
+            // The method router: up to the parenthesis closing `.route(`.
+            let mut depth = 1;
+            let end = call
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .unwrap()
+                .0;
+            let methods = &call[..end];
+            let (_, _, prefixes) = mounts
+                .iter()
+                .find(|(f, r, _)| *f == rel && *r == router)
+                .unwrap_or_else(|| {
+                    panic!("{rel}: router function {router} is not mounted in this test's list")
+                });
+            for m in ["get", "post", "put", "patch", "delete"] {
+                let called = methods.contains(&format!(" {m}("))
+                    || methods.contains(&format!(",{m}("))
+                    || methods.contains(&format!(".{m}("))
+                    || methods.starts_with(&format!("{m}("))
+                    || methods.contains(&format!("\n{m}("))
+                    || methods.contains(&format!("({m}("));
+                if called {
+                    for p in *prefixes {
+                        out.insert((m.to_uppercase(), format!("{p}{path}")));
+                    }
+                }
+            }
+            rest = &call[end..];
+        }
+    }
+    out
+}
+
+/// Drives every state-changing route the source declares, in an order that gives each what it
+/// needs, and checks the audit log after each: a write leaves at least one entry naming the
+/// caller and the request, a read (a search sent as POST) none.
+struct Walk<'a> {
+    s: &'a TestServer,
+    covered: std::collections::BTreeSet<(String, String)>,
+    seq: i64,
+}
+
+enum Payload {
+    Json(Value),
+    Bytes(Vec<u8>),
+}
+
+impl Walk<'_> {
+    async fn call(
+        &mut self,
+        method: &str,
+        route: &str,
+        path: &str,
+        payload: Payload,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .s
+            .http
+            .request(m.clone(), format!("{}{path}", self.s.base));
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        req = match payload {
+            Payload::Json(v) => req.json(&v),
+            Payload::Bytes(b) => req.body(b),
+        };
+        let (status, body) = TestServer::answer(req.send().await.unwrap()).await;
+        let new = self
+            .s
+            .meta
+            .audit_entries(keel_core::audit::Filter {
+                after_seq: Some(self.seq),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if let Some(last) = new.last() {
+            self.seq = last.seq;
+        }
+        let action = format!("{method} {}", path.split('?').next().unwrap());
+        if !status.is_success() {
+            assert!(
+                new.is_empty(),
+                "{action} failed ({status}) yet wrote {new:?}"
+            );
+        } else if keel_server::audit::writes(&m, route) {
+            assert!(!new.is_empty(), "{action}: a write left no audit entry");
+            for e in &new {
+                assert_eq!(
+                    (e.actor.as_str(), e.action.as_str()),
+                    ("admin", action.as_str()),
+                    "{e:?}"
+                );
+                assert_eq!(e.source, "127.0.0.1", "{e:?}");
+            }
+        } else {
+            assert!(new.is_empty(), "{action}: a read wrote {new:?}");
+        }
+        self.covered.insert((method.to_string(), route.to_string()));
+        (status.as_u16(), body)
+    }
+
+    /// A call that must succeed.
+    async fn ok(&mut self, method: &str, route: &str, path: &str, body: Value) -> Value {
+        let (status, v) = self
+            .call(method, route, path, Payload::Json(body), &[])
+            .await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
+        v
+    }
+}
+
+async fn every_write_route_leaves_an_audit_entry(s: Arc<TestServer>) {
+    const P: &str = "/api/2.0/mlflow";
+    const K: &str = "/api/keel/v1";
+    let mut w = Walk {
+        s: &s,
+        covered: Default::default(),
+        seq: s.meta.audit_head().await.unwrap().map_or(0, |h| h.seq),
+    };
+    let r = |p: &str| format!("{P}{p}");
+    let k = |p: &str| format!("{K}{p}");
+    // Experiments and runs.
+    let e = w
+        .ok(
+            "POST",
+            &r("/experiments/create"),
+            &r("/experiments/create"),
+            json!({"name": "audited"}),
+        )
+        .await["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.ok(
+        "POST",
+        &r("/experiments/search"),
+        &r("/experiments/search"),
+        json!({"max_results": 5}),
+    )
+    .await;
+    w.ok(
+        "POST",
+        &r("/experiments/search-datasets"),
+        &r("/experiments/search-datasets"),
+        json!({"experiment_ids": [e]}),
+    )
+    .await;
+    w.ok(
+        "POST",
+        &r("/experiments/update"),
+        &r("/experiments/update"),
+        json!({"experiment_id": e, "new_name": "audited-2"}),
+    )
+    .await;
+    w.ok(
+        "POST",
+        &r("/experiments/set-experiment-tag"),
+        &r("/experiments/set-experiment-tag"),
+        json!({"experiment_id": e, "key": "k", "value": "v"}),
+    )
+    .await;
+    w.ok(
+        "POST",
+        &r("/experiments/delete-experiment-tag"),
+        &r("/experiments/delete-experiment-tag"),
+        json!({"experiment_id": e, "key": "k"}),
+    )
+    .await;
+    let run = w
+        .ok(
+            "POST",
+            &r("/runs/create"),
+            &r("/runs/create"),
+            json!({"experiment_id": e}),
+        )
+        .await["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (route, body) in [
+        ("/runs/update", json!({"run_id": run, "status": "RUNNING"})),
+        (
+            "/runs/log-metric",
+            json!({"run_id": run, "key": "m", "value": 1.0, "timestamp": 1, "step": 0}),
+        ),
+        (
+            "/runs/log-parameter",
+            json!({"run_id": run, "key": "p", "value": "1"}),
+        ),
+        (
+            "/runs/set-tag",
+            json!({"run_id": run, "key": "t", "value": "1"}),
+        ),
+        ("/runs/delete-tag", json!({"run_id": run, "key": "t"})),
+        (
+            "/runs/log-batch",
+            json!({"run_id": run, "metrics": [{"key": "m", "value": 2.0, "timestamp": 2, "step": 1}]}),
+        ),
+        (
+            "/runs/log-inputs",
+            json!({"run_id": run, "datasets": [{"dataset": {"name": "d", "digest": "abc", "source_type": "local", "source": "{}"}}]}),
+        ),
+        (
+            "/runs/log-model",
+            json!({"run_id": run, "model_json": "{\"artifact_path\": \"model\", \"flavors\": {}}"}),
+        ),
+        ("/runs/search", json!({"experiment_ids": [e]})),
+    ] {
+        w.ok("POST", &r(route), &r(route), body).await;
+    }
+    // Logged models.
+    let m = w
+        .ok(
+            "POST",
+            &r("/logged-models"),
+            &r("/logged-models"),
+            json!({"experiment_id": e, "name": "lm", "source_run_id": run}),
+        )
+        .await["model"]["info"]["model_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.ok(
+        "POST",
+        &r("/runs/outputs"),
+        &r("/runs/outputs"),
+        json!({"run_id": run, "models": [{"model_id": m, "step": 0}]}),
+    )
+    .await;
+    w.ok(
+        "POST",
+        &r("/logged-models/search"),
+        &r("/logged-models/search"),
+        json!({"experiment_ids": [e]}),
+    )
+    .await;
+    let lm = |p: &str| r(&format!("/logged-models/{m}{p}"));
+    w.ok(
+        "PATCH",
+        &r("/logged-models/{model_id}"),
+        &lm(""),
+        json!({"status": "LOGGED_MODEL_READY"}),
+    )
+    .await;
+    w.ok(
+        "PATCH",
+        &r("/logged-models/{model_id}/tags"),
+        &lm("/tags"),
+        json!({"tags": [{"key": "a", "value": "b"}]}),
+    )
+    .await;
+    w.ok(
+        "DELETE",
+        &r("/logged-models/{model_id}/tags/{tag_key}"),
+        &lm("/tags/a"),
+        json!({}),
+    )
+    .await;
+    w.ok(
+        "POST",
+        &r("/logged-models/{model_id}/params"),
+        &lm("/params"),
+        json!({"params": [{"key": "x", "value": "1"}]}),
+    )
+    .await;
+    // Artifacts, through the proxy and the UI's upload.
+    let art = format!("/api/2.0/mlflow-artifacts/artifacts/{e}/notes.txt");
+    let (st, _) = w
+        .call(
+            "PUT",
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            &art,
+            Payload::Bytes(b"hello".to_vec()),
+            &[],
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = w
+        .call(
+            "POST",
+            &r("/upload-artifact"),
+            &format!("{}?run_uuid={run}&path=up.txt", r("/upload-artifact")),
+            Payload::Bytes(b"up".to_vec()),
+            &[],
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = w
+        .call(
+            "DELETE",
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            &art,
+            Payload::Json(json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(st, 200);
+    for part in ["create", "complete", "abort"] {
+        // Multipart uploads are refused (keel streams single uploads): refused, no entry.
+        let route = format!("/api/2.0/mlflow-artifacts/mpu/{part}/{{*path}}");
+        let path = format!("/api/2.0/mlflow-artifacts/mpu/{part}/{e}/big.bin");
+        let (st, _) = w
+            .call("POST", &route, &path, Payload::Json(json!({})), &[])
+            .await;
+        assert!(st >= 400, "{path}: {st}");
+    }
+    // The registry.
+    w.ok(
+        "POST",
+        &r("/registered-models/create"),
+        &r("/registered-models/create"),
+        json!({"name": "am"}),
+    )
+    .await;
+    for _ in 0..2 {
+        w.ok(
+            "POST",
+            &r("/model-versions/create"),
+            &r("/model-versions/create"),
+            json!({"name": "am", "source": format!("runs:/{run}/model"), "run_id": run}),
+        )
+        .await;
+    }
+    for (method, route, body) in [
+        (
+            "POST",
+            "/registered-models/get-latest-versions",
+            json!({"name": "am"}),
+        ),
+        (
+            "POST",
+            "/registered-models/set-tag",
+            json!({"name": "am", "key": "k", "value": "v"}),
+        ),
+        (
+            "DELETE",
+            "/registered-models/delete-tag",
+            json!({"name": "am", "key": "k"}),
+        ),
+        (
+            "POST",
+            "/registered-models/alias",
+            json!({"name": "am", "alias": "champion", "version": "1"}),
+        ),
+        (
+            "DELETE",
+            "/registered-models/alias",
+            json!({"name": "am", "alias": "champion"}),
+        ),
+        (
+            "PATCH",
+            "/registered-models/update",
+            json!({"name": "am", "description": "d"}),
+        ),
+        (
+            "PATCH",
+            "/model-versions/update",
+            json!({"name": "am", "version": "1", "description": "d"}),
+        ),
+        (
+            "POST",
+            "/model-versions/transition-stage",
+            json!({"name": "am", "version": "1", "stage": "Staging", "archive_existing_versions": false}),
+        ),
+        (
+            "POST",
+            "/model-versions/set-tag",
+            json!({"name": "am", "version": "1", "key": "k", "value": "v"}),
+        ),
+        (
+            "DELETE",
+            "/model-versions/delete-tag",
+            json!({"name": "am", "version": "1", "key": "k"}),
+        ),
+        (
+            "DELETE",
+            "/model-versions/delete",
+            json!({"name": "am", "version": "2"}),
+        ),
+        (
+            "POST",
+            "/registered-models/rename",
+            json!({"name": "am", "new_name": "am2"}),
+        ),
+        // Users, grants (MLflow 2 and 3), roles.
+        (
+            "POST",
+            "/users/create",
+            json!({"username": "bob", "password": "bob-password-1"}),
+        ),
+        (
+            "PATCH",
+            "/users/update-password",
+            json!({"username": "bob", "password": "bob-password-2"}),
+        ),
+        (
+            "PATCH",
+            "/users/update-admin",
+            json!({"username": "bob", "is_admin": false}),
+        ),
+        (
+            "POST",
+            "/experiments/permissions/create",
+            json!({"experiment_id": e, "username": "bob", "permission": "READ"}),
+        ),
+        (
+            "PATCH",
+            "/experiments/permissions/update",
+            json!({"experiment_id": e, "username": "bob", "permission": "EDIT"}),
+        ),
+        (
+            "DELETE",
+            "/experiments/permissions/delete",
+            json!({"experiment_id": e, "username": "bob"}),
+        ),
+        (
+            "POST",
+            "/registered-models/permissions/create",
+            json!({"name": "am2", "username": "bob", "permission": "READ"}),
+        ),
+        (
+            "PATCH",
+            "/registered-models/permissions/update",
+            json!({"name": "am2", "username": "bob", "permission": "MANAGE"}),
+        ),
+        (
+            "DELETE",
+            "/registered-models/permissions/delete",
+            json!({"name": "am2", "username": "bob"}),
+        ),
+    ] {
+        w.ok(method, &r(route), &r(route), body).await;
+    }
+    w.ok("POST", &r("/users/permissions/grant"), &r("/users/permissions/grant"), json!({"username": "bob", "resource_type": "experiment", "resource_id": e, "permission": "READ"})).await;
+    w.ok(
+        "POST",
+        &r("/users/permissions/revoke"),
+        &r("/users/permissions/revoke"),
+        json!({"username": "bob", "resource_type": "experiment", "resource_id": e}),
+    )
+    .await;
+    let role = w
+        .ok(
+            "POST",
+            &r("/roles/create"),
+            &r("/roles/create"),
+            json!({"name": "readers"}),
+        )
+        .await["role"]["id"]
+        .clone();
+    w.ok(
+        "PATCH",
+        &r("/roles/update"),
+        &r("/roles/update"),
+        json!({"role_id": role, "description": "who reads"}),
+    )
+    .await;
+    let perm = w
+        .ok("POST", &r("/roles/permissions/add"), &r("/roles/permissions/add"), json!({"role_id": role, "resource_type": "experiment", "resource_pattern": "*", "permission": "READ"}))
+        .await["role_permission"]["id"]
+        .clone();
+    w.ok(
+        "PATCH",
+        &r("/roles/permissions/update"),
+        &r("/roles/permissions/update"),
+        json!({"role_permission_id": perm, "permission": "EDIT"}),
+    )
+    .await;
+    w.ok(
+        "DELETE",
+        &r("/roles/permissions/remove"),
+        &r("/roles/permissions/remove"),
+        json!({"role_permission_id": perm}),
+    )
+    .await;
+    w.ok(
+        "POST",
+        &r("/roles/assign"),
+        &r("/roles/assign"),
+        json!({"username": "bob", "role_id": role}),
+    )
+    .await;
+    w.ok(
+        "DELETE",
+        &r("/roles/unassign"),
+        &r("/roles/unassign"),
+        json!({"username": "bob", "role_id": role}),
+    )
+    .await;
+    w.ok(
+        "DELETE",
+        &r("/roles/delete"),
+        &r("/roles/delete"),
+        json!({"role_id": role}),
+    )
+    .await;
+    // Tokens and a browser session.
+    let token = w
+        .ok("POST", &k("/tokens"), &k("/tokens"), json!({"name": "ci"}))
+        .await["access_token"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.ok(
+        "DELETE",
+        &k("/tokens/{id}"),
+        &k(&format!("/tokens/{token}")),
+        json!({}),
+    )
+    .await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}{}", s.base, k("/session")))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = resp.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The sign-in above went around the walk: count it, it was logged as admin's.
+    let signed_in = s
+        .meta
+        .audit_entries(keel_core::audit::Filter {
+            after_seq: Some(w.seq),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(signed_in.len(), 1);
+    assert_eq!(
+        (
+            signed_in[0].actor.as_str(),
+            signed_in[0].subject.kind.as_str()
+        ),
+        ("admin", "session")
+    );
+    assert_eq!(signed_in[0].request.as_ref().unwrap()["password"], "***");
+    w.seq = signed_in[0].seq;
+    w.covered.insert(("POST".into(), k("/session")));
+    let session_only = TestServer {
+        http: reqwest::Client::new(),
+        ..clone_base(&s)
+    };
+    let mut ws = Walk {
+        s: &session_only,
+        covered: Default::default(),
+        seq: w.seq,
+    };
+    let (st, _) = ws
+        .call(
+            "DELETE",
+            &k("/session"),
+            &k("/session"),
+            Payload::Json(json!({})),
+            &[("cookie", cookie.as_str()), ("x-keel-csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(st, 200);
+    w.seq = ws.seq;
+    w.covered.extend(ws.covered);
+    // Datasets and their objects.
+    let bytes = b"a,b\n1,2\n".to_vec();
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    let (st, _) = w
+        .call(
+            "PUT",
+            &k("/data-objects/{hash}"),
+            &k(&format!("/data-objects/{hash}")),
+            Payload::Bytes(bytes.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!(st, 200);
+    w.ok(
+        "POST",
+        &k("/data-objects/missing"),
+        &k("/data-objects/missing"),
+        json!({"hashes": [hash]}),
+    )
+    .await;
+    w.ok("POST", &k("/datasets/{name}/versions"), &k("/datasets/d1/versions"), json!({"hash": hash, "kind": "file", "format": "csv", "size_bytes": bytes.len(), "file_count": 1, "source": "d1.csv"})).await;
+    w.ok(
+        "POST",
+        &k("/datasets/{name}/versions/{version}/validations"),
+        &k("/datasets/d1/versions/1/validations"),
+        json!({"report": {"passed": true, "failed": 0, "results": []}}),
+    )
+    .await;
+    // Deletions last.
+    for (method, route, body) in [
+        ("DELETE", "/users/delete", json!({"username": "bob"})),
+        (
+            "DELETE",
+            "/registered-models/delete",
+            json!({"name": "am2"}),
+        ),
+        ("POST", "/runs/delete", json!({"run_id": run})),
+        ("POST", "/runs/restore", json!({"run_id": run})),
+        ("POST", "/experiments/delete", json!({"experiment_id": e})),
+        ("POST", "/experiments/restore", json!({"experiment_id": e})),
+    ] {
+        w.ok(method, &r(route), &r(route), body).await;
+    }
+    w.ok(
+        "DELETE",
+        &r("/logged-models/{model_id}"),
+        &lm(""),
+        json!({}),
+    )
+    .await;
+
+    // Every state-changing route the source declares was driven.
+    let declared: std::collections::BTreeSet<(String, String)> = declared_routes()
+        .into_iter()
+        .filter(|(m, _)| m != "GET")
+        .collect();
+    let missing: Vec<_> = declared.difference(&w.covered).collect();
+    assert!(
+        missing.is_empty(),
+        "state-changing routes this test does not drive: {missing:?}"
+    );
+    let unknown: Vec<_> = w.covered.difference(&declared).collect();
+    assert!(
+        unknown.is_empty(),
+        "driven routes the source does not declare: {unknown:?}"
+    );
+    // And the log holds together.
+    let v = keel_core::audit::verify(&*s.meta, &[]).await.unwrap();
+    assert!(v.intact(), "{:?}", v.problems);
+}
+
+/// A second handle on the same server (its own HTTP client).
+fn clone_base(s: &TestServer) -> TestServer {
+    TestServer {
+        base: s.base.clone(),
+        http: s.http.clone(),
+        dir: tempfile::tempdir().unwrap(),
+        meta: s.meta.clone(),
+        pg_schema: None,
+    }
+}
+
+mod every_write_route_leaves_an_audit_entry {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let s = Arc::new(TestServer::start_with(Backend::Sqlite, true).await.unwrap());
+        super::every_write_route_leaves_an_audit_entry(s.clone()).await;
+        s.finish().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(s) = TestServer::start_with(Backend::Postgres, true).await else {
+            return;
+        };
+        let s = Arc::new(s);
+        super::every_write_route_leaves_an_audit_entry(s.clone()).await;
+        s.finish().await;
+    }
+}

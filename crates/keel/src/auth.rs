@@ -98,7 +98,7 @@ pub(crate) struct DbArgs {
 }
 
 impl DbArgs {
-    async fn open(&self) -> Result<Arc<dyn MetadataStore>> {
+    pub(crate) async fn open(&self) -> Result<Arc<dyn MetadataStore>> {
         let db = self
             .file
             .layer(FileSettings {

@@ -74,8 +74,9 @@ pub fn env_credentials() -> Option<String> {
     ))
 }
 
-/// An HTTP client sending `authorization` with every request, when given.
-fn http_client(authorization: Option<String>) -> Result<reqwest::Client> {
+/// An HTTP client sending `authorization` with every request, when given, and trusting the
+/// certificates MLflow's client is told to trust (or, for this process's own server, any).
+fn http_client(authorization: Option<String>, own_server: bool) -> Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(value) = authorization {
         let mut value = reqwest::header::HeaderValue::from_str(&value)
@@ -83,9 +84,13 @@ fn http_client(authorization: Option<String>) -> Result<reqwest::Client> {
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    Ok(reqwest::Client::builder()
-        .default_headers(headers)
-        .build()?)
+    let builder = reqwest::Client::builder().default_headers(headers);
+    let builder = match own_server {
+        // The in-process server's own listening socket: its certificate may name another host.
+        true => builder.tls_danger_accept_invalid_certs(true),
+        false => crate::tls::client_trust(builder)?,
+    };
+    Ok(builder.build()?)
 }
 
 impl Client {
@@ -96,7 +101,7 @@ impl Client {
         }
         Ok(Client {
             base,
-            http: http_client(env_credentials())?,
+            http: http_client(env_credentials(), false)?,
             local: false,
         })
     }
@@ -107,7 +112,7 @@ impl Client {
             return Ok(self);
         };
         Ok(Client {
-            http: http_client(Some(format!("Bearer {token}")))?,
+            http: http_client(Some(format!("Bearer {token}")), self.local)?,
             ..self
         })
     }
@@ -116,6 +121,7 @@ impl Client {
     pub fn local(base: &str) -> Result<Self> {
         Ok(Client {
             local: true,
+            http: http_client(None, true)?,
             ..Client::new(base)?
         })
     }

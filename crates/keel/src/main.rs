@@ -7,6 +7,8 @@
 
 mod args;
 #[cfg(feature = "full")]
+mod audit;
+#[cfg(feature = "full")]
 mod auth;
 mod client;
 #[cfg(feature = "full")]
@@ -37,6 +39,7 @@ mod server;
 mod shutdown;
 #[cfg(feature = "full")]
 mod stores;
+mod tls;
 #[cfg(feature = "full")]
 mod tracking;
 #[cfg(feature = "full")]
@@ -91,6 +94,10 @@ enum Command {
     #[command(subcommand)]
     Tokens(auth::TokensCmd),
     #[cfg(feature = "full")]
+    /// The audit log of every write: list, export, verify its hash chain, replay an alias.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
+    #[cfg(feature = "full")]
     /// The metadata database's schema.
     #[command(subcommand)]
     Db(db::DbCmd),
@@ -136,6 +143,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Users(cmd) => auth::users(cmd).await,
         #[cfg(feature = "full")]
         Command::Tokens(cmd) => auth::tokens(cmd).await,
+        #[cfg(feature = "full")]
+        Command::Audit(cmd) => audit::command(cmd).await,
         #[cfg(feature = "full")]
         Command::Import(a) => transfer::cli::import(a).await,
         #[cfg(feature = "full")]
@@ -202,6 +211,8 @@ fn main() {
         #[cfg(feature = "full")]
         _ => "warn",
     };
+    // The TLS verifier logs the refusal the request's error then reports: once is enough.
+    let default_filter = format!("{default_filter},rustls_platform_verifier=off");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
@@ -219,11 +230,18 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Writes this command makes to an audited database name its user, host and command line.
+    #[cfg(feature = "full")]
+    keel_core::audit::set_process_context(audit::process_context());
     if let Err(e) = rt.block_on(run(cli)) {
         // Failed checks are a result, not an error: status 1, errors 2.
         #[cfg(feature = "full")]
         if let Some(failed) = e.downcast_ref::<data_validate::ChecksFailed>() {
             eprintln!("{failed}");
+            std::process::exit(1);
+        }
+        #[cfg(feature = "full")]
+        if e.downcast_ref::<audit::ChainBroken>().is_some() {
             std::process::exit(1);
         }
         // One line, whatever the causes say.

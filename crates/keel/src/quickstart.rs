@@ -122,6 +122,7 @@ pub async fn run(a: QuickstartArgs, store: &data::Store, registry: Client) -> Re
         poll: keel_serve::source::DEFAULT_POLL,
         python: keel_serve::python::PythonOptions::default(),
         access: None,
+        tls: Default::default(),
     };
     let running = serve::start(args, async move { Ok(registry) }, shutdown).await?;
     let base = format!("http://{}", running.addr);

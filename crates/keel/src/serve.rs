@@ -117,6 +117,8 @@ pub struct ServeCmd {
     /// With --auth: requests per second each credential may send (429 past it).
     #[arg(long, env = "KEEL_SERVE_RATE_LIMIT", requires = "auth")]
     rate_limit: Option<f64>,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
     /// The keel server whose registry names the models instead of the local stores.
     #[command(flatten)]
     remote: Remote,
@@ -221,6 +223,7 @@ pub async fn command(cmd: ServeCmd) -> Result<()> {
             }
         },
         access: None,
+        tls: cmd.tls,
     };
     let tracking_uri = cmd
         .remote
@@ -291,6 +294,8 @@ pub struct ServeArgs {
     pub python: PythonOptions,
     /// With `--auth`: the keel server that checks callers, and each credential's rate.
     pub access: Option<(String, Option<f64>)>,
+    /// The certificate and key to answer HTTPS with.
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// `serve.yaml`: several models, each with optional canary and shadow versions.
@@ -520,6 +525,7 @@ pub async fn start(
         .load_all()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tls = a.tls.config().await?;
     let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", a.host, a.port))?;
@@ -561,7 +567,8 @@ pub async fn start(
         "/models/NAME/invocations".to_string()
     };
     eprintln!(
-        "listening on http://{addr} (ready in {:.2} s): POST {invocations}, /v2/models/{}/infer; GET /metrics",
+        "listening on {}://{addr} (ready in {:.2} s): POST {invocations}, /v2/models/{}/infer; GET /metrics",
+        crate::tls::scheme(&tls),
         started.elapsed().as_secs_f64(),
         if models.len() == 1 {
             models[0].name.as_str()
@@ -573,7 +580,7 @@ pub async fn start(
         eprintln!("prediction log: {}", dir.display());
     }
     tokio::spawn(supervisor.watch(a.poll));
-    let task = tokio::spawn(keel_serve::server::serve(listener, state, shutdown));
+    let task = tokio::spawn(keel_serve::server::serve(listener, state, tls, shutdown));
     Ok(Running {
         addr,
         task,

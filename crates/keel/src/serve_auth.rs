@@ -24,9 +24,10 @@ impl KeelAuthority {
     pub fn new(tracking_uri: &str, registered: HashMap<String, String>) -> Result<Self> {
         Ok(KeelAuthority {
             base: tracking_uri.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()?,
+            http: crate::tls::client_trust(
+                reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)),
+            )?
+            .build()?,
             registered,
         })
     }

@@ -30,6 +30,10 @@ pub(crate) struct ServerArgs {
     /// experiments and registered models (MLflow's basic-auth API) [`[auth] enabled`].
     #[arg(long, env = "KEEL_AUTH")]
     pub(crate) auth: bool,
+    /// Log every write (who, from where, what, the state before and after) in the metadata
+    /// database, chained by hash (`keel audit`); on with --auth, and for good once on.
+    #[arg(long, env = "KEEL_AUDIT")]
+    pub(crate) audit: bool,
     /// The `Host` header values answered, comma-separated patterns where `*` matches anything
     /// (`keel.example.com,*.svc:5000`; `*` for any): requests for other hosts are refused, as a
     /// page rebinding its own name to this server would send [default: localhost and private
@@ -56,6 +60,8 @@ pub(crate) struct ServerArgs {
     #[arg(long, env = "KEEL_ADMIN_FILE")]
     pub(crate) admin_file: Option<PathBuf>,
     #[command(flatten)]
+    pub(crate) tls: crate::tls::TlsArgs,
+    #[command(flatten)]
     pub(crate) stores: LocalStores,
 }
 
@@ -79,7 +85,12 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
             settings.host
         );
     }
+    let tls = a.tls.config().await?;
     let stores = crate::stores::open_local(&settings).await?;
+    if auth_on || a.audit {
+        stores.meta.enable_audit().await?;
+    }
+    let audited = stores.meta.audit_enabled().await?;
     let auth = match auth_on {
         true => Some(
             crate::auth::server_auth(
@@ -103,7 +114,8 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     // The banner must not take the server down when nobody reads stdout any more.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "keel server listening on http://{addr}");
+    let scheme = crate::tls::scheme(&tls);
+    let _ = writeln!(out, "keel server listening on {scheme}://{addr}");
     let _ = writeln!(out, "  metadata:  {}", settings.db);
     let _ = writeln!(out, "  artifacts: {}", stores.artifacts.root_uri());
     match &auth {
@@ -118,6 +130,15 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
             let _ = writeln!(out, "  auth:      off");
         }
     }
+    let _ = writeln!(
+        out,
+        "  audit:     {}",
+        if audited {
+            "every write logged (keel audit)"
+        } else {
+            "off"
+        }
+    );
     let _ = out.flush();
     drop(out);
     let gauges = Arc::new(MonitorGauges::default());
@@ -136,6 +157,9 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
         state = state.with_allowed_hosts(keel_server::hosts::AllowedHosts::parse(&hosts));
     }
     let internal = auth.as_ref().map(|a| a.internal_token().to_string());
+    if audited {
+        state = state.with_audit();
+    }
     if let Some(auth) = auth {
         state = state.with_auth(auth);
     }
@@ -145,7 +169,8 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
             meta: stores.meta.clone(),
             artifacts: stores.artifacts.clone(),
         });
-        let client = Client::local(&format!("http://{addr}"))?.with_token(internal.as_deref())?;
+        let client =
+            Client::local(&format!("{scheme}://{addr}"))?.with_token(internal.as_deref())?;
         let gauges = gauges.clone();
         tokio::spawn(async move {
             if let Err(e) =
@@ -156,6 +181,6 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
             }
         });
     }
-    keel_server::serve(listener, state, crate::shutdown::signal()).await?;
+    keel_server::serve(listener, state, tls, crate::shutdown::signal()).await?;
     Ok(())
 }

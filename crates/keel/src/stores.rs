@@ -76,7 +76,12 @@ impl Stores {
         let addr = listener.local_addr()?;
         let state = keel_server::AppState::new(t.meta.clone(), t.artifacts.clone());
         // Ends with the process, when the command is done.
-        tokio::spawn(keel_server::serve(listener, state, std::future::pending()));
+        tokio::spawn(keel_server::serve(
+            listener,
+            state,
+            None,
+            std::future::pending(),
+        ));
         client::Client::local(&format!("http://{addr}"))
     }
 

@@ -267,6 +267,7 @@ fn keel_in(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, 
         .env_remove("KEEL_AUTH")
         .env_remove("KEEL_ADMIN_USERNAME")
         .env_remove("KEEL_ADMIN_PASSWORD")
+        .env("KEEL_USER", "tester")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -400,4 +401,169 @@ async fn the_server_is_open_only_on_loopback_and_never_without_an_admin() {
     assert_eq!(r.status(), 401, "a revoked token");
     let (ok, out, _) = keel_in(d, &["tokens", "list", "--user", "ann"], "");
     assert!(ok && out.contains(&id) && out.contains("revoked"), "{out}");
+}
+
+#[tokio::test]
+async fn the_audit_log_names_every_writer_replays_aliases_and_finds_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = format!("sqlite://{}", d.join("keel.db").display());
+    let artifacts = d.join("artifacts").display().to_string();
+    let (ok, _, err) = keel_in(
+        d,
+        &["users", "create", "ann", "--admin", "--db", &db],
+        "ann-secret\n",
+    );
+    assert!(ok, "{err}");
+    // Not audited yet: nothing to verify.
+    let (code, _, err) = support::keel_status(d, &["audit", "verify", "--db", &db]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not enabled"), "{err}");
+    let server = support::Server::launch_with_args(d, &db, &artifacts, &["--auth"], &[]);
+    let http = reqwest::Client::new();
+    let call = |endpoint: &str, body: Value| {
+        let req = http
+            .post(format!("{}/api/2.0/mlflow/{endpoint}", server.url))
+            .basic_auth("ann", Some("ann-secret"))
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    call("registered-models/create", json!({"name": "churn"})).await;
+    for _ in 0..2 {
+        call(
+            "model-versions/create",
+            json!({"name": "churn", "source": "s3://bucket/churn"}),
+        )
+        .await;
+    }
+    call(
+        "registered-models/alias",
+        json!({"name": "churn", "alias": "champion", "version": "1"}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let t1 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    call(
+        "registered-models/alias",
+        json!({"name": "churn", "alias": "champion", "version": "2"}),
+    )
+    .await;
+    server.kill9();
+    // A write straight to the database is the command's, named by its user and host.
+    let (ok, _, err) = keel_in(d, &["users", "create", "bob", "--db", &db], "bob-secret\n");
+    assert!(ok, "{err}");
+
+    let (ok, out, err) = support::keel(d, &["audit", "ls", "--json", "--db", &db]);
+    assert!(ok, "{err}");
+    let entries: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    // The server's start (which enabled the log), ann's five requests (creating the model
+    // also gave her MANAGE on it: a second entry of that request), the command's user.
+    assert_eq!(actions.len(), 8, "{actions:?}");
+    assert!(actions[0].1.starts_with("keel server"), "{actions:?}");
+    let create = ("ann", "POST /api/2.0/mlflow/registered-models/create");
+    assert_eq!(&actions[1..3], &[create, create]);
+    assert_eq!(entries[2]["subject"]["kind"], "grant");
+    assert_eq!(entries[2]["after"]["permission"], "MANAGE");
+    assert_eq!(
+        actions[6],
+        ("ann", "POST /api/2.0/mlflow/registered-models/alias")
+    );
+    assert_eq!(actions[7].0, "tester", "{actions:?}");
+    assert!(
+        actions[7].1.starts_with("keel users create bob"),
+        "{actions:?}"
+    );
+    assert!(entries[7]["source"].as_str().unwrap().starts_with("cli@"));
+    assert_eq!(entries[6]["before"]["aliases"][0]["version"], "1");
+    assert_eq!(entries[6]["after"]["aliases"][0]["version"], "2");
+    assert_eq!(entries[6]["request"]["version"], "2");
+    // Filters, and the table for people.
+    let (ok, out, _) = support::keel(
+        d,
+        &[
+            "audit",
+            "ls",
+            "--actor",
+            "ann",
+            "--subject",
+            "registered_model:churn",
+            "--db",
+            &db,
+        ],
+    );
+    assert!(ok);
+    assert_eq!(out.matches("registered_model:churn").count(), 3, "{out}");
+    // Where champion pointed, replayed.
+    let (ok, out, err) = support::keel(
+        d,
+        &[
+            "audit", "alias", "churn", "champion", "--at", &t1, "--db", &db,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("pointed to version 1") && out.contains("by ann"),
+        "{out}"
+    );
+    let (ok, out, _) = support::keel(d, &["audit", "alias", "churn", "champion", "--db", &db]);
+    assert!(ok && out.contains("pointed to version 2"), "{out}");
+    let (ok, _, err) = support::keel(
+        d,
+        &[
+            "audit",
+            "alias",
+            "churn",
+            "champion",
+            "--at",
+            "2020-01-01",
+            "--db",
+            &db,
+        ],
+    );
+    assert!(!ok && err.contains("starts at"), "{err}");
+    // Intact, and the head to keep elsewhere.
+    let (code, out, err) = support::keel_status(d, &["audit", "verify", "--db", &db]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("intact: 8 entries"), "{out}");
+    let head = out
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .unwrap()
+        .to_string();
+    let (code, _, _) =
+        support::keel_status(d, &["audit", "verify", "--expect", &head, "--db", &db]);
+    assert_eq!(code, 0);
+    // A rewritten entry is found, and verify says so with status 1.
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 7")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let (code, out, _) = support::keel_status(d, &["audit", "verify", "--db", &db]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("BROKEN") && out.contains("entry 7 was changed"),
+        "{out}"
+    );
+    let (code, _, err) =
+        support::keel_status(d, &["audit", "verify", "--expect", "x", "--db", &db]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--expect 'x'"), "{err}");
 }

@@ -296,3 +296,182 @@ fn run_compat(python: &std::path::Path, dir: &std::path::Path, url: &str) {
     );
     println!("{}", stdout.lines().last().unwrap_or_default());
 }
+
+/// Both servers over TLS with a test CA: the mlflow client and keel's CLI trust it through
+/// `MLFLOW_TRACKING_SERVER_CERT_PATH` and refuse the server without it; `keel serve` answers
+/// `/invocations` over HTTPS; plain HTTP to a TLS port gets no answer.
+#[tokio::test]
+async fn both_servers_speak_tls_to_clients_that_trust_its_ca() {
+    let test = "both_servers_speak_tls_to_clients_that_trust_its_ca";
+    let Some(python) = support::python_with_mlflow(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ca, cert, key) = support::tls_files(d);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let db = format!("sqlite://{}", d.join("keel.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "server",
+            "--port",
+            "0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--db",
+            &db,
+        ])
+        .arg("--artifacts")
+        .arg(d.join("artifacts"))
+        .current_dir(d)
+        .env_remove("KEEL_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut banner,
+    )
+    .unwrap();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Killed(child);
+    let port = banner.trim().rsplit(':').next().unwrap().to_string();
+    assert!(banner.contains("https://"), "{banner}");
+    let url = format!("https://localhost:{port}");
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only(
+            reqwest::Certificate::from_pem_bundle(&std::fs::read(&ca).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    // HTTP/2 by ALPN, whose requests carry no Host header (the authority is checked instead).
+    let r = trusting
+        .get(format!(
+            "{url}/api/2.0/mlflow/experiments/search?max_results=1"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.version()),
+        (200, reqwest::Version::HTTP_2)
+    );
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .is_err(),
+        "an unknown CA is trusted"
+    );
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/health")).await;
+    assert!(
+        !plain.is_ok_and(|r| r.status().is_success()),
+        "plain HTTP was answered on the TLS port"
+    );
+
+    let script = "import mlflow\n\
+        mlflow.set_experiment('over-tls')\n\
+        with mlflow.start_run():\n    mlflow.log_metric('m', 1.5)\n\
+        print(mlflow.search_runs(experiment_names=['over-tls'])['metrics.m'].tolist())\n";
+    let run = |trust: bool| {
+        let mut c = Command::new(&python);
+        c.args(["-c", script])
+            .env("MLFLOW_TRACKING_URI", &url)
+            .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0");
+        if trust {
+            c.env("MLFLOW_TRACKING_SERVER_CERT_PATH", &ca);
+        }
+        c.output().unwrap()
+    };
+    let out = run(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(printed.trim().lines().last(), Some("[1.5]"), "{printed}");
+    let out = run(false);
+    assert!(
+        !out.status.success(),
+        "the mlflow client trusted an unknown CA"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CERTIFICATE_VERIFY_FAILED"));
+
+    // keel's CLI, with and without the CA.
+    let keel = |env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["experiments", "ls", "--json", "--tracking-uri", &url])
+            .current_dir(d)
+            .env_remove("MLFLOW_TRACKING_SERVER_CERT_PATH")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = keel(&[("MLFLOW_TRACKING_SERVER_CERT_PATH", ca.to_str().unwrap())]);
+    assert!(ok && out.contains("over-tls"), "{out}{err}");
+    let (ok, _, err) = keel(&[]);
+    assert!(!ok && err.lines().count() == 1, "{err}");
+    let (ok, out, err) = keel(&[("MLFLOW_TRACKING_INSECURE_TLS", "true")]);
+    assert!(ok && out.contains("over-tls"), "{out}{err}");
+    // A wrong key for the certificate stops the server before it listens, in one line.
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "server",
+            "--port",
+            "0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            cert,
+            "--db",
+            &db,
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--tls-key"), "{err}");
+
+    // keel serve over TLS.
+    support::price_model(d, &[]);
+    let serving = support::Serving::start(d, &["price", "--tls-cert", cert, "--tls-key", key]);
+    let body = serde_json::json!({"dataframe_split": {"columns": ["x1", "x2", "colour"], "data": [[0.5, -0.5, "red"]]}});
+    let r = trusting
+        .post(format!(
+            "https://localhost:{}/invocations",
+            serving.addr.rsplit(':').next().unwrap()
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    // 3 * 0.5 + 2 * -0.5 + 5, as the ridge fit of shop.csv's exact relation gives it.
+    let predicted = answer["predictions"][0]["variable"].as_f64().unwrap();
+    assert!((predicted - 5.5).abs() < 0.05, "{answer}");
+    // Stopped while this runtime keeps serving the client's HTTP/2 connection, which must
+    // answer the server's closing handshake.
+    let status = tokio::task::spawn_blocking(move || serving.stop())
+        .await
+        .unwrap();
+    assert_eq!(status, 0);
+}

@@ -50,7 +50,7 @@ impl Server {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let s = state.clone();
         let task = tokio::spawn(async move {
-            serve(listener, s, async move {
+            serve(listener, s, None, async move {
                 let _ = stopped.await;
             })
             .await

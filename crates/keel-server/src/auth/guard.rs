@@ -436,6 +436,9 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         Ok(None) => return unauthenticated(req.headers()),
         Err(e) => return e.into_response(),
     };
+    if s.audit {
+        keel_core::audit::current().set_actor(&caller.user.username);
+    }
     if let Err(e) = super::session::check_csrf(&caller, &method, req.headers()) {
         return e.into_response();
     }

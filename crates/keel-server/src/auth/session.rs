@@ -122,6 +122,8 @@ async fn login(State(s): State<AppState>, Msg { body, .. }: Msg<Login>) -> ApiRe
     if !credentials::verify(&password, &stored).await {
         return Err(refused());
     }
+    // The session's entry in the audit log names who signed in.
+    keel_core::audit::current().set_actor(&user.username);
     let secret = credentials::random_text::<32>()?;
     let csrf = credentials::random_text::<24>()?;
     s.meta

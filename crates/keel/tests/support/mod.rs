@@ -532,18 +532,30 @@ impl Serving {
                 let _ = child.kill();
                 panic!("keel serve stopped before listening:\n{}", seen.join("\n"));
             };
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+            let rest = line
+                .strip_prefix("listening on http://")
+                .map(|r| (r, false))
+                .or_else(|| {
+                    line.strip_prefix("listening on https://")
+                        .map(|r| (r, true))
+                });
+            if let Some((rest, tls)) = rest {
+                break (
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                    tls,
+                );
             }
             seen.push(line);
         };
+        let (addr, tls) = addr;
         eprintln!("{}", seen.join("\n"));
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
-        wait_ready(&addr, "/ping", "keel serve");
+        if !tls {
+            wait_ready(&addr, "/ping", "keel serve");
+        }
         Serving { child, addr }
     }
 
@@ -614,4 +626,31 @@ pub fn request_id(head: &str) -> String {
                 .map(|v| v.trim().to_string())
         })
         .expect("an x-request-id header")
+}
+
+/// A test CA and a server certificate it signed for `localhost` and `127.0.0.1`, written to
+/// `dir` as `ca.pem`, `cert.pem` and `key.pem`; returns their paths in that order.
+pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "keel test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let cert =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("server params")
+            .signed_by(&key, &ca)
+            .expect("server certificate");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
 }
