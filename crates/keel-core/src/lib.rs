@@ -6,6 +6,7 @@
 //! ([`filter`]), MLflow's input limits ([`validate`]) and the one error type whose codes map to
 //! MLflow's `error_code` and HTTP statuses ([`Error`], [`ErrorCode`]).
 
+pub mod approval;
 pub mod artifact;
 pub mod audit;
 pub mod auth;

@@ -671,6 +671,57 @@ impl crate::audit::AuditStore for Service {
 }
 
 #[async_trait::async_trait]
+impl crate::approval::ApprovalStore for Service {
+    async fn protect_alias(
+        &self,
+        p: crate::approval::Protection,
+    ) -> Result<crate::approval::Protection> {
+        self.store.protect_alias(p).await
+    }
+    async fn unprotect_alias(&self, name: &str, alias: &str) -> Result<()> {
+        self.store.unprotect_alias(name, alias).await
+    }
+    async fn protections(&self, name: Option<&str>) -> Result<Vec<crate::approval::Protection>> {
+        self.store.protections(name).await
+    }
+    async fn request_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: &str,
+        requested_by: &str,
+        reason: &str,
+    ) -> Result<crate::approval::AliasRequest> {
+        crate::validate::alias(alias)?;
+        self.store
+            .request_alias(name, alias, version, requested_by, reason)
+            .await
+    }
+    async fn alias_request(&self, id: i64) -> Result<crate::approval::AliasRequest> {
+        self.store.alias_request(id).await
+    }
+    async fn alias_requests(
+        &self,
+        name: Option<&str>,
+        state: Option<crate::approval::RequestState>,
+    ) -> Result<Vec<crate::approval::AliasRequest>> {
+        self.store.alias_requests(name, state).await
+    }
+    async fn decide_alias_request(
+        &self,
+        id: i64,
+        decided_by: &str,
+        approve: bool,
+        gates: Option<serde_json::Value>,
+        comment: &str,
+    ) -> Result<crate::approval::AliasRequest> {
+        self.store
+            .decide_alias_request(id, decided_by, approve, gates, comment)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
 impl MetadataStore for Service {
     async fn ping(&self) -> Result<()> {
         self.store.ping().await

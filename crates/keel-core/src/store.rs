@@ -346,6 +346,7 @@ pub trait MetadataStore:
     + DataStore
     + crate::auth::AuthStore
     + crate::audit::AuditStore
+    + crate::approval::ApprovalStore
     + 'static
 {
     /// Cheap liveness check of the backing database.

@@ -2296,6 +2296,7 @@ fn declared_routes() -> std::collections::BTreeSet<(String, String)> {
         ("api/datasets.rs", "routes", &["/api/keel/v1"]),
         ("api/charts.rs", "routes", &["/api/keel/v1"]),
         ("api/aliases.rs", "routes", &["/api/keel/v1"]),
+        ("api/approvals.rs", "routes", &["/api/keel/v1"]),
         ("api/ops.rs", "routes", &[""]),
         // Also mounted below /api/3.0/mlflow: the same router, driven here below 2.0.
         ("auth/handlers.rs", "routes", &["/api/2.0/mlflow"]),
@@ -2376,6 +2377,8 @@ struct Walk<'a> {
     s: &'a TestServer,
     covered: std::collections::BTreeSet<(String, String)>,
     seq: i64,
+    /// Who the entries of the next calls must name.
+    actor: &'static str,
 }
 
 enum Payload {
@@ -2429,7 +2432,7 @@ impl Walk<'_> {
             for e in &new {
                 assert_eq!(
                     (e.actor.as_str(), e.action.as_str()),
-                    ("admin", action.as_str()),
+                    (self.actor, action.as_str()),
                     "{e:?}"
                 );
                 assert_eq!(e.source, "127.0.0.1", "{e:?}");
@@ -2443,8 +2446,20 @@ impl Walk<'_> {
 
     /// A call that must succeed.
     async fn ok(&mut self, method: &str, route: &str, path: &str, body: Value) -> Value {
+        self.ok_with(method, route, path, body, &[]).await
+    }
+
+    /// A call with extra headers that must succeed.
+    async fn ok_with(
+        &mut self,
+        method: &str,
+        route: &str,
+        path: &str,
+        body: Value,
+        extra: &[(&str, &str)],
+    ) -> Value {
         let (status, v) = self
-            .call(method, route, path, Payload::Json(body), &[])
+            .call(method, route, path, Payload::Json(body), extra)
             .await;
         assert!(
             (200..300).contains(&status),
@@ -2461,6 +2476,7 @@ async fn every_write_route_leaves_an_audit_entry(s: Arc<TestServer>) {
         s: &s,
         covered: Default::default(),
         seq: s.meta.audit_head().await.unwrap().map_or(0, |h| h.seq),
+        actor: "admin",
     };
     let r = |p: &str| format!("{P}{p}");
     let k = |p: &str| format!("{K}{p}");
@@ -2900,6 +2916,7 @@ async fn every_write_route_leaves_an_audit_entry(s: Arc<TestServer>) {
         s: &session_only,
         covered: Default::default(),
         seq: w.seq,
+        actor: "admin",
     };
     let (st, _) = ws
         .call(
@@ -2939,6 +2956,58 @@ async fn every_write_route_leaves_an_audit_entry(s: Arc<TestServer>) {
         &k("/datasets/{name}/versions/{version}/validations"),
         &k("/datasets/d1/versions/1/validations"),
         json!({"report": {"passed": true, "failed": 0, "results": []}}),
+    )
+    .await;
+    // A protected alias, moved by a request another admin approves, then lifted.
+    w.ok("POST", &k("/registered-models/protected-aliases"), &k("/registered-models/protected-aliases"), json!({"name": "am2", "alias": "champion", "gates": {"metrics": [{"key": "m", "min": 0.0}]}})).await;
+    let first = file_request(&mut w).await;
+    w.ok(
+        "POST",
+        &r("/users/create"),
+        &r("/users/create"),
+        json!({"username": "carol", "password": "carol-password-1"}),
+    )
+    .await;
+    w.ok(
+        "PATCH",
+        &r("/users/update-admin"),
+        &r("/users/update-admin"),
+        json!({"username": "carol", "is_admin": true}),
+    )
+    .await;
+    let carol = format!("Basic {}", {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode("carol:carol-password-1")
+    });
+    let as_carol = [("authorization", carol.as_str())];
+    w.actor = "carol";
+    let approved = w
+        .ok_with(
+            "POST",
+            &k("/alias-requests/approve"),
+            &k("/alias-requests/approve"),
+            json!({"name": "am2", "id": first}),
+            &as_carol,
+        )
+        .await;
+    assert_eq!(approved["alias_request"]["state"], "applied", "{approved}");
+    w.actor = "admin";
+    let second = file_request(&mut w).await;
+    w.actor = "carol";
+    w.ok_with(
+        "POST",
+        &k("/alias-requests/reject"),
+        &k("/alias-requests/reject"),
+        json!({"name": "am2", "id": second, "comment": "not now"}),
+        &as_carol,
+    )
+    .await;
+    w.actor = "admin";
+    w.ok(
+        "DELETE",
+        &k("/registered-models/protected-aliases"),
+        &k("/registered-models/protected-aliases"),
+        json!({"name": "am2", "alias": "champion"}),
     )
     .await;
     // Deletions last.
@@ -2984,6 +3053,13 @@ async fn every_write_route_leaves_an_audit_entry(s: Arc<TestServer>) {
     assert!(v.intact(), "{:?}", v.problems);
 }
 
+/// Asks (as the walk's caller) to point `am2`'s protected `champion` at version 1.
+async fn file_request(w: &mut Walk<'_>) -> Value {
+    let route = "/api/keel/v1/alias-requests";
+    let body = json!({"name": "am2", "alias": "champion", "version": "1", "reason": "better"});
+    w.ok("POST", route, route, body).await["alias_request"]["id"].clone()
+}
+
 /// A second handle on the same server (its own HTTP client).
 fn clone_base(s: &TestServer) -> TestServer {
     TestServer {
@@ -2995,21 +3071,525 @@ fn clone_base(s: &TestServer) -> TestServer {
     }
 }
 
-mod every_write_route_leaves_an_audit_entry {
-    use super::*;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let s = Arc::new(TestServer::start_with(Backend::Sqlite, true).await.unwrap());
-        super::every_write_route_leaves_an_audit_entry(s.clone()).await;
-        s.finish().await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        let Some(s) = TestServer::start_with(Backend::Postgres, true).await else {
-            return;
-        };
-        let s = Arc::new(s);
-        super::every_write_route_leaves_an_audit_entry(s.clone()).await;
-        s.finish().await;
+/// Runs each test body on SQLite and on PostgreSQL, with auth and the audit log on.
+macro_rules! on_both_audited {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let s = Arc::new(TestServer::start_with(Backend::Sqlite, true).await.unwrap());
+                super::$name(s.clone()).await;
+                s.finish().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(s) = TestServer::start_with(Backend::Postgres, true).await else { return };
+                let s = Arc::new(s);
+                super::$name(s.clone()).await;
+                s.finish().await;
+            }
+        }
+    )*};
+}
+
+on_both_audited!(every_write_route_leaves_an_audit_entry);
+
+/// Sends `method` to keel's API path with a JSON body as `user` (password `<user>-password-1`,
+/// or the admin's).
+async fn as_user(
+    s: &TestServer,
+    user: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let password = match user {
+        "admin" => ADMIN_PASSWORD.to_string(),
+        u => format!("{u}-password-1"),
+    };
+    let url = format!("{}{path}", s.base);
+    let req = reqwest::Client::new()
+        .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+        .basic_auth(user, Some(password));
+    let req = match method {
+        "GET" => req.query(
+            &body
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ),
+        _ => req.json(&body),
+    };
+    let (status, v) = TestServer::answer(req.send().await.unwrap()).await;
+    (status.as_u16(), v)
+}
+
+/// Where `alias` of `name` points, or `None`.
+async fn alias_of(s: &TestServer, name: &str, alias: &str) -> Option<String> {
+    let (status, v) = as_user(
+        s,
+        "admin",
+        "GET",
+        "/api/2.0/mlflow/registered-models/alias",
+        json!({"name": name, "alias": alias}),
+    )
+    .await;
+    (status == 200).then(|| v["model_version"]["version"].as_str().unwrap().to_string())
+}
+
+/// Makes the users the approval tests act as: `m1` and `m2` admins, `ed` a plain user.
+async fn approval_users(s: &TestServer) {
+    for (user, admin) in [("m1", true), ("m2", true), ("ed", false)] {
+        let (st, v) = as_user(
+            s,
+            "admin",
+            "POST",
+            "/api/2.0/mlflow/users/create",
+            json!({"username": user, "password": format!("{user}-password-1")}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        if admin {
+            let (st, _) = as_user(
+                s,
+                "admin",
+                "PATCH",
+                "/api/2.0/mlflow/users/update-admin",
+                json!({"username": user, "is_admin": true}),
+            )
+            .await;
+            assert_eq!(st, 200);
+        }
     }
 }
+
+async fn protected_aliases_move_only_through_approved_requests(s: Arc<TestServer>) {
+    approval_users(&s).await;
+    let e = s.experiment("guarded").await;
+    let mut versions = Vec::new();
+    for acc in [0.8, 0.95] {
+        let run = s.run(&e).await;
+        s.ok(
+            "runs/log-metric",
+            json!({"run_id": run, "key": "acc", "value": acc, "timestamp": 1, "step": 0}),
+        )
+        .await;
+        let mv = as_user(
+            &s,
+            "admin",
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            json!({"name": "guarded"}),
+        )
+        .await;
+        assert!(mv.0 == 200 || versions.len() == 1, "{mv:?}");
+        let (st, v) = as_user(
+            &s,
+            "admin",
+            "POST",
+            "/api/2.0/mlflow/model-versions/create",
+            json!({"name": "guarded", "source": format!("runs:/{run}/model"), "run_id": run}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        versions.push(v["model_version"]["version"].as_str().unwrap().to_string());
+    }
+    let (st, _) = as_user(
+        &s,
+        "admin",
+        "POST",
+        "/api/2.0/mlflow/experiments/permissions/create",
+        json!({"experiment_id": e, "username": "ed", "permission": "EDIT"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, _) = as_user(
+        &s,
+        "admin",
+        "POST",
+        "/api/2.0/mlflow/registered-models/permissions/create",
+        json!({"name": "guarded", "username": "ed", "permission": "EDIT"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let protect = json!({"name": "guarded", "alias": "champion", "gates": {"metrics": [{"key": "acc", "min": 0.9}], "model_card": true}});
+    // Protecting takes MANAGE.
+    let (st, _) = as_user(
+        &s,
+        "ed",
+        "POST",
+        "/api/keel/v1/registered-models/protected-aliases",
+        protect.clone(),
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, v) = as_user(
+        &s,
+        "m1",
+        "POST",
+        "/api/keel/v1/registered-models/protected-aliases",
+        protect,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    // Bad gates are refused.
+    let (st, v) = as_user(
+        &s,
+        "m1",
+        "POST",
+        "/api/keel/v1/registered-models/protected-aliases",
+        json!({"name": "guarded", "alias": "x", "gates": {"metrics": [{"key": "acc"}]}}),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error_code"].as_str()),
+        (400, Some("INVALID_PARAMETER_VALUE")),
+        "{v}"
+    );
+    // No direct way: set, remove, as an admin too.
+    for (method, body) in [
+        (
+            "POST",
+            json!({"name": "guarded", "alias": "champion", "version": "1"}),
+        ),
+        ("DELETE", json!({"name": "guarded", "alias": "champion"})),
+    ] {
+        let (st, v) = as_user(
+            &s,
+            "admin",
+            method,
+            "/api/2.0/mlflow/registered-models/alias",
+            body,
+        )
+        .await;
+        assert_eq!(
+            (st, v["error_code"].as_str()),
+            (403, Some("PERMISSION_DENIED")),
+            "{v}"
+        );
+        assert!(
+            v["message"].as_str().unwrap().contains("is protected"),
+            "{v}"
+        );
+    }
+    // ed asks for version 1: it fails the metric and the card gates.
+    let request = |user: &'static str, version: &str| {
+        let s = s.clone();
+        let body =
+            json!({"name": "guarded", "alias": "champion", "version": version, "reason": "try"});
+        async move {
+            let (st, v) = as_user(&s, user, "POST", "/api/keel/v1/alias-requests", body).await;
+            assert_eq!(st, 200, "{v}");
+            v["alias_request"]["id"].as_i64().unwrap()
+        }
+    };
+    let decide = |user: &'static str, how: &'static str, id: i64| {
+        let s = s.clone();
+        async move {
+            as_user(
+                &s,
+                user,
+                "POST",
+                &format!("/api/keel/v1/alias-requests/{how}"),
+                json!({"name": "guarded", "id": id}),
+            )
+            .await
+        }
+    };
+    let r1 = request("ed", &versions[0]).await;
+    let (st, v) = decide("m1", "approve", r1).await;
+    assert_eq!(
+        (st, v["error_code"].as_str()),
+        (400, Some("INVALID_STATE")),
+        "{v}"
+    );
+    let gates = v["gates"].as_array().unwrap();
+    assert_eq!(
+        gates.iter().filter(|g| g["passed"] == false).count(),
+        2,
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("acc = 0.8"), "{v}");
+    assert_eq!(alias_of(&s, "guarded", "champion").await, None);
+    // ed cannot decide (no MANAGE); m1 cannot approve its own request.
+    let r2 = request("m1", &versions[1]).await;
+    let (st, _) = decide("ed", "approve", r2).await;
+    assert_eq!(st, 403);
+    let (st, v) = decide("m1", "approve", r2).await;
+    assert_eq!(st, 403, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("another user"),
+        "{v}"
+    );
+    // Version 2 passes the metric; the card is missing until written.
+    let (st, v) = decide("m2", "approve", r2).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("keel.card.intended_use"),
+        "{v}"
+    );
+    for (key, value) in [
+        (
+            "keel.card.intended_use",
+            "churn scoring for retention offers",
+        ),
+        ("keel.card.limitations", "trained on 2025 customers only"),
+    ] {
+        let (st, _) = as_user(
+            &s,
+            "ed",
+            "POST",
+            "/api/2.0/mlflow/model-versions/set-tag",
+            json!({"name": "guarded", "version": versions[1], "key": key, "value": value}),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    let (st, v) = decide("m2", "approve", r2).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["alias_request"]["state"], "applied");
+    assert_eq!(v["alias_request"]["decided_by"], "m2");
+    assert_eq!(
+        alias_of(&s, "guarded", "champion").await.as_deref(),
+        Some(versions[1].as_str())
+    );
+    // Decided once: a second decision is refused; ed's failed request is rejected by m2.
+    let (st, v) = decide("m2", "reject", r2).await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = decide("m2", "reject", r1).await;
+    assert_eq!(
+        (st, v["alias_request"]["state"].as_str()),
+        (200, Some("rejected"))
+    );
+    let (_, listed) = as_user(
+        &s,
+        "ed",
+        "GET",
+        "/api/keel/v1/alias-requests",
+        json!({"name": "guarded", "state": "applied"}),
+    )
+    .await;
+    assert_eq!(
+        listed["alias_requests"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+    // The audit log has the move, by m2, with the state before and after.
+    let moved = s
+        .meta
+        .audit_entries(keel_core::audit::Filter {
+            actor: Some("m2".into()),
+            action: Some("approve".into()),
+            kind: Some("registered_model".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let last = moved.last().unwrap();
+    assert!(
+        last.before.as_ref().unwrap().get("aliases").is_none(),
+        "{last:?}"
+    );
+    assert_eq!(
+        last.after.as_ref().unwrap()["aliases"][0]["version"],
+        versions[1].as_str()
+    );
+    // Nor around it: deleting the version it points to, or the model.
+    let (st, _) = as_user(
+        &s,
+        "admin",
+        "DELETE",
+        "/api/2.0/mlflow/model-versions/delete",
+        json!({"name": "guarded", "version": versions[1]}),
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _) = as_user(
+        &s,
+        "admin",
+        "DELETE",
+        "/api/2.0/mlflow/registered-models/delete",
+        json!({"name": "guarded"}),
+    )
+    .await;
+    assert_eq!(st, 403);
+    // A rename keeps the protection.
+    let (st, _) = as_user(
+        &s,
+        "admin",
+        "POST",
+        "/api/2.0/mlflow/registered-models/rename",
+        json!({"name": "guarded", "new_name": "guarded-2"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, p) = as_user(
+        &s,
+        "ed",
+        "GET",
+        "/api/keel/v1/registered-models/protected-aliases",
+        json!({"name": "guarded-2"}),
+    )
+    .await;
+    assert_eq!(p["protected_aliases"][0]["alias"], "champion", "{p}");
+    let (st, _) = as_user(
+        &s,
+        "admin",
+        "POST",
+        "/api/2.0/mlflow/registered-models/alias",
+        json!({"name": "guarded-2", "alias": "champion", "version": versions[0]}),
+    )
+    .await;
+    assert_eq!(st, 403);
+    // Lifted, it moves directly again.
+    let (st, _) = as_user(
+        &s,
+        "m1",
+        "DELETE",
+        "/api/keel/v1/registered-models/protected-aliases",
+        json!({"name": "guarded-2", "alias": "champion"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, _) = as_user(
+        &s,
+        "admin",
+        "POST",
+        "/api/2.0/mlflow/registered-models/alias",
+        json!({"name": "guarded-2", "alias": "champion", "version": versions[0]}),
+    )
+    .await;
+    assert_eq!(st, 200);
+}
+
+/// One call of the registry's alias, stage and version routes, on one model.
+#[derive(Debug, Clone)]
+enum RegistryCall {
+    SetAlias(&'static str, u8),
+    DeleteAlias(&'static str),
+    Transition(u8, &'static str, bool),
+    DeleteVersion(u8),
+    CreateVersion,
+    UpdateVersion(u8),
+    Rename,
+    DeleteModel,
+    Approve(u8),
+}
+
+fn registry_call() -> impl proptest::strategy::Strategy<Value = RegistryCall> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (prop_oneof![Just("champion"), Just("other")], 1..4u8).prop_map(|(a, v)| RegistryCall::SetAlias(a, v)),
+        2 => prop_oneof![Just("champion"), Just("other")].prop_map(RegistryCall::DeleteAlias),
+        2 => (1..4u8, prop_oneof![Just("Production"), Just("Staging"), Just("Archived")], any::<bool>())
+            .prop_map(|(v, st, archive)| RegistryCall::Transition(v, st, archive)),
+        2 => (1..4u8).prop_map(RegistryCall::DeleteVersion),
+        1 => Just(RegistryCall::CreateVersion),
+        1 => (1..4u8).prop_map(RegistryCall::UpdateVersion),
+        1 => Just(RegistryCall::Rename),
+        1 => Just(RegistryCall::DeleteModel),
+        2 => (1..4u8).prop_map(RegistryCall::Approve),
+    ]
+}
+
+/// Random sequences of every registry route that can touch an alias, by an admin, against a
+/// protected `champion`: it only ever changes through an approved request, and every direct
+/// attempt is refused with 403.
+async fn no_registry_route_moves_a_protected_alias(s: Arc<TestServer>) {
+    use proptest::prelude::{prop_assert, prop_assert_eq};
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    approval_users(&s).await;
+    let e = s.experiment("bypass").await;
+    let run = s.run(&e).await;
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config {
+        cases: 12,
+        ..Config::default()
+    });
+    let case = std::sync::atomic::AtomicU32::new(0);
+    let result = tokio::task::block_in_place(|| {
+        runner.run(&proptest::collection::vec(registry_call(), 1..14), |calls| {
+            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            handle.block_on(async {
+                let mut name = format!("bypass-{n}");
+                let api = "/api/2.0/mlflow";
+                let call = |user: &'static str, method: &'static str, path: String, body: Value| {
+                    let s = s.clone();
+                    async move { as_user(&s, user, method, &path, body).await }
+                };
+                call("admin", "POST", format!("{api}/registered-models/create"), json!({"name": name})).await;
+                for _ in 0..3 {
+                    call("admin", "POST", format!("{api}/model-versions/create"), json!({"name": name, "source": format!("runs:/{run}/model"), "run_id": run})).await;
+                }
+                let (st, _) = call("m1", "POST", "/api/keel/v1/registered-models/protected-aliases".into(), json!({"name": name, "alias": "champion"})).await;
+                prop_assert_eq!(st, 200);
+                let mut expected: Option<String> = None;
+                for c in &calls {
+                    let (st, v) = match c {
+                        RegistryCall::SetAlias(a, v) => call("admin", "POST", format!("{api}/registered-models/alias"), json!({"name": name, "alias": a, "version": v.to_string()})).await,
+                        RegistryCall::DeleteAlias(a) => call("admin", "DELETE", format!("{api}/registered-models/alias"), json!({"name": name, "alias": a})).await,
+                        RegistryCall::Transition(v, stage, archive) => call("admin", "POST", format!("{api}/model-versions/transition-stage"), json!({"name": name, "version": v.to_string(), "stage": stage, "archive_existing_versions": archive})).await,
+                        RegistryCall::DeleteVersion(v) => call("admin", "DELETE", format!("{api}/model-versions/delete"), json!({"name": name, "version": v.to_string()})).await,
+                        RegistryCall::CreateVersion => call("admin", "POST", format!("{api}/model-versions/create"), json!({"name": name, "source": format!("runs:/{run}/model"), "run_id": run})).await,
+                        RegistryCall::UpdateVersion(v) => call("admin", "PATCH", format!("{api}/model-versions/update"), json!({"name": name, "version": v.to_string(), "description": "d"})).await,
+                        RegistryCall::Rename => {
+                            let new = format!("{name}-r");
+                            let r = call("admin", "POST", format!("{api}/registered-models/rename"), json!({"name": name, "new_name": new})).await;
+                            if r.0 == 200 {
+                                name = new;
+                            }
+                            r
+                        }
+                        RegistryCall::DeleteModel => call("admin", "DELETE", format!("{api}/registered-models/delete"), json!({"name": name})).await,
+                        RegistryCall::Approve(v) => {
+                            let (st, r) = call("m1", "POST", "/api/keel/v1/alias-requests".into(), json!({"name": name, "alias": "champion", "version": v.to_string()})).await;
+                            if st == 200 {
+                                let id = r["alias_request"]["id"].as_i64().unwrap();
+                                let d = call("m2", "POST", "/api/keel/v1/alias-requests/approve".into(), json!({"name": name, "id": id})).await;
+                                if d.0 == 200 {
+                                    expected = Some(v.to_string());
+                                }
+                                d
+                            } else {
+                                (st, r)
+                            }
+                        }
+                    };
+                    let touches_champion = match c {
+                        RegistryCall::SetAlias(a, _) | RegistryCall::DeleteAlias(a) => *a == "champion",
+                        RegistryCall::DeleteModel => true,
+                        RegistryCall::DeleteVersion(v) => expected.as_deref() == Some(v.to_string().as_str()),
+                        _ => false,
+                    };
+                    if touches_champion {
+                        prop_assert_eq!(st, 403, "{:?} was let through: {}", c, v);
+                    }
+                    prop_assert!(st != 500, "{:?}: {}", c, v);
+                    let now = alias_of(&s, &name, "champion").await;
+                    prop_assert_eq!(&now, &expected, "after {:?}", c);
+                }
+                Ok::<(), TestCaseError>(())
+            })
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+on_both_audited!(
+    protected_aliases_move_only_through_approved_requests,
+    no_registry_route_moves_a_protected_alias,
+);

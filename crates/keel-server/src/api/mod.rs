@@ -3,6 +3,7 @@
 //! API (MLflow's, under `/api/2.0/mlflow` and `/api/3.0/mlflow`) and the operational endpoints.
 
 mod aliases;
+mod approvals;
 mod artifacts;
 pub use artifacts::store_path;
 mod charts;
@@ -71,6 +72,7 @@ pub(crate) fn router() -> Router<AppState> {
             datasets::routes()
                 .merge(charts::routes())
                 .merge(aliases::routes())
+                .merge(approvals::routes())
                 .merge(crate::auth::token_routes())
                 .merge(crate::auth::session_routes())
                 .fallback(not_found),

@@ -181,6 +181,11 @@ fn keel(method: &Method, route: &str) -> Rule {
     match route {
         "/metrics/buckets" => Needs(Of::Runs(Msg("run_id")), Read),
         "/registered-models/alias-history" => Needs(MODEL, Read),
+        "/registered-models/protected-aliases" | "/alias-requests" if get => Needs(MODEL, Read),
+        "/registered-models/protected-aliases"
+        | "/alias-requests/approve"
+        | "/alias-requests/reject" => Needs(MODEL, Manage),
+        "/alias-requests" => Needs(MODEL, Edit),
         "/datasets"
         | "/datasets/by-hash/{hash}"
         | "/datasets/{name}/versions"

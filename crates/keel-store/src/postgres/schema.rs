@@ -55,4 +55,9 @@ pub const MIGRATIONS: Migrations = &[
         "audit log",
         include_str!("../../migrations/postgres/0010_audit.sql"),
     ),
+    (
+        11,
+        "approvals",
+        include_str!("../../migrations/postgres/0011_approvals.sql"),
+    ),
 ];

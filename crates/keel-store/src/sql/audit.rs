@@ -18,12 +18,14 @@ use crate::db::{Conn, Dialect, Lock, Row};
 
 /// Subject kinds the store names.
 pub(crate) mod kind {
+    pub const ALIAS_REQUEST: &str = "alias_request";
     pub const AUDIT: &str = "audit";
     pub const DATASET: &str = "dataset";
     pub const EXPERIMENT: &str = "experiment";
     pub const GRANT: &str = "grant";
     pub const LOGGED_MODEL: &str = "logged_model";
     pub const MODEL_VERSION: &str = "model_version";
+    pub const PROTECTION: &str = "protection";
     pub const REGISTERED_MODEL: &str = "registered_model";
     pub const ROLE: &str = "role";
     pub const ROLE_PERMISSION: &str = "role_permission";

@@ -9,7 +9,7 @@ use keel_core::auth::{
 use keel_core::{Error, Result, now_millis, validate};
 
 use super::SqlStore;
-use super::audit::On;
+use super::audit::{On, grant_id, kind};
 use crate::db::{Bind, Conn, Row, Sql};
 
 const USER_COLUMNS: &str = "id, username, is_admin, password_hash IS NULL";
@@ -304,7 +304,7 @@ impl AuthStore for SqlStore {
     ) -> Result<User> {
         let username = username.to_string();
         let hash = password_hash.map(str::to_string);
-        self.write(On::Created(super::audit::kind::USER, |u: &User| u.username.clone()), move |mut c| {
+        self.write(On::Created(kind::USER, |u: &User| u.username.clone()), move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("INSERT INTO users (username, password_hash, is_admin, creation_time) VALUES (?, ?, ?, ?) RETURNING id")
@@ -361,60 +361,51 @@ impl AuthStore for SqlStore {
 
     async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<()> {
         let (username, hash) = (username.to_string(), password_hash.to_string());
-        self.write(
-            On::subject(super::audit::kind::USER, username.clone()),
-            move |mut c| {
-                Box::pin(async move {
-                    let sql = c
-                        .stmt("UPDATE users SET password_hash = ? WHERE username = ?")
-                        .arg(&hash)
-                        .arg(&username);
-                    match c.exec(sql).await? {
-                        0 => Err(user_not_found(&username)),
-                        _ => Ok(()),
-                    }
-                })
-            },
-        )
+        self.write(On::subject(kind::USER, username.clone()), move |mut c| {
+            Box::pin(async move {
+                let sql = c
+                    .stmt("UPDATE users SET password_hash = ? WHERE username = ?")
+                    .arg(&hash)
+                    .arg(&username);
+                match c.exec(sql).await? {
+                    0 => Err(user_not_found(&username)),
+                    _ => Ok(()),
+                }
+            })
+        })
         .await
     }
 
     async fn update_user_admin(&self, username: &str, is_admin: bool) -> Result<()> {
         let username = username.to_string();
-        self.write(
-            On::subject(super::audit::kind::USER, username.clone()),
-            move |mut c| {
-                Box::pin(async move {
-                    let sql = c
-                        .stmt("UPDATE users SET is_admin = ? WHERE username = ?")
-                        .arg(is_admin)
-                        .arg(&username);
-                    match c.exec(sql).await? {
-                        0 => Err(user_not_found(&username)),
-                        _ => Ok(()),
-                    }
-                })
-            },
-        )
+        self.write(On::subject(kind::USER, username.clone()), move |mut c| {
+            Box::pin(async move {
+                let sql = c
+                    .stmt("UPDATE users SET is_admin = ? WHERE username = ?")
+                    .arg(is_admin)
+                    .arg(&username);
+                match c.exec(sql).await? {
+                    0 => Err(user_not_found(&username)),
+                    _ => Ok(()),
+                }
+            })
+        })
         .await
     }
 
     async fn delete_user(&self, username: &str) -> Result<()> {
         let username = username.to_string();
-        self.write(
-            On::subject(super::audit::kind::USER, username.clone()),
-            move |mut c| {
-                Box::pin(async move {
-                    let sql = c
-                        .stmt("DELETE FROM users WHERE username = ?")
-                        .arg(&username);
-                    match c.exec(sql).await? {
-                        0 => Err(user_not_found(&username)),
-                        _ => Ok(()),
-                    }
-                })
-            },
-        )
+        self.write(On::subject(kind::USER, username.clone()), move |mut c| {
+            Box::pin(async move {
+                let sql = c
+                    .stmt("DELETE FROM users WHERE username = ?")
+                    .arg(&username);
+                match c.exec(sql).await? {
+                    0 => Err(user_not_found(&username)),
+                    _ => Ok(()),
+                }
+            })
+        })
         .await
     }
 
@@ -436,8 +427,8 @@ impl AuthStore for SqlStore {
         let (resource, username) = (resource.clone(), username.to_string());
         self.write(
             On::subject(
-                super::audit::kind::GRANT,
-                super::audit::grant_id(resource.kind(), resource.key(), &username),
+                kind::GRANT,
+                grant_id(resource.kind(), resource.key(), &username),
             ),
             move |mut c| {
                 Box::pin(async move {
@@ -515,8 +506,8 @@ impl AuthStore for SqlStore {
         let (resource, username) = (resource.clone(), username.to_string());
         self.write(
             On::subject(
-                super::audit::kind::GRANT,
-                super::audit::grant_id(resource.kind(), resource.key(), &username),
+                kind::GRANT,
+                grant_id(resource.kind(), resource.key(), &username),
             ),
             move |mut c| {
                 Box::pin(async move {
@@ -627,7 +618,7 @@ impl AuthStore for SqlStore {
     async fn create_role(&self, name: &str, description: Option<&str>) -> Result<Role> {
         let (name, description) = (name.to_string(), description.map(str::to_string));
         self.write(
-            On::Created(super::audit::kind::ROLE, |r: &Role| r.id.to_string()),
+            On::Created(kind::ROLE, |r: &Role| r.id.to_string()),
             move |mut c| {
                 Box::pin(async move {
                     let sql = c
@@ -671,47 +662,41 @@ impl AuthStore for SqlStore {
         description: Option<&str>,
     ) -> Result<Role> {
         let (name, description) = (name.map(str::to_string), description.map(str::to_string));
-        self.write(
-            On::subject(super::audit::kind::ROLE, id.to_string()),
-            move |mut c| {
-                Box::pin(async move {
-                    one_role(&mut c, id).await?;
-                    if let Some(d) = &description {
-                        let sql = c
-                            .stmt("UPDATE roles SET description = ? WHERE id = ?")
-                            .arg(d)
-                            .arg(id);
-                        c.exec(sql).await?;
-                    }
-                    if let Some(n) = &name {
-                        let sql = c
-                            .stmt("UPDATE roles SET name = ? WHERE id = ?")
-                            .arg(n)
-                            .arg(id);
-                        let taken =
-                            || Error::already_exists(format!("Role (name={n}) already exists."));
-                        c.exec_unique(sql, taken).await?;
-                    }
-                    one_role(&mut c, id).await
-                })
-            },
-        )
+        self.write(On::subject(kind::ROLE, id.to_string()), move |mut c| {
+            Box::pin(async move {
+                one_role(&mut c, id).await?;
+                if let Some(d) = &description {
+                    let sql = c
+                        .stmt("UPDATE roles SET description = ? WHERE id = ?")
+                        .arg(d)
+                        .arg(id);
+                    c.exec(sql).await?;
+                }
+                if let Some(n) = &name {
+                    let sql = c
+                        .stmt("UPDATE roles SET name = ? WHERE id = ?")
+                        .arg(n)
+                        .arg(id);
+                    let taken =
+                        || Error::already_exists(format!("Role (name={n}) already exists."));
+                    c.exec_unique(sql, taken).await?;
+                }
+                one_role(&mut c, id).await
+            })
+        })
         .await
     }
 
     async fn delete_role(&self, id: i64) -> Result<()> {
-        self.write(
-            On::subject(super::audit::kind::ROLE, id.to_string()),
-            move |mut c| {
-                Box::pin(async move {
-                    let sql = c.stmt("DELETE FROM roles WHERE id = ?").arg(id);
-                    match c.exec(sql).await? {
-                        0 => Err(role_not_found(id)),
-                        _ => Ok(()),
-                    }
-                })
-            },
-        )
+        self.write(On::subject(kind::ROLE, id.to_string()), move |mut c| {
+            Box::pin(async move {
+                let sql = c.stmt("DELETE FROM roles WHERE id = ?").arg(id);
+                match c.exec(sql).await? {
+                    0 => Err(role_not_found(id)),
+                    _ => Ok(()),
+                }
+            })
+        })
         .await
     }
 
@@ -723,7 +708,7 @@ impl AuthStore for SqlStore {
         permission: Permission,
     ) -> Result<RolePermission> {
         let (kind, pattern) = (resource_type.to_string(), pattern.to_string());
-        self.write(On::subject(super::audit::kind::ROLE, role_id.to_string()), move |mut c| {
+        self.write(On::subject(kind::ROLE, role_id.to_string()), move |mut c| {
                 Box::pin(async move {
                     one_role(&mut c, role_id).await?;
                     let sql = c
@@ -758,7 +743,7 @@ impl AuthStore for SqlStore {
         id: i64,
         permission: Permission,
     ) -> Result<RolePermission> {
-        self.write(On::Bare(super::audit::kind::ROLE_PERMISSION, id.to_string()), move |mut c| {
+        self.write(On::Bare(kind::ROLE_PERMISSION, id.to_string()), move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt(&format!("UPDATE role_permissions SET permission = ? WHERE id = ? RETURNING {ROLE_PERMISSION_COLUMNS}"))
@@ -779,7 +764,7 @@ impl AuthStore for SqlStore {
 
     async fn remove_role_permission(&self, id: i64) -> Result<()> {
         self.write(
-            On::Bare(super::audit::kind::ROLE_PERMISSION, id.to_string()),
+            On::Bare(kind::ROLE_PERMISSION, id.to_string()),
             move |mut c| {
                 Box::pin(async move {
                     let sql = c.stmt("DELETE FROM role_permissions WHERE id = ?").arg(id);
@@ -797,7 +782,7 @@ impl AuthStore for SqlStore {
 
     async fn assign_role(&self, username: &str, role_id: i64) -> Result<RoleAssignment> {
         let username = username.to_string();
-        self.write(On::subject(super::audit::kind::ROLE, role_id.to_string()), move |mut c| {
+        self.write(On::subject(kind::ROLE, role_id.to_string()), move |mut c| {
                 Box::pin(async move {
                     let uid = user_id(&mut c, &username).await?;
                     one_role(&mut c, role_id).await?;
@@ -827,7 +812,7 @@ impl AuthStore for SqlStore {
     async fn unassign_role(&self, username: &str, role_id: i64) -> Result<()> {
         let username = username.to_string();
         self.write(
-            On::subject(super::audit::kind::ROLE, role_id.to_string()),
+            On::subject(kind::ROLE, role_id.to_string()),
             move |mut c| {
                 Box::pin(async move {
                     let uid = user_id(&mut c, &username).await?;
@@ -885,7 +870,7 @@ impl AuthStore for SqlStore {
         expiration_time: i64,
     ) -> Result<()> {
         let (id_hash, csrf) = (id_hash.to_string(), csrf.to_string());
-        self.write(On::Bare(super::audit::kind::SESSION, id_hash.chars().take(12).collect::<String>()), move |mut c| {
+        self.write(On::Bare(kind::SESSION, id_hash.chars().take(12).collect::<String>()), move |mut c| {
                 Box::pin(async move {
                     let now = now_millis();
                     let expired = c
@@ -924,10 +909,7 @@ impl AuthStore for SqlStore {
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
         let id_hash = id_hash.to_string();
         self.write(
-            On::Bare(
-                super::audit::kind::SESSION,
-                id_hash.chars().take(12).collect::<String>(),
-            ),
+            On::Bare(kind::SESSION, id_hash.chars().take(12).collect::<String>()),
             move |mut c| {
                 Box::pin(async move {
                     let sql = c
@@ -943,7 +925,7 @@ impl AuthStore for SqlStore {
     async fn create_token(&self, t: NewToken) -> Result<AccessToken> {
         let scope = serde_json::to_string(&t.scope)
             .map_err(|e| Error::internal(format!("token scope: {e}")))?;
-        self.write(On::Created(super::audit::kind::TOKEN, |t: &AccessToken| t.id.clone()), move |mut c| {
+        self.write(On::Created(kind::TOKEN, |t: &AccessToken| t.id.clone()), move |mut c| {
                 Box::pin(async move {
                     let now = now_millis();
                     let sql = c
@@ -1005,28 +987,25 @@ impl AuthStore for SqlStore {
 
     async fn revoke_token(&self, id: &str, user_id: Option<i64>) -> Result<()> {
         let id = id.to_string();
-        self.write(
-            On::subject(super::audit::kind::TOKEN, id.clone()),
-            move |mut c| {
-                Box::pin(async move {
-                    let mut sql = c.sql();
-                    sql.push("UPDATE access_tokens SET revoked_time = ")
-                        .bind(now_millis())
-                        .push(" WHERE id = ")
-                        .bind(id.clone())
-                        .push(" AND revoked_time IS NULL");
-                    if let Some(uid) = user_id {
-                        sql.push(" AND user_id = ").bind(uid);
-                    }
-                    match c.exec(sql).await? {
-                        0 => Err(Error::not_found(format!(
-                            "No live access token with id={id}"
-                        ))),
-                        _ => Ok(()),
-                    }
-                })
-            },
-        )
+        self.write(On::subject(kind::TOKEN, id.clone()), move |mut c| {
+            Box::pin(async move {
+                let mut sql = c.sql();
+                sql.push("UPDATE access_tokens SET revoked_time = ")
+                    .bind(now_millis())
+                    .push(" WHERE id = ")
+                    .bind(id.clone())
+                    .push(" AND revoked_time IS NULL");
+                if let Some(uid) = user_id {
+                    sql.push(" AND user_id = ").bind(uid);
+                }
+                match c.exec(sql).await? {
+                    0 => Err(Error::not_found(format!(
+                        "No live access token with id={id}"
+                    ))),
+                    _ => Ok(()),
+                }
+            })
+        })
         .await
     }
 }

@@ -9,7 +9,7 @@ use keel_core::entities::DatasetSummary;
 use keel_core::{Error, Result, now_millis};
 
 use super::SqlStore;
-use super::audit::On;
+use super::audit::{On, kind, version_id};
 use crate::db::{Bind, Conn, Lock, Row};
 
 /// The `data_versions` columns in the order [`data_version`] reads them.
@@ -83,7 +83,7 @@ impl DataStore for SqlStore {
     /// holds the same content.
     async fn create_data_version(&self, v: DataVersion) -> Result<(DataVersion, bool)> {
         let digest = digest_of(&v.hash)?.to_string();
-        self.write(On::Bare(super::audit::kind::DATASET, v.name.clone()), move |mut c| {
+        self.write(On::Bare(kind::DATASET, v.name.clone()), move |mut c| {
                 Box::pin(async move {
                     let now = now_millis();
                     let name = c
@@ -253,7 +253,7 @@ impl DataStore for SqlStore {
     }
 
     async fn record_validation(&self, v: DataValidation) -> Result<DataValidation> {
-        self.write(On::Bare(super::audit::kind::DATASET, super::audit::version_id(&v.name, v.version)), move |mut c| {
+        self.write(On::Bare(kind::DATASET, version_id(&v.name, v.version)), move |mut c| {
                 Box::pin(async move {
                     if version_row(&mut c, &v.name, Some(v.version)).await?.is_none() {
                         return Err(not_found(&v.name, Some(v.version)));

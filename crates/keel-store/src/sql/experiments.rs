@@ -7,7 +7,7 @@ use keel_core::entities::*;
 use keel_core::store::{Page, SearchExperiments};
 use keel_core::{Error, Result, now_millis, validate};
 
-use super::audit::On;
+use super::audit::{On, kind};
 use super::{SqlStore, paging};
 use crate::db::{Bind, Conn, Lock, Sql};
 use crate::search;
@@ -108,7 +108,7 @@ impl ExperimentStore for SqlStore {
             .filter(|l| !l.is_empty())
             .map(str::to_string);
         let root = self.artifact_root.clone();
-        self.write(On::Created(super::audit::kind::EXPERIMENT, |id: &String| id.clone()), move |mut c| {
+        self.write(On::Created(kind::EXPERIMENT, |id: &String| id.clone()), move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("SELECT lifecycle_stage FROM experiments WHERE name = ?")
@@ -202,7 +202,7 @@ impl ExperimentStore for SqlStore {
     async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
         let id = validate::experiment_id(id)?;
         let new_name = new_name.to_string();
-        self.write(On::subject(super::audit::kind::EXPERIMENT, id.to_string()), move |mut c| {
+        self.write(On::subject(kind::EXPERIMENT, id.to_string()), move |mut c| {
                 Box::pin(async move {
                     lock_active(&mut c, id, Lock::Update).await?;
                     let sql = c
@@ -220,7 +220,7 @@ impl ExperimentStore for SqlStore {
     async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
         let id = validate::experiment_id(id)?;
         self.write(
-            On::subject(super::audit::kind::EXPERIMENT, id.to_string()),
+            On::subject(kind::EXPERIMENT, id.to_string()),
             move |mut c| {
                 Box::pin(async move {
                     lock_active(&mut c, id, Lock::Update).await?;
@@ -242,7 +242,7 @@ impl ExperimentStore for SqlStore {
         let id = validate::experiment_id(id)?;
         let key = key.to_string();
         self.write(
-            On::subject(super::audit::kind::EXPERIMENT, id.to_string()),
+            On::subject(kind::EXPERIMENT, id.to_string()),
             move |mut c| {
                 Box::pin(async move {
                     lock_active(&mut c, id, Lock::Update).await?;
@@ -286,7 +286,7 @@ impl SqlStore {
     /// Sets an experiment's lifecycle stage and its runs'.
     async fn set_experiment_stage(&self, id: &str, stage: LifecycleStage) -> Result<()> {
         let id = validate::experiment_id(id)?;
-        self.write(On::subject(super::audit::kind::EXPERIMENT, id.to_string()), move |mut c| {
+        self.write(On::subject(kind::EXPERIMENT, id.to_string()), move |mut c| {
                 Box::pin(async move {
                     let current = stage_of(&mut c, id, Lock::Update).await?;
                     if id == 0 && stage == LifecycleStage::Deleted {

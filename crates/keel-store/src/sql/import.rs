@@ -7,7 +7,7 @@ use keel_core::entities::*;
 use keel_core::{Error, Result, validate};
 
 use super::SqlStore;
-use super::audit::On;
+use super::audit::{On, kind, version_id};
 use super::experiments::{experiment, set_tag};
 use super::logged_models::load_one;
 use super::registry::storage_location;
@@ -18,7 +18,7 @@ use crate::db::Conn;
 impl ImportStore for SqlStore {
     async fn import_experiment(&self, exp: Experiment) -> Result<(String, bool)> {
         let root = self.artifact_root.clone();
-        self.write(On::Created(super::audit::kind::EXPERIMENT, |r: &(String, bool)| r.0.clone()), move |mut c| {
+        self.write(On::Created(kind::EXPERIMENT, |r: &(String, bool)| r.0.clone()), move |mut c| {
                 Box::pin(async move {
                     if let Conn::Pg(_) = c {
                         // One importer at a time: two imports of one name cannot race.
@@ -79,7 +79,7 @@ impl ImportStore for SqlStore {
     async fn import_run(&self, experiment_id: &str, info: RunInfo) -> Result<(RunInfo, bool)> {
         let exp_id = validate::experiment_id(experiment_id)?;
         validate::run_id(&info.run_id)?;
-        let out = self.write(On::Created(super::audit::kind::RUN, |r: &(RunInfo, bool)| r.0.run_id.clone()), move |mut c| {
+        let out = self.write(On::Created(kind::RUN, |r: &(RunInfo, bool)| r.0.run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     if let Ok(existing) = run_info_of(&mut c, &info.run_id).await {
                         if existing.experiment_id != exp_id.to_string() {
@@ -126,7 +126,7 @@ impl ImportStore for SqlStore {
                 info.model_id
             )));
         }
-        self.write(On::Created(super::audit::kind::LOGGED_MODEL, |r: &(LoggedModel, bool)| r.0.info.model_id.clone()), move |mut c| {
+        self.write(On::Created(kind::LOGGED_MODEL, |r: &(LoggedModel, bool)| r.0.info.model_id.clone()), move |mut c| {
                 Box::pin(async move {
                     if let Ok(existing) = load_one(&mut c, &info.model_id, true).await {
                         return Ok((existing, false));
@@ -156,7 +156,7 @@ impl ImportStore for SqlStore {
     }
 
     async fn import_registered_model(&self, m: RegisteredModel) -> Result<bool> {
-        self.write(On::subject(super::audit::kind::REGISTERED_MODEL, m.name.clone()), move |mut c| {
+        self.write(On::subject(kind::REGISTERED_MODEL, m.name.clone()), move |mut c| {
                 Box::pin(async move {
                     let sql = c
                         .stmt("INSERT INTO registered_models (name, creation_time, last_updated_time, description, user_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
@@ -187,7 +187,7 @@ impl ImportStore for SqlStore {
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| Error::invalid(format!("Invalid model version '{}'", v.version)))?;
-        self.write(On::subject(super::audit::kind::MODEL_VERSION, super::audit::version_id(&v.name, number)), move |mut c| {
+        self.write(On::subject(kind::MODEL_VERSION, version_id(&v.name, number)), move |mut c| {
                 Box::pin(async move {
                     // Numbers stay unique and increasing: the next new version comes after every
                     // imported one. The update also locks the model's row.

@@ -8,7 +8,7 @@ use keel_core::entities::*;
 use keel_core::store::{CreateLoggedModel, Page, SearchLoggedModels};
 use keel_core::{Error, Result, now_millis, validate};
 
-use super::audit::On;
+use super::audit::{On, kind};
 use super::experiments::experiment;
 use super::{SqlStore, metric_value, paging};
 use crate::db::{Bind, Conn, Lock};
@@ -169,7 +169,7 @@ async fn upsert_kv(c: &mut Conn<'_>, table: &str, id: &str, kvs: &[Tag]) -> Resu
 impl LoggedModelStore for SqlStore {
     async fn create_logged_model(&self, req: CreateLoggedModel) -> Result<LoggedModel> {
         let exp_id = validate::experiment_id(&req.experiment_id)?;
-        self.write(On::Created(super::audit::kind::LOGGED_MODEL, |m: &LoggedModel| m.info.model_id.clone()), move |mut c| {
+        self.write(On::Created(kind::LOGGED_MODEL, |m: &LoggedModel| m.info.model_id.clone()), move |mut c| {
                 Box::pin(async move {
                     let exp = experiment(&mut c, exp_id).await?;
                     if exp.lifecycle_stage != LifecycleStage::Active {
@@ -215,7 +215,7 @@ impl LoggedModelStore for SqlStore {
         status: LoggedModelStatus,
     ) -> Result<LoggedModel> {
         let id = id.to_string();
-        self.write(On::subject(super::audit::kind::LOGGED_MODEL, id.clone()), move |mut c| {
+        self.write(On::subject(kind::LOGGED_MODEL, id.clone()), move |mut c| {
                 Box::pin(async move {
                     lock(&mut c, &id).await?;
                     let sql = c
@@ -232,7 +232,7 @@ impl LoggedModelStore for SqlStore {
 
     async fn delete_logged_model(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(On::subject(super::audit::kind::LOGGED_MODEL, id.clone()), move |mut c| {
+        self.write(On::subject(kind::LOGGED_MODEL, id.clone()), move |mut c| {
                 Box::pin(async move {
                     lock(&mut c, &id).await?;
                     let sql = c
@@ -248,52 +248,43 @@ impl LoggedModelStore for SqlStore {
 
     async fn set_logged_model_tags(&self, id: &str, tags: Vec<Tag>) -> Result<()> {
         let id = id.to_string();
-        self.write(
-            On::Bare(super::audit::kind::LOGGED_MODEL, id.clone()),
-            move |mut c| {
-                Box::pin(async move {
-                    lock(&mut c, &id).await?;
-                    upsert_kv(&mut c, "logged_model_tags", &id, &tags).await
-                })
-            },
-        )
+        self.write(On::Bare(kind::LOGGED_MODEL, id.clone()), move |mut c| {
+            Box::pin(async move {
+                lock(&mut c, &id).await?;
+                upsert_kv(&mut c, "logged_model_tags", &id, &tags).await
+            })
+        })
         .await
     }
 
     async fn delete_logged_model_tag(&self, id: &str, key: &str) -> Result<()> {
         let (id, key) = (id.to_string(), key.to_string());
-        self.write(
-            On::Bare(super::audit::kind::LOGGED_MODEL, id.clone()),
-            move |mut c| {
-                Box::pin(async move {
-                    lock(&mut c, &id).await?;
-                    let sql = c
-                        .stmt("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?")
-                        .arg(&id)
-                        .arg(&key);
-                    if c.exec(sql).await? == 0 {
-                        return Err(Error::not_found(format!(
-                            "No tag with key '{key}' found for logged model with ID '{id}'."
-                        )));
-                    }
-                    Ok(())
-                })
-            },
-        )
+        self.write(On::Bare(kind::LOGGED_MODEL, id.clone()), move |mut c| {
+            Box::pin(async move {
+                lock(&mut c, &id).await?;
+                let sql = c
+                    .stmt("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?")
+                    .arg(&id)
+                    .arg(&key);
+                if c.exec(sql).await? == 0 {
+                    return Err(Error::not_found(format!(
+                        "No tag with key '{key}' found for logged model with ID '{id}'."
+                    )));
+                }
+                Ok(())
+            })
+        })
         .await
     }
 
     async fn log_logged_model_params(&self, id: &str, params: Vec<Param>) -> Result<()> {
         let id = id.to_string();
-        self.write(
-            On::Bare(super::audit::kind::LOGGED_MODEL, id.clone()),
-            move |mut c| {
-                Box::pin(async move {
-                    lock(&mut c, &id).await?;
-                    upsert_kv(&mut c, "logged_model_params", &id, &params).await
-                })
-            },
-        )
+        self.write(On::Bare(kind::LOGGED_MODEL, id.clone()), move |mut c| {
+            Box::pin(async move {
+                lock(&mut c, &id).await?;
+                upsert_kv(&mut c, "logged_model_params", &id, &params).await
+            })
+        })
         .await
     }
 

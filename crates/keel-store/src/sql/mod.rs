@@ -1,6 +1,7 @@
 //! The metadata store written once for both SQL dialects: each module holds one entity's
 //! statements, row mapping and messages, over the primitive in [`crate::db`].
 
+mod approvals;
 pub(crate) mod audit;
 pub(crate) mod auth;
 mod data;

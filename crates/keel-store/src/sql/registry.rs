@@ -12,7 +12,7 @@ use keel_core::entities::*;
 use keel_core::store::{CreateModelVersion, Page, SearchRegistry};
 use keel_core::{Error, Result, now_millis};
 
-use super::audit::On;
+use super::audit::{On, kind, version_id};
 use super::{SqlStore, paging};
 use crate::db::{Bind, Conn, Lock, Sql};
 use crate::search;
@@ -104,6 +104,23 @@ async fn load_versions(c: &mut Conn<'_>, sql: Sql) -> Result<Vec<ModelVersion>> 
         }
     }
     Ok(out)
+}
+
+/// Points `alias` of `name` at version `v` (recording the change), whatever protects it: the
+/// caller has checked that it may.
+pub(crate) async fn move_alias(c: &mut Conn<'_>, name: &str, alias: &str, v: i64) -> Result<()> {
+    lock_model(c, name, true).await?;
+    version(c, name, v).await?;
+    if alias_version(c, name, alias).await? == Some(v) {
+        return Ok(());
+    }
+    let sql = c
+        .stmt("INSERT INTO registered_model_aliases (name, alias, version) VALUES (?, ?, ?) ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version")
+        .arg(name)
+        .arg(alias)
+        .arg(v);
+    c.exec(sql).await?;
+    alias_changed(c, name, alias, Some(v)).await
 }
 
 pub(crate) async fn version(c: &mut Conn<'_>, name: &str, version: i64) -> Result<ModelVersion> {
@@ -296,7 +313,7 @@ impl RegistryStore for SqlStore {
         description: &str,
     ) -> Result<RegisteredModel> {
         let (name, description) = (name.to_string(), description.to_string());
-        self.write(On::Created(super::audit::kind::REGISTERED_MODEL, |m: &RegisteredModel| m.name.clone()), move |mut c| {
+        self.write(On::Created(kind::REGISTERED_MODEL, |m: &RegisteredModel| m.name.clone()), move |mut c| {
                 Box::pin(async move {
                     let now = now_millis();
                     let sql = c
@@ -323,11 +340,7 @@ impl RegistryStore for SqlStore {
     async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
         let (name, new_name) = (name.to_string(), new_name.to_string());
         self.write(
-            On::Renamed(
-                super::audit::kind::REGISTERED_MODEL,
-                name.clone(),
-                new_name.clone(),
-            ),
+            On::Renamed(kind::REGISTERED_MODEL, name.clone(), new_name.clone()),
             move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
@@ -351,7 +364,7 @@ impl RegistryStore for SqlStore {
     ) -> Result<RegisteredModel> {
         let (name, description) = (name.to_string(), description.to_string());
         self.write(
-            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            On::subject(kind::REGISTERED_MODEL, name.clone()),
             move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
@@ -370,9 +383,10 @@ impl RegistryStore for SqlStore {
     async fn delete_registered_model(&self, name: &str) -> Result<()> {
         let name = name.to_string();
         self.write(
-            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            On::subject(kind::REGISTERED_MODEL, name.clone()),
             move |mut c| {
                 Box::pin(async move {
+                    super::approvals::check_model(&mut c, &name).await?;
                     let sql = c
                         .stmt("DELETE FROM registered_models WHERE name = ?")
                         .arg(&name);
@@ -418,7 +432,7 @@ impl RegistryStore for SqlStore {
     async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
         let name = name.to_string();
         self.write(
-            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            On::subject(kind::REGISTERED_MODEL, name.clone()),
             move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
@@ -434,7 +448,7 @@ impl RegistryStore for SqlStore {
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
         let (name, key) = (name.to_string(), key.to_string());
         self.write(
-            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            On::subject(kind::REGISTERED_MODEL, name.clone()),
             move |mut c| {
                 Box::pin(async move {
                     lock_model(&mut c, &name, true).await?;
@@ -453,31 +467,25 @@ impl RegistryStore for SqlStore {
     async fn set_alias(&self, name: &str, alias: &str, version_str: &str) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
         let v = version_number(version_str)?;
-        self.write(On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()), move |mut c| {
+        self.write(
+            On::subject(kind::REGISTERED_MODEL, name.clone()),
+            move |mut c| {
                 Box::pin(async move {
-                    lock_model(&mut c, &name, true).await?;
-                    version(&mut c, &name, v).await?;
-                    if alias_version(&mut c, &name, &alias).await? == Some(v) {
-                        return Ok(());
-                    }
-                    let sql = c
-                        .stmt("INSERT INTO registered_model_aliases (name, alias, version) VALUES (?, ?, ?) ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version")
-                        .arg(&name)
-                        .arg(&alias)
-                        .arg(v);
-                    c.exec(sql).await?;
-                    alias_changed(&mut c, &name, &alias, Some(v)).await
+                    super::approvals::check_alias(&mut c, &name, &alias, "moving it").await?;
+                    move_alias(&mut c, &name, &alias, v).await
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
         self.write(
-            On::subject(super::audit::kind::REGISTERED_MODEL, name.clone()),
+            On::subject(kind::REGISTERED_MODEL, name.clone()),
             move |mut c| {
                 Box::pin(async move {
+                    super::approvals::check_alias(&mut c, &name, &alias, "removing it").await?;
                     lock_model(&mut c, &name, true).await?;
                     let sql = c
                         .stmt("DELETE FROM registered_model_aliases WHERE name = ? AND alias = ?")
@@ -526,7 +534,7 @@ impl RegistryStore for SqlStore {
     }
 
     async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion> {
-        self.write(On::Created(super::audit::kind::MODEL_VERSION, |v: &ModelVersion| super::audit::version_id(&v.name, &v.version)), move |mut c| {
+        self.write(On::Created(kind::MODEL_VERSION, |v: &ModelVersion| version_id(&v.name, &v.version)), move |mut c| {
                 Box::pin(async move {
                     let now = now_millis();
                     // The row lock this takes orders concurrent registrations: numbers are
@@ -575,7 +583,7 @@ impl RegistryStore for SqlStore {
     ) -> Result<ModelVersion> {
         let (name, description) = (name.to_string(), description.to_string());
         let v = version_number(v)?;
-        self.write(On::subject(super::audit::kind::MODEL_VERSION, super::audit::version_id(&name, v)), move |mut c| {
+        self.write(On::subject(kind::MODEL_VERSION, version_id(&name, v)), move |mut c| {
                 Box::pin(async move {
                     lock_version(&mut c, &name, v).await?;
                     let sql = c
@@ -604,7 +612,7 @@ impl RegistryStore for SqlStore {
         })?;
         let name = name.to_string();
         let v = version_number(v)?;
-        self.write(On::subject(super::audit::kind::MODEL_VERSION, super::audit::version_id(&name, v)), move |mut c| {
+        self.write(On::subject(kind::MODEL_VERSION, version_id(&name, v)), move |mut c| {
                 Box::pin(async move {
                     lock_version(&mut c, &name, v).await?;
                     lock_model(&mut c, &name, true).await?;
@@ -632,9 +640,10 @@ impl RegistryStore for SqlStore {
     async fn delete_model_version(&self, name: &str, v: &str) -> Result<()> {
         let name = name.to_string();
         let v = version_number(v)?;
-        self.write(On::subject(super::audit::kind::MODEL_VERSION, super::audit::version_id(&name, v)), move |mut c| {
+        self.write(On::subject(kind::MODEL_VERSION, version_id(&name, v)), move |mut c| {
                 Box::pin(async move {
                     version(&mut c, &name, v).await?;
+                    super::approvals::check_version(&mut c, &name, v).await?;
                     lock_model(&mut c, &name, true).await?;
                     // Its aliases go with it (by cascade): record their removal.
                     let sql = c
@@ -694,10 +703,7 @@ impl RegistryStore for SqlStore {
         let name = name.to_string();
         let v = version_number(v)?;
         self.write(
-            On::subject(
-                super::audit::kind::MODEL_VERSION,
-                super::audit::version_id(&name, v),
-            ),
+            On::subject(kind::MODEL_VERSION, version_id(&name, v)),
             move |mut c| {
                 Box::pin(async move {
                     lock_version(&mut c, &name, v).await?;
@@ -713,7 +719,7 @@ impl RegistryStore for SqlStore {
     async fn delete_model_version_tag(&self, name: &str, v: &str, key: &str) -> Result<()> {
         let (name, key) = (name.to_string(), key.to_string());
         let v = version_number(v)?;
-        self.write(On::subject(super::audit::kind::MODEL_VERSION, super::audit::version_id(&name, v)), move |mut c| {
+        self.write(On::subject(kind::MODEL_VERSION, version_id(&name, v)), move |mut c| {
                 Box::pin(async move {
                     lock_version(&mut c, &name, v).await?;
                     let sql = c

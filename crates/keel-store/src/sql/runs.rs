@@ -12,7 +12,7 @@ use keel_core::entities::*;
 use keel_core::store::{CreateRun, Page, SearchRuns};
 use keel_core::{Error, Result, now_millis, validate};
 
-use super::audit::On;
+use super::audit::{On, kind};
 use super::experiments::experiment;
 use super::{SqlStore, metric_value, paging};
 use crate::db::{Bind, Conn, Db, DbResult, Dialect, Lock, Row, Sql};
@@ -195,7 +195,7 @@ const LOAD_CHUNK: usize = 5000;
 impl RunStore for SqlStore {
     async fn create_run(&self, req: CreateRun) -> Result<Run> {
         let exp_id = validate::experiment_id(&req.experiment_id)?;
-        let run = self.write(On::Created(super::audit::kind::RUN, |r: &Run| r.info.run_id.clone()), move |mut c| {
+        let run = self.write(On::Created(kind::RUN, |r: &Run| r.info.run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     let lock = c.lock(Lock::Share);
                     let sql = c
@@ -312,7 +312,7 @@ impl RunStore for SqlStore {
         run_name: Option<String>,
     ) -> Result<RunInfo> {
         let run_id = run_id.to_string();
-        self.write(On::subject(super::audit::kind::RUN, run_id.clone()), move |mut c| {
+        self.write(On::subject(kind::RUN, run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     lock_active_run(&mut c, &run_id, Lock::Update).await?;
                     let sql = c
@@ -377,24 +377,21 @@ impl RunStore for SqlStore {
 
     async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
         let (run_id, key) = (run_id.to_string(), key.to_string());
-        self.write(
-            On::Bare(super::audit::kind::RUN, run_id.clone()),
-            move |mut c| {
-                Box::pin(async move {
-                    lock_active_run(&mut c, &run_id, Lock::Share).await?;
-                    let sql = c
-                        .stmt("DELETE FROM tags WHERE run_uuid = ? AND key = ?")
-                        .arg(&run_id)
-                        .arg(&key);
-                    if c.exec(sql).await? == 0 {
-                        return Err(Error::not_found(format!(
-                            "No tag with name: {key} in run with id {run_id}"
-                        )));
-                    }
-                    Ok(())
-                })
-            },
-        )
+        self.write(On::Bare(kind::RUN, run_id.clone()), move |mut c| {
+            Box::pin(async move {
+                lock_active_run(&mut c, &run_id, Lock::Share).await?;
+                let sql = c
+                    .stmt("DELETE FROM tags WHERE run_uuid = ? AND key = ?")
+                    .arg(&run_id)
+                    .arg(&key);
+                if c.exec(sql).await? == 0 {
+                    return Err(Error::not_found(format!(
+                        "No tag with name: {key} in run with id {run_id}"
+                    )));
+                }
+                Ok(())
+            })
+        })
         .await
     }
 
@@ -405,7 +402,7 @@ impl RunStore for SqlStore {
         models: Vec<ModelInput>,
     ) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(On::Bare(super::audit::kind::RUN, run_id.clone()), move |mut c| {
+        self.write(On::Bare(kind::RUN, run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     // Exclusive: the input positions are counted from what is there.
                     lock_active_run(&mut c, &run_id, Lock::Update).await?;
@@ -469,7 +466,7 @@ impl RunStore for SqlStore {
 
     async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(On::Bare(super::audit::kind::RUN, run_id.clone()), move |mut c| {
+        self.write(On::Bare(kind::RUN, run_id.clone()), move |mut c| {
                 Box::pin(async move {
                     lock_active_run(&mut c, &run_id, Lock::Share).await?;
                     for m in &models {
@@ -657,60 +654,58 @@ impl SqlStore {
             _ => Default::default(),
         };
         let run_id = run_id.to_string();
-        self.write(
-            On::Bare(super::audit::kind::RUN, run_id.clone()),
-            move |c| {
-                Box::pin(async move {
-                    match c {
-                        Conn::Sqlite(c) => {
-                            crate::sqlite::log_batch::write(c, &run_id, &metrics, &params, &tags)
-                                .await
-                        }
-                        Conn::Pg(c) => {
-                            crate::postgres::runs::write_batch(
-                                c, &run_id, &metrics, &ids, &params, &tags,
-                            )
-                            .await
-                        }
+        self.write(On::Bare(kind::RUN, run_id.clone()), move |c| {
+            Box::pin(async move {
+                match c {
+                    Conn::Sqlite(c) => {
+                        crate::sqlite::log_batch::write(c, &run_id, &metrics, &params, &tags).await
                     }
-                })
-            },
-        )
+                    Conn::Pg(c) => {
+                        crate::postgres::runs::write_batch(
+                            c, &run_id, &metrics, &ids, &params, &tags,
+                        )
+                        .await
+                    }
+                }
+            })
+        })
         .await
     }
 
     async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(On::subject(super::audit::kind::RUN, run_id.clone()), move |mut c| {
-                Box::pin(async move {
-                    let lock = c.lock(Lock::Update);
-                    let sql = c
-                        .stmt(&format!(
-                            "SELECT experiment_id FROM runs WHERE run_uuid = ?{lock}"
-                        ))
-                        .arg(&run_id);
-                    let Some(exp_id) = c.value::<i64>(sql).await? else {
-                        return Err(run_not_found(&run_id));
-                    };
-                    if stage == LifecycleStage::Active {
-                        let exp = experiment(&mut c, exp_id).await?;
-                        if exp.lifecycle_stage == LifecycleStage::Deleted {
-                            return Err(Error::invalid(format!(
-                                "Cannot restore run {run_id}: its experiment {exp_id} is deleted."
-                            )));
-                        }
+        self.write(On::subject(kind::RUN, run_id.clone()), move |mut c| {
+            Box::pin(async move {
+                let lock = c.lock(Lock::Update);
+                let sql = c
+                    .stmt(&format!(
+                        "SELECT experiment_id FROM runs WHERE run_uuid = ?{lock}"
+                    ))
+                    .arg(&run_id);
+                let Some(exp_id) = c.value::<i64>(sql).await? else {
+                    return Err(run_not_found(&run_id));
+                };
+                if stage == LifecycleStage::Active {
+                    let exp = experiment(&mut c, exp_id).await?;
+                    if exp.lifecycle_stage == LifecycleStage::Deleted {
+                        return Err(Error::invalid(format!(
+                            "Cannot restore run {run_id}: its experiment {exp_id} is deleted."
+                        )));
                     }
-                    let deleted_time = (stage == LifecycleStage::Deleted).then(now_millis);
-                    let sql = c
-                        .stmt("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?")
-                        .arg(stage.as_str())
-                        .arg(deleted_time)
-                        .arg(&run_id);
-                    c.exec(sql).await?;
-                    Ok(())
-                })
+                }
+                let deleted_time = (stage == LifecycleStage::Deleted).then(now_millis);
+                let sql = c
+                    .stmt(
+                        "UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?",
+                    )
+                    .arg(stage.as_str())
+                    .arg(deleted_time)
+                    .arg(&run_id);
+                c.exec(sql).await?;
+                Ok(())
             })
-            .await
+        })
+        .await
     }
 
     /// Counts a new run; on PostgreSQL, every [`ANALYZE_EVERY`] runs refresh the planner's

@@ -54,4 +54,9 @@ pub const MIGRATIONS: Migrations = &[
         "audit log",
         include_str!("../../migrations/sqlite/0010_audit.sql"),
     ),
+    (
+        11,
+        "approvals",
+        include_str!("../../migrations/sqlite/0011_approvals.sql"),
+    ),
 ];

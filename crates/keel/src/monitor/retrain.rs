@@ -395,7 +395,8 @@ pub(crate) struct PromoteRequest {
 pub(crate) struct Promoted {
     /// The comparison.
     pub promotion: Promotion,
-    /// `promoted`, `kept`, `waiting`, `dry-run` or `awaiting-approval`.
+    /// `promoted`, `kept`, `waiting`, `dry-run`, `awaiting-approval`, or `requested` (the
+    /// champion alias is protected: a request to move it waits for approval).
     pub decision: &'static str,
     /// The step's run.
     pub run_id: String,
@@ -483,19 +484,43 @@ pub(crate) async fn promote(
         }
     }
     metrics.retain(|(_, v, _)| v.is_finite());
+    let mut decision = decision;
     if decision == "promoted" {
-        let _: Value = client
+        let moved: Result<Value> = client
             .post(
                 "registered-models/alias",
                 &json!({"name": name, "alias": champion_alias, "version": challenger}),
             )
-            .await?;
-        let _: Value = client
-            .delete(
-                "registered-models/alias",
-                &json!({"name": name, "alias": req.challenger}),
-            )
-            .await?;
+            .await;
+        match moved {
+            Ok(_) => {
+                let _: Value = client
+                    .delete(
+                        "registered-models/alias",
+                        &json!({"name": name, "alias": req.challenger}),
+                    )
+                    .await?;
+            }
+            // A protected champion moves only by an approved request: file one, with the
+            // comparison as its reason, for another manager to approve against the gates.
+            Err(e) if is_protected(&e) => {
+                let filed: Value = client
+                    .keel_post(
+                        "/api/keel/v1/alias-requests",
+                        &json!({
+                            "name": name,
+                            "alias": champion_alias,
+                            "version": challenger,
+                            "reason": format!("keel monitor promotion: {}", promotion.reason),
+                        }),
+                    )
+                    .await?;
+                decision = "requested";
+                let id = filed["alias_request"]["id"].to_string();
+                params.push(("alias_request".into(), id));
+            }
+            Err(e) => return Err(e),
+        }
     }
     let evidence =
         serde_json::to_vec_pretty(&json!({"decision": decision, "comparison": promotion}))?;
@@ -515,6 +540,12 @@ pub(crate) async fn promote(
         decision,
         run_id,
     })
+}
+
+/// Whether `e` is the refusal of a write to a protected alias.
+fn is_protected(e: &anyhow::Error) -> bool {
+    crate::client::refusal(e)
+        .is_some_and(|r| r.code == "PERMISSION_DENIED" && r.message.contains("is protected"))
 }
 
 /// What `keel monitor retrain` was asked.
