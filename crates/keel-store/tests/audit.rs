@@ -482,3 +482,119 @@ proptest! {
         result.into_inner().unwrap()?;
     }
 }
+
+/// A protected alias's gates read the version's run: its metrics, the datasets it names, and
+/// those dataset versions' latest validation.
+#[test]
+fn gates_judge_a_version_by_its_runs_metrics_lineage_and_validations() {
+    use keel_core::approval::{Gates, MetricGate, evaluate};
+    use keel_core::data::{DataKind, DataValidation, DataVersion};
+    use keel_core::entities::{Dataset, DatasetInput};
+    runtime().block_on(on_both("gates_judge_a_version", |store, _| async move {
+        let exp = store.create_experiment("g", None, vec![]).await.unwrap();
+        let run = |acc: f64, data: Option<String>| {
+            let (store, exp) = (store.clone(), exp.clone());
+            async move {
+                let r = store
+                    .create_run(CreateRun { experiment_id: exp, ..Default::default() })
+                    .await
+                    .unwrap()
+                    .info
+                    .run_id;
+                store.log_batch(&r, vec![Metric::new("acc", acc, 1, 0)], vec![], vec![]).await.unwrap();
+                if let Some(digest) = data {
+                    let input = DatasetInput {
+                        tags: vec![],
+                        dataset: Dataset {
+                            name: "train".into(),
+                            digest,
+                            source_type: "keel".into(),
+                            source: "{}".into(),
+                            schema: None,
+                            profile: None,
+                        },
+                    };
+                    store.log_inputs(&r, vec![input], vec![]).await.unwrap();
+                }
+                r
+            }
+        };
+        let hash = "ab".repeat(32);
+        let (data, _) = store
+            .create_data_version(DataVersion {
+                name: "train".into(),
+                version: 0,
+                hash: hash.clone(),
+                kind: DataKind::File,
+                format: "csv".into(),
+                size_bytes: 10,
+                file_count: 1,
+                row_count: Some(2),
+                schema: None,
+                profile: None,
+                source: "train.csv".into(),
+                created_by: "t".into(),
+                creation_time: 1,
+                description: String::new(),
+            })
+            .await
+            .unwrap();
+        let validate = |passed: bool| {
+            let store = store.clone();
+            async move {
+                let report = serde_json::json!({"passed": passed, "failed": if passed { 0 } else { 1 }, "results": [{}]});
+                store
+                    .record_validation(DataValidation::from_report("train", 1, "t", report).unwrap())
+                    .await
+                    .unwrap();
+            }
+        };
+        store.create_registered_model("g", vec![], "").await.unwrap();
+        let gates = Gates {
+            metrics: vec![MetricGate { key: "acc".into(), min: Some(0.9), max: None }],
+            validation_passed: true,
+            lineage: true,
+            model_card: false,
+        };
+        let verdicts = |run_id: String| {
+            let (store, gates) = (store.clone(), gates.clone());
+            async move {
+                let v = store
+                    .create_model_version(CreateModelVersion {
+                        name: "g".into(),
+                        source: "s3://b/m".into(),
+                        run_id,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                evaluate(&*store, &v, &gates)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|g| (g.gate, g.passed))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let names = |passed: [bool; 3]| {
+            vec![
+                ("metric acc".to_string(), passed[0]),
+                ("lineage".to_string(), passed[1]),
+                ("validation passed".to_string(), passed[2]),
+            ]
+        };
+        // No data named: lineage and validation fail; the metric is below its bound.
+        assert_eq!(verdicts(run(0.8, None).await).await, names([false, false, false]));
+        // Data named but never validated, then validated and failing, then passing.
+        let digest = hash[..keel_core::data::DIGEST_LEN].to_string();
+        let r = run(0.95, Some(digest.clone())).await;
+        assert_eq!(verdicts(r.clone()).await, names([true, true, false]));
+        validate(false).await;
+        assert_eq!(verdicts(r.clone()).await, names([true, true, false]));
+        validate(true).await;
+        assert_eq!(verdicts(r).await, names([true, true, true]));
+        assert_eq!(data.version, 1);
+        // A version naming no run fails every gate.
+        assert_eq!(verdicts(String::new()).await, names([false, false, false]));
+    }));
+}
