@@ -67,7 +67,7 @@ pub(crate) enum AuditCmd {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Start logging every write to this database (`keel server --auth` does it at start; a
+    /// Start logging every write to this database (as `keel server --audit` does at start; a
     /// database once audited stays audited).
     Enable {
         #[command(flatten)]
@@ -125,7 +125,7 @@ pub(crate) async fn command(cmd: AuditCmd) -> Result<()> {
             let meta = db.open().await?;
             if !meta.audit_enabled().await? {
                 bail!(
-                    "this database's audit log is not enabled (keel server --auth or keel audit enable turns it on)"
+                    "this database's audit log is not enabled (keel server --audit or keel audit enable turns it on)"
                 );
             }
             let v = audit::verify(&*meta, &expect).await?;

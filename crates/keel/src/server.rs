@@ -31,7 +31,8 @@ pub(crate) struct ServerArgs {
     #[arg(long, env = "KEEL_AUTH")]
     pub(crate) auth: bool,
     /// Log every write (who, from where, what, the state before and after) in the metadata
-    /// database, chained by hash (`keel audit`); on with --auth, and for good once on.
+    /// database, chained by hash (`keel audit`); for good once on. Meant with --auth, which
+    /// names who writes.
     #[arg(long, env = "KEEL_AUDIT")]
     pub(crate) audit: bool,
     /// The `Host` header values answered, comma-separated patterns where `*` matches anything
@@ -87,7 +88,7 @@ pub(crate) async fn run(a: ServerArgs) -> Result<()> {
     }
     let tls = a.tls.config().await?;
     let stores = crate::stores::open_local(&settings).await?;
-    if auth_on || a.audit {
+    if a.audit {
         stores.meta.enable_audit().await?;
     }
     let audited = stores.meta.audit_enabled().await?;

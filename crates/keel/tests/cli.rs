@@ -419,7 +419,7 @@ async fn the_audit_log_names_every_writer_replays_aliases_and_finds_tampering() 
     let (code, _, err) = support::keel_status(d, &["audit", "verify", "--db", &db]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not enabled"), "{err}");
-    let server = support::Server::launch_with_args(d, &db, &artifacts, &["--auth"], &[]);
+    let server = support::Server::launch_with_args(d, &db, &artifacts, &["--auth", "--audit"], &[]);
     let http = reqwest::Client::new();
     let call = |endpoint: &str, body: Value| {
         let req = http

@@ -124,7 +124,7 @@ pub(crate) async fn lock_head(c: &mut Conn<'_>) -> Result<Head> {
     })
 }
 
-/// Appends the entry after `head` and moves the head to it.
+/// Appends the entry after `head` (the table's trigger moves the head to it).
 pub(crate) async fn append(
     c: &mut Conn<'_>,
     head: Head,
@@ -162,11 +162,7 @@ pub(crate) async fn append(
         .arg(text(&e.after))
         .arg(&e.prev_hash)
         .arg(&e.hash);
-    c.exec(sql).await?;
-    let sql = c
-        .stmt("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
-        .arg(e.seq)
-        .arg(&e.hash);
+    // The trigger `audit_head_follows` moves the head to it.
     c.exec(sql).await?;
     ctx.wrote();
     Ok(e)
