@@ -110,10 +110,13 @@ async fn context(req: Request) -> Result<(Request, Context), ApiError> {
             let bytes = axum::body::to_bytes(body, crate::wire::MAX_JSON_BODY)
                 .await
                 .map_err(|_| {
-                    ApiError(keel_core::Error::invalid(format!(
-                        "Request body is larger than the limit of {} bytes.",
-                        crate::wire::MAX_JSON_BODY
-                    )))
+                    ApiError(keel_core::Error::new(
+                        keel_core::ErrorCode::BodyTooLarge,
+                        format!(
+                            "Request body is larger than the limit of {} bytes.",
+                            crate::wire::MAX_JSON_BODY
+                        ),
+                    ))
                 })?;
             if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&bytes) {
                 fields.extend(m);

@@ -316,6 +316,27 @@ fn moment(s: &str, flag: &str) -> Result<i64> {
     )
 }
 
+/// `a` with the password of any URL in it masked (`postgres://u:***@host/db`).
+fn without_url_password(a: &str) -> String {
+    let Some(scheme_end) = a.find("://") else {
+        return a.to_string();
+    };
+    let rest = &a[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &a[..scheme_end + 3],
+                &rest[..colon],
+                &rest[at..]
+            ),
+            None => a.to_string(),
+        },
+        None => a.to_string(),
+    }
+}
+
 /// The context of this command's writes: the user (as runs record it), this host, and the command line with
 /// secret-looking values masked.
 pub(crate) fn process_context() -> Context {
@@ -338,7 +359,7 @@ pub(crate) fn process_context() -> Context {
         let shown = match (mask_next, a.split_once('=')) {
             (true, _) => "***".to_string(),
             (false, Some((flag, _))) if secret(flag) => format!("{flag}=***"),
-            _ => a.clone(),
+            _ => without_url_password(&a),
         };
         mask_next = secret(&a) && !a.contains('=');
         args.push(shown);
@@ -347,4 +368,37 @@ pub(crate) fn process_context() -> Context {
         *first = "keel".into();
     }
     Context::new(user, format!("cli@{host}"), args.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_masked() {
+        assert_eq!(
+            without_url_password("--db=postgres://keel:s3cret@db:5432/keel?sslmode=require"),
+            "--db=postgres://keel:***@db:5432/keel?sslmode=require"
+        );
+        assert_eq!(
+            without_url_password("postgres://keel@db/keel"),
+            "postgres://keel@db/keel"
+        );
+        assert_eq!(
+            without_url_password("s3://bucket/a@b:c"),
+            "s3://bucket/a@b:c"
+        );
+        assert_eq!(without_url_password("plain"), "plain");
+        assert_eq!(moment("2026-12-07", "--at").unwrap(), 1_796_601_600_000);
+        assert_eq!(
+            moment("2026-12-07T00:00:01Z", "--at").unwrap(),
+            1_796_601_601_000
+        );
+        assert!(
+            moment("yesterday", "--at")
+                .unwrap_err()
+                .to_string()
+                .contains("--at 'yesterday'")
+        );
+    }
 }
