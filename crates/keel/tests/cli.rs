@@ -349,13 +349,6 @@ async fn the_server_is_open_only_on_loopback_and_never_without_an_admin() {
     let id = token.split('_').nth(1).unwrap().to_string();
 
     // Now it may listen on every address.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut server = Command::new(env!("CARGO_BIN_EXE_keel"))
         .args(["server", "--auth", "--host", "0.0.0.0", "--port", "0"])
         .current_dir(d)
@@ -365,7 +358,7 @@ async fn the_server_is_open_only_on_loopback_and_never_without_an_admin() {
         .spawn()
         .unwrap();
     let stdout = server.stdout.take().unwrap();
-    let _server = Killed(server);
+    let _server = support::Killed(server);
     let mut banner = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut banner).unwrap();
     let port = banner.trim().rsplit(':').next().unwrap().to_string();

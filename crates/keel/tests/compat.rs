@@ -337,14 +337,7 @@ async fn both_servers_speak_tls_to_clients_that_trust_its_ca() {
         &mut banner,
     )
     .unwrap();
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = Killed(child);
+    let _server = support::Killed(child);
     let port = banner.trim().rsplit(':').next().unwrap().to_string();
     assert!(banner.contains("https://"), "{banner}");
     let url = format!("https://localhost:{port}");
