@@ -185,13 +185,14 @@ impl Predictor {
         .await
         .map_err(|e| ServeError::Model(e.to_string()))??;
         let why = if convert {
-            let (m, py, cache) = (
+            let (m, py, cache, limit) = (
                 ml.clone(),
                 interpreter.clone(),
                 python.convert_cache.clone(),
+                python.load_timeout,
             );
             let (dir, verdict) =
-                tokio::task::spawn_blocking(move || convert::convert(&m, &py, &cache))
+                tokio::task::spawn_blocking(move || convert::convert(&m, &py, &cache, limit))
                     .await
                     .map_err(|e| ServeError::Model(e.to_string()))??;
             if verdict.native {

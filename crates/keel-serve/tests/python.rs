@@ -953,7 +953,9 @@ async fn python_function_models_answer_as_mlflow_pyfunc_in_every_format() {
         .status()
         .unwrap();
     let cache_dir = fresh.path().join("cache");
-    let (_, verdict) = keel_serve::python::convert::convert(&ml, &broken, &cache_dir).unwrap();
+    let limit = std::time::Duration::from_secs(60);
+    let (_, verdict) =
+        keel_serve::python::convert::convert(&ml, &broken, &cache_dir, limit).unwrap();
     assert!(!verdict.native);
     assert!(
         verdict.note.contains("the converter did not run"),
@@ -962,6 +964,22 @@ async fn python_function_models_answer_as_mlflow_pyfunc_in_every_format() {
     );
     assert!(
         verdict.note.contains("no converter here"),
+        "{}",
+        verdict.note
+    );
+    assert_eq!(std::fs::read_dir(&cache_dir).unwrap().count(), 0);
+    // A converter that hangs is killed at the limit, and that verdict is not kept either.
+    std::fs::write(&broken, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    let started = std::time::Instant::now();
+    let limit = std::time::Duration::from_secs(1);
+    let (_, verdict) =
+        keel_serve::python::convert::convert(&ml, &broken, &cache_dir, limit).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(!verdict.native);
+    assert!(
+        verdict
+            .note
+            .contains("the converter did not finish within 1 s"),
         "{}",
         verdict.note
     );

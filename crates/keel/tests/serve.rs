@@ -1829,10 +1829,10 @@ fn models_an_mlflow_registry_holds_serve_by_alias_and_run_natively_or_in_python_
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let server = support::Server::start(d, 0);
-    let out = Command::new(&python)
-        .args(["-c", LOG_CHURN, &server.url])
-        .output()
-        .unwrap();
+    let out = support::output_within(
+        Command::new(&python).args(["-c", LOG_CHURN, &server.url]),
+        Duration::from_secs(600),
+    );
     assert!(
         out.status.success(),
         "{}",

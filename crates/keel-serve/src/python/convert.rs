@@ -7,7 +7,8 @@
 //! served by the Python workers, and the reason is kept for the log and the metadata endpoint.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use keel_core::table::{Columns, Values};
 use keel_onnx::{Data, Value};
@@ -97,11 +98,13 @@ fn folder_hash(dir: &Path) -> Result<String, ServeError> {
 }
 
 /// The converted model's folder in `cache` for `ml`, converting and checking it first unless an
-/// earlier run did; the verdict says whether to serve `model.onnx` in it. Blocking.
+/// earlier run did; the verdict says whether to serve `model.onnx` in it. A converter still
+/// running after `limit` is killed and the model served by the workers. Blocking.
 pub fn convert(
     ml: &MlModel,
     python: &Path,
     cache: &Path,
+    limit: Duration,
 ) -> Result<(PathBuf, Verdict), ServeError> {
     let dir = cache.join(folder_hash(&ml.dir)?);
     let verdict_file = dir.join("verdict.json");
@@ -119,7 +122,7 @@ pub fn convert(
     ));
     std::fs::create_dir_all(&work)
         .map_err(|e| ServeError::Model(format!("{}: {e}", work.display())))?;
-    let verdict = match run_and_check(ml, python, &work) {
+    let verdict = match run_and_check(ml, python, &work, limit) {
         Ok(Ran::Model(v)) => v,
         // A verdict on the Python, not on the model: not kept, so the next start (with the
         // converter installed) tries again.
@@ -164,27 +167,60 @@ enum Ran {
     Environment(Verdict),
 }
 
-fn run_and_check(ml: &MlModel, python: &Path, work: &Path) -> Result<Ran, ServeError> {
+fn run_and_check(
+    ml: &MlModel,
+    python: &Path,
+    work: &Path,
+    limit: Duration,
+) -> Result<Ran, ServeError> {
     let script = work.join("convert.py");
     std::fs::write(&script, CONVERTER)
         .map_err(|e| ServeError::Model(format!("{}: {e}", script.display())))?;
-    let done = Command::new(python)
+    // A file rather than a pipe: nothing to drain while waiting, and a process the converter
+    // left behind cannot hold the wait open.
+    let log_file = work.join("converter.log");
+    let log = std::fs::File::create(&log_file)
+        .map_err(|e| ServeError::Model(format!("{}: {e}", log_file.display())))?;
+    let mut child = Command::new(python)
         .arg(&script)
         .arg(&ml.dir)
         .arg(work)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
         .map_err(|e| ServeError::Model(format!("cannot run {}: {e}", python.display())))?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = std::fs::remove_file(&script);
+                return Ok(Ran::Environment(fallback(format!(
+                    "the converter did not finish within {} s",
+                    limit.as_secs()
+                ))));
+            }
+            Err(e) => {
+                return Err(ServeError::Model(format!("{}: {e}", python.display())));
+            }
+        }
+    };
+    let stderr = std::fs::read(&log_file).unwrap_or_default();
     let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&log_file);
     if !work.join("check.json").is_file() {
-        let stderr = String::from_utf8_lossy(&done.stderr);
+        let stderr = String::from_utf8_lossy(&stderr);
         let last = stderr
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no output");
         return Ok(Ran::Environment(fallback(format!(
-            "the converter did not run ({}): {last}",
-            done.status
+            "the converter did not run ({status}): {last}"
         ))));
     }
     let verdict = check_folder(ml, work)?;

@@ -108,6 +108,80 @@ impl Server {
     }
 }
 
+/// Runs `cmd` to its end as [`Command::output`] does, but kills it and fails the test when it
+/// is still running after `limit`, with what it printed so far: a hung child must fail its
+/// test rather than hold the whole suite.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(mut pipe) = pipe {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        rx
+    };
+    let out_rx = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_rx = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let collect = |rx: &std::sync::mpsc::Receiver<Vec<u8>>, wait: Duration| {
+        let mut all = Vec::new();
+        let deadline = Instant::now() + wait;
+        while let Ok(chunk) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            all.extend(chunk);
+        }
+        all
+    };
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let grace = Duration::from_secs(1);
+            let (out, err) = (collect(&out_rx, grace), collect(&err_rx, grace));
+            panic!(
+                "{cmd:?} was still running after {} s; killed. Its output:\n{}\n{}",
+                limit.as_secs(),
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The pipes close with the process (or with whatever it left behind, which gets 5 s).
+    let grace = Duration::from_secs(5);
+    let (stdout, stderr) = (collect(&out_rx, grace), collect(&err_rx, grace));
+    std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
 /// A child process killed (and reaped) on drop.
 pub struct Killed(pub Child);
 
@@ -176,6 +250,10 @@ fn request(
 ) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    // A server that never answers fails the test instead of holding the suite.
+    let limit = Some(Duration::from_secs(300));
+    s.set_read_timeout(limit).expect("read timeout");
+    s.set_write_timeout(limit).expect("write timeout");
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -184,7 +262,8 @@ fn request(
     .and_then(|_| s.write_all(body))
     .expect("send request");
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read response");
+    s.read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("{method} {addr}{path}: no whole answer within 300 s: {e}"));
     let head_end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -535,12 +614,34 @@ impl Serving {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn keel serve");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        // Read by a thread, so that a server that never says it listens fails the test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(600);
         let mut seen = Vec::new();
         let addr = loop {
-            let Some(Ok(line)) = lines.next() else {
-                let _ = child.kill();
-                panic!("keel serve stopped before listening:\n{}", seen.join("\n"));
+            let line = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let why = match e {
+                        std::sync::mpsc::RecvTimeoutError::Timeout => {
+                            "was not listening after 600 s"
+                        }
+                        std::sync::mpsc::RecvTimeoutError::Disconnected => {
+                            "stopped before listening"
+                        }
+                    };
+                    panic!("keel serve {why}:\n{}", seen.join("\n"));
+                }
             };
             let rest = line
                 .strip_prefix("listening on http://")
@@ -562,23 +663,31 @@ impl Serving {
         };
         let (addr, tls) = addr;
         eprintln!("{}", seen.join("\n"));
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
+        std::thread::spawn(move || rx.into_iter().for_each(|l| eprintln!("{l}")));
         if !tls {
             wait_ready(&addr, "/ping", "keel serve");
         }
         Serving { child, addr }
     }
 
-    /// Stops the server gracefully and returns its exit status.
+    /// Stops the server gracefully and returns its exit status; fails the test when it has
+    /// not stopped 120 s after the signal.
     pub fn stop(mut self) -> i32 {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
-        let code = self
-            .child
-            .wait()
-            .map(|s| s.code().unwrap_or(-1))
-            .unwrap_or(-1);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let code = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break s.code().unwrap_or(-1),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                // Dropping `self` kills it.
+                Ok(None) => panic!("keel serve was still running 120 s after SIGINT"),
+                Err(_) => break -1,
+            }
+        };
         std::mem::forget(self);
         code
     }
