@@ -37,11 +37,19 @@ fn sql_op(op: Op) -> &'static str {
 /// Appends `<expr> <op> <value>` for a string or numeric comparison on a column expression.
 fn compare(sql: &mut Sql, expr: &str, op: Op, value: &Value) {
     match (op, value) {
+        // A pattern has `%` and `_` and no escape character on either engine: PostgreSQL would
+        // otherwise read a backslash as one, where SQLite's `GLOB` and `LIKE` take it as is.
         (Op::Like, Value::Str(s)) if sql.dialect == Dialect::Postgres => {
-            sql.push(expr).push(" LIKE ").bind_str(s.clone());
+            sql.push(expr)
+                .push(" LIKE ")
+                .bind_str(s.clone())
+                .push(" ESCAPE ''");
         }
         (Op::ILike, Value::Str(s)) if sql.dialect == Dialect::Postgres => {
-            sql.push(expr).push(" ILIKE ").bind_str(s.clone());
+            sql.push(expr)
+                .push(" ILIKE ")
+                .bind_str(s.clone())
+                .push(" ESCAPE ''");
         }
         (Op::Like, Value::Str(s)) => {
             sql.push(expr).push(" GLOB ").bind_str(like_to_glob(s));
