@@ -306,11 +306,37 @@ def main():
         page.locator("dialog button[value=ok]").click()
         expect(page.locator("#description")).to_contain_text("churn classifier")
         assert client.get_registered_model("ui-model").description == "churn classifier"
+        # A fairness evaluation on the version's card (as `keel models fairness` keeps it).
+        rates = lambda g, n, s, t, f: {"group": g, "count": n, "positives": n // 2, "selection_rate": s,
+                                       "true_positive_rate": t, "false_positive_rate": f, "accuracy": 0.75}
+        fairness = [{"sensitive": "sex", "target": "y", "positive_label": "1", "dataset": "train-frame@1",
+                     "dataset_hash": "0" * 64, "time": 1765000000000, "overall": rates("all", 20, 0.5, 0.6, 0.4),
+                     "groups": [rates("f", 10, 0.375, 0.5, 0.25), rates("m", 10, 0.625, 0.7, 0.55)],
+                     "demographic_parity_difference": 0.25, "demographic_parity_ratio": 0.6,
+                     "equalized_odds_difference": 0.3, "equalized_odds_ratio": 0.454545}]
+        client.set_model_version_tag("ui-model", "2", "keel.card.fairness", json.dumps(fairness))
         page.goto(URL + "/#/models/ui-model/versions/2")
         expect(page.locator("h1")).to_have_text("ui-model version 2")
         expect(page.locator("#lineage")).to_contain_text("renamed-run")
         expect(page.locator("#lineage")).to_contain_text("@champion")
         expect(page.locator("#lineage")).to_contain_text("train-frame")
+        # The model card: bars per group, the figures, and what a person writes in it.
+        card = page.locator("#model-card")
+        expect(card.locator('.fairness[data-sensitive="sex"] rect[data-rate="selection_rate"]')).to_have_count(2)
+        expect(card.locator('rect[data-group="m"][data-rate="selection_rate"]')).to_have_attribute("width", "225")
+        expect(card.locator(".dpd")).to_have_text("0.250")
+        expect(card.locator("#card-missing")).to_contain_text("intended use")
+        expect(card.locator("#intended-use")).to_contain_text("Not written yet")
+        card.locator("#edit-intended-use").click()
+        page.locator("dialog input").fill("Churn screening of retail customers")
+        page.locator("dialog button[value=ok]").click()
+        expect(page.locator("#intended-use")).to_contain_text("Churn screening of retail customers")
+        tags = client.get_model_version("ui-model", "2").tags
+        assert tags["keel.card.intended_use"] == "Churn screening of retail customers", tags
+        expect(page.locator("#card-missing")).not_to_contain_text("intended use")
+        with urllib.request.urlopen(URL + "/api/keel/v1/model-versions/card?name=ui-model&version=2&format=markdown") as r:
+            md = r.read().decode()
+        assert "Churn screening of retail customers" in md and "| m | 10 | 5 | 0.625 |" in md, md
         page.locator('#aliases button[aria-label="Remove alias champion"]').click()
         expect(page.locator("#aliases")).not_to_contain_text("champion")
         assert "champion" not in client.get_registered_model("ui-model").aliases

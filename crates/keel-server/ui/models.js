@@ -93,6 +93,65 @@ export async function modelPage(name) {
     tagEditor('model-tags', m.tags || [], (key, value) => mlflow.post('registered-models/set-tag', { name, key, value }), (key) => mlflow.del('registered-models/delete-tag', { name, key })));
 }
 
+const rate = (x) => (x === null || x === undefined ? 'undefined' : Number(x).toFixed(3));
+
+/** Horizontal bars of each group's selection, true positive and false positive rates. */
+function fairnessBars(f) {
+  const SVG = 'http://www.w3.org/2000/svg';
+  const s = (tag, attrs, ...kids) => { const el = document.createElementNS(SVG, tag); for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v); el.append(...kids); return el; };
+  const series = [['selection_rate', 'selection rate', '#0969da'], ['true_positive_rate', 'true positive rate', '#1a7f37'], ['false_positive_rate', 'false positive rate', '#cf222e']];
+  const labelW = 140; const barW = 360; const rowH = 14; const groupH = rowH * 3 + 10;
+  const W = labelW + barW + 60; const H = f.groups.length * groupH + 30;
+  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': `Rates per group of ${f.sensitive}`, class: 'fairness-chart' });
+  series.forEach(([, name, color], k) => svg.append(s('rect', { x: k * 170, y: 4, width: 10, height: 10, fill: color }), s('text', { x: k * 170 + 14, y: 13 }, name)));
+  f.groups.forEach((g, i) => {
+    const y0 = 24 + i * groupH;
+    svg.append(s('text', { x: 0, y: y0 + rowH * 1.8 }, String(g.group).slice(0, 20)));
+    series.forEach(([key, , color], k) => {
+      const v = Math.min(Math.max(g[key], 0), 1); const y = y0 + k * rowH;
+      svg.append(s('rect', { x: labelW, y, width: v * barW, height: rowH - 2, fill: color, 'data-group': g.group, 'data-rate': key }),
+        s('text', { x: labelW + v * barW + 4, y: y + rowH - 3 }, rate(g[key])));
+    });
+  });
+  return h('div', { style: 'overflow:auto;color:var(--fg)' }, svg);
+}
+
+/** A version's model card: what a person wrote, the data it learned from, its fairness. */
+async function modelCard(name, version) {
+  const c = (await keel.get('model-versions/card', { name, version })).card;
+  const link = (format, label) => h('a', { href: `/api/keel/v1/model-versions/card?name=${enc(name)}&version=${enc(version)}&format=${format}`, download: `${name}-v${version}-card.${format === 'html' ? 'html' : 'md'}` }, label);
+  const written = (id, title, key, text) => [
+    h('h3', {}, title),
+    h('p', { id, class: 'card-text', style: 'white-space:pre-wrap' }, text || h('span', { class: 'muted' }, 'Not written yet.'), ' ',
+      h('button', { type: 'button', id: `edit-${id}`, onclick: async () => {
+        const t = await ask(title, text || '');
+        if (t !== null && t.trim()) await write(() => mlflow.post('model-versions/set-tag', { name, version, key, value: t }), refresh);
+      } }, 'Edit'))];
+  return h('section', { id: 'model-card', class: 'panel' },
+    h('h2', {}, 'Model card'),
+    h('p', {}, 'Download as ', link('markdown', 'Markdown'), ' or ', link('html', 'HTML'), '.'),
+    written('intended-use', 'Intended use', 'keel.card.intended_use', c.intended_use),
+    written('limitations', 'Limitations', 'keel.card.limitations', c.limitations),
+    h('h3', {}, 'Training data'),
+    c.datasets.length ? h('table', { id: 'card-datasets' }, h('thead', {}, h('tr', {}, ['Dataset', 'Context', 'Version', 'Content hash', 'Rows', 'Validation'].map((x) => h('th', { scope: 'col' }, x)))),
+      h('tbody', {}, c.datasets.map((d) => h('tr', {}, h('td', {}, d.name), h('td', {}, d.context || ''), h('td', {}, d.version || 'not a keel dataset'),
+        h('td', {}, h('code', {}, (d.hash || d.digest).slice(0, 16))), h('td', {}, d.rows ?? ''), h('td', {}, d.validation || ''))))) : h('p', { class: 'muted' }, 'The run names no dataset.'),
+    h('h3', {}, 'Fairness'),
+    c.fairness.length ? c.fairness.map((f) => h('div', { class: 'fairness', dataset: { sensitive: f.sensitive } },
+      h('p', {}, `By ${f.sensitive} on ${f.dataset} (${f.overall.count} rows); outcome ${f.target}, positive label ${f.positive_label}.`),
+      fairnessBars(f),
+      h('table', {}, h('thead', {}, h('tr', {}, ['Group', 'Rows', 'Selection rate', 'True positive rate', 'False positive rate', 'Accuracy'].map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', {}, [...f.groups, f.overall].map((g) => h('tr', { dataset: { group: g.group } }, h('td', {}, g.group), h('td', {}, String(g.count)),
+          h('td', {}, rate(g.selection_rate)), h('td', {}, rate(g.true_positive_rate)), h('td', {}, rate(g.false_positive_rate)), h('td', {}, rate(g.accuracy)))))),
+      h('dl', { class: 'kv' },
+        h('dt', {}, 'Demographic parity difference'), h('dd', { class: 'dpd' }, rate(f.demographic_parity_difference)),
+        h('dt', {}, 'Demographic parity ratio'), h('dd', {}, rate(f.demographic_parity_ratio)),
+        h('dt', {}, 'Equalized odds difference'), h('dd', { class: 'eod' }, rate(f.equalized_odds_difference)),
+        h('dt', {}, 'Equalized odds ratio'), h('dd', {}, rate(f.equalized_odds_ratio))))) :
+      h('p', { class: 'muted' }, 'Not evaluated: ', h('code', {}, `keel models fairness ${name} ${version} --data DATASET --sensitive COLUMN`), '.'),
+    c.missing.length ? [h('h3', {}, 'Not yet on this card'), h('ul', { id: 'card-missing' }, c.missing.map((m) => h('li', {}, m)))] : null);
+}
+
 /** The lineage of a version as a left-to-right graph. */
 function lineage(columns) {
   const SVG = 'http://www.w3.org/2000/svg';
@@ -154,6 +213,7 @@ export async function versionPage(name, version) {
     aliasForm(name, [], version),
     h('h2', {}, 'Lineage'),
     lineage(columns),
+    await modelCard(name, version),
     h('h2', {}, 'Tags'),
     tagEditor('version-tags', v.tags || [], (key, value) => mlflow.post('model-versions/set-tag', { name, version, key, value }), (key) => mlflow.del('model-versions/delete-tag', { name, version, key })));
 }

@@ -26,7 +26,7 @@ fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
         .unwrap_or(&[])
 }
 
-fn print_json(v: &Value) -> Result<()> {
+pub(crate) fn print_json(v: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -879,6 +879,13 @@ pub(crate) enum ModelsCmd {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// A version's model card (lineage, params, metrics, data, fairness, intended use and
+    /// limitations) as Markdown or HTML; --intended-use and --limitations write those first.
+    Card(Box<crate::card::CardArgs>),
+    /// Evaluate a version's fairness on a dataset version by a sensitive column (per-group
+    /// selection, true and false positive rates; demographic parity and equalized odds) and
+    /// keep the figures on its model card.
+    Fairness(Box<crate::card::FairnessArgs>),
 }
 
 #[derive(Subcommand)]
@@ -1009,5 +1016,7 @@ pub(crate) async fn models(cmd: ModelsCmd) -> Result<()> {
         ModelsCmd::Compare { name, a, b, store } => {
             models_compare(&registry(&store).await?, &name, [&a, &b], store.json).await
         }
+        ModelsCmd::Card(a) => crate::card::card(*a).await,
+        ModelsCmd::Fairness(a) => crate::card::fairness(*a).await,
     }
 }

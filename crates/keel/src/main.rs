@@ -10,6 +10,8 @@ mod args;
 mod audit;
 #[cfg(feature = "full")]
 mod auth;
+#[cfg(feature = "full")]
+mod card;
 mod client;
 #[cfg(feature = "full")]
 mod commands;

@@ -621,6 +621,25 @@ fn model_cache() -> Result<tempfile::TempDir> {
         .tempdir()?)
 }
 
+/// Downloads version `version` of registered model `name` from the registry `client` talks
+/// to: the temporary folder holding it (removed when dropped) and the model's path in it.
+#[cfg(feature = "full")]
+pub(crate) async fn download_version(
+    client: &Client,
+    name: &str,
+    version: &str,
+) -> Result<(tempfile::TempDir, PathBuf)> {
+    let registry = HttpRegistry {
+        client: client.clone(),
+        cache: model_cache()?,
+    };
+    let path = registry
+        .fetch(name, version)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((registry.cache, path))
+}
+
 /// The registry of a tracking server (or of the local stores served on loopback).
 struct HttpRegistry {
     client: Client,
@@ -881,7 +900,8 @@ impl HttpRegistry {
     }
 }
 
-fn encode(s: &str) -> String {
+/// `s` percent-encoded for a URL's path or query (`/` kept).
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {

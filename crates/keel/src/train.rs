@@ -480,7 +480,7 @@ async fn prepare(store: &Store, a: TrainArgs) -> Result<Job> {
 }
 
 /// A dataset version, its label (`NAME@VERSION`) and its rows.
-async fn load(
+pub(crate) async fn load(
     store: &Store,
     reference: &str,
 ) -> Result<(keel_core::data::DataVersion, String, Columns)> {

@@ -827,3 +827,374 @@ print(json.dumps(found))
         serde_json::json!([{"name": "shop-classifier", "version": 1}])
     );
 }
+
+/// 800 loan applications: income and debt (numbers), a region (the sensitive column, one
+/// rare, whose incomes differ), and whether the loan was repaid (`approved`, 0/1).
+fn loans() -> String {
+    let mut s = String::from("income,debt,region,approved\n");
+    let mut state = 41u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    for i in 0..800 {
+        // Incomes differ by region, so the model's selection does too.
+        let (region, shift) = match i % 53 {
+            0..=1 => ("west", -40.0),
+            n if n % 3 == 0 => ("north", 15.0),
+            n if n % 3 == 1 => ("south", -15.0),
+            _ => ("east", 0.0),
+        };
+        let income = 40.0 + shift + 80.0 * next();
+        let debt = 40.0 * next();
+        let score = 0.06 * income - 0.12 * debt - 1.0 + 1.5 * (next() - 0.5);
+        s += &format!("{income:.2},{debt:.2},{region},{}\n", u8::from(score > 0.0));
+    }
+    s
+}
+
+/// fairlearn's figures: for `model`, the registered model on a tracking server (predicting
+/// with `mlflow.pyfunc` on a CSV file's rows), or for each case of a JSON file of
+/// `{"truth", "predicted", "groups"}`; JSON lines of per-group rates and the four figures.
+const FAIRLEARN: &str = r#"
+import json, sys, warnings
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import (MetricFrame, selection_rate, true_positive_rate,
+    false_positive_rate, demographic_parity_difference, demographic_parity_ratio,
+    equalized_odds_difference, equalized_odds_ratio)
+from sklearn.metrics import accuracy_score
+warnings.simplefilter("ignore")
+
+def figures(yt, yp, g):
+    yt, yp, g = np.asarray(yt), np.asarray(yp), np.asarray(g)
+    mf = MetricFrame(metrics={"selection_rate": selection_rate,
+        "true_positive_rate": lambda a, b: true_positive_rate(a, b, pos_label=1),
+        "false_positive_rate": lambda a, b: false_positive_rate(a, b, pos_label=1),
+        "accuracy": accuracy_score}, y_true=yt, y_pred=yp, sensitive_features=g)
+    opt = lambda x: None if np.isnan(x) else float(x)
+    kw = {"sensitive_features": g}
+    return {
+        "groups": {str(k): {m: float(v) for m, v in row.items()} for k, row in mf.by_group.iterrows()},
+        "counts": {str(k): int(v) for k, v in pd.Series(g).value_counts().items()},
+        "overall": {m: float(v) for m, v in mf.overall.items()},
+        "demographic_parity_difference": float(demographic_parity_difference(yt, yp, **kw)),
+        "demographic_parity_ratio": opt(demographic_parity_ratio(yt, yp, **kw)),
+        "equalized_odds_difference": float(equalized_odds_difference(yt, yp, **kw)),
+        "equalized_odds_ratio": opt(equalized_odds_ratio(yt, yp, **kw)),
+    }
+
+if sys.argv[1] == "model":
+    import mlflow
+    mlflow.set_tracking_uri(sys.argv[2])
+    df = pd.read_csv(sys.argv[3])
+    pred = mlflow.pyfunc.load_model(sys.argv[4]).predict(df[["income", "debt"]].astype("float64"))
+    yp = np.asarray(pred["label"]).astype(int)
+    print(json.dumps(figures(df["approved"].to_numpy(), yp, df["region"].to_numpy())))
+else:
+    for case in json.load(open(sys.argv[2])):
+        yt = np.array(case["truth"], dtype=int)
+        yp = np.array(case["predicted"], dtype=int)
+        print(json.dumps(figures(yt, yp, case["groups"])))
+"#;
+
+/// keel's evaluation (as `keel models fairness --json` prints it, or `assess` returns it)
+/// against fairlearn's figures for the same rows.
+fn assert_agrees(keel: &Value, want: &Value, case: &str) {
+    let close = |a: &Value, b: &Value, what: &str| match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => assert!(
+            (x - y).abs() < 1e-12,
+            "{case} {what}: keel {x}, fairlearn {y}"
+        ),
+        _ => assert_eq!(a, b, "{case} {what}"),
+    };
+    let groups = keel["groups"].as_array().unwrap();
+    let want_groups = want["groups"].as_object().unwrap();
+    assert_eq!(groups.len(), want_groups.len(), "{case}: groups");
+    for g in groups {
+        let name = g["group"].as_str().unwrap();
+        let w = &want_groups[name];
+        for m in [
+            "selection_rate",
+            "true_positive_rate",
+            "false_positive_rate",
+            "accuracy",
+        ] {
+            close(&g[m], &w[m], &format!("{name} {m}"));
+        }
+        assert_eq!(g["count"], want["counts"][name], "{case} {name} count");
+    }
+    for m in [
+        "selection_rate",
+        "true_positive_rate",
+        "false_positive_rate",
+        "accuracy",
+    ] {
+        close(
+            &keel["overall"][m],
+            &want["overall"][m],
+            &format!("overall {m}"),
+        );
+    }
+    for m in [
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+        "equalized_odds_ratio",
+    ] {
+        close(&keel[m], &want[m], m);
+    }
+}
+
+/// `keel models fairness` and `keel models card` through a server: a classifier of loans
+/// evaluated by region agrees with fairlearn on the predictions `mlflow.pyfunc` makes with the
+/// registered version; so do 300 random cases (groups with no positive or no negative, one
+/// group, no positive prediction). The card carries the lineage, the figures and what a person
+/// wrote, as Markdown and as HTML that escapes it; bad requests are one line naming the flag.
+#[test]
+fn fairness_on_the_model_card_agrees_with_fairlearn() {
+    let Some(python) = keel_testenv::python(
+        "fairness_on_the_model_card_agrees_with_fairlearn",
+        &["mlflow", "fairlearn", "onnxruntime", "pandas"],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server_dir = d.join("server");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    let server = support::Server::start(&server_dir, 0);
+    let url = server.url.as_str();
+    let remote = ["--tracking-uri", url];
+    std::fs::write(d.join("loans.csv"), loans()).unwrap();
+    json(d, &[&["data", "add", "loans.csv"][..], &remote].concat());
+    let train = [
+        "train",
+        "--data",
+        "loans",
+        "--target",
+        "approved",
+        "--drop",
+        "region",
+        "--algo",
+        "logistic_regression",
+        "--register",
+        "loans",
+    ];
+    json(d, &[&train[..], &remote].concat());
+    let fair = [
+        "models",
+        "fairness",
+        "loans",
+        "1",
+        "--data",
+        "loans",
+        "--sensitive",
+        "region",
+    ];
+    let evaluation = json(d, &[&fair[..], &remote].concat());
+    assert_eq!(evaluation["target"], "approved");
+    assert_eq!(evaluation["positive_label"], "1");
+    assert_eq!(evaluation["dataset"], "loans@1");
+    let out = support::output_within(
+        std::process::Command::new(&python).args([
+            "-c",
+            FAIRLEARN,
+            "model",
+            url,
+            d.join("loans.csv").to_str().unwrap(),
+            "models:/loans/1",
+        ]),
+        std::time::Duration::from_secs(300),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_agrees(&evaluation, &want, "loans by region");
+    // The groups differ.
+    assert!(
+        evaluation["demographic_parity_difference"]
+            .as_f64()
+            .unwrap()
+            > 0.2
+    );
+    let west = evaluation["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "west")
+        .unwrap();
+    assert_eq!(west["count"], 32);
+
+    // Random cases, edge cases among them, straight from keel's own computation.
+    let mut state = 5u64;
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let mut cases = Vec::new();
+    let mut keel_figures = Vec::new();
+    for i in 0..300 {
+        // fairlearn refuses a single row.
+        let rows = 2 + next(59) as usize;
+        let groups_n = 1 + next(5);
+        let (p_true, p_pred) = (next(11), next(11));
+        let truth: Vec<bool> = (0..rows).map(|_| next(10) < p_true).collect();
+        let predicted: Vec<bool> = match i % 10 {
+            0 => vec![false; rows],
+            1 => truth.clone(),
+            _ => (0..rows).map(|_| next(10) < p_pred).collect(),
+        };
+        let groups: Vec<String> = (0..rows).map(|_| format!("g{}", next(groups_n))).collect();
+        let r = keel_core::fairness::assess(&truth, &predicted, &groups).unwrap();
+        keel_figures.push(serde_json::to_value(&r).unwrap());
+        cases.push(serde_json::json!({
+            "truth": truth.iter().map(|&b| u8::from(b)).collect::<Vec<_>>(),
+            "predicted": predicted.iter().map(|&b| u8::from(b)).collect::<Vec<_>>(),
+            "groups": groups,
+        }));
+    }
+    let file = d.join("cases.json");
+    std::fs::write(&file, Value::Array(cases).to_string()).unwrap();
+    let out = support::output_within(
+        std::process::Command::new(&python).args([
+            "-c",
+            FAIRLEARN,
+            "cases",
+            file.to_str().unwrap(),
+        ]),
+        std::time::Duration::from_secs(300),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), keel_figures.len());
+    for (i, (line, keel)) in lines.iter().zip(&keel_figures).enumerate() {
+        let want: Value = serde_json::from_str(line).unwrap();
+        assert_agrees(keel, &want, &format!("case {i}"));
+    }
+
+    // The card: what a person wrote (one text from a file), the lineage and the figures.
+    std::fs::write(
+        d.join("limits.md"),
+        "Not for <script>alert(1)</script> business loans.",
+    )
+    .unwrap();
+    let card = [
+        "models",
+        "card",
+        "loans",
+        "1",
+        "--intended-use",
+        "Screening personal loan applications.",
+        "--limitations",
+        "@limits.md",
+    ];
+    let (ok, markdown, err) = support::keel(d, &[&card[..], &remote].concat());
+    assert!(ok, "{err}");
+    let data = json(d, &[&["data", "show", "loans"][..], &remote].concat());
+    let hash = data["hash"].as_str().unwrap();
+    for want in [
+        "# Model card: loans version 1",
+        "## Intended use\n\nScreening personal loan applications.",
+        "Not for <script>alert(1)</script> business loans.",
+        hash,
+        "| loans@1 |",
+        "never validated",
+        "| algo | logistic_regression |",
+        "### By `region`",
+        "| west | 32 |",
+    ] {
+        assert!(markdown.contains(want), "{want} not in:\n{markdown}");
+    }
+    let dpd = format!(
+        "Demographic parity difference: {:.3}",
+        evaluation["demographic_parity_difference"]
+            .as_f64()
+            .unwrap()
+    );
+    assert!(markdown.contains(&dpd), "{markdown}");
+    assert!(!markdown.contains("Not yet on this card"), "{markdown}");
+    let html_args = [
+        "models",
+        "card",
+        "loans",
+        "1",
+        "--format",
+        "html",
+        "--out",
+        "card.html",
+    ];
+    json_free(d, &[&html_args[..], &remote].concat());
+    let html = std::fs::read_to_string(d.join("card.html")).unwrap();
+    assert!(html.contains("Not for &lt;script&gt;alert(1)&lt;/script&gt; business loans."));
+    assert!(!html.contains("<script"), "{html}");
+    assert!(html.contains("<svg") && html.contains("aria-label=\"Rates per group of region\""));
+    // The server's own page is that card, under a policy that runs nothing.
+    let addr = url.trim_start_matches("http://");
+    let (status, head, body) = support::http_with_head(
+        addr,
+        "GET",
+        "/api/keel/v1/model-versions/card?name=loans&version=1&format=html",
+        b"",
+    );
+    assert_eq!(status, 200);
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    assert_eq!(String::from_utf8(body).unwrap(), html);
+
+    // Bad requests: one line naming what is wrong; nothing stored.
+    for (args, says) in [
+        (
+            vec!["--sensitive", "gender"],
+            "--sensitive 'gender': loans@1 has no such column",
+        ),
+        (
+            vec!["--sensitive", "region", "--target", "region"],
+            "fairness needs a binary outcome",
+        ),
+        (
+            vec!["--sensitive", "income"],
+            "more than 200 distinct values",
+        ),
+        (
+            vec!["--sensitive", "region", "--positive-label", "yes"],
+            "positive label 'yes' is not among the outcomes",
+        ),
+    ] {
+        let all = [
+            &["models", "fairness", "loans", "1", "--data", "loans"][..],
+            &args,
+            &remote,
+        ]
+        .concat();
+        let (code, _, err) = keel_status(d, &all);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    let card = json(
+        d,
+        &[&["models", "card", "loans", "1"][..], &remote].concat(),
+    );
+    assert_eq!(card["card"]["fairness"].as_array().unwrap().len(), 1);
+}
+
+/// Runs `keel` in `d`, expecting success.
+fn json_free(d: &Path, args: &[&str]) {
+    let (ok, _, err) = support::keel(d, args);
+    assert!(ok, "keel {args:?}: {err}");
+}

@@ -5,6 +5,7 @@
 mod aliases;
 mod approvals;
 mod artifacts;
+mod cards;
 pub use artifacts::store_path;
 mod charts;
 mod datasets;
@@ -73,6 +74,7 @@ pub(crate) fn router() -> Router<AppState> {
                 .merge(charts::routes())
                 .merge(aliases::routes())
                 .merge(approvals::routes())
+                .merge(cards::routes())
                 .merge(crate::auth::token_routes())
                 .merge(crate::auth::session_routes())
                 .fallback(not_found),

@@ -180,7 +180,7 @@ fn keel(method: &Method, route: &str) -> Rule {
     let get = *method == Method::GET;
     match route {
         "/metrics/buckets" => Needs(Of::Runs(Msg("run_id")), Read),
-        "/registered-models/alias-history" => Needs(MODEL, Read),
+        "/registered-models/alias-history" | "/model-versions/card" => Needs(MODEL, Read),
         "/registered-models/protected-aliases" | "/alias-requests" if get => Needs(MODEL, Read),
         "/registered-models/protected-aliases"
         | "/alias-requests/approve"

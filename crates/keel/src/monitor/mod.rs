@@ -6,7 +6,7 @@
 //! trained on newer data, promoted only when shown better on live traffic). Every check and
 //! step is recorded as a run.
 
-mod check;
+pub(crate) mod check;
 mod record;
 mod retrain;
 pub(crate) mod watch;
