@@ -240,17 +240,24 @@ async fn predict(
     predicted_labels(&out, rows)
 }
 
-/// Runs `keel models fairness`.
-pub(crate) async fn fairness(a: FairnessArgs) -> Result<()> {
-    let stores = Stores::open(&a.store).await?;
-    let client = stores.client().await?;
-    let target = match &a.target {
-        Some(t) => t.clone(),
-        None => crate::monitor::check::lineage(&client, &a.name, &a.version)
-            .await?
-            .target
-            .context("--target is needed: the version's run names no target column")?,
-    };
+/// A dataset version's rows, their true outcomes, groups and the version's predictions.
+struct Evaluated {
+    version: keel_core::data::DataVersion,
+    label: String,
+    truth: Vec<String>,
+    groups: Vec<String>,
+    predicted: Vec<String>,
+}
+
+/// Reads `--data`, checks its target and sensitive columns, fetches the version and predicts
+/// every row, saying each step on `bar`.
+async fn read_and_predict(
+    stores: &Stores,
+    client: &Client,
+    a: &FairnessArgs,
+    target: &str,
+    bar: &indicatif::ProgressBar,
+) -> Result<Evaluated> {
     let data = stores.data();
     let (version, label, table) = crate::train::load(data.as_ref(), &a.data).await?;
     let column = |name: &str, flag: &str| {
@@ -261,7 +268,7 @@ pub(crate) async fn fairness(a: FairnessArgs) -> Result<()> {
             )
         })
     };
-    let truth = column(&target, "target")?;
+    let truth = column(target, "target")?;
     let groups = column(&a.sensitive, "sensitive")?;
     if let Some(row) = truth.iter().position(Option::is_none) {
         bail!(
@@ -273,8 +280,40 @@ pub(crate) async fn fairness(a: FairnessArgs) -> Result<()> {
         .into_iter()
         .map(|g| g.unwrap_or_else(|| "(empty)".to_string()))
         .collect();
-    let (_folder, dir) = crate::serve::download_version(&client, &a.name, &a.version).await?;
-    let predicted = predict(&dir, a.python.clone(), &table, &target).await?;
+    bar.set_message(format!("fetching {} version {}", a.name, a.version));
+    let (_folder, dir) = crate::serve::download_version(client, &a.name, &a.version).await?;
+    bar.set_message(format!("predicting {} rows of {label}", table.rows()));
+    let predicted = predict(&dir, a.python.clone(), &table, target).await?;
+    Ok(Evaluated {
+        version,
+        label,
+        truth,
+        groups,
+        predicted,
+    })
+}
+
+/// Runs `keel models fairness`.
+pub(crate) async fn fairness(a: FairnessArgs) -> Result<()> {
+    let stores = Stores::open(&a.store).await?;
+    let client = stores.client().await?;
+    let target = match &a.target {
+        Some(t) => t.clone(),
+        None => crate::monitor::check::lineage(&client, &a.name, &a.version)
+            .await?
+            .target
+            .context("--target is needed: the version's run names no target column")?,
+    };
+    let bar = crate::data_validate::spinner(a.store.json, format!("reading {}", a.data));
+    let read = read_and_predict(&stores, &client, &a, &target, &bar).await;
+    bar.finish_and_clear();
+    let Evaluated {
+        version,
+        label,
+        truth,
+        groups,
+        predicted,
+    } = read?;
     let seen: Vec<&str> = truth.iter().chain(&predicted).map(String::as_str).collect();
     let positive = fairness::positive_label(&seen, a.positive_label.as_deref())?;
     let flags = |v: &[String]| -> Vec<bool> {
