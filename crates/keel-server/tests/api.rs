@@ -2297,6 +2297,7 @@ fn declared_routes() -> std::collections::BTreeSet<(String, String)> {
         ("api/charts.rs", "routes", &["/api/keel/v1"]),
         ("api/aliases.rs", "routes", &["/api/keel/v1"]),
         ("api/approvals.rs", "routes", &["/api/keel/v1"]),
+        ("api/cards.rs", "routes", &["/api/keel/v1"]),
         ("api/ops.rs", "routes", &[""]),
         // Also mounted below /api/3.0/mlflow: the same router, driven here below 2.0.
         ("auth/handlers.rs", "routes", &["/api/2.0/mlflow"]),
@@ -3593,3 +3594,243 @@ on_both_audited!(
     protected_aliases_move_only_through_approved_requests,
     no_registry_route_moves_a_protected_alias,
 );
+
+/// A random JSON value: any shape, with numbers and texts that stress parsers (huge, negative,
+/// fractional; quotes, NUL, non-ASCII, path components), nested a few levels.
+fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        prop_oneof![
+            Just(1e308),
+            Just(-0.0),
+            Just(0.5),
+            Just(9.007_199_254_740_993e15)
+        ]
+        .prop_map(|x| json!(x)),
+        prop_oneof![
+            Just(String::new()),
+            Just("../../etc/passwd".to_string()),
+            Just("a\u{0}b".to_string()),
+            Just("'; DROP TABLE runs; --".to_string()),
+            Just("ünïcødé ✓".to_string()),
+            Just("x".repeat(10_000)),
+            Just("1".to_string()),
+            Just("NaN".to_string()),
+            "[a-z0-9_./-]{0,12}",
+        ]
+        .prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(field(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Field names the API reads, and others.
+fn field() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => proptest::sample::select(vec![
+            "run_id", "experiment_id", "experiment_ids", "name", "new_name", "key", "value",
+            "timestamp", "step", "metrics", "params", "tags", "version", "alias", "source",
+            "filter", "max_results", "order_by", "page_token", "status", "username", "password",
+            "permission", "gates", "id", "stage", "datasets", "models", "model_id", "description",
+            "run_name", "start_time", "end_time", "view_type", "artifact_location",
+        ])
+        .prop_map(String::from),
+        1 => "[a-z_]{1,10}",
+    ]
+}
+
+/// Random bodies (any JSON, or bytes that are not JSON) to every state-changing JSON route of
+/// MLflow's and keel's APIs, as a signed-in admin with the audit log on: none is answered 5xx,
+/// every refusal is MLflow's error JSON, the server stays up, and the audit log stays whole.
+async fn request_bodies_never_break_the_server(s: Arc<TestServer>) {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let routes: Vec<(String, String)> = declared_routes()
+        .into_iter()
+        .filter(|(m, p)| {
+            m != "GET"
+                && (p.starts_with("/api/2.0/mlflow/") || p.starts_with("/api/keel/v1/"))
+                && !p.contains("data-objects")
+        })
+        .collect();
+    assert!(routes.len() > 60, "{routes:?}");
+    let e = s.experiment("bodies").await;
+    let run = s.run(&e).await;
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config {
+        cases: 512,
+        ..Config::default()
+    });
+    let body = prop_oneof![
+        6 => any_json().prop_map(|v| v.to_string()),
+        1 => proptest::collection::vec(any::<u8>(), 0..64)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        1 => Just(format!("{{\"run_id\": \"{run}\", \"experiment_id\": \"{e}\"}}")),
+    ];
+    let seen = std::sync::Mutex::new(std::collections::BTreeMap::<u16, usize>::new());
+    let result = tokio::task::block_in_place(|| {
+        runner.run(
+            &(proptest::sample::select(routes.clone()), body),
+            |((method, route), body)| {
+                handle.block_on(async {
+                    // Path parameters get a plain word or an id that exists.
+                    let path = route
+                        .replace("{model_id}", "m-0123456789abcdef0123456789abcdef")
+                        .replace("{name}", "some-name")
+                        .replace("{version}", "1")
+                        .replace("{hash}", &"ab".repeat(32))
+                        .replace("{id}", "1")
+                        .replace("{*path}", "x");
+                    let resp = s
+                        .http
+                        .request(method.parse().unwrap(), format!("{}{path}", s.base))
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = resp.status().as_u16();
+                    *seen.lock().unwrap().entry(status).or_default() += 1;
+                    let text = resp.text().await.unwrap();
+                    prop_assert!(
+                        status < 500,
+                        "{} {} {}: {} {}",
+                        method,
+                        path,
+                        body,
+                        status,
+                        text
+                    );
+                    if status >= 400 {
+                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        prop_assert!(
+                            v["error_code"].is_string() && v["message"].is_string(),
+                            "{} {} {}: {} is not MLflow's error JSON: {}",
+                            method,
+                            path,
+                            body,
+                            status,
+                            text
+                        );
+                    }
+                    Ok::<(), TestCaseError>(())
+                })
+            },
+        )
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // The bodies reached the handlers: some were taken, most refused.
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        seen.contains_key(&200) && seen.contains_key(&400),
+        "{seen:?}"
+    );
+    let (status, _) = s.raw("GET", "/health", "").await;
+    assert_eq!(status, 200);
+    let v = keel_core::audit::verify(&*s.meta, &[]).await.unwrap();
+    assert!(v.intact(), "{:?}", v.problems);
+}
+
+/// Random artifact paths (`..`, `.`, encoded slashes and dots, backslashes, NUL, absolute
+/// paths, drive letters, non-ASCII) written, read, listed and deleted: no answer is 5xx, no
+/// file appears outside the artifact folder, and a file beside it is never read.
+async fn artifact_paths_never_escape(s: Arc<TestServer>) {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let secret = "the file beside the artifact folder";
+    std::fs::write(s.dir.path().join("secret.txt"), secret).unwrap();
+    let before: std::collections::BTreeSet<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let segment = proptest::sample::select(vec![
+        "..",
+        ".",
+        "a",
+        "b.txt",
+        "%2e%2e",
+        "%2E%2E",
+        "..%2f",
+        "%2f",
+        "%5c",
+        "\\",
+        "a\\..",
+        "%00",
+        "",
+        "~",
+        "C:",
+        "secret.txt",
+        "ünï",
+        ".%2e",
+        "%252e%252e",
+        "artifacts",
+        " ",
+        "a b",
+    ]);
+    let path = proptest::collection::vec(segment, 1..6).prop_map(|parts| parts.join("/"));
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        ..Config::default()
+    });
+    let seen = std::sync::Mutex::new(std::collections::BTreeMap::<(u8, u16), usize>::new());
+    let result = tokio::task::block_in_place(|| {
+        runner.run(&(path, 0..4u8), |(path, verb)| {
+            handle.block_on(async {
+                let url = match verb {
+                    0..=2 => format!("/api/2.0/mlflow-artifacts/artifacts/{path}"),
+                    _ => format!("/api/2.0/mlflow-artifacts/artifacts?path={path}"),
+                };
+                let method = ["PUT", "GET", "DELETE", "GET"][verb as usize];
+                let (status, answer) = s.raw(method, &url, "written").await;
+                *seen.lock().unwrap().entry((verb, status)).or_default() += 1;
+                prop_assert!(status < 500 && status > 0, "{} {}: {}", method, url, answer);
+                prop_assert!(
+                    !answer.contains(secret),
+                    "{} {} read the file beside: {}",
+                    method,
+                    url,
+                    answer
+                );
+                Ok::<(), TestCaseError>(())
+            })
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // Some writes were taken and some refused.
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        seen.contains_key(&(0, 200)) && seen.contains_key(&(0, 400)),
+        "{seen:?}"
+    );
+    let after: std::collections::BTreeSet<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !n.to_string_lossy().starts_with("keel.db"))
+        .collect();
+    let new: Vec<_> = after.difference(&before).collect();
+    assert!(
+        new.iter().all(|n| *n == "artifacts"),
+        "written outside the artifact folder: {new:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.dir.path().join("secret.txt")).unwrap(),
+        secret
+    );
+}
+
+on_both_audited!(request_bodies_never_break_the_server);
+on_both_backends!(artifact_paths_never_escape);
