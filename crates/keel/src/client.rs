@@ -224,6 +224,18 @@ impl Client {
         self.answer(path, resp).await
     }
 
+    /// `DELETE {base}{path}` on keel's own API with a JSON body.
+    pub async fn keel_delete<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
+        let resp = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        self.answer(path, resp).await
+    }
+
     /// `PUT {base}{path}` streaming `body`.
     pub async fn keel_put(&self, path: &str, body: reqwest::Body) -> Result<Value> {
         let resp = self

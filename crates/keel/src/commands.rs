@@ -886,6 +886,20 @@ pub(crate) enum ModelsCmd {
     /// selection, true and false positive rates; demographic parity and equalized odds) and
     /// keep the figures on its model card.
     Fairness(Box<crate::card::FairnessArgs>),
+    /// Protect an alias: from then on it moves only by a request another user who manages
+    /// the model approves, after the gates given here pass on the version.
+    Protect(Box<crate::approvals::ProtectArgs>),
+    /// Lift an alias's protection.
+    Unprotect(crate::approvals::UnprotectArgs),
+    /// A model's protected aliases and the requests to move them.
+    Requests(crate::approvals::RequestsArgs),
+    /// Ask to point a protected alias at a version.
+    Request(crate::approvals::RequestArgs),
+    /// Approve a request (as a user other than who asked): the gates are checked and the
+    /// alias moves.
+    Approve(crate::approvals::DecideArgs),
+    /// Reject a request.
+    Reject(crate::approvals::DecideArgs),
 }
 
 #[derive(Subcommand)]
@@ -1018,5 +1032,11 @@ pub(crate) async fn models(cmd: ModelsCmd) -> Result<()> {
         }
         ModelsCmd::Card(a) => crate::card::card(*a).await,
         ModelsCmd::Fairness(a) => crate::card::fairness(*a).await,
+        ModelsCmd::Protect(a) => crate::approvals::protect(*a).await,
+        ModelsCmd::Unprotect(a) => crate::approvals::unprotect(a).await,
+        ModelsCmd::Requests(a) => crate::approvals::requests(a).await,
+        ModelsCmd::Request(a) => crate::approvals::request(a).await,
+        ModelsCmd::Approve(a) => crate::approvals::decide(a, true).await,
+        ModelsCmd::Reject(a) => crate::approvals::decide(a, false).await,
     }
 }

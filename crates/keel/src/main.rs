@@ -5,6 +5,8 @@
 //! commands use.
 #![cfg_attr(not(feature = "full"), allow(dead_code))]
 
+#[cfg(feature = "full")]
+mod approvals;
 mod args;
 #[cfg(feature = "full")]
 mod audit;

@@ -560,3 +560,146 @@ async fn the_audit_log_names_every_writer_replays_aliases_and_finds_tampering() 
     assert_eq!(code, 2);
     assert!(err.contains("--expect 'x'"), "{err}");
 }
+
+/// Runs `keel ARGS` against the server at `url` signed in as `user` (password
+/// `<user>-secret`): whether it succeeded, stdout, stderr.
+fn keel_as(url: &str, user: &str, args: &[&str]) -> (bool, String, String) {
+    let password = format!("{user}-secret");
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .args(["--tracking-uri", url])
+        .env("MLFLOW_TRACKING_USERNAME", user)
+        .env("MLFLOW_TRACKING_PASSWORD", &password)
+        .env_remove("KEEL_CONFIG")
+        .output()
+        .expect("run keel");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Protected aliases from the command line on `keel server --auth`: ann protects `champion`
+/// with the model-card gate and asks to move it; she cannot approve her own request, bob's
+/// approval is refused in one line while the card is missing and moves the alias once it is
+/// written; a second request is rejected; direct moves are refused throughout.
+#[tokio::test]
+async fn protected_aliases_move_by_requests_another_user_approves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = format!("sqlite://{}", d.join("keel.db").display());
+    let artifacts = d.join("artifacts").display().to_string();
+    for (user, admin) in [("ann", true), ("bob", false)] {
+        let mut args = vec!["users", "create", user, "--db", &db];
+        if admin {
+            args.push("--admin");
+        }
+        let (ok, _, err) = keel_in(d, &args, &format!("{user}-secret\n"));
+        assert!(ok, "{err}");
+    }
+    let server = support::Server::launch_with_args(d, &db, &artifacts, &["--auth"], &[]);
+    let url = server.url.as_str();
+    let http = reqwest::Client::new();
+    let call = |endpoint: &str, body: Value| {
+        let req = http
+            .post(format!("{url}/api/2.0/mlflow/{endpoint}"))
+            .basic_auth("ann", Some("ann-secret"))
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    call("registered-models/create", json!({"name": "churn"})).await;
+    for _ in 0..3 {
+        call(
+            "model-versions/create",
+            json!({"name": "churn", "source": "s3://bucket/churn"}),
+        )
+        .await;
+    }
+    call(
+        "registered-models/permissions/create",
+        json!({"name": "churn", "username": "bob", "permission": "MANAGE"}),
+    )
+    .await;
+    let ann = |args: &[&str]| keel_as(url, "ann", args);
+    let bob = |args: &[&str]| keel_as(url, "bob", args);
+    let (ok, _, err) = ann(&["models", "alias", "set", "churn", "champion", "1"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = ann(&["models", "protect", "churn", "champion", "--model-card"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("churn@champion is protected") && out.contains("model card"),
+        "{out}"
+    );
+    let (ok, _, err) = ann(&["models", "alias", "set", "churn", "champion", "2"]);
+    assert!(!ok && err.contains("is protected"), "{err}");
+    let (ok, out, err) = ann(&[
+        "models", "request", "churn", "champion", "2", "--reason", "better", "--json",
+    ]);
+    assert!(ok, "{err}");
+    let id = serde_json::from_str::<Value>(&out).unwrap()["alias_request"]["id"].to_string();
+    // Not by who asked; not while a gate fails.
+    let (ok, _, err) = ann(&["models", "approve", "churn", &id]);
+    assert!(!ok && err.contains("another user"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (ok, _, err) = bob(&["models", "approve", "churn", &id]);
+    assert!(!ok && err.contains("model card"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (ok, _, err) = ann(&[
+        "models",
+        "card",
+        "churn",
+        "2",
+        "--intended-use",
+        "Retention offers",
+        "--limitations",
+        "Customers of 2026 only",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = bob(&["models", "approve", "churn", &id, "--comment", "ok"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("points at version 2"), "{out}");
+    let (_, out, _) = ann(&["models", "alias", "ls", "churn", "--json"]);
+    assert!(
+        out.contains("\"version\":\"2\"") || out.contains("\"version\": \"2\""),
+        "{out}"
+    );
+    // A second request, rejected; the listing shows both decisions and the protection.
+    let (ok, out, err) = ann(&["models", "request", "churn", "champion", "3", "--json"]);
+    assert!(ok, "{err}");
+    let second = serde_json::from_str::<Value>(&out).unwrap()["alias_request"]["id"].to_string();
+    let (ok, out, err) = bob(&["models", "reject", "churn", &second]);
+    assert!(ok && out.contains("rejected"), "{out}{err}");
+    let (ok, out, err) = bob(&["models", "requests", "churn", "--json"]);
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let states: Vec<(&str, &str)> = listed["alias_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["state"].as_str().unwrap(),
+                r["decided_by"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&("applied", "bob")) && states.contains(&("rejected", "bob")),
+        "{listed}"
+    );
+    assert_eq!(listed["protected_aliases"][0]["gates"]["model_card"], true);
+    let (ok, out, _) = bob(&["models", "requests", "churn"]);
+    assert!(
+        ok && out.contains("@champion") && out.contains("model card"),
+        "{out}"
+    );
+    // bob manages the model: he may lift the protection; then a direct move works again.
+    let (ok, _, err) = bob(&["models", "unprotect", "churn", "champion"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = ann(&["models", "alias", "set", "churn", "champion", "3"]);
+    assert!(ok, "{err}");
+}

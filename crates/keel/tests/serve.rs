@@ -1695,6 +1695,43 @@ fn the_loop_retrains_on_an_alert_and_promotes_only_a_better_challenger() {
         "lab@1"
     );
     assert_eq!(alias(d, "champion"), "1");
+    // A protected champion is not moved by the loop: it files a request for a person to
+    // approve against the alias's gates, and the champion stays.
+    json(
+        d,
+        &[
+            "models",
+            "protect",
+            "price",
+            "champion",
+            "--lineage",
+            "--min",
+            "r2=0.5",
+        ],
+    );
+    let requested = promote(&[]);
+    assert_eq!(requested["decision"], "requested", "{requested}");
+    assert_eq!(alias(d, "champion"), "1");
+    let listed = json(d, &["models", "requests", "price", "--state", "pending"]);
+    let filed = &listed["alias_requests"][0];
+    assert_eq!(filed["alias"], "champion", "{listed}");
+    assert_eq!(filed["version"], "2", "{listed}");
+    assert!(
+        filed["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("keel monitor promotion"),
+        "{listed}"
+    );
+    assert_eq!(
+        listed["protected_aliases"][0]["gates"]["lineage"], true,
+        "{listed}"
+    );
+    // Direct moves are refused as well; lifting the protection lets the loop promote.
+    let (code, _, err) = keel_status(d, &["models", "alias", "set", "price", "champion", "2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is protected"), "{err}");
+    json(d, &["models", "unprotect", "price", "champion"]);
     let done = promote(&[]);
     assert_eq!(done["decision"], "promoted", "{done}");
     assert_eq!(done["test"]["test"], "paired_t");
