@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::{CARD_INTENDED_USE, CARD_LIMITATIONS};
 use crate::entities::ModelVersion;
-use crate::fairness::Rates;
+use crate::fairness::{GroupRates, Rates};
 use crate::{Error, MetadataStore, Result};
 
 /// The version tag holding the fairness evaluations (a JSON list of [`Fairness`]).
@@ -228,7 +228,83 @@ fn cell(s: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
+/// A group's cells: its value, rows, positives and four rates.
+fn group_cells(g: &GroupRates) -> [String; 7] {
+    [
+        g.group.clone(),
+        g.count.to_string(),
+        g.positives.to_string(),
+        rate(g.selection_rate),
+        rate(g.true_positive_rate),
+        rate(g.false_positive_rate),
+        rate(g.accuracy),
+    ]
+}
+
+/// The between-group figures, named.
+fn figures(r: &Rates) -> [(&'static str, String); 4] {
+    [
+        (
+            "Demographic parity difference",
+            rate(r.demographic_parity_difference),
+        ),
+        (
+            "Demographic parity ratio",
+            ratio(r.demographic_parity_ratio),
+        ),
+        (
+            "Equalized odds difference",
+            rate(r.equalized_odds_difference),
+        ),
+        ("Equalized odds ratio", ratio(r.equalized_odds_ratio)),
+    ]
+}
+
+/// A dataset's cells: name, context, version, content hash, rows, validation.
+fn dataset_cells(d: &CardDataset) -> [String; 6] {
+    [
+        d.name.clone(),
+        d.context.clone().unwrap_or_default(),
+        d.version
+            .clone()
+            .unwrap_or_else(|| "not a keel dataset".to_string()),
+        d.hash.clone().unwrap_or_else(|| d.digest.clone()),
+        d.rows.map(|r| r.to_string()).unwrap_or_default(),
+        d.validation.clone().unwrap_or_default(),
+    ]
+}
+
 impl ModelCard {
+    /// The overview's rows (label and value), those with a value.
+    fn overview(&self) -> Vec<(&'static str, String)> {
+        let aliases: Vec<String> = self.aliases.iter().map(|a| format!("@{a}")).collect();
+        let run = match &self.run_name {
+            Some(n) if !n.is_empty() => format!("{n} ({})", self.run_id),
+            _ => self.run_id.clone(),
+        };
+        [
+            ("Registered", when(self.created)),
+            ("Registered by", self.creator.clone()),
+            ("Aliases", aliases.join(", ")),
+            ("Status", self.status.clone()),
+            ("Source", self.source.clone()),
+            ("Run", run),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+    }
+
+    /// The parameters and the metrics, each as (name, value) rows.
+    fn logged(&self) -> [(&'static str, Vec<(String, String)>); 2] {
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        [("Parameters", self.params.clone()), ("Metrics", metrics)]
+    }
+
     /// The card as Markdown.
     pub fn markdown(&self) -> String {
         use std::fmt::Write;
@@ -238,22 +314,8 @@ impl ModelCard {
             let _ = writeln!(m, "{}\n", self.description);
         }
         let _ = writeln!(m, "| | |\n|---|---|");
-        let aliases: Vec<String> = self.aliases.iter().map(|a| format!("@{a}")).collect();
-        let run = match &self.run_name {
-            Some(n) if !n.is_empty() => format!("{n} ({})", self.run_id),
-            _ => self.run_id.clone(),
-        };
-        for (k, v) in [
-            ("Registered", when(self.created)),
-            ("Registered by", self.creator.clone()),
-            ("Aliases", aliases.join(", ")),
-            ("Status", self.status.clone()),
-            ("Source", self.source.clone()),
-            ("Run", run),
-        ] {
-            if !v.is_empty() {
-                let _ = writeln!(m, "| {k} | {} |", cell(&v));
-            }
+        for (k, v) in self.overview() {
+            let _ = writeln!(m, "| {k} | {} |", cell(&v));
         }
         let written = |t: &Option<String>| {
             t.clone()
@@ -270,29 +332,21 @@ impl ModelCard {
                 "| Dataset | Context | Version | Content hash | Rows | Validation |\n|---|---|---|---|---:|---|"
             );
             for d in &self.datasets {
+                let c = dataset_cells(d);
                 let _ = writeln!(
                     m,
                     "| {} | {} | {} | `{}` | {} | {} |",
-                    cell(&d.name),
-                    cell(d.context.as_deref().unwrap_or("")),
-                    cell(d.version.as_deref().unwrap_or("not a keel dataset")),
-                    cell(d.hash.as_deref().unwrap_or(&d.digest)),
-                    d.rows.map(|r| r.to_string()).unwrap_or_default(),
-                    cell(d.validation.as_deref().unwrap_or(""))
+                    cell(&c[0]),
+                    cell(&c[1]),
+                    cell(&c[2]),
+                    cell(&c[3]),
+                    c[4],
+                    cell(&c[5])
                 );
             }
             let _ = writeln!(m);
         }
-        for (title, rows) in [
-            ("Parameters", self.params.clone()),
-            (
-                "Metrics",
-                self.metrics
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_string()))
-                    .collect(),
-            ),
-        ] {
+        for (title, rows) in self.logged() {
             let _ = writeln!(m, "## {title}\n");
             if rows.is_empty() {
                 let _ = writeln!(m, "_None logged._\n");
@@ -325,27 +379,14 @@ impl ModelCard {
                 "| Group | Rows | Positives | Selection rate | True positive rate | False positive rate | Accuracy |\n|---|---:|---:|---:|---:|---:|---:|"
             );
             for g in f.rates.groups.iter().chain([&f.rates.overall]) {
-                let _ = writeln!(
-                    m,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    cell(&g.group),
-                    g.count,
-                    g.positives,
-                    rate(g.selection_rate),
-                    rate(g.true_positive_rate),
-                    rate(g.false_positive_rate),
-                    rate(g.accuracy)
-                );
+                let c = group_cells(g);
+                let _ = writeln!(m, "| {} | {} |", cell(&c[0]), c[1..].join(" | "));
             }
-            let r = &f.rates;
-            let _ = writeln!(
-                m,
-                "\n- Demographic parity difference: {}\n- Demographic parity ratio: {}\n- Equalized odds difference: {}\n- Equalized odds ratio: {}\n",
-                rate(r.demographic_parity_difference),
-                ratio(r.demographic_parity_ratio),
-                rate(r.equalized_odds_difference),
-                ratio(r.equalized_odds_ratio)
-            );
+            let _ = writeln!(m);
+            for (name, value) in figures(&f.rates) {
+                let _ = writeln!(m, "- {name}: {value}");
+            }
+            let _ = writeln!(m);
         }
         if !self.missing.is_empty() {
             let _ = writeln!(m, "## Not yet on this card\n");
@@ -372,19 +413,9 @@ impl ModelCard {
         if !self.description.is_empty() {
             let _ = write!(h, "<p class=\"text\">{}</p>", e(&self.description));
         }
-        let aliases: Vec<String> = self.aliases.iter().map(|a| format!("@{a}")).collect();
         let _ = write!(h, "<table class=\"kv\">");
-        for (k, v) in [
-            ("Registered", when(self.created)),
-            ("Registered by", self.creator.clone()),
-            ("Aliases", aliases.join(", ")),
-            ("Status", self.status.clone()),
-            ("Source", self.source.clone()),
-            ("Run", self.run_id.clone()),
-        ] {
-            if !v.is_empty() {
-                let _ = write!(h, "<tr><th>{k}</th><td>{}</td></tr>", e(&v));
-            }
+        for (k, v) in self.overview() {
+            let _ = write!(h, "<tr><th>{k}</th><td>{}</td></tr>", e(&v));
         }
         let _ = write!(h, "</table>");
         for (id, title, text) in [
@@ -410,25 +441,16 @@ impl ModelCard {
                 "<table id=\"datasets\"><tr><th>Dataset</th><th>Context</th><th>Version</th><th>Content hash</th><th>Rows</th><th>Validation</th></tr>"
             );
             for d in &self.datasets {
+                let c = dataset_cells(d).map(|x| e(&x));
                 let _ = write!(
                     h,
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td class=\"n\">{}</td><td>{}</td></tr>",
-                    e(&d.name),
-                    e(d.context.as_deref().unwrap_or("")),
-                    e(d.version.as_deref().unwrap_or("not a keel dataset")),
-                    e(d.hash.as_deref().unwrap_or(&d.digest)),
-                    d.rows.map(|r| r.to_string()).unwrap_or_default(),
-                    e(d.validation.as_deref().unwrap_or(""))
+                    c[0], c[1], c[2], c[3], c[4], c[5]
                 );
             }
             let _ = write!(h, "</table>");
         }
-        let metrics: Vec<(String, String)> = self
-            .metrics
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect();
-        for (title, rows) in [("Parameters", &self.params), ("Metrics", &metrics)] {
+        for (title, rows) in self.logged() {
             let _ = write!(h, "<h2>{title}</h2>");
             if rows.is_empty() {
                 let _ = write!(h, "<p class=\"missing\">None logged.</p>");
@@ -436,7 +458,7 @@ impl ModelCard {
             }
             let _ = write!(h, "<table>");
             for (k, v) in rows {
-                let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", e(k), e(v));
+                let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", e(&k), e(&v));
             }
             let _ = write!(h, "</table>");
         }
@@ -462,27 +484,18 @@ impl ModelCard {
                 "<table><tr><th>Group</th><th>Rows</th><th>Positives</th><th>Selection rate</th><th>True positive rate</th><th>False positive rate</th><th>Accuracy</th></tr>"
             );
             for g in f.rates.groups.iter().chain([&f.rates.overall]) {
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                    e(&g.group),
-                    g.count,
-                    g.positives,
-                    rate(g.selection_rate),
-                    rate(g.true_positive_rate),
-                    rate(g.false_positive_rate),
-                    rate(g.accuracy)
-                );
+                let c = group_cells(g);
+                let _ = write!(h, "<tr><td>{}</td>", e(&c[0]));
+                for x in &c[1..] {
+                    let _ = write!(h, "<td class=\"n\">{x}</td>");
+                }
+                let _ = write!(h, "</tr>");
             }
-            let r = &f.rates;
-            let _ = write!(
-                h,
-                "</table><table class=\"kv\"><tr><th>Demographic parity difference</th><td>{}</td></tr><tr><th>Demographic parity ratio</th><td>{}</td></tr><tr><th>Equalized odds difference</th><td>{}</td></tr><tr><th>Equalized odds ratio</th><td>{}</td></tr></table></section>",
-                rate(r.demographic_parity_difference),
-                ratio(r.demographic_parity_ratio),
-                rate(r.equalized_odds_difference),
-                ratio(r.equalized_odds_ratio)
-            );
+            let _ = write!(h, "</table><table class=\"kv\">");
+            for (name, value) in figures(&f.rates) {
+                let _ = write!(h, "<tr><th>{name}</th><td>{value}</td></tr>");
+            }
+            let _ = write!(h, "</table></section>");
         }
         if !self.missing.is_empty() {
             let _ = write!(h, "<h2>Not yet on this card</h2><ul class=\"missing\">");

@@ -214,21 +214,23 @@ impl Client {
 
     /// `POST {base}{path}` on keel's own API with a JSON body.
     pub async fn keel_post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        self.answer(path, resp).await
+        self.keel_send(reqwest::Method::POST, path, body).await
     }
 
     /// `DELETE {base}{path}` on keel's own API with a JSON body.
     pub async fn keel_delete<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
+        self.keel_send(reqwest::Method::DELETE, path, body).await
+    }
+
+    async fn keel_send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<T> {
         let resp = self
             .http
-            .delete(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .json(body)
             .send()
             .await

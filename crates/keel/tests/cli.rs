@@ -287,6 +287,18 @@ fn keel_in(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, 
     )
 }
 
+/// `POST` to the MLflow API at `url` as `user` (password `<user>-secret`), expecting success.
+async fn post_as(url: &str, user: &str, endpoint: &str, body: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/2.0/mlflow/{endpoint}"))
+        .basic_auth(user, Some(format!("{user}-secret")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{endpoint}: {}", r.status());
+}
+
 #[tokio::test]
 async fn the_server_is_open_only_on_loopback_and_never_without_an_admin() {
     let dir = tempfile::tempdir().unwrap();
@@ -413,26 +425,26 @@ async fn the_audit_log_names_every_writer_replays_aliases_and_finds_tampering() 
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not enabled"), "{err}");
     let server = support::Server::launch_with_args(d, &db, &artifacts, &["--auth", "--audit"], &[]);
-    let http = reqwest::Client::new();
-    let call = |endpoint: &str, body: Value| {
-        let req = http
-            .post(format!("{}/api/2.0/mlflow/{endpoint}", server.url))
-            .basic_auth("ann", Some("ann-secret"))
-            .json(&body);
-        async move {
-            let r = req.send().await.unwrap();
-            assert!(r.status().is_success(), "{}", r.status());
-        }
-    };
-    call("registered-models/create", json!({"name": "churn"})).await;
+    let url = server.url.clone();
+    post_as(
+        &url,
+        "ann",
+        "registered-models/create",
+        json!({"name": "churn"}),
+    )
+    .await;
     for _ in 0..2 {
-        call(
+        post_as(
+            &url,
+            "ann",
             "model-versions/create",
             json!({"name": "churn", "source": "s3://bucket/churn"}),
         )
         .await;
     }
-    call(
+    post_as(
+        &url,
+        "ann",
         "registered-models/alias",
         json!({"name": "churn", "alias": "champion", "version": "1"}),
     )
@@ -444,7 +456,9 @@ async fn the_audit_log_names_every_writer_replays_aliases_and_finds_tampering() 
         .as_millis()
         .to_string();
     tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-    call(
+    post_as(
+        &url,
+        "ann",
         "registered-models/alias",
         json!({"name": "churn", "alias": "champion", "version": "2"}),
     )
@@ -600,26 +614,25 @@ async fn protected_aliases_move_by_requests_another_user_approves() {
     }
     let server = support::Server::launch_with_args(d, &db, &artifacts, &["--auth"], &[]);
     let url = server.url.as_str();
-    let http = reqwest::Client::new();
-    let call = |endpoint: &str, body: Value| {
-        let req = http
-            .post(format!("{url}/api/2.0/mlflow/{endpoint}"))
-            .basic_auth("ann", Some("ann-secret"))
-            .json(&body);
-        async move {
-            let r = req.send().await.unwrap();
-            assert!(r.status().is_success(), "{}", r.status());
-        }
-    };
-    call("registered-models/create", json!({"name": "churn"})).await;
+    post_as(
+        url,
+        "ann",
+        "registered-models/create",
+        json!({"name": "churn"}),
+    )
+    .await;
     for _ in 0..3 {
-        call(
+        post_as(
+            url,
+            "ann",
             "model-versions/create",
             json!({"name": "churn", "source": "s3://bucket/churn"}),
         )
         .await;
     }
-    call(
+    post_as(
+        url,
+        "ann",
         "registered-models/permissions/create",
         json!({"name": "churn", "username": "bob", "permission": "MANAGE"}),
     )

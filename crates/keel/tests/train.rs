@@ -832,13 +832,8 @@ print(json.dumps(found))
 /// rare, whose incomes differ), and whether the loan was repaid (`approved`, 0/1).
 fn loans() -> String {
     let mut s = String::from("income,debt,region,approved\n");
-    let mut state = 41u64;
-    let mut next = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as f64 / (1u64 << 31) as f64
-    };
+    let mut rng = support::Lcg(41);
+    let mut next = || rng.unit();
     for i in 0..800 {
         // Incomes differ by region, so the model's selection does too.
         let (region, shift) = match i % 53 {
@@ -1032,13 +1027,8 @@ fn fairness_on_the_model_card_agrees_with_fairlearn() {
     assert_eq!(west["count"], 32);
 
     // Random cases, edge cases among them, straight from keel's own computation.
-    let mut state = 5u64;
-    let mut next = |n: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % n
-    };
+    let mut rng = support::Lcg(5);
+    let mut next = |n: u64| rng.below(n);
     let mut cases = Vec::new();
     let mut keel_figures = Vec::new();
     for i in 0..300 {

@@ -488,17 +488,35 @@ pub fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
+/// A small seeded generator for test data (Knuth's MMIX linear congruential constants).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    fn step(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0
+    }
+
+    /// A number in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.step() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A whole number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        (self.step() >> 33) % n
+    }
+}
+
 /// 600 rows: x1, x2 numeric, colour of three; label "yes" when 2 x1 - x2 (+ 1 for red)
 /// is positive (a little noise); price linear in x1 and x2.
 pub fn shop() -> String {
     let mut s = String::from("x1,x2,colour,label,price\n");
-    let mut state = 7u64;
-    let mut unit = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = Lcg(7);
+    let mut unit = || rng.unit();
     for i in 0..600 {
         let (a, b) = (unit() * 4.0 - 2.0, unit() * 4.0 - 2.0);
         let colour = ["red", "blue", "green"][i % 3];
