@@ -3731,6 +3731,24 @@ async fn request_bodies_never_break_the_server(s: Arc<TestServer>) {
     if let Err(e) = result {
         panic!("{e}");
     }
+    // A NUL character, which PostgreSQL cannot store: refused alike on both engines.
+    let (status, answer) = s
+        .post(
+            "runs/set-tag",
+            json!({"run_id": run, "key": "k", "value": "a\u{0}b"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error_code"], "INVALID_PARAMETER_VALUE");
+    let resp = s
+        .http
+        .post(format!("{}/api/keel/v1/tokens", s.base))
+        .header("content-type", "application/json")
+        .body(r#"["a\u0000b"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
     // The bodies reached the handlers: some were taken, most refused.
     let seen = seen.into_inner().unwrap();
     assert!(

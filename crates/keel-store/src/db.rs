@@ -166,6 +166,7 @@ impl Sql {
 
     /// A SQLite query over this SQL with every value bound (no copies of the values).
     pub fn into_query(self) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
+        self.check_text()?;
         let mut args = SqliteArguments::default();
         args.reserve(self.binds.len(), 0);
         for b in self.binds {
@@ -188,6 +189,7 @@ impl Sql {
     /// A PostgreSQL query over this SQL (written with [`Dialect::Postgres`]) with every value bound.
     pub fn into_pg_query(self) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
         debug_assert_eq!(self.dialect, Dialect::Postgres);
+        self.check_text()?;
         let mut args = PgArguments::default();
         for b in self.binds {
             let r = match b {
@@ -203,6 +205,25 @@ impl Sql {
             r.map_err(bind_error)?;
         }
         Ok(sqlx::query_with(AssertSqlSafe(self.text), args).persistent(self.prepare))
+    }
+}
+
+impl Sql {
+    /// Refuses a text value holding the NUL character, which PostgreSQL cannot store (SQLite
+    /// could): the same 400 on both engines instead of a database error.
+    fn check_text(&self) -> Result<()> {
+        let nul = |s: &str| s.contains('\0');
+        let bad = self.binds.iter().any(|b| match b {
+            Bind::Str(s) | Bind::OptStr(Some(s)) => nul(s),
+            Bind::Strs(v) => v.iter().any(|s| nul(s)),
+            _ => false,
+        });
+        match bad {
+            true => Err(Error::invalid(
+                "Text values cannot hold the NUL character (U+0000)",
+            )),
+            false => Ok(()),
+        }
     }
 }
 
