@@ -139,6 +139,7 @@ pub fn metric(path: &str, m: &Metric) -> Result<()> {
 /// length, as MLflow does by default (`MLFLOW_TRUNCATE_LONG_VALUES`).
 pub fn param(path: &str, p: &mut Param) -> Result<()> {
     key_at("Param key", path, "key", &p.key)?;
+    no_nul(path, "value", &p.value)?;
     truncate(&mut p.value, MAX_PARAM_VAL_LENGTH);
     Ok(())
 }
@@ -147,8 +148,20 @@ pub fn param(path: &str, p: &mut Param) -> Result<()> {
 /// as MLflow does by default.
 pub fn tag(path: &str, t: &mut Tag) -> Result<()> {
     key_at("Tag key", path, "key", &t.key)?;
+    no_nul(path, "value", &t.value)?;
     truncate(&mut t.value, MAX_TAG_VAL_LENGTH);
     Ok(())
+}
+
+/// Refuses a value holding the NUL character, which PostgreSQL cannot store.
+fn no_nul(path: &str, field: &str, value: &str) -> Result<()> {
+    match value.contains('\0') {
+        true => Err(Error::invalid(format!(
+            "Invalid value for parameter '{}' supplied: it holds the NUL character (U+0000)",
+            join(path, field)
+        ))),
+        false => Ok(()),
+    }
 }
 
 /// Cuts `value` to its first `limit` characters; true when it was longer.

@@ -3740,6 +3740,20 @@ async fn request_bodies_never_break_the_server(s: Arc<TestServer>) {
         .await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error_code"], "INVALID_PARAMETER_VALUE");
+    let (status, answer) = s
+        .post(
+            "runs/log-batch",
+            json!({"run_id": run, "params": [{"key": "p", "value": "a\u{0}b"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("params[0].value"),
+        "{answer}"
+    );
     let resp = s
         .http
         .post(format!("{}/api/keel/v1/tokens", s.base))
